@@ -37,7 +37,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         raise
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+def save_tensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """Atomically save a flat dict of tensors to a safetensors file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,7 +61,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
-        raise CheckpointError(f"Checkpoint file {path} is truncated or not a safetensors file ({err}).") from None
+        raise CheckpointError(
+            f"Checkpoint file {path} is truncated or not a safetensors file ({err})."
+        ) from None
 
 
 def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:

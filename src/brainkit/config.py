@@ -142,13 +142,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a mapping, with a clear error for a missing or malformed file."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"Config file {path} does not exist. Pass a YAML file or a preset name (brainkit list).")
+        raise ConfigError(
+            f"Config file {path} does not exist. Pass a YAML file or a preset name (brainkit list)."
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"Config file {path} is not valid YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping at top level, found {type(data).__name__}.")
+        raise ConfigError(
+            f"Config file {path} must hold a mapping at top level, found {type(data).__name__}."
+        )
     return data
 
 

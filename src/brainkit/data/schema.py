@@ -73,7 +73,9 @@ class Stimuli:
                 f"Stimuli: embedding {name!r} has {array.shape[0]} rows, expected {len(self.ids)} (one per stimulus)."
             )
         if not np.isfinite(array).all():
-            raise DataError(f"Stimuli: embedding {name!r} contains NaN or inf; re-compute it (clear its cache).")
+            raise DataError(
+                f"Stimuli: embedding {name!r} contains NaN or inf; re-compute it (clear its cache)."
+            )
         return array
 
     def add_embedding(self, name: str, array: np.ndarray) -> None:
@@ -141,7 +143,9 @@ class BrainSamples:
         owner = f"BrainSamples(subject={self.subject!r})"
         self.values = np.asarray(self.values, dtype=np.float32)
         if self.values.ndim != 2:
-            raise DataError(f"{owner}: values have shape {self.values.shape}, expected (n_samples, n_features).")
+            raise DataError(
+                f"{owner}: values have shape {self.values.shape}, expected (n_samples, n_features)."
+            )
         n = self.values.shape[0]
         bad = ~np.isfinite(self.values)
         if bad.any():
@@ -151,7 +155,9 @@ class BrainSamples:
                 f"(first rows {rows[:5].tolist()}). Mask those voxels or drop those trials before use."
             )
         self.stimulus_ids = _as_1d("stimulus_ids", self.stimulus_ids, n, str, owner)
-        self.session = _as_1d("session", np.zeros(n) if self.session is None else self.session, n, np.int64, owner)
+        self.session = _as_1d(
+            "session", np.zeros(n) if self.session is None else self.session, n, np.int64, owner
+        )
         self.run = _as_1d("run", np.zeros(n) if self.run is None else self.run, n, np.int64, owner)
         self.trial = _as_1d("trial", np.arange(n) if self.trial is None else self.trial, n, np.int64, owner)
         self.n_repeats = _as_1d(
@@ -231,12 +237,16 @@ class DecodingDataset:
         for part in (self.train, self.test):
             for subject, samples in part.items():
                 if samples.subject != subject:
-                    raise DataError(f"Dataset {self.name!r}: samples under {subject!r} say {samples.subject!r}.")
+                    raise DataError(
+                        f"Dataset {self.name!r}: samples under {subject!r} say {samples.subject!r}."
+                    )
                 shown = samples.stimulus_ids[samples.stimulus_ids != ""]
                 self.stimuli.positions(shown)  # raises on ids that are not in the stimulus set
             for subject in part:
                 if part[subject].n_features != self.train[subject].n_features:
-                    raise DataError(f"Dataset {self.name!r}: {subject} has different train/test feature counts.")
+                    raise DataError(
+                        f"Dataset {self.name!r}: {subject} has different train/test feature counts."
+                    )
 
     @property
     def subjects(self) -> list[str]:

@@ -59,7 +59,9 @@ def make_split(
             raise DataError(f"Split {kind!r} needs test_subjects.")
         _check_subjects(pool, test_subjects)
         if set(test_subjects) == set(pool):
-            raise DataError(f"Split {kind!r}: every subject is a test subject; leave at least one for training.")
+            raise DataError(
+                f"Split {kind!r}: every subject is a test subject; leave at least one for training."
+            )
     if kind in ("unseen_stimuli", "unseen_both"):
         if not test_stimuli:
             raise DataError(f"Split {kind!r} needs test_stimuli.")

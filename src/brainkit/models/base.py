@@ -83,7 +83,9 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model saved by :func:`save_model`; no pickled code is executed."""
     state, meta = load_checkpoint(folder)
     if "model" not in meta or "config" not in meta:
-        raise CheckpointError(f"{folder}/config.json lacks 'model' or 'config'; it was not written by brainkit.")
+        raise CheckpointError(
+            f"{folder}/config.json lacks 'model' or 'config'; it was not written by brainkit."
+        )
     cls = MODELS.get(meta["model"])
     config = from_dict(cls.Config, meta["config"], where=f"{folder}/config.json")
     model = build_model(meta["model"], config)

@@ -1,0 +1,92 @@
+"""Tiny synthetic data and models for tests (brainkit's and users'): unequal sizes so a swapped axis fails."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
+
+
+def tiny_decoding_dataset(
+    n_train_stimuli: int = 40,
+    n_test_stimuli: int = 13,
+    voxels: dict[str, int] | None = None,
+    embedding_dim: int = 11,
+    n_repeats: int = 3,
+    noise: float = 0.5,
+    image_size: int = 9,
+    seed: int = 0,
+) -> DecodingDataset:
+    """A small dataset with a linear ground truth: voxels = embedding @ W_subject + noise.
+
+    Train samples are single trials (``n_repeats`` per stimulus); test samples are averaged over repeats.
+    """
+    rng = np.random.default_rng(seed)
+    voxels = voxels or {"s1": 23, "s2": 19}
+    n = n_train_stimuli + n_test_stimuli
+    ids = np.array([f"stim{i:04d}" for i in range(n)])
+    emb = rng.standard_normal((n, embedding_dim)).astype(np.float32)
+    images = rng.integers(0, 256, size=(n, image_size, image_size, 3), dtype=np.uint8)
+    stimuli = Stimuli(
+        ids=ids, images=images, labels=[f"thing {i}" for i in range(n)], embeddings={"toy": emb}
+    )
+    train, test = {}, {}
+    for subject, n_voxels in voxels.items():
+        weights = rng.standard_normal((embedding_dim, n_voxels)).astype(np.float32)
+        parts = {}
+        for part, rows in (("train", np.arange(n_train_stimuli)), ("test", np.arange(n_train_stimuli, n))):
+            shown = np.repeat(rows, n_repeats)
+            values = emb[shown] @ weights + noise * rng.standard_normal((len(shown), n_voxels))
+            parts[part] = BrainSamples(subject=subject, values=values, stimulus_ids=ids[shown], space="toy")
+        train[subject] = parts["train"]
+        test[subject] = parts["test"].average_repeats()
+    return DecodingDataset(name="tiny", stimuli=stimuli, train=train, test=test, info={"generator": "linear"})
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    n_voxels: int | None = None
+    output_shape: tuple[int, ...] | None = None
+    hidden: int = 16
+    dropout: float = 0.0
+
+
+class TinyMLP(nn.Module):
+    """(batch, n_voxels) -> (batch, *output_shape): a two-layer MLP for training tests."""
+
+    def __init__(self, config: TinyConfig) -> None:
+        super().__init__()
+        self.config = config
+        out = int(np.prod(config.output_shape))
+        self.net = nn.Sequential(
+            nn.Linear(config.n_voxels, config.hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(config.hidden, out),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).reshape(len(x), *self.config.output_shape)
+
+
+def distributed_fit_worker(fabric, out_dir: str, epochs: int, batch_size: int) -> None:
+    """Run by Fabric in each process of the 2-process test: trains TinyMLP and saves rank 0's weights."""
+    from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
+    from brainkit.training import Arrays, TrainingConfig, fit
+
+    data = tiny_decoding_dataset()
+    train = data.train["s1"]
+    target = data.stimuli.embedding("toy")[data.stimuli.positions(train.stimulus_ids)]
+    torch.manual_seed(0)
+    model = TinyMLP(TinyConfig(n_voxels=train.n_features, output_shape=(11,)))
+    config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, grad_clip=None)
+    fit(model, InfoNCE(InfoNCEConfig(temperature=0.1)), Arrays(train.values, target), config, fabric=fabric)
+    if fabric.global_rank == 0:
+        from brainkit.checkpoint import save_tensors
+
+        save_tensors(Path(out_dir) / "weights.safetensors", model.state_dict())
