@@ -1,0 +1,143 @@
+"""The ``brainkit`` command: parses arguments, calls the API, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from brainkit.errors import BrainkitError
+
+
+def _format_value(key: str, value) -> str:
+    if isinstance(value, float) and key not in ("train_s",):
+        return f"{100 * value:.1f}%" if "chance" not in key else f"{100 * value:.2f}%"
+    if isinstance(value, int) and key == "params":
+        return f"{value:,}"
+    return str(value)
+
+
+def format_table(rows: list[dict]) -> str:
+    """A plain-text table with one row per method."""
+    if not rows:
+        return "(no results)"
+    keys = list(rows[0])
+    cells = [[_format_value(k, r.get(k, "")) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join([line, rule, *body])
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from brainkit.demo import run_demo
+
+    start = time.perf_counter()
+    result = run_demo(args.out, overrides=args.set, methods=args.method, cache_dir=args.cache_dir)
+    print(format_table(result.rows))
+    print()
+    for note in result.notes:
+        print(f"- {note}")
+    print(f"\nRun folder: {result.folder}  (report: {result.folder / 'report.html'})")
+    print(f"Total time: {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from brainkit.pipeline import load_run_config, train_run
+
+    config = load_run_config(args.config, args.set)
+    name = Path(args.config).stem if Path(args.config).is_file() else args.config
+    folder = Path(args.out) if args.out else Path("runs") / time.strftime(f"{name}-%Y%m%d-%H%M%S")
+    result = train_run(config, folder, resume=args.resume)
+    print(json.dumps(result.metrics, indent=2))
+    print(f"Run folder: {result.folder}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from brainkit.pipeline import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run), indent=2))
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import brainkit.objectives.contrastive  # noqa: F401
+    import brainkit.stimuli.encoders  # noqa: F401
+    from brainkit.data import _register_all
+    from brainkit.models import register_all
+    from brainkit.pipeline import preset_names
+    from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES
+
+    _register_all()
+    register_all()
+    for title, registry in (("datasets", DATASETS), ("encoders", ENCODERS), ("objectives", OBJECTIVES)):
+        print(f"{title}:")
+        for name in registry:
+            print(f"  {name:28s} {registry.describe(name)}")
+    print("models (presets):")
+    for name in MODELS:
+        presets = ", ".join(sorted(MODELS.get(name).PRESETS)) or "-"
+        print(f"  {name:28s} {MODELS.describe(name)}  [{presets}]")
+    print("run presets (brainkit train NAME):")
+    for name in preset_names():
+        print(f"  {name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="brainkit", description="fMRI brain decoding toolkit.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser(
+        "demo", help="train Lite-Mind, ridge and an MLP on the built-in data; print a table"
+    )
+    demo.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
+    demo.add_argument("--method", action="append", help="only these methods (repeatable)")
+    demo.add_argument(
+        "--cache-dir", help="embedding/dataset cache (default: $BRAINKIT_CACHE or ~/.cache/brainkit)"
+    )
+    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every config")
+    demo.set_defaults(func=_cmd_demo)
+
+    train = sub.add_parser("train", help="train one run from a YAML config or a preset name")
+    train.add_argument("config", help="YAML file or preset name (see brainkit list)")
+    train.add_argument("--out", help="run folder (default: runs/<name>-<time>)")
+    train.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
+    evaluate.add_argument("run", help="run folder written by brainkit train or demo")
+    evaluate.set_defaults(func=_cmd_eval)
+
+    listing = sub.add_parser("list", help="list datasets, encoders, models, objectives and presets")
+    listing.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return args.func(args)
+    except BrainkitError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
