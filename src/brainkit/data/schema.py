@@ -49,7 +49,7 @@ class Stimuli:
             raise DataError(f"Stimuli: ids must be 1-D, found shape {self.ids.shape}.")
         unique, counts = np.unique(self.ids, return_counts=True)
         if (counts > 1).any():
-            raise DataError(f"Stimuli: ids must be unique; repeated: {list(unique[counts > 1][:5])}.")
+            raise DataError(f"Stimuli: ids must be unique; repeated: {unique[counts > 1][:5].tolist()}.")
         n = len(self.ids)
         if self.images is not None:
             self.images = np.asarray(self.images)
@@ -92,7 +92,7 @@ class Stimuli:
     def positions(self, ids: np.ndarray | list[str]) -> np.ndarray:
         """Row of each id in this set; unknown ids raise (they are never silently dropped)."""
         ids = np.asarray(ids, dtype=str)
-        missing = [sid for sid in ids if sid not in self._position]
+        missing = [str(sid) for sid in ids if sid not in self._position]
         if missing:
             raise DataError(
                 f"{len(missing)} stimulus id(s) are not among the {len(self)} stimuli, e.g. {missing[:3]}. "

@@ -32,7 +32,7 @@ def _check_subjects(pool: dict[str, BrainSamples], subjects: list[str]) -> None:
 
 
 def _check_stimuli(pool: dict[str, BrainSamples], stimulus_ids: list[str]) -> None:
-    shown = set().union(*(set(s.stimulus_ids) for s in pool.values()))
+    shown = set().union(*(set(s.stimulus_ids.tolist()) for s in pool.values()))
     unknown = sorted(set(stimulus_ids) - shown)
     if unknown:
         raise DataError(f"{len(unknown)} test stimulus id(s) were never shown, e.g. {unknown[:3]}.")

@@ -1,0 +1,531 @@
+"""Readers for the Natural Scenes Dataset (NSD; Allen et al. 2022) in its released folder layout.
+
+``root`` is the folder that holds ``nsddata/``, ``nsddata_betas/`` and ``nsddata_stimuli/`` as they are in the
+bucket ``s3://natural-scenes-dataset``. The files used (paths relative to ``root``):
+
+- ``nsddata/experiments/nsd/nsd_expdesign.mat``: ``masterordering`` (1, 30000), the 10k-image index shown on
+  each trial; ``subjectim`` (8, 10000), 10k index -> 73k image (nsdId); ``sharedix`` (1, 1000), the
+  shared images; ``stimpattern`` (40, 12, 75), which slots of each run held a stimulus trial. All 1-based.
+- ``nsddata/experiments/nsd/nsd_stim_info_merged.csv``: one row per 73k image: ``nsdId`` (0-based),
+  ``cocoId``, ``shared1000``, ``subjectK`` (seen by subject K) and ``subjectK_repN`` (1-based trial number
+  of repeat N, 0 if never shown).
+- ``nsddata/ppdata/subjXX/func1pt8mm/roi/nsdgeneral.nii.gz``: 1 inside the ROI, 0 or -1 outside.
+- ``nsddata_betas/ppdata/subjXX/func1pt8mm/betas_fithrf_GLMdenoise_RR/betas_sessionNN.{hdf5,nii.gz}``:
+  single-trial betas, int16 = percent signal change x 300; 750 trials per session.
+- ``nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5``: dataset ``imgBrick`` (73000, 425, 425, 3) uint8.
+
+``load_nsd`` (registered as dataset ``"nsd"``) builds NSD's standard decoding split: train = single trials of
+the images outside the shared 1000; test = the shared images, each averaged over its repeats. See docs/nsd.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from brainkit.data.readers.volumes import read_masked_betas, read_volume, voxel_coordinates
+from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
+from brainkit.errors import DataError, FileFormatError
+from brainkit.registry import DATASETS
+
+logger = logging.getLogger(__name__)
+
+NSD_SUBJECTS = tuple(f"subj{k:02d}" for k in range(1, 9))
+N_COMPLETED_SESSIONS = {"subj01": 40, "subj02": 40, "subj03": 32, "subj04": 30,
+                        "subj05": 40, "subj06": 32, "subj07": 40, "subj08": 30}  # fmt: skip
+N_HELD_OUT_SESSIONS = 3  # the last 3 sessions of each subject were withheld from the first public release
+TRIALS_PER_SESSION = 750  # 12 runs of 62 or 63 stimulus trials
+BETA_SCALE = 300.0  # int16 betas / 300 = percent signal change
+
+EXPDESIGN = "nsddata/experiments/nsd/nsd_expdesign.mat"
+STIM_INFO = "nsddata/experiments/nsd/nsd_stim_info_merged.csv"
+STIMULI = "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5"
+DOWNLOAD_HINT = (
+    "NSD is downloaded from the AWS bucket s3://natural-scenes-dataset after filling in the data access "
+    "agreement at https://naturalscenesdataset.org; copy it with its folder layout under root."
+)
+
+
+def roi_path(subject: str, roi: str = "nsdgeneral", resolution: str = "func1pt8mm") -> str:
+    """Path of a subject's ROI volume, relative to the NSD root."""
+    return f"nsddata/ppdata/{subject}/{resolution}/roi/{roi}.nii.gz"
+
+
+def betas_path(
+    subject: str,
+    session: int,
+    beta_format: str = "hdf5",
+    resolution: str = "func1pt8mm",
+    version: str = "betas_fithrf_GLMdenoise_RR",
+) -> str:
+    """Path of one session's betas relative to the NSD root; ``beta_format``: "hdf5" or "nifti"."""
+    extension = {"hdf5": "hdf5", "nifti": "nii.gz"}[beta_format]
+    return f"nsddata_betas/ppdata/{subject}/{resolution}/{version}/betas_session{session:02d}.{extension}"
+
+
+def _require(root: Path, relative: str) -> Path:
+    path = root / relative
+    if not path.is_file():
+        raise FileFormatError(f"Missing NSD file {relative} (looked for {path}). {DOWNLOAD_HINT}")
+    return path
+
+
+def check_subject(subject: str | int) -> str:
+    """``"subj01"``, ``"1"`` or ``1`` -> ``"subj01"``; anything else raises."""
+    text = str(subject).strip().lower()
+    name = f"subj{int(text):02d}" if text.isdigit() else text
+    if name not in NSD_SUBJECTS:
+        raise DataError(f"Unknown NSD subject {subject!r}; NSD has {', '.join(NSD_SUBJECTS)} (or 1-8).")
+    return name
+
+
+@dataclass(frozen=True)
+class NSDDesign:
+    """NSD's experimental design, converted to 0-based indices.
+
+    Attributes
+    ----------
+    masterordering : int array, shape (n_trials_total,)
+        Column of ``subjectim`` shown on each trial (same order for every subject).
+    subjectim : int array, shape (8, n_images_per_subject)
+        nsdId (0-based row of ``imgBrick``) of each subject's images.
+    sharedix : int array, shape (n_shared,)
+        nsdId of the images every subject saw (the "shared 1000").
+    trials_per_run : int array, shape (n_sessions, n_runs), or None
+        Stimulus trials per run (from ``stimpattern``); None when the file has no ``stimpattern``.
+    """
+
+    masterordering: np.ndarray
+    subjectim: np.ndarray
+    sharedix: np.ndarray
+    trials_per_run: np.ndarray | None
+    path: Path
+
+    @property
+    def session_starts(self) -> np.ndarray:
+        """First trial (0-based, in ``masterordering``) of each session, plus the end: (n_sessions + 1,)."""
+        if self.trials_per_run is None:
+            n_sessions = len(self.masterordering) // TRIALS_PER_SESSION
+            return np.arange(n_sessions + 1) * TRIALS_PER_SESSION
+        return np.concatenate([[0], np.cumsum(self.trials_per_run.sum(axis=1))])
+
+    @property
+    def n_sessions(self) -> int:
+        return len(self.session_starts) - 1
+
+    def trials(self, subject: str, sessions: Sequence[int]) -> pd.DataFrame:
+        """One row per trial of ``subject`` in ``sessions`` (1-based), in presentation order.
+
+        Columns: ``session`` (1-based), ``run`` (1-based, 0 if unknown), ``trial`` (0-based in the session),
+        ``master_trial`` (0-based index into ``masterordering``, = NSD's 1-based trial number - 1),
+        ``image10k`` (0-based column of ``subjectim``), ``nsd_id`` (0-based), ``shared`` (bool).
+        """
+        subject_row = NSD_SUBJECTS.index(check_subject(subject))
+        starts = self.session_starts
+        parts = []
+        for session in sessions:
+            if not 1 <= session <= self.n_sessions:
+                raise DataError(
+                    f"Session {session} is not in the design {self.path} (sessions 1-{self.n_sessions})."
+                )
+            start, stop = int(starts[session - 1]), int(starts[session])
+            image10k = self.masterordering[start:stop]
+            if self.trials_per_run is None:
+                run = np.zeros(stop - start, dtype=np.int64)
+            else:
+                run = np.repeat(
+                    np.arange(1, self.trials_per_run.shape[1] + 1), self.trials_per_run[session - 1]
+                )
+            nsd_id = self.subjectim[subject_row, image10k]
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "session": session,
+                        "run": run,
+                        "trial": np.arange(stop - start),
+                        "master_trial": np.arange(start, stop),
+                        "image10k": image10k,
+                        "nsd_id": nsd_id,
+                        "shared": np.isin(nsd_id, self.sharedix),
+                    }
+                )
+            )
+        return pd.concat(parts, ignore_index=True)
+
+
+def read_design(root: str | Path) -> NSDDesign:
+    """Read ``nsd_expdesign.mat`` under ``root`` (see :class:`NSDDesign`)."""
+    from scipy.io import loadmat
+
+    path = _require(Path(root), EXPDESIGN)
+    try:
+        mat = loadmat(str(path))
+    except (ValueError, OSError, NotImplementedError, TypeError) as error:
+        raise FileFormatError(
+            f"Cannot read {path}: {error}. Expected NSD's MATLAB v5 file; download it again if truncated."
+        ) from error
+    missing = [key for key in ("masterordering", "subjectim", "sharedix") if key not in mat]
+    if missing:
+        raise FileFormatError(
+            f"{path} lacks {missing}; found {sorted(k for k in mat if not k.startswith('__'))}."
+        )
+    masterordering = np.asarray(mat["masterordering"]).astype(np.int64).ravel() - 1
+    subjectim = np.asarray(mat["subjectim"]).astype(np.int64) - 1
+    sharedix = np.asarray(mat["sharedix"]).astype(np.int64).ravel() - 1
+    if subjectim.ndim != 2 or subjectim.shape[0] != len(NSD_SUBJECTS):
+        raise FileFormatError(f"{path}: subjectim has shape {subjectim.shape}, expected (8, 10000).")
+    if masterordering.min() < 0 or masterordering.max() >= subjectim.shape[1]:
+        raise FileFormatError(
+            f"{path}: masterordering holds values outside 1-{subjectim.shape[1]} (columns of subjectim)."
+        )
+    trials_per_run = None
+    if "stimpattern" in mat:
+        pattern = np.asarray(mat["stimpattern"])
+        if pattern.ndim != 3:
+            raise FileFormatError(f"{path}: stimpattern has shape {pattern.shape}, expected (40, 12, 75).")
+        trials_per_run = (pattern > 0).sum(axis=2).astype(np.int64)
+        if trials_per_run.sum() != len(masterordering):
+            raise FileFormatError(
+                f"{path}: stimpattern marks {trials_per_run.sum()} stimulus trials but masterordering has "
+                f"{len(masterordering)}."
+            )
+    else:
+        logger.info(
+            "%s has no stimpattern: assuming %d trials per session, runs unknown.", path, TRIALS_PER_SESSION
+        )
+    return NSDDesign(masterordering, subjectim, sharedix, trials_per_run, path)
+
+
+def read_stim_info(root: str | Path) -> pd.DataFrame:
+    """Read ``nsd_stim_info_merged.csv``: one row per 73k image, indexed by ``nsdId`` (0-based).
+
+    Columns kept as in the file; ``shared1000`` is made boolean. Needs ``nsdId``, ``cocoId``, ``shared1000``.
+    """
+    path = _require(Path(root), STIM_INFO)
+    try:
+        table = pd.read_csv(path, index_col=0)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise FileFormatError(f"Cannot read {path}: {error}. Download it again.") from error
+    missing = [c for c in ("nsdId", "cocoId", "shared1000") if c not in table.columns]
+    if missing:
+        raise FileFormatError(f"{path} lacks columns {missing}; found {list(table.columns)[:12]}.")
+    if table["nsdId"].duplicated().any():
+        raise FileFormatError(f"{path}: nsdId values repeat; expected one row per image.")
+    shared = table["shared1000"]
+    table["shared1000"] = (
+        shared.astype(str).str.lower().isin({"true", "1", "1.0"}) if shared.dtype != bool else shared
+    )
+    return table.set_index("nsdId", drop=False).sort_index()
+
+
+def read_roi_mask(
+    root: str | Path, subject: str, roi: str = "nsdgeneral", resolution: str = "func1pt8mm"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A subject's ROI as a boolean mask (X, Y, Z) (values > 0 are inside) and its (4, 4) affine."""
+    path = _require(Path(root), roi_path(check_subject(subject), roi, resolution))
+    values, affine = read_volume(path)
+    mask = values > 0
+    if not mask.any():
+        raise FileFormatError(f"{path}: no voxel has a value > 0, so the ROI {roi!r} is empty.")
+    return mask, affine
+
+
+def read_session_betas(
+    root: str | Path,
+    subject: str,
+    session: int,
+    mask: np.ndarray,
+    *,
+    beta_format: str = "auto",
+    resolution: str = "func1pt8mm",
+    version: str = "betas_fithrf_GLMdenoise_RR",
+    scale: float = BETA_SCALE,
+    zscore: bool = True,
+    invalid: str = "zero",
+) -> tuple[np.ndarray, dict[str, int]]:
+    """One session's single-trial betas in ``mask``.
+
+    Parameters
+    ----------
+    mask : bool array, shape (X, Y, Z)
+    beta_format : "auto" (HDF5 if present, else NIfTI), "hdf5" or "nifti"
+    scale : float
+        Stored value / ``scale`` = percent signal change (NSD: 300).
+    zscore : bool
+        Z-score each voxel over the session's trials (as MindEye and Lite-Mind preprocess).
+    invalid : "zero" or "raise"
+        What to do with non-finite values and, when z-scoring, constant (e.g. all-zero) voxels: "zero" sets
+        them to 0 (the session mean) and logs how many; "raise" raises :class:`DataError`.
+
+    Returns
+    -------
+    values : float32 array, shape (n_trials, n_voxels)
+    counts : dict with "non_finite" (entries) and "constant_voxels" (voxels) replaced
+    """
+    root = Path(root)
+    subject = check_subject(subject)
+    path = _find_betas(root, subject, session, beta_format, resolution, version)
+    values = read_masked_betas(path, mask) / np.float32(scale)
+    return _clean_session(values, zscore=zscore, invalid=invalid, source=path)
+
+
+def _find_betas(
+    root: Path, subject: str, session: int, beta_format: str, resolution: str, version: str
+) -> Path:
+    if beta_format not in {"auto", "hdf5", "nifti"}:
+        raise DataError(f"beta_format must be 'auto', 'hdf5' or 'nifti', found {beta_format!r}.")
+    formats = ["hdf5", "nifti"] if beta_format == "auto" else [beta_format]
+    candidates = [betas_path(subject, session, f, resolution, version) for f in formats]
+    for relative in candidates:
+        if (root / relative).is_file():
+            return root / relative
+    raise FileFormatError(
+        f"Missing NSD betas for {subject} session {session}: looked for {' or '.join(candidates)} "
+        f"under {root}. {DOWNLOAD_HINT}"
+    )
+
+
+def _clean_session(
+    values: np.ndarray, *, zscore: bool, invalid: str, source: Path
+) -> tuple[np.ndarray, dict[str, int]]:
+    if invalid not in {"zero", "raise"}:
+        raise DataError(f"invalid must be 'zero' or 'raise', found {invalid!r}.")
+    finite = np.isfinite(values)
+    n_non_finite = int((~finite).sum())
+    if n_non_finite:  # fill with the voxel's mean over its finite trials (0 when it has none)
+        n_finite = np.maximum(finite.sum(axis=0), 1)
+        mean = np.where(finite, values, 0.0).sum(axis=0) / n_finite
+        values = np.where(finite, values, mean[None, :]).astype(np.float32)
+    std = values.std(axis=0)
+    constant = (std == 0) if zscore else np.zeros(values.shape[1], dtype=bool)
+    counts = {"non_finite": n_non_finite, "constant_voxels": int(constant.sum())}
+    if (n_non_finite or counts["constant_voxels"]) and invalid == "raise":
+        raise DataError(
+            f"{source}: {n_non_finite} non-finite beta(s) and {counts['constant_voxels']} constant voxel(s) "
+            "(z-scoring them gives NaN). Pass invalid='zero' to set them to 0, or leave this session out."
+        )
+    if zscore:
+        values = (values - values.mean(axis=0)) / np.where(constant, 1.0, std).astype(np.float32)
+        values[:, constant] = 0.0
+    if n_non_finite or counts["constant_voxels"]:
+        logger.warning(
+            "%s: set %d non-finite beta(s) to their voxel's session mean and %d constant voxel(s) to 0.",
+            source,
+            n_non_finite,
+            counts["constant_voxels"],
+        )
+    return values.astype(np.float32, copy=False), counts
+
+
+def read_images(root: str | Path, nsd_ids: Sequence[int], image_size: int | None = None) -> np.ndarray:
+    """Images ``nsd_ids`` (0-based rows of ``imgBrick``), read one by one, optionally resized (bicubic).
+
+    Returns
+    -------
+    uint8 array, shape (len(nsd_ids), size, size, 3), in the order of ``nsd_ids``
+    """
+    import h5py
+    from PIL import Image
+
+    path = _require(Path(root), STIMULI)
+    nsd_ids = np.asarray(nsd_ids, dtype=np.int64)
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise FileFormatError(
+            f"Cannot open {path}: {error}. The file looks truncated: download it again."
+        ) from error
+    with handle:
+        if "imgBrick" not in handle:
+            raise FileFormatError(f"{path}: no dataset 'imgBrick' (found {sorted(handle.keys())}).")
+        brick = handle["imgBrick"]
+        if brick.ndim != 4 or brick.shape[-1] != 3:
+            raise FileFormatError(f"{path}: imgBrick has shape {brick.shape}, expected (73000, 425, 425, 3).")
+        if len(nsd_ids) and (nsd_ids.min() < 0 or nsd_ids.max() >= brick.shape[0]):
+            raise DataError(
+                f"nsdId out of range 0-{brick.shape[0] - 1} in {path}: {nsd_ids.min()}-{nsd_ids.max()}."
+            )
+        height, width = (image_size, image_size) if image_size else brick.shape[1:3]
+        out = np.empty((len(nsd_ids), height, width, 3), dtype=np.uint8)
+        for row, nsd_id in enumerate(tqdm(nsd_ids, desc="NSD images", disable=None, leave=False)):
+            try:
+                image = np.asarray(brick[int(nsd_id)], dtype=np.uint8)
+            except OSError as error:
+                raise FileFormatError(
+                    f"Cannot read image {nsd_id} from {path}: {error}. Download it again."
+                ) from error
+            if image_size and image.shape[:2] != (height, width):
+                image = np.asarray(Image.fromarray(image).resize((width, height), Image.Resampling.BICUBIC))
+            out[row] = image
+    return out
+
+
+def _check_stim_info(
+    design_trials: pd.DataFrame, info: pd.DataFrame, subject: str, design: NSDDesign
+) -> None:
+    """The design and the csv must agree on which image each trial showed and on the shared set."""
+    unknown = sorted(set(design_trials["nsd_id"]) - set(info.index))
+    if unknown:
+        raise DataError(
+            f"{len(unknown)} nsdId(s) of the design are not rows of {STIM_INFO}, e.g. {unknown[:3]}."
+        )
+    csv_shared = set(info.index[info["shared1000"]].tolist())
+    if csv_shared != set(design.sharedix.tolist()):
+        raise DataError(
+            f"The shared images differ: {len(csv_shared)} rows have shared1000 in {STIM_INFO}, the design's "
+            f"sharedix lists {len(design.sharedix)} ({len(csv_shared ^ set(design.sharedix))} differ). "
+            "Use the csv and the .mat of the same NSD release."
+        )
+    number = int(subject[-2:])
+    columns = [c for c in info.columns if c.startswith(f"subject{number}_rep")]
+    if not columns:
+        logger.info("%s has no subject%d_repN columns: trial/image agreement not checked.", STIM_INFO, number)
+        return
+    reps = info[columns].to_numpy(dtype=np.int64)  # 1-based trial numbers, 0 = not shown
+    shown = reps > 0
+    row_ids = np.broadcast_to(info.index.to_numpy()[:, None], reps.shape)
+    image_of_trial = dict(zip(reps[shown].tolist(), row_ids[shown].tolist()))
+    expected = design_trials["master_trial"].to_numpy() + 1
+    from_csv = np.array([image_of_trial.get(int(t), -1) for t in expected])
+    wrong = np.nonzero(from_csv != design_trials["nsd_id"].to_numpy())[0]
+    if len(wrong):
+        first = design_trials.iloc[wrong[0]]
+        raise DataError(
+            f"{subject}: {len(wrong)} trial(s) show different images in {EXPDESIGN} and {STIM_INFO}; "
+            f"e.g. session {first['session']} trial {first['trial']}: design nsdId {first['nsd_id']}, csv "
+            f"{from_csv[wrong[0]]}. Use files of the same NSD release."
+        )
+
+
+def _default_sessions(subject: str, design: NSDDesign) -> list[int]:
+    n_public = N_COMPLETED_SESSIONS[subject] - N_HELD_OUT_SESSIONS
+    return list(range(1, min(n_public, design.n_sessions) + 1))
+
+
+def _check_sessions(subject: str, sessions: Sequence[int], design: NSDDesign) -> list[int]:
+    limit = min(N_COMPLETED_SESSIONS[subject], design.n_sessions)
+    sessions = [int(s) for s in sessions]
+    bad = [s for s in sessions if not 1 <= s <= limit]
+    if bad or not sessions or len(set(sessions)) != len(sessions):
+        raise DataError(
+            f"{subject}: sessions {bad or sessions} out of range or repeated; {subject} has sessions "
+            f"1-{limit} ({N_COMPLETED_SESSIONS[subject]} completed, {design.n_sessions} in the design file)."
+        )
+    late = [s for s in sessions if s > N_COMPLETED_SESSIONS[subject] - N_HELD_OUT_SESSIONS]
+    if late:
+        logger.info("%s sessions %s were held out of NSD's first public release.", subject, late)
+    return sessions
+
+
+@DATASETS.register("nsd", help="The Natural Scenes Dataset read from its released files (needs root=...).")
+def load_nsd(
+    root: str | Path,
+    subjects: Sequence[str | int] = ("subj01",),
+    sessions: Sequence[int] | None = None,
+    image_size: int | None = 224,
+    *,
+    roi: str = "nsdgeneral",
+    resolution: str = "func1pt8mm",
+    version: str = "betas_fithrf_GLMdenoise_RR",
+    beta_format: str = "auto",
+    zscore: bool = True,
+    invalid: str = "zero",
+    check_stim_info: bool = True,
+) -> DecodingDataset:
+    """NSD, standard split: single-trial train on unique images, shared-1000 test averaged over repeats.
+
+    Parameters
+    ----------
+    root : folder holding ``nsddata/``, ``nsddata_betas/``, ``nsddata_stimuli/``
+    subjects : "subj01".."subj08" (or 1-8)
+    sessions : 1-based sessions for every subject; None = the first public release (37 sessions for
+        subj01/02/05/07, 29 for subj03/06, 27 for subj04/08), capped by the design file
+    image_size : side of the square images returned; None = no images (``nsd_stimuli.hdf5`` is not read)
+    beta_format, zscore, invalid : see :func:`read_session_betas`
+    check_stim_info : cross-check the design against ``nsd_stim_info_merged.csv``
+
+    Returns
+    -------
+    DecodingDataset
+        Stimulus ids ``"nsd-<nsdId>"`` (0-based nsdId); ``info["coco_id"]`` aligned with ``stimuli.ids``;
+        features = ROI voxels (``space=roi``), ``feature_coords`` in mm.
+    """
+    root = Path(root)
+    names = [check_subject(s) for s in subjects]
+    if not names or len(set(names)) != len(names):
+        raise DataError(f"subjects must be non-empty and distinct, found {list(subjects)}.")
+    design = read_design(root)
+    stim_info = read_stim_info(root)
+    train, test, used_sessions, invalid_counts, n_voxels = {}, {}, {}, {}, {}
+    for subject in names:
+        chosen = (
+            _default_sessions(subject, design)
+            if sessions is None
+            else _check_sessions(subject, sessions, design)
+        )
+        trials = design.trials(subject, chosen)
+        if check_stim_info:
+            _check_stim_info(trials, stim_info, subject, design)
+        mask, affine = read_roi_mask(root, subject, roi, resolution)
+        values = np.empty((len(trials), int(mask.sum())), dtype=np.float32)
+        for session in tqdm(chosen, desc=f"NSD {subject} sessions", disable=None, leave=False):
+            session_values, counts = read_session_betas(
+                root, subject, session, mask, beta_format=beta_format, resolution=resolution, version=version,
+                zscore=zscore, invalid=invalid,
+            )  # fmt: skip
+            expected = int((trials["session"] == session).sum())
+            if session_values.shape[0] != expected:
+                raise FileFormatError(
+                    f"{subject} session {session}: the betas hold {session_values.shape[0]} trials, "
+                    f"the design {expected}. Use the betas and nsd_expdesign.mat of the same release."
+                )
+            if counts["non_finite"] or counts["constant_voxels"]:
+                invalid_counts.setdefault(subject, {})[session] = counts
+            values[(trials["session"] == session).to_numpy()] = session_values
+        samples = BrainSamples(
+            subject=subject,
+            values=values,
+            stimulus_ids=np.char.add("nsd-", trials["nsd_id"].to_numpy().astype(str)),
+            space=roi,
+            session=trials["session"].to_numpy(),
+            run=trials["run"].to_numpy(),
+            trial=trials["trial"].to_numpy(),
+            feature_coords=voxel_coordinates(mask, affine),
+        )
+        shared = trials["shared"].to_numpy()
+        train[subject] = samples.select(~shared)
+        test[subject] = samples.select(shared).average_repeats()
+        used_sessions[subject] = chosen
+        n_voxels[subject] = int(mask.sum())
+        logger.info(
+            "NSD %s: %d voxels, %d train trials, %d test images (%d trials) from %d sessions.",
+            subject, n_voxels[subject], len(train[subject]), len(test[subject]),
+            int(shared.sum()), len(chosen),
+        )  # fmt: skip
+    nsd_ids = np.unique(
+        np.concatenate([design.trials(s, used_sessions[s])["nsd_id"].to_numpy() for s in names])
+    )
+    images = read_images(root, nsd_ids, image_size) if image_size else None
+    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images)
+    info = {
+        "source": "Natural Scenes Dataset (Allen et al. 2022), read from its released files",
+        "root": str(root),
+        "sessions": used_sessions,
+        "n_voxels": n_voxels,
+        "roi": roi,
+        "resolution": resolution,
+        "betas": version,
+        "units": "z-scored per session and voxel" if zscore else "percent signal change",
+        "split": "train: single trials of non-shared images; test: shared1000 images averaged over repeats",
+        "nsd_id": nsd_ids,
+        "coco_id": stim_info.loc[nsd_ids, "cocoId"].to_numpy(),
+        "shared1000": stim_info.loc[nsd_ids, "shared1000"].to_numpy(dtype=bool),
+        "invalid_values": invalid_counts,
+    }
+    return DecodingDataset(name="nsd", stimuli=stimuli, train=train, test=test, info=info)
