@@ -161,8 +161,8 @@ def _load_nifti(path: Path):
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
-    try:
-        return nib.load(str(path))
+    try:  # an open gzip stream reads trial blocks in one pass; reopening it per block costs quadratic time
+        return nib.load(str(path), keep_file_open=True)
     except FileNotFoundError:
         raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as error:
