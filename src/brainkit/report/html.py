@@ -1,0 +1,188 @@
+"""One self-contained HTML page per run: the metrics table, notes, training curves and retrieval grids.
+
+The PNG figures are embedded as base64 (the page needs nothing beside it) and also saved next to the HTML as
+``{stem}_curves.png`` and ``{stem}_retrieval.png`` (``report_curves.png`` for ``report.html``) so a person can
+open them directly. Every file is written through a temporary file and a rename.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import os
+import tempfile
+from datetime import UTC, datetime
+from numbers import Integral, Real
+from pathlib import Path
+
+import numpy as np
+
+from brainkit.checkpoint import atomic_write_text
+from brainkit.errors import DataError
+from brainkit.report.plots import RetrievalGrid, curves_figure, figure_png, retrieval_figure
+
+logger = logging.getLogger(__name__)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }
+th { background: #f2f2f2; }
+td:first-child, th:first-child { text-align: left; }
+.chance { color: #888; font-size: 0.85em; }
+img { max-width: 100%; }
+.meta { color: #666; font-size: 0.85em; }
+"""
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def format_value(value: object) -> str:
+    """How a table cell shows a value: ints with thousands separators, floats to 4 significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool) or not isinstance(value, Real):
+        return str(value)
+    if isinstance(value, Integral):
+        return f"{int(value):,}"
+    return f"{float(value):.4g}"
+
+
+def _columns(table: list[dict]) -> list[str]:
+    """Keys in order of first appearance, minus the ``_sd`` and ``_chance`` keys shown inside another cell."""
+    keys: list[str] = []
+    for row in table:
+        keys.extend(key for key in row if key not in keys)
+    folded = set()
+    for key in keys:
+        base = key[: -len("_chance")]
+        if key.endswith("_chance") and (base in keys or base + "_mean" in keys):
+            folded.add(key)
+        if key.endswith("_sd") and key[: -len("_sd")] + "_mean" in keys:
+            folded.add(key)
+    return [key for key in keys if key not in folded]
+
+
+def _cell(row: dict, key: str) -> str:
+    text = html.escape(format_value(row.get(key)))
+    base = key[: -len("_mean")] if key.endswith("_mean") else key
+    if base != key and row.get(f"{base}_sd") is not None:
+        text += f" &plusmn; {html.escape(format_value(row[f'{base}_sd']))}"
+    chance = row.get(f"{base}_chance")
+    if chance is not None:
+        text += f' <span class="chance">(chance {html.escape(format_value(chance))})</span>'
+    return text
+
+
+def table_html(table: list[dict]) -> str:
+    """An HTML table, one row per method; ``X_chance`` is shown beside ``X`` (or ``X_mean``), ``X_sd`` after ``X_mean``."""
+    columns = _columns(table)
+    header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(row, column)}</td>" for column in columns) + "</tr>\n" for row in table
+    )
+    return f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+def _check_inputs(title, table, curves, retrieval, notes) -> None:
+    if not isinstance(title, str):
+        raise DataError(f"title is a {type(title).__name__}; expected a string.")
+    if not isinstance(table, list) or not all(isinstance(row, dict) for row in table):
+        raise DataError(
+            "table must be a list of dicts, one per method, e.g. [{'method': 'ridge', 'top1': 0.4}]."
+        )
+    for number, row in enumerate(table):
+        for key, value in row.items():
+            if isinstance(value, list | tuple | dict | set | np.ndarray):
+                raise DataError(
+                    f"table[{number}][{key!r}] is a {type(value).__name__}; expected a number, string or None."
+                )
+    if not isinstance(curves, dict):
+        raise DataError(
+            f"curves is a {type(curves).__name__}; expected dict[method, list of per-epoch dicts]."
+        )
+    if not isinstance(retrieval, dict):
+        raise DataError(f"retrieval is a {type(retrieval).__name__}; expected dict[method, RetrievalGrid].")
+    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
+        raise DataError("notes must be a list of strings, one paragraph each.")
+
+
+def write_report(
+    path: Path,
+    title: str,
+    table: list[dict],
+    curves: dict[str, list[dict]],
+    retrieval: dict[str, RetrievalGrid],
+    notes: list[str],
+) -> Path:
+    """Write one self-contained HTML report (and its PNGs beside it), atomically.
+
+    Parameters
+    ----------
+    path : Path
+        The HTML file to write, e.g. ``run/report.html``; its folder is created.
+    title : str
+        Page title.
+    table : list[dict]
+        One row per method, e.g. ``{"method": "lite_mind", "params": 15_700_000, "train_time_s": 812.0,
+        "fmri_to_image/top1": 0.41, "fmri_to_image/top1_chance": 0.001}``. ``X_chance`` is shown beside ``X``;
+        ``X_sd`` after ``X_mean``. Missing keys show as "-".
+    curves : dict[str, list[dict]]
+        ``curves[method]`` = per-epoch records ``{"epoch": 1, "train_loss": ..., "val_top1": ...}``; every
+        numeric key gets a panel against epoch, methods overlaid. May be empty.
+    retrieval : dict[str, RetrievalGrid]
+        Per method, chosen test images and what the brain data retrieved for them. May be empty.
+    notes : list[str]
+        Paragraphs shown under the table (plain text; escaped).
+
+    Returns
+    -------
+    Path
+        ``path``. The figures are also saved as ``{stem}_curves.png`` and ``{stem}_retrieval.png``.
+    """
+    _check_inputs(title, table, curves, retrieval, notes)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figures = {"curves": curves_figure(curves), "retrieval": retrieval_figure(retrieval)}
+    images = {name: figure_png(figure) for name, figure in figures.items() if figure is not None}
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        f"<style>{STYLE}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="meta">Generated {stamp} by brainkit.</p>',
+        "<h2>Results</h2>",
+        table_html(table) if table else "<p>No results.</p>",
+        *(f"<p>{html.escape(note)}</p>" for note in notes),
+    ]
+    captions = {"curves": "Training curves", "retrieval": "Retrieval examples"}
+    for name, png in images.items():
+        encoded = base64.b64encode(png).decode("ascii")
+        parts.append(f"<h2>{captions[name]}</h2>")
+        parts.append(f'<img alt="{captions[name]}" src="data:image/png;base64,{encoded}">')
+    parts += ["</body>", "</html>", ""]
+
+    for name, png in images.items():
+        _atomic_write_bytes(path.with_name(f"{path.stem}_{name}.png"), png)
+    atomic_write_text(path, "\n".join(parts))
+    path.chmod(0o644)  # mkstemp creates 0600; a report is meant to be read by others
+    logger.info("Wrote report %s", path)
+    return path
