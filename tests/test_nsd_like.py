@@ -42,6 +42,12 @@ def test_default_voxel_counts_are_nsdgeneral_over_4():
         "subj07": 3171,
     }
     assert "nsd_like" in DATASETS
+    # the default build uses the real pretrained encoders at the stimulus size
+    assert nsd_like.default_features(192) == {
+        "low": ("efficientnet_lite0_early", {"image_size": 192}),
+        "high": ("efficientnet_lite0", {"image_size": 192}),
+        "semantic": ("minilm", {}),
+    }
 
 
 def test_shapes_trials_and_sessions(built):
@@ -144,3 +150,12 @@ def test_real_images_are_distinct_labelled_and_deterministic():
         real_images(0)
     with pytest.raises(ConfigError, match="size must be an int between 16 and 1024"):
         real_images(3, size=8)
+
+
+def test_a_damaged_cached_build_is_rebuilt(tmp_path, caplog):
+    first = build_nsd_like(cache_dir=tmp_path, **FAST)
+    (stimuli_file,) = tmp_path.glob("nsd_like/*/stimuli.npz")
+    stimuli_file.write_bytes(stimuli_file.read_bytes()[:100])
+    again = build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert "unreadable" in caplog.text
+    np.testing.assert_array_equal(again.train["subj01"].values, first.train["subj01"].values)

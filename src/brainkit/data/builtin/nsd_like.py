@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import time
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def build_nsd_like(
     if folder.is_dir() and not rebuild:
         try:
             return _load(folder)
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
             logger.warning("Cached nsd_like build %s is unreadable (%s); rebuilding it.", folder, err)
     start = time.perf_counter()
     dataset = _build(params, root)
@@ -356,7 +357,12 @@ def _save(folder: Path, dataset: DecodingDataset) -> None:
         (tmp / "info.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
-        os.replace(tmp, folder)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not folder.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same build first
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
