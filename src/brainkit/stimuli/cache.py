@@ -57,11 +57,14 @@ def content_hashes(stimuli: Stimuli, modality: str) -> list[str]:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    from brainkit.checkpoint import FILE_MODE  # mkstemp alone would leave the entry 0600
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

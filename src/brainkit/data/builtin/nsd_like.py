@@ -355,6 +355,9 @@ def _save(folder: Path, dataset: DecodingDataset) -> None:
             np.savez(tmp / f"{subject}.npz", vertices=info["voxel_vertices"][subject], **arrays)
         meta = {k: v for k, v in info.items() if k not in ("raw_test_trials", "voxel_vertices")}
         (tmp / "info.json").write_text(json.dumps(meta, indent=1))
+        from brainkit.checkpoint import FILE_MODE
+
+        os.chmod(tmp, FILE_MODE | 0o111)  # mkdtemp alone would leave the folder 0700
         if folder.exists():
             shutil.rmtree(folder)
         try:
