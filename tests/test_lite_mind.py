@@ -35,32 +35,35 @@ def test_paper_preset_counts_against_released_code() -> None:
     assert count_parameters(full) - count_parameters(diagonal) == sum(2 * d * d - 2 * d for d in dims)
 
 
-def test_global_filter_matches_per_filter_loop() -> None:
+@pytest.mark.parametrize("n", [8, 9])  # even and odd patch counts (Nyquist term)
+def test_global_filter_matches_per_filter_loop(n: int) -> None:
     torch.manual_seed(0)
-    block, x = GlobalFilter(dim=6, n_patches=9, n_filters=3), torch.randn(4, 9, 6)
+    block, x = GlobalFilter(dim=6, n_patches=n, n_filters=3), torch.randn(4, n, 6)
     spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
     total = 0
     for k in range(3):
         weight = torch.view_as_complex(block.weight[k].contiguous())
         total = total + spectrum * weight * math.cos((2 * k + 1) * math.pi / 6) * spectrum.abs().square()
-    expected = torch.fft.irfft(total, n=9, dim=1, norm="ortho")
-    torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-6)
+    expected = torch.fft.irfft(total, n=n, dim=1, norm="ortho")
+    torch.testing.assert_close(block(x.transpose(0, 1)).transpose(0, 1), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_fremlp_full_is_a_complex_linear_layer() -> None:
+@pytest.mark.parametrize("n", [8, 9])  # even and odd patch counts (Nyquist term)
+def test_fremlp_full_is_a_complex_linear_layer(n: int) -> None:
     torch.manual_seed(0)
-    block, x = FrequencyMLP(dim=6, n_patches=9, mode="full", threshold=0.01), torch.randn(4, 9, 6)
+    block, x = FrequencyMLP(dim=6, n_patches=n, mode="full", threshold=0.01), torch.randn(4, n, 6)
     spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
     weight = torch.complex(block.weight_real, block.weight_imag)
     z = spectrum @ weight + torch.complex(block.bias_real, block.bias_imag)
     z = torch.complex(*(F.softshrink(F.relu(part), 0.01) for part in (z.real, z.imag)))
-    expected = torch.fft.irfft(z, n=9, dim=1, norm="ortho")
-    torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-6)
+    expected = torch.fft.irfft(z, n=n, dim=1, norm="ortho")
+    torch.testing.assert_close(block(x.transpose(0, 1)).transpose(0, 1), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_fremlp_diagonal_matches_released_einsum() -> None:
+@pytest.mark.parametrize("n", [8, 9])  # even and odd patch counts (Nyquist term)
+def test_fremlp_diagonal_matches_released_einsum(n: int) -> None:
     torch.manual_seed(0)
-    block, x = FrequencyMLP(dim=6, n_patches=9, mode="diagonal", threshold=0.01), torch.randn(4, 9, 6)
+    block, x = FrequencyMLP(dim=6, n_patches=n, mode="diagonal", threshold=0.01), torch.randn(4, n, 6)
     r, i = torch.diag(block.weight_real), torch.diag(block.weight_imag)  # the released code's stored matrices
     rb, ib = block.bias_real, block.bias_imag
     spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
@@ -68,8 +71,8 @@ def test_fremlp_diagonal_matches_released_einsum() -> None:
     real = F.relu(torch.einsum("bjd,dd->bjd", re, r) - torch.einsum("bjd,dd->bjd", im, i) + rb)
     imag = F.relu(torch.einsum("bjd,dd->bjd", im, r) + torch.einsum("bjd,dd->bjd", re, i) + ib)
     real, imag = F.softshrink(real, 0.01), F.softshrink(imag, 0.01)
-    expected = torch.fft.irfft(torch.complex(real, imag), n=9, dim=1, norm="ortho")
-    torch.testing.assert_close(block(x), expected, rtol=1e-5, atol=1e-6)
+    expected = torch.fft.irfft(torch.complex(real, imag), n=n, dim=1, norm="ortho")
+    torch.testing.assert_close(block(x.transpose(0, 1)).transpose(0, 1), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_padding_versus_dropping_voxels() -> None:
@@ -115,3 +118,17 @@ def test_cpu_small_learns_a_linear_map() -> None:
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_dropout_keeps_the_expected_fraction_and_scales() -> None:
+    from brainkit.models.layers import Dropout
+
+    torch.manual_seed(0)
+    layer, x = Dropout(0.25), torch.ones(200, 500, requires_grad=True)
+    out = layer(x)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.75) < 0.01
+    assert torch.allclose(out[kept], torch.tensor(1 / 0.75))
+    out.sum().backward()
+    assert torch.equal(x.grad != 0, kept)
+    assert torch.equal(layer.eval()(x), x)

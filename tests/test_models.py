@@ -115,3 +115,27 @@ def test_paper_preset_parameter_count(name: str, preset: str, sizes) -> None:
     with torch.device("meta"):
         model = build_model(name, model_config(name, preset, n_voxels=n_voxels, output_shape=output_shape))
     assert count_parameters(model) == PAPER_COUNTS[(name, preset, sizes)]
+
+
+# ------------------------------------------------------------------------------------- baseline specifics
+@pytest.mark.parametrize("n_voxels", [5, 20])  # both Gram branches: fewer and more voxels than samples
+def test_ridge_leave_one_out_is_exact(n_voxels: int) -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(12, n_voxels).double(), torch.randn(12, 3).double()
+    model = build_model("ridge", model_config("ridge", "testing", n_voxels=n_voxels, output_shape=(3,)))
+    model.fit_closed_form(x, y)
+    for alpha, error in model.cv_errors_.items():
+        brute = []
+        for i in range(12):
+            keep = torch.arange(12) != i
+            xt, yt = x[keep], y[keep]
+            mean, scale = x.mean(0), x.std(0)  # standardisation is learned once on all training rows
+            xs = (xt - mean) / scale
+            xm = xs.mean(0)
+            w = torch.linalg.solve(
+                (xs - xm).T @ (xs - xm) + alpha * torch.eye(n_voxels, dtype=x.dtype),
+                (xs - xm).T @ (yt - yt.mean(0)),
+            )
+            prediction = ((x[i] - mean) / scale - xm) @ w + yt.mean(0)
+            brute.append((y[i] - prediction).square().mean())
+        assert error == pytest.approx(torch.stack(brute).mean().item(), rel=1e-3)

@@ -90,22 +90,29 @@ class Ridge(nn.Module):
         y_mean = y.mean(0)
         y = y - y_mean
         n, p = x.shape
-        if n <= p:
+        complete = n <= p  # the eigenvectors of x x^T span all n samples
+        if complete:
             eigvals, u = torch.linalg.eigh(x @ x.T)
+            eigvals = torch.where(eigvals > eigvals.max() * n * 1e-6, eigvals, 0.0)  # the null space exactly
         else:
             eigvals, v = torch.linalg.eigh(x.T @ x)
-            keep = eigvals > eigvals.max() * 1e-12
+            keep = eigvals > eigvals.max() * p * 1e-6
             eigvals, v = eigvals[keep], v[:, keep]
             u = (x @ v) / eigvals.sqrt()
-        eigvals = eigvals.clamp_min(0)
         z = u.T @ y  # (rank, n_outputs)
+        outside = None if complete else y - u @ z  # the part of y no alpha can fit
         u_squared = u.square()
         errors = []
         for alpha in self.config.alphas:
-            shrink = eigvals / (eigvals + alpha)
-            hat_diag = u_squared @ shrink + 1.0 / n  # (n,), + 1/n: the intercept
-            residual = (y - u @ (shrink[:, None] * z)) / (1 - hat_diag)[:, None]
-            errors.append(residual.square().mean().item())
+            kept = alpha / (eigvals + alpha)  # 1 - shrinkage, per eigenvector
+            # Residuals and 1 - hat diagonal (the intercept adds 1/n) without cancellation near interpolation.
+            residual = u @ (kept[:, None] * z)
+            if complete:
+                one_minus_hat = u_squared @ kept - 1.0 / n
+            else:
+                residual = residual + outside
+                one_minus_hat = 1.0 - 1.0 / n - u_squared @ (1.0 - kept)
+            errors.append((residual / one_minus_hat[:, None]).square().mean().item())
         best = min(range(len(errors)), key=errors.__getitem__)
         alpha = self.config.alphas[best]
         if best in (0, len(errors) - 1):

@@ -29,7 +29,7 @@ from torch import nn
 
 from brainkit.errors import ConfigError
 from brainkit.models.base import check_input
-from brainkit.models.layers import DropPath, FeedForward
+from brainkit.models.layers import Dropout, DropPath, FeedForward
 from brainkit.registry import MODELS
 
 
@@ -92,68 +92,104 @@ def n_patches_for(config: LiteMindConfig) -> int:
     return config.n_voxels // config.patch_size
 
 
+def real_dft_matrices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The orthonormal rFFT and irFFT of length ``n`` as real matrices.
+
+    Returns ``forward`` (2 n_freq, n): rows are the real parts of the n_freq = n // 2 + 1 frequencies, then the
+    imaginary parts; and ``inverse`` (n, 2 n_freq), which ignores the imaginary parts of the zero (and, for even
+    ``n``, the Nyquist) frequency exactly as ``torch.fft.irfft`` does. For the few dozen patches of an fMRI
+    vector these matmuls are faster than FFT calls and keep every tensor real and contiguous.
+    """
+    n_freq = n // 2 + 1
+    angle = 2 * math.pi * torch.outer(torch.arange(n_freq), torch.arange(n)).double().remainder(n) / n
+    forward = torch.cat((torch.cos(angle), -torch.sin(angle))) / math.sqrt(n)
+    weight = torch.full((n_freq, 1), 2.0, dtype=torch.float64)
+    weight[0] = 1.0
+    if n % 2 == 0:
+        weight[-1] = 1.0
+    sine = torch.sin(angle) * weight
+    sine[0] = 0.0
+    if n % 2 == 0:
+        sine[-1] = 0.0
+    inverse = torch.cat((torch.cos(angle) * weight, -sine)).T / math.sqrt(n)
+    return forward.float(), inverse.float().contiguous()
+
+
 class GlobalFilter(nn.Module):
     """Learnable filters on the spectrum of the patch sequence.
 
     ``irFFT( X * |X|^2 * sum_k cos((2k+1) pi / 2K) W_k )`` with ``X = rFFT(x)`` along patches. The K filters are
     summed into one before use (the same arithmetic as filtering K times and summing, without a Python loop).
-    Shapes: (batch, n_patches, dim) -> (batch, n_patches, dim).
+    Shapes (patch-major, see :class:`LiteMind`): (n_patches, batch, dim) -> (n_patches, batch, dim).
     """
 
     def __init__(self, dim: int, n_patches: int, n_filters: int) -> None:
         super().__init__()
-        self.n_patches = n_patches
-        # (n_filters, n_frequencies, dim, real/imag), the released code's layout and initial scale.
-        self.weight = nn.Parameter(0.02 * torch.randn(n_filters, n_patches // 2 + 1, dim, 2))
+        self.n_freq = n_patches // 2 + 1
+        # (n_filters, n_freq, dim, real/imag), the released code's layout and initial scale.
+        self.weight = nn.Parameter(0.02 * torch.randn(n_filters, self.n_freq, dim, 2))
         k = torch.arange(n_filters, dtype=torch.float32)
         self.register_buffer("cosine", torch.cos((2 * k + 1) * math.pi / (2 * n_filters)), persistent=False)
+        forward, inverse = real_dft_matrices(n_patches)
+        self.register_buffer("dft", forward, persistent=False)
+        self.register_buffer("idft", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.fft.rfft(x, dim=1, norm="ortho")  # (batch, n_freq, dim) complex
-        power = torch.view_as_real(spectrum).square().sum(-1)  # |X|^2, (batch, n_freq, dim) real
-        combined = torch.einsum("k,kfdc->fdc", self.cosine, self.weight).contiguous()
-        filtered = spectrum * torch.view_as_complex(combined) * power
-        return torch.fft.irfft(filtered, n=self.n_patches, dim=1, norm="ortho")
+        n, batch, dim = x.shape
+        spectrum = (self.dft @ x.reshape(n, -1)).view(2, self.n_freq, batch, dim)
+        real, imag = spectrum[0], spectrum[1]  # (n_freq, batch, dim) each
+        power = real.square() + imag.square()  # |X|^2
+        weight = torch.einsum("k,kfdc->cfd", self.cosine, self.weight).unsqueeze(2)  # (2, n_freq, 1, dim)
+        filtered = torch.cat(
+            ((real * weight[0] - imag * weight[1]) * power, (real * weight[1] + imag * weight[0]) * power)
+        )
+        return (self.idft @ filtered.view(2 * self.n_freq, -1)).view(n, batch, dim)
 
 
 class FrequencyMLP(nn.Module):
     """FreMLP: ``irFFT( softshrink(ReLU(X W + B)) )`` with ``X = rFFT(x)`` along patches and complex W, B.
 
     ReLU acts on real and imaginary parts; ``softshrink(ReLU(z), l) == ReLU(z - l)``, so the threshold is folded
-    into the bias. ``mode="full"``: W is a complex ``dim x dim`` matrix (the paper), applied as one real
-    ``2 dim x 2 dim`` matmul on interleaved (real, imag) pairs. ``mode="diagonal"``: W is a complex vector
-    (what the released einsum ``'bijd,dd->bijd'`` computes from its stored matrices).
-    Shapes: (batch, n_patches, dim) -> (batch, n_patches, dim).
+    into the bias. ``mode="full"``: W is a complex ``dim x dim`` matrix (the paper). As W acts on features and the
+    DFT on patches, ``rFFT(x) W == rFFT(x W)``: we multiply by W's real and imaginary parts first (one batched
+    matmul) and then apply the DFT and the complex combination as one real (2 n_freq, 2 n_patches) matrix.
+    ``mode="diagonal"``: W is a complex vector (what the released einsum ``'bijd,dd->bijd'`` computes from its
+    stored matrices). Shapes: (n_patches, batch, dim) -> (n_patches, batch, dim).
     """
 
     def __init__(self, dim: int, n_patches: int, mode: str, threshold: float) -> None:
         super().__init__()
-        self.n_patches, self.mode, self.threshold = n_patches, mode, threshold
+        self.n_freq, self.mode, self.threshold = n_patches // 2 + 1, mode, threshold
         shape = (dim, dim) if mode == "full" else (dim,)
         self.weight_real = nn.Parameter(0.02 * torch.randn(shape))
         self.weight_imag = nn.Parameter(0.02 * torch.randn(shape))
         self.bias_real = nn.Parameter(0.02 * torch.randn(dim))
         self.bias_imag = nn.Parameter(0.02 * torch.randn(dim))
+        forward, inverse = real_dft_matrices(n_patches)
+        cos, sin = forward[: self.n_freq], forward[self.n_freq :]
+        # mix[(real|imag out, f), (real|imag part of W, n)]: the DFT of x Wr and x Wi combined into X W.
+        self.register_buffer("mix", torch.cat((torch.cat((cos, -sin), 1), torch.cat((sin, cos), 1))), False)
+        self.register_buffer("dft", forward, persistent=False)
+        self.register_buffer("idft", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        spectrum = torch.fft.rfft(x, dim=1, norm="ortho")  # (batch, n_freq, dim) complex
-        pairs = torch.view_as_real(spectrum)  # (batch, n_freq, dim, 2), a view
-        bias = torch.stack((self.bias_real, self.bias_imag), -1) - self.threshold  # (dim, 2)
+        n, batch, dim = x.shape
+        bias = torch.stack((self.bias_real, self.bias_imag)).unsqueeze(1) - self.threshold  # (2, 1, dim)
         if self.mode == "full":
-            wr, wi = self.weight_real, self.weight_imag
-            # matrix[j, a, k, c]: input feature j part a (0 real, 1 imag) -> output feature k part c.
-            matrix = torch.stack((torch.stack((wr, wi), -1), torch.stack((-wi, wr), -1)), 1)
-            flat = pairs.reshape(-1, matrix.shape[0] * 2)
-            out = torch.addmm(bias.reshape(-1), flat, matrix.reshape(flat.shape[1], -1)).view_as(pairs)
+            weight = torch.stack((self.weight_real, self.weight_imag))  # (2, dim, dim)
+            parts = torch.matmul(x.reshape(1, n * batch, dim), weight)  # (2, n * batch, dim): x Wr, x Wi
+            out = (self.mix @ parts.view(2 * n, -1)).view(2, self.n_freq, batch, dim)
         else:
-            weight = torch.complex(self.weight_real, self.weight_imag)
-            out = torch.view_as_real(spectrum * weight) + bias
-        out = torch.view_as_complex(F.relu(out))
-        return torch.fft.irfft(out, n=self.n_patches, dim=1, norm="ortho")
+            spectrum = (self.dft @ x.reshape(n, -1)).view(2, self.n_freq, batch, dim)
+            real, imag = spectrum[0], spectrum[1]
+            wr, wi = self.weight_real, self.weight_imag
+            out = torch.stack((real * wr - imag * wi, real * wi + imag * wr))
+        out = F.relu(out + bias.unsqueeze(1))
+        return (self.idft @ out.view(2 * self.n_freq, -1)).view(n, batch, dim)
 
 
 class DFTBlock(nn.Module):
-    """x + DropPath(FreMLP(LN(MLP(LN(GlobalFilter(LN(x))))))). Shapes: (batch, n_patches, dim) -> same."""
+    """x + DropPath(FreMLP(LN(MLP(LN(GlobalFilter(LN(x))))))). Shapes: (n_patches, batch, dim) -> same."""
 
     def __init__(self, dim: int, n_patches: int, config: LiteMindConfig, drop_path: float) -> None:
         super().__init__()
@@ -163,7 +199,7 @@ class DFTBlock(nn.Module):
         self.mlp = FeedForward(dim, int(dim * config.mlp_ratio), config.dropout)
         self.norm3 = nn.LayerNorm(dim, eps=1e-6)
         self.fremlp = FrequencyMLP(dim, n_patches, config.fremlp, config.sparsity_threshold)
-        self.drop_path = DropPath(drop_path)
+        self.drop_path = DropPath(drop_path, batch_dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         branch = self.mlp(self.norm2(self.filter(self.norm1(x))))
@@ -203,7 +239,9 @@ class LiteMind(nn.Module):
     """Lite-Mind's DFT backbone.
 
     ``forward``: (batch, n_voxels) -> (batch, *output_shape), either (batch, n_out_tokens, out_dim) from the
-    token head or (batch, out_dim) from the CLS-only head.
+    token head or (batch, out_dim) from the CLS-only head. Inside, activations are patch-major
+    (n_patches, batch, dim), so that the DFT along patches is one matmul over a contiguous (n_patches, batch * dim)
+    matrix; Linear and LayerNorm act on the last axis and do not mind the order of the others.
     """
 
     Config = LiteMindConfig
@@ -218,8 +256,8 @@ class LiteMind(nn.Module):
         dims = config.dims
         # Linear on non-overlapping patches: the released Conv1d(1, d, kernel=stride=patch), same parameters.
         self.patch_embed = nn.Linear(config.patch_size, dims[0])
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.n_patches, dims[0]))
-        self.pos_drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+        self.pos_embed = nn.Parameter(torch.zeros(self.n_patches, 1, dims[0]))
+        self.pos_drop = Dropout(config.dropout)
         n_blocks = sum(config.depths)  # stochastic depth rate rises linearly over the blocks
         rates = [config.drop_path * i / max(n_blocks - 1, 1) for i in range(n_blocks)]
         self.stages = nn.ModuleList()
@@ -246,13 +284,15 @@ class LiteMind(nn.Module):
         check_input(self, x)
         n_used = self.n_patches * self.config.patch_size
         x = F.pad(x, (0, n_used - x.shape[1])) if n_used > x.shape[1] else x[:, :n_used]
-        tokens = self.patch_embed(rearrange(x, "b (n p) -> b n p", p=self.config.patch_size))
-        tokens = self.pos_drop(tokens + self.pos_embed)  # (batch, n_patches, dims[0])
+        tokens = self.patch_embed(rearrange(x, "b (n p) -> n b p", p=self.config.patch_size))
+        tokens = self.pos_drop(tokens + self.pos_embed)  # (n_patches, batch, dims[0])
         for stage, blocks in enumerate(self.stages):
             tokens = blocks(tokens)
             if stage < len(self.tokens_down):
                 tokens = self.tokens_down[stage](tokens)
-        tokens = self.norm(tokens)  # (batch, n_patches, dims[-1])
+        tokens = self.norm(tokens)  # (n_patches, batch, dims[-1])
         if self.cls_only:
-            return self.head(tokens.mean(1))  # (batch, out_dim)
-        return self.head(rearrange(tokens, "b n t -> b t n"))  # (batch, n_out_tokens, out_dim)
+            return self.head(tokens.mean(0))  # (batch, out_dim)
+        # Head over the patch axis: (batch * n_out_tokens, n_patches) @ (n_patches, out_dim), no transpose copy.
+        out = torch.addmm(self.head.bias, tokens.reshape(self.n_patches, -1).mT, self.head.weight.T)
+        return out.view(x.shape[0], *self.output_shape)  # (batch, n_out_tokens, out_dim)
