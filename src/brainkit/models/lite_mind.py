@@ -79,7 +79,11 @@ PRESETS: dict[str, LiteMindConfig] = {
     ),
     # Ours, for the built-in demo (~3,900 voxels -> 1,280-d EfficientNet-lite0 embedding): patch 48 gives ~82
     # patches; narrow stages so one epoch of ~3,000 samples takes seconds on 2 CPU cores. 339,328 parameters there.
-    "cpu_small": LiteMindConfig(patch_size=48, dims=(64, 128), depths=(1, 1), mlp_ratio=2.0, n_filters=2),
+    # Dropout/drop-path 0.1 (paper: 0.1/0.15): on nsd_like subj01, 300-way top-1 12.1 % with them vs 9.0 % without
+    # and 8.9 % at 0.2/0.2 (30 epochs, measured 2026-11-23).
+    "cpu_small": LiteMindConfig(
+        patch_size=48, dims=(64, 128), depths=(1, 1), mlp_ratio=2.0, n_filters=2, dropout=0.1, drop_path=0.1
+    ),
     # Tiny, for the test battery.
     "testing": LiteMindConfig(patch_size=8, dims=(12, 3), depths=(1, 1), mlp_ratio=2.0, n_filters=2),
 }
