@@ -215,7 +215,8 @@ def train_run(
         result = fit(model, objective, data.train, config.training, val=data.val, out_dir=work, resume=resume)
         predictions = predict(model, data.test.x)
         metrics = evaluate_predictions(config, predictions, data.test.y)
-        n_params = count_parameters(model)
+        # a closed-form model (ridge) has no trainable parameters but fitted coefficients: count those
+        n_params = count_parameters(model, trainable_only=not hasattr(model, "fit_closed_form"))
         meta = {"subject": config.data.subject, "n_parameters": n_params, "train_seconds": result.seconds}
         shutil.rmtree(work / "checkpoint", ignore_errors=True)
         shutil.rmtree(work / "train_state", ignore_errors=True)
