@@ -25,7 +25,9 @@ def test_perfect_alignment_gives_low_loss_and_learnable_temperature():
     x = torch.eye(6)
     assert InfoNCE(InfoNCEConfig(temperature=0.01))(x, x) < 1e-3
     loss = InfoNCE(InfoNCEConfig(learnable=True))
-    assert loss.log_scale.requires_grad and math.isclose(float(loss.log_scale.detach().exp()), 1 / 0.07, rel_tol=1e-5)
+    assert loss.log_scale.requires_grad and math.isclose(
+        float(loss.log_scale.detach().exp()), 1 / 0.07, rel_tol=1e-5
+    )
     loss(torch.randn(5, 4), torch.randn(5, 4)).backward()
     assert loss.log_scale.grad is not None
 
