@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,21 +73,28 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
-def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
-    """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically (whole or absent)."""
+@contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``, on error it is removed."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        save_tensors(tmp / WEIGHTS, state)
-        atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2, sort_keys=True))
+        yield tmp
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return folder
+
+
+def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically (whole or absent)."""
+    with atomic_folder(folder) as tmp:
+        save_tensors(tmp / WEIGHTS, state)
+        atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2, sort_keys=True))
+    return Path(folder)
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +28,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from brainkit.checkpoint import atomic_write_text
+from brainkit.checkpoint import atomic_folder, atomic_write_text
 from brainkit.errors import ConfigError, DataError, FileFormatError
 
 logger = logging.getLogger(__name__)
@@ -231,20 +228,12 @@ class Gallery:
     def save(self, folder: str | Path) -> Path:
         """Write ``folder/{index.faiss, ids.npy, config.json}`` atomically (an existing folder is replaced)."""
         folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-        try:
+        with atomic_folder(folder) as tmp:
             faiss.write_index(self.index_, str(tmp / INDEX_FILE))
             with open(tmp / IDS_FILE, "wb") as handle:
                 np.save(handle, self.ids_, allow_pickle=False)
             record = {"format_version": FORMAT_VERSION, "n_items": len(self), **asdict(self.config)}
             atomic_write_text(tmp / CONFIG_FILE, json.dumps(record, indent=2, sort_keys=True))
-            if folder.exists():
-                shutil.rmtree(folder)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
     @classmethod
