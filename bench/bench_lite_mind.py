@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from brainkit.models import build_model, count_parameters, model_config, register_all
 from brainkit.models.lite_mind import FrequencyMLP, GlobalFilter
+from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 
 
 # ------------------------------------------------------------------------- released-style reference model
@@ -148,14 +149,14 @@ def infonce(brain: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, torch.arange(len(brain)))
 
 
-def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, use_compile: bool, fused: bool):
+def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, use_compile: bool, fused: bool, loss_fn):
     # fused=True: PyTorch's fused CPU AdamW kernel (one pass per tensor); False: the per-parameter loop that
     # timm's AdamW (released code) and torch's default on CPU run.
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=fused)
     forward = torch.compile(model) if use_compile else model
 
     def step() -> None:
-        loss = infonce(forward(x), y)
+        loss = loss_fn(forward(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -181,12 +182,12 @@ def dft_matmul_flops(model: nn.Module, batch: int) -> int:
     return total
 
 
-def prepare(model: nn.Module, batch: int, use_compile: bool, fused: bool) -> dict:
+def prepare(model: nn.Module, batch: int, use_compile: bool, fused: bool, loss_fn) -> dict:
     """Build the step, run it once (warm-up, compilation) and once more under the FLOP counter."""
     model.train()
     torch.manual_seed(0)
     x, y = torch.randn(batch, 15724), F.normalize(torch.randn(batch, 257 * 768), dim=-1)
-    step = make_step(model, x, y, use_compile, fused)
+    step = make_step(model, x, y, use_compile, fused, loss_fn)
     start = time.perf_counter()
     step()
     first = time.perf_counter() - start
@@ -223,15 +224,18 @@ def main() -> None:
             ("ours, full, torch.compile", "full", True),
             ("ours, diagonal, torch.compile", "diagonal", True),
         ]
+    # ours: brainkit's InfoNCE (same loss, cosines from norms instead of normalised copies); reference: as released
+    ours_loss = InfoNCE(InfoNCEConfig(temperature=math.exp(-8.0), bidirectional=False, gather=False))
     rows = []
     for label, fremlp, use_compile in variants:
         torch.manual_seed(0)
         model = build_model("lite_mind", model_config("lite_mind", "nsd_subj01", {"fremlp": fremlp}))
-        rows.append((label, count_parameters(model), prepare(model, args.batch, use_compile, fused=True)))
+        result = prepare(model, args.batch, use_compile, fused=True, loss_fn=ours_loss)
+        rows.append((label, count_parameters(model), result))
     if not args.skip_reference:
         torch.manual_seed(0)
         reference = RefBackbone()
-        result = prepare(reference, args.batch, False, fused=False)
+        result = prepare(reference, args.batch, False, fused=False, loss_fn=infonce)
         rows.append(("released-style reference", count_parameters(reference), result))
     # Rounds interleave the variants and a peak probe, so that each sees the same (shared-machine) load.
     peaks = []

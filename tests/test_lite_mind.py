@@ -132,3 +132,17 @@ def test_dropout_keeps_the_expected_fraction_and_scales() -> None:
     out.sum().backward()
     assert torch.equal(x.grad != 0, kept)
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_dropout_mask_is_unbiased_seeded_and_handles_odd_sizes() -> None:
+    from brainkit.models.layers import dropout_mask
+
+    torch.manual_seed(1)
+    mask, scale = dropout_mask(torch.Size((301, 333)), 0.1, torch.device("cpu"))  # odd element count
+    assert mask.shape == (301, 333)
+    assert abs(mask.float().mean().item() - 0.9) < 0.005
+    assert abs((mask.float() * scale).mean().item() - 1.0) < 0.005  # inverted dropout keeps the mean
+    torch.manual_seed(1)
+    again, _ = dropout_mask(torch.Size((301, 333)), 0.1, torch.device("cpu"))
+    assert torch.equal(mask, again)
+    assert dropout_mask(torch.Size((4, 5)), 0.0, torch.device("cpu"))[0].all()

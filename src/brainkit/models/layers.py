@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+_MASK_BITS = 15  # the mask compares 15 random bits with a threshold: keep-probability resolution 1 / 32768
+
+
+def dropout_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
+    """A boolean keep-mask for dropout probability ``p`` and the matching inverted-dropout scale.
+
+    Two 15-bit draws come from each 32-bit integer of ``random_()`` (about 2x cheaper on CPU than one float
+    ``uniform_`` per element). ``p`` is rounded to a multiple of 1/32768 and the scale uses the rounded value,
+    so E[mask * scale] = 1 exactly.
+    """
+    n = math.prod(shape)
+    bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()  # 31 uniform bits each
+    halves = bits.view(torch.int16)[:n].reshape(shape) & ((1 << _MASK_BITS) - 1)
+    threshold = round(p * (1 << _MASK_BITS))
+    return halves >= threshold, (1 << _MASK_BITS) / ((1 << _MASK_BITS) - threshold)
+
 
 class _DropoutFunction(torch.autograd.Function):
-    """Inverted dropout with a boolean mask ``uniform < keep`` kept for the backward pass.
+    """Inverted dropout with a boolean mask kept for the backward pass (see :func:`dropout_mask`).
 
-    The same distribution as ``nn.Dropout`` (each element kept with probability ``keep``), about 40 % cheaper on
-    CPU forward + backward: one uniform draw instead of ``bernoulli_``, and one fused select per direction.
+    The distribution of ``nn.Dropout`` (each element kept with probability 1 - p, p on a 1/32768 grid), cheaper
+    on CPU forward + backward: cheap random bits instead of ``bernoulli_``, and one fused select per direction.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        keep = 1.0 - p
-        mask = torch.rand(x.shape, dtype=x.dtype, device=x.device) < keep
+        mask, ctx.scale = dropout_mask(x.shape, p, x.device)
         ctx.save_for_backward(mask)
-        ctx.scale = 1.0 / keep
         return torch.where(mask, x * ctx.scale, 0.0)
 
     @staticmethod

@@ -79,16 +79,19 @@ class InfoNCE(nn.Module):
         """(batch, ...) x (batch, ...) -> scalar loss."""
         if brain.shape[0] != stimulus.shape[0]:
             raise DataError(f"InfoNCE: {brain.shape[0]} brain rows but {stimulus.shape[0]} stimulus rows.")
-        brain = F.normalize(brain.flatten(1), dim=-1)
-        stimulus = F.normalize(stimulus.flatten(1), dim=-1)
+        brain, stimulus = brain.flatten(1), stimulus.flatten(1)
         if brain.shape[1] != stimulus.shape[1]:
             raise DataError(
                 f"InfoNCE: brain embedding has {brain.shape[1]} values per sample, stimulus {stimulus.shape[1]}."
             )
         if self.config.gather:
             brain, stimulus = gather_batch(brain), gather_batch(stimulus)
+        # cosine similarities without materialising normalised copies of (batch, dim) embeddings (dim can be
+        # 257 x 768): divide the (batch, batch) dot products by the norms instead
+        brain_norm = brain.norm(dim=1).clamp_min(1e-12)
+        stimulus_norm = stimulus.norm(dim=1).clamp_min(1e-12)
         scale = self.log_scale.clamp(max=math.log(1e4)).exp()
-        logits = scale * stimulus @ brain.T  # (global_batch stimuli, global_batch brain samples)
+        logits = scale * (stimulus @ brain.T) / (stimulus_norm[:, None] * brain_norm[None, :])
         labels = torch.arange(logits.shape[0], device=logits.device)
         loss = F.cross_entropy(logits, labels)
         if self.config.bidirectional:
