@@ -20,7 +20,7 @@ import numpy as np
 
 from brainkit.checkpoint import atomic_write_text
 from brainkit.config import apply_overrides, from_dict, load_yaml, to_dict
-from brainkit.data import DecodingDataset, load_dataset
+from brainkit.data import DecodingDataset, dataset_accepts, load_dataset
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.training import Arrays, TrainingConfig, fit, predict
@@ -113,8 +113,8 @@ def prepare_data(spec: DataSpec, dataset: DecodingDataset | None = None, seed: i
     """Load the dataset, pick the subject, hold out ``val_fraction`` of TRAINING stimuli, z-score on train."""
     if dataset is None:
         options = dict(spec.options)
-        if spec.cache_dir is not None and spec.name == "nsd_like":
-            options.setdefault("cache_dir", spec.cache_dir)
+        if spec.cache_dir is not None and dataset_accepts(spec.name, "cache_dir"):
+            options.setdefault("cache_dir", spec.cache_dir)  # datasets that cache (built-in ones) share it
         dataset = load_dataset(spec.name, **options)
     subject = dataset.check_subject(spec.subject)
     train_samples, test_samples = dataset.train[subject], dataset.test[subject]
