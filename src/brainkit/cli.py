@@ -59,6 +59,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from brainkit.recipes import run_recipe
+
+    result = run_recipe(args.recipe, folder=args.out, preset=args.preset, overrides=args.set)
+    for title, rows in result.tables.items():
+        print(f"{title}\n")
+        print(format_table(rows))
+        print()
+    for note in result.notes:
+        print(f"- {note}")
+    print(f"\nRun folder: {result.folder}  (report: {result.folder / 'report.html'})")
+    print(f"Total time: {result.seconds:.0f} s")
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from brainkit.pipeline import evaluate_run
 
@@ -72,10 +87,12 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from brainkit.data import _register_all
     from brainkit.models import register_all
     from brainkit.pipeline import preset_names
-    from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES
+    from brainkit.recipes import register_all as register_recipes
+    from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
     _register_all()
     register_all()
+    register_recipes()
     for title, registry in (("datasets", DATASETS), ("encoders", ENCODERS), ("objectives", OBJECTIVES)):
         print(f"{title}:")
         for name in registry:
@@ -84,6 +101,10 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in MODELS:
         presets = ", ".join(sorted(MODELS.get(name).PRESETS)) or "-"
         print(f"  {name:28s} {MODELS.describe(name)}  [{presets}]")
+    print("recipes (brainkit run NAME [--preset P]):")
+    for name in RECIPES:
+        presets = ", ".join(sorted(RECIPES.get(name).PRESETS)) or "-"
+        print(f"  {name:28s} {RECIPES.describe(name)}  [{presets}]")
     print("run presets (brainkit train NAME):")
     for name in preset_names():
         print(f"  {name}")
@@ -114,6 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     train.set_defaults(func=_cmd_train)
+
+    recipe = sub.add_parser("run", help="run a method's whole recipe (pretrain, evaluate, report)")
+    recipe.add_argument("recipe", help="recipe name (see brainkit list)")
+    recipe.add_argument("--preset", help="recipe preset (default: cpu_small)")
+    recipe.add_argument("--out", help="run folder (default: runs/<recipe>-<time>)")
+    recipe.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    recipe.set_defaults(func=_cmd_run)
 
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
     evaluate.add_argument("run", help="run folder written by brainkit train or demo")

@@ -64,3 +64,5 @@ DATASETS: Registry = Registry("dataset")
 ENCODERS: Registry = Registry("encoder")
 MODELS: Registry = Registry("model")
 OBJECTIVES: Registry = Registry("objective")
+# A recipe is a whole study protocol (pretrain, fine-tune, evaluate, report) run by `brainkit run NAME`.
+RECIPES: Registry = Registry("recipe")

@@ -11,12 +11,14 @@ import base64
 import html
 import logging
 import os
+import re
 import tempfile
 from datetime import UTC, datetime
 from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from brainkit.checkpoint import atomic_write_text
 from brainkit.errors import DataError
@@ -125,6 +127,8 @@ def write_report(
     curves: dict[str, list[dict]],
     retrieval: dict[str, RetrievalGrid],
     notes: list[str],
+    figures: dict[str, Figure] | None = None,
+    tables: dict[str, list[dict]] | None = None,
 ) -> Path:
     """Write one self-contained HTML report (and its PNGs beside it), atomically.
 
@@ -145,6 +149,11 @@ def write_report(
         Per method, chosen test images and what the brain data retrieved for them. May be empty.
     notes : list[str]
         Paragraphs shown under the table (plain text; escaped).
+    figures : dict[str, Figure], optional
+        More figures, caption -> matplotlib ``Figure``, shown after the curves and retrieval grids in order,
+        each also saved as ``{stem}_{slug of caption}.png``.
+    tables : dict[str, list[dict]], optional
+        More tables, title -> rows (same rules as ``table``), shown after the main one.
 
     Returns
     -------
@@ -152,10 +161,22 @@ def write_report(
         ``path``. The figures are also saved as ``{stem}_curves.png`` and ``{stem}_retrieval.png``.
     """
     _check_inputs(title, table, curves, retrieval, notes)
+    figures = figures or {}
+    tables = tables or {}
+    if not all(isinstance(f, Figure) for f in figures.values()):
+        raise DataError("figures must map a caption to a matplotlib Figure.")
+    for rows in tables.values():
+        _check_inputs(title, rows, {}, {}, [])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figures = {"curves": curves_figure(curves), "retrieval": retrieval_figure(retrieval)}
-    images = {name: figure_png(figure) for name, figure in figures.items() if figure is not None}
+    captions = {"curves": "Training curves", "retrieval": "Retrieval examples"}
+    built = {"curves": curves_figure(curves), "retrieval": retrieval_figure(retrieval)}
+    for caption, figure in figures.items():
+        slug = re.sub(r"[^a-z0-9]+", "_", caption.lower()).strip("_") or "figure"
+        while slug in built:
+            slug += "_"
+        built[slug], captions[slug] = figure, caption
+    images = {name: figure_png(figure) for name, figure in built.items() if figure is not None}
 
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
@@ -173,11 +194,12 @@ def write_report(
         table_html(table) if table else "<p>No results.</p>",
         *(f"<p>{html.escape(note)}</p>" for note in notes),
     ]
-    captions = {"curves": "Training curves", "retrieval": "Retrieval examples"}
+    for heading, rows in tables.items():
+        parts += [f"<h2>{html.escape(heading)}</h2>", table_html(rows) if rows else "<p>No results.</p>"]
     for name, png in images.items():
         encoded = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h2>{captions[name]}</h2>")
-        parts.append(f'<img alt="{captions[name]}" src="data:image/png;base64,{encoded}">')
+        parts.append(f"<h2>{html.escape(captions[name])}</h2>")
+        parts.append(f'<img alt="{html.escape(captions[name])}" src="data:image/png;base64,{encoded}">')
     parts += ["</body>", "</html>", ""]
 
     for name, png in images.items():
