@@ -11,10 +11,14 @@ from pathlib import Path
 
 from brainkit.errors import BrainkitError
 
+PERCENT_KEYS = ("top", "-way", "accuracy")  # shares shown as percentages; other floats as plain numbers
+
 
 def _format_value(key: str, value) -> str:
     if isinstance(value, float) and key not in ("train_s",):
-        return f"{100 * value:.1f}%" if "chance" not in key else f"{100 * value:.2f}%"
+        if any(word in key for word in PERCENT_KEYS):
+            return f"{100 * value:.1f}%" if "chance" not in key else f"{100 * value:.2f}%"
+        return f"{value:.4g}"
     if isinstance(value, int) and key == "params":
         return f"{value:,}"
     return str(value)

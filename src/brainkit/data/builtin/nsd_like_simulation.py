@@ -7,11 +7,11 @@ arguments and an explicit ``numpy.random.Generator``.
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
+from brainkit.data.packaged import package_file
 from brainkit.errors import ConfigError
 
 N_VERTICES_HEMI = 10242  # fsaverage5
@@ -37,18 +37,7 @@ def fsaverage5() -> dict[str, np.ndarray]:
 
 
 def _brainspace_file(relative: str) -> Path:
-    spec = importlib.util.find_spec("brainspace")  # located, not imported (its datasets module needs vtk)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "nsd_like needs the package brainspace for its real resting-state noise: "
-            "pip install --no-deps brainspace==0.3.0."
-        )
-    path = Path(spec.submodule_search_locations[0]) / relative
-    if not path.is_file():
-        raise ConfigError(
-            f"nsd_like: {path} is missing from the brainspace install; reinstall brainspace==0.3.0."
-        )
-    return path
+    return package_file("brainspace", relative, "nsd_like (its real resting-state noise)")
 
 
 @functools.cache
