@@ -150,6 +150,7 @@ def parcellate_volume(
         raise DataError(f"parcellate_volume: expected a 4-D run (x, y, z, time), found shape {img.shape}.")
     if confounds is not None and len(confounds) != img.shape[3]:
         raise DataError(f"parcellate_volume: {img.shape[3]} frames but {len(confounds)} confound rows.")
+    clean_options.setdefault("standardize", None)
     masker = NiftiLabelsMasker(labels_img, resampling_target="data", **clean_options)
     values = masker.fit_transform(img, confounds=confounds)
     ids = np.asarray(masker.region_ids_ if hasattr(masker, "region_ids_") else [], dtype=object)

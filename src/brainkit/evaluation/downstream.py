@@ -1,12 +1,15 @@
 """Downstream evaluation of brain representations: regression and classification metrics, subject-level
 cross-validated linear heads, and the simple baselines masked reconstruction is judged against.
 
-Linear heads are scikit-learn's: ridge with its regularisation chosen by efficient leave-one-out on the training
-folds (``RidgeCV``), and L2 logistic regression with C chosen by an inner 3-fold search; features are standardised
-on the training folds only. Folds never split a subject (``StratifiedGroupKFold`` / ``GroupKFold``).
+Linear heads are scikit-learn's ridge models with the regularisation chosen by efficient leave-one-out on the
+training folds: ``RidgeCV`` for regression, ``RidgeClassifierCV`` for classification (its decision values, passed
+through a softmax, rank the classes for AUROC). They fit thousands of features in well under a second, where a
+searched logistic regression takes minutes on 2 cores. Features are standardised on the training folds only. Folds never split a subject (``StratifiedGroupKFold`` / ``GroupKFold``).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,7 +18,6 @@ from einops import rearrange
 from brainkit.errors import DataError
 
 ALPHAS = np.logspace(-2, 5, 15)
-CS = np.logspace(-4, 1, 6)
 
 
 def regression_metrics(y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -49,25 +51,49 @@ def classification_metrics(y: np.ndarray, probabilities: np.ndarray, classes: np
     return {"accuracy": accuracy, "auroc": float(auroc)}
 
 
-def cross_validate(
-    features: np.ndarray, target: np.ndarray, groups: np.ndarray, task: str, n_folds: int = 5, seed: int = 0
-) -> dict[str, float]:
-    """Out-of-fold predictions of a linear head, then the task's metrics (plus the chance-level reference).
-
-    features (n_samples, n_features); target (n_samples,); groups (n_samples,) subject of each sample.
-    ``task``: ``"regression"`` (MAE, r; chance = predicting the training mean) or ``"classification"``
-    (accuracy, AUROC; chance = the majority class share, AUROC 0.5).
-    """
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.model_selection import GridSearchCV, GroupKFold, StratifiedGroupKFold
+def ridge_head(x_train, y_train, x_test, task: str, classes: np.ndarray | None = None) -> np.ndarray:
+    """The default linear head: standardise on the training rows, then ``RidgeCV`` (regression: predictions) or
+    ``RidgeClassifierCV`` (classification: softmax of the decision values, columns in ``classes`` order)."""
+    from scipy.special import softmax
+    from sklearn.linear_model import RidgeClassifierCV, RidgeCV
     from sklearn.preprocessing import StandardScaler
 
-    features = np.asarray(features, dtype=np.float64)
+    scaler = StandardScaler().fit(x_train)
+    x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+    if task == "regression":
+        return RidgeCV(alphas=ALPHAS).fit(x_train, y_train).predict(x_test)
+    head = RidgeClassifierCV(alphas=ALPHAS).fit(x_train, y_train)
+    scores = head.decision_function(x_test)
+    scores = np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores
+    probabilities = np.zeros((len(x_test), len(classes)))
+    probabilities[:, np.searchsorted(classes, head.classes_)] = softmax(scores, axis=1)
+    return probabilities
+
+
+def cross_validate(
+    features: np.ndarray,
+    target: np.ndarray,
+    groups: np.ndarray,
+    task: str,
+    n_folds: int = 5,
+    seed: int = 0,
+    head: Callable[..., np.ndarray] = ridge_head,
+) -> dict[str, float]:
+    """Out-of-fold predictions of ``head``, then the task's metrics (plus the chance-level reference).
+
+    features (n_samples, ...) (2-D for the default ridge head; windows for a fine-tuning head); target
+    (n_samples,); groups (n_samples,) the subject of each sample. ``task``: ``"regression"`` (MAE, r; chance =
+    predicting the training mean) or ``"classification"`` (accuracy, AUROC; chance = the majority class share,
+    AUROC 0.5). ``head(x_train, y_train, x_test, task, classes)`` returns predictions or class probabilities.
+    """
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    features = np.asarray(features, dtype=np.float32 if head is not ridge_head else np.float64)
     target, groups = np.asarray(target), np.asarray(groups)
-    if not (len(features) == len(target) == len(groups)) or features.ndim != 2:
+    if not (len(features) == len(target) == len(groups)) or (head is ridge_head and features.ndim != 2):
         raise DataError(
             f"cross_validate: features {features.shape}, target {target.shape} and groups {groups.shape} must have "
-            "the same number of rows (features 2-D)."
+            "the same number of rows (features 2-D for the ridge head)."
         )
     if not np.isfinite(features).all():
         raise DataError("cross_validate: features contain NaN or inf.")
@@ -75,30 +101,21 @@ def cross_validate(
         raise DataError(f"cross_validate: {len(np.unique(groups))} subjects cannot fill {n_folds} folds.")
     if task == "regression":
         splitter = GroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        splits = splitter.split(features, target, groups)
-        predicted = np.zeros(len(target))
-        baseline = np.zeros(len(target))
+        predicted, baseline = np.zeros(len(target)), np.zeros(len(target))
+        classes = None
     elif task == "classification":
         splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-        splits = splitter.split(features, target, groups)
         classes = np.unique(target)
         probabilities = np.zeros((len(target), len(classes)))
         majority = np.zeros(len(target), dtype=bool)
     else:
         raise DataError(f"cross_validate: task must be 'regression' or 'classification', found {task!r}.")
-    for train, test in splits:
-        scaler = StandardScaler().fit(features[train])
-        x_train, x_test = scaler.transform(features[train]), scaler.transform(features[test])
+    for train, test in splitter.split(features, target, groups):
+        out = head(features[train], target[train], features[test], task, classes)
         if task == "regression":
-            predicted[test] = RidgeCV(alphas=ALPHAS).fit(x_train, target[train]).predict(x_test)
-            baseline[test] = target[train].mean()
+            predicted[test], baseline[test] = out, target[train].mean()
         else:
-            search = GridSearchCV(LogisticRegression(max_iter=3000), {"C": CS}, cv=3).fit(
-                x_train, target[train]
-            )
-            probabilities[np.ix_(test, np.searchsorted(classes, search.classes_))] = search.predict_proba(
-                x_test
-            )
+            probabilities[test] = out
             values, counts = np.unique(target[train], return_counts=True)
             majority[test] = target[test] == values[counts.argmax()]
     if task == "regression":

@@ -65,7 +65,7 @@ PRESETS: dict[str, BrainMAEConfig] = {
     # AG-BrainMAE: 2 adaptive (content + region-aware) attention blocks [METHODS.md sec. 5]; sizes chosen.
     "ag_paper": BrainMAEConfig(dim=128, n_heads=4, n_blocks=2, attention="adaptive", mlp_ratio=4.0),
     # What `brainkit run brain_mae` trains on 2 CPU cores in minutes.
-    "cpu_small": BrainMAEConfig(dim=48, n_heads=4, n_blocks=3, mlp_ratio=2.0, decoder_dim=32),
+    "cpu_small": BrainMAEConfig(dim=32, n_heads=4, n_blocks=3, mlp_ratio=2.0, decoder_dim=32),
     "testing": BrainMAEConfig(dim=8, n_heads=2, n_blocks=2, mlp_ratio=2.0, decoder_dim=6),
 }
 

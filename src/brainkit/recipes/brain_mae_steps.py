@@ -58,6 +58,8 @@ def evaluate_masked(
                 "fills": {k: v[0] for k, v in fills.items()},
                 "frames": frames,
             }
+    for name, values in scores.items():
+        log.info("%s: %s hidden-token MSE %.4f +- %.4f", source, name, np.mean(values), np.std(values))
     rows = [
         {
             "data": source,
@@ -90,7 +92,7 @@ def real_reconstruction(config, cohort_models: dict, held_out: np.ndarray, frame
         series = _real_series(source)
         real_frames = segment_frames(series.tr, config.segment_seconds)
         n_train = int(config.real_train_fraction * series.n_times)
-        train = windows(series.values[:n_train], real_frames * config.real_segments, max(1, real_frames // 3))
+        train = windows(series.values[:n_train], real_frames * config.real_segments, max(1, real_frames // 2))
         test = series.values[n_train:]
         test = test[: len(test) // real_frames * real_frames][None]
         model, masking = build_variant(base, config, series.n_rois, real_frames)
@@ -151,27 +153,62 @@ def _fc_window_features(raw: np.ndarray) -> np.ndarray:
 
 
 def downstream_tables(
-    config, cohort, subjects, features: dict, fc: np.ndarray, states: StateWindows, state_features: dict
+    config,
+    cohort,
+    subjects,
+    features: dict,
+    fc: np.ndarray,
+    states: StateWindows,
+    state_features: dict,
+    finetune=None,
 ) -> list[dict]:
-    """One row per method: age and behaviour regression, sex and transient-state classification."""
+    """One row per method: age and behaviour regression, sex and transient-state classification.
+
+    ``features[name]`` (n_subjects, n_features) and ``state_features[name]`` (n_windows, n_features) are frozen
+    features; ``finetune`` = (pretrained model, one window per subject) adds a fine-tuned row.
+    """
+    from brainkit.evaluation.downstream import ridge_head
+
     groups = np.array(subjects)
     targets = {name: cohort.phenotype(name, subjects) for name in ("age", "behaviour", "sex")}
-    methods = {**{name: (f, state_features[name]) for name, f in features.items()}}
-    methods["static FC + linear (baseline)"] = (fc, _fc_window_features(states.raw))
+    methods = {name: (f, state_features[name], ridge_head) for name, f in features.items()}
+    if finetune is not None:
+        from brainkit.finetuning import FinetuneHead
+
+        model, subject_windows = finetune
+        training = from_dict(
+            TrainingConfig,
+            {
+                **to_dict(config.training),
+                "epochs": config.finetune_epochs,
+                "lr": config.finetune_lr,
+                "warmup_epochs": 0.0,
+            },
+        )
+        methods[f"{config.finetune_variant} (fine-tuned)"] = (
+            subject_windows,
+            states.padded,
+            FinetuneHead(model, training),
+        )
+    methods["static FC + linear (baseline)"] = (fc, _fc_window_features(states.raw), ridge_head)
     rows = []
-    for method, (subject_x, state_x) in methods.items():
-        row: dict[str, Any] = {"method": method, "features": subject_x.shape[1]}
+    for method, (subject_x, state_x, head) in methods.items():
+        row: dict[str, Any] = {"method": method, "features": int(np.prod(subject_x.shape[1:]))}
         for name in ("age", "behaviour"):
-            m = cross_validate(subject_x, targets[name], groups, "regression", config.n_folds, config.seed)
+            m = cross_validate(
+                subject_x, targets[name], groups, "regression", config.n_folds, config.seed, head
+            )
             row |= {f"{name} MAE": m["mae"], f"{name} MAE_chance": m["mae_chance"], f"{name} r": m["r"]}
-        m = cross_validate(subject_x, targets["sex"], groups, "classification", config.n_folds, config.seed)
+        m = cross_validate(
+            subject_x, targets["sex"], groups, "classification", config.n_folds, config.seed, head
+        )
         row |= {
             "sex accuracy": m["accuracy"],
             "sex accuracy_chance": m["accuracy_chance"],
             "sex AUROC": m["auroc"],
         }
         m = cross_validate(
-            state_x, states.labels, states.groups, "classification", config.n_folds, config.seed
+            state_x, states.labels, states.groups, "classification", config.n_folds, config.seed, head
         )
         row |= {
             "state accuracy": m["accuracy"],

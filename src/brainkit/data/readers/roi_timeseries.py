@@ -47,7 +47,7 @@ def read_roi_timeseries(
             table = pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
         except (ValueError, pd.errors.ParserError) as err:
             raise FileFormatError(f"{path} is not a readable {path.suffix} table: {err}") from None
-        non_numeric = [c for c in table.columns if not np.issubdtype(table[c].dtype, np.number)]
+        non_numeric = [c for c in table.columns if not pd.api.types.is_numeric_dtype(table[c])]
         if non_numeric:
             raise FileFormatError(
                 f"{path}: columns {non_numeric[:5]} are not numeric; expected one column per ROI."

@@ -1,0 +1,144 @@
+"""BrainMAE: shapes at unequal tiny sizes, gradients, determinism, checkpoints, input errors, attention graph
+properties (no self loops, static graph, masked tokens hidden), one learning step, and masked pretraining."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brainkit.errors import ConfigError, DataError
+from brainkit.models import load_model, save_model
+from brainkit.models.base import model_config
+from brainkit.models.brain_mae import BrainMAE
+from brainkit.objectives.masked import masked_reconstruction_loss, random_mask
+from brainkit.pretraining import MaskingConfig, pretrain_masked
+from brainkit.training import TrainingConfig
+
+N_ROIS, FRAMES, N_SEGMENTS, BATCH = 7, 5, 3, 2
+
+
+def tiny(seed: int = 0, **options) -> BrainMAE:
+    torch.manual_seed(seed)
+    config = model_config("brain_mae", "testing", {"n_rois": N_ROIS, "segment_frames": FRAMES, **options})
+    model = BrainMAE(config)
+    model.registry_name = "brain_mae"
+    return model
+
+
+def x(seed: int = 1) -> torch.Tensor:
+    return torch.randn(BATCH, N_SEGMENTS * FRAMES, N_ROIS, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("attention", ["graph", "adaptive", "content"])
+def test_shapes_and_gradients(attention: str) -> None:
+    model = tiny(attention=attention)
+    inputs = x().requires_grad_(True)
+    mask = random_mask(BATCH, N_SEGMENTS, N_ROIS, 0.5)
+    out = model(inputs, mask)
+    assert out.shape == (BATCH, N_SEGMENTS * FRAMES, N_ROIS)
+    assert model.encode(inputs).shape == (BATCH, N_SEGMENTS, N_ROIS, 8)
+    assert model.features(inputs).shape == (BATCH, 2 * N_ROIS * 8)
+    out.square().mean().backward()
+    assert all(
+        p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters() if p.requires_grad
+    )
+    assert inputs.grad.abs().sum() > 0
+
+
+def test_seeded_and_checkpoint_round_trip(tmp_path) -> None:
+    a, b = tiny(seed=3).eval(), tiny(seed=3).eval()
+    torch.testing.assert_close(a(x()), b(x()))
+    save_model(tmp_path / "ckpt", a)
+    loaded, _ = load_model(tmp_path / "ckpt")
+    torch.testing.assert_close(loaded.eval()(x()), a(x()), rtol=0, atol=0)
+
+
+def test_input_errors() -> None:
+    model = tiny()
+    with pytest.raises(DataError, match=r"\(batch, n_segments \* 5 frames, 7 ROIs\)"):
+        model(torch.randn(2, 15, 6))
+    with pytest.raises(DataError, match=r"\(batch, n_segments \* 5 frames, 7 ROIs\)"):
+        model(torch.randn(2, 14, 7))
+    bad = x()
+    bad[0, 3, 2] = float("nan")
+    with pytest.raises(DataError, match="NaN or inf"):
+        model(bad)
+    with pytest.raises(DataError, match=r"mask must be \(batch, n_segments, n_rois\) = \(2, 3, 7\)"):
+        model(x(), torch.zeros(2, 3, 6, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="attention 'sparse' is not one of"):
+        tiny(attention="sparse")
+    with pytest.raises(ConfigError, match="not divisible by n_heads 3"):
+        tiny(n_heads=3)
+    with pytest.raises(ConfigError, match="n_rois and segment_frames must be set"):
+        BrainMAE(model_config("brain_mae", "testing"))
+
+
+def test_attention_graph_properties() -> None:
+    graph = tiny().attention_graph()
+    assert graph.shape == (N_ROIS, N_ROIS)
+    torch.testing.assert_close(graph.sum(dim=1), torch.ones(N_ROIS))
+    assert torch.all(graph.diagonal() == 0)  # self loops removed
+    assert torch.all(tiny(self_loops=True).attention_graph().diagonal() > 0)
+    with pytest.raises(ConfigError, match="pass windows x"):
+        tiny(attention="adaptive").attention_graph()
+    assert tiny(attention="adaptive").attention_graph(x()).shape == (N_ROIS, N_ROIS)
+    fixed = tiny(roi_embedding="fixed")
+    assert "encoder.roi_embedding" not in dict(fixed.named_parameters())
+
+
+def test_masked_tokens_are_hidden() -> None:
+    model = tiny().eval()
+    mask = random_mask(BATCH, N_SEGMENTS, N_ROIS, 0.4, torch.Generator().manual_seed(0))
+    changed = x().clone()
+    hidden = mask.repeat_interleave(FRAMES, dim=1)
+    changed[hidden] = changed[hidden] + 100.0
+    torch.testing.assert_close(model(changed, mask), model(x(), mask))
+
+
+def test_mask_and_loss_known_answers() -> None:
+    mask = random_mask(4, 6, 10, 0.7)
+    assert mask.shape == (4, 6, 10) and torch.all(mask.sum(dim=-1) == 7)
+    with pytest.raises(ConfigError, match=r"mask ratio must be in \[0, 1\)"):
+        random_mask(1, 1, 3, 1.0)
+    target = torch.zeros(1, 2 * FRAMES, 2)
+    prediction = target.clone()
+    prediction[0, :FRAMES, 0] = 2.0  # segment 0, ROI 0: squared error 4
+    prediction[0, FRAMES:, 1] = 1.0  # segment 1, ROI 1: squared error 1
+    mask = torch.tensor([[[True, False], [False, False]]])
+    loss = masked_reconstruction_loss(prediction, target, mask, FRAMES)
+    assert float(loss) == pytest.approx(0.75 * 4 + 0.25 * (1 / 3))
+
+
+def test_one_step_lowers_loss() -> None:
+    model = tiny()
+    inputs, mask = x(), random_mask(BATCH, N_SEGMENTS, N_ROIS, 0.5, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    before = masked_reconstruction_loss(model(inputs, mask), inputs, mask, FRAMES)
+    before.backward()
+    optimizer.step()
+    after = masked_reconstruction_loss(model(inputs, mask), inputs, mask, FRAMES)
+    assert after.item() < before.item()
+
+
+def _correlated_windows(n: int, seed: int) -> np.ndarray:
+    """ROIs that copy two latent signals: a hidden ROI is predictable from the visible ones."""
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, N_SEGMENTS * FRAMES, 2))
+    mixing = rng.standard_normal((2, N_ROIS))
+    return (latent @ mixing + 0.1 * rng.standard_normal((n, N_SEGMENTS * FRAMES, N_ROIS))).astype(np.float32)
+
+
+def test_pretraining_learns_and_is_reproducible() -> None:
+    training = TrainingConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=0.0, progress=False, seed=5)
+    train, val = _correlated_windows(32, 0), _correlated_windows(8, 1)
+    first = pretrain_masked(tiny(), train, training, MaskingConfig(), val_windows=val)
+    again = pretrain_masked(tiny(), train, training, MaskingConfig(), val_windows=val)
+    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in again.history]
+    assert first.history[-1]["val_masked_mse"] < first.history[0]["val_masked_mse"]
+    plain = pretrain_masked(tiny(), train, training, MaskingConfig(masking=False))
+    assert len(plain.history) == 6
+    with pytest.raises(ConfigError, match="mask_ratio_range must satisfy"):
+        pretrain_masked(tiny(), train, training, MaskingConfig(mask_ratio_range=(0.5, 0.2)))
+    with pytest.raises(DataError, match=r"expected windows \(n_windows, n_frames, 7 ROIs\)"):
+        pretrain_masked(tiny(), train[:, :, :5], training)
