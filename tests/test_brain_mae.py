@@ -142,3 +142,29 @@ def test_pretraining_learns_and_is_reproducible() -> None:
         pretrain_masked(tiny(), train, training, MaskingConfig(mask_ratio_range=(0.5, 0.2)))
     with pytest.raises(DataError, match=r"expected windows \(n_windows, n_frames, 7 ROIs\)"):
         pretrain_masked(tiny(), train[:, :, :5], training)
+
+
+@pytest.mark.parametrize(
+    ("preset", "encoder", "total"),
+    [("sg_paper", 610_048, 631_669), ("ag_paper", 477_568, 499_189), ("cpu_small", 29_440, 40_757)],
+)
+def test_preset_parameter_counts(preset: str, encoder: int, total: int) -> None:
+    """The counts docs/methods/brain_mae.md lists (Schaefer-100, 15 s at TR 0.72 s), built on the meta device."""
+    with torch.device("meta"):
+        model = BrainMAE(model_config("brain_mae", preset, {"n_rois": 100, "segment_frames": 21}))
+    assert sum(p.numel() for p in model.encoder.parameters()) == encoder
+    assert sum(p.numel() for p in model.parameters()) == total
+
+
+def test_static_graph_fast_path_matches_per_graph_product() -> None:
+    from einops import rearrange
+
+    model = tiny()
+    attention = model.encoder.blocks[0].attention
+    tokens = torch.randn(4, N_ROIS, 8)
+    embedding = model.encoder.roi_embedding
+    weights = attention.weights(tokens, embedding)
+    assert weights.shape[0] == 1  # one graph for every segment
+    values = rearrange(attention.value(tokens), "g r (h d) -> g h r d", h=attention.n_heads)
+    expected = attention.out(rearrange(weights @ values, "g h r d -> g r (h d)"))
+    torch.testing.assert_close(attention(tokens, embedding), expected)

@@ -117,8 +117,14 @@ class RegionAwareAttention(nn.Module):
         self, tokens: torch.Tensor, roi_embedding: torch.Tensor, return_weights: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         weights = self.weights(tokens, roi_embedding)
-        values = rearrange(self.value(tokens), "g r (h d) -> g h r d", h=self.n_heads)
-        mixed = self.out(rearrange(weights @ values, "g h r d -> g r (h d)"))
+        if weights.shape[0] == 1 and tokens.shape[0] > 1:
+            # one static graph for every segment: one (r x r) @ (r x g*d) product per head, not g small ones
+            values = rearrange(self.value(tokens), "g r (h d) -> h r (g d)", h=self.n_heads)
+            mixed = rearrange(weights[0] @ values, "h r (g d) -> g r (h d)", g=tokens.shape[0])
+        else:
+            values = rearrange(self.value(tokens), "g r (h d) -> g h r d", h=self.n_heads)
+            mixed = rearrange(weights @ values, "g h r d -> g r (h d)")
+        mixed = self.out(mixed)
         return (mixed, weights) if return_weights else mixed
 
 

@@ -181,7 +181,7 @@ class BrainMAERecipe:
         log.info(
             "hcp_cohort: %d pretraining windows of %d frames; %d held-out",
             len(train_windows),
-            n_frames,
+            train_windows.shape[1],
             len(held_out),
         )
 
