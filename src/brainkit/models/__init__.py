@@ -6,6 +6,7 @@ from brainkit.models.base import build_model, count_parameters, load_model, mode
 def register_all() -> None:
     """Import every model module so that its registration runs."""
     import brainkit.models.baselines  # noqa: F401
+    import brainkit.models.clip_mused  # noqa: F401
     import brainkit.models.lite_mind  # noqa: F401
 
 
