@@ -43,7 +43,7 @@ from brainkit.stimuli.images import real_images
 
 logger = logging.getLogger(__name__)
 
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 ROLES = ("low", "image", "text")
 SPACE = "mni152"
 
@@ -62,8 +62,8 @@ def default_features(image_size: int) -> dict[str, tuple[str, dict[str, Any]]]:
 def build_hcp_movie_like(
     cache_dir: str | Path | None = None,
     snr: tuple[float, ...] | list[float] = (0.9, 0.7, 0.5, 0.35),
-    n_train_stimuli: int = 360,
-    n_test_stimuli: int = 120,
+    n_train_stimuli: int = 240,
+    n_test_stimuli: int = 80,
     n_test_repeats: int = 2,
     seed: int = 0,
     image_size: int = 160,
