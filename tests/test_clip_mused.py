@@ -17,9 +17,10 @@ N_SUBJECTS, N_CLASSES, BATCH = 3, 11, 5
 
 def tiny(variant: str = "hcp", seed: int = 0, **changes) -> CLIPMUSED:
     torch.manual_seed(seed)
-    options = {"n_subjects": N_SUBJECTS, "n_classes": N_CLASSES, **changes}
+    options = {"n_subjects": N_SUBJECTS, "n_classes": N_CLASSES}
     if variant == "nsd":
         options |= {"variant": "nsd", "n_rois": 4, "roi_size": 13, "dim": 6, "ff_hidden": [7, 5, 9]}
+    options |= changes
     return build_model("clip_mused", model_config("clip_mused", "testing", options)).eval()
 
 
@@ -134,3 +135,17 @@ def test_paper_parameter_count_on_meta_device() -> None:
     assert count_parameters(model.stem) + count_parameters(model.layers) == 54_103_712  # 54.10 M
     assert count_parameters(model.blocks) == 1_843_456 and model.tokens.numel() == 9 * 2 * 512
     assert feature_shapes(config)[2] == (14, 16, 14) and feature_shapes(config)[-1] == (7, 8, 7)
+
+
+def test_roi_patches_feed_the_nsd_variant() -> None:
+    from brainkit.data.transforms import roi_patches
+
+    values = torch.arange(2 * 9, dtype=torch.float32).view(2, 9).numpy()
+    labels = [2, 2, 2, 0, 1, 1, 5, 5, 5]
+    patches = roi_patches(values, labels, roi_size=3)
+    assert patches.shape == (2, 3, 3)
+    assert patches[0, 0].tolist() == [4.0, 4.5, 5.0] and patches[1, 1].tolist() == [9.0, 10.0, 11.0]
+    model = tiny("nsd", n_rois=3, roi_size=3)
+    assert model(torch.from_numpy(patches), torch.tensor([0, 1])).logits.shape == (2, N_CLASSES)
+    with pytest.raises(DataError, match="no voxel has an ROI label"):
+        roi_patches(values, [0] * 9, 3)
