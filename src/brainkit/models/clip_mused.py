@@ -55,6 +55,7 @@ class CLIPMUSEDConfig:
     ff_hidden: tuple[int, ...] = (256, 512)  # one token-attention block per entry (hcp: exactly two)
     dropout: float = 0.0
     subject_tokens: bool = True  # False: one token pair shared by all subjects (ablation)
+    token_init_std: float = 0.02  # released: subject tokens drawn from N(0, 0.02)
     readout: str = (
         "tokens"  # "tokens": classifier on [high, low]; "mean": on mean brain token (pooled baseline)
     )
@@ -185,7 +186,9 @@ class CLIPMUSED(nn.Module):
         )
         if c.readout == "tokens":
             n_sets = c.n_subjects if c.subject_tokens else 1
-            self.tokens = nn.Parameter(torch.randn(n_sets, 2, c.dim) * 0.02)  # [high, low] per subject
+            self.tokens = nn.Parameter(
+                torch.randn(n_sets, 2, c.dim) * c.token_init_std
+            )  # [high, low] per subject
         self.classifier = nn.Linear((2 if c.readout == "tokens" else 1) * c.dim, c.n_classes)
 
     def attention_parameters(self) -> list[nn.Parameter]:
