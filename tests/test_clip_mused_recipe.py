@@ -19,6 +19,15 @@ from brainkit.report.clip_mused_figures import attention_figure, attention_volum
 from brainkit.stimuli.semantic_features import post_process, semantic_targets
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on the shared 2-core machine two threads ran these small models ~15x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_semantic_targets_unit_rows_fitted_on_train() -> None:
     rng = np.random.default_rng(0)
     low, image, text = rng.normal(size=(30, 4, 5)), rng.normal(size=(30, 17)), rng.normal(size=(30, 9))
@@ -123,3 +132,28 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
     assert "Attention of the subject tokens" in report and "coloured by category" in report
     assert (out / "checkpoints" / "clip_mused" / "model.safetensors").is_file()
     assert (out / "checkpoints" / "per_subject_sub02" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_prepare_uses_a_local_clip_for_the_high_level_target(tmp_path) -> None:
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from brainkit.data import load_dataset
+    from brainkit.recipes.clip_mused import FAST_TEST_DATA, prepare
+
+    folder = tmp_path / "tiny_clip"  # random weights, a real CLIP folder layout
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=30, patch_size=10, projection_dim=12)  # fmt: skip
+    CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}).save_pretrained(
+        folder
+    )
+    dataset = load_dataset("hcp_movie_like", cache_dir=tmp_path / "cache", **FAST_TEST_DATA)
+    base = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}"])
+    plain = prepare(dataset, base)
+    with_clip = prepare(dataset, recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}",
+                                                                         f"clip_model_dir={folder}"]))  # fmt: skip
+    a, b = plain["train"]["sub01"], with_clip["train"]["sub01"]
+    assert a.high.shape == b.high.shape and not np.allclose(a.high, b.high)
+    assert np.array_equal(a.low, b.low) and np.array_equal(a.values, b.values)
+    assert np.allclose(np.linalg.norm(b.high, axis=1), 1, atol=1e-5)
