@@ -100,6 +100,7 @@ def test_figures() -> None:
 def test_presets_build() -> None:
     assert recipe_config("clip_mused", "hcp").model_preset == "hcp"
     assert recipe_config("clip_mused", "hcp").fit.epochs == 500
+    assert recipe_config("clip_mused", "hcp").fit.device == "cuda"
     assert recipe_config("clip_mused").model_preset == "cpu_small"
     with pytest.raises(ConfigError, match="methods must include 'clip_mused'"):
         run_recipe("clip_mused", preset="testing", overrides=["methods=[srm]"], folder="/nonexistent/x")

@@ -118,11 +118,11 @@ class CLIPMUSEDRecipe:
         ),
         # The paper's model and schedule (README + decoding_HCP_MS.py): hcp preset (65.8 M), Adam lr 1e-3 x0.7 every
         # 25 epochs, 500 epochs, batch 64, loss weights 1 / 1e-3 / 1e-3 / 0.1, 112x128x112 input (built-in data
-        # at 2 mm padded to the paper's grid; the paper's HCP volumes are 1.6 mm). A GPU job, not a CPU one.
+        # at 2 mm padded to the paper's grid; the paper's HCP volumes are 1.6 mm). A GPU job (fit.device cuda).
         "hcp": CLIPMUSEDRecipeConfig(
             data={"resolution_mm": 2, "grid": [112, 128, 112]},
             model_preset="hcp",
-            fit=FitSettings(epochs=500, batch_size=64, lr=1e-3, lr_step_epochs=25),
+            fit=FitSettings(epochs=500, batch_size=64, lr=1e-3, lr_step_epochs=25, device="cuda"),
         ),
     }
 

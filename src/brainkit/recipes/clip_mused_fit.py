@@ -34,6 +34,7 @@ class FitSettings:
     weight_decay: float = 0.0
     seed: int = 0
     progress: bool = True
+    device: str = "cpu"  # e.g. "cuda" for the hcp preset
 
 
 @dataclass
@@ -72,14 +73,15 @@ class VolumeGrid:
         return out.view(len(values), *self.shape)
 
 
-def _batch(arrays: SampleArrays, rows: np.ndarray, grid: VolumeGrid):
-    return (
+def _batch(arrays: SampleArrays, rows: np.ndarray, grid: VolumeGrid, device: torch.device | str = "cpu"):
+    parts = (
         grid(arrays.values[rows]),
         torch.from_numpy(arrays.subject[rows].astype(np.int64)),
         torch.from_numpy(arrays.labels[rows].astype(np.float32)),
         torch.from_numpy(arrays.high[rows]),
         torch.from_numpy(arrays.low[rows]),
     )
+    return tuple(part.to(device) for part in parts)
 
 
 def fit(
@@ -91,6 +93,7 @@ def fit(
     name: str,
 ) -> list[dict]:
     """Train ``model`` in place; returns one record per epoch (mean loss parts, seconds)."""
+    model.to(settings.device)
     attention = {id(p) for p in model.attention_parameters()}
     groups = [
         {"params": [p for p in model.parameters() if id(p) not in attention], "lr": settings.lr},
@@ -107,7 +110,7 @@ def fit(
         order = rng.permutation(len(arrays.values))
         n_batches = max(1, len(order) // settings.batch_size)  # drop the ragged end: BatchNorm needs > 1 row
         for rows in np.array_split(order[: n_batches * settings.batch_size], n_batches):
-            x, subject, labels, high_target, low_target = _batch(arrays, rows, grid)
+            x, subject, labels, high_target, low_target = _batch(arrays, rows, grid, settings.device)
             out = model(x, subject)
             total, parts = loss(out.logits, labels, out.high, out.low, high_target, low_target)
             optimiser.zero_grad(set_to_none=True)
@@ -130,16 +133,17 @@ def predict(
 ) -> dict[str, np.ndarray]:
     """Sigmoid probabilities (n, n_classes), the high/low tokens (n, dim) and the mean token attention (2, n_tokens)."""
     model.eval()
+    device = next(model.parameters()).device
     scores, highs, lows, attention = [], [], [], None
     for start in range(0, len(arrays.values), batch_size):
         rows = np.arange(start, min(start + batch_size, len(arrays.values)))
-        x, subject, *_ = _batch(arrays, rows, grid)
+        x, subject, *_ = _batch(arrays, rows, grid, device)
         out = model(x, subject, return_attention=True)
-        scores.append(torch.sigmoid(out.logits).numpy())
-        highs.append(out.high.numpy())
-        lows.append(out.low.numpy())
+        scores.append(torch.sigmoid(out.logits).cpu().numpy())
+        highs.append(out.high.cpu().numpy())
+        lows.append(out.low.cpu().numpy())
         if out.attention is not None:
-            part = out.attention.sum(0)
+            part = out.attention.sum(0).cpu()
             attention = part if attention is None else attention + part
     result = {"scores": np.concatenate(scores), "high": np.concatenate(highs), "low": np.concatenate(lows)}
     if attention is not None:
