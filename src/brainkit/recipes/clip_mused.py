@@ -23,7 +23,7 @@ from brainkit.data import load_dataset
 from brainkit.data.schema import DecodingDataset
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import ConfigError, DataError
-from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics
+from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, per_subject_table
 from brainkit.models import build_model, count_parameters, model_config, save_model
 from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
@@ -312,10 +312,7 @@ def run_srm(prepared: dict, config: CLIPMUSEDRecipeConfig) -> dict[str, np.ndarr
 
 def score_row(method, description, scores, prepared, n_params, seconds) -> dict[str, Any]:
     per = {s: multilabel_metrics(scores[s], prepared["test"][s].labels) for s in prepared["subjects"]}
-    row: dict[str, Any] = {"method": method, "what": description}
-    for metric in ("mAP", "AUC", "hamming"):
-        row[metric] = float(np.mean([m[metric] for m in per.values()]))
-        row |= {f"{metric}/{s}": m[metric] for s, m in per.items()}
+    row = {"method": method, "what": description} | per_subject_table(per)  # means, then "mAP/sub01"...
     return row | {"params": n_params, "train_s": round(seconds, 1)}
 
 
