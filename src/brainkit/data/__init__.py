@@ -25,6 +25,7 @@ def dataset_accepts(name: str, option: str) -> bool:
 def _register_all() -> None:
     """Import the modules that register datasets (kept lazy: they pull heavy dependencies)."""
     import brainkit.data.builtin.hcp_cohort  # noqa: F401
+    import brainkit.data.builtin.hcp_movie_like  # noqa: F401
     import brainkit.data.builtin.nsd_like  # noqa: F401
     import brainkit.data.readers.nsd  # noqa: F401
 

@@ -44,3 +44,31 @@ class Standardizer:
         self = cls()
         self.mean_, self.scale_ = tensors["mean"].numpy(), tensors["scale"].numpy()
         return self
+
+
+def roi_patches(values: np.ndarray, roi_labels: np.ndarray, roi_size: int) -> np.ndarray:
+    """ROI patches for CLIP-MUSED's NSD variant: each ROI's voxels resampled to ``roi_size`` values.
+
+    ``values`` (n_samples, n_voxels), ``roi_labels`` (n_voxels,) integer ROI of each voxel (values < 1: no ROI).
+    ROIs are taken in increasing label order; within an ROI, voxels keep their order and are linearly
+    interpolated onto ``roi_size`` evenly spaced positions, so subjects with different voxel counts give patches
+    of one shape. Returns float32 (n_samples, n_rois, roi_size).
+    """
+    values, roi_labels = np.asarray(values, dtype=np.float32), np.asarray(roi_labels)
+    if values.ndim != 2 or roi_labels.shape != (values.shape[1],):
+        raise DataError(
+            f"roi_patches: values {values.shape} must be (n_samples, n_voxels) and roi_labels ({values.shape[-1]},), "
+            f"found roi_labels {roi_labels.shape}."
+        )
+    if roi_size < 1:
+        raise DataError(f"roi_patches: roi_size must be >= 1, found {roi_size}.")
+    rois = np.unique(roi_labels[roi_labels >= 1])
+    if len(rois) == 0:
+        raise DataError("roi_patches: no voxel has an ROI label >= 1.")
+    out = np.empty((len(values), len(rois), roi_size), dtype=np.float32)
+    target = np.linspace(0.0, 1.0, roi_size)
+    for index, roi in enumerate(rois):
+        block = values[:, roi_labels == roi]
+        source = np.linspace(0.0, 1.0, block.shape[1]) if block.shape[1] > 1 else np.zeros(1)
+        out[:, index] = np.stack([np.interp(target, source, row) for row in block])
+    return out

@@ -7,6 +7,7 @@ def register_all() -> None:
     """Import every model module so that its registration runs."""
     import brainkit.models.baselines  # noqa: F401
     import brainkit.models.brain_mae  # noqa: F401
+    import brainkit.models.clip_mused  # noqa: F401
     import brainkit.models.lite_mind  # noqa: F401
 
 

@@ -1,0 +1,108 @@
+"""Multi-label decoding metrics (CLIP-MUSED's): mAP, AUC and Hamming loss, per subject and averaged.
+
+Computed by torchmetrics (``multilabel_average_precision``, ``multilabel_auroc``,
+``multilabel_hamming_distance``). Averaging is over classes (macro). A class with no positive test sample has
+no defined average precision or AUC (a class with no negative has no AUC either): it is EXCLUDED from the mean
+and counted in ``n_classes_excluded`` (the released code instead scored such classes as AUC 1, which inflates
+AUC). Hamming loss uses every class, thresholding the probabilities at 0.5.
+
+Chance reference: :func:`label_frequency_scores` predicts every test sample as the training frequency of each
+class; its mAP is about each class's test frequency and its AUC exactly 0.5.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchmetrics.functional.classification import (
+    binary_auroc,
+    binary_average_precision,
+    binary_hamming_distance,
+    multilabel_auroc,
+    multilabel_average_precision,
+    multilabel_hamming_distance,
+)
+
+from brainkit.errors import DataError
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    scores, labels = np.asarray(scores, dtype=np.float32), np.asarray(labels)
+    if scores.ndim != 2 or scores.shape != labels.shape:
+        raise DataError(
+            f"multilabel metrics: scores {scores.shape} and labels {labels.shape} must both be "
+            "(n_samples, n_classes)."
+        )
+    if not np.isin(labels, (0, 1)).all():
+        raise DataError("multilabel metrics: labels must be 0 or 1 (one column per class).")
+    if not np.isfinite(scores).all():
+        raise DataError("multilabel metrics: scores contain NaN or inf.")
+    if scores.min() < 0 or scores.max() > 1:
+        raise DataError("multilabel metrics: scores must be probabilities in [0, 1]; apply a sigmoid first.")
+    return torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64))
+
+
+def multilabel_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+    """mAP, AUC and Hamming loss of probabilities ``scores`` against 0/1 ``labels``, both (n_samples, n_classes).
+
+    Returns
+    -------
+    dict
+        ``mAP`` and ``AUC`` (macro means over the classes that have positives, and negatives for AUC),
+        ``hamming`` (fraction of wrong 0/1 decisions at ``threshold``), ``n_classes_scored``,
+        ``n_classes_excluded``.
+    """
+    p, y = _check(scores, labels)
+    positives, negatives = y.sum(0), (1 - y).sum(0)
+    scored = torch.nonzero(positives > 0).flatten()
+    both = torch.nonzero((positives > 0) & (negatives > 0)).flatten()
+    if len(scored) == 0:
+        raise DataError("multilabel metrics: no class has a positive sample; mAP is undefined.")
+    average_precision = _macro(
+        multilabel_average_precision, binary_average_precision, p[:, scored], y[:, scored]
+    )
+    auc = _macro(multilabel_auroc, binary_auroc, p[:, both], y[:, both])
+    if y.shape[1] == 1:
+        hamming = binary_hamming_distance(p[:, 0], y[:, 0], threshold=threshold)
+    else:
+        hamming = multilabel_hamming_distance(
+            p, y, num_labels=y.shape[1], threshold=threshold, average="micro"
+        )
+    return {
+        "mAP": float(average_precision),
+        "AUC": float(auc),
+        "hamming": float(hamming),
+        "n_classes_scored": int(len(scored)),
+        "n_classes_excluded": int(y.shape[1] - len(scored)),
+    }
+
+
+def _macro(multilabel, binary, p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Macro mean over the columns (torchmetrics' multilabel functions need at least 2 labels)."""
+    if p.shape[1] == 0:
+        return torch.tensor(float("nan"))
+    if p.shape[1] == 1:
+        return binary(p[:, 0], y[:, 0])
+    return multilabel(p, y, num_labels=p.shape[1], average="macro")
+
+
+def label_frequency_scores(train_labels: np.ndarray, n_samples: int) -> np.ndarray:
+    """The chance predictor: every one of ``n_samples`` rows is the training frequency of each class."""
+    train_labels = np.asarray(train_labels)
+    if train_labels.ndim != 2 or len(train_labels) == 0:
+        raise DataError(
+            f"label_frequency_scores: train_labels must be (n_train, n_classes), found {train_labels.shape}."
+        )
+    return np.tile(train_labels.mean(axis=0, dtype=np.float64).astype(np.float32), (n_samples, 1))
+
+
+def per_subject_table(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Flatten ``{subject: metrics}`` to ``{"mAP/subj": ..., "mAP": mean over subjects, ...}``."""
+    if not results:
+        raise DataError("per_subject_table: no subjects given.")
+    out: dict[str, float] = {}
+    for name in ("mAP", "AUC", "hamming"):
+        values = [metrics[name] for metrics in results.values()]
+        out[name] = float(np.mean(values))
+        out |= {f"{name}/{subject}": metrics[name] for subject, metrics in results.items()}
+    return out

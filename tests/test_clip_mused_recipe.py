@@ -1,0 +1,160 @@
+"""The CLIP-MUSED recipe: stimulus targets, volume scatter, seeded training, figures, and `brainkit run` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from brainkit.cli import main
+from brainkit.errors import ConfigError, DataError
+from brainkit.models import build_model, model_config
+from brainkit.objectives.semantic import SemanticLoss
+from brainkit.recipes import recipe_config, run_recipe
+from brainkit.recipes.clip_mused_fit import FitSettings, SampleArrays, VolumeGrid, fit, predict
+from brainkit.report.clip_mused_figures import attention_figure, attention_volume, token_embedding_figure
+from brainkit.stimuli.semantic_features import post_process, semantic_targets
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One torch thread: on the shared 2-core machine two threads ran these small models ~15x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_semantic_targets_unit_rows_fitted_on_train() -> None:
+    rng = np.random.default_rng(0)
+    low, image, text = rng.normal(size=(30, 4, 5)), rng.normal(size=(30, 17)), rng.normal(size=(30, 9))
+    train = np.arange(20)
+    low_t, high_t = semantic_targets(low, image, text, train, dim=6)
+    assert low_t.shape == (30, 20) and high_t.shape == (30, 6)
+    assert np.allclose(np.linalg.norm(low_t, axis=1), 1) and np.allclose(np.linalg.norm(high_t, axis=1), 1)
+    changed = image.copy()
+    changed[25:] *= 100  # test rows: must not change what is fitted, so the training targets stay the same
+    assert np.allclose(semantic_targets(low, changed, text, train, dim=6)[1][:20], high_t[:20])
+    assert np.abs(post_process(rng.normal(size=(5, 3)) * 50, np.arange(5), clip=1.5)).max() <= 1
+    with pytest.raises(DataError, match="one row per stimulus"):
+        semantic_targets(low, image[:5], text, train)
+
+
+def test_volume_grid_scatters_into_mask() -> None:
+    mask = np.zeros((3, 4, 5), bool)
+    mask[1, 2, 3] = mask[2, 0, 1] = True
+    volumes = VolumeGrid(mask)(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    assert volumes.shape == (2, 3, 4, 5) and volumes[0, 2, 0, 1] == 2.0 and volumes[1, 1, 2, 3] == 3.0
+    assert volumes.sum() == 10.0
+
+
+def _arrays(mask: np.ndarray, n: int = 12, seed: int = 0) -> SampleArrays:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, 3)) < 0.5).astype(np.float32)
+    values = rng.normal(size=(n, int(mask.sum()))).astype(np.float32) + labels[:, :1]
+    return SampleArrays(values, np.arange(n) % 2, labels, rng.normal(size=(n, 4)).astype(np.float32),
+                        rng.normal(size=(n, 5)).astype(np.float32))  # fmt: skip
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    options = {"n_subjects": 2, "n_classes": 3}
+    return build_model("clip_mused", model_config("clip_mused", "testing", options))
+
+
+def test_fit_is_seeded_and_learns() -> None:
+    mask = np.ones((9, 8, 7), bool)
+    arrays, grid = _arrays(mask), VolumeGrid(mask)
+    settings = FitSettings(epochs=6, batch_size=4, lr=1e-2, progress=False)
+    first, second = _model(), _model()
+    history = fit(first, arrays, grid, SemanticLoss(), settings, "a")
+    again = fit(second, arrays, grid, SemanticLoss(), settings, "b")
+    assert [h["loss"] for h in history] == [h["loss"] for h in again]
+    assert history[-1]["loss"] < history[0]["loss"]
+    out = predict(first, arrays, grid, batch_size=5)
+    assert out["scores"].shape == (12, 3) and out["attention"].shape == (2, 12)
+    assert ((out["scores"] > 0) & (out["scores"] < 1)).all()
+    with pytest.raises(DataError, match="same number of rows"):
+        SampleArrays(arrays.values, arrays.subject[:3], arrays.labels, arrays.high, arrays.low)
+
+
+def test_figures() -> None:
+    rng = np.random.default_rng(0)
+    labels = (rng.random((20, 4)) < 0.4).astype(int)
+    figure = token_embedding_figure(rng.normal(size=(20, 6)), rng.normal(size=(20, 6)), labels, list("abcd"))
+    assert isinstance(figure, Figure) and len(figure.axes) == 3
+    mask = np.zeros((8, 8, 4), bool)
+    mask[1:7, 1:7, :] = True
+    attention = np.zeros((2, 16))
+    attention[:, 5] = 1.0  # token (1, 1, 0) of a 4x4x1 token grid -> voxels [2:4, 2:4, :]
+    volumes = attention_volume(attention, (4, 4, 1), mask)
+    assert volumes.shape == (2, 8, 8, 4) and volumes[0, 2:4, 2:4].min() == 1 and volumes[0].sum() == 16
+    assert len(attention_figure(volumes, mask).axes) >= 6
+    with pytest.raises(DataError, match="do not fill the grid"):
+        attention_volume(attention, (3, 3, 1), mask)
+
+
+def test_presets_build() -> None:
+    assert recipe_config("clip_mused", "hcp").model_preset == "hcp"
+    assert recipe_config("clip_mused", "hcp").fit.epochs == 500
+    assert recipe_config("clip_mused", "hcp").fit.device == "cuda"
+    assert recipe_config("clip_mused").model_preset == "cpu_small"
+    with pytest.raises(ConfigError, match="methods must include 'clip_mused'"):
+        run_recipe("clip_mused", preset="testing", overrides=["methods=[srm]"], folder="/nonexistent/x")
+
+
+@pytest.mark.slow
+def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "clip_mused",
+        "--preset",
+        "testing",
+        "--out",
+        str(out),
+        "--set",
+        f"cache_dir={tmp_path / 'cache'}",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for method in ("clip_mused", "no_rsm", "no_orthogonality", "no_subject_tokens", "per_subject", "pooled", "srm",
+                   "label_frequency"):  # fmt: skip
+        assert method in printed
+    assert "mAP per subject" in printed and "CLIP-MUSED (mAP" in printed
+    saved = json.loads((out / "metrics.json").read_text())
+    rows = {row["method"]: row for row in saved["metrics"]["rows"]}
+    assert rows["label_frequency"]["AUC"] == pytest.approx(0.5)
+    assert all(0 <= row["mAP"] <= 1 for row in rows.values())
+    report = (out / "report.html").read_text()
+    assert "Attention of the subject tokens" in report and "coloured by category" in report
+    assert (out / "checkpoints" / "clip_mused" / "model.safetensors").is_file()
+    assert (out / "checkpoints" / "per_subject_sub02" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_prepare_uses_a_local_clip_for_the_high_level_target(tmp_path) -> None:
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from brainkit.data import load_dataset
+    from brainkit.recipes.clip_mused import FAST_TEST_DATA, prepare
+
+    folder = tmp_path / "tiny_clip"  # random weights, a real CLIP folder layout
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=30, patch_size=10, projection_dim=12)  # fmt: skip
+    CLIPVisionModelWithProjection(config).save_pretrained(folder)
+    CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}).save_pretrained(
+        folder
+    )
+    dataset = load_dataset("hcp_movie_like", cache_dir=tmp_path / "cache", **FAST_TEST_DATA)
+    base = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}"])
+    plain = prepare(dataset, base)
+    with_clip = prepare(dataset, recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}",
+                                                                         f"clip_model_dir={folder}"]))  # fmt: skip
+    a, b = plain["train"]["sub01"], with_clip["train"]["sub01"]
+    assert a.high.shape == b.high.shape and not np.allclose(a.high, b.high)
+    assert np.array_equal(a.low, b.low) and np.array_equal(a.values, b.values)
+    assert np.allclose(np.linalg.norm(b.high, axis=1), 1, atol=1e-5)

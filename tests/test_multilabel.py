@@ -1,0 +1,83 @@
+"""Multi-label metrics on inputs with known answers: perfect, inverted, random, and the frequency baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from brainkit.errors import DataError
+from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, per_subject_table
+
+
+def _labels(seed: int = 0, n: int = 41, k: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, k)) < 0.3).astype(int)
+    labels[0], labels[1] = 1, 0  # every class has a positive and a negative
+    return labels
+
+
+def test_perfect_scores() -> None:
+    labels = _labels()
+    metrics = multilabel_metrics(labels.astype(float), labels)
+    assert metrics["mAP"] == pytest.approx(1.0) and metrics["AUC"] == pytest.approx(1.0)
+    assert metrics["hamming"] == 0.0 and metrics["n_classes_excluded"] == 0
+
+
+def test_inverted_scores() -> None:
+    labels = _labels()
+    metrics = multilabel_metrics(1.0 - labels, labels)
+    assert metrics["AUC"] == pytest.approx(0.0) and metrics["hamming"] == pytest.approx(1.0)
+    assert metrics["mAP"] < 0.6  # all positives ranked last: AP ~ class frequency
+
+
+def test_random_scores_near_chance() -> None:
+    rng = np.random.default_rng(1)
+    labels = (rng.random((4000, 5)) < 0.2).astype(int)
+    metrics = multilabel_metrics(rng.random((4000, 5)), labels)
+    assert metrics["AUC"] == pytest.approx(0.5, abs=0.03)
+    assert metrics["mAP"] == pytest.approx(labels.mean(), abs=0.03)
+    assert metrics["hamming"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_known_average_precision() -> None:
+    # one class, ranking: pos, neg, pos -> AP = (1/1 + 2/3) / 2
+    metrics = multilabel_metrics(np.array([[0.9], [0.8], [0.7]]), np.array([[1], [0], [1]]))
+    assert metrics["mAP"] == pytest.approx((1 + 2 / 3) / 2)
+    assert metrics["AUC"] == pytest.approx(0.5)
+
+
+def test_classes_without_positives_are_excluded_and_counted() -> None:
+    labels = _labels()
+    labels[:, 3] = 0
+    scores = labels.astype(float)
+    scores[:, 3] = 0.9  # wrong on the empty class: counts in Hamming, not in mAP/AUC
+    metrics = multilabel_metrics(scores, labels)
+    assert metrics["mAP"] == pytest.approx(1.0) and metrics["n_classes_excluded"] == 1
+    assert metrics["hamming"] == pytest.approx(1 / 7)
+
+
+def test_label_frequency_baseline_is_chance() -> None:
+    train, test = _labels(2, 300), _labels(3, 200)
+    scores = label_frequency_scores(train, len(test))
+    assert scores.shape == test.shape and np.allclose(scores[5], train.mean(0))
+    metrics = multilabel_metrics(scores, test)
+    assert metrics["AUC"] == pytest.approx(0.5)
+    assert metrics["mAP"] == pytest.approx(test.mean(0).mean(), abs=1e-6)
+
+
+def test_per_subject_table_means() -> None:
+    table = per_subject_table(
+        {"a": {"mAP": 0.2, "AUC": 0.6, "hamming": 0.1}, "b": {"mAP": 0.4, "AUC": 0.8, "hamming": 0.3}}
+    )
+    assert table["mAP"] == pytest.approx(0.3) and table["AUC/b"] == 0.8
+
+
+def test_bad_inputs_raise() -> None:
+    with pytest.raises(DataError, match=r"must both be \(n_samples, n_classes\)"):
+        multilabel_metrics(np.zeros((3, 2)), np.zeros((3, 4)))
+    with pytest.raises(DataError, match="apply a sigmoid first"):
+        multilabel_metrics(np.full((2, 2), 3.0), np.eye(2))
+    with pytest.raises(DataError, match="labels must be 0 or 1"):
+        multilabel_metrics(np.zeros((2, 2)), np.full((2, 2), 2))
+    with pytest.raises(DataError, match="no class has a positive"):
+        multilabel_metrics(np.zeros((2, 2)), np.zeros((2, 2)))
