@@ -168,3 +168,11 @@ def test_static_graph_fast_path_matches_per_graph_product() -> None:
     values = rearrange(attention.value(tokens), "g r (h d) -> g h r d", h=attention.n_heads)
     expected = attention.out(rearrange(weights @ values, "g h r d -> g r (h d)"))
     torch.testing.assert_close(attention(tokens, embedding), expected)
+
+
+def test_token_connectivity_readout() -> None:
+    model = tiny().eval()
+    with torch.no_grad():
+        out = model.token_connectivity(x())
+    assert out.shape == (BATCH, N_ROIS * (N_ROIS - 1) // 2)
+    assert torch.all(out.abs() <= 1 + 1e-5) and torch.isfinite(out).all()

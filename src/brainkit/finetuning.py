@@ -26,13 +26,14 @@ log = logging.getLogger(__name__)
 class FinetuneHead:
     """Callable head: (x_train, y_train, x_test, task, classes) -> predictions or class probabilities.
 
-    ``model`` is the pretrained encoder (left untouched: each call trains a deep copy); it must have
-    ``features(x) -> (batch, n_features)``. ``encoder_lr_scale`` scales the encoder's learning rate (0 freezes it).
+    ``model`` is the pretrained encoder (left untouched: each call trains a deep copy); its method ``readout``
+    (default ``features``) maps windows to (batch, n_features). ``encoder_lr_scale`` scales the encoder's learning rate (0 freezes it).
     """
 
     model: nn.Module
     training: TrainingConfig
     encoder_lr_scale: float = 0.1
+    readout: str = "features"  # the model method the head reads, e.g. "token_connectivity"
 
     def __call__(self, x_train, y_train, x_test, task: str, classes: np.ndarray | None = None) -> np.ndarray:
         x_train = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
@@ -43,8 +44,9 @@ class FinetuneHead:
             )
         torch.manual_seed(self.training.seed)
         model = copy.deepcopy(self.model).train()
+        read = getattr(model, self.readout)
         with torch.no_grad():
-            n_features = model.features(x_train[:1]).shape[1]
+            n_features = read(x_train[:1]).shape[1]
         if task == "regression":
             mean, std = float(np.mean(y_train)), float(np.std(y_train) or 1.0)
             target = torch.as_tensor((np.asarray(y_train, dtype=np.float32) - mean) / std)
@@ -72,7 +74,7 @@ class FinetuneHead:
                 rows = order[b * batch : (b + 1) * batch]
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(self.training, step, steps_per_epoch) * group["scale"]
-                out = head(norm(model.features(x_train[rows])))
+                out = head(norm(read(x_train[rows])))
                 if task == "regression":
                     loss = nn.functional.mse_loss(out[:, 0], target[rows])
                 else:
@@ -87,9 +89,7 @@ class FinetuneHead:
                 step += 1
         model.eval()
         with torch.no_grad():
-            out = torch.cat(
-                [head(norm(model.features(x_test[i : i + 64]))) for i in range(0, len(x_test), 64)]
-            )
+            out = torch.cat([head(norm(read(x_test[i : i + 64]))) for i in range(0, len(x_test), 64)])
         if task == "regression":
             return out[:, 0].numpy() * std + mean
         return out.softmax(dim=1).numpy()

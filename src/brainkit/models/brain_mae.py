@@ -273,6 +273,17 @@ class BrainMAE(nn.Module):
         tokens = self.encode(x)
         return torch.cat([tokens.mean(dim=1).flatten(1), tokens.std(dim=1, unbiased=False).flatten(1)], dim=1)
 
+    def token_connectivity(self, x: torch.Tensor) -> torch.Tensor:
+        """Correlation between ROIs of their token trajectories (segments x dims, centred over segments):
+        (batch, n_times, n_rois) -> (batch, n_rois (n_rois - 1) / 2), a learned-connectivity readout."""
+        tokens = self.encode(x)
+        centred = tokens - tokens.mean(dim=1, keepdim=True)
+        flat = rearrange(centred, "b s r d -> b r (s d)")
+        flat = flat / flat.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+        correlation = flat @ flat.transpose(1, 2)
+        rows, cols = torch.triu_indices(self.config.n_rois, self.config.n_rois, offset=1)
+        return correlation[:, rows, cols]
+
     @torch.no_grad()
     def attention_graph(self, x: torch.Tensor | None = None, block: int = 0) -> torch.Tensor:
         """Attention of block ``block`` averaged over heads (and over the segments of ``x`` when the attention

@@ -171,7 +171,7 @@ def downstream_tables(
 
     groups = np.array(subjects)
     targets = {name: cohort.phenotype(name, subjects) for name in ("age", "behaviour", "sex")}
-    methods = {name: (f, state_features[name], ridge_head) for name, f in features.items()}
+    methods = {name: (f, state_features[name], ridge_head, ridge_head) for name, f in features.items()}
     if finetune is not None:
         from brainkit.finetuning import FinetuneHead
 
@@ -188,11 +188,12 @@ def downstream_tables(
         methods[f"{config.finetune_variant} (fine-tuned)"] = (
             subject_windows,
             states.padded,
-            FinetuneHead(model, training),
+            FinetuneHead(model, training, readout="token_connectivity"),  # the frozen rows' readouts
+            FinetuneHead(model, training, readout="features"),
         )
-    methods["static FC + linear (baseline)"] = (fc, _fc_window_features(states.raw), ridge_head)
+    methods["static FC + linear (baseline)"] = (fc, _fc_window_features(states.raw), ridge_head, ridge_head)
     rows = []
-    for method, (subject_x, state_x, head) in methods.items():
+    for method, (subject_x, state_x, head, state_head) in methods.items():
         row: dict[str, Any] = {"method": method, "features": int(np.prod(subject_x.shape[1:]))}
         for name in ("age", "behaviour"):
             m = cross_validate(
@@ -208,7 +209,7 @@ def downstream_tables(
             "sex AUROC": m["auroc"],
         }
         m = cross_validate(
-            state_x, states.labels, states.groups, "classification", config.n_folds, config.seed, head
+            state_x, states.labels, states.groups, "classification", config.n_folds, config.seed, state_head
         )
         row |= {
             "state accuracy": m["accuracy"],
