@@ -172,4 +172,36 @@ def resample(data: np.ndarray, matrix: sparse.spmatrix) -> np.ndarray:
     )
 
 
-__all__ = ["METHODS", "resample", "resample_matrix", "vertex_areas", "barycentric_weights"]
+def hemisphere_to_icosphere(
+    frames: np.ndarray,
+    sphere: Mesh,
+    hemisphere: str,
+    order: int = 6,
+    method: str = "adap_bary_area",
+    area: Mesh | None = None,
+    cache_dir: str | Path | None = None,
+) -> np.ndarray:
+    """SIM's step: one hemisphere's frames (n_frames, n_vertices of ``sphere``) on the order-``order`` icosphere.
+
+    The right hemisphere is mirrored onto the left first (its sphere reflected through x = 0), so both
+    hemispheres share one left-looking icosphere and one set of patches ("symmetrised" in SIM).
+    """
+    from brainkit.surface.icosphere import icosphere
+
+    if hemisphere not in ("left", "right"):
+        raise ConfigError(f"hemisphere must be 'left' or 'right', found {hemisphere!r}.")
+    if hemisphere == "right":
+        sphere = sphere.mirrored()
+        area = area.mirrored() if area is not None else None
+    matrix = resample_matrix(sphere, icosphere(order), method, source_area=area, cache_dir=cache_dir)
+    return resample(frames, matrix)
+
+
+__all__ = [
+    "METHODS",
+    "hemisphere_to_icosphere",
+    "resample",
+    "resample_matrix",
+    "vertex_areas",
+    "barycentric_weights",
+]
