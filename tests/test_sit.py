@@ -146,3 +146,25 @@ def test_preset_parameter_counts(preset, expected) -> None:
     blocks = sum(p.numel() for p in model.blocks.parameters())
     if preset == "sim":
         assert blocks == 5_331_456 and model.patch_embedding.weight.numel() + config.dim == 26_112
+
+
+def test_sphere_positions_and_decoder_locality_prior() -> None:
+    from brainkit.models.sit import patch_centres, sphere_sincos
+
+    centres = patch_centres(80, 1)
+    assert centres.shape == (80, 3) and torch.allclose(
+        centres.norm(dim=1), torch.ones(80, dtype=centres.dtype)
+    )
+    table = sphere_sincos(centres, 16)
+    assert table.shape == (80, 16) and (table[:, 12:] == 0).all() and len(torch.unique(table, dim=0)) == 80
+    encoder = {**dataclasses.asdict(SIT_PRESETS["cpu_small"]), "n_patches": 80, "n_patch_vertices": 7,
+               "patch_order": 1}  # fmt: skip
+    config = model_config("vsmae", "cpu_small", {"encoder": encoder})
+    model = VSMAE(config).eval()
+    bias = model.decoder.bias
+    assert bias.shape == (81, 81) and (bias[0] == 0).all() and bias[1:, 1:].diagonal().abs().max() < 0.01
+    assert (bias[1:, 1:] <= 0).all() and bias.min() < -20  # opposite patches: ~ -8 * pi
+    mask = random_patch_mask(2, 80, 0.5, torch.Generator().manual_seed(0))
+    assert model(torch.randn(2, 3, 80, 7), mask).shape == (2, 3, 80, 7)
+    with pytest.raises(ConfigError, match="20 \\* 4\\*\\*patch_order = n_patches \\(81\\)"):
+        SiT(dataclasses.replace(config.encoder, n_patches=81))
