@@ -55,9 +55,13 @@ def masked_correlation(
     vertex_weight: np.ndarray,
     patches: np.ndarray,
 ) -> float:
-    """Pearson r between prediction and truth over the unseen cortex vertices of hidden patches (clips pooled)."""
+    """Pearson r between prediction and truth over the unseen cortex vertices of hidden patches (clips pooled);
+    NaN when either is constant there."""
     keep = np.broadcast_to(hidden_vertex_weight(masks, vertex_weight, patches)[:, None] > 0, clips.shape)
-    return float(np.corrcoef(prediction[keep], clips[keep])[0, 1])
+    a, b = prediction[keep], clips[keep]
+    if a.std() == 0 or b.std() == 0:
+        return float("nan")  # undefined for a constant prediction
+    return float(np.corrcoef(a, b)[0, 1])
 
 
 def visible_mean(clips: np.ndarray, masks: np.ndarray, patches: np.ndarray, cortex: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ from matplotlib.figure import Figure
 
 
 def surface_figure(example: dict[str, Any], data: dict[str, Any]) -> Figure | None:
-    """Frame 0 of the first held-out clip on the inflated left fsaverage5 surface (lateral view); None below ico5."""
+    """Frame 0 of the first held-out clip on the inflated left fsaverage5 surface (lateral view): the truth, and
+    each method's fill of the hidden patches (visible ones show the truth); None below ico5."""
     from nilearn.datasets import load_fsaverage
 
     patches = data["patches"]
@@ -27,7 +28,7 @@ def surface_figure(example: dict[str, Any], data: dict[str, Any]) -> Figure | No
     limit = float(np.percentile(np.abs(example["truth"][0]), 98))
     for i, (title, clip) in enumerate(panels.items()):
         values = np.zeros(len(xyz))
-        values[patches] = clip[0]
+        values[patches] = np.where(example["mask"][:, None], clip[0], example["truth"][0])  # shown: truth
         values[~data["cortex"]] = np.nan
         ax = figure.add_subplot(1, 4, i + 1, projection="3d")
         _draw(ax, xyz, faces, values, limit)
