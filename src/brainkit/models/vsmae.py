@@ -47,8 +47,8 @@ PRESETS: dict[str, VSMAEConfig] = {
     "sim": VSMAEConfig(encoder=SIT_PRESETS["sim"]),
     # Our choice for 2 CPU cores: a one-block decoder with the locality prior (without it, 400 steps on the
     # real run left the hidden-patch loss at the predict-zero level; with it, it learns: docs/methods/sim.md).
-    "cpu_small": VSMAEConfig(encoder=SIT_PRESETS["cpu_small"], decoder_dim=48, decoder_depth=1, decoder_heads=2,
-                             decoder_head_dim=24, decoder_distance_bias=8.0),
+    "cpu_small": VSMAEConfig(encoder=SIT_PRESETS["cpu_small"], decoder_dim=96, decoder_depth=1, decoder_heads=3,
+                             decoder_head_dim=32, decoder_distance_bias=8.0),
     "testing": VSMAEConfig(encoder=SIT_PRESETS["testing"], decoder_dim=8, decoder_depth=1, decoder_heads=2,
                            decoder_head_dim=4),
 }  # fmt: skip
