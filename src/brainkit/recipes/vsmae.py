@@ -47,10 +47,10 @@ class VSMAERecipeConfig:
     gap_frames: int = 5  # frames dropped between the pretraining and held-out parts
     train_step: int = 2  # a pretraining clip starts every this many frames
     eval_step: int = 3  # held-out clips do not overlap
-    # A constant learning rate after warmup (min_lr = lr): the hidden-patch loss falls late (epochs 25-40).
+    # A constant learning rate after warmup (min_lr = lr): the hidden-patch loss falls late (after epoch 25).
     training: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(
-            epochs=40,
+            epochs=80,
             batch_size=32,
             lr=2e-3,
             min_lr=2e-3,
