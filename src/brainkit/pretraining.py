@@ -1,5 +1,8 @@
-"""Masked-autoencoder pretraining through Lightning Fabric (CPU, one GPU or many), for models whose
-``forward(x, mask)`` reconstructs ``x`` and whose config has ``segment_frames`` (BrainMAE).
+"""Masked-autoencoder pretraining through Lightning Fabric (CPU, one GPU or many).
+
+:func:`masked_pretraining_loop` is the loop any masked autoencoder shares (it takes the mask draw and the loss);
+:func:`pretrain_masked` drives it for models whose ``forward(x, mask)`` reconstructs ROI windows ``x`` and whose
+config has ``segment_frames`` (BrainMAE); ``models/vsmae.py`` + ``recipes/vsmae.py`` drive it for surface clips.
 
 Each batch draws its mask ratio uniformly from ``mask_ratio_range`` (BrainMAE: (0, 0.8)) from a seeded
 generator, so a run is reproducible; validation uses a fixed ratio and a fixed mask. The learning-rate schedule,
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,22 +80,52 @@ def pretrain_masked(
     fabric: Any = None,
 ) -> FitResult:
     """Pretrain ``model`` on ``windows`` (n_windows, n_frames, n_rois); returns the per-epoch history."""
-    start = time.perf_counter()
     low, high = masking.mask_ratio_range
     if not 0.0 <= low <= high < 1.0:
         raise ConfigError(
             f"mask_ratio_range must satisfy 0 <= low <= high < 1, found {masking.mask_ratio_range}."
         )
-    if training.threads:
-        torch.set_num_threads(training.threads)
     x_all = _check_windows(windows, model, "pretraining windows")
     n_segments = x_all.shape[1] // model.config.segment_frames
-    val_mask = None
+    validate = None
     if val_windows is not None:
         val = _check_windows(val_windows, model, "validation windows")
         generator = torch.Generator().manual_seed(training.seed + 7)
         val_segments = val.shape[1] // model.config.segment_frames
         val_mask = random_mask(len(val), val_segments, val.shape[2], masking.eval_mask_ratio, generator)
+
+        def validate(raw: nn.Module) -> dict[str, float]:
+            return {f"val_{k}": v for k, v in reconstruction_error(raw, val_windows, val_mask).items()}
+
+    def draw_mask(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if masking.masking:
+            ratio = float(low + (high - low) * torch.rand(1, generator=generator))
+            return random_mask(len(xb), n_segments, xb.shape[2], ratio, generator)
+        return torch.zeros(len(xb), n_segments, xb.shape[2], dtype=torch.bool)
+
+    weight = masking.masked_weight if masking.masking else 0.0
+
+    def loss(model: nn.Module, raw: nn.Module, xb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_reconstruction_loss(model(xb, mask), xb, mask, raw.config.segment_frames, weight)
+
+    return masked_pretraining_loop(model, x_all, training, draw_mask, loss, validate, fabric)
+
+
+def masked_pretraining_loop(
+    model: nn.Module,
+    x_all: torch.Tensor,
+    training: TrainingConfig,
+    draw_mask: Callable[[torch.Tensor, torch.Generator], torch.Tensor],
+    loss: Callable[[nn.Module, nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
+    validate: Callable[[nn.Module], dict[str, float]] | None = None,
+    fabric: Any = None,
+) -> FitResult:
+    """The loop every masked autoencoder shares: seeded shuffling, a mask per batch from ``draw_mask(batch,
+    generator)``, ``loss(model, raw_model, batch, mask)``, AdamW with the warmup + cosine schedule, gradient
+    clipping, and ``validate(raw_model)`` after each epoch. ``x_all`` (n_samples, ...) is already checked."""
+    start = time.perf_counter()
+    if training.threads:
+        torch.set_num_threads(training.threads)
     if fabric is None:
         fabric = _make_fabric(training)
         fabric.launch()
@@ -117,28 +151,21 @@ def pretrain_masked(
         losses = []
         for b in range(steps_per_epoch):
             xb = x_all[order[b * batch : (b + 1) * batch]]
-            if masking.masking:
-                ratio = float(low + (high - low) * torch.rand(1, generator=generator))
-                mask = random_mask(len(xb), n_segments, xb.shape[2], ratio, generator)
-            else:
-                mask = torch.zeros(len(xb), n_segments, xb.shape[2], dtype=torch.bool)
+            mask = draw_mask(xb, generator)
             xb, mask = fabric.to_device((xb, mask))
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(training, step, steps_per_epoch)
-            weight = masking.masked_weight if masking.masking else 0.0
-            loss = masked_reconstruction_loss(model(xb, mask), xb, mask, raw.config.segment_frames, weight)
+            value = loss(model, raw, xb, mask)
             optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
+            fabric.backward(value)
             if training.grad_clip:
                 fabric.clip_gradients(model, optimizer, max_norm=training.grad_clip)
             optimizer.step()
-            losses.append(float(loss.detach()))
+            losses.append(float(value.detach()))
             step += 1
         record: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
-        if val_mask is not None:
-            record.update(
-                {f"val_{k}": v for k, v in reconstruction_error(raw, val_windows, val_mask).items()}
-            )
+        if validate is not None:
+            record.update(validate(raw))
         history.append(record)
         bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
         log.info("pretraining epoch %d: %s", epoch + 1, record)

@@ -9,6 +9,9 @@ def register_all() -> None:
     import brainkit.models.brain_mae  # noqa: F401
     import brainkit.models.clip_mused  # noqa: F401
     import brainkit.models.lite_mind  # noqa: F401
+    import brainkit.models.sim  # noqa: F401
+    import brainkit.models.sit  # noqa: F401
+    import brainkit.models.vsmae  # noqa: F401
 
 
 __all__ = ["build_model", "count_parameters", "load_model", "model_config", "save_model", "register_all"]

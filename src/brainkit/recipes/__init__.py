@@ -55,7 +55,11 @@ def register_all() -> None:
 
 
 # One line per method; a new method adds its module here.
-_RECIPE_MODULES: list[str] = ["brainkit.recipes.brain_mae", "brainkit.recipes.clip_mused"]
+_RECIPE_MODULES: list[str] = [
+    "brainkit.recipes.brain_mae",
+    "brainkit.recipes.clip_mused",
+    "brainkit.recipes.vsmae",
+]
 
 
 def recipe_config(name: str, preset: str | None = None, overrides: list[str] | None = None) -> Any:

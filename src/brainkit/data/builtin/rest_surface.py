@@ -1,0 +1,46 @@
+"""The real resting-state run (brainspace, fsaverage5) on the order-5 icosphere, both hemispheres on the left one.
+
+fsaverage5's sphere *is* the order-5 icosphere (``brainkit.surface.icosphere``), so the left hemisphere needs no
+resampling; the right one is mirrored onto the left (SIM's symmetrisation) by barycentric resampling. Each
+hemisphere is then demeaned per vertex and z-scored per frame over its cortex (SIM's preprocessing); the medial
+wall (vertices without signal) stays 0.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from brainkit.surface import icosphere
+from brainkit.surface.readers import HemisphereFrames, normalise_frames, read_surface_frames
+from brainkit.surface.resample import hemisphere_to_icosphere
+
+REST_RUN = "datasets/preprocessing/sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
+
+
+@functools.cache
+def rest_on_icosphere(cache_dir: str | None = None) -> dict[str, HemisphereFrames]:
+    """``{"left", "right"}`` -> frames (652, 10242) float32 on ico5 (right mirrored) and the cortex mask."""
+    from brainkit.data.packaged import package_file
+
+    out = {}
+    for hemi, short in (("left", "lh"), ("right", "rh")):
+        path = package_file("brainspace", REST_RUN.format(hemi=short), "the real resting-state run (vsMAE)")
+        frames = read_surface_frames(path)
+        if hemi == "right":
+            frames = hemisphere_to_icosphere(frames, icosphere(5), "right", order=5, method="barycentric",
+                                             cache_dir=cache_dir)  # fmt: skip
+        mask = frames.std(axis=0) > 1e-3 * frames.std()
+        out[hemi] = HemisphereFrames(normalise_frames(frames, mask), mask, tr=None)
+    return out
+
+
+def clips(frames: np.ndarray, patches: np.ndarray, n_frames: int, step: int) -> np.ndarray:
+    """Clips of ``n_frames`` consecutive frames every ``step`` frames, cut into patches:
+    (n_clips, n_frames, n_patches, n_patch_vertices) float32."""
+    starts = np.arange(0, len(frames) - n_frames + 1, step)
+    return np.stack([frames[s : s + n_frames][:, patches] for s in starts]).astype(np.float32)
+
+
+__all__ = ["rest_on_icosphere", "clips"]

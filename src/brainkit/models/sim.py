@@ -1,0 +1,143 @@
+"""SIM's tri-modal contrastive model (Dahan et al., ICLR 2025): a SiT fMRI encoder and fMRI, video and audio
+projection heads into one 384-d space, trained with three CLIP losses weighted 0.8 / 0.1 / 0.1.
+
+Read top to bottom: config and presets, the projection head, the loss, the model. Facts from METHODS.md sec. 1.3:
+- heads (``Wrapper``): Linear(in -> 384) -> GELU -> Linear(384 -> 384) -> dropout -> + the first Linear's output
+  -> LayerNorm; fMRI 192 -> 384, video 768 -> 384 (VideoMAE features), audio 768 -> 384 (wav2vec2);
+- fMRI embedding (``avg_fmri: post_proj``): every patch token (cls dropped) is projected, then mean-pooled;
+- loss (``clip-openai``): cosine logits x exp(temperature), a fixed scalar (temperature_video 1.0 -> x 2.718,
+  temperature_audio 0.5 -> x 1.649), symmetric cross-entropy; total = (0.8 L(fMRI, video) + 0.1 L(fMRI, audio)
+  + 0.1 L(video, audio)) / 6, negatives gathered across processes;
+- the fMRI encoder starts from vsMAE weights (:meth:`SIM.init_encoder`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.models.sit import PRESETS as SIT_PRESETS
+from brainkit.models.sit import SiT, SiTConfig
+from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
+from brainkit.registry import MODELS
+
+
+@dataclass(frozen=True)
+class SIMConfig:
+    """Tri-modal model. ``video_dim`` / ``audio_dim`` come from the stimulus encoders (768 for VideoMAE ViT-B
+    and wav2vec2 base)."""
+
+    encoder: SiTConfig = field(default_factory=lambda: SIT_PRESETS["sim"])
+    video_dim: int | None = None
+    audio_dim: int | None = None
+    embedding_dim: int = 384  # clip_embedding_dimension [SIM config]
+    dropout: float = 0.0  # the heads' dropout; its value is not in METHODS.md (our choice)
+    loss_weights: tuple[float, float, float] = (0.8, 0.1, 0.1)  # (fMRI-video, fMRI-audio, video-audio) [SIM]
+    loss_divisor: float = 6.0  # tools/train_fmri_clip_ddp.py divides the weighted sum by 6 [SIM]
+    temperature_video: float = 1.0  # logits x exp(1.0) [SIM config]
+    temperature_audio: float = 0.5  # logits x exp(0.5) [SIM config]; also used for video-audio (our choice)
+
+
+PRESETS: dict[str, SIMConfig] = {
+    # SIM: SiT-tiny at ico6/ico3 + heads 192/768/768 -> 384: 6,468,672 trainable (METHODS.md: ~6.47 M).
+    "sim": SIMConfig(video_dim=768, audio_dim=768),
+    "testing": SIMConfig(encoder=SIT_PRESETS["testing"], embedding_dim=8),
+}
+
+
+class ProjectionHead(nn.Module):
+    """(..., in_dim) -> (..., out_dim): LayerNorm(p + dropout(Linear(GELU(p)))), p = Linear(x) (SIM's Wrapper)."""
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.project = nn.Linear(in_dim, out_dim)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(out_dim, out_dim)
+        self.drop = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        projected = self.project(x)
+        return self.norm(projected + self.drop(self.fc(self.act(projected))))
+
+
+class TriModalLoss(nn.Module):
+    """SIM's weighted sum of three symmetric CLIP losses (fixed scales exp(temperature)): scalar."""
+
+    def __init__(self, config: SIMConfig) -> None:
+        super().__init__()
+        self.weights, self.divisor = config.loss_weights, config.loss_divisor
+        if len(self.weights) != 3 or min(self.weights) < 0 or config.loss_divisor <= 0:
+            raise ConfigError(f"SIM: loss_weights must be 3 non-negative numbers, found {self.weights}.")
+        video = InfoNCEConfig(temperature=math.exp(-config.temperature_video), bidirectional=True)
+        audio = InfoNCEConfig(temperature=math.exp(-config.temperature_audio), bidirectional=True)
+        self.fmri_video, self.fmri_audio, self.video_audio = InfoNCE(video), InfoNCE(audio), InfoNCE(audio)
+
+    def forward(self, fmri: torch.Tensor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        parts = (self.fmri_video(fmri, video), self.fmri_audio(fmri, audio), self.video_audio(video, audio))
+        return sum(w * part for w, part in zip(self.weights, parts)) / self.divisor
+
+
+@MODELS.register(
+    "sim", help="SIM: SiT fMRI encoder + fMRI/video/audio heads, tri-modal CLIP (surface movies)"
+)
+class SIM(nn.Module):
+    """``forward(x)``: clips (batch, n_frames, n_patches, n_patch_vertices) -> fMRI embeddings (batch, 384).
+    ``embed_video(v)`` (batch, video_dim) and ``embed_audio(a)`` (batch, audio_dim) -> (batch, 384).
+    ``loss(x, v, a)``: the tri-modal loss of a batch."""
+
+    Config = SIMConfig
+    PRESETS = PRESETS
+
+    def __init__(self, config: SIMConfig) -> None:
+        super().__init__()
+        if config.video_dim is None or config.audio_dim is None:
+            raise ConfigError(
+                "SIM: video_dim and audio_dim must be set (they come from the stimulus encoders)."
+            )
+        self.config = config
+        self.encoder = SiT(config.encoder)
+        self.fmri_head = ProjectionHead(config.encoder.dim, config.embedding_dim, config.dropout)
+        self.video_head = ProjectionHead(config.video_dim, config.embedding_dim, config.dropout)
+        self.audio_head = ProjectionHead(config.audio_dim, config.embedding_dim, config.dropout)
+        self.objective = TriModalLoss(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.encoder(x)[:, 1:]  # cls dropped (SIM's CLIP model)
+        return self.fmri_head(tokens).mean(dim=1)  # avg_fmri: post_proj
+
+    def _check(self, x: torch.Tensor, dim: int, what: str) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != dim:
+            raise DataError(f"SIM: {what} features must be (batch, {dim}), found {tuple(x.shape)}.")
+        return x
+
+    def embed_video(self, video: torch.Tensor) -> torch.Tensor:
+        return self.video_head(self._check(video, self.config.video_dim, "video"))
+
+    def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.audio_head(self._check(audio, self.config.audio_dim, "audio"))
+
+    def loss(self, x: torch.Tensor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        return self.objective(self(x), self.embed_video(video), self.embed_audio(audio))
+
+    def init_encoder(self, folder: str | Path) -> None:
+        """Load a SiT checkpoint (e.g. ``checkpoints/sit_encoder`` of ``brainkit run vsmae``) into the encoder;
+        :class:`CheckpointError` when its config differs from this encoder's."""
+        from brainkit.models.base import load_model
+
+        encoder, _ = load_model(folder)
+        if not isinstance(encoder, SiT) or encoder.config != self.config.encoder:
+            found = encoder.config if isinstance(encoder, SiT) else type(encoder).__name__
+            raise CheckpointError(
+                f"{folder} holds a SiT with config {found}, but this SIM's encoder is {self.config.encoder}; "
+                "pretrain vsMAE with the same encoder preset and patch grid."
+            )
+        self.encoder.load_state_dict(encoder.state_dict())
+
+
+__all__ = ["SIM", "SIMConfig", "PRESETS", "ProjectionHead", "TriModalLoss"]

@@ -1,0 +1,202 @@
+"""SiT, the Surface Vision Transformer (Dahan et al. 2022), as SIM's fMRI encoder (Dahan et al., ICLR 2025).
+
+Read top to bottom: the config and presets, the transformer block, the encoder.
+
+A clip of ``n_frames`` surface frames on an icosphere is cut into triangular patches
+(:func:`brainkit.surface.triangle_patches`: ico6 by ico3 gives 1,280 patches of 45 vertices). The frames are
+channels (SIM's ``temporal_rep: channels``): patch ``p`` becomes one token of ``n_frames * n_patch_vertices``
+values (3 x 45 = 135), ``rearrange('b c n v -> b n (v c)')``, linearly embedded. A fixed 1-D sin-cos position
+is added (not to the cls token; ``positions="sphere"`` instead embeds each patch centre's 3-D position, our
+option for small data, where learning which patch numbers are neighbours is costly), then pre-norm transformer blocks in vit-pytorch's layout (attention with
+``n_heads`` heads of ``head_dim`` and no qkv bias; MLP 4 x dim), a final LayerNorm.
+
+``forward(x, visible=None)`` runs only the ``visible`` patches when given: the interface the vsMAE wrapper
+(``models/vsmae.py``) uses, as a masked autoencoder encodes only what it sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+from brainkit.errors import ConfigError, DataError
+from brainkit.models.brain_mae import sincos_embedding
+from brainkit.models.layers import FeedForward
+from brainkit.registry import MODELS
+
+
+@dataclass(frozen=True)
+class SiTConfig:
+    """SiT encoder. ``n_patches`` and ``n_patch_vertices`` come from the patch grid (1280 and 45 at ico6/ico3);
+    ``n_frames`` is the clip length in frames (3 in SIM)."""
+
+    n_patches: int | None = None
+    n_patch_vertices: int | None = None
+    n_frames: int = 3
+    dim: int = 192
+    depth: int = 12
+    n_heads: int = 3
+    head_dim: int = 64
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    positions: str = (
+        "index"  # "index": SIM's 1-D sin-cos over the patch number; "sphere": of the patch centre
+    )
+    patch_order: int | None = None  # the patch grid's icosphere order (needed by positions="sphere")
+
+
+POSITIONS = ("index", "sphere")
+
+
+PRESETS: dict[str, SiTConfig] = {
+    # SIM's fMRI encoder = SiT-tiny: dim 192, depth 12, heads 3, dim_head 64, MLP 768, dropout 0, ico6/ico3
+    # patches, 3 frames as channels [config/CLIP-fmri-video-audio/hparams.yml; METHODS.md sec. 1.3].
+    "sim": SiTConfig(
+        n_patches=1280, n_patch_vertices=45, n_frames=3
+    ),  # 5,358,144 params (METHODS.md: ~5.36 M)
+    # SiT-tiny / small / base: 192/12/3, 384/12/6, 768/12/12 [Dahan et al. 2022, Table 1; SIM config comments].
+    "tiny": SiTConfig(dim=192, depth=12, n_heads=3),
+    "small": SiTConfig(dim=384, depth=12, n_heads=6),
+    "base": SiTConfig(dim=768, depth=12, n_heads=12),
+    # What the vsMAE / SIM recipes train on 2 CPU cores in minutes (our choice).
+    # Our choice for 2 CPU cores and one real run: narrow, shallow, patch positions from the sphere.
+    "cpu_small": SiTConfig(dim=96, depth=2, n_heads=3, head_dim=32, mlp_ratio=2.0, positions="sphere"),
+    "testing": SiTConfig(dim=12, depth=2, n_heads=2, head_dim=6, mlp_ratio=2.0),
+}
+
+
+class Attention(nn.Module):
+    """Pre-norm multi-head self-attention (vit-pytorch layout): (batch, n, dim) -> (batch, n, dim)."""
+
+    def __init__(self, dim: int, n_heads: int, head_dim: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * n_heads * head_dim, bias=False)
+        self.out = nn.Linear(n_heads * head_dim, dim)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        q, k, v = rearrange(
+            self.qkv(self.norm(x)), "b n (three h d) -> three b h n d", three=3, h=self.n_heads
+        )
+        p = self.dropout if self.training else 0.0
+        mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+        return self.out(rearrange(mixed, "b h n d -> b n (h d)"))
+
+
+class Block(nn.Module):
+    """x + attention(x), then x + MLP(LayerNorm(x)): (batch, n, dim) -> (batch, n, dim); ``bias`` (n, n) is
+    added to the attention logits (None: plain attention)."""
+
+    def __init__(self, dim: int, n_heads: int, head_dim: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.attention = Attention(dim, n_heads, head_dim, dropout)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = FeedForward(dim, int(dim * mlp_ratio), dropout)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.attention(x, bias)
+        return x + self.mlp(self.norm(x))
+
+
+def sphere_sincos(centres: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fixed sin-cos embedding of unit 3-D positions (n, 3) -> (n, dim): each coordinate at ``dim // 6``
+    frequencies from pi to pi * sqrt(n) (geometric), sin and cos; unused trailing dimensions are 0."""
+    n_freq = max(1, dim // 6)
+    top = max(2.0, float(len(centres)) ** 0.5)
+    frequencies = torch.pi * top ** (torch.arange(n_freq, dtype=torch.float64) / max(1, n_freq - 1))
+    angles = centres.double()[:, :, None] * frequencies  # (n, 3, n_freq)
+    table = torch.cat([angles.sin(), angles.cos()], dim=-1).reshape(len(centres), -1)
+    return torch.nn.functional.pad(table, (0, dim - table.shape[1])).float()
+
+
+def patch_centres(n_patches: int, patch_order: int | None) -> torch.Tensor:
+    """Unit centres (n_patches, 3) of the order-``patch_order`` icosphere's triangles (= the patches, in order)."""
+    from brainkit.surface.icosphere import walk_faces  # geometry only
+
+    if patch_order is None or 20 * 4**patch_order != n_patches:
+        raise ConfigError(
+            f"this option needs patch_order with 20 * 4**patch_order = n_patches ({n_patches}), "
+            f"found patch_order={patch_order}."
+        )
+    *levels, unit = walk_faces(patch_order)
+    centres = unit[levels[-1]].mean(axis=1)
+    return torch.as_tensor(centres / (centres**2).sum(axis=1, keepdims=True) ** 0.5)
+
+
+def patch_positions(config_dim: int, n_patches: int, positions: str, patch_order: int | None) -> torch.Tensor:
+    """The fixed position table (n_patches, dim) of a patch grid."""
+    if positions == "index":
+        return sincos_embedding(n_patches, config_dim)
+    return sphere_sincos(patch_centres(n_patches, patch_order), config_dim)
+
+
+def check_clips(x: torch.Tensor, n_frames: int, n_patches: int, n_patch_vertices: int, who: str) -> None:
+    """Raise :class:`DataError` unless ``x`` is (batch, n_frames, n_patches, n_patch_vertices) and finite."""
+    expected = (n_frames, n_patches, n_patch_vertices)
+    if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        raise DataError(
+            f"{who} expects clips of shape (batch, {n_frames} frames, {n_patches} patches, {n_patch_vertices} "
+            f"vertices), found {tuple(x.shape)}. Cut the icosphere with the patch grid the model was built for "
+            "(brainkit.surface.triangle_patches)."
+        )
+    if not torch.isfinite(x).all():
+        raise DataError(f"{who}: input contains NaN or inf.")
+
+
+@MODELS.register(
+    "sit", help="SiT: surface vision transformer over triangular icosphere patches (SIM's fMRI encoder)"
+)
+class SiT(nn.Module):
+    """``forward(x, visible=None)``: clips (batch, n_frames, n_patches, n_patch_vertices) -> tokens
+    (batch, 1 + n_tokens, dim), token 0 the cls token, then one token per patch (all patches, or the
+    ``visible`` ones: a (batch, n_visible) long tensor of patch indices, in that order)."""
+
+    Config = SiTConfig
+    PRESETS = PRESETS
+
+    def __init__(self, config: SiTConfig) -> None:
+        super().__init__()
+        if config.n_patches is None or config.n_patch_vertices is None:
+            raise ConfigError(
+                "SiT: n_patches and n_patch_vertices must be set (they come from the patch grid)."
+            )
+        if min(config.n_patches, config.n_patch_vertices, config.n_frames, config.depth, config.n_heads) < 1:
+            raise ConfigError(f"SiT: sizes must be positive, found {config}.")
+        if config.dim % 2:
+            raise ConfigError(f"SiT: dim must be even for the sin-cos positions, found {config.dim}.")
+        if config.positions not in POSITIONS:
+            raise ConfigError(f"SiT: positions {config.positions!r} is not one of {POSITIONS}.")
+        self.config = config
+        self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
+        table = patch_positions(config.dim, config.n_patches, config.positions, config.patch_order)
+        self.register_buffer("positions", table, persistent=False)
+        self.blocks = nn.ModuleList(
+            Block(config.dim, config.n_heads, config.head_dim, config.mlp_ratio, config.dropout)
+            for _ in range(config.depth)
+        )
+        self.norm = nn.LayerNorm(config.dim)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    def forward(self, x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
+        c = self.config
+        check_clips(x, c.n_frames, c.n_patches, c.n_patch_vertices, "SiT")
+        tokens = self.patch_embedding(rearrange(x, "b c n v -> b n (v c)")) + self.positions
+        if visible is not None:
+            if visible.ndim != 2 or visible.shape[0] != x.shape[0]:
+                raise DataError(
+                    f"SiT: visible must be (batch, n_visible) patch indices, found {tuple(visible.shape)}."
+                )
+            tokens = torch.gather(tokens, 1, visible[..., None].expand(-1, -1, c.dim))
+        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+
+__all__ = ["SiT", "SiTConfig", "PRESETS", "Block", "check_clips", "patch_centres", "patch_positions"]

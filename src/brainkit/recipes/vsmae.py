@@ -1,0 +1,226 @@
+"""The vsMAE recipe: masked-autoencoder pretraining of a SiT on the REAL resting-state run (brainspace,
+fsaverage5 = ico5, both hemispheres on the left icosphere), judged on held-out real frames against two simple
+baselines (visible-patch mean, neighbour interpolation). Writes the pretrained encoder for SIM to start from.
+
+Protocol: each hemisphere's frames are split in time; the first ``train_fraction`` pretrain, the last part
+(after ``gap_frames``) is never seen in training. Held-out clips of ``n_frames`` frames lose ``mask_ratio`` of
+their patches under ``n_eval_masks`` seeded masks; every method fills the same holes; the error is the MSE over
+the hidden patches' cortex vertices of per-frame z-scored data (predicting 0 everywhere scores about 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from brainkit.config import from_dict, to_dict
+from brainkit.errors import ConfigError
+from brainkit.recipes import RecipeOutput
+from brainkit.registry import RECIPES
+from brainkit.training import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VSMAERecipeConfig:
+    """Everything the recipe does; ``brainkit run vsmae --set key=value`` changes any field."""
+
+    model_preset: str = "cpu_small"  # a vsmae preset (models/vsmae.py)
+    mask_ratio: float | None = None  # None: the preset's (0.5)
+    encoder_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # SiT config changes, e.g. {"positions": "sphere"}
+    model_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # vsMAE config changes, e.g. {"decoder_dim": 32}
+    fine_order: int = 5  # the data's icosphere (5 = fsaverage5 itself; lower orders are its first vertices)
+    coarse_order: int = 1  # the patch grid: ico5 / ico1 = 80 patches of 153 vertices (ico5 / ico2: 320 of 45)
+    n_frames: int = 3  # frames per clip, as channels (SIM)
+    train_fraction: float = 0.7
+    gap_frames: int = 5  # frames dropped between the pretraining and held-out parts
+    train_step: int = 2  # a pretraining clip starts every this many frames
+    eval_step: int = 3  # held-out clips do not overlap
+    # A constant learning rate after warmup (min_lr = lr): the hidden-patch loss falls late (after epoch 25).
+    training: TrainingConfig = field(
+        default_factory=lambda: TrainingConfig(
+            epochs=80,
+            batch_size=32,
+            lr=2e-3,
+            min_lr=2e-3,
+            weight_decay=0.05,
+            warmup_epochs=1.0,
+            progress=False,
+        )
+    )
+    n_eval_masks: int = 3
+    neighbours: int = 6  # k of the neighbour-interpolation baseline
+    seed: int = 0
+
+
+PRESETS = {
+    "cpu_small": VSMAERecipeConfig(),
+    # SIM's encoder size (SiT-tiny) on the same data; mask ratio and decoder are our choice (docs/methods/sim.md).
+    "paper": VSMAERecipeConfig(
+        model_preset="sim_ico5",
+        coarse_order=2,
+        train_step=1,
+        training=TrainingConfig(epochs=200, batch_size=64, lr=3e-4, weight_decay=0.01),
+    ),
+    "testing": VSMAERecipeConfig(
+        model_preset="testing",
+        fine_order=3,
+        coarse_order=1,
+        train_step=6,
+        eval_step=12,
+        training=TrainingConfig(epochs=2, batch_size=16, lr=3e-3, progress=False),
+        n_eval_masks=2,
+    ),
+}
+
+
+def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int):
+    """The vsMAE of ``config.model_preset`` for this patch grid (sizes from the data)."""
+    from brainkit.models.vsmae import PRESETS as MODEL_PRESETS
+    from brainkit.models.vsmae import VSMAE, VSMAEConfig
+
+    presets = {**MODEL_PRESETS, "sim_ico5": MODEL_PRESETS["sim"]}
+    if config.model_preset not in presets:
+        raise ConfigError(f"vsmae has no model preset {config.model_preset!r}; presets: {sorted(presets)}.")
+    data = to_dict(presets[config.model_preset])
+    data["encoder"].update(n_patches=n_patches, n_patch_vertices=n_patch_vertices, n_frames=config.n_frames,
+                           patch_order=config.coarse_order, **config.encoder_options)  # fmt: skip
+    data.update(config.model_options)
+    if config.mask_ratio is not None:
+        data["mask_ratio"] = config.mask_ratio
+    model = VSMAE(from_dict(VSMAEConfig, data, where="vsmae model config"))
+    model.registry_name = "vsmae"
+    return model
+
+
+def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
+    """Real clips on the icosphere: pretraining and held-out clips of both hemispheres, patches, cortex."""
+    from brainkit.data.builtin.rest_surface import clips, rest_on_icosphere
+    from brainkit.surface import icosphere, n_vertices, triangle_patches
+
+    if not 0 <= config.coarse_order <= config.fine_order <= 5:
+        raise ConfigError(f"need 0 <= coarse_order <= fine_order <= 5 (the run is on ico5), found {config}.")
+    rest = rest_on_icosphere()
+    n = n_vertices(config.fine_order)
+    patches = np.asarray(triangle_patches(config.fine_order, config.coarse_order))
+    cortex = rest["left"].mask[:n] & rest["right"].mask[:n]
+    train, held_out = [], []
+    for hemi in ("left", "right"):
+        frames = rest[hemi].frames[:, :n]
+        cut = int(config.train_fraction * len(frames))
+        train.append(clips(frames[:cut], patches, config.n_frames, config.train_step))
+        held_out.append(clips(frames[cut + config.gap_frames :], patches, config.n_frames, config.eval_step))
+    return {
+        "train": np.concatenate(train),
+        "held_out": np.concatenate(held_out),
+        "patches": patches,
+        "cortex": cortex,
+        "unit": icosphere(config.fine_order).unit_vertices(),
+        "n_frames_total": len(rest["left"].frames),
+    }
+
+
+@torch.no_grad()
+def predict(model, clips: np.ndarray, masks: np.ndarray, batch: int = 32) -> np.ndarray:
+    model.eval()
+    x, m = torch.as_tensor(clips), torch.as_tensor(masks)
+    return torch.cat([model(x[i : i + batch], m[i : i + batch]) for i in range(0, len(x), batch)]).numpy()
+
+
+def evaluate(
+    config: VSMAERecipeConfig, model, data: dict[str, Any]
+) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """Masked MSE and r of vsMAE and the baselines over ``n_eval_masks`` masks: rows (mean, sd), one example."""
+    from brainkit.evaluation.surface_reconstruction import (
+        masked_correlation,
+        masked_mse,
+        neighbour_interpolation,
+        visible_mean,
+    )
+    from brainkit.models.vsmae import random_patch_mask
+
+    clips, patches, cortex = data["held_out"], data["patches"], data["cortex"]
+    weight = cortex[patches].astype(np.float32)
+    scores: dict[str, list[tuple[float, float]]] = {}
+    example = {}
+    for seed in range(config.n_eval_masks):
+        generator = torch.Generator().manual_seed(10_000 + seed)
+        masks = random_patch_mask(len(clips), patches.shape[0], model.config.mask_ratio, generator).numpy()
+        predictions = {
+            "vsMAE": predict(model, clips, masks),
+            "neighbour interpolation": neighbour_interpolation(
+                clips, masks, patches, cortex, data["unit"], config.neighbours
+            ),
+            "visible-patch mean": visible_mean(clips, masks, patches, cortex),
+            "zero (the per-frame mean)": np.zeros_like(clips),
+        }
+        for name, prediction in predictions.items():
+            scores.setdefault(name, []).append(
+                (
+                    masked_mse(prediction, clips, masks, weight, patches),
+                    masked_correlation(prediction, clips, masks, weight, patches),
+                )
+            )
+        if seed == 0:
+            example = {"truth": clips[0], "mask": masks[0], **{k: v[0] for k, v in predictions.items()}}
+    rows = []
+    for name, values in scores.items():
+        mse, r = np.array(values).T
+        row = {"method": name, "masked_mse_mean": float(mse.mean()), "masked_mse_sd": float(mse.std())}
+        if np.isfinite(r).all():  # undefined for a constant prediction
+            row.update(r_mean=float(r.mean()), r_sd=float(r.std()))
+        rows.append(row)
+    return rows, example
+
+
+@RECIPES.register("vsmae", help="vsMAE: SiT masked-autoencoder pretraining on the real fsaverage5 rest run")
+class VSMAERecipe:
+    Config = VSMAERecipeConfig
+    PRESETS = PRESETS
+
+    def run(self, config: VSMAERecipeConfig, folder: Path) -> RecipeOutput:
+        from brainkit.models import count_parameters, save_model
+        from brainkit.models.vsmae import masked_patch_loss, random_patch_mask
+        from brainkit.pretraining import masked_pretraining_loop
+
+        torch.manual_seed(config.seed)
+        data = prepare(config)
+        n_patches, n_patch_vertices = data["patches"].shape
+        model = build_vsmae(config, n_patches, n_patch_vertices)
+        weight = torch.as_tensor(data["cortex"][data["patches"]], dtype=torch.float32)
+        ratio = model.config.mask_ratio
+        log.info("vsMAE: %d pretraining clips, %d held-out, %d x %d patches", len(data["train"]),
+                 len(data["held_out"]), n_patches, n_patch_vertices)  # fmt: skip
+
+        def draw_mask(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            return random_patch_mask(len(xb), n_patches, ratio, generator)
+
+        def loss(model, raw, xb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            return masked_patch_loss(model(xb, mask), xb, mask, weight.to(xb.device))
+
+        training = dataclasses.replace(config.training, seed=config.seed)
+        result = masked_pretraining_loop(model, torch.as_tensor(data["train"]), training, draw_mask, loss)
+        rows, example = evaluate(config, model, data)
+        save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": "brainspace rest run, ico5"})
+        model.encoder.registry_name = "sit"
+        save_model(folder / "checkpoints" / "sit_encoder", model.encoder, metadata={"pretrained": "vsmae"})
+        from brainkit.recipes.vsmae_report import write_vsmae_report
+
+        notes = write_vsmae_report(
+            config, folder, rows, result.history, example, data, count_parameters(model)
+        )
+        table = {f"Masked-patch reconstruction on held-out real frames (mask ratio {ratio})": rows}
+        metrics = {"reconstruction": rows, "history": result.history, "pretrain_seconds": result.seconds,
+                   "n_train_clips": len(data["train"]), "n_held_out_clips": len(data["held_out"])}  # fmt: skip
+        return RecipeOutput(table, notes, metrics)

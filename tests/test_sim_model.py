@@ -1,0 +1,98 @@
+"""SIM's tri-modal model: shapes, the loss against a hand computation, parameter counts (meta), vsMAE init."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from brainkit.errors import CheckpointError, DataError
+from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
+from brainkit.models.sim import PRESETS, SIM
+from brainkit.models.sit import PRESETS as SIT_PRESETS
+from brainkit.models.sit import SiT
+
+FRAMES, PATCHES, VERTICES, BATCH, VIDEO, AUDIO = 3, 11, 7, 6, 13, 9
+
+
+def tiny(seed: int = 0) -> SIM:
+    torch.manual_seed(seed)
+    encoder = {
+        **dataclasses.asdict(SIT_PRESETS["testing"]),
+        "n_patches": PATCHES,
+        "n_patch_vertices": VERTICES,
+    }
+    options = {"encoder": encoder, "video_dim": VIDEO, "audio_dim": AUDIO}
+    return build_model("sim", model_config("sim", "testing", options))
+
+
+def batch(seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(BATCH, FRAMES, PATCHES, VERTICES, generator=g), torch.randn(BATCH, VIDEO, generator=g),
+            torch.randn(BATCH, AUDIO, generator=g))  # fmt: skip
+
+
+def _clip(a: torch.Tensor, b: torch.Tensor, scale: float) -> torch.Tensor:
+    logits = scale * F.normalize(a, dim=1) @ F.normalize(b, dim=1).T
+    labels = torch.arange(len(a))
+    return 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+
+
+def test_shapes_and_loss_by_hand() -> None:
+    model = tiny().eval()
+    x, video, audio = batch()
+    fmri, v, a = model(x), model.embed_video(video), model.embed_audio(audio)
+    assert fmri.shape == v.shape == a.shape == (BATCH, 8)
+    expected = (0.8 * _clip(fmri, v, math.e) + 0.1 * _clip(fmri, a, math.exp(0.5))
+                + 0.1 * _clip(v, a, math.exp(0.5))) / 6  # fmt: skip
+    assert torch.allclose(model.loss(x, video, audio), expected, atol=1e-6)
+    with pytest.raises(DataError, match=r"video features must be \(batch, 13\)"):
+        model.embed_video(torch.randn(BATCH, AUDIO))
+
+
+def test_gradients_step_and_round_trip(tmp_path) -> None:
+    model = tiny().train()
+    x, video, audio = batch()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    before = model.loss(x, video, audio)
+    before.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    optimizer.step()
+    with torch.no_grad():
+        assert model.loss(x, video, audio) < before
+    model.eval()
+    save_model(tmp_path / "sim", model)
+    loaded, _ = load_model(tmp_path / "sim")
+    assert torch.equal(loaded.eval()(x), model(x))
+
+
+def test_init_encoder_from_vsmae_checkpoint(tmp_path) -> None:
+    model = tiny(seed=0)
+    torch.manual_seed(5)
+    pretrained = SiT(model.config.encoder)
+    pretrained.registry_name = "sit"
+    save_model(tmp_path / "sit_encoder", pretrained)
+    assert not torch.equal(model.encoder.patch_embedding.weight, pretrained.patch_embedding.weight)
+    model.init_encoder(tmp_path / "sit_encoder")
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(model.encoder.state_dict().values(), pretrained.state_dict().values())
+    )
+    other = SiT(dataclasses.replace(model.config.encoder, n_patch_vertices=VERTICES + 1))
+    other.registry_name = "sit"
+    save_model(tmp_path / "other", other)
+    with pytest.raises(CheckpointError, match="pretrain vsMAE with the same encoder preset"):
+        model.init_encoder(tmp_path / "other")
+
+
+def test_sim_parameter_count_matches_methods() -> None:
+    with torch.device("meta"):
+        model = SIM(PRESETS["sim"])
+    # METHODS.md sec. 1.3: SiT ~5.36 M + heads 0.22 M + 0.44 M + 0.44 M = ~6.47 M trainable
+    assert count_parameters(model.encoder) == 5_358_144
+    assert count_parameters(model.fmri_head) == 222_720
+    assert count_parameters(model.video_head) == count_parameters(model.audio_head) == 443_904
+    assert count_parameters(model) == 6_468_672

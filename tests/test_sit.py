@@ -1,0 +1,170 @@
+"""SiT encoder and vsMAE: shapes at unequal tiny sizes, gradients, determinism, safetensors round trip, input
+errors, one optimiser step, preset parameter counts (meta device) against METHODS.md."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from brainkit.errors import ConfigError, DataError
+from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
+from brainkit.models.sit import PRESETS as SIT_PRESETS
+from brainkit.models.sit import SiT
+from brainkit.models.vsmae import VSMAE, masked_patch_loss, random_patch_mask
+
+FRAMES, PATCHES, VERTICES, BATCH = 3, 11, 7, 5  # unequal, so a swapped axis cannot pass
+
+
+def tiny_sit(seed: int = 0) -> SiT:
+    torch.manual_seed(seed)
+    options = {"n_patches": PATCHES, "n_patch_vertices": VERTICES, "n_frames": FRAMES}
+    return build_model("sit", model_config("sit", "testing", options))
+
+
+def tiny_vsmae(seed: int = 0) -> VSMAE:
+    torch.manual_seed(seed)
+    encoder = {
+        **dataclasses.asdict(SIT_PRESETS["testing"]),
+        "n_patches": PATCHES,
+        "n_patch_vertices": VERTICES,
+    }
+    return build_model("vsmae", model_config("vsmae", "testing", {"encoder": encoder}))
+
+
+def clips(seed: int = 1) -> torch.Tensor:
+    return torch.randn(BATCH, FRAMES, PATCHES, VERTICES, generator=torch.Generator().manual_seed(seed))
+
+
+def test_sit_shapes_and_visible_subset() -> None:
+    model = tiny_sit().eval()
+    x = clips()
+    tokens = model(x)
+    assert tokens.shape == (BATCH, 1 + PATCHES, 12)
+    visible = torch.tensor([[0, 3, 10]] * BATCH)
+    subset = model(x, visible)
+    assert subset.shape == (BATCH, 4, 12)
+    # a patch's token depends on the other tokens it attends to, so only the shape is comparable, but hiding
+    # every patch except these three must not depend on the hidden patches' values
+    y = x.clone()
+    y[:, :, [1, 2, 4]] += 10.0
+    assert torch.allclose(model(y, visible), subset)
+
+
+def test_vsmae_shapes_gradients_determinism() -> None:
+    model = tiny_vsmae().train()
+    x = clips().requires_grad_(True)
+    mask = random_patch_mask(BATCH, PATCHES, 0.5, torch.Generator().manual_seed(0))
+    assert mask.sum(1).tolist() == [6] * BATCH
+    out = model(x, mask)
+    assert out.shape == x.shape
+    masked_patch_loss(out, x.detach(), mask).backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    a, b = tiny_vsmae(seed=3).eval(), tiny_vsmae(seed=3).eval()
+    assert torch.equal(a(clips(), mask), b(clips(), mask))
+    assert not torch.equal(a(clips(), mask), tiny_vsmae(seed=4).eval()(clips(), mask))
+
+
+def test_safetensors_round_trip(tmp_path) -> None:
+    for name, model in (("sit", tiny_sit()), ("vsmae", tiny_vsmae())):
+        model.eval()
+        save_model(tmp_path / name, model, metadata={"data": "test"})
+        loaded, metadata = load_model(tmp_path / name)
+        loaded.eval()
+        assert metadata == {"data": "test"} and type(loaded) is type(model)
+        if name == "sit":
+            assert torch.equal(loaded(clips()), model(clips()))
+        else:
+            mask = random_patch_mask(BATCH, PATCHES, 0.4)
+            assert torch.equal(loaded(clips(), mask), model(clips(), mask))
+
+
+def test_input_errors() -> None:
+    sit, mae = tiny_sit(), tiny_vsmae()
+    with pytest.raises(
+        DataError, match=r"expects clips of shape \(batch, 3 frames, 11 patches, 7 vertices\)"
+    ):
+        sit(torch.randn(BATCH, FRAMES, VERTICES, PATCHES))
+    bad = clips()
+    bad[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match="NaN or inf"):
+        sit(bad)
+    with pytest.raises(DataError, match=r"mask must be bool \(batch, 11\)"):
+        mae(clips(), torch.zeros(BATCH, PATCHES))
+    uneven = random_patch_mask(BATCH, PATCHES, 0.5)
+    uneven[0] = False
+    with pytest.raises(DataError, match="same number of patches"):
+        mae(clips(), uneven)
+    with pytest.raises(ConfigError, match="must be in \\(0, 1\\)"):
+        random_patch_mask(2, 5, 1.0)
+    with pytest.raises(ConfigError, match="n_patches and n_patch_vertices must be set"):
+        SiT(SIT_PRESETS["tiny"])
+
+
+def test_one_step_lowers_loss() -> None:
+    model = tiny_vsmae().train()
+    x = clips()
+    mask = random_patch_mask(BATCH, PATCHES, 0.5, torch.Generator().manual_seed(2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    before = masked_patch_loss(model(x, mask), x, mask)
+    before.backward()
+    optimizer.step()
+    with torch.no_grad():
+        assert masked_patch_loss(model(x, mask), x, mask) < before
+
+
+def test_masked_loss_ignores_visible_and_weightless_vertices() -> None:
+    target = torch.zeros(2, 3, 4, 5)
+    prediction = torch.zeros_like(target)
+    mask = torch.tensor([[True, False, False, False], [False, True, False, False]])
+    prediction[:, :, 2] = 5.0  # visible patch: ignored
+    weight = torch.ones(4, 5)
+    weight[0, :2] = 0.0
+    prediction[0, :, 0, :2] = 9.0  # medial wall: ignored
+    prediction[1, :, 1] = 1.0
+    loss = masked_patch_loss(prediction, target, mask, weight)
+    assert torch.isclose(loss, torch.tensor(15 / (9 + 15)))  # 15 hidden cortex values at error 1 out of 24
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [
+        # SIM's SiT-tiny at ico6/ico3, 3 frames: METHODS.md sec. 1.3 computes ~5.36 M (blocks 5.33 M + 26 k embed)
+        ("sim", 5_358_144),
+        ("tiny", 5_358_144),
+        ("small", 21_333_120),
+        ("base", 85_133_568),
+    ],
+)
+def test_preset_parameter_counts(preset, expected) -> None:
+    config = dataclasses.replace(SIT_PRESETS[preset], n_patches=1280, n_patch_vertices=45, n_frames=3)
+    with torch.device("meta"):
+        model = SiT(config)
+    assert count_parameters(model) == expected
+    blocks = sum(p.numel() for p in model.blocks.parameters())
+    if preset == "sim":
+        assert blocks == 5_331_456 and model.patch_embedding.weight.numel() + config.dim == 26_112
+
+
+def test_sphere_positions_and_decoder_locality_prior() -> None:
+    from brainkit.models.sit import patch_centres, sphere_sincos
+
+    centres = patch_centres(80, 1)
+    assert centres.shape == (80, 3) and torch.allclose(
+        centres.norm(dim=1), torch.ones(80, dtype=centres.dtype)
+    )
+    table = sphere_sincos(centres, 16)
+    assert table.shape == (80, 16) and (table[:, 12:] == 0).all() and len(torch.unique(table, dim=0)) == 80
+    encoder = {**dataclasses.asdict(SIT_PRESETS["cpu_small"]), "n_patches": 80, "n_patch_vertices": 7,
+               "patch_order": 1}  # fmt: skip
+    config = model_config("vsmae", "cpu_small", {"encoder": encoder})
+    model = VSMAE(config).eval()
+    bias = model.decoder.bias
+    assert bias.shape == (81, 81) and (bias[0] == 0).all() and bias[1:, 1:].diagonal().abs().max() < 0.01
+    assert (bias[1:, 1:] <= 0).all() and bias.min() < -20  # opposite patches: ~ -8 * pi
+    mask = random_patch_mask(2, 80, 0.5, torch.Generator().manual_seed(0))
+    assert model(torch.randn(2, 3, 80, 7), mask).shape == (2, 3, 80, 7)
+    with pytest.raises(ConfigError, match="20 \\* 4\\*\\*patch_order = n_patches \\(81\\)"):
+        SiT(dataclasses.replace(config.encoder, n_patches=81))
