@@ -18,7 +18,6 @@ documented in ``docs/methods/brain_mae.md``; every choice is a config field.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +25,7 @@ from einops import rearrange
 from torch import nn
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.layers import FeedForward
+from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
 ATTENTIONS = ("graph", "adaptive", "content")
@@ -68,16 +67,6 @@ PRESETS: dict[str, BrainMAEConfig] = {
     "cpu_small": BrainMAEConfig(dim=32, n_heads=4, n_blocks=3, mlp_ratio=2.0, decoder_dim=32),
     "testing": BrainMAEConfig(dim=8, n_heads=2, n_blocks=2, mlp_ratio=2.0, decoder_dim=6),
 }
-
-
-def sincos_embedding(n: int, dim: int) -> torch.Tensor:
-    """Fixed sin-cos embedding of positions 0..n-1: (n, dim)."""
-    position = torch.arange(n, dtype=torch.float32)[:, None]
-    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-    table = torch.zeros(n, dim)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
-    return table
 
 
 class RegionAwareAttention(nn.Module):

@@ -105,3 +105,13 @@ class ResidualMLPBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.drop(self.act(self.norm(self.linear(x))))
+
+
+def sincos_embedding(n: int, dim: int) -> torch.Tensor:
+    """Fixed sin-cos embedding of positions 0..n-1: (n, dim)."""
+    position = torch.arange(n, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(n, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
+    return table

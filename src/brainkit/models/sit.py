@@ -24,8 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.brain_mae import sincos_embedding
-from brainkit.models.layers import FeedForward
+from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
 
