@@ -20,11 +20,8 @@ T_s shifts a map by the subject's displacement d_s (uniform in +-shift_voxels pe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +29,13 @@ import numpy as np
 
 from brainkit.checkpoint import FILE_MODE, atomic_folder
 from brainkit.data.builtin import hcp_movie_like_simulation as sim
+from brainkit.data.builtin.build_cache import cached_build, load_stimuli, save_stimuli
 from brainkit.data.builtin.nsd_like_simulation import pca_features
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
 from brainkit.evaluation.noise_ceiling import noise_ceiling, trials_by_stimulus
 from brainkit.registry import DATASETS
-from brainkit.stimuli.cache import default_cache_dir, embed_stimuli
+from brainkit.stimuli.cache import embed_stimuli
 from brainkit.stimuli.encoders import get_encoder
 from brainkit.stimuli.images import real_images
 
@@ -106,22 +104,18 @@ def build_hcp_movie_like(
         ``categories``, ``noise_ceiling``, ``label_frequency``, ``generative_model``.
     """
     params = _check_params(locals())
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     prints = {
         role: get_encoder(name, **opts).fingerprint for role, (name, opts) in params["features"].items()
     }
-    key = hashlib.sha1(json.dumps([BUILD_VERSION, params, prints], sort_keys=True).encode()).hexdigest()[:16]
-    folder = root / "hcp_movie_like" / key
-    if folder.is_dir() and not rebuild:
-        try:
-            return _load(folder)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            logger.warning("Cached hcp_movie_like build %s is unreadable (%s); rebuilding it.", folder, err)
-    start = time.perf_counter()
-    dataset = _build(params, root)
-    _save(folder, dataset)
-    logger.info("Built hcp_movie_like in %.1f s (cached in %s).", time.perf_counter() - start, folder)
-    return dataset
+    return cached_build(
+        "hcp_movie_like",
+        [BUILD_VERSION, params, prints],
+        lambda root: _build(params, root),
+        _save,
+        _load,
+        cache_dir,
+        rebuild,
+    )
 
 
 def _check_params(args: dict[str, Any]) -> dict[str, Any]:
@@ -258,9 +252,7 @@ _ARRAYS = ("mask", "affine", "labels")
 def _save(folder: Path, dataset: DecodingDataset) -> None:
     """Write the build through a temporary folder and one rename (whole or absent)."""
     with atomic_folder(folder) as tmp:
-        stim = dataset.stimuli
-        embeddings = {f"embedding:{name}": value for name, value in stim.embeddings.items()}
-        np.savez(tmp / "stimuli.npz", ids=stim.ids, labels=stim.labels, images=stim.images, **embeddings)
+        save_stimuli(tmp / "stimuli.npz", dataset.stimuli)
         np.savez(tmp / "arrays.npz", **{name: dataset.info[name] for name in _ARRAYS})
         for subject in dataset.subjects:
             parts = {"train": dataset.train[subject], "test": dataset.test[subject]}
@@ -273,11 +265,7 @@ def _save(folder: Path, dataset: DecodingDataset) -> None:
 
 def _load(folder: Path) -> DecodingDataset:
     meta = json.loads((folder / "info.json").read_text())
-    with np.load(folder / "stimuli.npz") as data:
-        embeddings = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("embedding:")}
-        stimuli = Stimuli(
-            ids=data["ids"], images=data["images"], labels=data["labels"], embeddings=embeddings
-        )
+    stimuli = load_stimuli(folder / "stimuli.npz")
     with np.load(folder / "arrays.npz") as data:
         arrays = {name: data[name] for name in _ARRAYS}
     train, test = {}, {}

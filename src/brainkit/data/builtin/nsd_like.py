@@ -19,14 +19,11 @@ and log snr_v = log(median_snr) + snr_spread * S(z'_s)_v + 0.3 (0.5 - a_v).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-import time
-import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -34,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from brainkit.data.builtin import nsd_like_simulation as sim
+from brainkit.data.builtin.build_cache import cached_build, load_stimuli, save_stimuli
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
 from brainkit.evaluation.noise_ceiling import noise_ceiling, trials_by_stimulus
 from brainkit.registry import DATASETS
-from brainkit.stimuli.cache import default_cache_dir, embed_stimuli
+from brainkit.stimuli.cache import embed_stimuli
 from brainkit.stimuli.encoders import get_encoder
 from brainkit.stimuli.images import real_images
 
@@ -132,24 +130,18 @@ def build_nsd_like(
         ``info["raw_test_trials"][s]``: the test trials before averaging; ``info["noise_ceiling"]``: per subject.
     """
     params = _check_params(locals())
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     fingerprints = {
         role: get_encoder(name, **opts).fingerprint for role, (name, opts) in params["features"].items()
     }
-    key = hashlib.sha1(
-        json.dumps([BUILD_VERSION, params, fingerprints], sort_keys=True).encode()
-    ).hexdigest()[:16]
-    folder = root / "nsd_like" / key
-    if folder.is_dir() and not rebuild:
-        try:
-            return _load(folder)
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-            logger.warning("Cached nsd_like build %s is unreadable (%s); rebuilding it.", folder, err)
-    start = time.perf_counter()
-    dataset = _build(params, root)
-    _save(folder, dataset)
-    logger.info("Built nsd_like in %.1f s (cached in %s).", time.perf_counter() - start, folder)
-    return dataset
+    return cached_build(
+        "nsd_like",
+        [BUILD_VERSION, params, fingerprints],
+        lambda root: _build(params, root),
+        _save,
+        _load,
+        cache_dir,
+        rebuild,
+    )
 
 
 def _check_params(args: dict[str, Any]) -> dict[str, Any]:
@@ -342,10 +334,7 @@ def _save(folder: Path, dataset: DecodingDataset) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
     try:
-        stim = dataset.stimuli
-        arrays = {"ids": stim.ids, "labels": stim.labels, "images": stim.images}
-        arrays |= {f"embedding:{name}": value for name, value in stim.embeddings.items()}
-        np.savez(tmp / "stimuli.npz", **arrays)
+        save_stimuli(tmp / "stimuli.npz", dataset.stimuli)
         info = dict(dataset.info)
         for subject in dataset.subjects:
             parts = {"train": dataset.train[subject], "test_trials": info["raw_test_trials"][subject]}
@@ -373,11 +362,7 @@ def _save(folder: Path, dataset: DecodingDataset) -> None:
 
 def _load(folder: Path) -> DecodingDataset:
     meta = json.loads((folder / "info.json").read_text())
-    with np.load(folder / "stimuli.npz") as data:
-        embeddings = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("embedding:")}
-        stimuli = Stimuli(
-            ids=data["ids"], images=data["images"], labels=data["labels"], embeddings=embeddings
-        )
+    stimuli = load_stimuli(folder / "stimuli.npz")
     train, test, raw_test, vertices = {}, {}, {}, {}
     for subject in meta["parameters"]["subjects"]:
         with np.load(folder / f"{subject}.npz") as data:

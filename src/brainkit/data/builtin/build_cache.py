@@ -1,0 +1,62 @@
+"""The on-disk cache every built-in dataset shares: a build is keyed by its parameters and the fingerprints of the
+encoders it uses, loaded when present and readable, otherwise built and saved whole (or not at all)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainkit.data.schema import DecodingDataset, Stimuli
+from brainkit.stimuli.cache import default_cache_dir
+
+logger = logging.getLogger(__name__)
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def cached_build(
+    name: str,
+    key_parts: list[Any],
+    build: Callable[[Path], DecodingDataset],
+    save: Callable[[Path, DecodingDataset], None],
+    load: Callable[[Path], DecodingDataset],
+    cache_dir: str | Path | None = None,
+    rebuild: bool = False,
+) -> DecodingDataset:
+    """``load(folder)`` of the build keyed by ``key_parts`` under ``cache_dir/name``, or ``build(root)`` + ``save``.
+
+    ``key_parts`` (JSON-ready: version, parameters, encoder fingerprints) pick the folder; an unreadable cached
+    build is rebuilt with a warning.
+    """
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
+    folder = root / name / key
+    if folder.is_dir() and not rebuild:
+        try:
+            return load(folder)
+        except UNREADABLE as err:
+            logger.warning("Cached %s build %s is unreadable (%s); rebuilding it.", name, folder, err)
+    start = time.perf_counter()
+    dataset = build(root)
+    save(folder, dataset)
+    logger.info("Built %s in %.1f s (cached in %s).", name, time.perf_counter() - start, folder)
+    return dataset
+
+
+def save_stimuli(path: Path, stimuli: Stimuli) -> None:
+    """Ids, labels, images and every embedding of ``stimuli`` in one .npz file."""
+    embeddings = {f"embedding:{name}": value for name, value in stimuli.embeddings.items()}
+    np.savez(path, ids=stimuli.ids, labels=stimuli.labels, images=stimuli.images, **embeddings)
+
+
+def load_stimuli(path: Path) -> Stimuli:
+    with np.load(path) as data:
+        embeddings = {k.split(":", 1)[1]: data[k] for k in data.files if k.startswith("embedding:")}
+        return Stimuli(ids=data["ids"], images=data["images"], labels=data["labels"], embeddings=embeddings)
