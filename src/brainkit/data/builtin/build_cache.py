@@ -50,6 +50,13 @@ def cached_build(
     return dataset
 
 
+def encoder_fingerprints(features: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, str]:
+    """role -> fingerprint of the encoder (name, options) a build uses: part of its cache key."""
+    from brainkit.stimuli.encoders import get_encoder
+
+    return {role: get_encoder(name, **options).fingerprint for role, (name, options) in features.items()}
+
+
 def save_stimuli(path: Path, stimuli: Stimuli) -> None:
     """Ids, labels, images and every embedding of ``stimuli`` in one .npz file."""
     embeddings = {f"embedding:{name}": value for name, value in stimuli.embeddings.items()}

@@ -29,7 +29,7 @@ import numpy as np
 
 from brainkit.checkpoint import FILE_MODE, atomic_folder
 from brainkit.data.builtin import hcp_movie_like_simulation as sim
-from brainkit.data.builtin.build_cache import cached_build, load_stimuli, save_stimuli
+from brainkit.data.builtin.build_cache import cached_build, encoder_fingerprints, load_stimuli, save_stimuli
 from brainkit.data.builtin.nsd_like_simulation import pca_features
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
@@ -104,12 +104,9 @@ def build_hcp_movie_like(
         ``categories``, ``noise_ceiling``, ``label_frequency``, ``generative_model``.
     """
     params = _check_params(locals())
-    prints = {
-        role: get_encoder(name, **opts).fingerprint for role, (name, opts) in params["features"].items()
-    }
     return cached_build(
         "hcp_movie_like",
-        [BUILD_VERSION, params, prints],
+        [BUILD_VERSION, params, encoder_fingerprints(params["features"])],
         lambda root: _build(params, root),
         _save,
         _load,

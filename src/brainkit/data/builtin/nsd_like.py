@@ -31,13 +31,12 @@ from typing import Any
 import numpy as np
 
 from brainkit.data.builtin import nsd_like_simulation as sim
-from brainkit.data.builtin.build_cache import cached_build, load_stimuli, save_stimuli
+from brainkit.data.builtin.build_cache import cached_build, encoder_fingerprints, load_stimuli, save_stimuli
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
 from brainkit.evaluation.noise_ceiling import noise_ceiling, trials_by_stimulus
 from brainkit.registry import DATASETS
 from brainkit.stimuli.cache import embed_stimuli
-from brainkit.stimuli.encoders import get_encoder
 from brainkit.stimuli.images import real_images
 
 logger = logging.getLogger(__name__)
@@ -130,12 +129,9 @@ def build_nsd_like(
         ``info["raw_test_trials"][s]``: the test trials before averaging; ``info["noise_ceiling"]``: per subject.
     """
     params = _check_params(locals())
-    fingerprints = {
-        role: get_encoder(name, **opts).fingerprint for role, (name, opts) in params["features"].items()
-    }
     return cached_build(
         "nsd_like",
-        [BUILD_VERSION, params, fingerprints],
+        [BUILD_VERSION, params, encoder_fingerprints(params["features"])],
         lambda root: _build(params, root),
         _save,
         _load,
