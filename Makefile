@@ -31,6 +31,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_lite_mind.py
 	$(BIN)/python bench/bench_gallery.py
+	$(BIN)/python bench/bench_resample.py
 
 clean-venv:
 	rm -rf $(VENV)
