@@ -136,25 +136,33 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_prepare_uses_a_local_clip_for_the_high_level_target(tmp_path) -> None:
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_path) -> None:
+    from clip_fixture import write_tiny_clip
 
     from brainkit.data import load_dataset
     from brainkit.recipes.clip_mused import FAST_TEST_DATA, prepare
+    from brainkit.stimuli.cache import embed_stimuli
+    from brainkit.stimuli.semantic_features import semantic_targets
 
-    folder = tmp_path / "tiny_clip"  # random weights, a real CLIP folder layout
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=2,
-                              image_size=30, patch_size=10, projection_dim=12)  # fmt: skip
-    CLIPVisionModelWithProjection(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}).save_pretrained(
-        folder
-    )
+    folder = write_tiny_clip(tmp_path / "tiny_clip", num_hidden_layers=1)  # random weights, CLIP's layout
     dataset = load_dataset("hcp_movie_like", cache_dir=tmp_path / "cache", **FAST_TEST_DATA)
     base = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}"])
     plain = prepare(dataset, base)
-    with_clip = prepare(dataset, recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}",
-                                                                         f"clip_model_dir={folder}"]))  # fmt: skip
+    clip_config = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}", f"clip_model_dir={folder}"])  # fmt: skip
+    with_clip = prepare(dataset, clip_config)
     a, b = plain["train"]["sub01"], with_clip["train"]["sub01"]
     assert a.high.shape == b.high.shape and not np.allclose(a.high, b.high)
     assert np.array_equal(a.low, b.low) and np.array_equal(a.values, b.values)
     assert np.allclose(np.linalg.norm(b.high, axis=1), 1, atol=1e-5)
+    # the high-level target is the one combining step applied to CLIP's image AND text embeddings
+    stimuli = dataset.stimuli
+    assert {"clip_vit_l14_pooled", "clip_text"} <= set(stimuli.embeddings)
+    image = embed_stimuli(stimuli, "clip_vit_l14_pooled", cache_dir=tmp_path / "cache", model_dir=folder)
+    text = embed_stimuli(stimuli, "clip_text", cache_dir=tmp_path / "cache", model_dir=folder)
+    assert image.shape == text.shape == (len(stimuli), 12)
+    features = {role: spec[0] for role, spec in dataset.info["parameters"]["features"].items()}
+    train_rows = stimuli.positions(np.unique(dataset.train["sub01"].stimulus_ids))
+    _, high = semantic_targets(stimuli.embedding(features["low"]), image, text, train_rows,
+                               clip_config.high_dim, clip_config.feature_clip)  # fmt: skip
+    rows = stimuli.positions(with_clip["ids"][("train", "sub01")])
+    np.testing.assert_allclose(b.high, high[rows], rtol=1e-5, atol=1e-6)

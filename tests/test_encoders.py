@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from clip_fixture import PROJECTION_DIM, write_tiny_clip
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.registry import ENCODERS
@@ -17,6 +18,7 @@ NAMES = [
     "minilm",
     "clip_vit_l14",
     "clip_vit_l14_pooled",
+    "clip_text",
     "pixel_projection",
     "hashed_words",
 ]
@@ -81,23 +83,7 @@ def test_fingerprint_depends_on_settings():
 
 @pytest.fixture(scope="module")
 def tiny_clip(tmp_path_factory):
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
-
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=37,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=30,
-        patch_size=10,
-        projection_dim=12,
-    )
-    CLIPVisionModelWithProjection(config).save_pretrained(folder)
-    CLIPImageProcessor(size={"shortest_edge": 30}, crop_size={"height": 30, "width": 30}).save_pretrained(
-        folder
-    )
-    return folder
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 def test_clip_tokens_and_pooled_from_a_tiny_config(tiny_clip):
@@ -115,6 +101,46 @@ def test_clip_without_a_model_folder_says_how_to_get_one(tmp_path):
         get_encoder("clip_vit_l14")
     with pytest.raises(ConfigError, match="no config.json.*openai/clip-vit-large-patch14"):
         get_encoder("clip_vit_l14_pooled", model_dir=tmp_path / "missing")
+
+
+def test_clip_text_embeds_labels_in_the_joint_space(tiny_clip):
+    import torch
+    from transformers import CLIPModel
+
+    texts = ["a photo of a cat", "dog", "a red car on a long wet road at night"]
+    encoder = get_encoder("clip_text", model_dir=tiny_clip)
+    assert encoder.modality == "text" and encoder.output_shape == (PROJECTION_DIM,)
+    first, second = encoder.encode(texts), encoder.encode(texts)
+    assert first.shape == (3, PROJECTION_DIM) and first.dtype == np.float32 and np.isfinite(first).all()
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first[0], first[1])
+    # the same vector as CLIPModel.get_text_features (a tensor before transformers 5, an output object after)
+    model = CLIPModel.from_pretrained(str(tiny_clip), local_files_only=True).eval()
+    tokens = encoder._model()[0](texts, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        features = model.get_text_features(**tokens)
+    features = features if isinstance(features, torch.Tensor) else features.pooler_output
+    np.testing.assert_allclose(first, features.numpy(), rtol=1e-4, atol=1e-5)
+    image_encoder = get_encoder("clip_vit_l14_pooled", model_dir=tiny_clip)
+    assert image_encoder.output_shape == encoder.output_shape  # one joint space: averageable
+    assert encoder.fingerprint != image_encoder.fingerprint
+    assert encoder.fingerprint == get_encoder("clip_text", model_dir=tiny_clip).fingerprint
+
+
+def test_clip_text_without_a_model_folder_or_tokenizer_says_what_is_missing(tmp_path, tiny_clip):
+    missing = tmp_path / "missing"
+    with pytest.raises(
+        ConfigError, match=f"clip_text.*{missing}.*no config.json.*openai/clip-vit-large-patch14"
+    ):
+        get_encoder("clip_text", model_dir=missing)
+    with pytest.raises(ConfigError, match="clip_text.*needs model_dir"):
+        get_encoder("clip_text")
+    no_tokenizer = tmp_path / "no_tokenizer"
+    no_tokenizer.mkdir()
+    for file in ("config.json", "model.safetensors"):
+        (no_tokenizer / file).symlink_to(tiny_clip / file)
+    with pytest.raises(ConfigError, match="no tokenizer.json or vocab.json"):
+        get_encoder("clip_text", model_dir=no_tokenizer)
 
 
 def test_bad_batches_raise():

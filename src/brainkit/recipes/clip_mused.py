@@ -71,7 +71,9 @@ class CLIPMUSEDRecipeConfig:
     loss: SemanticLossConfig = SemanticLossConfig()  # the paper's HCP weights
     high_dim: int = 64  # common dimension of image and text features in the high-level target
     feature_clip: float = 1.5  # released -thres=1.5
-    clip_model_dir: str | None = None  # a local CLIP folder: its image embedding replaces EfficientNet's
+    clip_model_dir: str | None = (
+        None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
+    )
     srm_components: int = 32
     srm_c: float = 0.1
     methods: tuple[str, ...] = tuple(METHODS)
@@ -201,15 +203,16 @@ def prepare(dataset: DecodingDataset, config: CLIPMUSEDRecipeConfig) -> dict[str
     subjects = dataset.subjects
     train_ids = dataset.train[subjects[0]].stimulus_ids
     train_rows = stimuli.positions(np.unique(train_ids))
-    image = stimuli.embedding(features["image"])
-    if config.clip_model_dir:
-        image = embed_stimuli(
-            stimuli, "clip_vit_l14_pooled", cache_dir=config.cache_dir, model_dir=config.clip_model_dir
+    image, text = stimuli.embedding(features["image"]), stimuli.embedding(features["text"])
+    if config.clip_model_dir:  # both towers of the local CLIP: image and label text in CLIP's joint space
+        image, text = (
+            embed_stimuli(stimuli, encoder, cache_dir=config.cache_dir, model_dir=config.clip_model_dir)
+            for encoder in ("clip_vit_l14_pooled", "clip_text")
         )
     low, high = semantic_targets(
         stimuli.embedding(features["low"]),
         image,
-        stimuli.embedding(features["text"]),
+        text,
         train_rows,
         config.high_dim,
         config.feature_clip,

