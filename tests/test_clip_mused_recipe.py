@@ -41,6 +41,12 @@ def test_semantic_targets_unit_rows_fitted_on_train() -> None:
     assert np.abs(post_process(rng.normal(size=(5, 3)) * 50, np.arange(5), clip=1.5)).max() <= 1
     with pytest.raises(DataError, match="one row per stimulus"):
         semantic_targets(low, image[:5], text, train)
+    # joint space (one CLIP model): the direct average of the unit embeddings, then clip + normalise
+    same = rng.normal(size=(30, 9))
+    _, joint = semantic_targets(low, same, same * 3, train, joint_space=True)
+    np.testing.assert_allclose(joint, post_process(same / np.linalg.norm(same, axis=1, keepdims=True), train))
+    with pytest.raises(DataError, match="joint_space needs image and text embeddings of one width"):
+        semantic_targets(low, image, text, train, joint_space=True)
 
 
 def test_volume_grid_scatters_into_mask() -> None:
@@ -151,7 +157,7 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
     clip_config = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}", f"clip_model_dir={folder}"])  # fmt: skip
     with_clip = prepare(dataset, clip_config)
     a, b = plain["train"]["sub01"], with_clip["train"]["sub01"]
-    assert a.high.shape == b.high.shape and not np.allclose(a.high, b.high)
+    assert a.high.shape == (len(a.high), 8) and b.high.shape == (len(a.high), 12)  # PCA dim vs CLIP's width
     assert np.array_equal(a.low, b.low) and np.array_equal(a.values, b.values)
     assert np.allclose(np.linalg.norm(b.high, axis=1), 1, atol=1e-5)
     # the high-level target is the one combining step applied to CLIP's image AND text embeddings
@@ -163,6 +169,6 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
     features = {role: spec[0] for role, spec in dataset.info["parameters"]["features"].items()}
     train_rows = stimuli.positions(np.unique(dataset.train["sub01"].stimulus_ids))
     _, high = semantic_targets(stimuli.embedding(features["low"]), image, text, train_rows,
-                               clip_config.high_dim, clip_config.feature_clip)  # fmt: skip
+                               clip_config.high_dim, clip_config.feature_clip, joint_space=True)  # fmt: skip
     rows = stimuli.positions(with_clip["ids"][("train", "sub01")])
     np.testing.assert_allclose(b.high, high[rows], rtol=1e-5, atol=1e-6)

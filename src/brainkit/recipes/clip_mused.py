@@ -69,7 +69,9 @@ class CLIPMUSEDRecipeConfig:
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
     fit: FitSettings = FitSettings()
     loss: SemanticLossConfig = SemanticLossConfig()  # the paper's HCP weights
-    high_dim: int = 64  # common dimension of image and text features in the high-level target
+    high_dim: int = (
+        64  # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
+    )
     feature_clip: float = 1.5  # released -thres=1.5
     clip_model_dir: str | None = (
         None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
@@ -216,6 +218,7 @@ def prepare(dataset: DecodingDataset, config: CLIPMUSEDRecipeConfig) -> dict[str
         train_rows,
         config.high_dim,
         config.feature_clip,
+        joint_space=bool(config.clip_model_dir),
     )
     out: dict[str, Any] = {
         "subjects": subjects,

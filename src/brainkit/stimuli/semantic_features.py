@@ -12,7 +12,8 @@ standardised on the training stimuli, reduced by PCA (training stimuli) to the s
 whitened (unit variance per component) and L2-normalised, and the two unit vectors are averaged: the RDM of the
 average then weighs both modalities equally, which is what averaging two CLIP embeddings of similar norm does.
 With a local CLIP folder (CLIP-MUSED's ``clip_model_dir``) the image side is ``clip_vit_l14_pooled`` and the
-text side ``clip_text`` (the same model's text tower, CLIP's joint space); the same combining step applies.
+text side ``clip_text`` (the same model's text tower): both live in CLIP's joint space, so ``joint_space=True``
+averages the two L2-normalised embeddings directly, as the paper does, then clips and normalises.
 """
 
 from __future__ import annotations
@@ -53,18 +54,30 @@ def semantic_targets(
     train_rows: np.ndarray,
     dim: int = 64,
     clip: float = 1.5,
+    joint_space: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(low-level (n, d_low), high-level (n, dim')) float32 targets, rows L2-normalised.
 
     ``low``: (n, ...) an early image layer; ``image``: (n, d_image) image embedding; ``text``: (n, d_text)
     label/caption embedding; all fitted on ``train_rows`` only. ``dim'`` = ``dim`` unless a modality has fewer
-    independent training components, then the smaller of the two.
+    independent training components, then the smaller of the two. ``joint_space=True`` (image and text from one
+    CLIP model, equal widths): the paper's direct average of the unit embeddings, then ``post_process``.
     """
     n = len(low)
     if len(image) != n or len(text) != n:
         raise DataError(
             f"semantic_targets: low, image and text need one row per stimulus, found {n}, {len(image)}, {len(text)}."
         )
+    if joint_space:
+        if image.shape[1:] != text.shape[1:]:
+            raise DataError(
+                f"semantic_targets: joint_space needs image and text embeddings of one width (one CLIP model), "
+                f"found {image.shape[1:]} and {text.shape[1:]}."
+            )
+        high = post_process(
+            (_unit(image.astype(np.float64)) + _unit(text.astype(np.float64))) / 2, train_rows, clip
+        )
+        return post_process(low, train_rows, clip), high
     image_part, text_part = pca_whiten(image, train_rows, dim), pca_whiten(text, train_rows, dim)
     width = min(image_part.shape[1], text_part.shape[1])
     high = (_unit(image_part[:, :width]) + _unit(text_part[:, :width])) / 2
