@@ -64,4 +64,7 @@ def test_recipe_config_errors(tmp_path) -> None:
     assert not (tmp_path / "r").exists()
     with pytest.raises(ConfigError, match="n_pretrain_subjects 12 must leave at least n_folds=3"):
         run_recipe("brain_mae", preset="testing", overrides=["n_pretrain_subjects=12"], folder=tmp_path / "r")
+    with pytest.raises(ConfigError, match="transient_seconds=20.0 is longer than segment_seconds=15.0"):
+        run_recipe("brain_mae", preset="testing", overrides=["transient_seconds=20.0"], folder=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
     assert recipe_config("brain_mae", "paper").training.epochs == 1000

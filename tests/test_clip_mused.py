@@ -15,13 +15,7 @@ from brainkit.objectives.semantic import SemanticLoss
 N_SUBJECTS, N_CLASSES, BATCH = 3, 11, 5
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on the shared 2-core machine two threads ran these small models ~15x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(variant: str = "hcp", seed: int = 0, **changes) -> CLIPMUSED:

@@ -18,14 +18,7 @@ from brainkit.recipes.clip_mused_fit import FitSettings, SampleArrays, VolumeGri
 from brainkit.report.clip_mused_figures import attention_figure, attention_volume, token_embedding_figure
 from brainkit.stimuli.semantic_features import post_process, semantic_targets
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One torch thread: on the shared 2-core machine two threads ran these small models ~15x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_semantic_targets_unit_rows_fitted_on_train() -> None:

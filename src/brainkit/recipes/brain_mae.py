@@ -172,6 +172,11 @@ class BrainMAERecipe:
             )
         pretrain, downstream = subjects[: config.n_pretrain_subjects], subjects[config.n_pretrain_subjects :]
         frames = segment_frames(cohort.tr, config.segment_seconds)
+        if config.transient_seconds > config.segment_seconds:
+            raise ConfigError(
+                f"transient_seconds={config.transient_seconds} is longer than segment_seconds="
+                f"{config.segment_seconds}; a transient window is read as one segment."
+            )
         n_frames = frames * config.n_segments
         step = max(1, int(round(config.window_step_seconds / cohort.tr)))
         train_windows = _run_windows(

@@ -12,6 +12,7 @@ import torch
 
 from brainkit.config import from_dict, to_dict
 from brainkit.data.timeseries import connectivity, fisher_z, segment_frames, upper_triangle, windows
+from brainkit.errors import ConfigError
 from brainkit.evaluation.downstream import (
     cross_validate,
     roi_mean_fill,
@@ -125,7 +126,10 @@ def transient_windows(cohort, subjects: list[str], frames: int, seconds: float) 
     """Non-overlapping ``seconds`` windows of the task runs, labelled by the state ``HRF_DELAY_SECONDS`` earlier."""
     width = max(2, int(round(seconds / cohort.tr)))
     if width > frames:
-        raise ValueError(f"transient windows of {width} frames do not fit a {frames}-frame segment.")
+        raise ConfigError(
+            f"transient_seconds={seconds} gives {width}-frame windows, longer than a {frames}-frame segment; "
+            "use a transient_seconds at most segment_seconds."
+        )
     delay = int(round(HRF_DELAY_SECONDS / cohort.tr))
     padded, raw, labels, groups, dropped = [], [], [], [], 0
     left = (frames - width) // 2
