@@ -37,6 +37,14 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join([line, rule, *body])
 
 
+def _print_closing(notes: list[str], folder: Path, seconds: float) -> None:
+    """The notes as bullets, then where the run folder and its report are, and how long it took."""
+    for note in notes:
+        print(f"- {note}")
+    print(f"\nRun folder: {folder}  (report: {folder / 'report.html'})")
+    print(f"Total time: {seconds:.0f} s")
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from brainkit.demo import run_demo
 
@@ -44,10 +52,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.out, overrides=args.set, methods=args.method, cache_dir=args.cache_dir)
     print(format_table(result.rows))
     print()
-    for note in result.notes:
-        print(f"- {note}")
-    print(f"\nRun folder: {result.folder}  (report: {result.folder / 'report.html'})")
-    print(f"Total time: {time.perf_counter() - start:.0f} s")
+    _print_closing(result.notes, result.folder, time.perf_counter() - start)
     return 0
 
 
@@ -71,10 +76,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{title}\n")
         print(format_table(rows))
         print()
-    for note in result.notes:
-        print(f"- {note}")
-    print(f"\nRun folder: {result.folder}  (report: {result.folder / 'report.html'})")
-    print(f"Total time: {result.seconds:.0f} s")
+    _print_closing(result.notes, result.folder, result.seconds)
     return 0
 
 
