@@ -59,7 +59,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return np.array(image.convert("RGB"), dtype=np.uint8)  # a writable copy
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise FileFormatError(f"Cannot read image {path}: {err}. Is it a complete image file?") from None
 
