@@ -206,6 +206,9 @@ def test_hcp_visual_voxels_from_a_cifti_dtseries(tmp_path):
     assert samples.shape == (2, -(-n_voxels // 16) * 16) and samples.dtype == np.float32
     assert samples.mean() == pytest.approx(0, abs=1e-5) and samples.std() == pytest.approx(1, abs=1e-5)
     assert read_pretraining_source("hcp", paths=[dtseries])[str(dtseries)].shape == samples.shape
+    assert list(read_pretraining_source("hcp", folder=tmp_path)) == [str(out)]
+    with pytest.raises(FileFormatError, match="No \\*/HCP_visual_voxel.npz under"):
+        read_pretraining_source("hcp", folder=tmp_path / "100307")
 
 
 def test_hcp_reader_errors(tmp_path):

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 # Glasser MMP 1.0 label ids, left / right (Vis-Dec preprocess_hcp.py; METHODS.md 4.1)
 VISUAL_AREAS = {"V1": (1, 181), "V2": (4, 184), "V3": (5, 185), "V4": (6, 186)}
+NPZ_NAME = "HCP_visual_voxel.npz"  # Vis-Dec: npz/<subject>/HCP_visual_voxel.npz
 N_MESH_VERTICES = 32492  # fs_LR 32k, per hemisphere
 _HEMISPHERES = {"CIFTI_STRUCTURE_CORTEX_LEFT": 0, "CIFTI_STRUCTURE_CORTEX_RIGHT": 1}
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import ConfigError, DataError, FileFormatError
 
 PATCH_SIZE = 16  # Vis-Dec / Mind-Vis: 16 voxels per patch (METHODS.md 4.2)
 HCP_WINDOW_FRAMES = 10  # Vis-Dec process_voxel_ts: 8 s // 0.75 s per HCP frame (METHODS.md 4.1)
@@ -130,9 +130,20 @@ def gather_pretraining_voxels(
     return np.concatenate(parts, axis=0)
 
 
-def _hcp_source(paths: Sequence[str | Path], window: int = HCP_WINDOW_FRAMES) -> dict[str, np.ndarray]:
+def _hcp_source(
+    paths: Sequence[str | Path] = (), folder: str | Path | None = None, window: int = HCP_WINDOW_FRAMES
+) -> dict[str, np.ndarray]:
     from brainkit.data.readers import hcp_visual
 
+    paths = list(paths)
+    if folder is not None:  # Vis-Dec's layout: npz/<subject>/HCP_visual_voxel.npz
+        paths += sorted(Path(folder).glob(f"*/{hcp_visual.NPZ_NAME}"))
+        if not paths:
+            raise FileFormatError(
+                f"No */{hcp_visual.NPZ_NAME} under {folder}; write them with write_hcp_visual_voxels."
+            )
+    if not paths:
+        raise ConfigError("The 'hcp' source needs paths=[...] (npz or dtseries files) or folder=<npz root>.")
     out = {}
     for path in map(Path, paths):
         if path.name.endswith(".dtseries.nii"):
@@ -154,7 +165,8 @@ def read_pretraining_source(kind: str, **options: Any) -> dict[str, np.ndarray]:
 
     ``god``: ``folder``, ``subjects`` (1-5), ``roi`` ("VC") -> ``god.god_pretraining_voxels``.
     ``bold5000``: ``root``, ``subjects`` (1-4), ``trials`` ("train") -> ``bold5000.bold5000_pretraining_voxels``.
-    ``hcp``: ``paths`` (HCP_visual_voxel.npz or *.dtseries.nii files, one per subject), ``window`` (10)
+    ``hcp``: ``paths`` (HCP_visual_voxel.npz or *.dtseries.nii files, one per subject) and / or ``folder``
+    (``folder/<subject>/HCP_visual_voxel.npz``, Vis-Dec's layout), ``window`` (10)
     -> ``hcp_visual.hcp_visual_samples`` of each. ``nitime``: no options -> ``nitime_bold.nitime_bold_voxels``.
     """
     import inspect
