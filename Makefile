@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_lite_mind.py
 	$(BIN)/python bench/bench_gallery.py
 	$(BIN)/python bench/bench_resample.py
+	$(BIN)/python bench/bench_reconstruction_metrics.py
 
 clean-venv:
 	rm -rf $(VENV)
