@@ -99,6 +99,10 @@ def test_signal_is_there_and_reliable(built) -> None:
     retest = built.info["test_retest"]
     assert 0.2 < retest["r_signal"] < 0.98  # stimulus-driven, but noisy
     assert retest["r_signal"] > retest["r_cortex"]
+    per_subject = built.info["test_retest_r_signal_per_subject"]
+    snr = list(built.info["snr"].values())
+    assert len(per_subject) == 3 and np.mean(per_subject) == pytest.approx(retest["r_signal"], abs=1e-6)
+    assert np.corrcoef(per_subject, snr)[0, 1] > 0  # higher SNR, more reliable
     # Clips wholly in rest show the rest screen in silence: identical features.
     seconds = msl.run_design(msl.PRESETS["testing"]).second_segment[0]
     rest = (seconds[:-2] == -1) & (seconds[1:-1] == -1) & (seconds[2:] == -1)

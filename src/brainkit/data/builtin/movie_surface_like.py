@@ -219,6 +219,10 @@ def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfa
     signal = cortex & (truth_map >= np.quantile(truth_map[cortex], 0.9))
     retest_frames = [np.flatnonzero(row == design.retest_id) + LAG for row in design.second_segment]
     reliability = simulation.retest_reliability(fmri, retest_frames, cortex, signal)
+    per_subject = [
+        simulation.retest_reliability(fmri[s : s + 1], retest_frames, cortex, signal).get("r_signal")
+        for s in range(config.n_subjects)
+    ]
     segment_of = clip_segments(design)
     info = {
         "name": "movie_surface_like",
@@ -238,7 +242,8 @@ def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfa
         "pca_explained_variance": {role: float(np.sum(v)) for role, v in explained.items()},
         "snr": dict(zip([f"sub-{s + 1:02d}" for s in range(config.n_subjects)], snrs)),
         "noise_hemisphere": hemispheres,
-        "test_retest": reliability,
+        "test_retest": reliability,  # r over the cortex / the top-10 % truth-map vertices; noise ceiling
+        "test_retest_r_signal_per_subject": per_subject,
         "segments": {str(seg): n for seg, n in sorted(design.lengths.items())},
         "retest_segment": design.retest_id,
         "n_frames": n_frames,
