@@ -175,3 +175,11 @@ def test_resemblyzer_embeds_speech_and_zeros_silence() -> None:
     out = encoder.encode(seconds)
     assert out.shape == (2, 256)
     assert np.linalg.norm(out[0]) == pytest.approx(1.0, abs=1e-4) and not out[1].any()
+
+
+def test_a_segment_keeps_to_its_own_scenes() -> None:
+    _, shots = movie_segment(120, fps=1, size=16, seed=2, n_photos=3, n_faces=4)
+    photos = {s.source.split(" ")[0] for s in shots if s.kind in ("pan", "zoom_in", "zoom_out")}
+    photos |= {name for s in shots if s.kind == "crossfade" for name in s.source.split(" ")[::2][:2]}
+    faces = {i for s in shots if s.kind == "faces" for i in s.source.split(" ")[-1].split(",")}
+    assert 1 <= len(photos) <= 3 and 1 <= len(faces) <= 4

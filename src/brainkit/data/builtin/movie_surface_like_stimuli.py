@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STIMULUS_VERSION = 1  # bump when the rendering of movies or soundtracks changes (cache key)
+STIMULUS_VERSION = 2  # bump when the rendering of movies or soundtracks changes (cache key)
 
 
 # ---------------------------------------------------------------------------------------------------------------
