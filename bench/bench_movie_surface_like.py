@@ -4,8 +4,9 @@ test-retest reliability over the repeated segment, and a ridge-regression baseli
     python bench/bench_movie_surface_like.py                  # cpu_small (first build embeds: a few minutes)
     python bench/bench_movie_surface_like.py --preset testing
 
-Baseline: the fMRI sample at frame t (frames t, t+1, t+2 averaged over time, cortex vertices) is mapped by
-ridge regression (dual form, alpha picked on one held-out training subject) to the standardised features of
+Baseline: the fMRI sample at frame t (frames t, t+1, t+2 averaged over time, at the cortical vertices of the
+order-4 icosphere, the first 2,562) is mapped by ridge regression (alpha picked on one held-out training
+subject, one eigendecomposition for all alphas) to the standardised features of
 clip t - 6; fitted on the first 3/4 of the subjects, tested on the others (unseen subjects), both runs; the
 retrieval among 32 candidates (soft and hard negatives, SIM's protocol) uses brainkit.evaluation.clip_retrieval.
 A trained SIM model should do better than this linear baseline; chance is 1/32 = 3.1 %.
@@ -22,14 +23,16 @@ import numpy as np
 from brainkit.data.builtin.movie_surface_like import load_movie_surface_like
 from brainkit.errors import DataError
 from brainkit.evaluation.clip_retrieval import clip_retrieval, summarise
+from brainkit.surface import n_vertices
 
 
 def samples(data, subject: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x (n, n_cortex), clip index (n,), run (n,)) of every fMRI sample paired with a movie clip."""
+    """(x (n, n_features), clip index (n,), run (n,)) of every fMRI sample paired with a movie clip."""
     xs, clips, runs = [], [], []
     n_frames = data.fmri.shape[2]
+    keep = data.cortex[: n_vertices(min(data.order, 4))]
     for r in range(len(data.runs)):
-        frames = data.fmri[subject, r][:, data.cortex]
+        frames = data.fmri[subject, r][:, : len(keep)][:, keep]
         for t in range(data.lag, n_frames - 2):
             c = t - data.lag
             if data.segment_of[r, c] >= 0:
@@ -39,11 +42,22 @@ def samples(data, subject: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(xs), np.array(clips), np.array(runs)
 
 
-def ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+def ridge_path(x: np.ndarray, y: np.ndarray, alphas) -> tuple[list[np.ndarray], np.ndarray]:
+    """Primal ridge weights (n_features, d) for every alpha from one eigendecomposition of X^T X."""
     mean = x.mean(axis=0)
     xc = x - mean
-    dual = np.linalg.solve(xc @ xc.T + alpha * np.eye(len(x)), y)
-    return xc.T @ dual, mean
+    values, vectors = np.linalg.eigh(xc.T @ xc)
+    projected = vectors.T @ (xc.T @ y)
+    return [vectors @ (projected / (values + alpha)[:, None]) for alpha in alphas], mean
+
+
+def stack(data, subjects, features) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for s in subjects:
+        x, clips, runs = samples(data, s)
+        xs.append(x)
+        ys.append(features[runs, clips])
+    return np.concatenate(xs), np.concatenate(ys)
 
 
 def retrieval(data, subjects, weights, mean, features, kind: str) -> dict:
@@ -86,23 +100,11 @@ def main() -> None:
         movie = features[data.segment_of >= 0]
         features = (features - movie.mean(axis=0)) / (movie.std(axis=0) + 1e-8)
         fit, held = train[:-1] if len(train) > 1 else train, train[-1:]
-        best = None
-        for alpha in (1e2, 1e3, 1e4, 1e5):
-            xs, ys = [], []
-            for s in fit:
-                x, clips, runs = samples(data, s)
-                xs.append(x)
-                ys.append(features[runs, clips])
-            weights, mean = ridge(np.concatenate(xs), np.concatenate(ys), alpha)
-            score = retrieval(data, held, weights, mean, features, "soft")["top1_mean"]
-            if best is None or score > best[0]:
-                best = (score, alpha)
-        xs, ys = [], []
-        for s in train:
-            x, clips, runs = samples(data, s)
-            xs.append(x)
-            ys.append(features[runs, clips])
-        weights, mean = ridge(np.concatenate(xs), np.concatenate(ys), best[1])
+        alphas = (1e1, 1e2, 1e3, 1e4, 1e5)
+        path, mean = ridge_path(*stack(data, fit, features), alphas)
+        scores = [retrieval(data, held, w, mean, features, "soft")["top1_mean"] for w in path]
+        alpha = alphas[int(np.argmax(scores))]
+        (weights,), mean = ridge_path(*stack(data, train, features), (alpha,))
         for kind in ("soft", "hard"):
             try:
                 result = retrieval(data, test, weights, mean, features, kind)
@@ -110,7 +112,7 @@ def main() -> None:
                 print(f"ridge fMRI->{role} ({kind} negatives): not possible here ({err})")
                 continue
             print(
-                f"ridge fMRI->{role} ({kind} negatives, unseen subjects, alpha {best[1]:g}): top-1 "
+                f"ridge fMRI->{role} ({kind} negatives, unseen subjects, alpha {alpha:g}): top-1 "
                 f"{100 * result['top1_mean']:.1f} +- {100 * result['top1_sd']:.1f} %, top-5 "
                 f"{100 * result['top5_mean']:.1f} %, top-10 {100 * result['top10_mean']:.1f} % (chance 3.1 / 15.6 / 31.2)"
             )
