@@ -230,7 +230,8 @@ def thumbnails(config: MovieSurfaceConfig, design: Design, segments: dict) -> np
 def pca_series(
     per_segment: dict[int, np.ndarray], design: Design, n_components: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n_runs, n_frames, k) PCA scores of the per-second embeddings (fitted on all movie seconds); 0 in rest."""
+    """(PCA scores (n_runs, n_frames, k) of the per-second embeddings, fitted on all movie seconds and 0 in rest;
+    the explained variance ratio of each kept component (k,))."""
     from brainkit.data.builtin.nsd_like_simulation import pca_features
 
     order = sorted(per_segment)
