@@ -48,8 +48,9 @@ def surface_maps_figure(maps: dict[str, np.ndarray], cortex: np.ndarray) -> Figu
                 surf_mesh=mesh, stat_map=shown, bg_map=background, hemi="left", view=view,
                 engine="matplotlib", axes=axes, figure=figure, colorbar=column == 1,
                 cmap="RdBu_r" if signed else "hot", symmetric_cbar=signed,
-                vmin=-limit if signed else 0.0, vmax=limit, title=f"{title}, {view}", title_font_size=9,
+                vmin=-limit if signed else 0.0, vmax=limit,
             )  # fmt: skip
+            axes.set_title(f"{title}, {view}", fontsize=9)
     return figure
 
 
