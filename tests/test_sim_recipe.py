@@ -201,3 +201,22 @@ def test_recipe_on_synthetic_movies(tmp_path, monkeypatch, movie, one_torch_thre
     again = recipe_config("sim", "testing", [f"vsmae_checkpoint={folder / 'vsmae'}", "inits=[vsmae]"])
     second = run_recipe("sim", again, folder=tmp_path / "again")
     assert not (second.folder / "vsmae").exists()
+
+
+def test_paper_preset_is_sims_model() -> None:
+    import dataclasses
+
+    from brainkit.models import count_parameters
+    from brainkit.recipes import recipe_config
+    from brainkit.recipes.sim_run import build_sim
+    from brainkit.recipes.vsmae import build_vsmae
+    from brainkit.surface import triangle_patches
+
+    config = recipe_config("sim", "paper")
+    assert (config.fit.lr, config.fit.weight_decay, config.fit.batch_size) == (3e-4, 0.01, 4)
+    patches = triangle_patches(5, config.vsmae.coarse_order)
+    encoder = build_vsmae(dataclasses.replace(config.vsmae, fine_order=5), *patches.shape).config.encoder
+    assert (encoder.dim, encoder.depth, encoder.n_heads, encoder.n_patches, encoder.n_patch_vertices) == (
+        192, 12, 3, 320, 45)  # fmt: skip
+    # 45-vertex patches as SIM's ico6/ico3: the same 6,468,672 trainable parameters (METHODS.md: ~6.47 M)
+    assert count_parameters(build_sim(config, encoder, 768, 768)) == 6_468_672
