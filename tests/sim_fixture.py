@@ -32,22 +32,25 @@ class SyntheticMovieData:
     lag: int = 6
 
 
-def synthetic_movie_data(n_subjects: int = 5, n_runs: int = 2, snr: float = 2.0, seed: int = 0):
+def synthetic_movie_data(
+    n_subjects: int = 5, n_runs: int = 2, snr: float = 2.0, seed: int = 0, order: int = 3, layout=LAYOUT
+):
     rng = np.random.default_rng(seed)
-    order, n_latent = 3, 6
+    n_latent = 6
     unit = icosphere(order).unit_vertices()
     n_vertices = len(unit)
     cortex = unit[:, 0] > -0.8  # a "medial wall" cap
-    n_frames = sum(length for _, length in LAYOUT)
+    n_frames = sum(length for _, length in layout)
     n_clips = n_frames - 2
     segment_of = np.full((n_runs, n_clips), -1)
     retest = np.zeros((n_runs, n_clips), dtype=bool)
     latent = np.zeros((n_runs, n_frames, n_latent))
-    retest_course = np.cumsum(rng.standard_normal((30, n_latent)), axis=0) * 0.3
+    retest_length = next(length for kind, length in layout if kind == "retest")
+    retest_course = np.cumsum(rng.standard_normal((retest_length, n_latent)), axis=0) * 0.3
     next_id = 0
     for run in range(n_runs):
         start = 0
-        for kind, length in LAYOUT:
+        for kind, length in layout:
             if kind != "rest":
                 segment_of[run, start : start + length - 2] = next_id
                 next_id += 1

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from sim_fixture import synthetic_movie_data
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.recipes.sim_eval import (
@@ -29,7 +30,6 @@ from brainkit.recipes.sim_samples import (
     split_clips,
     usable_clips,
 )
-from sim_fixture import synthetic_movie_data
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_recipe_on_synthetic_movies(tmp_path, monkeypatch, movie, one_torch_thre
     monkeypatch.setattr(sim, "load_movie_data", lambda config: movie)
     config = recipe_config("sim", "testing", ["fit.steps=60", "fit.lr=0.003", "fit.eval_every=30"])
     result = run_recipe("sim", config, folder=tmp_path / "run")
-    (title, main), = result.tables.items()
+    ((title, main),) = result.tables.items()
     assert len(main) == 3 * 2 * 2  # settings x negatives x directions
     for row in main:
         for init in ("from scratch", "from vsMAE"):

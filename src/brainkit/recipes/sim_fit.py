@@ -98,6 +98,9 @@ def monitor(model, arrays: MovieArrays, samples: Samples, group: int = 32) -> di
     device = next(model.parameters()).device
     losses, hits, n = [], 0, 0
     group = min(group, len(samples))
+    if group < 2:
+        model.train(was)
+        return {}
     for start in range(0, len(samples) - group + 1, group):
         part = samples.take(np.arange(start, start + group))
         video, audio = arrays.features(part)
@@ -146,7 +149,7 @@ def train_sim(
         optimizer.step()
         losses.append(float(loss.detach()))
         if (step + 1) % config.eval_every == 0 or step + 1 == config.steps:
-            record = {"epoch": round((step + 1) / steps_per_epoch, 3), "step": step + 1,
+            record = {"epoch": round((step + 1) / steps_per_epoch, 3),  # passes over the training contents
                       "train_loss": float(np.mean(losses)), **monitor(raw, arrays, monitor_samples)}  # fmt: skip
             history.append(record)
             losses = []
