@@ -89,9 +89,11 @@ PRESETS = {
         n_importance=64,
         threads=None,
     ),
-    # Seconds: the dataset's testing preset (order 3), the vsMAE testing preset (ico3/ico1).
+    # Seconds: the dataset's testing preset (order 3, weight-free encoders) with 4 subjects and 3 segments of
+    # 80-84 s (the 32-candidate protocol needs long enough segment halves), the vsMAE testing preset (ico3/ico1).
     "testing": SIMRecipeConfig(
         data="testing",
+        data_options={"n_subjects": 4, "n_segments": 3, "segment_seconds": [80, 84]},
         vsmae=dataclasses.replace(
             VSMAE_PRESETS["testing"],
             training=TrainingConfig(epochs=1, batch_size=16, lr=3e-3, progress=False),
