@@ -184,7 +184,9 @@ def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_tor
     from brainkit.recipes import recipe_config, run_recipe
 
     monkeypatch.setattr(sim, "load_movie_data", lambda config: movie)
-    monkeypatch.setattr("brainkit.recipes.sim_report.write_sim_report", lambda *a: None)  # the CLI test draws it
+    monkeypatch.setattr(
+        "brainkit.recipes.sim_report.write_sim_report", lambda *a: None
+    )  # the CLI test draws it
     overrides = ["fit.steps=60", "fit.lr=0.003", "fit.eval_every=30", "inits=[scratch]"]
     result = run_recipe("sim", recipe_config("sim", "testing", overrides), folder=tmp_path / "run")
     ((_, main),) = result.tables.items()
@@ -193,6 +195,7 @@ def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_tor
     hardest = next(r for r in main if r["setting"].startswith("unseen subjects, unseen") and
                    r["negatives"] == "soft" and r["retrieval"] == "fMRI->video")  # fmt: skip
     assert hardest["top1 from scratch_mean"] > 3 / 32  # learnt (chance 1/32)
+    assert hardest["top1 ridge baseline_mean"] > 3 / 32  # the linear baseline, on the same candidates
     assert not (result.folder / "vsmae").exists()
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from brainkit.recipes.sim import INITS, SIMRecipeConfig
+from brainkit.recipes.sim import INITS, LABELS, SIMRecipeConfig
 from brainkit.recipes.sim_samples import SETTINGS
 
 CHANCE = 1 / 32
@@ -35,11 +35,12 @@ def notes_for(config: SIMRecipeConfig, main: list[dict], context: dict[str, Any]
     ]
     by = {(r["setting"], r["negatives"], r["retrieval"]): r for r in main}
     labels = [INITS[i] for i in config.inits]
+    shown = labels + ([LABELS["ridge"]] if config.ridge_alpha is not None else [])
     for description, _, _ in SETTINGS.values():
         parts = []
         for kind in ("soft", "hard"):
             row = by[(description, kind, "fMRI->video")]
-            values = ", ".join(f"{label} {_percent(row.get(f'top1 {label}_mean'))}" for label in labels)
+            values = ", ".join(f"{label} {_percent(row.get(f'top1 {label}_mean'))}" for label in shown)
             parts.append(f"{kind} negatives: {values}")
         notes.append(
             f"Top-1 fMRI->video, {description}: " + "; ".join(parts) + f" (chance {100 * CHANCE:.1f} %)."
@@ -52,6 +53,23 @@ def notes_for(config: SIMRecipeConfig, main: list[dict], context: dict[str, Any]
             f"above the {100 * CHANCE:.1f} % chance. See the monitoring curves: if they still rise, train longer "
             "(fit.steps); if they are flat, the data's signal is too weak for this model."
         )
+    if config.ridge_alpha is not None:
+        for direction in ("video", "audio"):
+            row = by[(SETTINGS["unseen_both"][0], "soft", f"fMRI->{direction}")]
+            sim = max((row.get(f"top1 {label}_mean") or 0.0) for label in labels)
+            ridge = row.get(f"top1 {LABELS['ridge']}_mean") or 0.0
+            verdict = "beats" if sim > ridge else "does NOT beat"
+            notes.append(
+                f"fMRI->{direction}, unseen subjects and clips, soft negatives: SIM (best init) {_percent(sim)} "
+                f"{verdict} the ridge baseline (fMRI frames' mean -> stimulus features, alpha {config.ridge_alpha:g}) "
+                f"{_percent(ridge)}."
+            )
+            if sim < 2 * CHANCE <= ridge:
+                notes.append(
+                    f"fMRI->{direction} on unseen clips is near chance for SIM although the data carry the signal "
+                    "(the linear baseline finds it): SIM's projection heads do not generalise to unseen clips at this "
+                    "data size (few hundred training clips); more training clips, not more steps, is what helps."
+                )
     if set(config.inits) == set(INITS):
         differences = [r["top1 vsMAE - scratch"] for r in main if r.get("top1 vsMAE - scratch") is not None]
         if differences:

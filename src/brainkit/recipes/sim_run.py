@@ -132,7 +132,11 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
         importance[init] = occlusion_importance(model, arrays.clips(importance_samples), video)
         log.info("SIM %s: trained in %.0f s", init, seconds)
 
-    main, full = retrieval_rows(scores, config)
+    methods = list(config.inits)
+    if config.ridge_alpha is not None:
+        scores["ridge"] = ridge_scores(config, arrays, data, groups, clips, setting_samples)
+        methods.append("ridge")
+    main, full = retrieval_rows(scores, methods)
     maps, correlations = importance_maps(importance, patches, data, n_vertices)
     context = {"data": data, "groups": groups, "clips": clips, "scores": scores, "origin": origin,
                "reconstruction": reconstruction, "n_parameters": n_parameters, "encoder": encoder,
@@ -147,6 +151,31 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
                "n_clips": {k: int(v.sum()) for k, v in clips.items()}, "vsmae_reconstruction": reconstruction,
                "n_parameters": n_parameters}  # fmt: skip
     return RecipeOutput(tables, notes, metrics)
+
+
+def ridge_scores(config: SIMRecipeConfig, arrays: MovieArrays, data, groups, clips, setting_samples) -> dict:
+    """The ridge baseline's retrieval in every setting, kind and direction (same candidates as SIM's)."""
+    from brainkit.recipes.sim_baseline import RidgeBaseline
+
+    baseline = RidgeBaseline(arrays, data.cortex, config.ridge_alpha)
+    baseline.fit(samples_of(groups["train"], clips["train"]))
+    features = {"video": arrays.video, "audio": arrays.audio}
+    out = {}
+    for setting, (_, _, which) in SETTINGS.items():
+        samples = setting_samples[setting]
+        predicted = baseline.predict(samples)
+        segments = setting_segments(data.segment_of, clips[which])
+        for kind in KINDS:
+            for direction in DIRECTIONS:
+                per_subject, n_scored, n_left = retrieval_scores(
+                    predicted[direction], samples, features[direction], segments, kind, seed=config.seed + 17
+                )
+                out[(setting, kind, direction)] = {
+                    "per_subject": per_subject,
+                    "n_scored": n_scored,
+                    "n_left": n_left,
+                }
+    return out
 
 
 def importance_maps(importance: dict[str, np.ndarray], patches: np.ndarray, data, n_vertices: int):
