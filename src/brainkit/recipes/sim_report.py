@@ -67,8 +67,9 @@ def notes_for(config: SIMRecipeConfig, main: list[dict], context: dict[str, Any]
             if sim < 2 * CHANCE <= ridge:
                 notes.append(
                     f"fMRI->{direction} on unseen clips is near chance for SIM although the data carry the signal "
-                    "(the linear baseline finds it): SIM's projection heads do not generalise to unseen clips at this "
-                    "data size (few hundred training clips); more training clips, not more steps, is what helps."
+                    f"(the linear baseline finds it): SIM's heads do not generalise to unseen clips from "
+                    f"{int(clips['train'].sum())} training clips; the monitoring curves show whether more steps "
+                    "would help (a flat curve: they would not; more training clips would)."
                 )
     if set(config.inits) == set(INITS):
         differences = [r["top1 vsMAE - scratch"] for r in main if r.get("top1 vsMAE - scratch") is not None]
