@@ -41,8 +41,9 @@ def test_find_and_read_runs(tmp_path) -> None:
     assert hemis["left"].frames.shape == (921, 9) and not hemis["right"].mask[0]
     assert segment_of[:20].tolist() == [-1] * 20 and segment_of[20] == 0 and segment_of[264] == -1
     assert segment_of[818] == segment_of[900] == 4 and (segment_of[901:] == -1).all()
-    with pytest.raises(ConfigError, match="segment structure of MOVIE2 is not known"):
-        read_movie_run(runs[1])
+    _, known = read_movie_run(runs[1])  # MOVIE2's clips from the public script: 0-based 20-256, ..., 815-897
+    assert known[19] == -1 and known[20] == 0 and known[256] == 0 and known[257] == -1
+    assert known[815] == known[897] == 3 and (known[898:] == -1).all()
     _, custom = read_movie_run(runs[1], segments=((20, 100), (120, 917)))
     assert custom.max() == 1
     with pytest.raises(DataError, match="900 frames, but MOVIE1 runs have 921"):
@@ -57,3 +58,12 @@ def test_layout_errors(tmp_path) -> None:
         find_movie_runs(tmp_path)
     with pytest.raises(ConfigError, match="increasing, disjoint"):
         segment_of_frames(50, ((10, 20), (15, 30)))
+
+
+def test_known_segments_fit_their_runs() -> None:
+    from brainkit.data.readers.hcp_movie_surface import CLIP_TIMES, N_FRAMES, SEGMENTS
+
+    for movie, segments in SEGMENTS.items():
+        segment_of = segment_of_frames(N_FRAMES[movie], segments)  # increasing, disjoint, inside the run
+        assert segment_of[:20].tolist() == [-1] * 20 and segment_of.max() == len(segments) - 1
+    assert len(CLIP_TIMES[1]) == len(SEGMENTS[1]) and SEGMENTS[3][0] == (20, 210)

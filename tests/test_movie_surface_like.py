@@ -99,6 +99,10 @@ def test_signal_is_there_and_reliable(built) -> None:
     retest = built.info["test_retest"]
     assert 0.2 < retest["r_signal"] < 0.98  # stimulus-driven, but noisy
     assert retest["r_signal"] > retest["r_cortex"]
+    per_subject = built.info["test_retest_r_signal_per_subject"]
+    snr = list(built.info["snr"].values())
+    assert len(per_subject) == 3 and np.mean(per_subject) == pytest.approx(retest["r_signal"], abs=1e-6)
+    assert np.corrcoef(per_subject, snr)[0, 1] > 0  # higher SNR, more reliable
     # Clips wholly in rest show the rest screen in silence: identical features.
     seconds = msl.run_design(msl.PRESETS["testing"]).second_segment[0]
     rest = (seconds[:-2] == -1) & (seconds[1:-1] == -1) & (seconds[2:] == -1)
@@ -147,3 +151,38 @@ def test_missing_recordings_raise(tmp_path) -> None:
         msl.load_movie_surface_like(
             dataclasses.replace(config, speech_dir=str(tmp_path / "nope")), cache_dir=tmp_path
         )
+
+
+def test_retest_reliability_known_answers() -> None:
+    from brainkit.data.builtin.movie_surface_like_simulation import retest_reliability
+
+    rng = np.random.default_rng(0)
+    cortex = np.ones(50, bool)
+    cortex[:5] = False
+    signal = np.zeros(50, bool)
+    signal[10:20] = True
+    same = rng.standard_normal((1, 1, 40, 50))
+    fmri = np.concatenate([same, same], axis=1)  # run 2 repeats run 1 exactly
+    frames = [np.arange(5, 35), np.arange(5, 35)]
+    exact = retest_reliability(fmri, frames, cortex, signal)
+    assert exact["r_cortex"] == pytest.approx(1.0) and exact["noise_ceiling_signal"] == pytest.approx(1.0)
+    fmri[0, 1] = rng.standard_normal((40, 50))  # independent
+    noise = retest_reliability(fmri, frames, cortex, signal)
+    assert abs(noise["r_cortex"]) < 0.1
+
+
+def test_smooth_fields_are_smooth_and_standardised() -> None:
+    from brainkit.data.builtin.movie_surface_like_simulation import region_gains, smooth_fields
+    from brainkit.surface import icosphere
+
+    cortex = np.ones(2562, bool)
+    cortex[:10] = False
+    fields = smooth_fields(np.random.default_rng(0), 3, 4, 12.0, cortex)
+    assert fields.shape == (3, 2562) and (fields[:, ~cortex] == 0).all()
+    np.testing.assert_allclose(fields[:, cortex].std(axis=1), 1.0, atol=1e-6)
+    edges = icosphere(4).faces[:, :2]
+    neighbour_r = np.corrcoef(fields[0, edges[:, 0]], fields[0, edges[:, 1]])[0, 1]
+    assert neighbour_r > 0.8  # white noise would give ~0
+    video, audio = region_gains(4, cortex)
+    points = icosphere(4).unit_vertices()
+    assert video[np.argmin(points[:, 1])] > 0.9 and audio[np.argmin(points[:, 1])] < 0.5  # posterior pole

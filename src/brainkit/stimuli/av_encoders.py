@@ -114,13 +114,15 @@ class VideoLite0(SecondEncoder):
 
 def _import_torchcrepe() -> Any:
     """torchcrepe 0.0.24 imports torchaudio at the top but only uses it in its file loader (brainkit passes
-    arrays); PyPI's torchaudio cannot load beside the CPU torch, so when torchaudio does not import, an empty
-    stand-in module satisfies the import."""
+    arrays); PyPI's torchaudio cannot load beside the CPU torch. So when torchaudio does not import, an empty
+    stand-in module satisfies torchcrepe's import and is removed from ``sys.modules`` right after, so that
+    other libraries (transformers checks ``find_spec("torchaudio")``) still see torchaudio as absent."""
+    stand_in = None
     if "torchcrepe" not in sys.modules and "torchaudio" not in sys.modules:
         try:
             import torchaudio  # noqa: F401
         except Exception:  # absent, or a build that does not load beside this torch
-            sys.modules["torchaudio"] = types.ModuleType("torchaudio")  # stand-in; see the docstring
+            stand_in = sys.modules["torchaudio"] = types.ModuleType("torchaudio")
     try:
         import torchcrepe
     except ImportError as err:
@@ -128,6 +130,9 @@ def _import_torchcrepe() -> Any:
             "Encoder 'audio_torchcrepe' needs torchcrepe and its dependencies: pip install librosa resampy && "
             f"pip install --no-deps torchcrepe==0.0.24 (`make .venv/.installed` does it). Import failed: {err}."
         ) from None
+    finally:
+        if stand_in is not None and sys.modules.get("torchaudio") is stand_in:
+            del sys.modules["torchaudio"]
     return torchcrepe
 
 
@@ -183,6 +188,8 @@ class AudioResemblyzer(SecondEncoder):
         encoder = _load_once(("resemblyzer",), lambda: VoiceEncoder("cpu", verbose=False))
         out = np.zeros((len(batch), 256), dtype=np.float32)
         for row, wave in enumerate(batch):
+            if np.abs(wave).max() < 1e-4:  # silence: nothing to embed (and Resemblyzer would divide by 0)
+                continue
             speech = preprocess_wav(np.asarray(wave, dtype=np.float32), source_sr=AUDIO_RATE)
             if len(speech) >= AUDIO_RATE // 10:  # voice activity left after trimming silences
                 out[row] = encoder.embed_utterance(speech)

@@ -2,7 +2,8 @@
 through a sequence of real faces; deterministic from a seed.
 
 Sources are the real images :mod:`brainkit.stimuli.images` loads (27 photos from scikit-image and scikit-learn,
-the 100 faces of ``skimage/data/lfw_subset.npy``). A movie segment is a run of shots, each 3-8 s long:
+the 100 faces of ``skimage/data/lfw_subset.npy``). A movie segment is a run of shots, each 3-8 s long, over the segment's own few photos and faces (its "scenes"
+and "cast"):
 
 =============  =================================================================================================
 shot kind      what the camera does
@@ -56,13 +57,16 @@ def _crop_resize(image: np.ndarray, top: float, left: float, side: float, size: 
     return np.asarray(view, dtype=np.uint8)
 
 
-def _random_photo(rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    file = PHOTOS[int(rng.integers(len(PHOTOS)))][0]
+def _random_photo(rng: np.random.Generator, photos: tuple[int, ...] | None = None) -> tuple[np.ndarray, str]:
+    choices = photos if photos else range(len(PHOTOS))
+    file = PHOTOS[int(choices[int(rng.integers(len(choices)))])][0]
     return _photo(file), file
 
 
-def _pan(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, str]:
-    image, file = _random_photo(rng)
+def _pan(
+    rng: np.random.Generator, n: int, size: int, photos: tuple[int, ...] | None
+) -> tuple[np.ndarray, str]:
+    image, file = _random_photo(rng, photos)
     height, width = image.shape[:2]
     side = float(rng.uniform(0.4, 0.8)) * min(height, width)
     start = rng.uniform(0, 1, 2) * [height - side, width - side]
@@ -72,8 +76,10 @@ def _pan(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, str]:
     return np.stack(frames), f"{file} pan"
 
 
-def _zoom(rng: np.random.Generator, n: int, size: int, inward: bool) -> tuple[np.ndarray, str]:
-    image, file = _random_photo(rng)
+def _zoom(
+    rng: np.random.Generator, n: int, size: int, inward: bool, photos: tuple[int, ...] | None
+) -> tuple[np.ndarray, str]:
+    image, file = _random_photo(rng, photos)
     height, width = image.shape[:2]
     short = min(height, width)
     wide, tight = short, float(rng.uniform(0.3, 0.5)) * short
@@ -83,8 +89,8 @@ def _zoom(rng: np.random.Generator, n: int, size: int, inward: bool) -> tuple[np
     return np.stack(frames), f"{file} zoom {'in' if inward else 'out'}"
 
 
-def _still(rng: np.random.Generator, size: int) -> tuple[np.ndarray, str]:
-    image, file = _random_photo(rng)
+def _still(rng: np.random.Generator, size: int, photos: tuple[int, ...] | None) -> tuple[np.ndarray, str]:
+    image, file = _random_photo(rng, photos)
     height, width = image.shape[:2]
     side = float(rng.uniform(0.5, 1.0)) * min(height, width)
     top, left = rng.uniform(0, 1) * (height - side), rng.uniform(0, 1) * (width - side)
@@ -97,19 +103,24 @@ def _blend(a: np.ndarray, b: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return np.round((1.0 - w) * a.astype(np.float32) + w * b.astype(np.float32)).astype(np.uint8)
 
 
-def _crossfade(rng: np.random.Generator, n: int, size: int) -> tuple[np.ndarray, str]:
-    (first, a), (second, b) = _still(rng, size), _still(rng, size)
+def _crossfade(
+    rng: np.random.Generator, n: int, size: int, photos: tuple[int, ...] | None
+) -> tuple[np.ndarray, str]:
+    (first, a), (second, b) = _still(rng, size, photos), _still(rng, size, photos)
     weight = np.clip((np.linspace(0.0, 1.0, n) - 0.3) / 0.4, 0.0, 1.0)
     return _blend(first[None], second[None], weight), f"{a} -> {b} crossfade"
 
 
-def _face_sequence(rng: np.random.Generator, n: int, size: int, fps: int) -> tuple[np.ndarray, str]:
+def _face_sequence(
+    rng: np.random.Generator, n: int, size: int, fps: int, cast: tuple[int, ...] | None
+) -> tuple[np.ndarray, str]:
     from PIL import Image
 
     faces = _faces()[:100]  # the first 100 entries of lfw_subset are faces
+    choices = cast if cast else range(len(faces))
     bounds, indices = [0], []
     while bounds[-1] < n:
-        indices.append(int(rng.integers(len(faces))))
+        indices.append(int(choices[int(rng.integers(len(choices)))]))
         bounds.append(min(n, bounds[-1] + max(1, int(round(rng.uniform(0.7, 1.3) * fps)))))
     views = []
     for index in indices:
@@ -127,17 +138,26 @@ def _face_sequence(rng: np.random.Generator, n: int, size: int, fps: int) -> tup
 
 
 def render_shot(
-    kind: str, n_frames: int, size: int, fps: int, rng: np.random.Generator
+    kind: str,
+    n_frames: int,
+    size: int,
+    fps: int,
+    rng: np.random.Generator,
+    photos: tuple[int, ...] | None = None,
+    cast: tuple[int, ...] | None = None,
 ) -> tuple[np.ndarray, str]:
-    """uint8 (n_frames, size, size, 3) frames of one shot of ``kind`` and a description of its source."""
+    """uint8 (n_frames, size, size, 3) frames of one shot of ``kind`` and a description of its source.
+
+    ``photos`` (indices into :data:`~brainkit.stimuli.images.PHOTOS`) and ``cast`` (indices of lfw_subset faces)
+    restrict what the shot may show; default: all of them."""
     if kind == "pan":
-        return _pan(rng, n_frames, size)
+        return _pan(rng, n_frames, size, photos)
     if kind in ("zoom_in", "zoom_out"):
-        return _zoom(rng, n_frames, size, inward=kind == "zoom_in")
+        return _zoom(rng, n_frames, size, kind == "zoom_in", photos)
     if kind == "crossfade":
-        return _crossfade(rng, n_frames, size)
+        return _crossfade(rng, n_frames, size, photos)
     if kind == "faces":
-        return _face_sequence(rng, n_frames, size, fps)
+        return _face_sequence(rng, n_frames, size, fps, cast)
     raise ConfigError(f"Unknown shot kind {kind!r}; expected one of {SHOT_KINDS}.")
 
 
@@ -151,22 +171,26 @@ def check_movie_options(n_seconds: int, fps: int, size: int) -> None:
 
 
 def movie_segment(
-    n_seconds: int, fps: int = 4, size: int = 128, seed: int = 0
+    n_seconds: int, fps: int = 4, size: int = 128, seed: int = 0, n_photos: int = 6, n_faces: int = 12
 ) -> tuple[np.ndarray, list[Shot]]:
     """A movie segment of ``n_seconds``: uint8 frames (n_seconds * fps, size, size, 3) and its shots.
 
-    Shots of 3-8 s (the last one cut to fit) of the kinds in :data:`SHOT_KINDS`, drawn from ``seed``; the
-    same arguments always give the same frames.
+    Shots of 3-8 s (the last one cut to fit) of the kinds in :data:`SHOT_KINDS`, drawn from ``seed``. Like a
+    film's scenes and characters, a segment keeps to its own ``n_photos`` photos and ``n_faces`` faces, drawn
+    first, so its clips resemble each other more than clips of other segments (what makes SIM's "hard"
+    negatives hard). The same arguments always give the same frames.
     """
     check_movie_options(n_seconds, fps, size)
     rng = np.random.default_rng(seed)
+    photos = tuple(int(i) for i in rng.choice(len(PHOTOS), min(n_photos, len(PHOTOS)), replace=False))
+    cast = tuple(int(i) for i in rng.choice(100, min(n_faces, 100), replace=False))
     n_frames, frames, shots = n_seconds * fps, [], []
     start = 0
     while start < n_frames:
         kind = SHOT_KINDS[int(rng.choice(len(SHOT_KINDS), p=SHOT_SHARES))]
         length = int(round(rng.uniform(*SHOT_SECONDS) * fps))
         length = min(max(length, fps), n_frames - start)
-        shot, source = render_shot(kind, length, size, fps, rng)
+        shot, source = render_shot(kind, length, size, fps, rng, photos, cast)
         frames.append(shot)
         shots.append(Shot(kind, start, length, source))
         start += length

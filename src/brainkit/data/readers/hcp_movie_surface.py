@@ -5,10 +5,18 @@ Layout (HCP "Movie Task fMRI 1.6mm/59k Functional Preprocessed", METHODS.md sec.
     {root}/{subject}/MNINonLinear/Results/tfMRI_MOVIE{m}_7T_{AP|PA}/
         tfMRI_MOVIE{m}_7T_{AP|PA}_Atlas_1.6mm_MSMAll_hp2000_clean.dtseries.nii
 
-Each run (TR 1 s) alternates rest and movie clips and ends with the test-retest clip shown in every run. The
-structure is known here for MOVIE1 (rest 0-19, clips 20-263, 285-504, 526-713, 734-797, test-retest 818-900,
-from SIM's ``tools/datasets.py``); for MOVIE2-4 pass ``segments`` yourself (METHODS.md records their frame
-counts, 918 / 915 / 901, but not their boundaries).
+Each run (TR 1 s) alternates rest and movie clips and ends with the test-retest clip shown in every run.
+``SEGMENTS`` holds each run's (first, last) frames of its clips, 0-based and inclusive, the last one the
+test-retest clip:
+
+- MOVIE1 is SIM's own (``tools/datasets.py``: rest 0-19, clips 20-263, 285-504, 526-713, 734-797, test-retest
+  818-900; METHODS.md sec. 1.1).
+- MOVIE2-4 are not in METHODS.md; they come from a public HCP 7T movie analysis script (MATLAB,
+  ``clips_label1..4``: "the start and end time_point of the clips", 1-based TRs; it lists MOVIE1 as 21-274,
+  285-516, 527-724, 735-808, 819-911), converted to 0-based. For MOVIE1 its starts agree with SIM's within 1 s
+  but its ends run ~10 s later than SIM's: SIM's segments stop ~10 s before the clip ends. So for MOVIE2-4 the
+  ends below are the clips' full ends, not SIM's; pass ``segments=`` to :func:`read_movie_run` for other bounds.
+  ``CLIP_TIMES`` keeps that script's numbers for all four runs (one convention throughout).
 """
 
 from __future__ import annotations
@@ -25,7 +33,17 @@ PATTERN = "{subject}/MNINonLinear/Results/{session}/{session}_Atlas_1.6mm_MSMAll
 SESSION = re.compile(r"^tfMRI_MOVIE([1-4])_7T_(AP|PA)$")
 N_FRAMES = {1: 921, 2: 918, 3: 915, 4: 901}  # SIM's split CSV (nbr_frames)
 # (first frame, last frame) of each movie segment, inclusive; the last one is the test-retest clip.
-SEGMENTS = {1: ((20, 263), (285, 504), (526, 713), (734, 797), (818, 900))}
+# Public MATLAB script (see the module docstring), 1-based (first, last) TRs of every clip of each run.
+CLIP_TIMES = {
+    1: ((21, 274), (285, 516), (527, 724), (735, 808), (819, 911)),
+    2: ((21, 257), (268, 536), (547, 805), (816, 898)),
+    3: ((21, 211), (222, 416), (427, 640), (651, 802), (813, 905)),
+    4: ((21, 263), (274, 513), (524, 788), (799, 891)),
+}
+SEGMENTS = {
+    1: ((20, 263), (285, 504), (526, 713), (734, 797), (818, 900)),  # SIM's tools/datasets.py
+    **{m: tuple((a - 1, b - 1) for a, b in CLIP_TIMES[m]) for m in (2, 3, 4)},  # CLIP_TIMES, 0-based
+}
 
 
 @dataclass(frozen=True)
@@ -98,4 +116,12 @@ def read_movie_run(run: MovieRun, segments: tuple[tuple[int, int], ...] | None =
     return hemis, segment_of_frames(n_frames, segments)
 
 
-__all__ = ["MovieRun", "find_movie_runs", "read_movie_run", "segment_of_frames", "N_FRAMES", "SEGMENTS"]
+__all__ = [
+    "MovieRun",
+    "find_movie_runs",
+    "read_movie_run",
+    "segment_of_frames",
+    "N_FRAMES",
+    "SEGMENTS",
+    "CLIP_TIMES",
+]
