@@ -152,10 +152,6 @@ class SIMRecipe:
         if config.threads:
             torch.set_num_threads(config.threads)
         try:
-            # Lightning before the data: movie_surface_like's torchcrepe stand-in for torchaudio (a module without
-            # __spec__) makes a LATER `import lightning` fail in transformers' find_spec("torchaudio").
-            import lightning.fabric  # noqa: F401
-
             from brainkit.recipes.sim_run import run_sim
 
             return run_sim(config, folder, load_movie_data(config))
