@@ -110,24 +110,18 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
         save_model(folder / "checkpoints" / f"sim_{init}", model,
                    metadata={"init": init, "train_subjects": ",".join(data.subjects[i] for i in groups["train"])})  # fmt: skip
         stimulus = embed_stimuli(model, arrays)
-        scores[init] = {}
-        for setting, (_, _, which) in SETTINGS.items():
-            samples = setting_samples[setting]
-            fmri = embed_fmri(model, arrays, samples)
-            segments = setting_segments(data.segment_of, clips[which])
-            for kind in KINDS:
-                for direction in DIRECTIONS:
-                    per_subject, n_scored, n_left = retrieval_scores(
-                        fmri, samples, stimulus[direction], segments, kind, seed=config.seed + 17
-                    )
-                    scores[init][(setting, kind, direction)] = {
-                        "per_subject": per_subject, "n_scored": n_scored, "n_left": n_left}  # fmt: skip
-            if setting == "unseen_both":
-                grid = retrieval_grid(
-                    fmri, samples, stimulus["video"], segments, data.thumbnails, seed=config.seed
-                )
-                if grid is not None:
-                    grids[f"SIM {INITS[init]}"] = grid
+
+        def predict(samples, model=model):  # one fMRI embedding for both directions
+            embedding = embed_fmri(model, arrays, samples)
+            return {"video": embedding, "audio": embedding}
+
+        scores[init], predicted = score_settings(predict, stimulus, setting_samples, clips, data.segment_of,
+                                                 config.seed + 17)  # fmt: skip
+        grid = retrieval_grid(predicted["unseen_both"]["video"], setting_samples["unseen_both"], stimulus["video"],
+                              setting_segments(data.segment_of, clips["held_out"]), data.thumbnails,
+                              seed=config.seed)  # fmt: skip
+        if grid is not None:
+            grids[f"SIM {INITS[init]}"] = grid
         video = arrays.features(importance_samples)[0]
         importance[init] = occlusion_importance(model, arrays.clips(importance_samples), video)
         log.info("SIM %s: trained in %.0f s", init, seconds)
@@ -153,29 +147,34 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
     return RecipeOutput(tables, notes, metrics)
 
 
+def score_settings(predict, stimulus: dict, setting_samples: dict, clips: dict, segment_of, seed: int):
+    """Retrieval in every setting, kind and direction: ``predict(samples)`` -> ``{"video", "audio"}`` (n, d)
+    compared with ``stimulus[direction]`` (n_runs, n_clips, d). Returns (scores, predictions per setting)."""
+    scores, predictions = {}, {}
+    for setting, (_, _, which) in SETTINGS.items():
+        samples = setting_samples[setting]
+        predicted = predictions[setting] = predict(samples)
+        segments = setting_segments(segment_of, clips[which])
+        for kind in KINDS:
+            for direction in DIRECTIONS:
+                per_subject, n_scored, n_left = retrieval_scores(
+                    predicted[direction], samples, stimulus[direction], segments, kind, seed=seed
+                )
+                scores[(setting, kind, direction)] = {"per_subject": per_subject, "n_scored": n_scored,
+                                                      "n_left": n_left}  # fmt: skip
+    return scores, predictions
+
+
 def ridge_scores(config: SIMRecipeConfig, arrays: MovieArrays, data, groups, clips, setting_samples) -> dict:
-    """The ridge baseline's retrieval in every setting, kind and direction (same candidates as SIM's)."""
+    """The ridge baseline's retrieval (same candidates as SIM's: the same seed)."""
     from brainkit.recipes.sim_baseline import RidgeBaseline
 
     baseline = RidgeBaseline(arrays, data.cortex, config.ridge_alpha)
     baseline.fit(samples_of(groups["train"], clips["train"]))
-    features = {"video": arrays.video, "audio": arrays.audio}
-    out = {}
-    for setting, (_, _, which) in SETTINGS.items():
-        samples = setting_samples[setting]
-        predicted = baseline.predict(samples)
-        segments = setting_segments(data.segment_of, clips[which])
-        for kind in KINDS:
-            for direction in DIRECTIONS:
-                per_subject, n_scored, n_left = retrieval_scores(
-                    predicted[direction], samples, features[direction], segments, kind, seed=config.seed + 17
-                )
-                out[(setting, kind, direction)] = {
-                    "per_subject": per_subject,
-                    "n_scored": n_scored,
-                    "n_left": n_left,
-                }
-    return out
+    stimulus = {"video": arrays.video, "audio": arrays.audio}
+    return score_settings(
+        baseline.predict, stimulus, setting_samples, clips, data.segment_of, config.seed + 17
+    )[0]
 
 
 def importance_maps(importance: dict[str, np.ndarray], patches: np.ndarray, data, n_vertices: int):
