@@ -1,0 +1,253 @@
+"""The SIM recipe's parts on known answers (splits, samples, batches, retrieval, occlusion, maps) and the
+whole recipe on a small synthetic movie dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sim_fixture import synthetic_movie_data
+
+from brainkit.errors import ConfigError, DataError
+from brainkit.recipes.sim_eval import (
+    eligible_targets,
+    occlusion_importance,
+    patch_means,
+    patches_to_vertices,
+    retrieval_scores,
+)
+from brainkit.recipes.sim_fit import BatchDraw, MovieArrays
+from brainkit.recipes.sim_samples import (
+    Samples,
+    check_dataset,
+    choose_subjects,
+    content_keys,
+    gather_clips,
+    samples_of,
+    setting_segments,
+    split_clips,
+    usable_clips,
+)
+from brainkit.stimuli.speech import DEFAULT_FOLDERS
+
+needs_speech = pytest.mark.skipif(
+    not any(Path(p).is_dir() for p in DEFAULT_FOLDERS),
+    reason="asterisk-core-sounds-en-wav not installed (CI installs it): the movie soundtracks need it",
+)
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return synthetic_movie_data()
+
+
+def test_clip_halves_known_answer() -> None:
+    segment_of = -np.ones((1, 24), dtype=int)
+    segment_of[0, 2:12] = 0  # 10 clips
+    segment_of[0, 14:20] = 1  # 6 clips
+    usable = usable_clips(segment_of, n_frames_total=24, lag=6, n_frames=3)  # clip c needs c + 9 <= 24
+    assert np.array_equal(np.flatnonzero(usable[0]), [*range(2, 12), 14, 15])
+    halves = split_clips(segment_of, usable, gap_clips=1)
+    assert np.array_equal(np.flatnonzero(halves["train"][0]), [2, 3, 4, 5])  # the first 5, minus 1
+    assert np.array_equal(np.flatnonzero(halves["held_out"][0]), [7, 8, 9, 10, 11, 15])
+    assert not (halves["train"] & halves["held_out"]).any()
+    with pytest.raises(ConfigError, match="gap_clips"):
+        split_clips(segment_of, usable, -1)
+    masked = setting_segments(segment_of, halves["held_out"])
+    assert set(np.unique(masked)) == {-1, 0, 1} and (masked[0, :7] == -1).all()
+
+
+def test_content_keys_share_the_retest_across_runs() -> None:
+    retest = np.zeros((2, 10), dtype=bool)
+    retest[0, 6:9] = True
+    retest[1, 5:8] = True  # the repeat sits elsewhere in run 2
+    keys = content_keys(retest)
+    assert np.array_equal(keys[0, 6:9], keys[1, 5:8])
+    others = np.concatenate([keys[0, :6], keys[0, 9:], keys[1, :5], keys[1, 8:]])
+    assert len(np.unique(others)) == len(others) and not np.isin(others, keys[0, 6:9]).any()
+
+
+def test_subjects_and_samples() -> None:
+    groups = choose_subjects(7, 2, seed=3)
+    assert len(groups["test"]) == 2 and len(groups["train"]) == 5
+    assert sorted(np.concatenate(list(groups.values()))) == list(range(7))
+    assert np.array_equal(choose_subjects(7, 2, seed=3)["test"], groups["test"])
+    with pytest.raises(ConfigError, match="n_test_subjects"):
+        choose_subjects(3, 3, seed=0)
+    mask = np.zeros((2, 5), dtype=bool)
+    mask[0, 1], mask[1, [2, 4]] = True, True
+    samples = samples_of(np.array([4, 6]), mask)
+    assert list(zip(samples.subject, samples.run, samples.clip)) == [
+        (4, 0, 1), (4, 1, 2), (4, 1, 4), (6, 0, 1), (6, 1, 2), (6, 1, 4)]  # fmt: skip
+
+
+def test_gather_clips_takes_the_lagged_frames_by_patch() -> None:
+    fmri = np.arange(2 * 3 * 20 * 7, dtype=np.float32).reshape(2, 3, 20, 7)
+    patches = np.array([[0, 1, 2], [2, 3, 6], [4, 5, 6], [1, 5, 0]])  # 4 patches x 3 vertices
+    samples = Samples(np.array([1, 0]), np.array([2, 0]), np.array([5, 0]))
+    clips = gather_clips(fmri, patches, samples, lag=6, n_frames=3)
+    assert clips.shape == (2, 3, 4, 3) and clips.dtype == torch.float32
+    assert np.array_equal(clips[0, 1].numpy(), fmri[1, 2, 12][patches])  # frame 5 + 6 + 1
+    assert np.array_equal(clips[1, 2].numpy(), fmri[0, 0, 8][patches])
+
+
+def test_batches_hold_distinct_contents_of_training_subjects(movie) -> None:
+    usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
+    train = split_clips(movie.segment_of, usable, 5)["train"]
+    arrays = MovieArrays(movie.fmri, np.zeros((1, 3), int), movie.video, movie.audio,
+                         content_keys(movie.retest), 6, 3)  # fmt: skip
+    draw = BatchDraw(arrays, np.array([0, 2, 4]), train, seed=1)
+    assert len(draw.unique) < train.sum()  # the retest's repeats share keys
+    for _ in range(20):
+        batch = draw(32)
+        keys = arrays.keys[batch.run, batch.clip]
+        assert len(np.unique(keys)) == 32 and set(batch.subject) <= {0, 2, 4}
+        assert train[batch.run, batch.clip].all()
+
+
+def test_retrieval_scores_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    segment_of = np.repeat([0, 1, 2], 60)[None].repeat(2, 0)  # 2 runs, 3 segments of 60 clips
+    segment_of[:, :5] = -1
+    stimulus = rng.standard_normal((2, 180, 16))
+    mask = np.ones((2, 180), dtype=bool)
+    samples = samples_of(np.array([0, 1]), mask & (segment_of >= 0))
+    perfect = stimulus[samples.run, samples.clip]
+    per_subject, scored, left = retrieval_scores(perfect, samples, stimulus, segment_of, "soft", seed=0)
+    assert len(per_subject) == 2 and all(row["top1"] == 1.0 for row in per_subject) and left == 0
+    noise = rng.standard_normal(perfect.shape)
+    per_subject, *_ = retrieval_scores(noise, samples, stimulus, segment_of, "hard", seed=0)
+    top1 = np.mean([row["top1"] for row in per_subject])
+    assert abs(top1 - 1 / 32) < 0.03 and per_subject[0]["top10_chance"] == 10 / 32
+    short = segment_of.copy()
+    short[:, 95:] = -1  # segment 1 keeps 35 clips: 31 negatives only for its two end clips (4 excluded)
+    ok = eligible_targets(short[0], "hard")
+    assert ok[5:60].all() and np.array_equal(np.flatnonzero(ok[60:]), [0, 34])
+    assert eligible_targets(short[0], "soft")[5:95].all()
+    _, _, left = retrieval_scores(noise, samples, stimulus, short, "hard", seed=0)
+    assert left > 0
+
+
+def test_occlusion_of_an_empty_patch_changes_nothing() -> None:
+    from brainkit.models.sim import SIM, SIMConfig
+    from brainkit.models.sit import PRESETS as SIT
+
+    torch.manual_seed(0)
+    encoder = SIT["testing"].__class__(**{**SIT["testing"].__dict__, "n_patches": 6, "n_patch_vertices": 4})
+    model = SIM(SIMConfig(encoder=encoder, video_dim=5, audio_dim=3, embedding_dim=8))
+    clips = torch.randn(3, 3, 6, 4)
+    clips[:, :, 2] = 0.0  # patch 2 already holds the occluding value
+    drops = occlusion_importance(model, clips, torch.randn(3, 5))
+    assert drops.shape == (6,) and drops[2] == pytest.approx(0.0, abs=1e-6) and np.abs(drops).max() > 0
+
+
+def test_patch_maps() -> None:
+    patches = np.array([[0, 1, 2], [2, 3, 4]])
+    assert np.allclose(patches_to_vertices(np.array([1.0, 3.0]), patches, 6), [1, 1, 2, 3, 3, 0])
+    cortex = np.array([True, True, False, True, True, True])
+    values = np.array([1.0, 3.0, 100.0, 5.0, 7.0, 0.0])
+    assert np.allclose(patch_means(values, patches, cortex), [2.0, 6.0])
+
+
+def test_surface_map_on_fsaverage5() -> None:
+    from brainkit.report.sim_figures import to_fsaverage5
+    from brainkit.surface import n_vertices
+
+    values = np.random.default_rng(0).standard_normal(n_vertices(3))
+    up = to_fsaverage5(values)
+    assert up.shape == (10242,) and np.array_equal(up[: len(values)], values)
+    with pytest.raises(DataError, match="not an icosphere size"):
+        to_fsaverage5(np.zeros(100))
+
+
+def test_check_dataset_names_the_bad_field(movie) -> None:
+    import dataclasses
+
+    check_dataset(movie)
+    bad = dataclasses.replace(movie, video=movie.video[:, :-1])
+    with pytest.raises(DataError, match="video has shape"):
+        check_dataset(bad)
+
+
+def test_vsmae_checkpoint_must_exist(tmp_path) -> None:
+    from brainkit.recipes.sim import encoder_checkpoint
+
+    with pytest.raises(ConfigError, match="brainkit run vsmae"):
+        encoder_checkpoint(tmp_path)
+
+
+def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_torch_thread) -> None:
+    import brainkit.recipes.sim as sim
+    from brainkit.recipes import recipe_config, run_recipe
+
+    monkeypatch.setattr(sim, "load_movie_data", lambda config: movie)
+    monkeypatch.setattr(
+        "brainkit.recipes.sim_report.write_sim_report", lambda *a: None
+    )  # the CLI test draws it
+    overrides = ["fit.steps=60", "fit.lr=0.003", "fit.eval_every=30", "inits=[scratch]"]
+    result = run_recipe("sim", recipe_config("sim", "testing", overrides), folder=tmp_path / "run")
+    ((_, main),) = result.tables.items()
+    assert len(main) == 3 * 2 * 2  # settings x negatives x directions
+    assert all(0.0 <= row["top1 from scratch_mean"] <= 1.0 for row in main)
+    hardest = next(r for r in main if r["setting"].startswith("unseen subjects, unseen") and
+                   r["negatives"] == "soft" and r["retrieval"] == "fMRI->video")  # fmt: skip
+    assert hardest["top1 from scratch_mean"] > 3 / 32  # learnt (chance 1/32)
+    assert hardest["top1 ridge baseline_mean"] > 3 / 32  # the linear baseline, on the same candidates
+    assert not (result.folder / "vsmae").exists()
+
+
+@needs_speech
+def test_cli_run_sim_testing(tmp_path, capsys, one_torch_thread) -> None:
+    from brainkit.cli import main
+    from brainkit.models import load_model
+
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    assert main(["run", "sim", "--preset", "testing", "--out", str(out), "--set", f"cache_dir={cache}"]) == 0
+    printed = capsys.readouterr().out
+    assert "SIM retrieval among 32 candidates" in printed and "unseen subjects, unseen clips" in printed
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    soft = [r for r in metrics["main"] if r["negatives"] == "soft"]
+    assert len(soft) == 6 and all(0.0 <= r["top1 from vsMAE_mean"] <= 1.0 for r in soft)
+    assert all(r["top1 vsMAE - scratch"] is not None for r in soft)
+    assert set(metrics["importance_correlation"]) == {"scratch", "vsmae"}
+    report = (out / "report.html").read_text()
+    assert (
+        "Which patches matter" in report and "Retrieval examples" in report and "vsMAE masked-patch" in report
+    )
+    assert (out / "vsmae" / "checkpoints" / "sit_encoder" / "model.safetensors").is_file()
+    model, meta = load_model(out / "checkpoints" / "sim_vsmae")
+    assert type(model).__name__ == "SIM" and meta["init"] == "vsmae"
+    # the finished run's encoder is reused without pretraining again
+    again = tmp_path / "again"
+    args = [
+        "--set",
+        f"cache_dir={cache}",
+        "--set",
+        f"vsmae_checkpoint={out / 'vsmae'}",
+        "--set",
+        "inits=[vsmae]",
+    ]
+    assert main(["run", "sim", "--preset", "testing", "--out", str(again), *args]) == 0
+    assert not (again / "vsmae").exists()
+
+
+def test_paper_preset_is_sims_model() -> None:
+    import dataclasses
+
+    from brainkit.models import count_parameters
+    from brainkit.recipes import recipe_config
+    from brainkit.recipes.sim_run import build_sim
+    from brainkit.recipes.vsmae import build_vsmae
+    from brainkit.surface import triangle_patches
+
+    config = recipe_config("sim", "paper")
+    assert (config.fit.lr, config.fit.weight_decay, config.fit.batch_size) == (3e-4, 0.01, 4)
+    patches = triangle_patches(5, config.vsmae.coarse_order)
+    encoder = build_vsmae(dataclasses.replace(config.vsmae, fine_order=5), *patches.shape).config.encoder
+    assert (encoder.dim, encoder.depth, encoder.n_heads, encoder.n_patches, encoder.n_patch_vertices) == (
+        192, 12, 3, 320, 45)  # fmt: skip
+    # 45-vertex patches as SIM's ico6/ico3: the same 6,468,672 trainable parameters (METHODS.md: ~6.47 M)
+    assert count_parameters(build_sim(config, encoder, 768, 768)) == 6_468_672
