@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--image-epochs", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", default="/tmp/bench_cross_modal")
+    parser.add_argument("--n-rows", type=int, default=None, help="use only the first rows (a quick check)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from brainkit.data.builtin.nsd_like import build_nsd_like, raw_test_trials
@@ -79,6 +80,10 @@ def main() -> None:
     dataset = build_nsd_like()
     train_x, train_images = paired(dataset.train["subj01"], dataset.stimuli)
     test_x, test_images = paired(raw_test_trials(dataset, "subj01"), dataset.stimuli)
+    if args.n_rows:
+        train_x, train_images, test_x, test_images = (
+            a[: args.n_rows] for a in (train_x, train_images, test_x, test_images)
+        )
     unique = dataset.stimuli.images[
         dataset.stimuli.positions(np.unique(dataset.train["subj01"].stimulus_ids))
     ]
