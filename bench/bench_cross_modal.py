@@ -25,7 +25,7 @@ import torch
 
 from brainkit.cross_modal_training import pretrain_image_mae, tune_cross_modal
 from brainkit.models import build_model, load_model, model_config
-from brainkit.models.cross_modal import CROSS_PRESETS, preprocess_images, small_image_mae
+from brainkit.models.cross_modal import CROSS_PRESETS, load_image_mae, preprocess_images, small_image_mae
 from brainkit.models.dc_mae import pad_voxels
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.training import TrainingConfig
@@ -70,6 +70,9 @@ def main() -> None:
         "--dc-mae", default=None, help="phase-1 checkpoint folder (else a fresh cpu_small DC-MAE)"
     )
     parser.add_argument("--image-epochs", type=int, default=30)
+    parser.add_argument(
+        "--image-mae", default=None, help="an image-MAE folder (Hugging Face layout) to start from"
+    )
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--out", default="/tmp/bench_cross_modal")
     parser.add_argument("--n-rows", type=int, default=None, help="use only the first rows (a quick check)")
@@ -88,14 +91,20 @@ def main() -> None:
         dataset.stimuli.positions(np.unique(dataset.train["subj01"].stimulus_ids))
     ]
     start = time.perf_counter()
-    image = small_image_mae("cpu_small", seed=0)
-    image_training = TrainingConfig(epochs=args.image_epochs, batch_size=64, lr=1.5e-3, weight_decay=0.05,
-                                    warmup_epochs=2, grad_clip=0.8, progress=False)  # fmt: skip
-    image_fit = pretrain_image_mae(
-        image, unique, image_training, Path(args.out) / "image", val_images=test_images[::3]
-    )
-    print(f"image MAE: {time.perf_counter() - start:.0f} s, held-out masked MSE {image_fit.history[0]['val_image_mse']:.4f}"
-          f" -> {image_fit.history[-1]['val_image_mse']:.4f}", flush=True)  # fmt: skip
+    image_history = None
+    if args.image_mae:
+        image = load_image_mae(args.image_mae)
+        image.config.mask_ratio = 0.75
+    else:
+        image = small_image_mae("cpu_small", seed=0)
+        image_training = TrainingConfig(epochs=args.image_epochs, batch_size=64, lr=1.5e-3, weight_decay=0.05,
+                                        warmup_epochs=2, grad_clip=0.8, progress=False)  # fmt: skip
+        image_fit = pretrain_image_mae(
+            image, unique, image_training, Path(args.out) / "image", val_images=test_images[::3]
+        )
+        image_history = image_fit.history
+        print(f"image MAE: {time.perf_counter() - start:.0f} s, held-out masked MSE "
+              f"{image_fit.history[0]['val_image_mse']:.4f} -> {image_fit.history[-1]['val_image_mse']:.4f}", flush=True)  # fmt: skip
     if args.dc_mae:
         fmri, _ = load_model(args.dc_mae)
     else:
@@ -110,7 +119,7 @@ def main() -> None:
     errors = partner_errors(model, test_x, test_images)
     print(f"cross-modal tuning: {time.perf_counter() - start:.0f} s; history {fit.history}")
     print(json.dumps(errors, indent=1))
-    (Path(args.out) / "results.json").write_text(json.dumps({"image": image_fit.history, "tuning": fit.history,
+    (Path(args.out) / "results.json").write_text(json.dumps({"image_mae": args.image_mae, "image": image_history, "tuning": fit.history,
                                                               "partners": errors}, indent=1))  # fmt: skip
 
 
