@@ -119,10 +119,12 @@ def masked_pretraining_loop(
     loss: Callable[[nn.Module, nn.Module, torch.Tensor, torch.Tensor], torch.Tensor],
     validate: Callable[[nn.Module], dict[str, float]] | None = None,
     fabric: Any = None,
+    betas: tuple[float, float] = (0.9, 0.999),
 ) -> FitResult:
     """The loop every masked autoencoder shares: seeded shuffling, a mask per batch from ``draw_mask(batch,
     generator)``, ``loss(model, raw_model, batch, mask)``, AdamW with the warmup + cosine schedule, gradient
-    clipping, and ``validate(raw_model)`` after each epoch. ``x_all`` (n_samples, ...) is already checked."""
+    clipping, and ``validate(raw_model)`` after each epoch. ``x_all`` (n_samples, ...) is already checked.
+    ``betas``: AdamW's (beta1, beta2) (MAE-style pretraining uses (0.9, 0.95))."""
     start = time.perf_counter()
     if training.threads:
         torch.set_num_threads(training.threads)
@@ -132,7 +134,9 @@ def masked_pretraining_loop(
     n = len(x_all)
     batch = min(training.batch_size, n)
     steps_per_epoch = max(1, n // batch)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=training.lr, weight_decay=training.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=training.lr, weight_decay=training.weight_decay, betas=betas
+    )
     model, optimizer = fabric.setup(model, optimizer)
     raw = model.module if hasattr(model, "module") else model
     torch.manual_seed(training.seed)

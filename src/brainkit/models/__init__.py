@@ -8,6 +8,7 @@ def register_all() -> None:
     import brainkit.models.baselines  # noqa: F401
     import brainkit.models.brain_mae  # noqa: F401
     import brainkit.models.clip_mused  # noqa: F401
+    import brainkit.models.dc_mae  # noqa: F401
     import brainkit.models.lite_mind  # noqa: F401
     import brainkit.models.sim  # noqa: F401
     import brainkit.models.sit  # noqa: F401

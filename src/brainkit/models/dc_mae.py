@@ -1,0 +1,214 @@
+"""DC-MAE, Vis-Dec's phase 1 (Sun, Li et al., NeurIPS 2023): a masked autoencoder of 1-D voxel patches.
+
+Read top to bottom: the config and presets, the padding helper, the model.
+
+A sample is one fMRI pattern (batch, n_voxels), cut into ``n_voxels / patch_size`` patches of 16 neighbouring
+voxels (in the order the voxels come; Mind-Vis / Vis-Dec concatenate V1..V4). A Conv1d with kernel = stride =
+``patch_size`` embeds each patch; fixed 1-D sin-cos positions are added (the cls token's position is 0); the
+encoder (pre-norm transformer blocks, ``mlp_ratio`` x dim MLP) sees only the visible patches and the cls token.
+The decoder projects the encoded tokens to ``decoder_dim``, puts a learnt mask token at every hidden patch, adds
+its own sin-cos positions, and predicts every patch's 16 voxel values. The losses (masked MSE, self- and
+cross-contrast) live in :mod:`brainkit.objectives.double_contrastive`; the training loop in
+:mod:`brainkit.dc_mae_training`.
+
+Interfaces used by the later phases (docs/methods/vis_dec.md):
+- ``encode(x)``: (batch, n_voxels) -> (batch, 1 + n_patches, dim), cls first, nothing hidden (phase 3's input);
+- ``encode_visible(x, mask)``: (batch, n_voxels), (batch, n_patches) bool -> (batch, 1 + n_visible, dim);
+- ``decode(tokens, mask)``: -> (batch, n_patches, patch_size); ``decode_tokens`` stops before the prediction
+  head so phase 2 can put cross-attention in between.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+
+from brainkit.errors import ConfigError, DataError
+from brainkit.models.layers import sincos_embedding
+from brainkit.models.vsmae import random_patch_mask
+from brainkit.registry import MODELS
+
+
+@dataclass(frozen=True)
+class DCMAEConfig:
+    """DC-MAE. ``n_voxels`` comes from the data and must be a multiple of ``patch_size`` (see :func:`pad_voxels`)."""
+
+    n_voxels: int | None = None
+    patch_size: int = 16
+    dim: int = 1024
+    depth: int = 24
+    n_heads: int = 16
+    mlp_ratio: float = 1.0
+    decoder_dim: int = 512
+    decoder_depth: int = 8
+    decoder_heads: int = 16
+    mask_ratio: float = 0.75
+    dropout: float = 0.0
+
+
+PRESETS: dict[str, DCMAEConfig] = {
+    # Vis-Dec phase 1 [code/config.py, code/sc_mbm/mae_for_fmri.py; METHODS.md sec. 4.2]: patch 16, encoder
+    # 1024/24/16 with mlp_ratio 1, decoder 512/8/16 (class default), mask 0.75; 4,656 voxels = 291 patches (the
+    # Mind-Vis checkpoint's pos-embed length). Encoder 151,261,184 params (METHODS.md ~151.3 M), decoder
+    # 13,158,416 (~13.2 M); tests/test_dc_mae.py counts them on the meta device.
+    "paper": DCMAEConfig(n_voxels=4656),
+    # Our choice for one CPU thread (a few minutes on a few thousand samples): encoder 1,061,376 params at
+    # 3,936 voxels, decoder 103,952.
+    "cpu_small": DCMAEConfig(dim=128, depth=4, n_heads=4, mlp_ratio=2.0, decoder_dim=64, decoder_depth=2,
+                             decoder_heads=4),
+    "testing": DCMAEConfig(patch_size=4, dim=16, depth=2, n_heads=2, decoder_dim=8, decoder_depth=1,
+                           decoder_heads=2),
+}  # fmt: skip
+
+
+def pad_voxels(x: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """Pad (n, n_voxels) to a multiple of ``multiple`` voxels by wrapping around (Mind-Vis' convention:
+    the first voxels are repeated at the end)."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] == 0:
+        raise DataError(f"pad_voxels: expected (n_samples, n_voxels), found {x.shape}.")
+    extra = -x.shape[1] % multiple
+    return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
+
+
+def _blocks(dim: int, depth: int, n_heads: int, mlp_ratio: float, dropout: float) -> nn.TransformerEncoder:
+    """Pre-norm transformer blocks (attention with qkv bias, GELU MLP): the ViT / Mind-Vis block layout."""
+    layer = nn.TransformerEncoderLayer(
+        dim, n_heads, int(dim * mlp_ratio), dropout, activation="gelu", batch_first=True, norm_first=True
+    )
+    return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+
+
+def _positions(n_patches: int, dim: int) -> torch.Tensor:
+    """(1 + n_patches, dim): 0 for the cls token, then sin-cos of patch numbers 0..n_patches-1."""
+    return torch.cat([torch.zeros(1, dim), sincos_embedding(n_patches, dim)])
+
+
+def check_config(config: DCMAEConfig) -> None:
+    if config.n_voxels is None:
+        raise ConfigError("DC-MAE: n_voxels must be set (it comes from the data).")
+    if config.n_voxels % config.patch_size or config.n_voxels < 2 * config.patch_size:
+        raise ConfigError(
+            f"DC-MAE: n_voxels {config.n_voxels} must be a multiple of patch_size {config.patch_size} (at least "
+            f"two patches). Pad the voxels first: brainkit.models.dc_mae.pad_voxels(x, {config.patch_size}) "
+            "repeats the first voxels at the end, as Mind-Vis does."
+        )
+    if not 0.0 < config.mask_ratio < 1.0:
+        raise ConfigError(f"DC-MAE: mask_ratio must be in (0, 1), found {config.mask_ratio}.")
+    for name in ("dim", "decoder_dim"):
+        if getattr(config, name) % 2:
+            raise ConfigError(
+                f"DC-MAE: {name} must be even (sin-cos positions), found {getattr(config, name)}."
+            )
+
+
+@MODELS.register(
+    "dc_mae", help="DC-MAE: double-contrastive masked autoencoder of voxel patches (Vis-Dec phase 1)"
+)
+class DCMAE(nn.Module):
+    """``forward(x, mask)``: (batch, n_voxels), mask (batch, n_patches) bool (True = hidden, the same count per
+    row) -> reconstruction of every voxel (batch, n_voxels)."""
+
+    Config = DCMAEConfig
+    PRESETS = PRESETS
+
+    def __init__(self, config: DCMAEConfig) -> None:
+        super().__init__()
+        check_config(config)
+        self.config = config
+        self.n_patches = config.n_voxels // config.patch_size
+        c = config
+        self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
+        self.register_buffer("positions", _positions(self.n_patches, c.dim), persistent=False)
+        self.encoder = _blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
+        self.norm = nn.LayerNorm(c.dim)
+        self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
+        self.register_buffer("decoder_positions", _positions(self.n_patches, c.decoder_dim), persistent=False)
+        self.decoder = _blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
+        self.decoder_norm = nn.LayerNorm(c.decoder_dim)
+        self.decoder_pred = nn.Linear(c.decoder_dim, c.patch_size)
+        nn.init.normal_(self.cls_token, std=0.02)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    # ------------------------------------------------------------------------------------------ checks, masks
+    def check(self, x: torch.Tensor) -> None:
+        n = self.config.n_voxels
+        if x.ndim != 2 or x.shape[1] != n:
+            raise DataError(
+                f"DCMAE expects input of shape (batch, {n}) voxels, found {tuple(x.shape)}. Pad the voxels to a "
+                f"multiple of {self.config.patch_size} with pad_voxels; a checkpoint fits only its voxel set."
+            )
+        if not torch.isfinite(x).all():
+            raise DataError("DCMAE: input contains NaN or inf; drop or impute those voxels first.")
+
+    def random_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Hide ``round(mask_ratio * n_patches)`` patches per row: (batch, n_patches) bool, True = hidden."""
+        return random_patch_mask(batch, self.n_patches, self.config.mask_ratio, generator)
+
+    def _check_mask(self, mask: torch.Tensor, batch: int) -> int:
+        if mask.shape != (batch, self.n_patches) or mask.dtype != torch.bool:
+            raise DataError(
+                f"DCMAE: mask must be bool (batch, {self.n_patches}), found {mask.dtype} {tuple(mask.shape)}."
+            )
+        n_visible = int((~mask[0]).sum())
+        if n_visible == 0 or ((~mask).sum(dim=1) != n_visible).any():
+            raise DataError("DCMAE: every row must hide the same number of patches and show at least one.")
+        return n_visible
+
+    # ------------------------------------------------------------------------------------------------ encoder
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, n_voxels) -> patch tokens with positions (batch, n_patches, dim)."""
+        tokens = rearrange(self.patch_embed(x[:, None, :]), "b d n -> b n d")
+        return tokens + self.positions[1:]
+
+    def _run_encoder(self, patches: torch.Tensor) -> torch.Tensor:
+        cls = (self.cls_token + self.positions[:1]).expand(len(patches), -1, -1)
+        return self.norm(self.encoder(torch.cat([cls, patches], dim=1)))
+
+    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(batch, n_voxels), mask (batch, n_patches) -> (batch, 1 + n_visible, dim), cls first."""
+        self.check(x)
+        n_visible = self._check_mask(mask, len(x))
+        visible = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :n_visible]
+        patches = self._embed(x)
+        patches = patches.gather(1, visible[..., None].expand(-1, -1, patches.shape[-1]))
+        return self._run_encoder(patches)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, n_voxels) -> (batch, 1 + n_patches, dim): every patch visible, cls first."""
+        self.check(x)
+        return self._run_encoder(self._embed(x))
+
+    # ------------------------------------------------------------------------------------------------ decoder
+    def decode_tokens(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Encoded (batch, 1 + n_visible, dim) + mask -> decoder features (batch, 1 + n_patches, decoder_dim)."""
+        x = self.decoder_embed(tokens)
+        cls, visible_tokens = x[:, :1], x[:, 1:]
+        n_visible = visible_tokens.shape[1]
+        visible = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :n_visible]
+        full = self.mask_token.expand(len(x), self.n_patches, -1).clone()
+        full = full.scatter(1, visible[..., None].expand(-1, -1, full.shape[-1]), visible_tokens)
+        return self.decoder(torch.cat([cls, full], dim=1) + self.decoder_positions)
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Decoder features (batch, 1 + n_patches, decoder_dim) -> voxels (batch, n_voxels)."""
+        values = self.decoder_pred(self.decoder_norm(features[:, 1:]))
+        return rearrange(values, "b n p -> b (n p)")
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.predict(self.decode_tokens(self.encode_visible(x, mask), mask))
+
+    # -------------------------------------------------------------------------------------- parameter groups
+    def encoder_parameters(self) -> list[nn.Parameter]:
+        """The parameters ``encode`` uses (patch embedding, cls token, blocks, final norm)."""
+        modules = (self.patch_embed, self.encoder, self.norm)
+        return [self.cls_token] + [p for m in modules for p in m.parameters()]
+
+
+__all__ = ["DCMAE", "DCMAEConfig", "PRESETS", "pad_voxels"]

@@ -1,0 +1,166 @@
+"""DC-MAE (Vis-Dec phase 1): the paper preset's parameter counts, shapes, masks, the loss terms on inputs with
+known answers, errors, and a short seeded pretraining run with its checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from brainkit.dc_mae_training import masked_patch_errors, pretrain_dc_mae
+from brainkit.errors import ConfigError, DataError
+from brainkit.models import build_model, count_parameters, load_model, model_config
+from brainkit.models.dc_mae import DCMAE, pad_voxels
+from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
+from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss, masked_mse
+from brainkit.training import TrainingConfig
+
+N_VOXELS, BATCH = 52, 7  # 13 patches of 4 voxels in the testing preset
+
+
+def tiny(seed: int = 0, **options) -> DCMAE:
+    torch.manual_seed(seed)
+    return build_model("dc_mae", model_config("dc_mae", "testing", options, n_voxels=N_VOXELS))
+
+
+def test_paper_preset_parameter_counts() -> None:
+    with torch.device("meta"):
+        model = build_model("dc_mae", model_config("dc_mae", "paper"))
+    encoder = sum(p.numel() for p in model.encoder_parameters())
+    assert encoder == 151_261_184  # METHODS.md sec. 4.2: ~151.3 M
+    assert count_parameters(model) - encoder == 13_158_416  # decoder, depth 8: ~13.2 M
+    assert model.n_patches == 291
+
+
+def test_shapes_and_mask_ratio() -> None:
+    model = tiny().eval()
+    x = torch.randn(BATCH, N_VOXELS)
+    mask = model.random_mask(BATCH, torch.Generator().manual_seed(0))
+    assert mask.shape == (BATCH, 13) and (mask.sum(dim=1) == round(0.75 * 13)).all()
+    assert model(x, mask).shape == (BATCH, N_VOXELS)
+    assert model.encode(x).shape == (BATCH, 14, 16)
+    assert model.encode_visible(x, mask).shape == (BATCH, 1 + 13 - 10, 16)
+
+
+def test_masks_and_construction_are_seeded() -> None:
+    a = tiny(seed=3).random_mask(5, torch.Generator().manual_seed(1))
+    b = tiny(seed=3).random_mask(5, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    first, second = tiny(seed=3).state_dict(), tiny(seed=3).state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_hidden_patches_do_not_reach_the_encoder() -> None:
+    model = tiny().eval()
+    x = torch.randn(2, N_VOXELS)
+    mask = model.random_mask(2, torch.Generator().manual_seed(0))
+    changed = x.clone()
+    changed[mask.repeat_interleave(4, dim=1)] += 5.0
+    assert torch.allclose(model.encode_visible(x, mask), model.encode_visible(changed, mask))
+    assert not torch.allclose(model.encode(x), model.encode(changed))
+
+
+def test_voxels_not_a_multiple_of_the_patch_say_to_pad() -> None:
+    with pytest.raises(ConfigError, match=r"n_voxels 50 must be a multiple of patch_size 4.*pad_voxels"):
+        build_model("dc_mae", model_config("dc_mae", "testing", n_voxels=50))
+    padded = pad_voxels(np.arange(10.0)[None], 4)
+    assert padded.shape == (1, 12) and padded[0, 10:].tolist() == [0.0, 1.0]
+
+
+def test_bad_input_raises() -> None:
+    model = tiny()
+    mask = model.random_mask(BATCH)
+    with pytest.raises(DataError, match=r"expects input of shape \(batch, 52\) voxels, found \(7, 48\)"):
+        model(torch.randn(BATCH, 48), mask)
+    x = torch.randn(BATCH, N_VOXELS)
+    x[1, 3] = float("nan")
+    with pytest.raises(DataError, match="NaN or inf"):
+        model(x, mask)
+    with pytest.raises(DataError, match="same number of patches"):
+        model(
+            torch.randn(BATCH, N_VOXELS),
+            torch.zeros(BATCH, 13, dtype=torch.bool)
+            .index_fill(1, torch.tensor([0]), True)
+            .logical_and(torch.arange(BATCH)[:, None] > 2),
+        )
+    with pytest.raises(DataError, match="NaN or inf"):
+        pretrain_dc_mae(
+            model, np.full((4, N_VOXELS), np.nan, np.float32), TrainingConfig(epochs=1, progress=False)
+        )
+
+
+def test_masked_mse_known_answers() -> None:
+    x = torch.randn(3, 8)
+    mask = torch.tensor([[True, False], [False, True], [True, False]])
+    assert masked_mse(x, x, mask, 4) == 0
+    recon = x.clone()
+    recon[~mask.repeat_interleave(4, dim=1)] += 10.0  # errors on visible patches do not count
+    assert masked_mse(recon, x, mask, 4) == 0
+    recon = x + 2.0
+    assert masked_mse(recon, x, mask, 4) == pytest.approx(4.0)
+
+
+def test_infonce_on_identical_rows_matches_hand_value() -> None:
+    rows = torch.tensor([[1.0, 0.0], [0.6, 0.8]])  # unit rows, cosine 0.6
+    expected = math.log(1 + math.exp((0.6 - 1.0) / 0.1))  # each row: -log(e^10 / (e^10 + e^6))
+    loss = InfoNCE(InfoNCEConfig(temperature=0.1))(rows, 3.0 * rows)  # cosine ignores the scale
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+
+
+def test_double_contrastive_weights() -> None:
+    torch.manual_seed(0)
+    x, a, b = torch.randn(6, 8), torch.randn(6, 8), torch.randn(6, 8)
+    mask = torch.tensor([[True, False]] * 6)
+    terms = DoubleContrastiveLoss()(x, a, b, mask, mask, 4)
+    nce = InfoNCE(InfoNCEConfig(temperature=0.1))
+    assert float(terms["self"]) == pytest.approx(float(0.5 * (nce(a, x) + nce(b, x))), rel=1e-6)
+    assert float(terms["cross"]) == pytest.approx(float(nce(a, b)), rel=1e-6)
+    expected = terms["mse"] + 1.0 * terms["self"] + 0.5 * terms["cross"]
+    assert float(terms["loss"]) == pytest.approx(float(expected), rel=1e-6)
+    perfect = DoubleContrastiveLoss(DoubleContrastiveConfig(self_weight=0, cross_weight=0))(
+        x, x, x, mask, mask, 4
+    )
+    assert set(perfect) == {"mse", "loss"} and float(perfect["loss"]) == 0.0
+    with pytest.raises(ConfigError, match="cross_weight must be >= 0"):
+        DoubleContrastiveLoss(DoubleContrastiveConfig(cross_weight=-1))
+
+
+def _voxels(n: int, seed: int) -> np.ndarray:
+    """Smooth patterns (a few sines along the voxel axis) plus noise: learnable from the visible patches."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(N_VOXELS) / N_VOXELS
+    phase, freq = rng.uniform(0, 2 * np.pi, (n, 1)), rng.uniform(1, 3, (n, 1))
+    return (np.sin(2 * np.pi * freq * t + phase) + 0.1 * rng.standard_normal((n, N_VOXELS))).astype(
+        np.float32
+    )
+
+
+def test_pretraining_learns_is_seeded_and_checkpoints(tmp_path, one_torch_thread) -> None:
+    train, val = _voxels(48, 0), _voxels(16, 1)
+    config = TrainingConfig(
+        epochs=6, batch_size=16, lr=3e-3, weight_decay=0.05, warmup_epochs=1, progress=False
+    )
+    result = pretrain_dc_mae(tiny(), train, config, tmp_path / "run", val_voxels=val)
+    again = pretrain_dc_mae(tiny(), train, config, val_voxels=val)
+    assert [r["train_loss"] for r in result.history] == [r["train_loss"] for r in again.history]
+    first, last = result.history[0], result.history[-1]
+    assert {"val_masked_mse", "val_self", "val_cross"} <= set(last)
+    assert last["train_loss"] < first["train_loss"] and last["val_masked_mse"] < first["val_masked_mse"]
+    model, metadata = load_model(tmp_path / "run" / "checkpoint")
+    assert metadata["phase"] == "dc_mae" and metadata["loss"]["cross_weight"] == 0.5
+    lines = (tmp_path / "run" / "history.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["epoch"] == 6
+    errors = masked_patch_errors(model, train, val)
+    assert set(errors) == {"model", "train_mean", "interpolation", "variance"}
+
+
+def test_baselines_known_answers() -> None:
+    model = tiny()
+    levels = np.ones((5, N_VOXELS), np.float32) * np.arange(1, 6, dtype=np.float32)[:, None]  # constant rows
+    errors = masked_patch_errors(model, levels, levels, seed=2)
+    assert errors["interpolation"] == 0.0 < errors["model"]
+    assert errors["train_mean"] == pytest.approx(2.0)  # levels 1..5 around their mean 3
+    assert errors["variance"] == pytest.approx(11.0)  # mean of 1, 4, 9, 16, 25
