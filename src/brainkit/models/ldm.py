@@ -202,9 +202,11 @@ def load_pretrained_ldm(folder: str | Path) -> tuple[nn.Module, nn.Module, dict[
     if vae_class not in _VAE_CLASSES:
         raise CheckpointError(f"{folder}/vae is a {vae_class}; expected one of {_VAE_CLASSES}.")
     try:
-        unet = UNet2DConditionModel.from_pretrained(folder, subfolder="unet", local_files_only=True)
+        unet = UNet2DConditionModel.from_pretrained(
+            folder, subfolder="unet", local_files_only=True, low_cpu_mem_usage=False
+        )
         vae_cls = AutoencoderKL if vae_class == "AutoencoderKL" else VQModel
-        vae = vae_cls.from_pretrained(folder, subfolder="vae", local_files_only=True)
+        vae = vae_cls.from_pretrained(folder, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"Could not load the latent diffusion model in {folder}: {err}") from None
     return unet, vae, scheduler_config

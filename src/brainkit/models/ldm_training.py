@@ -218,7 +218,7 @@ def finetune_ldm(
 
     Parameters
     ----------
-    voxels : float32 (n_trials, n_voxels)
+    voxels : float32 (n_trials, n_voxels), or whatever the conditioner takes per row (precomputed tokens)
     moments : (n_images, 2c, s, s) latent moments of the images
     image_index : int (n_trials,), the row of ``moments`` each trial saw
     val : optional (voxels, moments, image_index) of held-out pairs for a fixed-noise validation loss
@@ -226,7 +226,7 @@ def finetune_ldm(
     _check_moments(unet, moments)
     voxels = np.asarray(voxels, dtype=np.float32)
     image_index = np.asarray(image_index)
-    if voxels.ndim != 2 or len(voxels) != len(image_index):
+    if voxels.ndim < 2 or len(voxels) != len(image_index):
         raise DataError(
             f"finetune_ldm: voxels {voxels.shape} and image_index {image_index.shape} must pair row by row."
         )

@@ -59,6 +59,7 @@ _RECIPE_MODULES: list[str] = [
     "brainkit.recipes.brain_mae",
     "brainkit.recipes.clip_mused",
     "brainkit.recipes.vsmae",
+    "brainkit.recipes.vis_dec",
 ]
 
 

@@ -160,13 +160,21 @@ def finetune_on_fmri(
     size = ldm.image_size
     moments = batched_moments(ldm.vae, images_to_tensor(arrays.train_images, size))
     test_moments = batched_moments(ldm.vae, images_to_tensor(arrays.test_images, size))
-    val = (arrays.test_voxels, test_moments, np.arange(len(arrays.test_images)))
+    train_x, test_x, trained = arrays.train_voxels, arrays.test_voxels, conditioner
+    if not any(p.requires_grad for p in conditioner.encoder.parameters()):
+        # a frozen encoder: its tokens once, instead of a forward pass per batch and epoch
+        train_x, test_x = (
+            encode_tokens(conditioner.encoder, train_x),
+            encode_tokens(conditioner.encoder, test_x),
+        )
+        trained = FMRIConditioner(GivenTokens(), conditioner.mapper, train_encoder=False)
+    val = (test_x, test_moments, np.arange(len(arrays.test_images)))
     history = finetune_ldm(
         ldm.unet,
         ldm.vae,
         ldm.scheduler,
-        conditioner,
-        arrays.train_voxels,
+        trained,
+        train_x,
         moments,
         arrays.train_image_index,
         training,
@@ -181,6 +189,21 @@ def finetune_on_fmri(
     }
     save_checkpoint(folder / "fmri_conditioner", conditioner.state_dict(), meta)
     return history
+
+
+class GivenTokens(nn.Module):
+    """An "encoder" whose input already is the tokens (batch, n_tokens, dim): for a frozen, precomputed encoder."""
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens
+
+
+@torch.no_grad()
+def encode_tokens(encoder: nn.Module, voxels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n, n_voxels) -> float32 tokens (n, n_tokens, dim) from ``encoder.encode`` in eval mode."""
+    encoder.eval()
+    x = torch.as_tensor(np.asarray(voxels, np.float32))
+    return torch.cat([encoder.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
 
 
 @torch.no_grad()
@@ -204,7 +227,9 @@ def reconstruct(
     return images
 
 
-def unconditional_samples(ldm_folder: Path, config: LDMConfig, n: int, n_samples: int, n_steps: int, seed: int):
+def unconditional_samples(
+    ldm_folder: Path, config: LDMConfig, n: int, n_samples: int, n_steps: int, seed: int
+):
     """The "no fMRI" baseline: samples of the LDM before phase 3, from a zero context (same seeds)."""
     unet, vae, scheduler_config = load_pretrained_ldm(ldm_folder)
     scheduler = build_scheduler(config, scheduler_config)

@@ -56,7 +56,9 @@ def phase_curves(histories: dict[str, list[dict]]) -> Figure | None:
     figure = Figure(figsize=(3.6 * len(histories), 3.0))
     for index, (name, rows) in enumerate(histories.items()):
         axis = figure.add_subplot(1, len(histories), index + 1)
-        keys = [k for k in rows[0] if k.startswith(("train_", "val_")) and isinstance(rows[0][k], int | float)]
+        keys = [
+            k for k in rows[0] if k.startswith(("train_", "val_")) and isinstance(rows[0][k], int | float)
+        ]
         epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
         for key in keys:
             axis.plot(epochs, [r.get(key, np.nan) for r in rows], marker=".", label=key)
