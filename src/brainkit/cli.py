@@ -87,6 +87,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from brainkit.evaluation.image_pairs import read_image_pairs
+    from brainkit.evaluation.reconstruction import (
+        applicable_n_way,
+        evaluate_reconstructions,
+        metrics_table,
+        write_metrics,
+    )
+
+    pairs = read_image_pairs(args.folder, image_size=args.image_size)
+    requested = None if args.n_way is None else [int(w) for w in args.n_way.split(",")]
+    n_way, notes = applicable_n_way(len(pairs.names), requested)
+    metrics, shuffled = evaluate_reconstructions(
+        pairs.real,
+        pairs.recon,
+        seed=args.seed,
+        trials=args.trials,
+        n_way=n_way,
+        clip_model_dir=args.clip_model_dir,
+    )
+    n, k = pairs.recon.shape[:2]
+    print(
+        f"{n} image pairs ({pairs.layout} layout), {k} sample(s) each, {args.trials} trials, seed {args.seed}\n"
+    )
+    print(format_table(metrics_table(metrics, shuffled)))
+    for note in notes:
+        print(f"- {note}")
+    if args.out:
+        write_metrics(args.out, metrics, shuffled, names=pairs.names, folder=args.folder)
+        print(f"\nWrote {args.out}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     import brainkit.objectives.contrastive  # noqa: F401
     import brainkit.stimuli.encoders  # noqa: F401
@@ -154,6 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
     evaluate.add_argument("run", help="run folder written by brainkit train or demo")
     evaluate.set_defaults(func=_cmd_eval)
+
+    metrics = sub.add_parser(
+        "metrics", help="reconstruction metrics of a folder of real / reconstructed images"
+    )
+    metrics.add_argument(
+        "folder", help="FOLDER/real/NAME.png + FOLDER/recon/NAME[_k].png, or strips [real|recon...]"
+    )
+    metrics.add_argument("--out", help="also write the numbers to this JSON file")
+    metrics.add_argument(
+        "--trials", type=int, default=1000, help="distractor draws per number (default 1000)"
+    )
+    metrics.add_argument("--seed", type=int, default=0, help="seed of the distractor draws (default 0)")
+    metrics.add_argument(
+        "--n-way", help="identification sizes, e.g. 2,50 (default: 2,50 where there are enough pairs)"
+    )
+    metrics.add_argument("--image-size", type=int, help="resize every image to this square size first")
+    metrics.add_argument(
+        "--clip-model-dir", help="a local openai/clip-vit-large-patch14 folder: adds CLIP features"
+    )
+    metrics.set_defaults(func=_cmd_metrics)
 
     listing = sub.add_parser("list", help="list datasets, encoders, models, objectives and presets")
     listing.set_defaults(func=_cmd_list)
