@@ -1,0 +1,271 @@
+"""Vis-Dec phase 2: cross-modal attention tuning of the fMRI MAE and an image MAE (Sun, Li et al., NeurIPS 2023).
+
+Read top to bottom: the image MAE (a ``transformers`` ViTMAEForPreTraining: loaded from a local directory, or a
+small one built from a preset), the image preprocessing, the config, the cross-attention stack, the joint model,
+save / load.
+
+Each side encodes its own masked input, then a stack of cross-attention blocks lets its visible tokens attend to
+the other side's encoded tokens, mapped to its width by a Linear (image -> fMRI: ``image_hidden -> fmri dim``;
+fMRI -> image: ``fmri dim -> image_hidden``, Vis-Dec's ``cross_map_in``), then its own decoder reconstructs its
+input. A cross block is ``torch.nn.TransformerDecoderLayer`` (pre-norm self-attention, cross-attention to the
+other modality, MLP). The loss is ``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image
+patches)`` with fMRI mask 0.75 and image mask 0.5 [Vis-Dec README, phase2_finetune_cross.py; METHODS.md 4.3].
+
+After tuning, ``encode(voxels)``: (batch, n_voxels) -> (batch, 1 + n_patches, fmri dim) is the fMRI encoder
+alone (no image needed), what phase 3 conditions on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+from brainkit.checkpoint import atomic_folder, load_checkpoint, save_checkpoint
+from brainkit.config import from_dict, to_dict
+from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.models.dc_mae import DCMAE, DCMAEConfig
+from brainkit.objectives.double_contrastive import masked_mse
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what facebook/vit-mae-base's preprocessor_config.json uses
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Small ViT-MAE configs (transformers.ViTMAEConfig keyword arguments; our choice) for when no pretrained image
+# MAE is at hand. facebook/vit-mae-base itself is 224 px, patch 16, 768/12/12, decoder 512/8/16.
+IMAGE_MAE_PRESETS: dict[str, dict[str, Any]] = {
+    # 64 px, 8 px patches (64 patches), encoder 128/4/4 (MLP 256), decoder 64/2/4: ~0.67 M params.
+    "cpu_small": dict(image_size=64, patch_size=8, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
+                      intermediate_size=256, decoder_hidden_size=64, decoder_num_hidden_layers=2,
+                      decoder_num_attention_heads=4, decoder_intermediate_size=128, mask_ratio=0.75),
+    "testing": dict(image_size=16, patch_size=4, hidden_size=12, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=24, decoder_hidden_size=8, decoder_num_hidden_layers=1,
+                    decoder_num_attention_heads=2, decoder_intermediate_size=16, mask_ratio=0.75),
+}  # fmt: skip
+
+
+def small_image_mae(preset: str = "cpu_small", seed: int = 0, **options: Any) -> nn.Module:
+    """A randomly initialised ViTMAEForPreTraining from :data:`IMAGE_MAE_PRESETS` (train it with
+    :func:`brainkit.cross_modal_training.pretrain_image_mae`)."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    if preset not in IMAGE_MAE_PRESETS:
+        raise ConfigError(f"No image-MAE preset {preset!r}; presets: {sorted(IMAGE_MAE_PRESETS)}.")
+    torch.manual_seed(seed)
+    return ViTMAEForPreTraining(ViTMAEConfig(**(IMAGE_MAE_PRESETS[preset] | options)))
+
+
+def load_image_mae(directory: str | Path) -> nn.Module:
+    """A ViTMAEForPreTraining from a local directory in the Hugging Face layout (facebook/vit-mae-base:
+    ``config.json`` + ``model.safetensors``); nothing is downloaded."""
+    from transformers import ViTMAEForPreTraining
+
+    directory = Path(directory)
+    if not (directory / "config.json").is_file():
+        raise CheckpointError(
+            f"No image MAE at {directory}: expected a Hugging Face model folder with config.json and weights "
+            "(e.g. a local copy of facebook/vit-mae-base). Leave image_mae_dir unset to train a small one."
+        )
+    try:
+        return ViTMAEForPreTraining.from_pretrained(str(directory), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"Cannot load the image MAE in {directory}: {err}") from None
+
+
+def image_norm_stats(directory: str | Path | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) per channel from ``preprocessor_config.json`` when the folder has one, else ImageNet's."""
+    path = Path(directory) / "preprocessor_config.json" if directory is not None else None
+    if path is not None and path.is_file():
+        stats = json.loads(path.read_text())
+        return tuple(stats.get("image_mean", IMAGENET_MEAN)), tuple(stats.get("image_std", IMAGENET_STD))
+    return IMAGENET_MEAN, IMAGENET_STD
+
+
+def preprocess_images(
+    images: np.ndarray,
+    size: int,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> float32 (n, 3, size, size): scaled to [0, 1], resized (bilinear, antialiased),
+    normalised per channel as the image MAE expects."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise DataError(f"Images must be uint8 (n, height, width, 3), found {images.dtype} {images.shape}.")
+    x = rearrange(torch.from_numpy(images), "n h w c -> n c h w").float() / 255.0
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return (x - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+
+
+@dataclass(frozen=True)
+class CrossModalConfig:
+    """The cross-attention stacks and the tuning loss. Numbers: Vis-Dec phase 2 [METHODS.md sec. 4.3]."""
+
+    image_cross_layers: int = 3  # Vis-Dec's layer_cross: 3 extra cross-attention layers on the image side
+    fmri_cross_layers: int = 1  # the fMRI side's cross-attention (one stack; our reading of MAEforFMRICross)
+    cross_heads: int = 4
+    cross_mlp_ratio: float = 1.0
+    fmri_mask_ratio: float = 0.75
+    image_mask_ratio: float = 0.5
+    fmri_recon_weight: float = 0.25
+    image_recon_weight: float = 1.5
+    image_mean: tuple[float, ...] = IMAGENET_MEAN
+    image_std: tuple[float, ...] = IMAGENET_STD
+
+
+class CrossAttention(nn.Module):
+    """Tokens (batch, n, dim) attend to another modality's tokens (batch, m, context_dim), mapped to ``dim``:
+    ``depth`` pre-norm TransformerDecoderLayers -> (batch, n, dim)."""
+
+    def __init__(self, dim: int, context_dim: int, depth: int, n_heads: int, mlp_ratio: float) -> None:
+        super().__init__()
+        if dim % n_heads:
+            raise ConfigError(f"cross-attention: width {dim} is not divisible by cross_heads {n_heads}.")
+        self.map_in = nn.Linear(context_dim, dim)
+        self.layers = nn.ModuleList(
+            nn.TransformerDecoderLayer(
+                dim,
+                n_heads,
+                max(1, int(dim * mlp_ratio)),
+                0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )  # fmt: skip
+            for _ in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        memory = self.map_in(context)
+        for layer in self.layers:
+            x = layer(x, memory)
+        return x
+
+
+class CrossModalMAE(nn.Module):
+    """The fMRI MAE (:class:`~brainkit.models.dc_mae.DCMAE`) and an image MAE (ViTMAEForPreTraining), each
+    reconstructing its input while attending to the other's tokens.
+
+    ``forward(voxels, pixels, fmri_mask, image_noise) -> dict``: voxels (batch, n_voxels), pixels (batch, 3,
+    size, size) preprocessed, fmri_mask (batch, n_fmri_patches) bool (True = hidden), image_noise (batch,
+    n_image_patches) float (ViT-MAE keeps the lowest ``1 - image_mask_ratio``); returns ``loss``, ``fmri_mse``,
+    ``image_mse``, ``fmri_recon`` (batch, n_voxels) and ``image_recon`` (batch, n_image_patches, patch*patch*3).
+    """
+
+    def __init__(self, fmri: DCMAE, image: nn.Module, config: CrossModalConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or CrossModalConfig()
+        for name in ("fmri_mask_ratio", "image_mask_ratio"):
+            if not 0.0 < getattr(c, name) < 1.0:
+                raise ConfigError(f"cross-modal {name} must be in (0, 1), found {getattr(c, name)}.")
+        self.fmri, self.image = fmri, image
+        image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
+        fmri_dim, image_dim = fmri.config.dim, image.config.hidden_size
+        self.image_cross = CrossAttention(
+            image_dim, fmri_dim, c.image_cross_layers, c.cross_heads, c.cross_mlp_ratio
+        )
+        self.fmri_cross = CrossAttention(
+            fmri_dim, image_dim, c.fmri_cross_layers, c.cross_heads, c.cross_mlp_ratio
+        )
+
+    @property
+    def image_size(self) -> int:
+        size = self.image.config.image_size
+        return size if isinstance(size, int) else size[0]
+
+    @property
+    def n_image_patches(self) -> int:
+        return self.image.vit.embeddings.patch_embeddings.num_patches
+
+    def encode(self, voxels: torch.Tensor) -> torch.Tensor:
+        """(batch, n_voxels) -> (batch, 1 + n_patches, fmri dim): the tuned fMRI encoder, nothing hidden."""
+        return self.fmri.encode(voxels)
+
+    def forward(
+        self, voxels: torch.Tensor, pixels: torch.Tensor, fmri_mask: torch.Tensor, image_noise: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        if len(voxels) != len(pixels):
+            raise DataError(f"cross-modal: {len(voxels)} fMRI samples but {len(pixels)} images.")
+        c = self.config
+        fmri_tokens = self.fmri.encode_visible(voxels, fmri_mask)  # (b, 1 + visible, fmri dim)
+        encoded = self.image.vit(pixel_values=pixels, noise=image_noise)
+        image_tokens = encoded.last_hidden_state  # (b, 1 + visible, image dim)
+        fmri_mixed = self.fmri_cross(fmri_tokens, image_tokens)
+        image_mixed = self.image_cross(image_tokens, fmri_tokens)
+        fmri_recon = self.fmri.predict(self.fmri.decode_tokens(fmri_mixed, fmri_mask))
+        image_recon = self.image.decoder(image_mixed, encoded.ids_restore).logits
+        fmri_mse = masked_mse(fmri_recon, voxels, fmri_mask, self.fmri.config.patch_size)
+        target = self.image.patchify(pixels)
+        if self.image.config.norm_pix_loss:
+            target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5
+        hidden = encoded.mask  # (b, n_image_patches), 1 = hidden
+        image_mse = (((image_recon - target) ** 2).mean(-1) * hidden).sum() / hidden.sum()
+        loss = c.fmri_recon_weight * fmri_mse + c.image_recon_weight * image_mse
+        return {"loss": loss, "fmri_mse": fmri_mse, "image_mse": image_mse, "fmri_recon": fmri_recon,
+                "image_recon": image_recon}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Saved:
+    fmri: DCMAEConfig = field(default_factory=DCMAEConfig)
+    cross: CrossModalConfig = field(default_factory=CrossModalConfig)
+
+
+def save_cross_modal(
+    folder: str | Path, model: CrossModalMAE, metadata: dict[str, Any] | None = None
+) -> Path:
+    """``folder``: model.safetensors + config.json (the fMRI, image and cross-attention configs)."""
+    config = {
+        "model": "cross_modal_mae",
+        "config": to_dict(_Saved(model.fmri.config, model.config)),
+        "image_mae_config": model.image.config.to_dict(),
+        "metadata": metadata or {},
+    }
+    return save_checkpoint(folder, model.state_dict(), config)
+
+
+def load_cross_modal(folder: str | Path) -> tuple[CrossModalMAE, dict[str, Any]]:
+    """Rebuild a :class:`CrossModalMAE` written by :func:`save_cross_modal` (no pickle, no download)."""
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    state, meta = load_checkpoint(folder)
+    if meta.get("model") != "cross_modal_mae":
+        raise CheckpointError(
+            f"{folder} does not hold a cross-modal MAE (found model {meta.get('model')!r})."
+        )
+    saved = from_dict(_Saved, meta["config"], where=f"{folder}/config.json")
+    image = ViTMAEForPreTraining(ViTMAEConfig.from_dict(meta["image_mae_config"]))
+    model = CrossModalMAE(DCMAE(saved.fmri), image, saved.cross)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"Checkpoint {folder} does not match its config: {err}") from None
+    return model, meta.get("metadata", {})
+
+
+def save_image_mae(folder: str | Path, model: nn.Module) -> Path:
+    """The image MAE alone in the Hugging Face layout (safetensors), written atomically; reload it with
+    :func:`load_image_mae`."""
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+    return Path(folder)
+
+
+__all__ = [
+    "IMAGE_MAE_PRESETS",
+    "CrossModalConfig",
+    "CrossModalMAE",
+    "load_cross_modal",
+    "load_image_mae",
+    "preprocess_images",
+    "save_cross_modal",
+    "save_image_mae",
+    "small_image_mae",
+]
