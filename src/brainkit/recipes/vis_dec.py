@@ -53,9 +53,17 @@ class VisDecRecipeConfig:
     dc_mae: dict[str, Any] = field(default_factory=dict)  # overrides of the DC-MAE preset
     pretrain: TrainingConfig = TrainingConfig(epochs=4, batch_size=100, lr=1e-3, warmup_epochs=1, min_lr=1e-5)
     # phase 2: cross-modal tuning
-    cross_modal: bool = True
-    cross_modal_preset: str = "cpu_small"
-    cross_modal_options: dict[str, Any] = field(default_factory=dict)
+    cross_modal: bool = True  # false: phase 3 conditions on the phase-1 encoder (an ablation)
+    image_mae_preset: str = (
+        "cpu_small"  # brainkit.models.cross_modal.IMAGE_MAE_PRESETS, when no image_mae_dir
+    )
+    image_mae_dir: str | None = (
+        None  # a local ViT-MAE folder (e.g. facebook/vit-mae-base); skips its pretraining
+    )
+    image_pretrain: TrainingConfig = TrainingConfig(
+        epochs=10, batch_size=64, lr=1e-3, weight_decay=0.05, warmup_epochs=1, min_lr=1e-5
+    )
+    cross_modal_options: dict[str, Any] = field(default_factory=dict)  # overrides of CrossModalConfig
     tune: TrainingConfig = TrainingConfig(epochs=2, batch_size=32, lr=3e-4, warmup_epochs=0.5, min_lr=1e-5)
     # phase 3: latent diffusion
     ldm_preset: str = "cpu_small"
@@ -113,7 +121,8 @@ class VisDecRecipe:
             data=FAST_DATA,
             n_test_images=0,
             dc_mae_preset="testing",
-            cross_modal_preset="testing",
+            image_mae_preset="testing",
+            image_pretrain=_FAST,
             pretrain=_FAST,
             tune=_FAST,
             ldm_preset="testing",
@@ -137,7 +146,6 @@ class VisDecRecipe:
                 epochs=140, batch_size=250, lr=2.5e-4, weight_decay=0.05, warmup_epochs=40, min_lr=0.0,
                 grad_clip=0.8, seed=2022, accelerator="cuda",
             ),
-            cross_modal_preset="paper",
             tune=TrainingConfig(epochs=60, batch_size=4, lr=5.3e-5, accelerator="cuda"),
             ldm_preset="paper",
             finetune=TrainingConfig(epochs=700, batch_size=8, lr=5.3e-5, weight_decay=0.0, accelerator="cuda"),
