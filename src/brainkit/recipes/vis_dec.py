@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from brainkit.config import from_dict, to_dict
+from brainkit.cross_modal_training import PAPER_TRAINING as CROSS_MODAL_PAPER_TRAINING
 from brainkit.data import load_dataset
+from brainkit.dc_mae_training import PAPER_TRAINING as DC_MAE_PAPER_TRAINING
 from brainkit.errors import ConfigError
 from brainkit.models import count_parameters
 from brainkit.models.ldm import PRESETS as LDM_PRESETS
@@ -51,7 +53,9 @@ class VisDecRecipeConfig:
     # phase 1: DC-MAE
     dc_mae_preset: str = "cpu_small"
     dc_mae: dict[str, Any] = field(default_factory=dict)  # overrides of the DC-MAE preset
-    pretrain: TrainingConfig = TrainingConfig(epochs=4, batch_size=100, lr=1e-3, warmup_epochs=1, min_lr=1e-5)
+    pretrain: TrainingConfig = TrainingConfig(
+        epochs=2, batch_size=100, lr=1e-3, warmup_epochs=0.5, min_lr=1e-5
+    )
     # phase 2: cross-modal tuning
     cross_modal: bool = True  # false: phase 3 conditions on the phase-1 encoder (an ablation)
     image_mae_preset: str = (
@@ -64,7 +68,7 @@ class VisDecRecipeConfig:
         epochs=10, batch_size=64, lr=1e-3, weight_decay=0.05, warmup_epochs=1, min_lr=1e-5
     )
     cross_modal_options: dict[str, Any] = field(default_factory=dict)  # overrides of CrossModalConfig
-    tune: TrainingConfig = TrainingConfig(epochs=2, batch_size=32, lr=3e-4, warmup_epochs=0.5, min_lr=1e-5)
+    tune: TrainingConfig = TrainingConfig(epochs=1, batch_size=32, lr=3e-4, warmup_epochs=0.2, min_lr=1e-5)
     # phase 3: latent diffusion
     ldm_preset: str = "cpu_small"
     ldm: dict[str, Any] = field(default_factory=dict)  # overrides of the LDM preset
@@ -78,7 +82,7 @@ class VisDecRecipeConfig:
         epochs=30, batch_size=32, lr=2e-3, weight_decay=0.0, warmup_epochs=1, min_lr=1e-4
     )
     finetune: TrainingConfig = TrainingConfig(
-        epochs=8, batch_size=32, lr=5e-4, weight_decay=0.0, warmup_epochs=0.5, min_lr=1e-5
+        epochs=6, batch_size=32, lr=5e-4, weight_decay=0.0, warmup_epochs=0.5, min_lr=1e-5
     )
     train_encoder: bool = False  # the paper trains the fMRI encoder in phase 3 too ("rest trainable")
     n_samples: int = 3  # reconstructions per test fMRI
@@ -136,17 +140,15 @@ class VisDecRecipe:
             feature_layers=("lite0_block1",),
             n_shown=3,
         ),
-        # The paper's sizes and schedule (METHODS.md 4.2-4.4): DC-MAE 1024/24/16 (~151 M), AdamW lr 2.5e-4,
-        # wd 0.05, batch 250, 140 epochs (40 warmup), grad-clip 0.8, seed 2022; phase 2 batch 4, 60 epochs, lr 5.3e-5;
-        # phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir, required), batch 8, lr 5.3e-5, 700 epochs, the
-        # encoder trainable, PLMS 250 steps, 5 samples per fMRI. A GPU job (accelerator cuda); not run here.
+        # The paper's sizes and schedule (METHODS.md 4.2-4.4): DC-MAE 1024/24/16 (~151 M) with phase 1's optimiser
+        # (dc_mae_training.PAPER_TRAINING: AdamW lr 2.5e-4, wd 0.05, batch 250, 140 epochs, 40 warmup, clip 0.8,
+        # seed 2022); phase 2 as cross_modal_training.PAPER_TRAINING (lr 5.3e-5, 60 epochs) with facebook/vit-mae-base
+        # (set image_mae_dir); phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir, required), batch 8, lr 5.3e-5,
+        # 700 epochs, the encoder trainable, PLMS 250 steps, 5 samples per fMRI. A GPU job; not run here.
         "paper": VisDecRecipeConfig(
             dc_mae_preset="paper",
-            pretrain=TrainingConfig(
-                epochs=140, batch_size=250, lr=2.5e-4, weight_decay=0.05, warmup_epochs=40, min_lr=0.0,
-                grad_clip=0.8, seed=2022, accelerator="cuda",
-            ),
-            tune=TrainingConfig(epochs=60, batch_size=4, lr=5.3e-5, accelerator="cuda"),
+            pretrain=replace(DC_MAE_PAPER_TRAINING, accelerator="cuda"),
+            tune=replace(CROSS_MODAL_PAPER_TRAINING, accelerator="cuda"),
             ldm_preset="paper",
             finetune=TrainingConfig(epochs=700, batch_size=8, lr=5.3e-5, weight_decay=0.0, accelerator="cuda"),
             train_encoder=True,
