@@ -103,6 +103,29 @@ def test_sampling_is_reproducible_from_the_seed_and_independent_of_batching() ->
         sample_images(unet, vae, scheduler, context[..., :-1])
 
 
+def test_classifier_free_guidance() -> None:
+    unet, vae, scheduler = _networks()
+    context = _conditioner()(torch.randn(2, N_VOXELS)).detach()
+    plain = sample_images(unet, vae, scheduler, context, n_steps=3, seed=2)
+    np.testing.assert_array_equal(
+        plain, sample_images(unet, vae, scheduler, context, n_steps=3, seed=2, guidance_scale=1.0)
+    )
+    guided = sample_images(unet, vae, scheduler, context, n_steps=3, seed=2, guidance_scale=4.0)
+    assert not np.array_equal(plain, guided)
+    np.testing.assert_array_equal(
+        guided,
+        sample_images(unet, vae, scheduler, context, n_steps=3, seed=2, guidance_scale=4.0, batch_size=1),
+    )
+    # a zero context is the unconditional model itself: guidance changes nothing there
+    zero = torch.zeros_like(context)
+    np.testing.assert_array_equal(
+        sample_images(unet, vae, scheduler, zero, n_steps=3, seed=2),
+        sample_images(unet, vae, scheduler, zero, n_steps=3, seed=2, guidance_scale=4.0),
+    )
+    with pytest.raises(ConfigError, match="guidance_scale must be >= 1"):
+        sample_images(unet, vae, scheduler, context, guidance_scale=0.5)
+
+
 def test_denoising_loss_falls_on_a_tiny_batch() -> None:
     unet, vae, scheduler = _networks()
     rng = np.random.default_rng(1)

@@ -339,8 +339,13 @@ def sample_images(
     n_steps: int = 50,
     seed: int = 0,
     batch_size: int = 32,
+    guidance_scale: float = 1.0,
 ) -> np.ndarray:
     """Generate ``n_samples`` images per context row: (n, 77, cross_dim) -> uint8 (n, n_samples, S, S, 3).
+
+    ``guidance_scale`` > 1 applies classifier-free guidance against the zero context (the unconditional model of
+    :class:`NullConditioner`): eps = eps(zero) + scale * (eps(context) - eps(zero)); 1 is plain conditional
+    sampling, as the paper samples.
 
     Sample ``j`` of row ``i`` starts from noise drawn by ``torch.Generator().manual_seed(seed + 1000003 * j + i)``,
     so results do not depend on ``batch_size`` and one seed reproduces them. ``scheduler`` is copied (PNDM keeps
@@ -352,6 +357,8 @@ def sample_images(
         )
     if n_samples < 1 or n_steps < 1:
         raise ConfigError(f"n_samples and n_steps must be >= 1, found {n_samples} and {n_steps}.")
+    if not guidance_scale >= 1.0:
+        raise ConfigError(f"guidance_scale must be >= 1 (1 = no guidance), found {guidance_scale}.")
     unet.eval()
     vae.eval()
     side, channels = unet.config.sample_size, unet.config.in_channels
@@ -369,8 +376,14 @@ def sample_images(
         steps = type(scheduler).from_config(scheduler.config)
         steps.set_timesteps(n_steps)
         latents = latents * steps.init_noise_sigma
+        both = torch.cat([cond, torch.zeros_like(cond)]) if guidance_scale > 1 else cond
         for t in steps.timesteps:
-            eps = unet(steps.scale_model_input(latents, t), t, encoder_hidden_states=cond).sample
+            x = steps.scale_model_input(latents, t)
+            if guidance_scale > 1:
+                eps_cond, eps_zero = unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
+                eps = eps_zero + guidance_scale * (eps_cond - eps_zero)
+            else:
+                eps = unet(x, t, encoder_hidden_states=cond).sample
             latents = steps.step(eps, t, latents).prev_sample
         images = tensor_to_images(vae.decode(latents / scale).sample)
         for (i, j), image in zip(chunk, images):

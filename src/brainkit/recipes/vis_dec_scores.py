@@ -103,7 +103,8 @@ def score_all(
         "VAE ceiling": reconstruction_metrics(real, ceiling, **options),
     }
     what = {
-        "Vis-Dec": f"{config.n_samples} samples per test fMRI, {config.n_steps} {ldm.scheduler.__class__.__name__} steps",
+        "Vis-Dec": f"{config.n_samples} samples per test fMRI, {config.n_steps} {ldm.scheduler.__class__.__name__} "
+        f"steps, guidance {config.guidance_scale:g}",
         "shuffled pairs": "the same reconstructions scored against the wrong real images",
         "no fMRI": "the LDM before phase 3, zero context, same seeds",
         "VAE ceiling": "VAE encode + decode of the real image (no diffusion)",

@@ -215,6 +215,7 @@ def reconstruct(
     n_steps: int,
     seed: int,
     batch_size: int = 64,
+    guidance_scale: float = 1.0,
 ) -> np.ndarray:
     """uint8 (n, n_samples, S, S, 3): ``n_samples`` images per fMRI row, reproducible from ``seed``."""
     conditioner.eval()
@@ -222,7 +223,9 @@ def reconstruct(
     x = torch.as_tensor(np.asarray(voxels, np.float32), device=device)
     context = torch.cat([conditioner(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     start = time.perf_counter()
-    images = sample_images(ldm.unet, ldm.vae, ldm.scheduler, context, n_samples, n_steps, seed, batch_size)
+    images = sample_images(
+        ldm.unet, ldm.vae, ldm.scheduler, context, n_samples, n_steps, seed, batch_size, guidance_scale
+    )
     log.info("Sampled %d images in %.0f s", images.shape[0] * images.shape[1], time.perf_counter() - start)
     return images
 
