@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from brainkit.dc_mae_training import masked_patch_errors, pretrain_dc_mae
-from brainkit.models import build_model, model_config
+from brainkit.models import build_model, load_model, model_config
 from brainkit.models.dc_mae import pad_voxels
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig
 from brainkit.training import TrainingConfig
@@ -50,13 +50,33 @@ def nitime_bold() -> tuple[np.ndarray, np.ndarray]:
     return frames[0], frames[1]
 
 
-def nsd_like_voxels() -> tuple[np.ndarray, np.ndarray]:
+def nsd_like_voxels() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """subj01's training trials, held-out test trials and the test trials' stimulus ids."""
     from brainkit.data.builtin.nsd_like import build_nsd_like, raw_test_trials
 
     dataset = build_nsd_like()
-    return dataset.train["subj01"].values.astype(np.float32), raw_test_trials(
-        dataset, "subj01"
-    ).values.astype(np.float32)
+    test = raw_test_trials(dataset, "subj01")
+    train = dataset.train["subj01"].values.astype(np.float32)
+    return train, test.values.astype(np.float32), test.stimulus_ids
+
+
+def repeat_identification(model, test: np.ndarray, stimulus_ids: np.ndarray) -> dict[str, float]:
+    """Fraction of held-out trials whose nearest other trial (cosine) shows the same stimulus, on raw voxels and
+    on the encoder's tokens (all patch tokens, flattened; and their mean). Chance ~ 2 / (n - 1) with 3 repeats."""
+
+    def top1(features: np.ndarray) -> float:
+        features = features / np.linalg.norm(features, axis=1, keepdims=True)
+        similarity = features @ features.T
+        np.fill_diagonal(similarity, -np.inf)
+        return float(np.mean(stimulus_ids[similarity.argmax(1)] == stimulus_ids))
+
+    model.eval()
+    with torch.no_grad():
+        tokens = torch.cat(
+            [model.encode(torch.from_numpy(test[i : i + 250])) for i in range(0, len(test), 250)]
+        )
+    return {"raw_voxels": top1(test), "tokens": top1(tokens[:, 1:].flatten(1).numpy()),
+            "mean_token": top1(tokens[:, 1:].mean(1).numpy()), "chance": 2 / (len(test) - 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -70,9 +90,10 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu_small")
     parser.add_argument("--ablation", nargs="+", default=["1,0.5", "0,0"], help="self,cross weights per run")
     parser.add_argument("--out", default=None, help="folder for checkpoints and results.json")
+    parser.add_argument("--score-only", action="store_true", help="score the checkpoints already in --out")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    train, test = nitime_bold() if args.data == "nitime" else nsd_like_voxels()
+    train, test, stimulus_ids = (*nitime_bold(), None) if args.data == "nitime" else nsd_like_voxels()
     train, test = pad_voxels(train), pad_voxels(test)
     print(f"{args.data}: train {train.shape}, test {test.shape}")
     results = {}
@@ -85,17 +106,25 @@ def main() -> None:
         loss = DoubleContrastiveConfig(self_weight=self_weight, cross_weight=cross_weight)
         start = time.perf_counter()
         folder = Path(args.out) / f"self{self_weight}_cross{cross_weight}" if args.out else None
-        fit = pretrain_dc_mae(model, train, training, folder, loss=loss, val_voxels=test)
+        if args.score_only:
+            model, _ = load_model(folder / "checkpoint")
+            last = json.loads((folder / "history.jsonl").read_text().splitlines()[-1])
+        else:
+            last = pretrain_dc_mae(model, train, training, folder, loss=loss, val_voxels=test).history[-1]
         errors = masked_patch_errors(model, train, test, seed=123)
-        last = fit.history[-1]
         results[weights] = {"errors": errors, "last_epoch": last, "seconds": time.perf_counter() - start}
+        if stimulus_ids is not None:  # nsd_like: held-out trials repeat each test stimulus 3 times
+            results[weights]["repeat_identification"] = repeat_identification(model, test, stimulus_ids)
+            print("repeat identification (top-1):", results[weights]["repeat_identification"])
         print(f"self {self_weight} cross {cross_weight}: {time.perf_counter() - start:.0f} s; held-out hidden-voxel "
               f"MSE model {errors['model']:.4f}, train-mean {errors['train_mean']:.4f}, interpolation "
               f"{errors['interpolation']:.4f}, zero {errors['variance']:.4f}; val self-InfoNCE {last['val_self']:.3f},"
               f" cross-InfoNCE {last['val_cross']:.3f} (chance log(n) = {np.log(len(test)):.3f})", flush=True)  # fmt: skip
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "results.json").write_text(json.dumps(results, indent=2))
+        (Path(args.out) / ("scores.json" if args.score_only else "results.json")).write_text(
+            json.dumps(results, indent=2)
+        )
 
 
 if __name__ == "__main__":

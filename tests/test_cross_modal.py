@@ -3,15 +3,17 @@ model's shapes, that each side really uses the other modality, learning on a tin
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from brainkit.cross_modal_training import pretrain_image_mae, tune_cross_modal
 from brainkit.errors import CheckpointError, DataError
-from brainkit.models import build_model, load_model, model_config
+from brainkit.models import build_model, count_parameters, load_model, model_config
 from brainkit.models.cross_modal import (
-    CrossModalConfig,
+    CROSS_PRESETS,
     CrossModalMAE,
     image_norm_stats,
     load_cross_modal,
@@ -38,7 +40,7 @@ def pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def model(seed: int = 0) -> CrossModalMAE:
-    return CrossModalMAE(fmri(seed), small_image_mae("testing", seed=seed), CrossModalConfig(cross_heads=2))
+    return CrossModalMAE(fmri(seed), small_image_mae("testing", seed=seed), CROSS_PRESETS["testing"])
 
 
 def inputs(m: CrossModalMAE, n: int = 5, seed: int = 0):
@@ -106,7 +108,7 @@ def test_each_side_attends_to_the_other_modality() -> None:
     alone = CrossModalMAE(
         fmri(),
         small_image_mae("testing"),
-        CrossModalConfig(cross_heads=2, fmri_cross_layers=0, image_cross_layers=0),
+        replace(CROSS_PRESETS["testing"], fmri_cross_layers=0, image_cross_layers=0),
     ).eval()
     assert torch.allclose(
         alone(x, px, mask, noise)["fmri_recon"], alone(x, px.flip(0), mask, noise)["fmri_recon"]
@@ -117,7 +119,12 @@ def test_mismatched_pairs_raise() -> None:
     voxels, images = pairs(6)
     with pytest.raises(DataError, match="6 fMRI samples but 5 images"):
         tune_cross_modal(
-            fmri(), small_image_mae("testing"), voxels, images[:5], TrainingConfig(epochs=1, progress=False)
+            fmri(),
+            small_image_mae("testing"),
+            voxels,
+            images[:5],
+            TrainingConfig(epochs=1, progress=False),
+            config=CROSS_PRESETS["testing"],
         )
 
 
@@ -126,7 +133,7 @@ def test_tuning_learns_is_seeded_and_checkpoints(tmp_path, one_torch_thread) -> 
     training = TrainingConfig(
         epochs=8, batch_size=8, lr=3e-3, weight_decay=0.0, warmup_epochs=1, progress=False
     )
-    config = CrossModalConfig(cross_heads=2)
+    config = CROSS_PRESETS["testing"]
     tuned, result = tune_cross_modal(
         fmri(), small_image_mae("testing"), voxels, images, training, tmp_path / "run", config
     )
@@ -150,3 +157,16 @@ def test_image_mae_pretraining_learns(tmp_path, one_torch_thread) -> None:
     result = pretrain_image_mae(small_image_mae("testing"), images, training, tmp_path, val_images=images)
     assert result.history[-1]["val_image_mse"] < result.history[0]["val_image_mse"]
     assert load_image_mae(tmp_path / "image_mae").config.hidden_size == 12
+
+
+def test_paper_cross_attention_parameter_counts() -> None:
+    from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+    with torch.device("meta"):  # facebook/vit-mae-base's config = ViTMAEConfig's defaults
+        m = CrossModalMAE(
+            build_model("dc_mae", model_config("dc_mae", "paper")),
+            ViTMAEForPreTraining(ViTMAEConfig()),
+            CROSS_PRESETS["paper"],
+        )
+    assert count_parameters(m.image_cross) == 29_142_528
+    assert count_parameters(m.fmri_cross) == 17_584_128

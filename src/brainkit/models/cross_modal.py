@@ -110,14 +110,24 @@ class CrossModalConfig:
 
     image_cross_layers: int = 3  # Vis-Dec's layer_cross: 3 extra cross-attention layers on the image side
     fmri_cross_layers: int = 1  # the fMRI side's cross-attention (one stack; our reading of MAEforFMRICross)
-    cross_heads: int = 4
-    cross_mlp_ratio: float = 1.0
+    cross_heads: int = 16  # our choice: divides both widths of the paper models (768, 1024)
+    cross_mlp_ratio: float = 4.0  # our choice: ViT's MLP ratio
     fmri_mask_ratio: float = 0.75
     image_mask_ratio: float = 0.5
     fmri_recon_weight: float = 0.25
     image_recon_weight: float = 1.5
     image_mean: tuple[float, ...] = IMAGENET_MEAN
     image_std: tuple[float, ...] = IMAGENET_STD
+
+
+CROSS_PRESETS: dict[str, CrossModalConfig] = {
+    # With the paper DC-MAE (1024 wide) and facebook/vit-mae-base (768): 29,142,528 params on the image side
+    # (3 layers), 17,584,128 on the fMRI side (1 layer); tests/test_cross_modal.py counts them on the meta device.
+    "paper": CrossModalConfig(),
+    # With DC-MAE cpu_small (128) and the cpu_small image MAE (128): 4 heads.
+    "cpu_small": CrossModalConfig(cross_heads=4),
+    "testing": CrossModalConfig(cross_heads=2, cross_mlp_ratio=2.0),
+}
 
 
 class CrossAttention(nn.Module):
@@ -259,6 +269,7 @@ def save_image_mae(folder: str | Path, model: nn.Module) -> Path:
 
 
 __all__ = [
+    "CROSS_PRESETS",
     "IMAGE_MAE_PRESETS",
     "CrossModalConfig",
     "CrossModalMAE",

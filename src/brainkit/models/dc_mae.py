@@ -56,8 +56,8 @@ PRESETS: dict[str, DCMAEConfig] = {
     # Mind-Vis checkpoint's pos-embed length). Encoder 151,261,184 params (METHODS.md ~151.3 M), decoder
     # 13,158,416 (~13.2 M); tests/test_dc_mae.py counts them on the meta device.
     "paper": DCMAEConfig(n_voxels=4656),
-    # Our choice for one CPU thread (a few minutes on a few thousand samples): encoder 1,061,376 params at
-    # 3,936 voxels, decoder 103,952.
+    # Our choice for one CPU thread (about a minute per epoch of 3,000 samples): encoder 532,480 params at
+    # 3,936 voxels, decoder 76,432.
     "cpu_small": DCMAEConfig(dim=128, depth=4, n_heads=4, mlp_ratio=2.0, decoder_dim=64, decoder_depth=2,
                              decoder_heads=4),
     "testing": DCMAEConfig(patch_size=4, dim=16, depth=2, n_heads=2, decoder_dim=8, decoder_depth=1,

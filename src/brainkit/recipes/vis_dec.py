@@ -68,7 +68,8 @@ class VisDecRecipeConfig:
     image_pretrain: TrainingConfig = TrainingConfig(
         epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05, warmup_epochs=1, min_lr=1e-5
     )
-    cross_modal_options: dict[str, Any] = field(default_factory=dict)  # overrides of CrossModalConfig
+    cross_modal_preset: str = "cpu_small"  # brainkit.models.cross_modal.CROSS_PRESETS
+    cross_modal_options: dict[str, Any] = field(default_factory=dict)  # overrides of that preset
     tune: TrainingConfig = TrainingConfig(epochs=1, batch_size=32, lr=3e-4, warmup_epochs=0.2, min_lr=1e-5)
     # phase 3: latent diffusion
     ldm_preset: str = "cpu_small"
@@ -130,6 +131,7 @@ class VisDecRecipe:
             n_test_images=0,
             dc_mae_preset="testing",
             image_mae_preset="testing",
+            cross_modal_preset="testing",
             image_pretrain=_FAST,
             pretrain=_FAST,
             tune=_FAST,
@@ -151,6 +153,7 @@ class VisDecRecipe:
         # 700 epochs, the encoder trainable, PLMS 250 steps, 5 samples per fMRI. A GPU job; not run here.
         "paper": VisDecRecipeConfig(
             dc_mae_preset="paper",
+            cross_modal_preset="paper",
             pretrain=replace(DC_MAE_PAPER_TRAINING, accelerator="cuda"),
             tune=replace(CROSS_MODAL_PAPER_TRAINING, accelerator="cuda"),
             ldm_preset="paper",

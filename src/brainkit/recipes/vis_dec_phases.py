@@ -55,7 +55,9 @@ def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: P
     both MAEs tuned together on (trial, image) pairs. Returns the tuned DC-MAE (what phase 3 encodes with)."""
     from brainkit.config import from_dict, to_dict
     from brainkit.cross_modal_training import pretrain_image_mae, tune_cross_modal
+    from brainkit.errors import ConfigError
     from brainkit.models.cross_modal import (
+        CROSS_PRESETS,
         CrossModalConfig,
         image_norm_stats,
         load_image_mae,
@@ -64,9 +66,12 @@ def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: P
 
     start = time.perf_counter()
     histories: dict[str, list[dict]] = {}
-    cross = from_dict(
-        CrossModalConfig, to_dict(CrossModalConfig()) | dict(config.cross_modal_options), "cross_modal"
-    )
+    if config.cross_modal_preset not in CROSS_PRESETS:
+        raise ConfigError(
+            f"vis_dec: cross_modal_preset must be one of {sorted(CROSS_PRESETS)}, found {config.cross_modal_preset!r}."
+        )
+    base = to_dict(CROSS_PRESETS[config.cross_modal_preset])
+    cross = from_dict(CrossModalConfig, base | dict(config.cross_modal_options), "cross_modal")
     if config.image_mae_dir:
         image = load_image_mae(config.image_mae_dir)
         mean, std = image_norm_stats(config.image_mae_dir)
