@@ -109,6 +109,9 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, one_torch_thread
     saved = json.loads(out.read_text())
     assert saved["metrics"]["ssim"] == pytest.approx(1.0) and saved["metrics"]["trials"] == 20
     assert saved["shuffled_baseline"]["mse"] > 0 and saved["names"] == [f"img{i}" for i in range(4)]
+    with pytest.raises(SystemExit):
+        main(["metrics", str(tmp_path / "pairs"), "--n-way", "2,x"])
+    assert "expected integers separated by commas" in capsys.readouterr().err
     assert main(["metrics", str(tmp_path / "nowhere")]) == 2
     assert "is not a folder" in capsys.readouterr().err
 

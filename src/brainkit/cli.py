@@ -97,8 +97,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     )
 
     pairs = read_image_pairs(args.folder, image_size=args.image_size)
-    requested = None if args.n_way is None else [int(w) for w in args.n_way.split(",")]
-    n_way, notes = applicable_n_way(len(pairs.names), requested)
+    n_way, notes = applicable_n_way(len(pairs.names), args.n_way)
     metrics, shuffled = evaluate_reconstructions(
         pairs.real,
         pairs.recon,
@@ -118,6 +117,16 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         write_metrics(args.out, metrics, shuffled, names=pairs.names, folder=args.folder)
         print(f"\nWrote {args.out}")
     return 0
+
+
+def _integers(text: str) -> list[int]:
+    """'2,50' -> [2, 50] (an argparse type)."""
+    try:
+        return [int(word) for word in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected integers separated by commas, e.g. 2,50; found {text!r}"
+        ) from None
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -200,7 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.add_argument("--seed", type=int, default=0, help="seed of the distractor draws (default 0)")
     metrics.add_argument(
-        "--n-way", help="identification sizes, e.g. 2,50 (default: 2,50 where there are enough pairs)"
+        "--n-way",
+        type=_integers,
+        help="identification sizes, e.g. 2,50 (default: 2,50 where there are enough pairs)",
     )
     metrics.add_argument("--image-size", type=int, help="resize every image to this square size first")
     metrics.add_argument(

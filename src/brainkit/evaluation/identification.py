@@ -107,9 +107,10 @@ def n_way_trials(
     beats[rows, :, targets] = False  # the target does not compete with itself
     accuracy = np.empty(trials)
     for trial in range(trials):
-        keys = rng.random((n, n_candidates))
+        keys = rng.random((n, n_candidates))  # float64: ties between keys are practically impossible
         keys[rows, targets] = 2.0  # never drawn as a distractor
-        distractors = np.argpartition(keys, n_way - 2, axis=1)[:, : n_way - 1]  # (n, n_way - 1), uniform
-        lost = beats[rows[:, None, None], np.arange(k)[None, :, None], distractors[:, None, :]].any(axis=-1)
+        threshold = np.partition(keys, n_way - 2, axis=1)[:, n_way - 2 : n_way - 1]  # (n, 1)
+        drawn = keys <= threshold  # (n, n_candidates): the n_way - 1 smallest keys, a uniform random subset
+        lost = (beats & drawn[:, None, :]).any(axis=-1)
         accuracy[trial] = 1.0 - lost.mean()
     return accuracy
