@@ -60,6 +60,7 @@ _RECIPE_MODULES: list[str] = [
     "brainkit.recipes.clip_mused",
     "brainkit.recipes.vsmae",
     "brainkit.recipes.sim",
+    "brainkit.recipes.vis_dec",
 ]
 
 

@@ -1,0 +1,391 @@
+"""Vis-Dec phase 3: a latent diffusion model (through ``diffusers``) conditioned on fMRI encoder tokens.
+
+Pieces (METHODS.md 4.4, the paper's Mind-Vis-style conditioning, written here from that description):
+
+- a VAE (``diffusers.AutoencoderKL``, or a ``VQModel`` when a loaded folder holds one): images <-> latents, frozen;
+- a UNet with cross-attention (``diffusers.UNet2DConditionModel``): predicts the noise of a noised latent;
+- a scheduler: PNDM (the paper's PLMS sampler) or DDIM, for training noise and for sampling;
+- :class:`FMRIContextMapper`: fMRI tokens (batch, n_tokens, fmri_dim) -> Conv1d over the token axis
+  (n_tokens -> n_tokens // 2 -> 77) -> Linear(fmri_dim -> the UNet's cross_attention_dim): (batch, 77, cross_dim);
+- :class:`FMRIConditioner`: an fMRI encoder (anything with ``encode(voxels) -> (batch, n_tokens, fmri_dim)``,
+  such as :class:`brainkit.models.dc_mae.DCMAE`) followed by the mapper: (batch, n_voxels) -> (batch, 77, cross_dim).
+
+Real pretrained latent-diffusion weights load from a local diffusers folder (``unet/``, ``vae/``, ``scheduler/``)
+with :func:`load_pretrained_ldm`; :func:`save_pretrained_ldm` writes the same layout, so a small LDM trained by
+brainkit and a converted CompVis/Stable Diffusion checkpoint go through one path. Nothing loads from a hub.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainkit.checkpoint import atomic_folder
+from brainkit.errors import CheckpointError, ConfigError, DataError
+
+N_CONTEXT_TOKENS = 77  # the paper's context length (Mind-Vis/Vis-Dec map fMRI tokens to 77, METHODS.md 4.4)
+SCHEDULERS = ("pndm", "ddim")  # pndm = the paper's PLMS sampler (METHODS.md 4.4), ddim its usual alternative
+
+
+@dataclass(frozen=True)
+class LDMConfig:
+    """A latent diffusion model built from scratch (ignored where a pretrained folder gives the networks).
+
+    ``vae_channels`` has one entry per VAE block: the latent side is ``image_size / 2 ** (len - 1)``.
+    ``unet_channels`` has one entry per UNet level; every level but the last has cross-attention.
+    """
+
+    image_size: int = 64
+    latent_channels: int = 4
+    vae_channels: tuple[int, ...] = (32, 64, 64)
+    vae_layers_per_block: int = 1
+    unet_channels: tuple[int, ...] = (64, 128)
+    unet_layers_per_block: int = 1
+    cross_attention_dim: int = 128
+    attention_head_dim: int = 16
+    norm_groups: int = 16
+    scheduler: str = "pndm"
+    n_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"  # diffusers' latent-diffusion default (0.00085 .. 0.012)
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+
+
+PRESETS = {
+    # seconds on a CPU: 16x16 images, latents 8x8x4
+    "testing": LDMConfig(
+        image_size=16,
+        latent_channels=4,
+        vae_channels=(8, 16),
+        unet_channels=(16, 32),
+        cross_attention_dim=16,
+        attention_head_dim=8,
+        norm_groups=8,
+    ),
+    # minutes on one CPU thread: 32x32 images, VAE f = 4 (latents 8x8x4, 0.24 M parameters), UNet 32/64 (0.80 M);
+    # one batch of 32 costs ~0.25 s (VAE) / ~0.22 s (UNet) per training step on one thread, measured here
+    "cpu_small": LDMConfig(
+        image_size=32,
+        vae_channels=(16, 32, 32),
+        unet_channels=(32, 64),
+        cross_attention_dim=64,
+        attention_head_dim=16,
+    ),
+    # The paper fine-tunes a pretrained 256x256 latent diffusion model (CompVis cin256 "label2img", METHODS.md 4.4);
+    # its networks come from ldm_dir (a diffusers folder), this config only fixes the image side and the sampler.
+    "paper": LDMConfig(image_size=256, scheduler="pndm"),
+}
+
+
+def _check_config(config: LDMConfig) -> None:
+    if config.scheduler not in SCHEDULERS:
+        raise ConfigError(f"LDM scheduler must be one of {SCHEDULERS}, found {config.scheduler!r}.")
+    factor = 2 ** (len(config.vae_channels) - 1)
+    if config.image_size % (factor * 2 ** (len(config.unet_channels) - 1)):
+        raise ConfigError(
+            f"LDM image_size {config.image_size} must be divisible by the VAE factor {factor} times the UNet's "
+            f"{2 ** (len(config.unet_channels) - 1)}; choose a multiple of "
+            f"{factor * 2 ** (len(config.unet_channels) - 1)}."
+        )
+    for channels in (config.vae_channels, config.unet_channels):
+        if any(c % config.norm_groups for c in channels):
+            raise ConfigError(
+                f"LDM channels {channels} must be multiples of norm_groups {config.norm_groups}."
+            )
+
+
+def build_vae(config: LDMConfig) -> nn.Module:
+    """A randomly initialised ``AutoencoderKL``: (batch, 3, S, S) in [-1, 1] <-> (batch, latent_channels, s, s)."""
+    from diffusers import AutoencoderKL
+
+    _check_config(config)
+    n = len(config.vae_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=tuple(config.vae_channels),
+        layers_per_block=config.vae_layers_per_block,
+        latent_channels=config.latent_channels,
+        norm_num_groups=config.norm_groups,
+        sample_size=config.image_size,
+    )
+
+
+def build_unet(config: LDMConfig) -> nn.Module:
+    """A randomly initialised ``UNet2DConditionModel`` with cross-attention to (batch, 77, cross_attention_dim)."""
+    from diffusers import UNet2DConditionModel
+
+    _check_config(config)
+    n = len(config.unet_channels)
+    return UNet2DConditionModel(
+        sample_size=config.image_size // 2 ** (len(config.vae_channels) - 1),
+        in_channels=config.latent_channels,
+        out_channels=config.latent_channels,
+        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        block_out_channels=tuple(config.unet_channels),
+        layers_per_block=config.unet_layers_per_block,
+        cross_attention_dim=config.cross_attention_dim,
+        attention_head_dim=config.attention_head_dim,
+        norm_num_groups=config.norm_groups,
+    )
+
+
+def build_scheduler(config: LDMConfig, scheduler_config: dict[str, Any] | None = None):
+    """A fresh PNDM (PLMS, ``skip_prk_steps``) or DDIM scheduler; ``scheduler_config`` (a loaded folder's) wins."""
+    from diffusers import DDIMScheduler, PNDMScheduler
+
+    _check_config(config)
+    cls = PNDMScheduler if config.scheduler == "pndm" else DDIMScheduler
+    if scheduler_config is not None:
+        extra = {"skip_prk_steps": True} if config.scheduler == "pndm" else {}
+        return cls.from_config({**scheduler_config, **extra})
+    options = {"skip_prk_steps": True} if config.scheduler == "pndm" else {"clip_sample": False}
+    return cls(
+        num_train_timesteps=config.n_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        **options,
+    )
+
+
+# --- a local diffusers folder ----------------------------------------------------------------------------------
+
+_VAE_CLASSES = ("AutoencoderKL", "VQModel")
+
+
+def _subfolder_config(folder: Path, sub: str, file: str = "config.json") -> dict[str, Any]:
+    path = folder / sub / file
+    if not path.is_file():
+        raise CheckpointError(
+            f"Latent diffusion folder {folder} has no {sub}/{file}. Expected a diffusers layout with unet/, vae/ "
+            "and scheduler/ (as written by save_pretrained or the diffusers conversion scripts)."
+        )
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is truncated or not JSON ({err}).") from None
+
+
+def load_pretrained_ldm(folder: str | Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
+    """Load (unet, vae, scheduler_config) from a local diffusers folder; nothing is fetched from a hub.
+
+    Raises :class:`CheckpointError` when the folder or one of ``unet/``, ``vae/``, ``scheduler/`` is missing, or
+    when the UNet has no cross-attention (an unconditional UNet cannot take fMRI context).
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel, VQModel
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"Latent diffusion folder {folder} does not exist. Give a local diffusers folder with unet/, vae/ "
+            "and scheduler/, or leave ldm_dir unset to train a small LDM on the built-in images."
+        )
+    unet_config = _subfolder_config(folder, "unet")
+    vae_config = _subfolder_config(folder, "vae")
+    scheduler_config = _subfolder_config(folder, "scheduler", "scheduler_config.json")
+    if unet_config.get("_class_name", "UNet2DConditionModel") != "UNet2DConditionModel":
+        raise CheckpointError(
+            f"{folder}/unet is a {unet_config['_class_name']}; Vis-Dec needs a UNet2DConditionModel "
+            "(cross-attention to the fMRI context)."
+        )
+    vae_class = vae_config.get("_class_name", "AutoencoderKL")
+    if vae_class not in _VAE_CLASSES:
+        raise CheckpointError(f"{folder}/vae is a {vae_class}; expected one of {_VAE_CLASSES}.")
+    try:
+        unet = UNet2DConditionModel.from_pretrained(
+            folder, subfolder="unet", local_files_only=True, low_cpu_mem_usage=False
+        )
+        vae_cls = AutoencoderKL if vae_class == "AutoencoderKL" else VQModel
+        vae = vae_cls.from_pretrained(folder, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"Could not load the latent diffusion model in {folder}: {err}") from None
+    return unet, vae, scheduler_config
+
+
+def save_pretrained_ldm(folder: str | Path, unet: nn.Module, vae: nn.Module, scheduler) -> Path:
+    """Write ``folder/{unet,vae,scheduler}`` (diffusers layout, safetensors) atomically: whole or absent."""
+    with atomic_folder(folder) as tmp:
+        unet.save_pretrained(tmp / "unet", safe_serialization=True)
+        vae.save_pretrained(tmp / "vae", safe_serialization=True)
+        scheduler.save_pretrained(tmp / "scheduler")
+    return Path(folder)
+
+
+# --- latents ---------------------------------------------------------------------------------------------------
+
+
+def latent_scale(vae: nn.Module) -> float:
+    """The factor that brings the VAE's latents to about unit variance (``vae.config.scaling_factor``)."""
+    return float(getattr(vae.config, "scaling_factor", 1.0) or 1.0)
+
+
+def encode_moments(vae: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """(batch, 3, S, S) in [-1, 1] -> latent moments (batch, 2 * c, s, s): mean and log-variance (VQ: logvar -inf).
+
+    Unscaled; :func:`sample_latents` draws from them and applies :func:`latent_scale`.
+    """
+    with torch.no_grad():
+        encoded = vae.encode(images)
+    if hasattr(encoded, "latent_dist"):
+        return torch.cat([encoded.latent_dist.mean, encoded.latent_dist.logvar], dim=1)
+    return torch.cat([encoded.latents, torch.full_like(encoded.latents, -30.0)], dim=1)
+
+
+def sample_latents(moments: torch.Tensor, scale: float) -> torch.Tensor:
+    """Draw scaled latents from moments (batch, 2 * c, s, s) with the global torch generator (seeded by fit)."""
+    mean, logvar = moments.chunk(2, dim=1)
+    return scale * (mean + torch.exp(0.5 * logvar.clamp(-30.0, 20.0)) * torch.randn_like(mean))
+
+
+def images_to_tensor(images: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 (n, H, W, 3) -> float32 (n, 3, size, size) in [-1, 1] (antialiased bilinear resize)."""
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise DataError(f"images must be uint8 (n, H, W, 3), found {images.dtype} {images.shape}.")
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if x.shape[-1] != size or x.shape[-2] != size:
+        x = nn.functional.interpolate(
+            x, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+        )
+    return x.clamp(-1.0, 1.0)
+
+
+def tensor_to_images(x: torch.Tensor) -> np.ndarray:
+    """(n, 3, S, S) in [-1, 1] -> uint8 (n, S, S, 3)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+# --- conditioning ----------------------------------------------------------------------------------------------
+
+
+class FMRIContextMapper(nn.Module):
+    """fMRI tokens (batch, n_tokens, fmri_dim) -> context (batch, 77, cross_attention_dim).
+
+    Conv1d(n_tokens -> n_tokens // 2, kernel 1) and Conv1d(n_tokens // 2 -> 77, kernel 1) mix the token axis (the
+    tokens are the channels), then Linear(fmri_dim -> cross_attention_dim) maps the feature axis (METHODS.md 4.4).
+    """
+
+    def __init__(
+        self, n_tokens: int, fmri_dim: int, cross_attention_dim: int, n_context: int = N_CONTEXT_TOKENS
+    ):
+        super().__init__()
+        if n_tokens < 2:
+            raise ConfigError(f"FMRIContextMapper needs >= 2 fMRI tokens, found {n_tokens}.")
+        self.n_tokens, self.fmri_dim = n_tokens, fmri_dim
+        self.channel_mapper = nn.Sequential(
+            nn.Conv1d(n_tokens, n_tokens // 2, kernel_size=1),
+            nn.Conv1d(n_tokens // 2, n_context, kernel_size=1),
+        )
+        self.dim_mapper = nn.Linear(fmri_dim, cross_attention_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.ndim != 3 or tokens.shape[1:] != (self.n_tokens, self.fmri_dim):
+            raise DataError(
+                f"FMRIContextMapper expects fMRI tokens (batch, {self.n_tokens}, {self.fmri_dim}), found "
+                f"{tuple(tokens.shape)}. The mapper is built for one encoder's token count and width."
+            )
+        return self.dim_mapper(self.channel_mapper(tokens))
+
+
+class FMRIConditioner(nn.Module):
+    """(batch, n_voxels) -> context (batch, 77, cross_attention_dim): ``encoder.encode`` then the mapper.
+
+    ``train_encoder`` (default True, the paper's "rest trainable") lets the LDM loss fine-tune the fMRI encoder.
+    """
+
+    def __init__(self, encoder: nn.Module, mapper: FMRIContextMapper, train_encoder: bool = True):
+        super().__init__()
+        if not callable(getattr(encoder, "encode", None)):
+            raise ConfigError(
+                f"FMRIConditioner: {type(encoder).__name__} has no encode(voxels) -> (batch, n_tokens, dim)."
+            )
+        self.encoder, self.mapper = encoder, mapper
+        self.encoder.requires_grad_(train_encoder)
+
+    def forward(self, voxels: torch.Tensor) -> torch.Tensor:
+        return self.mapper(self.encoder.encode(voxels))
+
+
+class NullConditioner(nn.Module):
+    """A zero context (batch, 77, cross_attention_dim) whatever the input: the unconditional model."""
+
+    def __init__(self, cross_attention_dim: int, n_context: int = N_CONTEXT_TOKENS):
+        super().__init__()
+        self.shape = (n_context, cross_attention_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(len(x), *self.shape, device=x.device)
+
+
+# --- sampling --------------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample_images(
+    unet: nn.Module,
+    vae: nn.Module,
+    scheduler,
+    context: torch.Tensor,
+    n_samples: int = 1,
+    n_steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 32,
+    guidance_scale: float = 1.0,
+) -> np.ndarray:
+    """Generate ``n_samples`` images per context row: (n, 77, cross_dim) -> uint8 (n, n_samples, S, S, 3).
+
+    ``guidance_scale`` > 1 applies classifier-free guidance against the zero context (the unconditional model of
+    :class:`NullConditioner`): eps = eps(zero) + scale * (eps(context) - eps(zero)); 1 is plain conditional
+    sampling, as the paper samples.
+
+    Sample ``j`` of row ``i`` starts from noise drawn by ``torch.Generator().manual_seed(seed + 1000003 * j + i)``,
+    so results do not depend on ``batch_size`` and one seed reproduces them. ``scheduler`` is copied (PNDM keeps
+    state between steps), so the caller's object is left untouched.
+    """
+    if context.ndim != 3 or context.shape[-1] != unet.config.cross_attention_dim:
+        raise DataError(
+            f"context must be (n, n_tokens, {unet.config.cross_attention_dim}), found {tuple(context.shape)}."
+        )
+    if n_samples < 1 or n_steps < 1:
+        raise ConfigError(f"n_samples and n_steps must be >= 1, found {n_samples} and {n_steps}.")
+    if not guidance_scale >= 1.0:
+        raise ConfigError(f"guidance_scale must be >= 1 (1 = no guidance), found {guidance_scale}.")
+    unet.eval()
+    vae.eval()
+    side, channels = unet.config.sample_size, unet.config.in_channels
+    scale = latent_scale(vae)
+    jobs = [(i, j) for j in range(n_samples) for i in range(len(context))]
+    out = np.empty((len(context), n_samples), dtype=object)
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        noise = [
+            torch.randn(channels, side, side, generator=torch.Generator().manual_seed(seed + 1000003 * j + i))
+            for i, j in chunk
+        ]
+        latents = torch.stack(noise).to(context.device)
+        cond = context[[i for i, _ in chunk]]
+        steps = type(scheduler).from_config(scheduler.config)
+        steps.set_timesteps(n_steps)
+        latents = latents * steps.init_noise_sigma
+        both = torch.cat([cond, torch.zeros_like(cond)]) if guidance_scale > 1 else cond
+        for t in steps.timesteps:
+            x = steps.scale_model_input(latents, t)
+            if guidance_scale > 1:
+                eps_cond, eps_zero = unet(torch.cat([x, x]), t, encoder_hidden_states=both).sample.chunk(2)
+                eps = eps_zero + guidance_scale * (eps_cond - eps_zero)
+            else:
+                eps = unet(x, t, encoder_hidden_states=cond).sample
+            latents = steps.step(eps, t, latents).prev_sample
+        images = tensor_to_images(vae.decode(latents / scale).sample)
+        for (i, j), image in zip(chunk, images):
+            out[i, j] = image
+    return np.stack([np.stack(list(row)) for row in out])

@@ -1,0 +1,112 @@
+"""The vis_dec recipe: its arrays, the frozen-encoder shortcut, presets, and one end-to-end CLI run (testing)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from brainkit.cli import main
+from brainkit.errors import ConfigError
+from brainkit.models.ldm import load_pretrained_ldm
+from brainkit.recipes import recipe_config, run_recipe
+from brainkit.recipes.vis_dec_steps import (
+    GivenTokens,
+    encode_tokens,
+    fmri_conditioner,
+    prepare_arrays,
+    wrap_pad,
+)
+from brainkit.testing import tiny_decoding_dataset
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+class Encoder(torch.nn.Module):
+    def __init__(self, n_voxels: int) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(n_voxels, 5 * 7)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x).reshape(len(x), 5, 7)
+
+
+def test_wrap_pad_repeats_the_first_voxels() -> None:
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    np.testing.assert_array_equal(wrap_pad(x, 4), np.concatenate([x, x[:, :3]], axis=1))
+    assert wrap_pad(x, 5) is x
+
+
+def test_prepare_arrays_pairs_trials_with_their_images() -> None:
+    dataset = tiny_decoding_dataset()
+    subject = dataset.subjects[0]
+    train = dataset.train[subject]
+    arrays = prepare_arrays(dataset, subject, n_test=3, patch_size=4)
+    assert arrays.train_voxels.shape[1] % 4 == 0 and arrays.n_raw_voxels == train.values.shape[1]
+    np.testing.assert_allclose(arrays.train_voxels[:, : arrays.n_raw_voxels].mean(0), 0, atol=1e-5)
+    images = dataset.stimuli.images[dataset.stimuli.positions(train.stimulus_ids)]
+    np.testing.assert_array_equal(arrays.train_images[arrays.train_image_index], images)
+    assert len(arrays.test_voxels) == len(arrays.test_images) == 3
+
+
+def test_frozen_encoder_tokens_give_the_same_context() -> None:
+    torch.manual_seed(0)
+    conditioner = fmri_conditioner(Encoder(13), 13, cross_attention_dim=11, train_encoder=False)
+    assert not any(p.requires_grad for p in conditioner.encoder.parameters())
+    x = np.random.default_rng(0).standard_normal((4, 13)).astype(np.float32)
+    direct = conditioner(torch.as_tensor(x))
+    via_tokens = conditioner.mapper(
+        GivenTokens().encode(torch.as_tensor(encode_tokens(conditioner.encoder, x)))
+    )
+    assert direct.shape == (4, 77, 11)
+    torch.testing.assert_close(direct, via_tokens)
+
+
+def test_presets(tmp_path) -> None:
+    paper = recipe_config("vis_dec", "paper")
+    assert paper.dc_mae_preset == "paper" and paper.n_steps == 250 and paper.n_samples == 5
+    assert paper.pretrain.lr == 2.5e-4 and paper.finetune.batch_size == 8 and paper.train_encoder
+    assert recipe_config("vis_dec").ldm_preset == "cpu_small"
+    with pytest.raises(ConfigError, match="set ldm_dir="):
+        run_recipe("vis_dec", preset="paper", folder=tmp_path / "a")
+    with pytest.raises(ConfigError, match="ldm_preset must be one of"):
+        run_recipe("vis_dec", preset="testing", overrides=["ldm_preset=huge"], folder=tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "vis_dec",
+        "--preset",
+        "testing",
+        "--out",
+        str(out),
+        "--set",
+        f"cache_dir={tmp_path / 'c'}",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    for name in ("Vis-Dec", "shuffled pairs", "no fMRI", "VAE ceiling", "phase 1: DC-MAE pretraining"):
+        assert name in printed
+    saved = json.loads((out / "metrics.json").read_text())
+    metrics = saved["metrics"]["metrics"]
+    assert set(metrics) == {"Vis-Dec", "shuffled pairs", "no fMRI", "VAE ceiling"}
+    for row in metrics.values():
+        assert -1 <= row["pixel_corr"] <= 1 and 0 <= row["semantic_50way_top1"] <= 1
+    assert metrics["Vis-Dec"]["n_samples"] == 2
+    with np.load(out / "reconstructions.npz") as saved_images:
+        assert saved_images["vis_dec"].shape == (12, 2, 16, 16, 3)
+        assert saved_images["real"].shape == (12, 16, 16, 3)
+    histories = saved["metrics"]["histories"]
+    assert {"phase 1: DC-MAE pretraining (voxels)", "phase 2: cross-modal tuning (voxels + images)",
+            "phase 3: LDM fine-tuning on fMRI"} <= set(histories)  # fmt: skip
+    report = (out / "report.html").read_text()
+    assert "Real test images and their reconstructions" in report and "Training curves, per phase" in report
+    unet, vae, _ = load_pretrained_ldm(out / "ldm_finetuned")
+    assert unet.config.cross_attention_dim == 16
+    assert (out / "fmri_conditioner" / "model.safetensors").is_file()
+    assert (out / "phase2_cross_modal" / "fmri_encoder" / "config.json").is_file()
