@@ -46,6 +46,8 @@ class SIMFitConfig:
     # depth d at x layer_decay ** (d - i), the patch embedding and cls token at x layer_decay ** (d + 1).
     pretrained_lr_scale: float = 1.0
     pretrained_layer_decay: float = 1.0
+    # and linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): the encoder frozen (lr 0) for the first steps
+    pretrained_frozen_steps: int = 0
 
 
 @dataclass
@@ -168,7 +170,10 @@ def train_sim(
     fabric.launch()
     torch.manual_seed(seed)
     scale, decay = (config.pretrained_lr_scale, config.pretrained_layer_decay) if pretrained else (1.0, 1.0)
+    frozen = config.pretrained_frozen_steps if pretrained else 0
     groups = parameter_groups(model, scale, decay)
+    for group in groups[1:]:
+        group["encoder"] = True
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     model, optimizer = fabric.setup(model, optimizer)
     raw = model.module if hasattr(model, "module") else model
@@ -181,7 +186,8 @@ def train_sim(
         video, audio = arrays.features(samples)
         x, video, audio = fabric.to_device((arrays.clips(samples), video, audio))
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(schedule, step, 1) * group["lr_scale"]
+            still = step < frozen and group.get("encoder", False)
+            group["lr"] = 0.0 if still else learning_rate(schedule, step, 1) * group["lr_scale"]
         loss = raw.loss(x, video, audio)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
