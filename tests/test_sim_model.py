@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from brainkit.errors import CheckpointError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.models.sim import PRESETS, SIM
 from brainkit.models.sit import PRESETS as SIT_PRESETS
@@ -77,10 +77,12 @@ def test_init_encoder_from_vsmae_checkpoint(tmp_path) -> None:
     save_model(tmp_path / "sit_encoder", pretrained)
     assert not torch.equal(model.encoder.patch_embedding.weight, pretrained.patch_embedding.weight)
     model.init_encoder(tmp_path / "sit_encoder")
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(model.encoder.state_dict().values(), pretrained.state_dict().values())
-    )
+    loaded, saved = model.encoder.state_dict(), pretrained.state_dict()
+    assert set(loaded) == set(saved) == {n for n, _ in pretrained.named_parameters()}  # every parameter
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+    assert torch.equal(model.encoder.positions, pretrained.positions)  # the fixed table (not saved) agrees
+    x = torch.randn(2, model.config.encoder.n_frames, PATCHES, VERTICES)
+    assert torch.equal(model.encoder.eval()(x), pretrained.eval()(x))
     other = SiT(dataclasses.replace(model.config.encoder, n_patch_vertices=VERTICES + 1))
     other.registry_name = "sit"
     save_model(tmp_path / "other", other)
@@ -96,3 +98,24 @@ def test_sim_parameter_count_matches_methods() -> None:
     assert count_parameters(model.fmri_head) == 222_720
     assert count_parameters(model.video_head) == count_parameters(model.audio_head) == 443_904
     assert count_parameters(model) == 6_468_672
+
+
+def test_parameter_groups_scale_the_encoder_only() -> None:
+    from brainkit.recipes.sim_fit import parameter_groups
+
+    model = tiny(seed=0)
+    depth = len(model.encoder.blocks)
+    groups = parameter_groups(model, lr_scale=0.1, layer_decay=0.5)
+    scale = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    assert len(scale) == sum(1 for _ in model.parameters())  # every parameter exactly once
+    assert sum(len(g["params"]) for g in groups) == len(scale)
+    heads = [*model.fmri_head.parameters(), *model.video_head.parameters(), *model.audio_head.parameters()]
+    assert all(scale[id(p)] == 1.0 for p in heads)
+    assert scale[id(model.encoder.norm.weight)] == pytest.approx(0.1)
+    for i, block in enumerate(model.encoder.blocks):
+        assert all(scale[id(p)] == pytest.approx(0.1 * 0.5 ** (depth - i)) for p in block.parameters())
+    assert scale[id(model.encoder.patch_embedding.weight)] == pytest.approx(0.1 * 0.5 ** (depth + 1))
+    assert scale[id(model.encoder.cls_token)] == pytest.approx(0.1 * 0.5 ** (depth + 1))
+    assert {g["lr_scale"] for g in parameter_groups(model)} == {1.0}
+    with pytest.raises(ConfigError, match="pretrained_layer_decay"):
+        parameter_groups(model, layer_decay=1.5)

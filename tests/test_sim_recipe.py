@@ -251,3 +251,33 @@ def test_paper_preset_is_sims_model() -> None:
         192, 12, 3, 320, 45)  # fmt: skip
     # 45-vertex patches as SIM's ico6/ico3: the same 6,468,672 trainable parameters (METHODS.md: ~6.47 M)
     assert count_parameters(build_sim(config, encoder, 768, 768)) == 6_468_672
+
+
+def test_frozen_steps_keep_the_pretrained_encoder(movie, one_torch_thread) -> None:
+    import dataclasses
+
+    from brainkit.models.sit import PRESETS as SIT_PRESETS
+    from brainkit.recipes.sim import PRESETS
+    from brainkit.recipes.sim_fit import monitoring_set, train_sim
+    from brainkit.recipes.sim_run import build_sim
+    from brainkit.surface import triangle_patches
+
+    patches = np.asarray(triangle_patches(int(movie.order), 1))
+    encoder = dataclasses.replace(
+        SIT_PRESETS["testing"], n_patches=len(patches), n_patch_vertices=patches.shape[1]
+    )
+    usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
+    train = split_clips(movie.segment_of, usable, 5)["train"]
+    arrays = MovieArrays(movie.fmri, patches, movie.video, movie.audio, content_keys(movie.retest), 6, 3)
+    fit = dataclasses.replace(PRESETS["testing"].fit, steps=4, pretrained_frozen_steps=4)
+    for pretrained in (True, False):
+        torch.manual_seed(0)
+        model = build_sim(PRESETS["testing"], encoder, movie.video.shape[-1], movie.audio.shape[-1])
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        draw = BatchDraw(arrays, np.array([0, 1]), train, seed=1)
+        train_sim(model, arrays, draw, fit, 0, monitoring_set(samples_of(np.array([2]), train), arrays.keys, 8, 0),
+                  pretrained=pretrained)  # fmt: skip
+        changed = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
+        assert any(k.startswith("fmri_head") for k in changed)
+        # the vsMAE-initialised encoder stays frozen for pretrained_frozen_steps; the scratch one always trains
+        assert any(k.startswith("encoder") for k in changed) is not pretrained

@@ -41,6 +41,13 @@ class SIMFitConfig:
     eval_every: int = 50
     n_monitor: int = 128  # samples in the monitoring set (curves)
     accelerator: str = "cpu"
+    # MAE fine-tuning remedies for the vsMAE-initialised encoder only (1.0: off; the scratch model's encoder always
+    # trains at lr): its learning rate x ``pretrained_lr_scale``, and layer-wise decay (BEiT/MAE): block i of
+    # depth d at x layer_decay ** (d - i), the patch embedding and cls token at x layer_decay ** (d + 1).
+    pretrained_lr_scale: float = 1.0
+    pretrained_layer_decay: float = 1.0
+    # and linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): the encoder frozen (lr 0) for the first steps
+    pretrained_frozen_steps: int = 0
 
 
 @dataclass
@@ -116,10 +123,44 @@ def monitor(model, arrays: MovieArrays, samples: Samples, group: int = 32) -> di
     return {"monitor_loss": float(np.mean(losses)), "monitor_top1": hits / n}
 
 
+def parameter_groups(model, lr_scale: float = 1.0, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW groups of a SIM, each with its ``lr_scale`` (a multiplier of the scheduled learning rate): the
+    heads (and temperatures) at 1, the encoder's final norm at ``lr_scale``, block i of depth d at
+    ``lr_scale * layer_decay ** (d - i)``, the patch embedding and cls token at ``lr_scale * layer_decay ** (d + 1)``."""
+    if lr_scale <= 0 or not 0 < layer_decay <= 1:
+        raise ConfigError(f"SIM fit: need pretrained_lr_scale > 0 and 0 < pretrained_layer_decay <= 1, found "
+                          f"{lr_scale}, {layer_decay}.")  # fmt: skip
+    encoder = model.encoder
+    depth = len(encoder.blocks)
+    groups: dict[float, list[nn.Parameter]] = {}
+    inside = set()
+    parts = [(encoder.norm, 0), *((block, depth - i) for i, block in enumerate(encoder.blocks)),
+             (encoder.patch_embedding, depth + 1)]  # fmt: skip
+    for module, power in parts:
+        for parameter in module.parameters():
+            groups.setdefault(lr_scale * layer_decay**power, []).append(parameter)
+            inside.add(id(parameter))
+    groups.setdefault(lr_scale * layer_decay ** (depth + 1), []).append(encoder.cls_token)
+    inside.add(id(encoder.cls_token))
+    rest = [p for p in model.parameters() if id(p) not in inside]
+    if len(inside) != sum(1 for _ in encoder.parameters()):
+        raise ConfigError(
+            "SIM fit: the encoder has parameters outside its norm, blocks, embedding and cls token."
+        )
+    return [{"params": rest, "lr_scale": 1.0}] + [{"params": v, "lr_scale": k} for k, v in groups.items()]
+
+
 def train_sim(
-    model, arrays: MovieArrays, draw: BatchDraw, config: SIMFitConfig, seed: int, monitor_samples: Samples
+    model,
+    arrays: MovieArrays,
+    draw: BatchDraw,
+    config: SIMFitConfig,
+    seed: int,
+    monitor_samples: Samples,
+    pretrained: bool = False,
 ) -> tuple[list[dict[str, Any]], float]:
-    """Train ``model`` (a :class:`brainkit.models.sim.SIM`) in place; returns (history, seconds)."""
+    """Train ``model`` (a :class:`brainkit.models.sim.SIM`) in place; returns (history, seconds). ``pretrained``:
+    its encoder starts from vsMAE, so ``config.pretrained_lr_scale`` / ``pretrained_layer_decay`` apply."""
     if config.steps < 1 or config.batch_size < 2:
         raise ConfigError(f"SIM training needs steps >= 1 and batch_size >= 2, found {config}.")
     start = time.perf_counter()
@@ -128,7 +169,12 @@ def train_sim(
     fabric = _make_fabric(TrainingConfig(accelerator=config.accelerator, devices=1))
     fabric.launch()
     torch.manual_seed(seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scale, decay = (config.pretrained_lr_scale, config.pretrained_layer_decay) if pretrained else (1.0, 1.0)
+    frozen = config.pretrained_frozen_steps if pretrained else 0
+    groups = parameter_groups(model, scale, decay)
+    for group in groups[1:]:
+        group["encoder"] = True
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     model, optimizer = fabric.setup(model, optimizer)
     raw = model.module if hasattr(model, "module") else model
     steps_per_epoch = max(1, len(draw.unique) // config.batch_size)  # one pass over the training contents
@@ -140,7 +186,8 @@ def train_sim(
         video, audio = arrays.features(samples)
         x, video, audio = fabric.to_device((arrays.clips(samples), video, audio))
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(schedule, step, 1)
+            still = step < frozen and group.get("encoder", False)
+            group["lr"] = 0.0 if still else learning_rate(schedule, step, 1) * group["lr_scale"]
         loss = raw.loss(x, video, audio)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
@@ -181,4 +228,4 @@ def embed_stimuli(model, arrays: MovieArrays) -> dict[str, np.ndarray]:
 
 
 __all__ = ["BatchDraw", "MovieArrays", "SIMFitConfig", "embed_fmri", "embed_stimuli", "monitor",
-           "monitoring_set", "train_sim"]  # fmt: skip
+           "monitoring_set", "parameter_groups", "train_sim"]  # fmt: skip

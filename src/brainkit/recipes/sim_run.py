@@ -105,7 +105,8 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
         if init == "vsmae":
             model.init_encoder(checkpoint)
         draw = BatchDraw(arrays, groups["train"], clips["train"], config.seed + 1)
-        history, seconds = train_sim(model, arrays, draw, config.fit, config.seed, monitor_samples)
+        history, seconds = train_sim(model, arrays, draw, config.fit, config.seed, monitor_samples,
+                                     pretrained=init == "vsmae")  # fmt: skip
         histories[f"SIM {INITS[init]}"] = history
         save_model(folder / "checkpoints" / f"sim_{init}", model,
                    metadata={"init": init, "train_subjects": ",".join(data.subjects[i] for i in groups["train"])})  # fmt: skip
