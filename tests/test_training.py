@@ -111,3 +111,20 @@ def test_two_process_gloo_matches_single_process(tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
+
+
+def test_torch_threads_sets_and_restores_the_count():
+    from brainkit.training import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    try:
+        with torch_threads(1):
+            raise RuntimeError("boom")
+    except RuntimeError:
+        pass
+    assert torch.get_num_threads() == before

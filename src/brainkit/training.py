@@ -8,6 +8,7 @@ checkpoints that resume exactly, and ``history.jsonl`` logs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -72,6 +73,18 @@ class Arrays:
 class FitResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (``None`` or 0: as they are), then restore the previous count."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # leave the process as it was
 
 
 def learning_rate(config: TrainingConfig, step: int, steps_per_epoch: int) -> float:

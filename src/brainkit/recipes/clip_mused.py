@@ -136,13 +136,10 @@ class CLIPMUSEDRecipe:
             raise ConfigError(
                 f"clip_mused recipe: methods must include 'clip_mused' and come from {list(METHODS)}; found {unknown or list(config.methods)}."
             )
-        threads = torch.get_num_threads()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        try:
+        from brainkit.training import torch_threads
+
+        with torch_threads(config.threads):
             return self._run(config, folder)
-        finally:
-            torch.set_num_threads(threads)  # leave the process as it was
 
     def _run(self, config: CLIPMUSEDRecipeConfig, folder: Path) -> RecipeOutput:
         options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})

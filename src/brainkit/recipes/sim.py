@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from brainkit.config import from_dict, to_dict
 from brainkit.errors import ConfigError
 from brainkit.evaluation.clip_retrieval import KINDS, summarise
@@ -148,15 +146,11 @@ class SIMRecipe:
             raise ConfigError(
                 f"sim recipe: inits must come from {sorted(INITS)}, found {list(config.inits)}."
             )
-        threads = torch.get_num_threads()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        try:
-            from brainkit.recipes.sim_run import run_sim
+        from brainkit.recipes.sim_run import run_sim
+        from brainkit.training import torch_threads
 
+        with torch_threads(config.threads):
             return run_sim(config, folder, load_movie_data(config))
-        finally:
-            torch.set_num_threads(threads)
 
 
 def retrieval_rows(scores: dict, methods: list[str]) -> tuple[list[dict], list[dict]]:
