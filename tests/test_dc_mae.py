@@ -53,6 +53,19 @@ def test_masks_and_construction_are_seeded() -> None:
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
+def test_blocks_start_from_different_weights_with_transformer_encoder_keys() -> None:
+    model = tiny(decoder_depth=2)
+    for stack in (model.encoder, model.decoder):
+        first, second = stack.layers[0], stack.layers[1]
+        assert not torch.equal(first.self_attn.in_proj_weight, second.self_attn.in_proj_weight)
+        assert not torch.equal(first.linear1.weight, second.linear1.weight)
+    # the names of nn.TransformerEncoder's parameters: checkpoints saved before still load
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 16, batch_first=True, norm_first=True)
+    reference = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+    assert set(model.encoder.state_dict()) == set(reference.state_dict())
+    model.encoder.load_state_dict(reference.state_dict())
+
+
 def test_hidden_patches_do_not_reach_the_encoder() -> None:
     model = tiny().eval()
     x = torch.randn(2, N_VOXELS)

@@ -49,6 +49,26 @@ def test_prepare_arrays_pairs_trials_with_their_images() -> None:
     images = dataset.stimuli.images[dataset.stimuli.positions(train.stimulus_ids)]
     np.testing.assert_array_equal(arrays.train_images[arrays.train_image_index], images)
     assert len(arrays.test_voxels) == len(arrays.test_images) == 3
+    assert arrays.val_voxels.shape == (0, arrays.train_voxels.shape[1])
+
+
+def test_validation_images_leave_the_training_set() -> None:
+    dataset = tiny_decoding_dataset()
+    subject = dataset.subjects[0]
+    train = dataset.train[subject]
+    arrays = prepare_arrays(dataset, subject, n_test=3, patch_size=4, n_val=5, seed=1)
+    assert len(arrays.val_voxels) == len(arrays.val_images) == 5
+    n_images = len(np.unique(train.stimulus_ids))
+    assert len(arrays.train_images) == n_images - 5
+    # no validation image is a training image, and no trial was lost
+    flat = lambda images: {img.tobytes() for img in images}  # noqa: E731
+    assert not flat(arrays.val_images) & flat(arrays.train_images)
+    per_image = len(train.values) // n_images
+    assert len(arrays.train_voxels) + 5 * per_image == len(train.values)
+    again = prepare_arrays(dataset, subject, n_test=3, patch_size=4, n_val=5, seed=1)
+    np.testing.assert_array_equal(again.val_voxels, arrays.val_voxels)
+    with pytest.raises(ConfigError, match="n_val_images must be between"):
+        prepare_arrays(dataset, subject, n_test=3, patch_size=4, n_val=n_images)
 
 
 def test_frozen_encoder_tokens_give_the_same_context() -> None:
@@ -71,6 +91,9 @@ def test_presets(tmp_path) -> None:
     assert recipe_config("vis_dec").ldm_preset == "cpu_small"
     with pytest.raises(ConfigError, match="set ldm_dir="):
         run_recipe("vis_dec", preset="paper", folder=tmp_path / "a")
+    with pytest.raises(ConfigError, match="needs n_val_images >= 2"):
+        run_recipe("vis_dec", preset="testing", overrides=["n_val_images=1"], folder=tmp_path / "c")
+    assert recipe_config("vis_dec").guidance_scale is None and paper.guidance_scale == 1.0
     with pytest.raises(ConfigError, match="ldm_preset must be one of"):
         run_recipe("vis_dec", preset="testing", overrides=["ldm_preset=huge"], folder=tmp_path / "b")
 
@@ -98,6 +121,10 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
     for row in metrics.values():
         assert -1 <= row["pixel_corr"] <= 1 and 0 <= row["semantic_50way_top1"] <= 1
     assert metrics["Vis-Dec"]["n_samples"] == 2
+    guidance = saved["metrics"]["guidance"]
+    assert set(guidance["validation"]) == {"1", "3"} and guidance["n_val_images"] == 4
+    assert guidance["scale"] in (1.0, 3.0)
+    assert guidance["validation"][f"{guidance['scale']:g}"] == max(guidance["validation"].values())
     with np.load(out / "reconstructions.npz") as saved_images:
         assert saved_images["vis_dec"].shape == (12, 2, 16, 16, 3)
         assert saved_images["real"].shape == (12, 16, 16, 3)

@@ -75,12 +75,32 @@ def pad_voxels(x: np.ndarray, multiple: int = 16) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
 
 
-def _blocks(dim: int, depth: int, n_heads: int, mlp_ratio: float, dropout: float) -> nn.TransformerEncoder:
-    """Pre-norm transformer blocks (attention with qkv bias, GELU MLP): the ViT / Mind-Vis block layout."""
-    layer = nn.TransformerEncoderLayer(
-        dim, n_heads, int(dim * mlp_ratio), dropout, activation="gelu", batch_first=True, norm_first=True
-    )
-    return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
+class _Blocks(nn.Module):
+    """``depth`` pre-norm transformer blocks (attention with qkv bias, GELU MLP: the ViT / Mind-Vis layout), each initialised on its own: (batch, n, dim) -> (batch, n, dim).
+
+    Not ``nn.TransformerEncoder``: that deep-copies one layer, so every block would start from the same weights.
+    The parameter names (``layers.<i>.self_attn...``) are those of ``nn.TransformerEncoder``, so checkpoints saved
+    before this change still load."""
+
+    def __init__(self, dim: int, depth: int, n_heads: int, mlp_ratio: float, dropout: float) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.TransformerEncoderLayer(
+                dim,
+                n_heads,
+                int(dim * mlp_ratio),
+                dropout,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            )
+            for _ in range(depth)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
 
 
 def _positions(n_patches: int, dim: int) -> torch.Tensor:
@@ -126,12 +146,12 @@ class DCMAE(nn.Module):
         self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
         self.register_buffer("positions", _positions(self.n_patches, c.dim), persistent=False)
-        self.encoder = _blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
+        self.encoder = _Blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
         self.norm = nn.LayerNorm(c.dim)
         self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
         self.register_buffer("decoder_positions", _positions(self.n_patches, c.decoder_dim), persistent=False)
-        self.decoder = _blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
+        self.decoder = _Blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
         self.decoder_norm = nn.LayerNorm(c.decoder_dim)
         self.decoder_pred = nn.Linear(c.decoder_dim, c.patch_size)
         nn.init.normal_(self.cls_token, std=0.02)

@@ -36,7 +36,7 @@ from brainkit.models.ldm import LDMConfig
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes import vis_dec_steps as steps
 from brainkit.recipes.vis_dec_phases import dc_mae_config, encoder_phases
-from brainkit.recipes.vis_dec_scores import score_all
+from brainkit.recipes.vis_dec_scores import score_all, select_guidance
 from brainkit.registry import RECIPES
 from brainkit.training import TrainingConfig
 
@@ -88,10 +88,14 @@ class VisDecRecipeConfig:
     train_encoder: bool = False  # the paper trains the fMRI encoder in phase 3 too ("rest trainable")
     n_samples: int = 3  # reconstructions per test fMRI
     n_steps: int = 25  # sampler steps
-    # classifier-free guidance against the zero context (1 = none, as the paper). 3 was chosen on the TEST images of
-    # one cpu_small run (same models, 1 / 3 / 5 tried): lite0_block4 2-way 55.5 / 60.0 / 61.3 %, 50-way 2.8 / 4.9 /
-    # 5.2 %, semantic 50-way 5.2 / 6.2 / 5.6 % (shuffled 5.5 / 5.0 / 5.9 %)
-    guidance_scale: float = 3.0
+    # classifier-free guidance against the zero context (1 = none, as the paper). None: chosen among
+    # guidance_candidates on n_val_images training images held out of every phase (their trials averaged, like the
+    # test set), 1 sample each, by guidance_layer 2-way identification (recipes/vis_dec_scores.select_guidance);
+    # a number fixes it and holds nothing out. (The first cpu_small run's 3 had been picked on the test images.)
+    guidance_scale: float | None = None
+    guidance_candidates: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
+    n_val_images: int = 50
+    guidance_layer: str = "lite0_block4"
     sample_seed: int = 0
     # evaluation
     metric_trials: int = 200
@@ -145,6 +149,9 @@ class VisDecRecipe:
             n_way=(2,),
             feature_layers=("lite0_block1",),
             n_shown=3,
+            n_val_images=4,
+            guidance_candidates=(1.0, 3.0),
+            guidance_layer="lite0_block1",
         ),
         # The paper's sizes and schedule (METHODS.md 4.2-4.4): DC-MAE 1024/24/16 (~151 M) with phase 1's optimiser
         # (dc_mae_training.PAPER_TRAINING: AdamW lr 2.5e-4, wd 0.05, batch 250, 140 epochs, 40 warmup, clip 0.8,
@@ -178,6 +185,14 @@ class VisDecRecipe:
                 "vis_dec: the paper preset fine-tunes a pretrained 256 px latent diffusion model; set "
                 "ldm_dir=/path/to/diffusers/folder (unet/, vae/, scheduler/), or use ldm_preset=cpu_small."
             )
+        if config.guidance_scale is None and (
+            config.n_val_images < 2 or not config.guidance_candidates or min(config.guidance_candidates) < 1
+        ):
+            raise ConfigError(
+                "vis_dec: choosing the guidance scale (guidance_scale=None) needs n_val_images >= 2 and "
+                f"guidance_candidates >= 1, found {config.n_val_images} and {config.guidance_candidates}; or fix "
+                "it, e.g. guidance_scale=1."
+            )
         if config.n_samples < 1 or config.n_steps < 1:
             raise ConfigError(
                 f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
@@ -198,7 +213,10 @@ class VisDecRecipe:
             LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm"
         )
         patch = dc_mae_config(config).patch_size
-        arrays = steps.prepare_arrays(dataset, config.subject, config.n_test_images, patch)
+        n_val = config.n_val_images if config.guidance_scale is None else 0
+        arrays = steps.prepare_arrays(
+            dataset, config.subject, config.n_test_images, patch, n_val=n_val, seed=config.seed
+        )
         encoder, histories, counts = encoder_phases(config, arrays, folder, seconds)
 
         start = time.perf_counter()
@@ -230,6 +248,10 @@ class VisDecRecipe:
         }
 
         start = time.perf_counter()
+        guidance = select_guidance(config, ldm, conditioner, arrays)
+        if config.guidance_scale is None:
+            seconds["guidance scale on the validation split"] = time.perf_counter() - start
+        start = time.perf_counter()
         recon = steps.reconstruct(
             ldm,
             conditioner,
@@ -237,7 +259,7 @@ class VisDecRecipe:
             config.n_samples,
             config.n_steps,
             config.sample_seed,
-            guidance_scale=config.guidance_scale,
+            guidance_scale=guidance[0],
         )
         no_fmri = steps.unconditional_samples(
             Path(config.ldm_dir) if config.ldm_dir else folder / "ldm_pretrained",
@@ -259,7 +281,18 @@ class VisDecRecipe:
         )
         start = time.perf_counter()
         output = score_all(
-            config, arrays, ldm, recon, no_fmri, ceiling, histories, seconds, counts, folder, dataset.name
+            config,
+            arrays,
+            ldm,
+            recon,
+            no_fmri,
+            ceiling,
+            histories,
+            seconds,
+            counts,
+            folder,
+            dataset.name,
+            guidance,
         )
         log.info("vis_dec: scored in %.0f s", time.perf_counter() - start)
         return output

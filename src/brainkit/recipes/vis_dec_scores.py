@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.vis_dec_steps import LatentDiffusion, VisDecArrays, resized
+from brainkit.recipes.vis_dec_steps import LatentDiffusion, VisDecArrays, reconstruct, resized
 from brainkit.report.html import write_report
 from brainkit.report.vis_dec_figures import phase_curves, reconstruction_grid
 
@@ -67,6 +67,39 @@ def compare_notes(rows: dict[str, dict[str, float]]) -> list[str]:
     return notes
 
 
+def select_guidance(
+    config: Any, ldm: LatentDiffusion, conditioner: Any, arrays: VisDecArrays
+) -> tuple[float, dict[str, float]]:
+    """Choose the classifier-free guidance scale on the validation split (training images held out of every
+    phase), never on the test images: one sample per validation fMRI at each of ``config.guidance_candidates``
+    (same seeds), scored by ``config.guidance_layer`` 2-way identification; the best scale wins, ties go to the
+    smaller. Returns (scale, {"<scale>": score}); ``config.guidance_scale`` set skips the search."""
+    from brainkit.evaluation.reconstruction import reconstruction_metrics
+
+    if config.guidance_scale is not None:
+        return float(config.guidance_scale), {}
+    real = resized(arrays.val_images, ldm.image_size)
+    key = f"{config.guidance_layer}_2way"
+    scores: dict[str, float] = {}
+    for scale in sorted(config.guidance_candidates):
+        recon = reconstruct(
+            ldm, conditioner, arrays.val_voxels, 1, config.n_steps, config.sample_seed, guidance_scale=scale
+        )
+        metrics = reconstruction_metrics(
+            real,
+            recon,
+            seed=config.seed,
+            n_way=(2,),
+            trials=config.metric_trials,
+            feature_layers=(config.guidance_layer,),
+            semantic=False,
+        )
+        scores[f"{scale:g}"] = metrics[key]
+        log.info("vis_dec: guidance %g: validation %s %.3f", scale, key, metrics[key])
+    best = max(scores.values())
+    return next(float(s) for s in sorted(config.guidance_candidates) if scores[f"{s:g}"] == best), scores
+
+
 def score_all(
     config: Any,
     arrays: VisDecArrays,
@@ -79,8 +112,10 @@ def score_all(
     counts: dict[str, int],
     folder: Path,
     dataset_name: str,
+    guidance: tuple[float, dict[str, float]],
 ) -> RecipeOutput:
-    """Score, write ``folder/report.html`` and return the recipe's tables, notes and metrics."""
+    """Score, write ``folder/report.html`` and return the recipe's tables, notes and metrics. ``guidance`` is
+    :func:`select_guidance`'s (scale used, validation scores)."""
     from brainkit.evaluation.reconstruction import (
         evaluate_reconstructions,
         metrics_table,
@@ -104,7 +139,7 @@ def score_all(
     }
     what = {
         "Vis-Dec": f"{config.n_samples} samples per test fMRI, {config.n_steps} {ldm.scheduler.__class__.__name__} "
-        f"steps, guidance {config.guidance_scale:g}",
+        f"steps, guidance {guidance[0]:g}",
         "shuffled pairs": "the same reconstructions scored against the wrong real images",
         "no fMRI": "the LDM before phase 3, zero context, same seeds",
         "VAE ceiling": "VAE encode + decode of the real image (no diffusion)",
@@ -122,6 +157,24 @@ def score_all(
         f"LDM: {ldm.source}; fMRI encoder {'trained' if config.train_encoder else 'frozen'} in phase 3. Semantic "
         "and identification numbers use EfficientNet-Lite0 (offline), not the paper's ViT-H/14."
     )
+    scale, val_scores = guidance
+    guidance_rows = [
+        {
+            "guidance scale": name,
+            f"validation {config.guidance_layer} 2-way": value,
+            "chosen": float(name) == scale,
+        }
+        for name, value in val_scores.items()
+    ]
+    if val_scores:
+        notes.append(
+            f"Guidance scale {scale:g} chosen on {len(arrays.val_images)} training images held out of every phase "
+            f"(1 sample each, {config.guidance_layer} 2-way identification: "
+            + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in val_scores.items())
+            + "); the test images played no part in it."
+        )
+    else:
+        notes.append(f"Guidance scale {scale:g}, fixed by the configuration (no search).")
     timing = [{"stage": stage, "seconds": round(value, 1)} for stage, value in seconds.items()]
     params = [{"network": name, "parameters": value} for name, value in counts.items()]
     k = recon.shape[1]
@@ -143,7 +196,21 @@ def score_all(
         {},
         notes,
         figures=figures,
-        tables={"Metric suite: Vis-Dec vs shuffled": suite, "Time per stage": timing, "Parameters": params},
+        tables={
+            "Metric suite: Vis-Dec vs shuffled": suite,
+            "Guidance scale on the validation split": guidance_rows,
+            "Time per stage": timing,
+            "Parameters": params,
+        },
     )
     tables = {"Vis-Dec vs baselines": table, "Time per stage (s)": timing, "Parameters": params}
-    return RecipeOutput(tables, notes, {"metrics": raw, "histories": histories, "seconds": seconds})
+    if guidance_rows:
+        tables["Guidance scale on the validation split"] = guidance_rows
+    chosen = {
+        "scale": scale,
+        "validation": val_scores,
+        "metric": f"{config.guidance_layer}_2way",
+        "n_val_images": len(arrays.val_images),
+    }
+    metrics = {"metrics": raw, "histories": histories, "seconds": seconds, "guidance": chosen}
+    return RecipeOutput(tables, notes, metrics)

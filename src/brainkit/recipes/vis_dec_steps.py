@@ -48,7 +48,9 @@ class VisDecArrays:
 
     train_voxels (n_trials, n_voxels) float32, single trials; train_image_index (n_trials,) row of train_images;
     train_images uint8 (n_train_images, H, W, 3); test_voxels (n_test, n_voxels) averaged over repeats;
-    test_images uint8 (n_test, H, W, 3); test_ids (n_test,).
+    test_images uint8 (n_test, H, W, 3); test_ids (n_test,); val_voxels (n_val, n_voxels) and val_images uint8
+    (n_val, H, W, 3): training images held out of every phase (their trials averaged, like the test set), for
+    choices such as the guidance scale; (0, ...) when none are held out.
     """
 
     train_voxels: np.ndarray
@@ -58,6 +60,8 @@ class VisDecArrays:
     test_images: np.ndarray
     test_ids: np.ndarray
     n_raw_voxels: int
+    val_voxels: np.ndarray
+    val_images: np.ndarray
 
 
 def wrap_pad(x: np.ndarray, multiple: int) -> np.ndarray:
@@ -66,8 +70,11 @@ def wrap_pad(x: np.ndarray, multiple: int) -> np.ndarray:
     return np.concatenate([x, x[:, :extra]], axis=1) if extra else x
 
 
-def prepare_arrays(dataset: DecodingDataset, subject: str, n_test: int, patch_size: int) -> VisDecArrays:
-    """The arrays of ``subject``; ``n_test`` > 0 keeps the first ``n_test`` test stimuli (0: all)."""
+def prepare_arrays(
+    dataset: DecodingDataset, subject: str, n_test: int, patch_size: int, n_val: int = 0, seed: int = 0
+) -> VisDecArrays:
+    """The arrays of ``subject``; ``n_test`` > 0 keeps the first ``n_test`` test stimuli (0: all). ``n_val`` training
+    images (a seeded draw) and all their trials leave the training set and become the validation split."""
     dataset.check_subject(subject)
     stimuli = dataset.stimuli
     if stimuli.images is None:
@@ -75,6 +82,16 @@ def prepare_arrays(dataset: DecodingDataset, subject: str, n_test: int, patch_si
     train, test = dataset.train[subject], dataset.test[subject]
     if n_test and n_test < len(test.values):
         test = test.select(np.arange(n_test))
+    all_ids = np.unique(train.stimulus_ids)
+    if not 0 <= n_val <= len(all_ids) - 2:
+        raise ConfigError(
+            f"vis_dec: n_val_images must be between 0 and {len(all_ids) - 2} (the subject has {len(all_ids)} "
+            f"training images), found {n_val}."
+        )
+    held = np.random.default_rng(seed).choice(all_ids, n_val, replace=False)
+    is_val = np.isin(train.stimulus_ids, held)
+    val = train.select(is_val).average_repeats() if n_val else None
+    train = train.select(~is_val)
     scaler = Standardizer().fit(train.values)
     train_ids, image_index = np.unique(train.stimulus_ids, return_inverse=True)
     return VisDecArrays(
@@ -85,6 +102,10 @@ def prepare_arrays(dataset: DecodingDataset, subject: str, n_test: int, patch_si
         test_images=stimuli.images[stimuli.positions(test.stimulus_ids)],
         test_ids=np.asarray(test.stimulus_ids),
         n_raw_voxels=train.values.shape[1],
+        val_voxels=wrap_pad(
+            scaler.transform(val.values if val is not None else train.values[:0]), patch_size
+        ),
+        val_images=stimuli.images[stimuli.positions(val.stimulus_ids if val is not None else [])],
     )
 
 
