@@ -137,3 +137,22 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
     assert unet.config.cross_attention_dim == 16
     assert (out / "fmri_conditioner" / "model.safetensors").is_file()
     assert (out / "phase2_cross_modal" / "fmri_encoder" / "config.json").is_file()
+
+
+def test_phase1_adds_extra_sources_wrap_padded_to_the_built_in_width() -> None:
+    from types import SimpleNamespace
+
+    from brainkit.data.readers.pretraining_voxels import read_pretraining_source
+    from brainkit.errors import DataError
+    from brainkit.recipes.vis_dec_phases import phase1_voxels
+
+    train = np.random.default_rng(0).standard_normal((5, 1824)).astype(np.float32)
+    assert phase1_voxels(SimpleNamespace(extra_pretraining={}), train) is train
+    stacked = phase1_voxels(SimpleNamespace(extra_pretraining={"nitime": {}}), train)
+    (nitime,) = read_pretraining_source("nitime").values()  # the real BOLD runs, (80, 1808) after its padding
+    assert stacked.shape == (5 + len(nitime), 1824) and stacked.dtype == np.float32
+    np.testing.assert_array_equal(stacked[:5], train)
+    np.testing.assert_allclose(stacked[5:, : nitime.shape[1]], nitime)
+    np.testing.assert_allclose(stacked[5:, nitime.shape[1] :], nitime[:, :16])  # wrap padding
+    with pytest.raises(DataError, match="more than the common length"):
+        phase1_voxels(SimpleNamespace(extra_pretraining={"nitime": {}}), train[:, :1792])

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from brainkit.config import from_dict, to_dict
 from brainkit.cross_modal_training import PAPER_TRAINING as CROSS_MODAL_PAPER_TRAINING
@@ -105,6 +104,11 @@ class VisDecRecipeConfig:
     n_shown: int = 10  # rows of the report grid
     seed: int = 0
     threads: int | None = 1
+    # More phase-1 (DC-MAE) pretraining voxels from other sources, e.g. {"nitime": {}} (the two real 4D BOLD runs
+    # that install with nitime) or {"god": {"folder": ...}, "bold5000": {...}, "hcp": {...}}: read by
+    # data.readers.pretraining_voxels.load_pretraining_voxels, wrap-padded to the built-in data's voxel count and
+    # stacked under its training trials. Phase 1 only (phases 2-3 need image pairs). Empty: the built-in data alone.
+    extra_pretraining: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # seconds: 16 px LDM, tiny DC-MAE, weight-free stimulus encoders, 16 test images
@@ -197,13 +201,10 @@ class VisDecRecipe:
             raise ConfigError(
                 f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
             )
-        threads = torch.get_num_threads()
-        if config.threads:
-            torch.set_num_threads(config.threads)
-        try:
+        from brainkit.training import torch_threads
+
+        with torch_threads(config.threads):
             return self._run(config, folder)
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self, config: VisDecRecipeConfig, folder: Path) -> RecipeOutput:
         seconds: dict[str, float] = {}

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from brainkit.models import build_model, count_parameters, model_config, register_all
@@ -27,6 +28,23 @@ def dc_mae_config(config: Any, n_voxels: int | None = None):
     return model_config("dc_mae", config.dc_mae_preset, dict(config.dc_mae), n_voxels=n_voxels)
 
 
+def phase1_voxels(config: Any, train_voxels: np.ndarray) -> np.ndarray:
+    """The built-in training trials (n, v), with ``config.extra_pretraining`` sources' rows wrap-padded to v and
+    stacked under them (a source with more than v voxels is an error, never cut)."""
+    if not config.extra_pretraining:
+        return train_voxels
+    from brainkit.data.readers.pretraining_voxels import load_pretraining_voxels
+
+    extra = load_pretraining_voxels(dict(config.extra_pretraining), length=train_voxels.shape[1])
+    log.info(
+        "phase 1: %d built-in trials + %d rows from %s",
+        len(train_voxels),
+        len(extra),
+        sorted(config.extra_pretraining),
+    )
+    return np.concatenate([train_voxels, extra.astype(train_voxels.dtype)])
+
+
 def encoder_phases(
     config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float]
 ) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
@@ -36,7 +54,11 @@ def encoder_phases(
     start = time.perf_counter()
     model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
     result = pretrain_dc_mae(
-        model, arrays.train_voxels, config.pretrain, folder / "phase1_dc_mae", val_voxels=arrays.test_voxels
+        model,
+        phase1_voxels(config, arrays.train_voxels),
+        config.pretrain,
+        folder / "phase1_dc_mae",
+        val_voxels=arrays.test_voxels,
     )
     histories = {"phase 1: DC-MAE pretraining (voxels)": result.history}
     seconds["phase 1: DC-MAE pretraining"] = time.perf_counter() - start
