@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from brainkit.evaluation.pixels import resize_images
 from brainkit.evaluation.reconstruction import evaluate_reconstructions, reconstruction_metrics
+from brainkit.testing import photo_crops
 
 KEYS = (
     "pixel_corr",
@@ -35,22 +35,7 @@ KEYS = (
 
 
 def photos(n_per_source: int = 12, size: int = 64) -> np.ndarray:
-    from skimage import data
-
-    sources = [
-        data.astronaut(),
-        data.chelsea(),
-        data.coffee(),
-        data.rocket(),
-        np.stack([data.camera()] * 3, -1),
-    ]
-    crops = []
-    for image in sources:
-        h, w = image.shape[:2]
-        for j in range(n_per_source):
-            y, x = (j * 37) % (h // 3), (j * 53) % (w // 3)
-            crops.append(resize_images(image[None, y : y + 2 * h // 3, x : x + 2 * w // 3], size)[0])
-    return np.stack(crops)
+    return photo_crops(n_per_source, size)
 
 
 def main() -> None:

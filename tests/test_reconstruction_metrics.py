@@ -19,6 +19,7 @@ from brainkit.evaluation.reconstruction import (
     reconstruction_metrics,
     shuffled_baseline,
 )
+from brainkit.testing import photo_crops
 
 pytest.importorskip("efficientnet_lite_pytorch")
 
@@ -29,22 +30,7 @@ TRIALS = 200
 @pytest.fixture(scope="module")
 def photos() -> np.ndarray:
     """60 real 64 x 64 photos: 12 crops of each of 5 skimage images (uint8)."""
-    from skimage import data
-
-    sources = [
-        data.astronaut(),
-        data.chelsea(),
-        data.coffee(),
-        data.rocket(),
-        np.stack([data.camera()] * 3, -1),
-    ]
-    crops = []
-    for image in sources:
-        h, w = image.shape[:2]
-        for j in range(N_IMAGES // len(sources)):
-            y, x = (j * 37) % (h // 3), (j * 53) % (w // 3)
-            crops.append(resize_images(image[None, y : y + 2 * h // 3, x : x + 2 * w // 3], 64)[0])
-    return np.stack(crops)
+    return photo_crops(N_IMAGES // 5, 64)
 
 
 class Memo:

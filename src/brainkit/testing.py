@@ -90,3 +90,26 @@ def distributed_fit_worker(fabric, out_dir: str, epochs: int, batch_size: int) -
         from brainkit.checkpoint import save_tensors
 
         save_tensors(Path(out_dir) / "weights.safetensors", model.state_dict())
+
+
+def photo_crops(n_per_source: int = 12, size: int = 64) -> np.ndarray:
+    """Real photos for metric tests and benchmarks: ``n_per_source`` overlapping crops of each of 5 skimage images
+    (astronaut, chelsea, coffee, rocket, camera), resized to ``size``: uint8 (5 * n_per_source, size, size, 3)."""
+    from skimage import data
+
+    from brainkit.evaluation.pixels import resize_images
+
+    sources = [
+        data.astronaut(),
+        data.chelsea(),
+        data.coffee(),
+        data.rocket(),
+        np.stack([data.camera()] * 3, -1),
+    ]
+    crops = []
+    for image in sources:
+        h, w = image.shape[:2]
+        for j in range(n_per_source):
+            y, x = (j * 37) % (h // 3), (j * 53) % (w // 3)
+            crops.append(resize_images(image[None, y : y + 2 * h // 3, x : x + 2 * w // 3], size)[0])
+    return np.stack(crops)

@@ -42,7 +42,14 @@ import numpy as np
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.registry import ENCODERS
-from brainkit.stimuli.encoders import Encoder, _load_once, _resize_batch, files_fingerprint, get_encoder
+from brainkit.stimuli.encoders import (
+    Encoder,
+    _load_once,
+    _resize_batch,
+    files_fingerprint,
+    get_encoder,
+    local_model_folder,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -201,18 +208,7 @@ class AudioResemblyzer(SecondEncoder):
 
 
 def _model_folder(name: str, model_dir: str | Path | None, example: str) -> tuple[Path, list[Path], dict]:
-    hint = (
-        f"Download {example} once on a machine with network (`huggingface-cli download {example} --local-dir "
-        f"<dir>`) and pass model_dir=<dir> to encoder {name!r}."
-    )
-    if model_dir is None:
-        raise ConfigError(f"Encoder {name!r} needs model_dir, a local model folder. {hint}")
-    folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"Encoder {name!r}: {folder} has no config.json. {hint}")
-    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    if not weights:
-        raise ConfigError(f"Encoder {name!r}: {folder} holds no *.safetensors or *.bin weights. {hint}")
+    folder, weights = local_model_folder(name, model_dir, example)
     return folder, weights, json.loads((folder / "config.json").read_text())
 
 

@@ -374,27 +374,34 @@ def minilm(**options: Any) -> MiniLM:
 # CLIP ViT-L/14 image tokens (weights from a local folder the user downloaded)
 
 
+def local_model_folder(name: str, model_dir: str | Path | None, example: str) -> tuple[Path, list[Path]]:
+    """Check a local transformers model folder for encoder ``name``: (the folder, its weight files), or a
+    :class:`ConfigError` saying how to get ``example`` (a hub name) onto the machine."""
+    hint = (
+        f"Download {example} once (e.g. `huggingface-cli download {example} --local-dir <dir>` on a machine "
+        f"with network) and pass model_dir=<dir> to encoder {name!r}."
+    )
+    if model_dir is None:
+        raise ConfigError(f"Encoder {name!r} needs model_dir, a local model folder. {hint}")
+    folder = Path(model_dir)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"Encoder {name!r}: {folder} is not a model folder (no config.json). {hint}")
+    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    if not weights:
+        raise ConfigError(f"Encoder {name!r}: {folder} holds no *.safetensors or *.bin weights. {hint}")
+    return folder, weights
+
+
 def _clip_folder(
     name: str, model_dir: str | Path | None, needs: Sequence[str] = ()
 ) -> tuple[Path, list[Path]]:
     """Check a local CLIP folder for encoder ``name``: (the folder, its weight files); ``needs``: other files."""
-    hint = (
-        "Download openai/clip-vit-large-patch14 once (e.g. `huggingface-cli download "
-        "openai/clip-vit-large-patch14 --local-dir <dir>` on a machine with network) and pass "
-        f"model_dir=<dir> to encoder {name!r}."
-    )
-    if model_dir is None:
-        raise ConfigError(f"Encoder {name!r} needs model_dir, a local CLIP model folder. {hint}")
-    folder = Path(model_dir)
-    if not (folder / "config.json").is_file():
-        raise ConfigError(f"Encoder {name!r}: {folder} is not a CLIP model folder (no config.json). {hint}")
-    weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    if not weights:
-        raise ConfigError(f"Encoder {name!r}: {folder} holds no *.safetensors or *.bin weights. {hint}")
+    folder, weights = local_model_folder(name, model_dir, "openai/clip-vit-large-patch14")
     for group in needs:
         if not any((folder / file).is_file() for file in group.split("|")):
             raise ConfigError(
-                f"Encoder {name!r}: {folder} has no {' or '.join(group.split('|'))} (the tokenizer). {hint}"
+                f"Encoder {name!r}: {folder} has no {' or '.join(group.split('|'))} (the tokenizer). Download "
+                f"openai/clip-vit-large-patch14 once and pass model_dir=<dir> to encoder {name!r}."
             )
     return folder, weights
 
