@@ -11,7 +11,18 @@ from brainkit.errors import ConfigError, DataError
 from brainkit.stimuli.av_encoders import AUDIO_RATE, clip_features
 from brainkit.stimuli.encoders import get_encoder
 from brainkit.stimuli.movies import SHOT_KINDS, movie_segment, render_shot, rest_frames
-from brainkit.stimuli.speech import DEFAULT_FOLDERS, load_recordings, read_wav, recording_files, speech_track
+from brainkit.stimuli.speech import (
+    DEFAULT_FOLDERS,
+    Voice,
+    ambience,
+    draw_voices,
+    load_recordings,
+    read_wav,
+    recording_files,
+    scene_track,
+    speak,
+    speech_track,
+)
 
 HAVE_SPEECH = any(Path(p).is_dir() for p in DEFAULT_FOLDERS)
 needs_speech = pytest.mark.skipif(
@@ -66,6 +77,51 @@ def test_speech_track_fills_the_segment_with_real_recordings() -> None:
     np.testing.assert_array_equal(track, speech_track(10, waves, seed=3)[0])
     voiced = np.abs(track.reshape(100, -1)).max(axis=1) > 0.01  # 100 ms windows
     assert 0.3 < voiced.mean() < 1.0  # utterances with pauses
+
+
+def _peak_hz(wave: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(wave))
+    return float(np.argmax(spectrum) * AUDIO_RATE / len(wave))
+
+
+def test_voices_shift_pitch_and_carry_their_background_band() -> None:
+    voices = draw_voices(4, np.random.default_rng(0))
+    assert voices == draw_voices(4, np.random.default_rng(0))
+    rates = sorted(v.rate for v in voices)
+    assert 0.73 < rates[0] and rates[-1] < 1.38 and min(np.diff(rates)) > 0.1  # distinct speakers
+    tone = np.sin(2 * np.pi * 400 * np.arange(AUDIO_RATE) / AUDIO_RATE).astype(np.float32)
+    high = speak(tone, Voice(1.25, (500.0, 1000.0), 0.05))
+    assert len(high) == pytest.approx(AUDIO_RATE / 1.25, abs=2) and _peak_hz(high) == pytest.approx(
+        500, abs=3
+    )
+    noise = ambience(AUDIO_RATE, Voice(1.0, (1000.0, 2000.0), 0.05), np.random.default_rng(1))
+    assert np.sqrt(np.mean(noise**2)) == pytest.approx(0.05, rel=1e-4)
+    power = np.abs(np.fft.rfft(noise)) ** 2  # 1 s: bin = Hz
+    assert power[1000:2000].sum() > 0.8 * power.sum()
+    with pytest.raises(ConfigError, match="at least one voice"):
+        draw_voices(0, np.random.default_rng(0))
+
+
+def test_scene_track_speaks_each_span_in_its_voice() -> None:
+    tone = np.sin(2 * np.pi * 400 * np.arange(AUDIO_RATE // 2) / AUDIO_RATE).astype(np.float32)
+    voices = [Voice(0.8, (3000.0, 4000.0), 0.01), Voice(1.25, (3000.0, 4000.0), 0.01)]
+    spans = [(0.0, 2.5, 0), (2.5, 6.0, 1)]
+    track, used = scene_track(6, spans, voices, [tone], seed=2)
+    assert track.shape == (6 * AUDIO_RATE,) and len(used) >= 4
+    np.testing.assert_array_equal(track, scene_track(6, spans, voices, [tone], seed=2)[0])
+    assert _peak_hz(track[: 5 * AUDIO_RATE // 2]) == pytest.approx(320, abs=4)  # 400 Hz x 0.8
+    assert _peak_hz(track[5 * AUDIO_RATE // 2 :]) == pytest.approx(500, abs=4)  # 400 Hz x 1.25
+    with pytest.raises(DataError, match="voice in 0..1"):
+        scene_track(6, [(0.0, 6.0, 2)], voices, [tone])
+
+
+def test_shot_focus_names_what_is_shown() -> None:
+    _, shots = movie_segment(40, fps=2, size=32, seed=1)
+    for shot in shots:
+        if shot.kind == "faces":
+            assert shot.focus == "face " + shot.source.split()[-1].split(",")[0]
+        else:
+            assert shot.focus.endswith((".png", ".jpg")) and shot.source.startswith(shot.focus)
 
 
 def test_read_wav_resamples_to_16k(tmp_path) -> None:

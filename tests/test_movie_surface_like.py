@@ -137,6 +137,28 @@ def test_bad_config_raises() -> None:
         msl.MovieSurfaceConfig(last_rest_seconds=2)
     with pytest.raises(ConfigError, match="snr"):
         msl.MovieSurfaceConfig(snr=(0.5, 0.1))
+    with pytest.raises(ConfigError, match="soundtrack must be one of"):
+        msl.MovieSurfaceConfig(soundtrack="music")
+    with pytest.raises(ConfigError, match="n_voices"):
+        msl.MovieSurfaceConfig(n_voices=0)
+
+
+def test_soundtrack_follows_the_shots_and_keeps_the_video_cache_key() -> None:
+    from brainkit.data.builtin.movie_surface_like_stimuli import run_design, shot_voices, stimulus_key
+    from brainkit.stimuli.movies import movie_segment
+
+    _, shots = movie_segment(60, fps=2, size=32, seed=3)
+    voices = shot_voices(shots, 3, np.random.default_rng(0))
+    by_focus: dict[str, set[int]] = {}
+    for shot, v in zip(shots, voices):
+        by_focus.setdefault(shot.focus, set()).add(v)
+    assert all(len(v) == 1 for v in by_focus.values())  # a returning face or photo keeps its voice
+    assert len(set(voices)) == min(3, len(by_focus))  # the voices take turns
+    scenes = msl.PRESETS["testing"]
+    independent = dataclasses.replace(scenes, soundtrack="independent")
+    design = run_design(scenes)
+    assert stimulus_key(scenes, design, "video") == stimulus_key(independent, design, "video")
+    assert stimulus_key(scenes, design, "audio") != stimulus_key(independent, design, "audio")
 
 
 def test_missing_recordings_raise(tmp_path) -> None:

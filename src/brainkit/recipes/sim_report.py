@@ -67,9 +67,10 @@ def notes_for(config: SIMRecipeConfig, main: list[dict], context: dict[str, Any]
             if sim < 2 * CHANCE <= ridge:
                 notes.append(
                     f"fMRI->{direction} on unseen clips is near chance for SIM although the data carry the signal "
-                    f"(the linear baseline finds it): SIM's heads do not generalise to unseen clips from "
-                    f"{int(clips['train'].sum())} training clips; the monitoring curves show whether more steps "
-                    "would help (a flat curve: they would not; more training clips would)."
+                    f"(the linear baseline finds it): SIM's shared fMRI embedding is trained mostly towards video, "
+                    f"and its {direction} head can then only map the {int(clips['train'].sum())} training clips' "
+                    f"{direction} to their embeddings by rote. This is what happens when sound and pictures are "
+                    "unrelated (movie data soundtrack='independent'); docs/methods/sim.md measures it."
                 )
     if set(config.inits) == set(INITS):
         differences = [r["top1 vsMAE - scratch"] for r in main if r.get("top1 vsMAE - scratch") is not None]

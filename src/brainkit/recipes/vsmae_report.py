@@ -40,11 +40,12 @@ def surface_figure(example: dict[str, Any], data: dict[str, Any]) -> Figure | No
 
 
 def _draw(ax, xyz, faces, values, limit, cmap="RdBu_r") -> None:
-    face_values = np.nanmean(values[faces], axis=1)
+    corners = values[faces]  # (n_faces, 3); NaN on the medial wall
+    count = np.isfinite(corners).sum(axis=1)
+    colours = np.nansum(corners, axis=1) / np.maximum(count, 1)  # mean of the finite corners, 0 when none
     collection = ax.plot_trisurf(
         xyz[:, 0], xyz[:, 1], xyz[:, 2], triangles=faces, linewidth=0, antialiased=False
     )
-    colours = np.nan_to_num(face_values, nan=0.0)
     collection.set_array(colours)
     collection.set_cmap(cmap)
     collection.set_clim(-limit if cmap != "Greys" else 0.0, limit)

@@ -43,6 +43,14 @@ class Shot:
     n_frames: int
     source: str
 
+    @property
+    def focus(self) -> str:
+        """What the shot is of: its photo's file name (a crossfade's first photo) or ``"face N"`` (the first
+        face of a face sequence); the soundtrack ties a voice to it (:func:`brainkit.stimuli.speech.scene_track`)."""
+        if self.kind == "faces":
+            return "face " + self.source.rsplit(" ", 1)[-1].split(",")[0]
+        return self.source.split(" ", 1)[0]
+
 
 def _crop_resize(image: np.ndarray, top: float, left: float, side: float, size: int) -> np.ndarray:
     """The square window (top, left, side) of ``image`` in pixels, resized to size x size (bilinear)."""

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 BUILD_VERSION = 1
 CLIP_SECONDS = 3
+SOUNDTRACKS = ("scenes", "independent")
 LAG = 6  # SIM's temporal_lag: the fMRI sample at frame t pairs with clip max(0, t - 6)
 
 
@@ -80,6 +81,11 @@ class MovieSurfaceConfig:
     speech_dir: str | None = (
         None  # a folder of wav files; default: the Debian recordings (see stimuli.speech)
     )
+    # "scenes": each shot is spoken by the voice tied to what it shows (a segment's n_voices speakers, each with
+    # its own pitch and room tone), so sound and pictures share the scene as in a film; "independent": random
+    # recordings in one voice, unrelated to the pictures (stimuli.speech; docs/datasets.md shows what it does to SIM)
+    soundtrack: str = "scenes"
+    n_voices: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +102,14 @@ class MovieSurfaceConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"MovieSurfaceConfig.{name} must be a positive integer, found {value!r}.")
+        if self.soundtrack not in SOUNDTRACKS:
+            raise ConfigError(
+                f"MovieSurfaceConfig.soundtrack must be one of {SOUNDTRACKS}, found {self.soundtrack!r}."
+            )
+        if not isinstance(self.n_voices, int) or self.n_voices < 1:
+            raise ConfigError(
+                f"MovieSurfaceConfig.n_voices must be a positive integer, found {self.n_voices!r}."
+            )
         if not isinstance(self.order, int) or not 1 <= self.order <= 5:
             raise ConfigError(
                 f"MovieSurfaceConfig.order must be 1..5 (the real run is fsaverage5), found {self.order!r}."

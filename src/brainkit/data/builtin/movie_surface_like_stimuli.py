@@ -89,10 +89,12 @@ def clip_segments(design: Design) -> np.ndarray:
 # Stimuli and their per-second embeddings (cached)
 
 
-def stimulus_key(config: MovieSurfaceConfig, design: Design) -> dict[str, Any]:
+def stimulus_key(config: MovieSurfaceConfig, design: Design, role: str = "video") -> dict[str, Any]:
+    """What the rendered stimuli depend on (a cache key); the audio's adds how the soundtrack is made, so a
+    soundtrack change keeps the cached video embeddings."""
     from brainkit.stimuli.speech import recordings_fingerprint
 
-    return {
+    key: dict[str, Any] = {
         "version": STIMULUS_VERSION,
         "seed": config.seed,
         "fps": config.fps,
@@ -100,18 +102,37 @@ def stimulus_key(config: MovieSurfaceConfig, design: Design) -> dict[str, Any]:
         "lengths": sorted(design.lengths.items()),
         "speech": recordings_fingerprint(config.speech_dir),
     }
+    if role == "audio" and config.soundtrack != "independent":
+        key |= {"soundtrack": config.soundtrack, "n_voices": config.n_voices, "soundtrack_version": 1}
+    return key
+
+
+def shot_voices(shots: list, n_voices: int, rng: np.random.Generator) -> list[int]:
+    """The voice of each shot: every distinct thing shown (:attr:`Shot.focus`) gets one of ``n_voices``, in
+    turn by first appearance from a random start, so it sounds the same wherever it returns."""
+    start, of = int(rng.integers(n_voices)), {}
+    for shot in shots:
+        of.setdefault(shot.focus, (start + len(of)) % n_voices)
+    return [of[shot.focus] for shot in shots]
 
 
 def render_segments(config: MovieSurfaceConfig, design: Design) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """segment id -> (frames uint8 (n_seconds, fps, size, size, 3), audio float32 (n_seconds, 16000))."""
     from brainkit.stimuli.movies import movie_segment
-    from brainkit.stimuli.speech import SAMPLE_RATE, load_recordings, speech_track
+    from brainkit.stimuli.speech import SAMPLE_RATE, draw_voices, load_recordings, scene_track, speech_track
 
     _, waves = load_recordings(config.speech_dir)
     out = {}
     for seg, n in design.lengths.items():
-        frames, _ = movie_segment(n, config.fps, config.frame_size, seed=config.seed * 1000 + seg)
-        audio, _ = speech_track(n, waves, seed=config.seed * 1000 + seg)
+        frames, shots = movie_segment(n, config.fps, config.frame_size, seed=config.seed * 1000 + seg)
+        if config.soundtrack == "independent":
+            audio, _ = speech_track(n, waves, seed=config.seed * 1000 + seg)
+        else:  # "scenes": each shot spoken by the voice of what it shows
+            rng = np.random.default_rng([config.seed, 4, seg])
+            voices = draw_voices(config.n_voices, rng)
+            spans = [(shot.start / config.fps, (shot.start + shot.n_frames) / config.fps, v)
+                     for shot, v in zip(shots, shot_voices(shots, config.n_voices, rng))]  # fmt: skip
+            audio, _ = scene_track(n, spans, voices, waves, seed=config.seed * 1000 + seg)
         out[seg] = (
             frames.reshape(n, config.fps, config.frame_size, config.frame_size, 3),
             audio.reshape(n, SAMPLE_RATE),
@@ -153,7 +174,7 @@ def per_second_embeddings(
             f"MovieSurfaceConfig.{role}_encoder {name!r} is a {encoder.modality} encoder, not {role}."
         )
     key = json.dumps(
-        {"stimuli": stimulus_key(config, design), "encoder": encoder.fingerprint}, sort_keys=True
+        {"stimuli": stimulus_key(config, design, role), "encoder": encoder.fingerprint}, sort_keys=True
     )
     path = (
         root
