@@ -128,6 +128,16 @@ def test_deterministic_and_cached(built, tmp_path) -> None:
     assert not np.array_equal(other.video, built.video)
 
 
+@needs_speech
+def test_independent_soundtrack_changes_only_the_sound(built, tmp_path) -> None:
+    config = dataclasses.replace(msl.PRESETS["testing"], n_subjects=1, soundtrack="independent")
+    plain = msl.load_movie_surface_like(config, cache_dir=tmp_path)
+    np.testing.assert_array_equal(plain.video, built.video)
+    movie = built.segment_of[0] >= 0
+    assert not np.allclose(plain.audio[0, movie], built.audio[0, movie])
+    assert plain.info["config"]["soundtrack"] == "independent" and built.info["config"]["n_voices"] == 4
+
+
 def test_bad_config_raises() -> None:
     with pytest.raises(ConfigError, match="preset"):
         msl.load_movie_surface_like("cpu_huge")
