@@ -83,7 +83,7 @@ class MovieSurfaceConfig:
     )
     # "scenes": each shot is spoken by the voice tied to what it shows (a segment's n_voices speakers, each with
     # its own pitch and room tone), so sound and pictures share the scene as in a film; "independent": random
-    # recordings in one voice, unrelated to the pictures (stimuli.speech; docs/datasets.md shows what it does to SIM)
+    # recordings in one voice, unrelated to the pictures (stimuli.speech; docs/methods/sim.md shows what it does to SIM)
     soundtrack: str = "scenes"
     n_voices: int = 4
     seed: int = 0
