@@ -36,7 +36,8 @@ def test_fit_learns_and_logs(tmp_path):
     assert result.history[-1]["val_top1"] > max(before, 3 / len(val.x))
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == list(range(1, 16))
-    assert (tmp_path / "checkpoint" / "model.safetensors").is_file()
+    assert (tmp_path / "state" / "model.safetensors").is_file()
+    assert (tmp_path / "state" / "optimizer.safetensors").is_file()
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -128,3 +129,193 @@ def test_torch_threads_sets_and_restores_the_count():
     except RuntimeError:
         pass
     assert torch.get_num_threads() == before
+
+
+# --- the one trainer: steps, accumulation, best checkpoint, resume checks, schedules -----------------------------
+
+
+def _task(n=37, seed=0):
+    from brainkit.training import Task
+
+    class Masked(Task):
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.x = torch.randn(n, 5, generator=g)
+            self.y = self.x @ torch.randn(5, 3, generator=g)
+            torch.manual_seed(seed)
+            self.linear = torch.nn.Linear(5, 3)
+
+        def n_samples(self):
+            return n
+
+        def draw(self, rows, generator):
+            return torch.rand(len(rows), 5, generator=generator) > 0.2
+
+        def load(self, rows, drawn):
+            return self.x[rows] * drawn, self.y[rows]
+
+        def forward(self, batch):
+            x, y = batch
+            mse = ((self.linear(x) - y) ** 2).mean()
+            return {"loss": mse, "mse": mse.detach()}
+
+        def validate(self):
+            return {"val_mse": float(((self.linear(self.x) - self.y) ** 2).mean())}
+
+    return Masked()
+
+
+def test_steps_count_optimiser_steps_and_validate_every():
+    from brainkit.training import train
+
+    task = _task()
+    config = TrainingConfig(steps=7, batch_size=8, validate_every=3, warmup_steps=2, progress=False, lr=0.05)
+    result = train(task, config)
+    assert result.steps == 7
+    assert [r["step"] for r in result.history] == [3, 6, 7]  # 4 batches of 8 per epoch: steps cross epochs
+    assert result.history[0]["epoch"] == 0.75
+    assert {"train_loss", "train_mse", "val_mse", "lr"} <= set(result.history[-1])
+    assert result.history[-1]["val_mse"] < result.history[0]["val_mse"]
+
+
+def test_accumulation_equals_a_big_batch_for_a_mean_loss():
+    """2 x 8 rows accumulated == one batch of 16 rows when the loss is a per-row mean (same order, same draws)."""
+    from brainkit.training import Task, train
+
+    class Plain(Task):
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(3)
+            self.x, self.y = torch.randn(32, 4, generator=g), torch.randn(32, 2, generator=g)
+            torch.manual_seed(0)
+            self.linear = torch.nn.Linear(4, 2)
+
+        def n_samples(self):
+            return 32
+
+        def batches(self, epoch, batch_size, generator):  # the same 16-row order whatever the micro-batch
+            order = torch.randperm(32, generator=generator)
+            return [order[i : i + batch_size] for i in range(0, 32, batch_size)]
+
+        def load(self, rows, drawn):
+            return self.x[rows], self.y[rows]
+
+        def forward(self, batch):
+            return ((self.linear(batch[0]) - batch[1]) ** 2).mean()
+
+    big, small = Plain(), Plain()
+    train(big, TrainingConfig(epochs=2, batch_size=16, progress=False, grad_clip=None, weight_decay=0))
+    train(small, TrainingConfig(epochs=2, batch_size=8, accumulate=2, progress=False, grad_clip=None,
+                                weight_decay=0))  # fmt: skip
+    for a, b in zip(big.parameters(), small.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_best_checkpoint_is_kept_beside_the_last(tmp_path):
+    from brainkit.training import train
+    from brainkit.training.state import load_weights
+
+    task = _task()
+    config = TrainingConfig(
+        epochs=6, batch_size=8, lr=0.05, monitor="val_mse", monitor_mode="min", progress=False
+    )
+    result = train(task, config, out_dir=tmp_path)
+    assert result.best["val_mse"] == min(r["val_mse"] for r in result.history)
+    meta = json.loads((tmp_path / "best" / "config.json").read_text())
+    assert meta["step"] == result.best["step"]
+    fresh = _task()
+    load_weights(tmp_path / "best", fresh)
+    with torch.no_grad():
+        assert fresh.validate()["val_mse"] == pytest.approx(result.best["val_mse"], rel=1e-6)
+
+
+def test_unknown_monitor_raises():
+    from brainkit.errors import ConfigError
+    from brainkit.training import train
+
+    with pytest.raises(ConfigError, match="training.monitor='val_top5' is not among"):
+        train(_task(), TrainingConfig(epochs=1, batch_size=8, monitor="val_top5", progress=False))
+
+
+def test_resume_mid_epoch_by_steps_is_exact(tmp_path):
+    from brainkit.training import train
+
+    config = TrainingConfig(steps=9, batch_size=8, validate_every=2, progress=False, lr=0.05)
+    full = _task()
+    whole = train(full, config, out_dir=tmp_path / "full")
+    part = _task()
+    train(part, config, out_dir=tmp_path / "part", until_step=5)  # stops inside a period and inside an epoch
+    resumed = _task()
+    torch.nn.init.zeros_(resumed.linear.weight)  # everything must come from the checkpoint
+    again = train(resumed, config, out_dir=tmp_path / "part", resume=True)
+    for a, b in zip(full.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [r["train_loss"] for r in again.history] == [r["train_loss"] for r in whole.history]
+
+
+def test_resume_with_changed_settings_raises(tmp_path):
+    from brainkit.errors import ConfigError
+    from brainkit.training import train
+
+    config = TrainingConfig(epochs=4, batch_size=8, progress=False)
+    train(_task(), config, out_dir=tmp_path, until_epoch=2)
+    changed = TrainingConfig(epochs=4, batch_size=8, progress=False, lr=0.5, seed=3)
+    with pytest.raises(ConfigError, match=r"other settings \(lr: 0.001 -> 0.5, seed: 0 -> 3\)"):
+        train(_task(), changed, out_dir=tmp_path, resume=True)
+
+
+def test_non_finite_loss_stops_with_advice():
+    from brainkit.training import train
+
+    task = _task()
+    task.y[0, 0] = float("inf")
+    with pytest.raises(DataError, match="training loss became .* at step 1; lower training.lr"):
+        train(task, TrainingConfig(epochs=1, batch_size=37, progress=False))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("epochs", 0, "epochs must be >= 1"), ("batch_size", -5, "batch_size must be >= 1"),
+     ("checkpoint_every", 0, "checkpoint_every must be >= 1"), ("optimizer", "sgd", "optimizer must be one of"),
+     ("lr", float("nan"), "lr must be a finite number"), ("accumulate", 0, "accumulate must be >= 1")],
+)  # fmt: skip
+def test_out_of_range_settings_raise(field, value, message):
+    from brainkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"training.{message}"):
+        TrainingConfig(**{field: value})
+
+
+def test_step_schedule_and_parameter_group_scales():
+    from brainkit.training import Task, train
+
+    config = TrainingConfig(
+        epochs=10, lr=1.0, schedule="step", lr_step_epochs=4, lr_decay=0.5, warmup_epochs=0
+    )
+    assert [learning_rate(config, s, 3) for s in (0, 11, 12, 24)] == [1.0, 1.0, 0.5, 0.25]
+
+    class Groups(Task):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+
+        def n_samples(self):
+            return 4
+
+        def load(self, rows, drawn):
+            return torch.ones(len(rows), 2)
+
+        def forward(self, x):
+            return (self.a(x) + self.b(x)).pow(2).mean()
+
+        def parameter_groups(self):
+            return [{"params": self.a.parameters(), "lr_scale": 0.1},
+                    {"params": self.b.parameters(), "frozen_steps": 2}]  # fmt: skip
+
+    task = Groups()
+    before = [p.detach().clone() for p in task.b.parameters()]
+    train(task, TrainingConfig(steps=2, batch_size=4, schedule="constant", warmup_epochs=0, progress=False,
+                               weight_decay=0))  # fmt: skip
+    for a, b in zip(before, task.b.parameters()):
+        assert torch.equal(a, b)  # frozen for the first 2 steps

@@ -218,13 +218,12 @@ def train_run(
         # a closed-form model (ridge) has no trainable parameters but fitted coefficients: count those
         n_params = count_parameters(model, trainable_only=not hasattr(model, "fit_closed_form"))
         meta = {"subject": config.data.subject, "n_parameters": n_params, "train_seconds": result.seconds}
-        shutil.rmtree(work / "checkpoint", ignore_errors=True)
-        shutil.rmtree(work / "train_state", ignore_errors=True)
+        shutil.rmtree(work / "state", ignore_errors=True)
         save_model(work / "checkpoint", model, metadata=meta)
         atomic_write_text(work / "history.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
         atomic_write_text(work / "metrics.json", json.dumps({**meta, **metrics}, indent=2))
     except BaseException:
-        if (work / "train_state").is_dir():
+        if (work / "state").is_dir():
             log.error("Run interrupted; resume it with --resume (partial state kept in %s).", work)
         else:
             shutil.rmtree(work, ignore_errors=True)

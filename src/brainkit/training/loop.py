@@ -1,0 +1,278 @@
+"""THE training loop: every phase of every method runs through :func:`train` (Lightning Fabric underneath).
+
+One loop for a CPU, one GPU or many GPUs / nodes: a global batch split across processes (the task's objective
+gathers negatives), seeded batch order and random draws, AdamW or Adam with warmup + cosine / step schedules,
+gradient accumulation and clipping, mixed precision, validation every epoch or every ``validate_every`` steps,
+the best checkpoint by a named metric beside the last, ``until_epoch`` / ``until_step`` limits for cluster time
+slots, and resumption that continues bit for bit.
+
+Randomness: the batch order of epoch ``e`` comes from a generator seeded with ``(seed, e)``; the random draws of
+optimiser step ``s`` (masks, noise: :meth:`Task.draw`) from one seeded with ``(seed, s)``, and the global torch
+generator (dropout, in-model noise) is re-seeded with ``(seed, s, rank)`` at every step. So a run resumed from any
+checkpoint continues exactly, with no generator state to save.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from brainkit.checkpoint import atomic_write_text
+from brainkit.config import to_dict
+from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.training.config import RESUMABLE_CHANGES, TrainingConfig
+from brainkit.training.schedule import learning_rate, total_steps
+from brainkit.training.state import load_state, save_state, save_weights
+from brainkit.training.task import Task, take
+
+log = logging.getLogger(__name__)
+STATE, BEST, HISTORY = "state", "best", "history.jsonl"
+
+
+@dataclass
+class FitResult:
+    """Per-period history (one record per epoch or ``validate_every`` steps), seconds, and the best record."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    best: dict[str, Any] | None = None
+    steps: int = 0
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run the block with ``n`` torch threads (``None`` or 0: as they are), then restore the previous count."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # leave the process as it was
+
+
+def make_fabric(config: TrainingConfig):
+    """A Lightning Fabric for ``config``'s accelerator, devices, nodes, strategy and precision."""
+    from lightning.fabric import Fabric
+
+    try:
+        return Fabric(
+            accelerator=config.accelerator,
+            devices=config.devices,
+            num_nodes=config.num_nodes,
+            strategy=config.strategy,
+            precision=config.precision,
+        )
+    except (ValueError, RuntimeError, TypeError) as err:
+        raise ConfigError(
+            f"Cannot set up training on {config.accelerator} x {config.devices}: {err}"
+        ) from None
+
+
+def _optimizer(task: Task, config: TrainingConfig) -> torch.optim.Optimizer:
+    groups = task.parameter_groups()
+    for group in groups:
+        group["params"] = list(group["params"])
+        group.setdefault("lr_scale", 1.0)
+        group.setdefault("frozen_steps", 0)
+    if not any(group["params"] for group in groups):
+        raise ConfigError(f"{type(task).__name__}: nothing to train (every parameter is frozen).")
+    cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+
+
+def _seed(seed: int, index: int) -> int:
+    return (seed * 1_000_003 + index) % (2**62)
+
+
+def _split(out: Any, name: str, step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    parts = out if isinstance(out, dict) else {"loss": out}
+    loss = parts["loss"]
+    if not torch.isfinite(loss.detach()).all():
+        raise DataError(
+            f"{name}: the training loss became {float(loss.detach())} at step {step + 1}; lower training.lr, "
+            "set training.grad_clip, or check the inputs for extreme values."
+        )
+    return loss, parts
+
+
+def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) -> None:
+    saved, now = meta.get("training", {}), to_dict(config)
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise ConfigError(
+            f"Cannot resume {folder} with other settings ({detail}): the run so far used the saved ones. "
+            "Resume with the same settings, or start a new run."
+        )
+
+
+def _improved(config: TrainingConfig, record: dict[str, Any], best: dict[str, Any] | None) -> bool:
+    if config.monitor is None:
+        return False
+    if config.monitor not in record:
+        raise ConfigError(
+            f"training.monitor={config.monitor!r} is not among the logged values {sorted(record)}; "
+            "name one of them, or set it to null."
+        )
+    if best is None:
+        return True
+    value, old = record[config.monitor], best[config.monitor]
+    return value > old if config.monitor_mode == "max" else value < old
+
+
+def train(
+    task: Task,
+    config: TrainingConfig,
+    out_dir: str | Path | None = None,
+    resume: bool = False,
+    fabric: Any = None,
+    until_epoch: int | None = None,
+    until_step: int | None = None,
+    name: str | None = None,
+) -> FitResult:
+    """Train ``task`` (its submodules, in place) with ``config``; returns the history.
+
+    With ``out_dir``: ``out_dir/state`` (weights, optimiser, counters, history: one atomic folder) every
+    ``checkpoint_every`` periods and at the end, ``out_dir/best`` (weights) when ``config.monitor`` improves, and
+    ``out_dir/history.jsonl``. ``resume=True`` continues from ``out_dir/state`` (same settings required).
+    ``until_epoch`` / ``until_step`` stop early (the schedule still spans the whole run), so a long run can be
+    split into jobs that fit a cluster's time limit. Under multi-process strategies, call this from the function
+    Fabric launches, or pass a launched ``fabric``.
+    """
+    name = name or type(task).__name__
+    start = time.perf_counter()
+    out = Path(out_dir) if out_dir is not None else None
+    with torch_threads(config.threads):
+        if fabric is None:
+            fabric = make_fabric(config)
+            fabric.launch()
+        world, rank = fabric.world_size, fabric.global_rank
+        if config.batch_size % world:
+            raise ConfigError(
+                f"training.batch_size {config.batch_size} is not divisible by {world} processes."
+            )
+
+        def epoch_batches(epoch: int) -> list[Any]:
+            return task.batches(
+                epoch, config.batch_size, torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+            )
+
+        first = epoch_batches(0)
+        steps_per_epoch = len(first) // config.accumulate
+        if steps_per_epoch < 1:
+            raise DataError(
+                f"{name}: {len(first)} batches per epoch, fewer than training.accumulate={config.accumulate}; "
+                "lower the batch size or accumulate, or add data."
+            )
+        total = total_steps(config, steps_per_epoch)
+        stop = min(total, until_step or total, (until_epoch or total) * steps_per_epoch)
+        period = config.validate_every or steps_per_epoch
+        optimizer = _optimizer(task, config)
+        history: list[dict[str, Any]] = []
+        step, best, sums = 0, None, {}
+        if resume:
+            if out is None or not (out / STATE).is_dir():
+                raise CheckpointError(f"Cannot resume: {out}/{STATE} does not exist. Start without --resume.")
+            meta = load_state(out / STATE, task, optimizer)
+            _check_resume(meta, config, out / STATE)
+            step, history, best, sums = meta["step"], meta["history"], meta["best"], meta["sums"]
+        module, optimizer = fabric.setup(task, optimizer)
+        bar = tqdm(total=total, initial=step, desc=name, leave=False,
+                   disable=True if (not config.progress or rank) else None)  # fmt: skip
+        cache: dict[int, list[Any]] = {0: first}
+
+        def write(record_best: bool) -> None:
+            meta = {"training": to_dict(config), "task": name, "step": step, "history": history,
+                    "best": best, "sums": sums}  # fmt: skip
+            save_state(out / STATE, task, optimizer, meta)
+            if record_best:
+                save_weights(out / BEST, task, {"task": name, "step": step, "record": best})
+            atomic_write_text(out / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
+
+        module.train()
+        while step < stop:
+            epoch, within = divmod(step, steps_per_epoch)
+            if epoch not in cache:
+                cache = {epoch: epoch_batches(epoch)}
+            micro = cache[epoch][within * config.accumulate : (within + 1) * config.accumulate]
+            for group in optimizer.param_groups:
+                frozen = step < group["frozen_steps"]
+                group["lr"] = (
+                    0.0 if frozen else learning_rate(config, step, steps_per_epoch) * group["lr_scale"]
+                )
+            torch.manual_seed(_seed(config.seed, step) + 7919 * (rank + 1))
+            generator = torch.Generator().manual_seed(_seed(config.seed, step))
+            for i, rows in enumerate(micro):
+                drawn = task.draw(rows, generator)
+                if len(rows) % world:
+                    raise DataError(
+                        f"{name}: a batch of {len(rows)} rows does not split over {world} processes."
+                    )
+                local = slice(rank * (len(rows) // world), (rank + 1) * (len(rows) // world))
+                batch = fabric.to_device(task.load(rows[local], take(drawn, local)))
+                last = i == len(micro) - 1
+                sync = (
+                    fabric.no_backward_sync(module, enabled=not last)
+                    if world > 1
+                    else contextlib.nullcontext()
+                )
+                with sync:
+                    loss, parts = _split(module(batch), name, step)
+                    fabric.backward(loss / len(micro))
+                for key, value in parts.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) / len(micro)
+            if config.grad_clip:
+                fabric.clip_gradients(module, optimizer, max_norm=config.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            sums["_steps"] = sums.get("_steps", 0) + 1
+            bar.update(1)
+            at_end = step == total
+            if step % period and not at_end:
+                if step == stop and out is not None and rank == 0:
+                    write(False)  # stopped by until_*: keep the partial period's sums for the resumed job
+                continue
+            n = sums.pop("_steps")
+            keys = sorted(sums)
+            means = fabric.all_reduce(torch.tensor([sums[k] / n for k in keys]), reduce_op="mean")
+            record: dict[str, Any] = {"step": step, "epoch": round(step / steps_per_epoch, 4)}
+            if record["epoch"] == int(record["epoch"]):
+                record["epoch"] = int(record["epoch"])
+            record.update(
+                {("train_loss" if k == "loss" else f"train_{k}"): float(v) for k, v in zip(keys, means)}
+            )
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            task.eval()
+            with torch.no_grad():
+                record.update({k: float(v) for k, v in task.validate().items()})
+            module.train()
+            record["seconds"] = round(time.perf_counter() - start, 3)
+            sums = {}
+            history.append(record)
+            improved = _improved(config, record, best)
+            if improved:
+                best = dict(record)
+            bar.set_postfix(
+                {k: round(v, 4) for k, v in record.items() if k not in ("step", "epoch", "seconds")}
+            )
+            log.info("%s step %d: %s", name, step, record)
+            periods = -(-step // period)
+            if (
+                out is not None
+                and rank == 0
+                and (periods % config.checkpoint_every == 0 or step == stop or improved)
+            ):
+                write(improved)
+        bar.close()
+        fabric.barrier()
+    return FitResult(history=history, seconds=time.perf_counter() - start, best=best, steps=step)
