@@ -319,3 +319,14 @@ def test_step_schedule_and_parameter_group_scales():
                                weight_decay=0))  # fmt: skip
     for a, b in zip(before, task.b.parameters()):
         assert torch.equal(a, b)  # frozen for the first 2 steps
+
+
+def test_bf16_mixed_precision_trains_and_keeps_fp32_weights():
+    from brainkit.training import train
+
+    task = _task()
+    result = train(
+        task, TrainingConfig(epochs=3, batch_size=8, lr=0.05, precision="bf16-mixed", progress=False)
+    )
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    assert task.linear.weight.dtype == torch.float32  # autocast in the forward only
