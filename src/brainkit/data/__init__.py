@@ -12,22 +12,17 @@ from brainkit.registry import DATASETS
 
 def load_dataset(name: str, **options: Any) -> DecodingDataset:
     """Build or read the registered dataset ``name`` (``brainkit list`` shows the names)."""
-    _register_all()
     return DATASETS.get(name)(**options)
 
 
 def dataset_accepts(name: str, option: str) -> bool:
     """Whether the factory of dataset ``name`` takes the keyword ``option`` (e.g. ``cache_dir``)."""
-    _register_all()
     return option in inspect.signature(DATASETS.get(name)).parameters
 
 
-def _register_all() -> None:
-    """Import the modules that register datasets (kept lazy: they pull heavy dependencies)."""
-    import brainkit.data.builtin.hcp_cohort  # noqa: F401
-    import brainkit.data.builtin.hcp_movie_like  # noqa: F401
-    import brainkit.data.builtin.nsd_like  # noqa: F401
-    import brainkit.data.readers.nsd  # noqa: F401
+def register_all() -> None:
+    """Import the modules that register datasets (what any look-up in DATASETS does first)."""
+    DATASETS.discover()
 
 
 __all__ = [
@@ -38,4 +33,5 @@ __all__ = [
     "make_split",
     "load_dataset",
     "dataset_accepts",
+    "register_all",
 ]

@@ -53,7 +53,6 @@ def build_model(name: str, config: Any) -> nn.Module:
     if missing:
         raise ConfigError(f"Model {name!r}: {missing} must be set (they come from the dataset).")
     model = cls(config)
-    model.registry_name = name
     return model
 
 

@@ -140,7 +140,6 @@ class DCMAE(nn.Module):
         super().__init__()
         check_config(config)
         self.config = config
-        self.registry_name = "dc_mae"  # for save_model, also when built without build_model
         self.n_patches = config.n_voxels // config.patch_size
         c = config
         self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
