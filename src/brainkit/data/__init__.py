@@ -5,13 +5,20 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from brainkit.data.contract import Dataset
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.data.splits import Split, make_split
 from brainkit.registry import DATASETS
 
 
-def load_dataset(name: str, **options: Any) -> DecodingDataset:
-    """Build or read the registered dataset ``name`` (``brainkit list`` shows the names)."""
+def load_dataset(name: str, **options: Any) -> Dataset:
+    """Build or read the registered dataset ``name`` (``brainkit list`` shows the names).
+
+    Returns the container of the dataset's design (:mod:`brainkit.data.contract`): a :class:`DecodingDataset`
+    (trial-based: ``nsd``, ``nsd_like``, ``hcp_movie_like``), a continuous one (``movie_surface_like``,
+    ``rest_surface``) or a :class:`~brainkit.data.builtin.hcp_cohort.Cohort` (``hcp_cohort``); ``design`` says
+    which.
+    """
     return DATASETS.get(name)(**options)
 
 
@@ -27,6 +34,7 @@ def register_all() -> None:
 
 __all__ = [
     "BrainSamples",
+    "Dataset",
     "DecodingDataset",
     "Stimuli",
     "Split",
