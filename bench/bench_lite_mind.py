@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from brainkit.models import build_model, count_parameters, model_config, register_all
+from brainkit.models import build_model, count_parameters, model_config
 from brainkit.models.lite_mind import FrequencyMLP, GlobalFilter
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 
@@ -215,7 +215,6 @@ def main() -> None:
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    register_all()
 
     load_before = os.getloadavg()
     variants = [("ours, full FreMLP (paper)", "full", False), ("ours, diagonal FreMLP", "diagonal", False)]

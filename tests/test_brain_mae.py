@@ -21,9 +21,7 @@ N_ROIS, FRAMES, N_SEGMENTS, BATCH = 7, 5, 3, 2
 def tiny(seed: int = 0, **options) -> BrainMAE:
     torch.manual_seed(seed)
     config = model_config("brain_mae", "testing", {"n_rois": N_ROIS, "segment_frames": FRAMES, **options})
-    model = BrainMAE(config)
-    model.registry_name = "brain_mae"
-    return model
+    return BrainMAE(config)
 
 
 def x(seed: int = 1) -> torch.Tensor:

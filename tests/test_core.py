@@ -24,6 +24,31 @@ def test_registry_lookup_and_errors():
         reg.get("lite_mnd")
     with pytest.raises(ConfigError, match="already registered"):
         reg.register("lite_mind")(make)
+    assert make.registry_name == "lite_mind"
+
+
+def test_registry_discovers_its_package_lazily(monkeypatch):
+    import sys
+
+    from brainkit.registry import discover
+
+    reg = Registry("checkpoint helper", packages=("brainkit.models",))
+    assert not reg._discovered and reg._entries == {}
+    imported = discover("brainkit.models")
+    assert "brainkit.models.lite_mind" in imported and "brainkit.models.base" in imported
+    assert all("._" not in name for name in imported)  # private modules are skipped
+    with pytest.raises(ConfigError, match=r"Unknown checkpoint helper 'x'\. Known checkpoint helpers: \."):
+        reg.get("x")  # discovery ran (its package registers into MODELS, not here), the miss lists the names
+    assert reg._discovered and "brainkit.models.lite_mind" in sys.modules
+
+
+def test_model_registry_discovers_every_model_file():
+    from brainkit.registry import MODELS
+
+    assert {"lite_mind", "ridge", "cross_modal", "ldm", "vsmae"} <= set(MODELS.names())
+    assert MODELS.get("lite_mind").registry_name == "lite_mind"
+    with pytest.raises(ConfigError, match="Did you mean 'lite_mind'"):
+        MODELS.get("lite_mnd")
 
 
 @dataclass(frozen=True)

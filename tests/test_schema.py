@@ -99,3 +99,26 @@ def test_standardizer_uses_train_statistics(tmp_path):
     np.testing.assert_array_equal(Standardizer.load(tmp_path / "z.safetensors").transform(train), out)
     with pytest.raises(DataError, match="Data has 8 features, but the standardizer was fitted on 7"):
         z.transform(np.zeros((2, 8), np.float32))
+
+
+def test_every_registered_dataset_declares_a_contract_container():
+    """Each factory's return annotation is a :class:`Dataset` of a known design (nothing is built here)."""
+    from brainkit.data.contract import DESIGNS, Dataset, returns_of
+    from brainkit.registry import DATASETS
+
+    names = DATASETS.names()
+    assert {"nsd_like", "hcp_cohort", "movie_surface_like", "rest_surface"} <= set(names)
+    designs = {}
+    for name in names:
+        container = returns_of(DATASETS.get(name))
+        assert isinstance(container, type) and issubclass(container, Dataset), (name, container)
+        assert container.design in DESIGNS, (name, container.design)
+        designs[name] = container.design
+    assert designs["nsd_like"] == "trials" and designs["hcp_cohort"] == "cohort"
+    assert designs["movie_surface_like"] == designs["rest_surface"] == "continuous"
+
+
+def test_decoding_dataset_is_the_trial_container():
+    dataset = tiny_decoding_dataset()
+    assert dataset.design == "trials" and dataset.subjects == sorted(dataset.train)
+    assert isinstance(dataset.info, dict)

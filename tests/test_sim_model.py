@@ -73,7 +73,6 @@ def test_init_encoder_from_vsmae_checkpoint(tmp_path) -> None:
     model = tiny(seed=0)
     torch.manual_seed(5)
     pretrained = SiT(model.config.encoder)
-    pretrained.registry_name = "sit"
     save_model(tmp_path / "sit_encoder", pretrained)
     assert not torch.equal(model.encoder.patch_embedding.weight, pretrained.patch_embedding.weight)
     model.init_encoder(tmp_path / "sit_encoder")
@@ -84,7 +83,6 @@ def test_init_encoder_from_vsmae_checkpoint(tmp_path) -> None:
     x = torch.randn(2, model.config.encoder.n_frames, PATCHES, VERTICES)
     assert torch.equal(model.encoder.eval()(x), pretrained.eval()(x))
     other = SiT(dataclasses.replace(model.config.encoder, n_patch_vertices=VERTICES + 1))
-    other.registry_name = "sit"
     save_model(tmp_path / "other", other)
     with pytest.raises(CheckpointError, match="pretrain vsMAE with the same encoder preset"):
         model.init_encoder(tmp_path / "other")

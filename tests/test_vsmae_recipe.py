@@ -66,6 +66,11 @@ def test_real_run_on_icosphere() -> None:
     # mirrored right hemisphere: its medial wall sits where the left one's does
     overlap = (~left.mask & ~right.mask).sum() / (~left.mask).sum()
     assert overlap > 0.5  # fsaverage5 is not left-right symmetric: 65 % of the walls overlap
+    from brainkit.data import load_dataset
+
+    dataset = load_dataset("rest_surface")  # the registered container of the same frames
+    assert dataset.design == "continuous" and dataset.subjects == ["sub-010188"]
+    assert np.array_equal(dataset.hemispheres["left"].frames, left.frames) and dataset.order == 5
     cut = clips(left.frames, np.asarray(triangle_patches(5, 2)), n_frames=3, step=100)
     assert cut.shape == (7, 3, 320, 45)
 

@@ -130,17 +130,9 @@ def _integers(text: str) -> list[int]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    import brainkit.objectives.contrastive  # noqa: F401
-    import brainkit.stimuli.encoders  # noqa: F401
-    from brainkit.data import _register_all
-    from brainkit.models import register_all
     from brainkit.pipeline import preset_names
-    from brainkit.recipes import register_all as register_recipes
     from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
-    _register_all()
-    register_all()
-    register_recipes()
     for title, registry in (("datasets", DATASETS), ("encoders", ENCODERS), ("objectives", OBJECTIVES)):
         print(f"{title}:")
         for name in registry:

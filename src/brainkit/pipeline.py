@@ -159,10 +159,9 @@ class RunResult:
 
 def build_for(config: RunConfig, data: PreparedData):
     """The model and objective of ``config``, sized from ``data``."""
-    from brainkit.models import build_model, model_config, register_all
+    from brainkit.models import build_model, model_config
     from brainkit.objectives.contrastive import build_objective
 
-    register_all()
     model_cfg = model_config(
         config.model.name,
         config.model.preset,
@@ -236,7 +235,7 @@ def train_run(
 
 def evaluate_run(folder: str | Path, dataset: DecodingDataset | None = None) -> dict[str, float]:
     """Re-evaluate a finished run folder on its test set (reads config.json and the checkpoint)."""
-    from brainkit.models import load_model, register_all
+    from brainkit.models import load_model
 
     folder = Path(folder)
     if not (folder / "config.json").is_file():
@@ -244,7 +243,6 @@ def evaluate_run(folder: str | Path, dataset: DecodingDataset | None = None) -> 
     config = from_dict(
         RunConfig, json.loads((folder / "config.json").read_text()), where=f"{folder}/config.json"
     )
-    register_all()
     model, _ = load_model(folder / "checkpoint")
     data = prepare_data(config.data, dataset=dataset, seed=config.training.seed)
     standardizer = Standardizer.load(folder / "preprocess.safetensors")

@@ -1,4 +1,5 @@
-"""The data model: stimuli, brain samples, and the decoding dataset that pairs them.
+"""The data model: stimuli, brain samples, and the decoding dataset that pairs them (the trial-based
+container of the data contract, :mod:`brainkit.data.contract`).
 
 Shapes at this boundary:
 - ``Stimuli.images``: (n_stimuli, height, width, 3) uint8, or ``None`` when media live elsewhere.
@@ -9,10 +10,11 @@ Shapes at this boundary:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from brainkit.data.contract import Dataset
 from brainkit.errors import DataError
 
 
@@ -215,13 +217,14 @@ class BrainSamples:
 
 
 @dataclass
-class DecodingDataset:
-    """Stimuli plus per-subject train and test brain samples.
+class DecodingDataset(Dataset):
+    """Stimuli plus per-subject train and test brain samples (design ``"trials"``).
 
     ``train[subject]`` holds single trials; ``test[subject]`` holds the test stimuli (averaged over their
     repeats when the dataset says so). ``info`` documents the dataset (source, generative model, TR...).
     """
 
+    design: ClassVar[str] = "trials"
     name: str
     stimuli: Stimuli
     train: dict[str, BrainSamples]

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.base import check_input
+from brainkit.models.base import VoxelModel, check_input
 from brainkit.models.layers import ResidualMLPBlock
 from brainkit.registry import MODELS
 
@@ -32,7 +32,7 @@ class RidgeConfig:
 
 
 @MODELS.register("ridge", help="Ridge regression voxels -> flattened embedding, alpha by leave-one-out CV.")
-class Ridge(nn.Module):
+class Ridge(nn.Module, VoxelModel):
     """Ridge regression from voxels to the flattened target, fitted with :meth:`fit_closed_form`.
 
     The fitted coefficients ``weight`` (n_voxels, n_outputs) and ``bias`` (n_outputs,) are frozen parameters:
@@ -42,6 +42,10 @@ class Ridge(nn.Module):
     """
 
     Config = RidgeConfig
+    battery_skips = {
+        "one_step": "closed form: fitted by fit_closed_form, no optimiser step",
+        "paper_count": "a baseline with no paper preset",
+    }
     PRESETS: dict[str, RidgeConfig] = {
         "default": RidgeConfig(),  # ours: a log grid over 6 decades (voxels standardised)
         "testing": RidgeConfig(alphas=(1e-2, 1e0, 1e2)),
@@ -150,7 +154,7 @@ class MindEyeMLPConfig:
 
 
 @MODELS.register("mindeye_mlp", help="MindEye-style residual MLP backbone (Scotti et al., NeurIPS 2023).")
-class MindEyeMLP(nn.Module):
+class MindEyeMLP(nn.Module, VoxelModel):
     """MindEye-style residual MLP: (batch, n_voxels) -> (batch, *output_shape).
 
     Without MindEye's per-token projector and diffusion prior (see docs/methods/lite_mind.md for the counts).
@@ -159,7 +163,8 @@ class MindEyeMLP(nn.Module):
     Config = MindEyeMLPConfig
     PRESETS: dict[str, MindEyeMLPConfig] = {
         # MindEye (Scotti et al. 2023) high-level backbone for NSD subject 1: 15,724 nsdgeneral voxels, hidden 4096,
-        # 4 residual blocks, dropout 0.5 / 0.15, output CLIP ViT-L/14 257 x 768. 940,245,760 parameters.
+        # 4 residual blocks, dropout 0.5 / 0.15, output CLIP ViT-L/14 257 x 768. 940,225,280 parameters
+        # (docs/methods/lite_mind.md).
         "mindeye_nsd_subj01": MindEyeMLPConfig(
             n_voxels=15724,
             output_shape=(257, 768),

@@ -215,6 +215,19 @@ class BrainMAE(nn.Module):
 
     Config = BrainMAEConfig
     PRESETS = PRESETS
+    testing_sizes = {"n_rois": 7, "segment_frames": 4}
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(
+        cls, config: BrainMAEConfig, batch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        n_segments = 3
+        x = torch.randn(batch, n_segments * config.segment_frames, config.n_rois, generator=generator)
+        return x, torch.rand(batch, n_segments, config.n_rois, generator=generator) < 0.5
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        return (batch, 3 * self.config.segment_frames, self.config.n_rois)  # the 3 segments of ``example``
 
     def __init__(self, config: BrainMAEConfig) -> None:
         super().__init__()

@@ -143,6 +143,20 @@ class TokenAttention(nn.Module):
 class CLIPMUSED(nn.Module):
     Config = CLIPMUSEDConfig
     PRESETS: dict[str, CLIPMUSEDConfig] = {}  # filled below the class
+    testing_sizes = {"n_subjects": 3, "n_classes": 11}
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(
+        cls, config: CLIPMUSEDConfig, batch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        shape = tuple(config.grid) if config.variant == "hcp" else (config.n_rois, config.roi_size)
+        subject = torch.randint(0, config.n_subjects, (batch,), generator=generator)
+        return torch.randn(batch, *shape, generator=generator), subject
+
+    def output_shape_for(self, batch: int) -> dict[str, tuple[int, ...]]:
+        dim = (batch, self.config.dim)
+        return {"logits": (batch, self.config.n_classes), "high": dim, "low": dim}
 
     def __init__(self, config: CLIPMUSEDConfig) -> None:
         super().__init__()

@@ -18,7 +18,7 @@ alone (no image needed), what phase 3 conditions on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,9 @@ from brainkit.checkpoint import atomic_folder, load_checkpoint, save_checkpoint
 from brainkit.config import from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
+from brainkit.models.dc_mae import PRESETS as DC_MAE_PRESETS
 from brainkit.objectives.double_contrastive import masked_mse
+from brainkit.registry import MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what facebook/vit-mae-base's preprocessor_config.json uses
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -106,7 +108,11 @@ def preprocess_images(
 
 @dataclass(frozen=True)
 class CrossModalConfig:
-    """The cross-attention stacks and the tuning loss. Numbers: Vis-Dec phase 2 [METHODS.md sec. 4.3]."""
+    """The cross-attention stacks and the tuning loss. Numbers: Vis-Dec phase 2 [METHODS.md sec. 4.3].
+
+    ``fmri`` and ``image`` (``transformers.ViTMAEConfig`` keyword arguments) describe the two MAEs: set from the
+    modules :class:`CrossModalMAE` is given, read by :meth:`CrossModalMAE.from_config` to build them.
+    """
 
     image_cross_layers: int = 3  # Vis-Dec's layer_cross: 3 extra cross-attention layers on the image side
     fmri_cross_layers: int = 1  # the fMRI side's cross-attention (one stack; our reading of MAEforFMRICross)
@@ -118,6 +124,8 @@ class CrossModalConfig:
     image_recon_weight: float = 1.5
     image_mean: tuple[float, ...] = IMAGENET_MEAN
     image_std: tuple[float, ...] = IMAGENET_STD
+    fmri: DCMAEConfig | None = None
+    image: dict[str, Any] | None = None
 
 
 CROSS_PRESETS: dict[str, CrossModalConfig] = {
@@ -128,6 +136,18 @@ CROSS_PRESETS: dict[str, CrossModalConfig] = {
     "cpu_small": CrossModalConfig(cross_heads=4),
     "testing": CrossModalConfig(cross_heads=2, cross_mlp_ratio=2.0),
 }
+
+
+# The whole model, for the registry: the cross presets with their two MAEs.
+PRESETS: dict[str, CrossModalConfig] = {
+    # The paper DC-MAE (164,419,600 params, models/dc_mae.py) + facebook/vit-mae-base (= ViTMAEConfig's defaults,
+    # 111,655,680 trainable: 111,907,840 less its fixed sin-cos positions) + the cross stacks above (46,726,656):
+    # 322,801,936 trainable parameters.
+    "paper": replace(CROSS_PRESETS["paper"], fmri=DC_MAE_PRESETS["paper"], image={}),
+    "cpu_small": replace(CROSS_PRESETS["cpu_small"], fmri=DC_MAE_PRESETS["cpu_small"],
+                         image=IMAGE_MAE_PRESETS["cpu_small"]),
+    "testing": replace(CROSS_PRESETS["testing"], fmri=DC_MAE_PRESETS["testing"], image=IMAGE_MAE_PRESETS["testing"]),
+}  # fmt: skip
 
 
 class CrossAttention(nn.Module):
@@ -159,6 +179,7 @@ class CrossAttention(nn.Module):
         return x
 
 
+@MODELS.register("cross_modal", help="Vis-Dec phase 2: DC-MAE and an image MAE tuned with cross-attention")
 class CrossModalMAE(nn.Module):
     """The fMRI MAE (:class:`~brainkit.models.dc_mae.DCMAE`) and an image MAE (ViTMAEForPreTraining), each
     reconstructing its input while attending to the other's tokens.
@@ -169,14 +190,20 @@ class CrossModalMAE(nn.Module):
     ``image_mse``, ``fmri_recon`` (batch, n_voxels) and ``image_recon`` (batch, n_image_patches, patch*patch*3).
     """
 
+    Config = CrossModalConfig
+    PRESETS = PRESETS
+    testing_sizes = {"fmri": DCMAE.testing_sizes}
+    battery_skips: dict[str, str] = {}
+
     def __init__(self, fmri: DCMAE, image: nn.Module, config: CrossModalConfig | None = None) -> None:
         super().__init__()
-        self.config = c = config or CrossModalConfig()
+        c = config or CrossModalConfig()
         for name in ("fmri_mask_ratio", "image_mask_ratio"):
             if not 0.0 < getattr(c, name) < 1.0:
                 raise ConfigError(f"cross-modal {name} must be in (0, 1), found {getattr(c, name)}.")
         self.fmri, self.image = fmri, image
         image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
+        self.config = c = replace(c, fmri=fmri.config, image=image.config.to_diff_dict())
         fmri_dim, image_dim = fmri.config.dim, image.config.hidden_size
         self.image_cross = CrossAttention(
             image_dim, fmri_dim, c.image_cross_layers, c.cross_heads, c.cross_mlp_ratio
@@ -184,6 +211,35 @@ class CrossModalMAE(nn.Module):
         self.fmri_cross = CrossAttention(
             fmri_dim, image_dim, c.fmri_cross_layers, c.cross_heads, c.cross_mlp_ratio
         )
+
+    @classmethod
+    def from_config(cls, config: CrossModalConfig) -> CrossModalMAE:
+        """Both MAEs freshly built from ``config.fmri`` and ``config.image`` (what :func:`build_model` calls)."""
+        from transformers import ViTMAEConfig, ViTMAEForPreTraining
+
+        if config.fmri is None or config.image is None:
+            raise ConfigError(
+                "cross_modal: config.fmri and config.image must be set to build the model alone."
+            )
+        image = ViTMAEForPreTraining(ViTMAEConfig.from_dict(dict(config.image)))
+        return cls(DCMAE(config.fmri), image, config)
+
+    @classmethod
+    def example(
+        cls, config: CrossModalConfig, batch: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, ...]:
+        from transformers import ViTMAEConfig
+
+        image = ViTMAEConfig.from_dict(dict(config.image))
+        n_image_patches = (image.image_size // image.patch_size) ** 2
+        voxels, fmri_mask = DCMAE.example(config.fmri, batch, generator)
+        pixels = torch.randn(batch, 3, image.image_size, image.image_size, generator=generator)
+        return voxels, pixels, fmri_mask, torch.rand(batch, n_image_patches, generator=generator)
+
+    def output_shape_for(self, batch: int) -> dict[str, tuple[int, ...]]:
+        patch = self.image.config.patch_size
+        image = (batch, self.n_image_patches, patch * patch * self.image.config.num_channels)
+        return {"fmri_recon": (batch, self.fmri.config.n_voxels), "image_recon": image, "loss": ()}
 
     @property
     def image_size(self) -> int:

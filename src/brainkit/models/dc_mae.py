@@ -135,12 +135,22 @@ class DCMAE(nn.Module):
 
     Config = DCMAEConfig
     PRESETS = PRESETS
+    testing_sizes = {"n_voxels": 52}  # 13 patches of 4 voxels in the testing preset
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(cls, config: DCMAEConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        n_patches = config.n_voxels // config.patch_size
+        mask = random_patch_mask(batch, n_patches, config.mask_ratio, generator)
+        return torch.randn(batch, config.n_voxels, generator=generator), mask
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.config.n_voxels)
 
     def __init__(self, config: DCMAEConfig) -> None:
         super().__init__()
         check_config(config)
         self.config = config
-        self.registry_name = "dc_mae"  # for save_model, also when built without build_model
         self.n_patches = config.n_voxels // config.patch_size
         c = config
         self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)

@@ -28,6 +28,7 @@ from torch import nn
 
 from brainkit.checkpoint import atomic_folder
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.registry import MODELS
 
 N_CONTEXT_TOKENS = 77  # the paper's context length (Mind-Vis/Vis-Dec map fMRI tokens to 77, METHODS.md 4.4)
 SCHEDULERS = ("pndm", "ddim")  # pndm = the paper's PLMS sampler (METHODS.md 4.4), ddim its usual alternative
@@ -55,6 +56,8 @@ class LDMConfig:
     beta_schedule: str = "scaled_linear"  # diffusers' latent-diffusion default (0.00085 .. 0.012)
     beta_start: float = 0.00085
     beta_end: float = 0.012
+    n_tokens: int | None = None  # the fMRI encoder's tokens and width (LatentDiffusion's context mapper)
+    fmri_dim: int | None = None
 
 
 PRESETS = {
@@ -100,6 +103,11 @@ def _check_config(config: LDMConfig) -> None:
             )
 
 
+def latent_side(config: LDMConfig) -> int:
+    """The side of the VAE's latents: ``image_size / 2 ** (len(vae_channels) - 1)``."""
+    return config.image_size // 2 ** (len(config.vae_channels) - 1)
+
+
 def build_vae(config: LDMConfig) -> nn.Module:
     """A randomly initialised ``AutoencoderKL``: (batch, 3, S, S) in [-1, 1] <-> (batch, latent_channels, s, s)."""
     from diffusers import AutoencoderKL
@@ -126,7 +134,7 @@ def build_unet(config: LDMConfig) -> nn.Module:
     _check_config(config)
     n = len(config.unet_channels)
     return UNet2DConditionModel(
-        sample_size=config.image_size // 2 ** (len(config.vae_channels) - 1),
+        sample_size=latent_side(config),
         in_channels=config.latent_channels,
         out_channels=config.latent_channels,
         down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
@@ -324,6 +332,49 @@ class NullConditioner(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros(len(x), *self.shape, device=x.device)
+
+
+@MODELS.register(
+    "ldm", help="Vis-Dec phase 3: a latent diffusion UNet conditioned on fMRI tokens (diffusers)"
+)
+class LatentDiffusion(nn.Module):
+    """The frozen VAE, the UNet and the context mapper of one fMRI-conditioned LDM, built from an :class:`LDMConfig`
+    (``n_tokens`` and ``fmri_dim`` from the fMRI encoder).
+
+    ``forward(tokens, latents, timesteps)``: fMRI tokens (batch, n_tokens, fmri_dim), noised latents (batch,
+    latent_channels, side, side), timesteps (batch,) -> the predicted noise (batch, latent_channels, side, side).
+    """
+
+    Config = LDMConfig
+    PRESETS = PRESETS
+    testing_sizes = {"n_tokens": 5, "fmri_dim": 6}
+    battery_skips = {
+        "paper_count": "the paper's networks are a pretrained LDM from ldm_dir; no count is documented"
+    }
+
+    def __init__(self, config: LDMConfig) -> None:
+        super().__init__()
+        if config.n_tokens is None or config.fmri_dim is None:
+            raise ConfigError("LDM: n_tokens and fmri_dim must be set (they come from the fMRI encoder).")
+        self.config = config
+        self.vae, self.unet = build_vae(config).requires_grad_(False), build_unet(config)
+        self.mapper = FMRIContextMapper(config.n_tokens, config.fmri_dim, config.cross_attention_dim)
+
+    @classmethod
+    def example(cls, config: LDMConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        side = latent_side(config)
+        tokens = torch.randn(batch, config.n_tokens, config.fmri_dim, generator=generator)
+        latents = torch.randn(batch, config.latent_channels, side, side, generator=generator)
+        return tokens, latents, torch.randint(0, config.n_train_timesteps, (batch,), generator=generator)
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        side = latent_side(self.config)
+        return (batch, self.config.latent_channels, side, side)
+
+    def forward(self, tokens: torch.Tensor, latents: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(tokens).all():
+            raise DataError("LDM: input contains NaN or inf.")
+        return self.unet(latents, timesteps, encoder_hidden_states=self.mapper(tokens)).sample
 
 
 # --- sampling --------------------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import nn
 
 from brainkit.errors import ConfigError
-from brainkit.models.base import check_input
+from brainkit.models.base import VoxelModel, check_input
 from brainkit.models.layers import Dropout, DropPath, FeedForward
 from brainkit.registry import MODELS
 
@@ -239,7 +239,7 @@ def _check_config(config: LiteMindConfig) -> None:
 @MODELS.register(
     "lite_mind", help="Lite-Mind DFT backbone (Gong et al., ACM MM 2024): voxels -> CLIP tokens."
 )
-class LiteMind(nn.Module):
+class LiteMind(nn.Module, VoxelModel):
     """Lite-Mind's DFT backbone.
 
     ``forward``: (batch, n_voxels) -> (batch, *output_shape), either (batch, n_out_tokens, out_dim) from the

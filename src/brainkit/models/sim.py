@@ -22,7 +22,7 @@ from torch import nn
 
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
-from brainkit.models.sit import SiT, SiTConfig
+from brainkit.models.sit import SiT, SiTConfig, clip_example
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.registry import MODELS
 
@@ -93,6 +93,15 @@ class SIM(nn.Module):
 
     Config = SIMConfig
     PRESETS = PRESETS
+    testing_sizes = {"encoder": SiT.testing_sizes, "video_dim": 9, "audio_dim": 6}
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(cls, config: SIMConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (clip_example(config.encoder, batch, generator),)
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        return (batch, self.config.embedding_dim)
 
     def __init__(self, config: SIMConfig) -> None:
         super().__init__()

@@ -147,6 +147,11 @@ def check_clips(x: torch.Tensor, n_frames: int, n_patches: int, n_patch_vertices
         raise DataError(f"{who}: input contains NaN or inf.")
 
 
+def clip_example(config: SiTConfig, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """Random clips (batch, n_frames, n_patches, n_patch_vertices) for a SiT built from ``config``."""
+    return torch.randn(batch, config.n_frames, config.n_patches, config.n_patch_vertices, generator=generator)
+
+
 @MODELS.register(
     "sit", help="SiT: surface vision transformer over triangular icosphere patches (SIM's fMRI encoder)"
 )
@@ -157,6 +162,15 @@ class SiT(nn.Module):
 
     Config = SiTConfig
     PRESETS = PRESETS
+    testing_sizes = {"n_patches": 5, "n_patch_vertices": 7}  # with n_frames 3: unequal sizes for the battery
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(cls, config: SiTConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor]:
+        return (clip_example(config, batch, generator),)
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        return (batch, 1 + self.config.n_patches, self.config.dim)
 
     def __init__(self, config: SiTConfig) -> None:
         super().__init__()
@@ -198,4 +212,13 @@ class SiT(nn.Module):
         return self.norm(tokens)
 
 
-__all__ = ["SiT", "SiTConfig", "PRESETS", "Block", "check_clips", "patch_centres", "patch_positions"]
+__all__ = [
+    "SiT",
+    "SiTConfig",
+    "PRESETS",
+    "Block",
+    "check_clips",
+    "clip_example",
+    "patch_centres",
+    "patch_positions",
+]

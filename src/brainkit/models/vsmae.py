@@ -22,7 +22,15 @@ from torch import nn
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
-from brainkit.models.sit import Block, SiT, SiTConfig, check_clips, patch_centres, patch_positions
+from brainkit.models.sit import (
+    Block,
+    SiT,
+    SiTConfig,
+    check_clips,
+    clip_example,
+    patch_centres,
+    patch_positions,
+)
 from brainkit.registry import MODELS
 
 
@@ -43,7 +51,8 @@ class VSMAEConfig:
 
 PRESETS: dict[str, VSMAEConfig] = {
     # SIM's encoder (SiT-tiny, ico6/ico3, 3 frames) with our decoder choice: 0.5 of the patches hidden, 2 blocks
-    # of width 96 (MAE's decoder is ~10 % of the encoder's compute; vsMAE's is unpublished).
+    # of width 96 (MAE's decoder is ~10 % of the encoder's compute; vsMAE's is unpublished). 5,613,159 params:
+    # the encoder's 5,358,144 (METHODS.md: ~5.36 M) + the decoder's 255,015.
     "sim": VSMAEConfig(encoder=SIT_PRESETS["sim"]),
     # Our choice for 2 CPU cores: a one-block decoder with the locality prior (without it, 400 steps on the
     # real run left the hidden-patch loss at the predict-zero level; with it, it learns: docs/methods/sim.md).
@@ -128,6 +137,17 @@ class VSMAE(nn.Module):
 
     Config = VSMAEConfig
     PRESETS = PRESETS
+    testing_sizes = {"encoder": SiT.testing_sizes}
+    battery_skips: dict[str, str] = {}
+
+    @classmethod
+    def example(cls, config: VSMAEConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        mask = random_patch_mask(batch, config.encoder.n_patches, config.mask_ratio, generator)
+        return clip_example(config.encoder, batch, generator), mask
+
+    def output_shape_for(self, batch: int) -> tuple[int, ...]:
+        e = self.config.encoder
+        return (batch, e.n_frames, e.n_patches, e.n_patch_vertices)
 
     def __init__(self, config: VSMAEConfig) -> None:
         super().__init__()

@@ -47,26 +47,12 @@ class RecipeResult(RecipeOutput):
 
 
 def register_all() -> None:
-    """Import every recipe module so that its registration runs (kept lazy: they pull heavy dependencies)."""
-    import importlib
-
-    for module in _RECIPE_MODULES:
-        importlib.import_module(module)
-
-
-# One line per method; a new method adds its module here.
-_RECIPE_MODULES: list[str] = [
-    "brainkit.recipes.brain_mae",
-    "brainkit.recipes.clip_mused",
-    "brainkit.recipes.vsmae",
-    "brainkit.recipes.sim",
-    "brainkit.recipes.vis_dec",
-]
+    """Import every recipe module so that its registration runs (what any look-up in RECIPES does first)."""
+    RECIPES.discover()
 
 
 def recipe_config(name: str, preset: str | None = None, overrides: list[str] | None = None) -> Any:
     """The config of recipe ``name``: ``preset`` (default ``cpu_small``), then ``key=value`` overrides."""
-    register_all()
     cls = RECIPES.get(name)
     preset = preset or DEFAULT_PRESET
     if preset not in cls.PRESETS:
@@ -83,7 +69,6 @@ def run_recipe(
     overrides: list[str] | None = None,
 ) -> RecipeResult:
     """Run recipe ``name`` into ``folder`` (default ``runs/NAME-<time>``); the folder appears only when done."""
-    register_all()
     cls = RECIPES.get(name)
     if config is None:
         config = recipe_config(name, preset, overrides)

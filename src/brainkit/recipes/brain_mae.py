@@ -127,7 +127,6 @@ def build_variant(name: str, config: BrainMAERecipeConfig, n_rois: int, frames: 
     options = {**config.model_options, **changes, "n_rois": n_rois, "segment_frames": frames}
     model_cfg = model_config("brain_mae", config.model_preset, options)
     model = BrainMAE(model_cfg)
-    model.registry_name = "brain_mae"
     return model, masking
 
 

@@ -61,9 +61,7 @@ def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
     from brainkit.models.sim import SIM, SIMConfig
 
     options = {"encoder": to_dict(encoder), "video_dim": video_dim, "audio_dim": audio_dim, **config.model}
-    model = SIM(from_dict(SIMConfig, options, where="sim model"))
-    model.registry_name = "sim"
-    return model
+    return SIM(from_dict(SIMConfig, options, where="sim model"))
 
 
 def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from brainkit.models import build_model, count_parameters, model_config, register_all
+from brainkit.models import build_model, count_parameters, model_config
 from brainkit.recipes.vis_dec_steps import VisDecArrays, resized
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 def dc_mae_config(config: Any, n_voxels: int | None = None):
     """The DC-MAE config of the recipe (preset, then overrides, then the data-given voxel count)."""
-    register_all()
     return model_config("dc_mae", config.dc_mae_preset, dict(config.dc_mae), n_voxels=n_voxels)
 
 

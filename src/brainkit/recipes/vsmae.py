@@ -99,9 +99,7 @@ def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int
     data.update(config.model_options)
     if config.mask_ratio is not None:
         data["mask_ratio"] = config.mask_ratio
-    model = VSMAE(from_dict(VSMAEConfig, data, where="vsmae model config"))
-    model.registry_name = "vsmae"
-    return model
+    return VSMAE(from_dict(VSMAEConfig, data, where="vsmae model config"))
 
 
 def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
@@ -213,7 +211,6 @@ class VSMAERecipe:
         result = masked_pretraining_loop(model, torch.as_tensor(data["train"]), training, draw_mask, loss)
         rows, example = evaluate(config, model, data)
         save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": "brainspace rest run, ico5"})
-        model.encoder.registry_name = "sit"
         save_model(folder / "checkpoints" / "sit_encoder", model.encoder, metadata={"pretrained": "vsmae"})
         from brainkit.recipes.vsmae_report import write_vsmae_report
 

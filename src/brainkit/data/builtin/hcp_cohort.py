@@ -24,10 +24,11 @@ so a linear model of the right connectivity edges predicts age, sex and behaviou
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from brainkit.data.contract import Dataset
 from brainkit.data.readers.roi_timeseries import hcp_connectomes, schaefer_networks
 from brainkit.data.timeseries import RoiTimeSeries, zscore
 from brainkit.errors import ConfigError, DataError
@@ -52,8 +53,8 @@ STATES = {
 
 
 @dataclass
-class Cohort:
-    """Many subjects' ROI runs with a phenotype table.
+class Cohort(Dataset):
+    """Many subjects' ROI runs with a phenotype table (design ``"cohort"`` of :mod:`brainkit.data.contract`).
 
     Attributes
     ----------
@@ -63,6 +64,7 @@ class Cohort:
         ``subject`` (n_subjects,) plus one array per phenotype, aligned with ``subject``.
     """
 
+    design: ClassVar[str] = "cohort"
     name: str
     runs: list[RoiTimeSeries]
     phenotypes: dict[str, np.ndarray]

@@ -23,7 +23,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -41,7 +41,9 @@ from brainkit.data.builtin.movie_surface_like_stimuli import (
     stimulus_key,
     thumbnails,
 )
+from brainkit.data.contract import Dataset
 from brainkit.errors import ConfigError
+from brainkit.registry import DATASETS
 from brainkit.stimuli.av_encoders import clip_features
 from brainkit.stimuli.cache import default_cache_dir
 
@@ -159,9 +161,11 @@ PRESETS: dict[str, MovieSurfaceConfig] = {
 
 
 @dataclass
-class MovieSurfaceData:
-    """The built dataset (shapes in the module docstring and /work/notes/sim_contract.md)."""
+class MovieSurfaceData(Dataset):
+    """The built dataset (design ``"continuous"`` of :mod:`brainkit.data.contract`; shapes in the module
+    docstring and /work/notes/sim_contract.md)."""
 
+    design: ClassVar[str] = "continuous"
     subjects: list[str]
     runs: list[str]
     order: int
@@ -313,6 +317,10 @@ def resolve_config(config: MovieSurfaceConfig | str) -> MovieSurfaceConfig:
     return PRESETS[config]
 
 
+@DATASETS.register(
+    "movie_surface_like",
+    help="Simulated surface movie runs (ico5, SIM's design) with video and audio features.",
+)
 def load_movie_surface_like(
     config: MovieSurfaceConfig | str = "cpu_small", cache_dir: str | Path | None = None, rebuild: bool = False
 ) -> MovieSurfaceData:

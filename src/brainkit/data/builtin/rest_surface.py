@@ -9,14 +9,31 @@ wall (vertices without signal) stays 0.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 
+from brainkit.data.contract import Dataset
+from brainkit.registry import DATASETS
 from brainkit.surface import icosphere
 from brainkit.surface.readers import HemisphereFrames, normalise_frames, read_surface_frames
 from brainkit.surface.resample import hemisphere_to_icosphere
 
 REST_RUN = "datasets/preprocessing/sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
+SUBJECT = "sub-010188"
+
+
+@dataclass
+class RestSurface(Dataset):
+    """One real rest run on the order-5 icosphere (design ``"continuous"`` of :mod:`brainkit.data.contract`):
+    ``hemispheres["left" | "right"]`` holds frames (652, 10242) float32 (right mirrored) and the cortex mask."""
+
+    design: ClassVar[str] = "continuous"
+    hemispheres: dict[str, HemisphereFrames]
+    subjects: list[str]
+    order: int = 5
+    info: dict[str, Any] = field(default_factory=dict)
 
 
 @functools.cache
@@ -36,6 +53,13 @@ def rest_on_icosphere(cache_dir: str | None = None) -> dict[str, HemisphereFrame
     return out
 
 
+@DATASETS.register("rest_surface", help="A real rest run (brainspace, fsaverage5) on ico5, both hemispheres.")
+def load_rest_surface(cache_dir: str | None = None) -> RestSurface:
+    """The rest run of :func:`rest_on_icosphere` as a contract container (the frames are read once per process)."""
+    info = {"source": "brainspace " + REST_RUN.format(hemi="{lh,rh}"), "order": 5, "preprocessing": __doc__}
+    return RestSurface(rest_on_icosphere(cache_dir), [SUBJECT], info=info)
+
+
 def clips(frames: np.ndarray, patches: np.ndarray, n_frames: int, step: int) -> np.ndarray:
     """Clips of ``n_frames`` consecutive frames every ``step`` frames, cut into patches:
     (n_clips, n_frames, n_patches, n_patch_vertices) float32."""
@@ -43,4 +67,4 @@ def clips(frames: np.ndarray, patches: np.ndarray, n_frames: int, step: int) -> 
     return np.stack([frames[s : s + n_frames][:, patches] for s in starts]).astype(np.float32)
 
 
-__all__ = ["rest_on_icosphere", "clips"]
+__all__ = ["RestSurface", "load_rest_surface", "rest_on_icosphere", "clips"]

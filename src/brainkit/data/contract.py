@@ -1,0 +1,44 @@
+"""The data contract: what a registered dataset factory returns, one container per design kind.
+
+Every container is a :class:`Dataset`: it declares its ``design`` (a class attribute), names its ``subjects``
+(a field or a property: ``list[str]``) and carries an ``info`` dict (JSON-ready: source, generative model, TR).
+A factory registered in :data:`brainkit.registry.DATASETS` is annotated with the container it returns
+(``-> DecodingDataset``), so the contract can be checked without building the data (tests/test_schema.py).
+
+The design kinds and their containers:
+
+``"trials"`` (:class:`brainkit.data.schema.DecodingDataset`)
+    One brain pattern per stimulus presentation: per subject, train and test :class:`BrainSamples` (samples x
+    features) paired with one shared :class:`Stimuli` set. NSD betas (``nsd``, ``nsd_like``) and HCP movie
+    seconds taken as samples (``hcp_movie_like``).
+``"continuous"`` (:class:`brainkit.data.builtin.movie_surface_like.MovieSurfaceData`,
+:class:`brainkit.data.builtin.rest_surface.RestSurface`)
+    Time series of frames on a space, stimuli (if any) as per-second features aligned with the frames:
+    surface movie runs with video and audio features (``movie_surface_like``), a rest run (``rest_surface``).
+``"cohort"`` (:class:`brainkit.data.builtin.hcp_cohort.Cohort`)
+    Many subjects' ROI time series (rest and task runs) with a phenotype table (``hcp_cohort``).
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+DESIGNS = ("trials", "continuous", "cohort")
+
+
+class Dataset:
+    """The base of every container a dataset factory returns: ``design``, ``subjects`` and ``info``."""
+
+    design: ClassVar[str]
+    subjects: list[str]
+    info: dict[str, Any]
+
+
+def returns_of(factory: Callable[..., Any]) -> Any:
+    """The container a dataset factory declares it returns (its return annotation, resolved)."""
+    return typing.get_type_hints(factory).get("return")
+
+
+__all__ = ["DESIGNS", "Dataset", "returns_of"]
