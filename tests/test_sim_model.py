@@ -14,6 +14,7 @@ from brainkit.models import build_model, count_parameters, load_model, model_con
 from brainkit.models.sim import PRESETS, SIM
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT
+from brainkit.objectives.trimodal import TriModalLoss
 
 FRAMES, PATCHES, VERTICES, BATCH, VIDEO, AUDIO = 3, 11, 7, 6, 13, 9
 
@@ -48,7 +49,7 @@ def test_shapes_and_loss_by_hand() -> None:
     assert fmri.shape == v.shape == a.shape == (BATCH, 8)
     expected = (0.8 * _clip(fmri, v, math.e) + 0.1 * _clip(fmri, a, math.exp(0.5))
                 + 0.1 * _clip(v, a, math.exp(0.5))) / 6  # fmt: skip
-    assert torch.allclose(model.loss(x, video, audio), expected, atol=1e-6)
+    assert torch.allclose(TriModalLoss(model.config).batch(model, x, video, audio), expected, atol=1e-6)
     with pytest.raises(DataError, match=r"video features must be \(batch, 13\)"):
         model.embed_video(torch.randn(BATCH, AUDIO))
 
@@ -57,12 +58,13 @@ def test_gradients_step_and_round_trip(tmp_path) -> None:
     model = tiny().train()
     x, video, audio = batch()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    before = model.loss(x, video, audio)
+    loss = TriModalLoss(model.config)
+    before = loss.batch(model, x, video, audio)
     before.backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     optimizer.step()
     with torch.no_grad():
-        assert model.loss(x, video, audio) < before
+        assert loss.batch(model, x, video, audio) < before
     model.eval()
     save_model(tmp_path / "sim", model)
     loaded, _ = load_model(tmp_path / "sim")
@@ -117,3 +119,11 @@ def test_parameter_groups_scale_the_encoder_only() -> None:
     assert {g["lr_scale"] for g in parameter_groups(model)} == {1.0}
     with pytest.raises(ConfigError, match="pretrained_layer_decay"):
         parameter_groups(model, layer_decay=1.5)
+
+
+def test_logit_scales_keep_checkpoint_keys_and_match_the_loss() -> None:
+    # the loss moved to objectives/trimodal.py; the model keeps the scales under their old keys
+    model, loss = tiny(), TriModalLoss(PRESETS["testing"])
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("objective.")}
+    assert state == {f"objective.{pair}.log_scale": getattr(loss, pair).log_scale for pair in
+                     ("fmri_video", "fmri_audio", "video_audio")}  # fmt: skip

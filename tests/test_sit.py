@@ -12,7 +12,8 @@ from brainkit.errors import ConfigError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT
-from brainkit.models.vsmae import VSMAE, masked_patch_loss, random_patch_mask
+from brainkit.models.vsmae import VSMAE, random_patch_mask
+from brainkit.objectives.masked import masked_patch_loss
 
 FRAMES, PATCHES, VERTICES, BATCH = 3, 11, 7, 5  # unequal, so a swapped axis cannot pass
 

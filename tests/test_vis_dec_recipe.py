@@ -142,7 +142,7 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
 def test_phase1_adds_extra_sources_wrap_padded_to_the_built_in_width() -> None:
     from types import SimpleNamespace
 
-    from brainkit.data.readers.pretraining_voxels import read_pretraining_source
+    from brainkit.data.readers.pretraining_sources import read_pretraining_source
     from brainkit.errors import DataError
     from brainkit.recipes.vis_dec_phases import phase1_voxels
 

@@ -20,12 +20,11 @@ from brainkit.data.readers.hcp_visual import (
     write_hcp_visual_voxels,
 )
 from brainkit.data.readers.nitime_bold import nitime_bold_voxels
+from brainkit.data.readers.pretraining_sources import load_pretraining_voxels, read_pretraining_source
 from brainkit.data.readers.pretraining_voxels import (
     gather_pretraining_voxels,
     global_zscore,
-    load_pretraining_voxels,
     pad_to_multiple,
-    read_pretraining_source,
     window_average,
 )
 from brainkit.errors import ConfigError, DataError, FileFormatError

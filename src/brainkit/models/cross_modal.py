@@ -33,7 +33,6 @@ from brainkit.config import from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
 from brainkit.models.dc_mae import PRESETS as DC_MAE_PRESETS
-from brainkit.objectives.double_contrastive import masked_mse
 from brainkit.registry import MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what facebook/vit-mae-base's preprocessor_config.json uses
@@ -179,6 +178,19 @@ class CrossAttention(nn.Module):
         return x
 
 
+def _hidden_patch_mse(
+    recon: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, patch_size: int
+) -> torch.Tensor:
+    """MSE over the hidden patches' voxels: recon, target (batch, n_voxels); mask (batch, n_patches) bool.
+
+    The value of :func:`brainkit.objectives.double_contrastive.masked_mse`, computed here because the model's
+    forward still returns its loss (models do not import objectives); it goes once the training loop computes
+    the loss in ``objectives/``."""
+    error = rearrange((recon - target) ** 2, "b (n p) -> b 1 n p", p=patch_size)
+    weight = mask[:, None, :, None].to(error.dtype).expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp(min=1.0)
+
+
 @MODELS.register("cross_modal", help="Vis-Dec phase 2: DC-MAE and an image MAE tuned with cross-attention")
 class CrossModalMAE(nn.Module):
     """The fMRI MAE (:class:`~brainkit.models.dc_mae.DCMAE`) and an image MAE (ViTMAEForPreTraining), each
@@ -267,7 +279,7 @@ class CrossModalMAE(nn.Module):
         image_mixed = self.image_cross(image_tokens, fmri_tokens)
         fmri_recon = self.fmri.predict(self.fmri.decode_tokens(fmri_mixed, fmri_mask))
         image_recon = self.image.decoder(image_mixed, encoded.ids_restore).logits
-        fmri_mse = masked_mse(fmri_recon, voxels, fmri_mask, self.fmri.config.patch_size)
+        fmri_mse = _hidden_patch_mse(fmri_recon, voxels, fmri_mask, self.fmri.config.patch_size)
         target = self.image.patchify(pixels)
         if self.image.config.norm_pix_loss:
             target = (target - target.mean(-1, keepdim=True)) / (target.var(-1, keepdim=True) + 1e-6) ** 0.5

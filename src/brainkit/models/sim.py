@@ -1,7 +1,8 @@
 """SIM's tri-modal contrastive model (Dahan et al., ICLR 2025): a SiT fMRI encoder and fMRI, video and audio
 projection heads into one 384-d space, trained with three CLIP losses weighted 0.8 / 0.1 / 0.1.
 
-Read top to bottom: config and presets, the projection head, the loss, the model. Facts from METHODS.md sec. 1.3:
+Read top to bottom: config and presets, the projection head, the logit scales, the model (its loss is
+:mod:`brainkit.objectives.trimodal`). Facts from METHODS.md sec. 1.3:
 - heads (``Wrapper``): Linear(in -> 384) -> GELU -> Linear(384 -> 384) -> dropout -> + the first Linear's output
   -> LayerNorm; fMRI 192 -> 384, video 768 -> 384 (VideoMAE features), audio 768 -> 384 (wav2vec2);
 - fMRI embedding (``avg_fmri: post_proj``): every patch token (cls dropped) is projected, then mean-pooled;
@@ -23,7 +24,6 @@ from torch import nn
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT, SiTConfig, clip_example
-from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.registry import MODELS
 
 
@@ -66,21 +66,20 @@ class ProjectionHead(nn.Module):
         return self.norm(projected + self.drop(self.fc(self.act(projected))))
 
 
-class TriModalLoss(nn.Module):
-    """SIM's weighted sum of three symmetric CLIP losses (fixed scales exp(temperature)): scalar."""
+class LogitScales(nn.Module):
+    """SIM's three fixed logit scales, one ``log_scale`` buffer (= the temperature) per pair: ``fmri_video``,
+    ``fmri_audio``, ``video_audio``. They are state only: the loss
+    (:class:`brainkit.objectives.trimodal.TriModalLoss`) builds the same scales from the same config. They stay in the model so that its checkpoints keep their keys
+    (``objective.<pair>.log_scale``): old checkpoints load, new ones load in older brainkit."""
 
     def __init__(self, config: SIMConfig) -> None:
         super().__init__()
-        self.weights, self.divisor = config.loss_weights, config.loss_divisor
-        if len(self.weights) != 3 or min(self.weights) < 0 or config.loss_divisor <= 0:
-            raise ConfigError(f"SIM: loss_weights must be 3 non-negative numbers, found {self.weights}.")
-        video = InfoNCEConfig(temperature=math.exp(-config.temperature_video), bidirectional=True)
-        audio = InfoNCEConfig(temperature=math.exp(-config.temperature_audio), bidirectional=True)
-        self.fmri_video, self.fmri_audio, self.video_audio = InfoNCE(video), InfoNCE(audio), InfoNCE(audio)
-
-    def forward(self, fmri: torch.Tensor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        parts = (self.fmri_video(fmri, video), self.fmri_audio(fmri, audio), self.video_audio(video, audio))
-        return sum(w * part for w, part in zip(self.weights, parts)) / self.divisor
+        temperatures = (config.temperature_video, config.temperature_audio, config.temperature_audio)
+        for pair, temperature in zip(("fmri_video", "fmri_audio", "video_audio"), temperatures):
+            holder = nn.Module()
+            # the same expression as InfoNCE's buffer, so the stored values are identical
+            holder.register_buffer("log_scale", torch.tensor(math.log(1.0 / math.exp(-temperature))))
+            self.add_module(pair, holder)
 
 
 @MODELS.register(
@@ -89,7 +88,7 @@ class TriModalLoss(nn.Module):
 class SIM(nn.Module):
     """``forward(x)``: clips (batch, n_frames, n_patches, n_patch_vertices) -> fMRI embeddings (batch, 384).
     ``embed_video(v)`` (batch, video_dim) and ``embed_audio(a)`` (batch, audio_dim) -> (batch, 384).
-    ``loss(x, v, a)``: the tri-modal loss of a batch."""
+    Its loss is :class:`brainkit.objectives.trimodal.TriModalLoss` (``TriModalLoss(config).batch(model, x, v, a)``)."""
 
     Config = SIMConfig
     PRESETS = PRESETS
@@ -114,7 +113,11 @@ class SIM(nn.Module):
         self.fmri_head = ProjectionHead(config.encoder.dim, config.embedding_dim, config.dropout)
         self.video_head = ProjectionHead(config.video_dim, config.embedding_dim, config.dropout)
         self.audio_head = ProjectionHead(config.audio_dim, config.embedding_dim, config.dropout)
-        self.objective = TriModalLoss(config)
+        if len(config.loss_weights) != 3 or min(config.loss_weights) < 0 or config.loss_divisor <= 0:
+            raise ConfigError(
+                f"SIM: loss_weights must be 3 non-negative numbers, found {config.loss_weights}."
+            )
+        self.objective = LogitScales(config)  # named ``objective`` for the checkpoints' keys
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tokens = self.encoder(x)[:, 1:]  # cls dropped (SIM's CLIP model)
@@ -131,9 +134,6 @@ class SIM(nn.Module):
     def embed_audio(self, audio: torch.Tensor) -> torch.Tensor:
         return self.audio_head(self._check(audio, self.config.audio_dim, "audio"))
 
-    def loss(self, x: torch.Tensor, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        return self.objective(self(x), self.embed_video(video), self.embed_audio(audio))
-
     def init_encoder(self, folder: str | Path) -> None:
         """Load a SiT checkpoint (e.g. ``checkpoints/sit_encoder`` of ``brainkit run vsmae``) into the encoder;
         :class:`CheckpointError` when its config differs from this encoder's."""
@@ -149,4 +149,4 @@ class SIM(nn.Module):
         self.encoder.load_state_dict(encoder.state_dict())
 
 
-__all__ = ["SIM", "SIMConfig", "PRESETS", "ProjectionHead", "TriModalLoss"]
+__all__ = ["SIM", "SIMConfig", "PRESETS", "ProjectionHead", "LogitScales"]

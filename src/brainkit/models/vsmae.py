@@ -2,7 +2,8 @@
 encoder from (Dahan et al., ICLR 2025). Its code, mask ratio and decoder are unpublished (METHODS.md sec. 1.4):
 what is here is chosen, documented in docs/methods/sim.md, and every choice is a config field.
 
-Read top to bottom: config and presets, the patch mask and the loss, the model.
+Read top to bottom: config and presets, the patch mask, the model (its loss is
+:func:`brainkit.objectives.masked.masked_patch_loss`).
 
 A clip (batch, n_frames, n_patches, n_patch_vertices) loses ``mask_ratio`` of its patches, whole (all frames of
 a hidden patch are hidden: the task is to fill a hole in space, not to copy the previous frame). The SiT
@@ -72,22 +73,6 @@ def random_patch_mask(
     n_hidden = min(n_patches - 1, max(1, int(round(ratio * n_patches))))
     ranks = torch.rand(batch, n_patches, generator=generator).argsort(dim=1).argsort(dim=1)
     return ranks < n_hidden
-
-
-def masked_patch_loss(
-    prediction: torch.Tensor,
-    target: torch.Tensor,
-    mask: torch.Tensor,
-    vertex_weight: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """MSE over the hidden patches: prediction, target (b, c, n, v); mask (b, n) bool; vertex_weight (n, v) or
-    None (1 everywhere; 0 on the medial wall)."""
-    error = (prediction - target) ** 2  # (b, c, n, v)
-    weight = mask[:, None, :, None].to(error.dtype)
-    if vertex_weight is not None:
-        weight = weight * vertex_weight.to(error.dtype)
-    weight = weight.expand_as(error)
-    return (error * weight).sum() / weight.sum().clamp(min=1.0)
 
 
 class Decoder(nn.Module):
@@ -171,4 +156,4 @@ class VSMAE(nn.Module):
         return self.decoder(self.encoder(x, visible), visible)
 
 
-__all__ = ["VSMAE", "VSMAEConfig", "PRESETS", "masked_patch_loss", "random_patch_mask"]
+__all__ = ["VSMAE", "VSMAEConfig", "PRESETS", "random_patch_mask"]

@@ -22,8 +22,8 @@ import torch
 from einops import rearrange
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.vsmae import masked_patch_loss
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
+from brainkit.objectives.masked import masked_patch_loss
 
 
 @dataclass(frozen=True)

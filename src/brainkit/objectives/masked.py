@@ -1,7 +1,10 @@
-"""Masked reconstruction for BrainMAE-style pretraining: the token mask and the weighted loss.
+"""Masked reconstruction losses: BrainMAE's token mask and weighted loss, and the hidden-patch MSE of vsMAE
+and DC-MAE.
 
-The mask hides whole (segment, ROI) tokens; the loss weighs hidden tokens by ``masked_weight`` (0.75 in
+BrainMAE's mask hides whole (segment, ROI) tokens; its loss weighs hidden tokens by ``masked_weight`` (0.75 in
 BrainMAE) and visible ones by the rest, so the model also keeps what it sees (the paper's lambda).
+:func:`masked_patch_loss` scores hidden patches only (vsMAE on surface patches; DC-MAE through
+:func:`brainkit.objectives.double_contrastive.masked_mse`).
 """
 
 from __future__ import annotations
@@ -40,3 +43,19 @@ def masked_reconstruction_loss(
     masked = (error * hidden).sum() / hidden.sum().clamp(min=1)
     visible = (error * (1 - hidden)).sum() / (1 - hidden).sum().clamp(min=1)
     return masked_weight * masked + (1 - masked_weight) * visible
+
+
+def masked_patch_loss(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    mask: torch.Tensor,
+    vertex_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """MSE over the hidden patches: prediction, target (b, c, n, v); mask (b, n) bool; vertex_weight (n, v) or
+    None (1 everywhere; 0 on the medial wall)."""
+    error = (prediction - target) ** 2  # (b, c, n, v)
+    weight = mask[:, None, :, None].to(error.dtype)
+    if vertex_weight is not None:
+        weight = weight * vertex_weight.to(error.dtype)
+    weight = weight.expand_as(error)
+    return (error * weight).sum() / weight.sum().clamp(min=1.0)

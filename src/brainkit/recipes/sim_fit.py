@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from brainkit.errors import ConfigError
+from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes.sim_samples import Samples, gather_clips
 from brainkit.training import TrainingConfig, _make_fabric, learning_rate
 
@@ -112,7 +113,7 @@ def monitor(model, arrays: MovieArrays, samples: Samples, group: int = 32) -> di
         part = samples.take(np.arange(start, start + group))
         video, audio = arrays.features(part)
         x, video, audio = arrays.clips(part).to(device), video.to(device), audio.to(device)
-        losses.append(float(model.loss(x, video, audio)))
+        losses.append(float(TriModalLoss(model.config).to(device).batch(model, x, video, audio)))
         f = nn.functional.normalize(model(x), dim=1)
         v = nn.functional.normalize(model.embed_video(video), dim=1)
         hits += int(((f @ v.T).argmax(dim=1) == torch.arange(group, device=device)).sum())
@@ -188,7 +189,7 @@ def train_sim(
         for group in optimizer.param_groups:
             still = step < frozen and group.get("encoder", False)
             group["lr"] = 0.0 if still else learning_rate(schedule, step, 1) * group["lr_scale"]
-        loss = raw.loss(x, video, audio)
+        loss = TriModalLoss(raw.config).to(fabric.device).batch(raw, x, video, audio)
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
         if config.grad_clip:

@@ -106,7 +106,7 @@ class VisDecRecipeConfig:
     threads: int | None = 1
     # More phase-1 (DC-MAE) pretraining voxels from other sources, e.g. {"nitime": {}} (the two real 4D BOLD runs
     # that install with nitime) or {"god": {"folder": ...}, "bold5000": {...}, "hcp": {...}}: read by
-    # data.readers.pretraining_voxels.load_pretraining_voxels, wrap-padded to the built-in data's voxel count and
+    # data.readers.pretraining_sources.load_pretraining_voxels, wrap-padded to the built-in data's voxel count and
     # stacked under its training trials. Phase 1 only (phases 2-3 need image pairs). Empty: the built-in data alone.
     extra_pretraining: dict[str, dict[str, Any]] = field(default_factory=dict)
 

@@ -32,7 +32,7 @@ def phase1_voxels(config: Any, train_voxels: np.ndarray) -> np.ndarray:
     stacked under them (a source with more than v voxels is an error, never cut)."""
     if not config.extra_pretraining:
         return train_voxels
-    from brainkit.data.readers.pretraining_voxels import load_pretraining_voxels
+    from brainkit.data.readers.pretraining_sources import load_pretraining_voxels
 
     extra = load_pretraining_voxels(dict(config.extra_pretraining), length=train_voxels.shape[1])
     log.info(

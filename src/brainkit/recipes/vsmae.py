@@ -189,7 +189,8 @@ class VSMAERecipe:
 
     def run(self, config: VSMAERecipeConfig, folder: Path) -> RecipeOutput:
         from brainkit.models import count_parameters, save_model
-        from brainkit.models.vsmae import masked_patch_loss, random_patch_mask
+        from brainkit.models.vsmae import random_patch_mask
+        from brainkit.objectives.masked import masked_patch_loss
         from brainkit.pretraining import masked_pretraining_loop
 
         torch.manual_seed(config.seed)

@@ -21,15 +21,26 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from brainkit.data.schema import Stimuli
 from brainkit.errors import ConfigError, DataError
 from brainkit.stimuli.encoders import Encoder, get_encoder
 
 logger = logging.getLogger(__name__)
+
+
+class EmbeddableStimuli(Protocol):
+    """What the cache reads of a stimulus set; ``brainkit.data.Stimuli`` is one (the data layer sits above)."""
+
+    ids: np.ndarray
+    images: np.ndarray | None
+    labels: np.ndarray | None
+
+    def __len__(self) -> int: ...
+
+    def add_embedding(self, name: str, array: np.ndarray) -> None: ...
 
 
 def default_cache_dir() -> Path:
@@ -37,7 +48,7 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BRAINKIT_CACHE") or Path.home() / ".cache" / "brainkit")
 
 
-def content_hashes(stimuli: Stimuli, modality: str) -> list[str]:
+def content_hashes(stimuli: EmbeddableStimuli, modality: str) -> list[str]:
     """One sha1 per stimulus of what an encoder of ``modality`` reads: the image pixels or the label text."""
     if modality == "image":
         if stimuli.images is None:
@@ -99,7 +110,7 @@ def encoder_cache_folder(encoder: Encoder, cache_dir: str | Path | None = None) 
 
 
 def embed_stimuli(
-    stimuli: Stimuli,
+    stimuli: EmbeddableStimuli,
     encoder: str,
     cache_dir: str | Path | None = None,
     batch_size: int = 64,
@@ -109,7 +120,7 @@ def embed_stimuli(
 
     Parameters
     ----------
-    stimuli : Stimuli
+    stimuli : Stimuli or EmbeddableStimuli
         Needs ``images`` for an image encoder, ``labels`` for a text encoder.
     encoder : str
         A name in ``brainkit.registry.ENCODERS`` (``efficientnet_lite0``, ``minilm``, ...).

@@ -618,6 +618,3 @@ def get_encoder(name: str, **options: Any) -> Encoder:
         return factory(**options)
     except TypeError as err:
         raise ConfigError(f"Encoder {name!r} does not take options {sorted(options)}: {err}.") from None
-
-
-from brainkit.stimuli import av_encoders as _av_encoders  # noqa: E402,F401  (registers the video/audio encoders)

@@ -15,17 +15,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from brainkit.checkpoint import FILE_MODE
 from brainkit.data.builtin.build_cache import UNREADABLE
+from brainkit.data.builtin.movie_surface_like_config import MovieSurfaceConfig
 from brainkit.errors import ConfigError
 from brainkit.stimuli.av_encoders import AUDIO_RATE
-
-if TYPE_CHECKING:
-    from brainkit.data.builtin.movie_surface_like import MovieSurfaceConfig
 
 logger = logging.getLogger(__name__)
 

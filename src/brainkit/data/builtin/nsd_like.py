@@ -32,9 +32,9 @@ import numpy as np
 
 from brainkit.data.builtin import nsd_like_simulation as sim
 from brainkit.data.builtin.build_cache import cached_build, encoder_fingerprints, load_stimuli, save_stimuli
+from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
-from brainkit.evaluation.noise_ceiling import noise_ceiling, trials_by_stimulus
 from brainkit.registry import DATASETS
 from brainkit.stimuli.cache import embed_stimuli
 from brainkit.stimuli.images import real_images

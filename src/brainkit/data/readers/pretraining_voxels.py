@@ -12,6 +12,9 @@ trials), columns voxels. The helpers here are Vis-Dec's dataset steps (METHODS.m
   ``numpy.array_split``, as Vis-Dec's ``process_voxel_ts``: 1,200 frames -> 120 windows.
 - :func:`gather_pretraining_voxels` stacks several sources into one (n_samples, length) matrix.
 
+Reading the sources by name (``god``, ``bold5000``, ``hcp``, ``nitime``) is
+:mod:`brainkit.data.readers.pretraining_sources`, above the readers that use these helpers.
+
 Reconciling voxel counts: sources of different voxel counts (subjects, datasets) are wrap-padded to one common
 length, by default the largest count rounded up to a multiple of 16, or ``length`` (e.g. ``(pos_embed_len - 1)
 * 16 = 4,656`` from a pretrained Mind-Vis/Vis-Dec checkpoint). This is Mind-Vis's ``pad_to_length`` ('wrap').
@@ -23,12 +26,10 @@ is never cut silently): pass ``truncate=True`` to keep its first ``length`` voxe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from brainkit.errors import ConfigError, DataError, FileFormatError
+from brainkit.errors import ConfigError, DataError
 
 PATCH_SIZE = 16  # Vis-Dec / Mind-Vis: 16 voxels per patch (METHODS.md 4.2)
 HCP_WINDOW_FRAMES = 10  # Vis-Dec process_voxel_ts: 8 s // 0.75 s per HCP frame (METHODS.md 4.1)
@@ -128,75 +129,3 @@ def gather_pretraining_voxels(
         except DataError as err:
             raise DataError(f"{name}: {err}") from None
     return np.concatenate(parts, axis=0)
-
-
-def _hcp_source(
-    paths: Sequence[str | Path] = (), folder: str | Path | None = None, window: int = HCP_WINDOW_FRAMES
-) -> dict[str, np.ndarray]:
-    from brainkit.data.readers import hcp_visual
-
-    paths = list(paths)
-    if folder is not None:  # Vis-Dec's layout: npz/<subject>/HCP_visual_voxel.npz
-        paths += sorted(Path(folder).glob(f"*/{hcp_visual.NPZ_NAME}"))
-        if not paths:
-            raise FileFormatError(
-                f"No */{hcp_visual.NPZ_NAME} under {folder}; write them with write_hcp_visual_voxels."
-            )
-    if not paths:
-        raise ConfigError("The 'hcp' source needs paths=[...] (npz or dtseries files) or folder=<npz root>.")
-    out = {}
-    for path in map(Path, paths):
-        if path.name.endswith(".dtseries.nii"):
-            areas = hcp_visual.read_visual_voxels(path)
-        else:
-            areas = hcp_visual.read_hcp_visual_voxels(path)
-        out[str(path)] = hcp_visual.hcp_visual_samples(areas, window)
-    return out
-
-
-def _nitime_source() -> dict[str, np.ndarray]:
-    from brainkit.data.readers.nitime_bold import nitime_bold_voxels
-
-    return {"nitime": pad_to_multiple(nitime_bold_voxels())}
-
-
-def read_pretraining_source(kind: str, **options: Any) -> dict[str, np.ndarray]:
-    """The normalised (n_samples, n_voxels) matrices of one source kind, by subject or run.
-
-    ``god``: ``folder``, ``subjects`` (1-5), ``roi`` ("VC") -> ``god.god_pretraining_voxels``.
-    ``bold5000``: ``root``, ``subjects`` (1-4), ``trials`` ("train") -> ``bold5000.bold5000_pretraining_voxels``.
-    ``hcp``: ``paths`` (HCP_visual_voxel.npz or *.dtseries.nii files, one per subject) and / or ``folder``
-    (``folder/<subject>/HCP_visual_voxel.npz``, Vis-Dec's layout), ``window`` (10)
-    -> ``hcp_visual.hcp_visual_samples`` of each. ``nitime``: no options -> ``nitime_bold.nitime_bold_voxels``.
-    """
-    import inspect
-
-    from brainkit.data.readers import bold5000, god
-
-    readers = {
-        "god": god.god_pretraining_voxels,
-        "bold5000": bold5000.bold5000_pretraining_voxels,
-        "hcp": _hcp_source,
-        "nitime": _nitime_source,
-    }
-    if kind not in readers:
-        raise ConfigError(f"Unknown pretraining source {kind!r}; choose from {list(readers)}.")
-    try:
-        inspect.signature(readers[kind]).bind(**options)
-    except TypeError as err:
-        raise ConfigError(
-            f"Pretraining source {kind!r}: bad options {sorted(options)} ({err}); see read_pretraining_source."
-        ) from None
-    return readers[kind](**options)
-
-
-def load_pretraining_voxels(
-    sources: dict[str, dict], *, length: int | None = None, truncate: bool = False
-) -> np.ndarray:
-    """Read several source kinds and gather them: e.g. ``{"nitime": {}, "god": {"folder": ...}}`` ->
-    float32 (n_samples, length) by :func:`gather_pretraining_voxels` (keys "kind/subject" keep the provenance)."""
-    matrices = {}
-    for kind, options in sources.items():
-        for name, values in read_pretraining_source(kind, **dict(options)).items():
-            matrices[f"{kind}/{name}"] = values
-    return gather_pretraining_voxels(matrices, length=length, truncate=truncate)

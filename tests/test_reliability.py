@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainkit.data.schema import BrainSamples
-from brainkit.errors import DataError
-from brainkit.evaluation.noise_ceiling import (
+from brainkit.data.reliability import (
     ncsnr,
     noise_ceiling,
     noise_ceiling_of_samples,
     trials_by_stimulus,
 )
+from brainkit.data.schema import BrainSamples
+from brainkit.errors import DataError
 
 
 def test_exact_answer_without_zscoring():

@@ -1,4 +1,5 @@
-"""Noise ceilings from repeated trials, with the formula of the Natural Scenes Dataset (Allen et al. 2022).
+"""Data reliability: noise ceilings from repeated trials, with the formula of the Natural Scenes Dataset
+(Allen et al. 2022).
 
 For each voxel, with betas z-scored (unit total variance), the noise variance is the mean over stimuli of the
 variance across a stimulus's repeats (ddof=1), and the signal variance is what is left:
