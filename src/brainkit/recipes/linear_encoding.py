@@ -1,0 +1,219 @@
+"""The linear encoding recipe: predict every voxel's response from a stimulus encoder's features.
+
+``brainkit run linear_encoding`` on the built-in ``nsd_like`` data, per subject:
+1. the stimuli embedded by a registered encoder (cached), z-scored on the training stimuli; the voxels z-scored on
+   the training trials; ``val_fraction`` of the training stimuli held out (their trials averaged) for validation;
+2. :class:`~brainkit.models.linear_encoding.LinearEncoding` trained by the one trainer (MSE, AdamW), the best
+   epoch by the validation median voxel correlation kept;
+3. the closed-form reference: scikit-learn ridge with an alpha per voxel chosen on the same validation stimuli;
+4. both scored on the averaged test responses: voxel-wise Pearson r and the share of each voxel's noise ceiling
+   explained (:mod:`brainkit.evaluation.encoding`); tables, curves and figures in ``report.html``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from brainkit.data import load_dataset
+from brainkit.data.transforms import Standardizer
+from brainkit.errors import ConfigError, DataError
+from brainkit.evaluation.encoding import encoding_scores, voxel_correlations
+from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
+from brainkit.models import build_model, count_parameters, model_config, save_model
+from brainkit.objectives.regression import VoxelMSE
+from brainkit.recipes import RecipeOutput
+from brainkit.registry import RECIPES
+from brainkit.report.linear_encoding import write_encoding_report
+from brainkit.stimuli.cache import embed_stimuli
+from brainkit.training import Arrays, SupervisedTask, TrainingConfig, predict, torch_threads, train
+from brainkit.training.state import load_weights
+
+log = logging.getLogger(__name__)
+METHODS = ("linear_encoding", "ridge")
+
+
+@dataclass(frozen=True)
+class LinearEncodingRecipeConfig:
+    """Everything the recipe does; ``brainkit run linear_encoding --set key=value`` changes any field."""
+
+    data: str = "nsd_like"  # a trial-based dataset whose test set averages repeats (raw_test_trials in info)
+    data_options: dict[str, Any] = field(default_factory=dict)
+    subjects: tuple[str, ...] = ("subj01", "subj02", "subj05", "subj07")
+    features: str = "efficientnet_lite0"  # the stimulus encoder whose features predict the voxels
+    encoder_options: dict[str, Any] = field(default_factory=dict)
+    cache_dir: str | None = None
+    val_fraction: float = 0.1
+    training: TrainingConfig = TrainingConfig(
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        weight_decay=0.1,
+        warmup_epochs=1,
+        monitor="val_median_r",
+        progress=False,
+    )
+    ridge_alphas: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4, 1e5)  # the reference's per-voxel grid
+    min_ceiling: float = (
+        1.0  # voxels with a lower noise ceiling (percent) are left out of the share of ceiling
+    )
+    seed: int = 0
+    threads: int | None = 1  # torch threads (one: the machine is shared)
+
+
+TESTING_DATA = {
+    "subjects": ["subj01", "subj05"], "n_train_stimuli": 40, "n_test_stimuli": 14, "image_size": 64,
+    "features": {"low": ["pixel_projection", {"dim": 24, "grid": 4}], "high": ["pixel_projection", {"dim": 24, "grid": 4}],
+                 "semantic": ["hashed_words", {"dim": 16}]},
+    "n_components": {"low": 4, "high": 6, "semantic": 3}, "n_voxels": {"subj01": 41, "subj05": 29}, "median_snr": 1.5,
+}  # fmt: skip
+PRESETS = {
+    # The built-in NSD imitation, its four subjects; the features are the encoder behind its "high" feature space
+    # (the responses are not linear in them alone: low-level and semantic spaces and noise also drive them).
+    "cpu_small": LinearEncodingRecipeConfig(),
+    "testing": LinearEncodingRecipeConfig(
+        data_options=TESTING_DATA,
+        subjects=("subj01", "subj05"),
+        features="pixel_projection",
+        encoder_options={"dim": 24, "grid": 4},
+        training=TrainingConfig(epochs=4, batch_size=32, lr=1e-2, monitor="val_median_r", progress=False),
+        ridge_alphas=(1e0, 1e2),
+    ),  # fmt: skip
+}
+
+
+class EncodingTask(SupervisedTask):
+    """Stimulus features -> voxels with MSE (the supervised task); validation adds the median voxel r."""
+
+    def validate(self) -> dict[str, float]:
+        if self.val is None:
+            return {}
+        prediction = predict(self.model, self.val.x)
+        r = voxel_correlations(prediction, self.val.y)
+        return {
+            "val_median_r": float(np.median(r)),
+            "val_mse": float(np.mean((prediction - self.val.y) ** 2)),
+        }
+
+
+@dataclass
+class SubjectData:
+    """One subject's standardised arrays: features -> voxels for train / val / test, and the test ceiling."""
+
+    train: Arrays
+    val: Arrays
+    test: Arrays
+    ceiling: np.ndarray
+
+
+def subject_data(
+    dataset, features: np.ndarray, subject: str, config: LinearEncodingRecipeConfig
+) -> SubjectData:
+    """Hold out validation stimuli, z-score features (on training stimuli) and voxels (on training trials)."""
+    subject = dataset.check_subject(subject)
+    train, test = dataset.train[subject], dataset.test[subject]
+    raw = dataset.info.get("raw_test_trials", {}).get(subject)
+    if raw is None:
+        raise DataError(
+            f"linear_encoding: dataset {dataset.name!r} has no raw_test_trials for {subject}; the noise ceiling "
+            "needs the single test trials. Use a dataset that keeps them (nsd_like, nsd)."
+        )
+    if not 0 < config.val_fraction < 1:
+        raise ConfigError(f"linear_encoding: val_fraction must lie in (0, 1), found {config.val_fraction}.")
+    stimuli = np.unique(train.stimulus_ids)
+    rng = np.random.default_rng(config.seed)
+    val_ids = rng.choice(stimuli, size=max(2, int(round(config.val_fraction * len(stimuli)))), replace=False)
+    is_val = np.isin(train.stimulus_ids, val_ids)
+    fit_rows, val_rows = train.select(~is_val), train.select(is_val).average_repeats()
+    position = dataset.stimuli.positions
+    x_scale = Standardizer().fit(features[position(np.unique(fit_rows.stimulus_ids))])
+    y_scale = Standardizer().fit(fit_rows.values)
+
+    def arrays(rows, name: str) -> Arrays:
+        return Arrays(
+            x_scale.transform(features[position(rows.stimulus_ids)]), y_scale.transform(rows.values), name
+        )
+
+    ceiling = noise_ceiling(trials_by_stimulus(raw), n_average=int(np.max(test.n_repeats)))
+    return SubjectData(arrays(fit_rows, "train"), arrays(val_rows, "val"), arrays(test, "test"), ceiling)
+
+
+def fit_ridge(data: SubjectData, alphas: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn ridge with one alpha per voxel, chosen by validation r; returns (test prediction, alphas)."""
+    from sklearn.linear_model import Ridge
+
+    if not alphas or min(alphas) <= 0:
+        raise ConfigError(f"linear_encoding: ridge_alphas must be positive numbers, found {alphas}.")
+    val_r = np.stack([voxel_correlations(Ridge(alpha=a).fit(data.train.x, data.train.y).predict(data.val.x),
+                                         data.val.y) for a in alphas])  # fmt: skip
+    chosen = np.asarray(alphas)[np.argmax(val_r, axis=0)]
+    final = Ridge(alpha=chosen).fit(data.train.x, data.train.y)
+    return final.predict(data.test.x).astype(np.float32), chosen
+
+
+def fit_encoder(data: SubjectData, config: LinearEncodingRecipeConfig, folder: Path):
+    """Train the encoding model on the one trainer; keep the best epoch's weights; returns (model, history)."""
+    model_cfg = model_config("linear_encoding", "default")
+    model_cfg = dataclasses.replace(
+        model_cfg, n_features=data.train.x.shape[1], n_voxels=data.train.y.shape[1]
+    )
+    torch.manual_seed(config.seed)
+    model = build_model("linear_encoding", model_cfg)
+    task = EncodingTask(model, VoxelMSE(), data.train, data.val)
+    training = dataclasses.replace(config.training, seed=config.seed)
+    result = train(task, training, out_dir=folder / "train", name="linear_encoding")
+    if (folder / "train" / "best").is_dir():
+        load_weights(folder / "train" / "best", task)
+    save_model(folder / "checkpoint", model, metadata={"best": result.best, "seconds": result.seconds})
+    shutil.rmtree(
+        folder / "train" / "state", ignore_errors=True
+    )  # the run is complete: keep best + checkpoint
+    return model, result
+
+
+@RECIPES.register(
+    "linear_encoding", help="Voxel-wise linear encoding model (one trainer) vs per-voxel ridge."
+)
+class LinearEncodingRecipe:
+    Config = LinearEncodingRecipeConfig
+    PRESETS = PRESETS
+
+    def run(self, config: LinearEncodingRecipeConfig, folder: Path) -> RecipeOutput:
+        options = dict(config.data_options)
+        if config.cache_dir is not None:
+            options.setdefault("cache_dir", config.cache_dir)
+        with torch_threads(config.threads):
+            dataset = load_dataset(config.data, **options)
+            features = embed_stimuli(dataset.stimuli, config.features, cache_dir=config.cache_dir,
+                                     **config.encoder_options)  # fmt: skip
+            features = features.reshape(len(features), -1)
+            rows, histories, correlations, ceilings = [], {}, {}, {}
+            for subject in config.subjects:
+                data = subject_data(dataset, features, subject, config)
+                model, result = fit_encoder(data, config, folder / subject)
+                ridge_prediction, alphas = fit_ridge(data, config.ridge_alphas)
+                predictions = {"linear_encoding": predict(model, data.test.x), "ridge": ridge_prediction}
+                histories[subject] = result.history
+                ceilings[subject] = data.ceiling
+                for method, prediction in predictions.items():
+                    r = voxel_correlations(prediction, data.test.y)
+                    correlations[(subject, method)] = r
+                    rows.append({"subject": subject, "method": method, "n_voxels": data.test.y.shape[1],
+                                 "params": count_parameters(model), "train_s": result.seconds if method != "ridge" else None,
+                                 **encoding_scores(r, data.ceiling, config.min_ceiling)})  # fmt: skip
+                rows[-1]["median_alpha"] = float(np.median(alphas))
+        notes = [
+            f"Features: {config.features} ({features.shape[1]}-d), z-scored on the training stimuli; voxels z-scored "
+            "on the training trials; test responses average the repeats.",
+            "share_of_ceiling: 100 x sign(r) r^2 / noise ceiling (percent), median over voxels whose ceiling is at "
+            f"least {config.min_ceiling} %.",
+        ]
+        write_encoding_report(folder / "report.html", rows, histories, correlations, ceilings, notes)
+        return RecipeOutput({"Linear encoding vs ridge (test, per subject)": rows}, notes, {"rows": rows})
