@@ -1,15 +1,43 @@
-"""Masked reconstruction for BrainMAE-style pretraining: the token mask and the weighted loss.
+"""Masked reconstruction for BrainMAE-style pretraining: how tokens are hidden, the token mask and the weighted loss.
 
 The mask hides whole (segment, ROI) tokens; the loss weighs hidden tokens by ``masked_weight`` (0.75 in
-BrainMAE) and visible ones by the rest, so the model also keeps what it sees (the paper's lambda).
+BrainMAE) and visible ones by the rest, so the model also keeps what it sees (the paper's lambda). Each training
+batch draws its mask ratio uniformly from ``mask_ratio_range`` (BrainMAE: (0, 0.8)); evaluation uses
+``eval_mask_ratio``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
 
 from brainkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """How tokens are hidden. ``masking=False`` trains a plain autoencoder (the BrainAE ablation)."""
+
+    masking: bool = True
+    mask_ratio_range: tuple[float, float] = (0.0, 0.8)  # BrainMAE: a random ratio per batch in (0, 0.8)
+    eval_mask_ratio: float = (
+        0.7  # BrainMAE's quoted ratio (METHODS.md: unverified), for validation/evaluation
+    )
+    masked_weight: float = 0.75  # lambda: 0.75 masked + 0.25 visible (METHODS.md sec. 5)
+
+    def __post_init__(self) -> None:
+        low, high = self.mask_ratio_range
+        if not 0.0 <= low <= high < 1.0:
+            raise ConfigError(
+                f"mask_ratio_range must satisfy 0 <= low <= high < 1, found {self.mask_ratio_range}."
+            )
+
+    @property
+    def loss_weight(self) -> float:
+        """The masked tokens' weight in the loss (0 without masking: every token is visible)."""
+        return self.masked_weight if self.masking else 0.0
 
 
 def random_mask(
@@ -40,3 +68,15 @@ def masked_reconstruction_loss(
     masked = (error * hidden).sum() / hidden.sum().clamp(min=1)
     visible = (error * (1 - hidden)).sum() / (1 - hidden).sum().clamp(min=1)
     return masked_weight * masked + (1 - masked_weight) * visible
+
+
+def draw_mask(
+    masking: MaskingConfig, batch: int, n_segments: int, n_rois: int, generator: torch.Generator
+) -> torch.Tensor:
+    """One training batch's mask: a ratio drawn from ``mask_ratio_range``, then :func:`random_mask`; all visible
+    without masking. (batch, n_segments, n_rois) bool."""
+    if not masking.masking:
+        return torch.zeros(batch, n_segments, n_rois, dtype=torch.bool)
+    low, high = masking.mask_ratio_range
+    ratio = float(low + (high - low) * torch.rand(1, generator=generator))
+    return random_mask(batch, n_segments, n_rois, ratio, generator)
