@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from brainkit.errors import DataError
 from brainkit.evaluation.downstream import (
     classification_metrics,
     cross_validate,
+    masked_reconstruction_scores,
+    reconstruction_error,
     regression_metrics,
     roi_mean_fill,
     temporal_interpolation_fill,
@@ -60,3 +64,29 @@ def test_fills_known_answers() -> None:
     np.testing.assert_allclose(roi_mean_fill(constant, mask, frames), constant)
     zeros = np.zeros_like(ramp)
     assert token_mse(zeros, ramp, mask, frames) == pytest.approx(np.mean(np.arange(4, 8) ** 2))
+
+
+class _Copy(torch.nn.Module):
+    """A 'model' that reconstructs a hidden token as ``scale`` x the truth (1: perfect)."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(n_rois=2, segment_frames=4)
+        self.scale = torch.nn.Parameter(torch.tensor(scale))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = mask.repeat_interleave(4, dim=1)
+        return torch.where(hidden, self.scale * x, x)
+
+
+def test_reconstruction_scores_known_answers() -> None:
+    ramp = np.tile(np.arange(12, dtype=np.float32)[None, :, None], (3, 1, 2))  # (3, 12, 2) linear in time
+    mask = torch.zeros(3, 3, 2, dtype=torch.bool)
+    mask[:, 1, 0] = True
+    errors = reconstruction_error(_Copy(0.0), ramp, mask)  # hidden frames 4..7 filled with 0
+    assert errors == {"masked_mse": pytest.approx(np.mean(np.arange(4, 8) ** 2)), "visible_mse": 0.0}
+    rows, example = masked_reconstruction_scores({"perfect": _Copy(1.0)}, ramp, 4, 3, 0.5, 0, "ramp")
+    by_method = {row["method"]: row for row in rows}
+    assert set(by_method) == {"perfect", "ROI mean", "temporal interpolation"}
+    assert by_method["perfect"]["masked_mse_mean"] == 0.0 and by_method["ROI mean"]["masked_mse_mean"] > 0
+    assert example["truth"].shape == (12, 2) and example["mask"].shape == (3, 2) and example["frames"] == 4
