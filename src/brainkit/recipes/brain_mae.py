@@ -31,8 +31,10 @@ from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.downstream import (
     downstream_rows,
     masked_reconstruction_scores,
+    readout,
     reconstruction_error,
     ridge_head,
+    subject_features,
 )
 from brainkit.objectives.masked import MaskingConfig, draw_mask, masked_reconstruction_loss, random_mask
 from brainkit.recipes import RecipeOutput
@@ -305,20 +307,42 @@ def real_reconstruction(config: BrainMAERecipeConfig, folder: Path) -> tuple[lis
     return rows, examples
 
 
-@torch.no_grad()
-def _readout(model: nn.Module, readout: str, series: np.ndarray, batch: int = 32) -> torch.Tensor:
-    model.eval()
-    x = torch.as_tensor(series)
-    return torch.cat([getattr(model, readout)(x[i : i + batch]) for i in range(0, len(x), batch)])
+def check_config(config: BrainMAERecipeConfig) -> None:
+    """Raise a ConfigError for settings the run would only trip over later."""
+    unknown = [v for v in config.variants if v not in VARIANTS]
+    if unknown or not config.variants:
+        raise ConfigError(f"variants {unknown or '()'} unknown or empty; choose from {list(VARIANTS)}.")
+    if config.finetune_epochs > 0 and config.finetune_variant not in config.variants:
+        raise ConfigError(
+            f"finetune_variant {config.finetune_variant!r} is not among variants {list(config.variants)}."
+        )
+    if config.transient_seconds > config.segment_seconds:
+        raise ConfigError(
+            f"transient_seconds={config.transient_seconds} is longer than segment_seconds="
+            f"{config.segment_seconds}; a transient window is read as one segment."
+        )
 
 
-def subject_features(model: nn.Module, rest_runs: list, n_frames: int) -> np.ndarray:
-    """Each subject's frozen features: the learned connectivity of its tokens (Fisher z), averaged over the
-    300 s windows of its rest run. (The per-ROI token moments that suit transient states carry no
-    phenotype here: measured age r -0.19 with them, 0.56 with this readout.)"""
-    rows = [_readout(model, "token_connectivity", windows(r.values, n_frames, n_frames // 2)).mean(dim=0).numpy()
-            for r in rest_runs]  # fmt: skip
-    return fisher_z(np.stack(rows))
+def downstream_methods(
+    config: BrainMAERecipeConfig, models: dict, rest: list, states: Any, n_frames: int
+) -> dict:
+    """name -> (subject inputs, state-window inputs, head, state head): frozen readouts with ridge heads for each
+    variant, ``finetune_variant`` fine-tuned with a linear head, and the static-connectivity baseline."""
+    methods = {name: (subject_features(model, rest, n_frames), readout(model, "features", states.padded).numpy(),
+                      ridge_head, ridge_head) for name, model in models.items()}  # fmt: skip
+    if config.finetune_epochs > 0:
+        training = replace(config.training, epochs=config.finetune_epochs, lr=config.finetune_lr,
+                           warmup_epochs=0.0)  # fmt: skip
+        model = models[config.finetune_variant]
+        methods[f"{config.finetune_variant} (fine-tuned)"] = (
+            np.stack([r.values[:n_frames] for r in rest]),  # one window per subject
+            states.padded,
+            FinetuneHead(model, training, readout="token_connectivity"),  # the frozen rows' readouts
+            FinetuneHead(model, training, readout="features"),
+        )
+    fc = np.stack([upper_triangle(fisher_z(connectivity(r.values))) for r in rest])
+    methods["static FC + linear (baseline)"] = (fc, fc_window_features(states.raw), ridge_head, ridge_head)
+    return methods
 
 
 @RECIPES.register(
@@ -333,18 +357,7 @@ class BrainMAERecipe:
         from brainkit.models import save_model
         from brainkit.report.brain_mae import report
 
-        unknown = [v for v in config.variants if v not in VARIANTS]
-        if unknown or not config.variants:
-            raise ConfigError(f"variants {unknown or '()'} unknown or empty; choose from {list(VARIANTS)}.")
-        if config.finetune_epochs > 0 and config.finetune_variant not in config.variants:
-            raise ConfigError(
-                f"finetune_variant {config.finetune_variant!r} is not among variants {list(config.variants)}."
-            )
-        if config.transient_seconds > config.segment_seconds:
-            raise ConfigError(
-                f"transient_seconds={config.transient_seconds} is longer than segment_seconds="
-                f"{config.segment_seconds}; a transient window is read as one segment."
-            )
+        check_config(config)
         cohort = hcp_cohort(**{"seed": config.seed, **config.cohort})
         if not 0 < config.n_pretrain_subjects <= len(cohort.subjects) - config.n_folds:
             raise ConfigError(
@@ -380,25 +393,7 @@ class BrainMAERecipe:
         reconstruction, examples = reconstruction + real_rows, examples | real_examples
 
         states = transient_windows(cohort, downstream, frames, config.transient_seconds)
-        methods = {name: (subject_features(model, rest, n_frames), _readout(model, "features", states.padded).numpy(),
-                          ridge_head, ridge_head) for name, model in models.items()}  # fmt: skip
-        if config.finetune_epochs > 0:
-            training = replace(config.training, epochs=config.finetune_epochs, lr=config.finetune_lr,
-                               warmup_epochs=0.0)  # fmt: skip
-            model = models[config.finetune_variant]
-            methods[f"{config.finetune_variant} (fine-tuned)"] = (
-                np.stack([r.values[:n_frames] for r in rest]),  # one window per subject
-                states.padded,
-                FinetuneHead(model, training, readout="token_connectivity"),  # the frozen rows' readouts
-                FinetuneHead(model, training, readout="features"),
-            )
-        fc = np.stack([upper_triangle(fisher_z(connectivity(r.values))) for r in rest])
-        methods["static FC + linear (baseline)"] = (
-            fc,
-            fc_window_features(states.raw),
-            ridge_head,
-            ridge_head,
-        )
+        methods = downstream_methods(config, models, rest, states, n_frames)
         targets = {name: cohort.phenotype(name, downstream) for name in ("age", "behaviour", "sex")}
         table = downstream_rows(methods, targets, np.array(downstream), states, config.n_folds, config.seed)
 
