@@ -1,9 +1,8 @@
 """BrainMAE: shapes at unequal tiny sizes, gradients, determinism, checkpoints, input errors, attention graph
-properties (no self loops, static graph, masked tokens hidden), one learning step, and masked pretraining."""
+properties (no self loops, static graph, masked tokens hidden), one learning step, and the masking config. (Pretraining on the one trainer: tests/test_brain_mae_recipe.py.)"""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -11,9 +10,7 @@ from brainkit.errors import ConfigError, DataError
 from brainkit.models import load_model, save_model
 from brainkit.models.base import model_config
 from brainkit.models.brain_mae import BrainMAE
-from brainkit.objectives.masked import masked_reconstruction_loss, random_mask
-from brainkit.pretraining import MaskingConfig, pretrain_masked
-from brainkit.training import TrainingConfig
+from brainkit.objectives.masked import MaskingConfig, draw_mask, masked_reconstruction_loss, random_mask
 
 N_ROIS, FRAMES, N_SEGMENTS, BATCH = 7, 5, 3, 2
 
@@ -119,27 +116,20 @@ def test_one_step_lowers_loss() -> None:
     assert after.item() < before.item()
 
 
-def _correlated_windows(n: int, seed: int) -> np.ndarray:
-    """ROIs that copy two latent signals: a hidden ROI is predictable from the visible ones."""
-    rng = np.random.default_rng(seed)
-    latent = rng.standard_normal((n, N_SEGMENTS * FRAMES, 2))
-    mixing = rng.standard_normal((2, N_ROIS))
-    return (latent @ mixing + 0.1 * rng.standard_normal((n, N_SEGMENTS * FRAMES, N_ROIS))).astype(np.float32)
-
-
-def test_pretraining_learns_and_is_reproducible() -> None:
-    training = TrainingConfig(epochs=6, batch_size=8, lr=1e-2, warmup_epochs=0.0, progress=False, seed=5)
-    train, val = _correlated_windows(32, 0), _correlated_windows(8, 1)
-    first = pretrain_masked(tiny(), train, training, MaskingConfig(), val_windows=val)
-    again = pretrain_masked(tiny(), train, training, MaskingConfig(), val_windows=val)
-    assert [r["train_loss"] for r in first.history] == [r["train_loss"] for r in again.history]
-    assert first.history[-1]["val_masked_mse"] < first.history[0]["val_masked_mse"]
-    plain = pretrain_masked(tiny(), train, training, MaskingConfig(masking=False))
-    assert len(plain.history) == 6
-    with pytest.raises(ConfigError, match="mask_ratio_range must satisfy"):
-        pretrain_masked(tiny(), train, training, MaskingConfig(mask_ratio_range=(0.5, 0.2)))
-    with pytest.raises(DataError, match=r"expected windows \(n_windows, n_frames, 7 ROIs\)"):
-        pretrain_masked(tiny(), train[:, :, :5], training)
+def test_masking_config_and_draw() -> None:
+    with pytest.raises(
+        ConfigError, match=r"mask_ratio_range must satisfy 0 <= low <= high < 1, found \(0.5, 0.2\)"
+    ):
+        MaskingConfig(mask_ratio_range=(0.5, 0.2))
+    masks = [draw_mask(MaskingConfig(), 4, 3, 10, torch.Generator().manual_seed(s)) for s in range(20)]
+    hidden = {int(m[0, 0].sum()) for m in masks}
+    assert all(m.shape == (4, 3, 10) and len(set(m.sum(dim=-1).flatten().tolist())) == 1 for m in masks)
+    assert hidden <= set(range(9)) and len(hidden) > 3  # a ratio per batch in (0, 0.8): 0-8 of 10 ROIs
+    torch.testing.assert_close(
+        masks[3], draw_mask(MaskingConfig(), 4, 3, 10, torch.Generator().manual_seed(3))
+    )
+    plain = MaskingConfig(masking=False)
+    assert not draw_mask(plain, 2, 3, 10, torch.Generator()).any() and plain.loss_weight == 0.0
 
 
 @pytest.mark.parametrize(

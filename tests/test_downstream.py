@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from brainkit.errors import DataError
 from brainkit.evaluation.downstream import (
     classification_metrics,
     cross_validate,
+    masked_reconstruction_scores,
+    reconstruction_error,
     regression_metrics,
     roi_mean_fill,
     temporal_interpolation_fill,
@@ -62,29 +66,27 @@ def test_fills_known_answers() -> None:
     assert token_mse(zeros, ramp, mask, frames) == pytest.approx(np.mean(np.arange(4, 8) ** 2))
 
 
-def test_fine_tuning_head_learns_a_state() -> None:
-    from brainkit.finetuning import FinetuneHead
-    from brainkit.models.base import model_config
-    from brainkit.models.brain_mae import BrainMAE
-    from brainkit.training import TrainingConfig
+class _Copy(torch.nn.Module):
+    """A 'model' that reconstructs a hidden token as ``scale`` x the truth (1: perfect)."""
 
-    torch.manual_seed(0)
-    model = BrainMAE(model_config("brain_mae", "testing", {"n_rois": 6, "segment_frames": 5}))
-    rng = np.random.default_rng(0)
-    n_subjects, per = 10, 6
-    groups = np.repeat(np.arange(n_subjects), per)
-    labels = np.tile(np.array(["rest", "task"]), n_subjects * per // 2)
-    windows = rng.standard_normal((len(labels), 5, 6)).astype(np.float32)
-    windows[labels == "task", :, :2] += 1.5  # the task raises two ROIs
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    training = TrainingConfig(epochs=8, batch_size=16, lr=1e-2, warmup_epochs=0.0, progress=False)
-    result = cross_validate(
-        windows, labels, groups, "classification", n_folds=5, head=FinetuneHead(model, training)
-    )
-    assert result["accuracy"] > 0.85 and result["auroc"] > 0.9
-    assert all(
-        torch.equal(before[k], v) for k, v in model.state_dict().items()
-    )  # the pretrained model is untouched
-    ages = windows[:, :, 0].mean(axis=1) * 10 + 30
-    reg = cross_validate(windows, ages, groups, "regression", n_folds=5, head=FinetuneHead(model, training))
-    assert reg["r"] > 0.5
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.config = SimpleNamespace(n_rois=2, segment_frames=4)
+        self.scale = torch.nn.Parameter(torch.tensor(scale))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        hidden = mask.repeat_interleave(4, dim=1)
+        return torch.where(hidden, self.scale * x, x)
+
+
+def test_reconstruction_scores_known_answers() -> None:
+    ramp = np.tile(np.arange(12, dtype=np.float32)[None, :, None], (3, 1, 2))  # (3, 12, 2) linear in time
+    mask = torch.zeros(3, 3, 2, dtype=torch.bool)
+    mask[:, 1, 0] = True
+    errors = reconstruction_error(_Copy(0.0), ramp, mask)  # hidden frames 4..7 filled with 0
+    assert errors == {"masked_mse": pytest.approx(np.mean(np.arange(4, 8) ** 2)), "visible_mse": 0.0}
+    rows, example = masked_reconstruction_scores({"perfect": _Copy(1.0)}, ramp, 4, 3, 0.5, 0, "ramp")
+    by_method = {row["method"]: row for row in rows}
+    assert set(by_method) == {"perfect", "ROI mean", "temporal interpolation"}
+    assert by_method["perfect"]["masked_mse_mean"] == 0.0 and by_method["ROI mean"]["masked_mse_mean"] > 0
+    assert example["truth"].shape == (12, 2) and example["mask"].shape == (3, 2) and example["frames"] == 4

@@ -1,12 +1,16 @@
-"""ROI time series: parcellation (surface, volume), cleaning, connectivity, windows, the container and reader."""
+"""ROI time series: parcellation (surface, volume), cleaning, connectivity, windows, the container and reader, and
+the windows the BrainMAE protocol reads (checked stacks, transient-state windows after the HRF shift)."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import pytest
 
 from brainkit.data.readers.roi_timeseries import read_roi_timeseries
+from brainkit.data.roi_windows import check_windows, fc_window_features, run_windows, transient_windows
 from brainkit.data.timeseries import (
     RoiTimeSeries,
     clean,
@@ -19,7 +23,7 @@ from brainkit.data.timeseries import (
     upper_triangle,
     windows,
 )
-from brainkit.errors import DataError, FileFormatError
+from brainkit.errors import ConfigError, DataError, FileFormatError
 
 
 def test_parcellate_surface_means_per_label() -> None:
@@ -82,6 +86,36 @@ def test_windows_and_segments() -> None:
     assert segment_frames(0.72, 15.0) == 21 and segment_frames(1.89, 15.0) == 8
     with pytest.raises(DataError, match="does not fit a run of 23 frames"):
         windows(values, 30, 1)
+
+
+def test_protocol_windows_known_answers() -> None:
+    rng = np.random.default_rng(0)
+    states = np.array(["rest"] * 10 + ["motor"] * 12)
+    run = RoiTimeSeries(
+        rng.standard_normal((22, 3)), 1.0, list("abc"), subject="s1", run="task", states=states
+    )
+    cohort = SimpleNamespace(tr=1.0, runs_of=lambda kind, subjects: [run])
+    # 4-frame windows start at 5, 9, 13, 17 (after the 5 s delay); labels read 5 frames earlier: rest, rest,
+    # rest + motor (dropped), motor. Each sits centred in a 6-frame segment, zeros around it.
+    out = transient_windows(cohort, ["s1"], frames=6, seconds=4.0)
+    assert out.labels.tolist() == ["rest", "rest", "motor"] and out.n_dropped == 1
+    assert out.groups.tolist() == ["s1"] * 3 and out.padded.shape == (3, 6, 3)
+    np.testing.assert_array_equal(out.padded[0, 1:5], run.values[5:9])
+    assert not out.padded[:, [0, 5]].any()
+    np.testing.assert_array_equal(out.raw[2], run.values[17:21])
+    assert fc_window_features(out.raw).shape == (3, 3 + 3)  # mean per ROI + 3 edges
+    with pytest.raises(
+        ConfigError, match="transient_seconds=8.0 gives 8-frame windows, longer than a 6-frame"
+    ):
+        transient_windows(cohort, ["s1"], frames=6, seconds=8.0)
+    assert run_windows([run, run], 10, 6).shape == (6, 10, 3)
+    assert check_windows(run_windows([run], 10, 6), 3, "w").dtype.is_floating_point
+    with pytest.raises(
+        DataError, match=r"w: expected windows \(n_windows, n_frames, 4 ROIs\), found \(3, 10, 3\)"
+    ):
+        check_windows(run_windows([run], 10, 6), 4, "w")
+    with pytest.raises(DataError, match="w: windows contain NaN"):
+        check_windows(np.full((2, 5, 3), np.nan), 3, "w")
 
 
 def test_container_errors() -> None:

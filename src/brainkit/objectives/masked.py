@@ -1,18 +1,45 @@
-"""Masked reconstruction losses: BrainMAE's token mask and weighted loss, and the hidden-patch MSE of vsMAE
-and DC-MAE.
+"""Masked reconstruction: BrainMAE's token mask, how tokens are hidden and the weighted loss, and the hidden-patch
+MSE of vsMAE and DC-MAE.
 
 BrainMAE's mask hides whole (segment, ROI) tokens; its loss weighs hidden tokens by ``masked_weight`` (0.75 in
-BrainMAE) and visible ones by the rest, so the model also keeps what it sees (the paper's lambda).
-:func:`masked_patch_loss` scores hidden patches only (vsMAE on surface patches; DC-MAE through
+BrainMAE) and visible ones by the rest, so the model also keeps what it sees (the paper's lambda). Each training
+batch draws its mask ratio uniformly from ``mask_ratio_range`` (BrainMAE: (0, 0.8)); evaluation uses
+``eval_mask_ratio``. :func:`masked_patch_loss` scores hidden patches only (vsMAE on surface patches; DC-MAE through
 :func:`brainkit.objectives.double_contrastive.masked_mse`).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from einops import rearrange
 
 from brainkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MaskingConfig:
+    """How tokens are hidden. ``masking=False`` trains a plain autoencoder (the BrainAE ablation)."""
+
+    masking: bool = True
+    mask_ratio_range: tuple[float, float] = (0.0, 0.8)  # BrainMAE: a random ratio per batch in (0, 0.8)
+    eval_mask_ratio: float = (
+        0.7  # BrainMAE's quoted ratio (METHODS.md: unverified), for validation/evaluation
+    )
+    masked_weight: float = 0.75  # lambda: 0.75 masked + 0.25 visible (METHODS.md sec. 5)
+
+    def __post_init__(self) -> None:
+        low, high = self.mask_ratio_range
+        if not 0.0 <= low <= high < 1.0:
+            raise ConfigError(
+                f"mask_ratio_range must satisfy 0 <= low <= high < 1, found {self.mask_ratio_range}."
+            )
+
+    @property
+    def loss_weight(self) -> float:
+        """The masked tokens' weight in the loss (0 without masking: every token is visible)."""
+        return self.masked_weight if self.masking else 0.0
 
 
 def random_mask(
@@ -59,3 +86,15 @@ def masked_patch_loss(
         weight = weight * vertex_weight.to(error.dtype)
     weight = weight.expand_as(error)
     return (error * weight).sum() / weight.sum().clamp(min=1.0)
+
+
+def draw_mask(
+    masking: MaskingConfig, batch: int, n_segments: int, n_rois: int, generator: torch.Generator
+) -> torch.Tensor:
+    """One training batch's mask: a ratio drawn from ``mask_ratio_range``, then :func:`random_mask`; all visible
+    without masking. (batch, n_segments, n_rois) bool."""
+    if not masking.masking:
+        return torch.zeros(batch, n_segments, n_rois, dtype=torch.bool)
+    low, high = masking.mask_ratio_range
+    ratio = float(low + (high - low) * torch.rand(1, generator=generator))
+    return random_mask(batch, n_segments, n_rois, ratio, generator)

@@ -7,32 +7,39 @@ Data:
   pretrained on the first ``real_train_fraction`` of the frames and judged on the rest (never seen);
 - built-in: ``hcp_cohort`` (Schaefer-100 on real HCP connectivity). The first ``n_pretrain_subjects`` subjects'
   rest runs pretrain every variant; downstream CV uses only the other subjects (not seen in pretraining).
+
+Two tasks for the one trainer (:func:`brainkit.training.train`): :class:`MaskedPretraining` (a mask per batch,
+the weighted masked/visible loss, validation on a fixed mask) and :class:`Finetuning` (a linear head on a copy of
+the encoder, per CV fold, through :class:`FinetuneHead`).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from brainkit.config import from_dict, to_dict
-from brainkit.data.timeseries import (
-    RoiTimeSeries,
-    connectivity,
-    fisher_z,
-    segment_frames,
-    upper_triangle,
-    windows,
+from brainkit.data.roi_windows import check_windows, fc_window_features, run_windows, transient_windows
+from brainkit.data.timeseries import connectivity, fisher_z, segment_frames, upper_triangle, windows
+from brainkit.errors import ConfigError, DataError
+from brainkit.evaluation.downstream import (
+    downstream_rows,
+    masked_reconstruction_scores,
+    readout,
+    reconstruction_error,
+    ridge_head,
+    subject_features,
 )
-from brainkit.errors import ConfigError
-from brainkit.pretraining import MaskingConfig, pretrain_masked
+from brainkit.objectives.masked import MaskingConfig, draw_mask, masked_reconstruction_loss, random_mask
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
-from brainkit.training import TrainingConfig
+from brainkit.training import FitResult, Task, TrainingConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -112,33 +119,229 @@ PRESETS = {
 }
 
 
+class MaskedPretraining(Task):
+    """BrainMAE pretraining on windows (n_windows, n_frames, n_rois): each global batch draws a mask ratio from
+    ``masking.mask_ratio_range`` and a mask from the step's generator; the loss weighs hidden tokens by
+    ``masking.masked_weight``. Validation: masked / visible MSE of ``val_windows`` on one fixed mask of
+    ``eval_mask_ratio`` (seeded by ``seed``). Checkpoint keys: ``model.*``."""
+
+    def __init__(self, model: nn.Module, windows: np.ndarray, masking: MaskingConfig | None = None,
+                 val_windows: np.ndarray | None = None, seed: int = 0):  # fmt: skip
+        super().__init__()
+        self.model, self.masking = model, masking or MaskingConfig()
+        frames, n_rois = model.config.segment_frames, model.config.n_rois
+        self.x = check_windows(windows, n_rois, "pretraining windows")
+        self.n_segments = self.x.shape[1] // frames
+        self.val, self.val_mask = None, None
+        if val_windows is not None:
+            self.val = check_windows(val_windows, n_rois, "validation windows").numpy()
+            generator = torch.Generator().manual_seed(seed + 7)
+            n_segments = self.val.shape[1] // frames
+            ratio = self.masking.eval_mask_ratio
+            self.val_mask = random_mask(len(self.val), n_segments, n_rois, ratio, generator)
+
+    def n_samples(self) -> int:
+        return len(self.x)
+
+    def draw(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return draw_mask(self.masking, len(rows), self.n_segments, self.x.shape[2], generator)
+
+    def load(self, rows: torch.Tensor, drawn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[rows], drawn
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, mask = batch
+        frames = self.model.config.segment_frames
+        return masked_reconstruction_loss(self.model(x, mask), x, mask, frames, self.masking.loss_weight)
+
+    def validate(self) -> dict[str, float]:
+        if self.val is None:
+            return {}
+        return {f"val_{k}": v for k, v in reconstruction_error(self.model, self.val, self.val_mask).items()}
+
+
+class Finetuning(Task):
+    """A zero-initialised linear head after a LayerNorm (no affine) on ``encoder.<readout>(x)``, trained with the
+    encoder at ``encoder_lr_scale`` x the rate (0: frozen). ``target``: standardised values (regression: MSE) or
+    class indices (classification: cross-entropy). Checkpoint keys: ``encoder.*``, ``head.*``."""
+
+    def __init__(self, encoder: nn.Module, x: torch.Tensor, target: torch.Tensor, n_outputs: int,
+                 encoder_lr_scale: float = 0.1, readout: str = "features"):  # fmt: skip
+        super().__init__()
+        self.encoder, self.readout, self.encoder_lr_scale = encoder, readout, encoder_lr_scale
+        self.x, self.target = x, target
+        with torch.no_grad():
+            n_features = getattr(encoder, readout)(x[:1]).shape[1]
+        self.norm = nn.LayerNorm(n_features, elementwise_affine=False)
+        self.head = nn.Linear(n_features, n_outputs)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        encoder.requires_grad_(encoder_lr_scale > 0)
+
+    def n_samples(self) -> int:
+        return len(self.x)
+
+    def load(self, rows: torch.Tensor, drawn: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[rows], self.target[rows]
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, n_frames, n_rois) -> (batch, n_outputs)."""
+        return self.head(self.norm(getattr(self.encoder, self.readout)(x)))
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x, target = batch
+        out = self.predict(x)
+        if target.dtype == torch.long:
+            return nn.functional.cross_entropy(out, target)
+        return nn.functional.mse_loss(out[:, 0], target)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        groups: list[dict[str, Any]] = [{"params": self.head.parameters()}]
+        if self.encoder_lr_scale > 0:
+            groups.append({"params": self.encoder.parameters(), "lr_scale": self.encoder_lr_scale})
+        return groups
+
+
+@dataclass
+class FinetuneHead:
+    """A head for :func:`~brainkit.evaluation.downstream.cross_validate`: (x_train, y_train, x_test, task, classes)
+    -> predictions or class probabilities. Each call fine-tunes a deep copy of ``model`` (left untouched) with
+    :class:`Finetuning` through the one trainer, then predicts ``x_test``; seeded, so a fold gives the same numbers.
+    """
+
+    model: nn.Module
+    training: TrainingConfig
+    encoder_lr_scale: float = 0.1
+    readout: str = "features"  # the model method the head reads, e.g. "token_connectivity"
+
+    def __call__(self, x_train, y_train, x_test, task: str, classes: np.ndarray | None = None) -> np.ndarray:
+        x_train = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
+        x_test = torch.as_tensor(np.asarray(x_test, dtype=np.float32))
+        if x_train.ndim != 3:
+            raise DataError(
+                f"FinetuneHead: expected windows (n, n_frames, n_rois), found {tuple(x_train.shape)}."
+            )
+        if task == "regression":
+            mean, std = float(np.mean(y_train)), float(np.std(y_train) or 1.0)
+            target, n_outputs = torch.as_tensor((np.asarray(y_train, dtype=np.float32) - mean) / std), 1
+        else:
+            target = torch.as_tensor(np.searchsorted(classes, y_train), dtype=torch.long)
+            n_outputs = len(classes)
+        encoder = copy.deepcopy(self.model).train()
+        tuned = Finetuning(encoder, x_train, target, n_outputs, self.encoder_lr_scale, self.readout)
+        train(tuned, self.training, name=f"fine-tuning ({self.readout})")
+        tuned.cpu().eval()
+        with torch.no_grad():
+            out = torch.cat([tuned.predict(x_test[i : i + 64]) for i in range(0, len(x_test), 64)])
+        if task == "regression":
+            return out[:, 0].numpy() * std + mean
+        return out.softmax(dim=1).numpy()
+
+
+def pretrain(model: nn.Module, windows: np.ndarray, training: TrainingConfig, masking: MaskingConfig,
+             val_windows: np.ndarray | None = None, **train_options: Any) -> FitResult:  # fmt: skip
+    """Pretrain ``model`` (in place) on ``windows`` with :class:`MaskedPretraining`; ``train_options`` go to
+    :func:`~brainkit.training.train` (``out_dir``, ``resume``, ``fabric``, ``until_epoch``, ...)."""
+    task = MaskedPretraining(model, windows, masking, val_windows, seed=training.seed)
+    return train(task, training, name=f"{type(model).__name__} pretraining", **train_options)
+
+
 def build_variant(name: str, config: BrainMAERecipeConfig, n_rois: int, frames: int):
-    """The BrainMAE of variant ``name`` for ``n_rois`` ROIs and ``frames`` frames per segment, and its masking."""
+    """The BrainMAE of variant ``name`` for ``n_rois`` ROIs and ``frames`` frames per segment, and its masking;
+    initialised from ``config.seed`` (so variants of one architecture start from the same weights)."""
+    from brainkit.models.base import model_config
     from brainkit.models.brain_mae import BrainMAE
 
     if name not in VARIANTS:
         raise ConfigError(f"Unknown BrainMAE variant {name!r}; variants: {list(VARIANTS)}.")
-    from brainkit.models.base import model_config
-
     changes = dict(VARIANTS[name])
-    masking = config.masking
-    if "masking" in changes:
-        masking = from_dict(MaskingConfig, {**to_dict(masking), "masking": changes.pop("masking")})
+    masking = (
+        replace(config.masking, masking=changes.pop("masking")) if "masking" in changes else config.masking
+    )
     options = {**config.model_options, **changes, "n_rois": n_rois, "segment_frames": frames}
-    model_cfg = model_config("brain_mae", config.model_preset, options)
-    model = BrainMAE(model_cfg)
+    torch.manual_seed(config.seed)
+    model = BrainMAE(model_config("brain_mae", config.model_preset, options))
     return model, masking
 
 
-def _run_windows(runs: list[RoiTimeSeries], n_frames: int, step: int) -> np.ndarray:
-    return np.concatenate([windows(r.values, n_frames, step) for r in runs])
+def _real_series(name: str):
+    from brainkit.data.readers import roi_timeseries as real
+
+    return {"brainspace_dk": real.brainspace_rest_dk, "nitime": real.nitime_rest}[name]()
 
 
-@torch.no_grad()
-def _features(model, series: np.ndarray, batch: int = 32) -> np.ndarray:
-    model.eval()
-    x = torch.as_tensor(series)
-    return torch.cat([model.features(x[i : i + batch]) for i in range(0, len(x), batch)]).numpy()
+def real_reconstruction(config: BrainMAERecipeConfig, folder: Path) -> tuple[list[dict], dict]:
+    """A model pretrained on each REAL run's first frames, judged on its last ones (and saved)."""
+    from brainkit.models import save_model
+
+    base = "SG-BrainMAE" if "SG-BrainMAE" in config.variants else config.variants[0]
+    training = replace(config.training, epochs=config.real_epochs)
+    rows, examples = [], {}
+    for source in config.real_sources:
+        series = _real_series(source)
+        frames = segment_frames(series.tr, config.segment_seconds)
+        n_train = int(config.real_train_fraction * series.n_times)
+        train_windows = windows(series.values[:n_train], frames * config.real_segments, max(1, frames // 2))
+        test = series.values[n_train:]
+        test = test[: len(test) // frames * frames][None]
+        model, masking = build_variant(base, config, series.n_rois, frames)
+        result = pretrain(model, train_windows, training, masking)
+        log.info(
+            "%s on %s: pretrained in %.0f s on %d windows", base, source, result.seconds, len(train_windows)
+        )
+        held_out = f"{source} (real, last {100 - round(100 * config.real_train_fraction)}% of frames)"
+        source_rows, examples[source] = masked_reconstruction_scores(
+            {base: model},
+            test,
+            frames,
+            config.n_eval_masks,
+            config.masking.eval_mask_ratio,
+            config.seed,
+            held_out,
+        )
+        rows += source_rows
+        save_model(
+            folder / "checkpoints" / f"real_{source}", model, metadata={"variant": base, "data": source}
+        )
+    return rows, examples
+
+
+def check_config(config: BrainMAERecipeConfig) -> None:
+    """Raise a ConfigError for settings the run would only trip over later."""
+    unknown = [v for v in config.variants if v not in VARIANTS]
+    if unknown or not config.variants:
+        raise ConfigError(f"variants {unknown or '()'} unknown or empty; choose from {list(VARIANTS)}.")
+    if config.finetune_epochs > 0 and config.finetune_variant not in config.variants:
+        raise ConfigError(
+            f"finetune_variant {config.finetune_variant!r} is not among variants {list(config.variants)}."
+        )
+    if config.transient_seconds > config.segment_seconds:
+        raise ConfigError(
+            f"transient_seconds={config.transient_seconds} is longer than segment_seconds="
+            f"{config.segment_seconds}; a transient window is read as one segment."
+        )
+
+
+def downstream_methods(
+    config: BrainMAERecipeConfig, models: dict, rest: list, states: Any, n_frames: int
+) -> dict:
+    """name -> (subject inputs, state-window inputs, head, state head): frozen readouts with ridge heads for each
+    variant, ``finetune_variant`` fine-tuned with a linear head, and the static-connectivity baseline."""
+    methods = {name: (subject_features(model, rest, n_frames), readout(model, "features", states.padded).numpy(),
+                      ridge_head, ridge_head) for name, model in models.items()}  # fmt: skip
+    if config.finetune_epochs > 0:
+        training = replace(config.training, epochs=config.finetune_epochs, lr=config.finetune_lr,
+                           warmup_epochs=0.0)  # fmt: skip
+        model = models[config.finetune_variant]
+        methods[f"{config.finetune_variant} (fine-tuned)"] = (
+            np.stack([r.values[:n_frames] for r in rest]),  # one window per subject
+            states.padded,
+            FinetuneHead(model, training, readout="token_connectivity"),  # the frozen rows' readouts
+            FinetuneHead(model, training, readout="features"),
+        )
+    fc = np.stack([upper_triangle(fisher_z(connectivity(r.values))) for r in rest])
+    methods["static FC + linear (baseline)"] = (fc, fc_window_features(states.raw), ridge_head, ridge_head)
+    return methods
 
 
 @RECIPES.register(
@@ -149,101 +352,61 @@ class BrainMAERecipe:
     PRESETS = PRESETS
 
     def run(self, config: BrainMAERecipeConfig, folder: Path) -> RecipeOutput:
-        from brainkit.recipes.brain_mae_steps import (
-            downstream_tables,
-            real_reconstruction,
-            report,
-            transient_windows,
-        )
-
-        unknown = [v for v in config.variants if v not in VARIANTS]
-        if unknown or not config.variants:
-            raise ConfigError(f"variants {unknown or '()'} unknown or empty; choose from {list(VARIANTS)}.")
-        torch.manual_seed(config.seed)
         from brainkit.data.builtin.hcp_cohort import hcp_cohort
+        from brainkit.models import save_model
+        from brainkit.report.brain_mae import report
 
+        check_config(config)
         cohort = hcp_cohort(**{"seed": config.seed, **config.cohort})
-        subjects = cohort.subjects
-        if not 0 < config.n_pretrain_subjects <= len(subjects) - config.n_folds:
+        if not 0 < config.n_pretrain_subjects <= len(cohort.subjects) - config.n_folds:
             raise ConfigError(
                 f"n_pretrain_subjects {config.n_pretrain_subjects} must leave at least n_folds={config.n_folds} "
-                f"of the cohort's {len(subjects)} subjects for downstream evaluation."
+                f"of the cohort's {len(cohort.subjects)} subjects for downstream evaluation."
             )
-        pretrain, downstream = subjects[: config.n_pretrain_subjects], subjects[config.n_pretrain_subjects :]
+        pretrain_subjects = cohort.subjects[: config.n_pretrain_subjects]
+        downstream = cohort.subjects[config.n_pretrain_subjects :]
+        rest = cohort.runs_of("rest", downstream)
         frames = segment_frames(cohort.tr, config.segment_seconds)
-        if config.transient_seconds > config.segment_seconds:
-            raise ConfigError(
-                f"transient_seconds={config.transient_seconds} is longer than segment_seconds="
-                f"{config.segment_seconds}; a transient window is read as one segment."
-            )
         n_frames = frames * config.n_segments
         step = max(1, int(round(config.window_step_seconds / cohort.tr)))
-        train_windows = _run_windows(
-            cohort.runs_of("rest", pretrain), frames * config.pretrain_segments, step
+        train_windows = run_windows(
+            cohort.runs_of("rest", pretrain_subjects), frames * config.pretrain_segments, step
         )
-        held_out = _run_windows(cohort.runs_of("rest", downstream), n_frames, n_frames)
-        log.info(
-            "hcp_cohort: %d pretraining windows of %d frames; %d held-out",
-            len(train_windows),
-            train_windows.shape[1],
-            len(held_out),
-        )
+        held_out = run_windows(rest, n_frames, n_frames)
+        log.info("hcp_cohort: %d pretraining windows of %d frames; %d held-out", len(train_windows),
+                 train_windows.shape[1], len(held_out))  # fmt: skip
 
         models, histories = {}, {}
         for name in config.variants:
             model, masking = build_variant(name, config, cohort.runs[0].n_rois, frames)
-            result = pretrain_masked(
-                model, train_windows, config.training, masking, val_windows=held_out[: 2 * config.n_folds]
-            )
+            result = pretrain(model, train_windows, config.training, masking, held_out[: 2 * config.n_folds])
             models[name], histories[name] = model, result.history
             log.info("%s pretrained in %.0f s", name, result.seconds)
 
-        reconstruction_rows, examples = real_reconstruction(config, models, held_out, frames, folder)
-        features = {
-            name: self._subject_features(model, cohort, downstream, n_frames)
-            for name, model in models.items()
-        }
-        fc = np.stack(
-            [upper_triangle(fisher_z(connectivity(r.values))) for r in cohort.runs_of("rest", downstream)]
-        )
-        states = transient_windows(cohort, downstream, frames, config.transient_seconds)
-        state_features = {name: _features(model, states.padded) for name, model in models.items()}
-        finetune = None
-        if config.finetune_epochs > 0:
-            if config.finetune_variant not in models:
-                raise ConfigError(
-                    f"finetune_variant {config.finetune_variant!r} is not among variants {list(config.variants)}."
-                )
-            subject_windows = np.stack([r.values[:n_frames] for r in cohort.runs_of("rest", downstream)])
-            finetune = (models[config.finetune_variant], subject_windows)
-        table = downstream_tables(config, cohort, downstream, features, fc, states, state_features, finetune)
+        reconstruction, examples = masked_reconstruction_scores(
+            models, held_out, frames, config.n_eval_masks, config.masking.eval_mask_ratio, config.seed,
+            "hcp_cohort (unseen subjects)",
+        )  # fmt: skip
+        examples = {"hcp_cohort": examples}
+        real_rows, real_examples = real_reconstruction(config, folder)
+        reconstruction, examples = reconstruction + real_rows, examples | real_examples
 
-        from brainkit.models import save_model
+        states = transient_windows(cohort, downstream, frames, config.transient_seconds)
+        methods = downstream_methods(config, models, rest, states, n_frames)
+        targets = {name: cohort.phenotype(name, downstream) for name in ("age", "behaviour", "sex")}
+        table = downstream_rows(methods, targets, np.array(downstream), states, config.n_folds, config.seed)
 
         for name, model in models.items():
             slug = name.split(" ")[0].replace("(", "_").replace(")", "").lower()
             save_model(folder / "checkpoints" / slug, model, metadata={"variant": name, "data": "hcp_cohort"})
-        notes = report(config, folder, cohort, models, histories, reconstruction_rows, table, examples)
+        notes = report(config, folder, cohort, models, histories, reconstruction, table, examples)
         tables = {
-            "Masked reconstruction on held-out data (MSE of hidden tokens, z-scored signals)": reconstruction_rows,
+            "Masked reconstruction on held-out data (MSE of hidden tokens, z-scored signals)": reconstruction,
             f"Downstream: linear heads, subject-level {config.n_folds}-fold CV on {len(downstream)} unseen subjects": table,
         }
         metrics = {
-            "reconstruction": reconstruction_rows,
+            "reconstruction": reconstruction,
             "downstream": table,
             "n_downstream_subjects": len(downstream),
         }
         return RecipeOutput(tables, notes, metrics)
-
-    @staticmethod
-    def _subject_features(model, cohort, subjects: list[str], n_frames: int) -> np.ndarray:
-        """Each subject's frozen features: the learned connectivity of its tokens (Fisher z), averaged over the
-        300 s windows of its rest run. (The per-ROI token moments that suit transient states carry no
-        phenotype here: measured age r -0.19 with them, 0.56 with this readout.)"""
-        rows = []
-        with torch.no_grad():
-            model.eval()
-            for run in cohort.runs_of("rest", subjects):
-                x = torch.as_tensor(windows(run.values, n_frames, n_frames // 2))
-                rows.append(model.token_connectivity(x).mean(dim=0).numpy())
-        return fisher_z(np.stack(rows))

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from brainkit.data import load_dataset
+from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.encoding import encoding_scores, voxel_correlations
-from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.models import build_model, count_parameters, model_config, save_model
 from brainkit.objectives.regression import VoxelMSE
 from brainkit.recipes import RecipeOutput

@@ -1,8 +1,11 @@
-"""Figures for the BrainMAE report: ROI embeddings by network, the learned attention graph beside real
-connectivity, and masked-signal reconstructions against the truth. Each returns a Figure and, where a number
-summarises it, a sentence with that number."""
+"""The BrainMAE report: ROI embeddings by network, the learned attention graph beside real connectivity,
+masked-signal reconstructions against the truth (each figure with a sentence giving its number), plain-sentence
+comparisons with the simple fills and the connectivity baseline, and the HTML page."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -122,3 +125,82 @@ def reconstruction_figure(examples: dict[str, dict], n_rois: int = 3) -> Figure:
     axis.set_xlabel("frame")
     figure.tight_layout()
     return figure
+
+
+def comparison_notes(config: Any, reconstruction: list[dict], table: list[dict]) -> list[str]:
+    """Plain sentences with this run's numbers: reconstruction vs the fills, BrainMAE vs the FC baseline."""
+    notes = []
+    by_data: dict[str, dict[str, float]] = {}
+    for row in reconstruction:
+        by_data.setdefault(row["data"], {})[row["method"]] = row["masked_mse_mean"]
+    for data, scores in by_data.items():
+        fills = {k: scores[k] for k in ("ROI mean", "temporal interpolation")}
+        best_fill = min(fills, key=fills.get)
+        for name, value in scores.items():
+            if name in fills:
+                continue
+            verdict = "beats" if value < fills[best_fill] else "does NOT beat"
+            notes.append(
+                f"{data}: {name} hidden-token MSE {value:.3f} {verdict} the best simple fill ({best_fill}, "
+                f"{fills[best_fill]:.3f}; the other {max(fills.values()):.3f}), mask ratio {config.masking.eval_mask_ratio}."
+            )
+    baseline = next(r for r in table if r["method"].startswith("static FC"))
+    for row in table:
+        if row is baseline:
+            continue
+        parts = []
+        for key in ("age r", "behaviour r", "sex AUROC", "state accuracy"):
+            diff = row[key] - baseline[key]
+            parts.append(f"{key} {row[key]:.3f} ({'+' if diff >= 0 else ''}{diff:.3f} vs FC)")
+        notes.append(f"{row['method']}: " + ", ".join(parts) + ".")
+    return notes
+
+
+def report(
+    config: Any,
+    folder: Path,
+    cohort: Any,
+    models: dict,
+    histories: dict,
+    reconstruction: list[dict],
+    table: list[dict],
+    examples: dict,
+) -> list[str]:
+    """Write ``folder/report.html`` (tables, curves, the three figures) and return its notes."""
+    from brainkit.data.readers.roi_timeseries import hcp_connectomes
+    from brainkit.data.timeseries import windows
+    from brainkit.report.html import write_report
+
+    notes = comparison_notes(config, reconstruction, table)
+    figures = {}
+    base = "SG-BrainMAE" if "SG-BrainMAE" in models else next(iter(models))
+    figure, text = embedding_figure(models[base], cohort.networks, base)
+    figures[f"ROI embeddings of {base} (PCA), coloured by Yeo-7 network"] = figure
+    notes.append(text)
+    sample = windows(cohort.runs_of("rest")[0].values, models[base].config.segment_frames * 4, 10**9)
+    figure, text = attention_figure(
+        models[base], cohort.networks, hcp_connectomes(100)["group"], sample, base
+    )
+    figures[f"Learned attention of {base} (block 1) beside the real HCP group connectivity"] = figure
+    notes.append(text)
+    figures["Masked-signal reconstruction on held-out data"] = reconstruction_figure(examples)
+    notes.append(
+        f"Data: {cohort.info['summary']}; the first {config.n_pretrain_subjects} subjects pretrain, the other "
+        f"{len(cohort.subjects) - config.n_pretrain_subjects} are only used downstream. Real runs: "
+        + ", ".join(config.real_sources)
+        + f" (pretrained on the first {round(100 * config.real_train_fraction)}% of frames)."
+    )
+    write_report(
+        folder / "report.html",
+        title="brainkit: BrainMAE on real ROI time series and the built-in HCP-like cohort",
+        table=table,
+        curves={
+            name: [{k: v for k, v in r.items() if k not in ("step", "seconds")} for r in history]
+            for name, history in histories.items()
+        },  # fmt: skip
+        retrieval={},
+        notes=notes,
+        figures=figures,
+        tables={"Masked reconstruction on held-out data (MSE of hidden tokens)": reconstruction},
+    )
+    return notes
