@@ -53,6 +53,23 @@ def test_volume_grid_scatters_into_mask() -> None:
     assert volumes.sum() == 10.0
 
 
+def test_stack_subjects_reindexes_and_srm_alignment_checks_the_stimuli() -> None:
+    from brainkit.data.semantic import SemanticSamples, aligned_training_data, stack_subjects
+
+    mask = np.ones((2, 2, 2), bool)
+    a, b = _arrays(mask, n=4), _arrays(mask, n=3, seed=1)
+    both = stack_subjects([b, a])
+    assert list(both.subject) == [0, 0, 0, 1, 1, 1, 1] and np.array_equal(both.values[3:], a.values)
+    ids = {("train", "s1"): np.array([3, 1, 2, 0]), ("train", "s2"): np.array([0, 1, 3, 2])}
+    samples = SemanticSamples(["s1", "s2"], {"s1": a, "s2": a.with_subject(1)}, {}, ids, 3)
+    data, labels = aligned_training_data(samples)  # both in stimulus order 0, 1, 2, 3
+    assert np.array_equal(data[0], a.values[[3, 1, 2, 0]]) and np.array_equal(data[1], a.values[[0, 1, 3, 2]])
+    assert np.array_equal(labels, a.labels[[0, 1, 3, 2]])
+    ids[("train", "s2")] = np.array([0, 1, 3, 5])
+    with pytest.raises(DataError, match="s2 did not see the same training stimuli as s1"):
+        aligned_training_data(samples)
+
+
 def _arrays(mask: np.ndarray, n: int = 12, seed: int = 0) -> SampleArrays:
     rng = np.random.default_rng(seed)
     labels = (rng.random((n, 3)) < 0.5).astype(np.float32)
