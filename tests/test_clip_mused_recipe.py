@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,13 +11,15 @@ import torch
 from matplotlib.figure import Figure
 
 from brainkit.cli import main
+from brainkit.data.semantic import SampleArrays, VolumeGrid, semantic_samples
 from brainkit.errors import ConfigError, DataError
 from brainkit.models import build_model, model_config
 from brainkit.objectives.semantic import SemanticLoss
 from brainkit.recipes import recipe_config, run_recipe
-from brainkit.recipes.clip_mused_fit import FitSettings, SampleArrays, VolumeGrid, fit, predict
-from brainkit.report.clip_mused_figures import attention_figure, attention_volume, token_embedding_figure
+from brainkit.recipes.clip_mused import RELEASED_TRAINING, SemanticTask, predict
+from brainkit.report.clip_mused import attention_figure, attention_volume, token_embedding_figure
 from brainkit.stimuli.semantic_features import post_process, semantic_targets
+from brainkit.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -50,6 +53,23 @@ def test_volume_grid_scatters_into_mask() -> None:
     assert volumes.sum() == 10.0
 
 
+def test_stack_subjects_reindexes_and_srm_alignment_checks_the_stimuli() -> None:
+    from brainkit.data.semantic import SemanticSamples, aligned_training_data, stack_subjects
+
+    mask = np.ones((2, 2, 2), bool)
+    a, b = _arrays(mask, n=4), _arrays(mask, n=3, seed=1)
+    both = stack_subjects([b, a])
+    assert list(both.subject) == [0, 0, 0, 1, 1, 1, 1] and np.array_equal(both.values[3:], a.values)
+    ids = {("train", "s1"): np.array([3, 1, 2, 0]), ("train", "s2"): np.array([0, 1, 3, 2])}
+    samples = SemanticSamples(["s1", "s2"], {"s1": a, "s2": a.with_subject(1)}, {}, ids, 3)
+    data, labels = aligned_training_data(samples)  # both in stimulus order 0, 1, 2, 3
+    assert np.array_equal(data[0], a.values[[3, 1, 2, 0]]) and np.array_equal(data[1], a.values[[0, 1, 3, 2]])
+    assert np.array_equal(labels, a.labels[[0, 1, 3, 2]])
+    ids[("train", "s2")] = np.array([0, 1, 3, 5])
+    with pytest.raises(DataError, match="s2 did not see the same training stimuli as s1"):
+        aligned_training_data(samples)
+
+
 def _arrays(mask: np.ndarray, n: int = 12, seed: int = 0) -> SampleArrays:
     rng = np.random.default_rng(seed)
     labels = (rng.random((n, 3)) < 0.5).astype(np.float32)
@@ -58,26 +78,132 @@ def _arrays(mask: np.ndarray, n: int = 12, seed: int = 0) -> SampleArrays:
                         rng.normal(size=(n, 5)).astype(np.float32))  # fmt: skip
 
 
-def _model() -> torch.nn.Module:
-    torch.manual_seed(0)
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
     options = {"n_subjects": 2, "n_classes": 3}
     return build_model("clip_mused", model_config("clip_mused", "testing", options))
 
 
-def test_fit_is_seeded_and_learns() -> None:
+def _task(seed: int = 0, val: bool = False, **loss) -> SemanticTask:
     mask = np.ones((9, 8, 7), bool)
-    arrays, grid = _arrays(mask), VolumeGrid(mask)
-    settings = FitSettings(epochs=6, batch_size=4, lr=1e-2, progress=False)
-    first, second = _model(), _model()
-    history = fit(first, arrays, grid, SemanticLoss(), settings, "a")
-    again = fit(second, arrays, grid, SemanticLoss(), settings, "b")
-    assert [h["loss"] for h in history] == [h["loss"] for h in again]
-    assert history[-1]["loss"] < history[0]["loss"]
-    out = predict(first, arrays, grid, batch_size=5)
+    arrays = _arrays(mask)
+    from brainkit.objectives.semantic import SemanticLossConfig
+
+    return SemanticTask(_model(seed), SemanticLoss(SemanticLossConfig(**loss)), arrays, VolumeGrid(mask),
+                        val=_arrays(mask, n=10, seed=1) if val else None)  # fmt: skip
+
+
+TRAINING = replace(RELEASED_TRAINING, epochs=6, batch_size=4, lr=1e-2, lr_step_epochs=2, progress=False)
+
+
+def test_task_trains_on_the_one_trainer_seeded_and_learns() -> None:
+    first, second = _task(val=True), _task(val=True)
+    history = train(first, TRAINING).history
+    again = train(second, TRAINING).history
+    assert [h["train_loss"] for h in history] == [h["train_loss"] for h in again]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert {"train_bce", "train_rsm_high", "train_rsm_low", "train_orthogonality", "val_map"} <= set(
+        history[-1]
+    )
+    assert 0 <= history[-1]["val_map"] <= 1
+    assert [h["lr"] for h in history] == pytest.approx(
+        [1e-2, 1e-2, 7e-3, 7e-3, 4.9e-3, 4.9e-3]
+    )  # x0.7 / 2 epochs
+    out = predict(first.model, first.data, first.grid, batch_size=5)
     assert out["scores"].shape == (12, 3) and out["attention"].shape == (2, 12)
     assert ((out["scores"] > 0) & (out["scores"] < 1)).all()
     with pytest.raises(DataError, match="same number of rows"):
-        SampleArrays(arrays.values, arrays.subject[:3], arrays.labels, arrays.high, arrays.low)
+        SampleArrays(
+            first.data.values, first.data.subject[:3], first.data.labels, first.data.high, first.data.low
+        )
+
+
+def test_task_attention_at_a_tenth_of_the_rate_and_ragged_end_dropped() -> None:
+    task = _task()
+    groups = task.parameter_groups()
+    assert [g.get("lr_scale", 1.0) for g in groups] == [1.0, 0.1]
+    attention = {id(p) for p in task.model.attention_parameters()}
+    assert attention == {id(p) for p in groups[1]["params"]} and attention
+    assert not attention & {id(p) for p in groups[0]["params"]}
+    assert len(list(task.parameters())) == len(groups[0]["params"]) + len(groups[1]["params"])
+    batches = task.batches(0, 5, torch.Generator().manual_seed(0))  # 12 rows: two of 5 (BatchNorm needs > 1)
+    assert [len(b) for b in batches] == [5, 5]
+    x, subject, labels, high, low = task.load(batches[0], None)
+    assert x.shape == (5, 9, 8, 7) and subject.dtype == torch.int64 and labels.shape == (5, 3)
+
+
+def test_task_resume_is_exact(tmp_path) -> None:
+    """Stopped after 2 of 4 epochs, then resumed == the uninterrupted run (weights, BatchNorm statistics, losses)."""
+    config = replace(TRAINING, epochs=4)
+    full = _task()
+    whole = train(full, config, out_dir=tmp_path / "full")
+    train(_task(), config, out_dir=tmp_path / "part", until_epoch=2)
+    resumed = _task(seed=5)  # another initialisation: everything must come from the checkpoint
+    again = train(resumed, config, out_dir=tmp_path / "part", resume=True)
+    assert [r["train_loss"] for r in again.history] == [r["train_loss"] for r in whole.history]
+    a, b = full.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys() and any("running_mean" in k for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+
+class _RunningStatistics(SemanticTask):
+    """BatchNorm in eval mode while training (running statistics instead of each process's half batch): torch's
+    SyncBatchNorm raises for CPU tensors, so on CPU this is the setting in which 2 processes must train exactly
+    what 1 does. What the check still covers: the batch split, the RSM / orthogonality terms gathered across
+    processes, the parameter groups and the gradient average."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for layer in self.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                layer.eval()
+        return self
+
+
+def clip_mused_fit_worker(fabric, out_dir: str) -> None:
+    """Run by Fabric in each process: trains the tiny CLIP-MUSED task, rank 0 saves the weights."""
+    from pathlib import Path
+
+    from brainkit.checkpoint import save_tensors
+
+    mask = np.ones((9, 8, 7), bool)
+    task = _RunningStatistics(_model(), SemanticLoss(), _arrays(mask), VolumeGrid(mask))
+    train(task, replace(TRAINING, epochs=3, batch_size=6), fabric=fabric)
+    if fabric.global_rank == 0:
+        save_tensors(Path(out_dir) / "weights.safetensors", task.model.state_dict())
+
+
+@pytest.mark.slow
+def test_two_process_gloo_matches_single_process(tmp_path) -> None:
+    """Global batch 6 split over 2 gloo processes == one process with batch 6 (same batches, same loss)."""
+    from lightning.fabric import Fabric
+
+    from brainkit.checkpoint import load_tensors
+
+    single, double = tmp_path / "one", tmp_path / "two"
+    single.mkdir(), double.mkdir()
+    clip_mused_fit_worker(Fabric(accelerator="cpu", devices=1), str(single))
+    Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(clip_mused_fit_worker, str(double))
+    a, b, before = (
+        load_tensors(single / "weights.safetensors"),
+        load_tensors(double / "weights.safetensors"),
+        _model(),
+    )
+    assert a.keys() == b.keys()
+    assert not torch.allclose(a["classifier.weight"], before.classifier.weight, atol=1e-3)  # it did train
+    # The key part of each qkv bias has no gradient in exact arithmetic (the softmax ignores a shift shared by all
+    # keys), so both runs move it only by float noise, which Adam scales up to steps of up to lr x 0.1 (measured:
+    # 3e-5 apart). It is held to that bound; everything else to float summation order.
+    width = before.config.n_heads * before.config.head_dim
+    keys = torch.zeros(3 * width, dtype=torch.bool)
+    keys[width : 2 * width] = True
+    steps, rate = 3 * (12 // 6), TRAINING.lr * 0.1
+    for key in a:
+        if key.endswith("qkv.bias"):
+            assert (a[key][keys] - b[key][keys]).abs().max() <= 2 * steps * rate
+            a[key], b[key] = a[key][~keys], b[key][~keys]
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
 
 
 def test_figures() -> None:
@@ -98,8 +224,11 @@ def test_figures() -> None:
 
 def test_presets_build() -> None:
     assert recipe_config("clip_mused", "hcp").model_preset == "hcp"
-    assert recipe_config("clip_mused", "hcp").fit.epochs == 500
-    assert recipe_config("clip_mused", "hcp").fit.device == "cuda"
+    hcp = recipe_config("clip_mused", "hcp").training
+    assert (hcp.epochs, hcp.batch_size, hcp.lr, hcp.accelerator) == (500, 64, 1e-3, "cuda")
+    assert (hcp.optimizer, hcp.schedule, hcp.lr_step_epochs, hcp.lr_decay) == ("adam", "step", 25, 0.7)
+    assert (hcp.warmup_epochs, hcp.grad_clip, hcp.weight_decay) == (0, None, 0)
+    assert recipe_config("clip_mused", "testing", ["training.epochs=3"]).training.epochs == 3
     assert recipe_config("clip_mused").model_preset == "cpu_small"
     with pytest.raises(ConfigError, match="methods must include 'clip_mused'"):
         run_recipe("clip_mused", preset="testing", overrides=["methods=[srm]"], folder="/nonexistent/x")
@@ -139,17 +268,18 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
     from clip_fixture import write_tiny_clip
 
     from brainkit.data import load_dataset
-    from brainkit.recipes.clip_mused import FAST_TEST_DATA, prepare
+    from brainkit.recipes.clip_mused import FAST_TEST_DATA
     from brainkit.stimuli.cache import embed_stimuli
     from brainkit.stimuli.semantic_features import semantic_targets
 
     folder = write_tiny_clip(tmp_path / "tiny_clip", num_hidden_layers=1)  # random weights, CLIP's layout
     dataset = load_dataset("hcp_movie_like", cache_dir=tmp_path / "cache", **FAST_TEST_DATA)
     base = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}"])
-    plain = prepare(dataset, base)
+    plain = semantic_samples(dataset, base.high_dim, base.feature_clip, cache_dir=base.cache_dir)
     clip_config = recipe_config("clip_mused", "testing", [f"cache_dir={tmp_path / 'cache'}", f"clip_model_dir={folder}"])  # fmt: skip
-    with_clip = prepare(dataset, clip_config)
-    a, b = plain["train"]["sub01"], with_clip["train"]["sub01"]
+    with_clip = semantic_samples(dataset, clip_config.high_dim, clip_config.feature_clip,
+                                 clip_config.clip_model_dir, clip_config.cache_dir)  # fmt: skip
+    a, b = plain.train["sub01"], with_clip.train["sub01"]
     assert a.high.shape == (len(a.high), 8) and b.high.shape == (len(a.high), 12)  # PCA dim vs CLIP's width
     assert np.array_equal(a.low, b.low) and np.array_equal(a.values, b.values)
     assert np.allclose(np.linalg.norm(b.high, axis=1), 1, atol=1e-5)
@@ -163,5 +293,5 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
     train_rows = stimuli.positions(np.unique(dataset.train["sub01"].stimulus_ids))
     _, high = semantic_targets(stimuli.embedding(features["low"]), image, text, train_rows,
                                clip_config.high_dim, clip_config.feature_clip, joint_space=True)  # fmt: skip
-    rows = stimuli.positions(with_clip["ids"][("train", "sub01")])
+    rows = stimuli.positions(with_clip.ids[("train", "sub01")])
     np.testing.assert_allclose(b.high, high[rows], rtol=1e-5, atol=1e-6)

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from brainkit.errors import DataError
-from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, per_subject_table
+from brainkit.evaluation.multilabel import (
+    label_frequency_scores,
+    multilabel_metrics,
+    per_subject_table,
+    score_subjects,
+)
 
 
 def _labels(seed: int = 0, n: int = 41, k: int = 7) -> np.ndarray:
@@ -70,6 +75,15 @@ def test_per_subject_table_means() -> None:
         {"a": {"mAP": 0.2, "AUC": 0.6, "hamming": 0.1}, "b": {"mAP": 0.4, "AUC": 0.8, "hamming": 0.3}}
     )
     assert table["mAP"] == pytest.approx(0.3) and table["AUC/b"] == 0.8
+
+
+def test_score_subjects_scores_each_subject_on_its_own_labels() -> None:
+    labels = {"a": np.array([[1, 0], [0, 1], [1, 1]]), "b": np.array([[0, 1], [1, 0]])}
+    perfect, backwards = labels["a"].astype(float), 1.0 - labels["b"]
+    row = score_subjects({"a": perfect, "b": backwards, "c": np.zeros((1, 2))}, labels)
+    assert row["AUC/a"] == 1.0 and row["AUC/b"] == 0.0 and row["AUC"] == 0.5 and "mAP/c" not in row
+    with pytest.raises(DataError, match=r"no scores for subjects \['b'\]"):
+        score_subjects({"a": perfect}, labels)
 
 
 def test_bad_inputs_raise() -> None:

@@ -71,7 +71,7 @@ def test_bce_of_confident_correct_logits_is_small() -> None:
 def test_bad_inputs_raise() -> None:
     with pytest.raises(DataError, match=r"must both be \(batch, n_classes\)"):
         SemanticLoss()(torch.zeros(3, 4), torch.zeros(3, 5))
-    with pytest.raises(DataError, match="rsm_high needs tokens and features with 3 rows"):
+    with pytest.raises(DataError, match=r"high_features has 4 rows, the logits 3 \(the batch\)"):
         SemanticLoss()(torch.zeros(3, 4), torch.zeros(3, 4), torch.zeros(3, 2), None, torch.zeros(4, 2))
     with pytest.raises(ConfigError, match="weight rsm_low must be >= 0"):
         SemanticLoss(SemanticLossConfig(rsm_low=-1.0))

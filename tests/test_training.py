@@ -330,3 +330,48 @@ def test_bf16_mixed_precision_trains_and_keeps_fp32_weights():
     )
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     assert task.linear.weight.dtype == torch.float32  # autocast in the forward only
+
+
+# --- BatchNorm across processes -------------------------------------------------------------------------------
+
+
+def _with_batchnorm():
+    return torch.nn.Sequential(
+        torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Sequential(torch.nn.BatchNorm3d(2))
+    )
+
+
+def test_synced_batchnorm_converts_in_place_and_puts_the_original_layers_back():
+    from brainkit.training.batchnorm import synced_batchnorm
+
+    module = _with_batchnorm()
+    parameters, buffers = list(module.parameters()), list(module.buffers())
+    keys = list(module.state_dict())
+    with synced_batchnorm(module, enabled=True, device_type="cuda"):
+        assert isinstance(module[1], torch.nn.SyncBatchNorm) and isinstance(
+            module[2][0], torch.nn.SyncBatchNorm
+        )
+        assert all(a is b for a, b in zip(module.parameters(), parameters))  # the same tensors, not copies
+        with torch.no_grad():
+            module[1].running_mean.fill_(0.5)  # as if trained
+            module[1].weight.fill_(2.0)
+    assert type(module[1]) is torch.nn.BatchNorm1d and type(module[2][0]) is torch.nn.BatchNorm3d
+    assert all(a is b for a, b in zip(module.parameters(), parameters))
+    assert all(a is b for a, b in zip(module.buffers(), buffers)) and list(module.state_dict()) == keys
+    assert torch.equal(module[1].running_mean, torch.full((3,), 0.5)) and module[1].weight[0] == 2.0
+    assert module.train()[1](torch.randn(5, 3)).shape == (
+        5,
+        3,
+    )  # a plain layer again: no process group needed
+
+
+def test_synced_batchnorm_leaves_cpu_and_disabled_runs_alone(caplog):
+    from brainkit.training.batchnorm import synced_batchnorm
+
+    module = _with_batchnorm()
+    with caplog.at_level("WARNING"), synced_batchnorm(module, enabled=True, device_type="cpu"):
+        assert type(module[1]) is torch.nn.BatchNorm1d  # torch's SyncBatchNorm raises for CPU inputs
+    assert "2 BatchNorm layers keep per-process statistics" in caplog.text
+    with synced_batchnorm(module, enabled=False):
+        assert type(module[1]) is torch.nn.BatchNorm1d
+    assert TrainingConfig().sync_batchnorm

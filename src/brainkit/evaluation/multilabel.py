@@ -106,3 +106,12 @@ def per_subject_table(results: dict[str, dict[str, float]]) -> dict[str, float]:
         out[name] = float(np.mean(values))
         out |= {f"{name}/{subject}": metrics[name] for subject, metrics in results.items()}
     return out
+
+
+def score_subjects(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+    """mAP / AUC / Hamming of each subject's probabilities against its labels, flattened by
+    :func:`per_subject_table` (means over subjects, then ``"mAP/<subject>"`` ...). Subjects: ``labels``' keys."""
+    missing = sorted(set(labels) - set(scores))
+    if missing:
+        raise DataError(f"score_subjects: no scores for subjects {missing}.")
+    return per_subject_table({s: multilabel_metrics(scores[s], labels[s]) for s in labels})

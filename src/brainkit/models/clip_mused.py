@@ -273,7 +273,8 @@ class CLIPMUSED(nn.Module):
             )
             raise DataError(
                 f"CLIP-MUSED ({c.variant}) expects {what} of shape (batch, {', '.join(map(str, expected))}), "
-                f"found {tuple(x.shape)}. Crop or pad the data to the model's grid (brainkit.data.volumes)."
+                f"found {tuple(x.shape)}. Crop or pad the data to the model's grid "
+                "(brainkit.data.readers.movie_volumes.crop_or_pad)."
             )
         if not torch.isfinite(x).all():
             raise DataError("CLIP-MUSED: input contains NaN or inf.")

@@ -8,6 +8,10 @@ width (they are compared through their batch x batch dissimilarity matrices, nev
 - RSM loss: mean squared difference of two RDMs (the released code's squared Frobenius norm / batch^2).
 - Orthogonality: ``||high_n low_n^T||_F^2 / batch^2`` on the L2-normalised tokens (the released ``F`` type).
 - Total (paper, HCP): ``1 * bce + 1e-3 * orth + 1e-3 * rsm_high + 0.1 * rsm_low``.
+
+Across processes (a global batch split by the trainer) BCE is a per-row mean, so DDP's gradient average is
+exact; the RSM and orthogonality terms pair every row with every other, so their inputs are gathered from all
+processes first (``gather=True``), as InfoNCE gathers its negatives.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from brainkit.errors import ConfigError, DataError
+from brainkit.objectives.contrastive import gather_batch
 from brainkit.registry import OBJECTIVES
 
 
@@ -47,6 +52,8 @@ class SemanticLossConfig:
     orthogonality: float = 1e-3
     rsm_high: float = 1e-3
     rsm_low: float = 0.1
+    # several processes: the RSM and orthogonality terms over the global batch (all_gather with gradients)
+    gather: bool = True
 
 
 @OBJECTIVES.register("clip_mused_semantic", help="Multi-label BCE + RSM (high, low) + orthogonality.")
@@ -80,16 +87,21 @@ class SemanticLoss(nn.Module):
         parts = {"bce": F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))}
         weights = {"bce": self.config.bce}
         batch = logits.shape[0]
+        given = {"high": high, "low": low, "high_features": high_features, "low_features": low_features}
+        for name, x in given.items():
+            if x is not None and x.shape[0] != batch:
+                raise DataError(
+                    f"SemanticLoss: {name} has {x.shape[0]} rows, the logits {batch} (the batch); give one row "
+                    "per sample."
+                )
+        if self.config.gather:  # the batch x batch terms over the GLOBAL batch (identity in one process)
+            high, low, high_features, low_features = (
+                None if x is None else gather_batch(x) for x in (high, low, high_features, low_features)
+            )
         for name, tokens, features in (("rsm_high", high, high_features), ("rsm_low", low, low_features)):
             weight = getattr(self.config, name)
-            if weight == 0 or tokens is None or features is None:
-                continue
-            if tokens.shape[0] != batch or features.shape[0] != batch:
-                raise DataError(
-                    f"SemanticLoss: {name} needs tokens and features with {batch} rows (the batch), found "
-                    f"{tuple(tokens.shape)} and {tuple(features.shape)}."
-                )
-            parts[name], weights[name] = rsm_loss(tokens, features), weight
+            if weight > 0 and tokens is not None and features is not None:
+                parts[name], weights[name] = rsm_loss(tokens, features), weight
         if self.config.orthogonality > 0 and high is not None and low is not None:
             parts["orthogonality"] = orthogonality_loss(high, low)
             weights["orthogonality"] = self.config.orthogonality

@@ -1,10 +1,11 @@
 """The CLIP-MUSED recipe: one multi-subject semantic decoder vs per-subject, pooled and SRM baselines.
 
 ``brainkit run clip_mused`` builds the simulated volumetric data (``hcp_movie_like``), the stimulus targets
-(low-level and high-level features), trains CLIP-MUSED and its ablations, the per-subject and pooled models
-and SRM + logistic regression, scores mAP / AUC / Hamming per subject against the label-frequency baseline,
-and writes ``report.html`` (tables, token embeddings, token attention over the brain) and safetensors
-checkpoints under ``checkpoints/<method>``.
+(low-level and high-level features: :mod:`brainkit.data.semantic`), trains CLIP-MUSED and its ablations, the
+per-subject and pooled models on the one trainer (:class:`SemanticTask`), fits SRM + logistic regression, scores
+mAP / AUC / Hamming per subject against the label-frequency baseline (:mod:`brainkit.evaluation.multilabel`), and
+writes ``report.html`` (:mod:`brainkit.report.clip_mused`) and safetensors checkpoints under
+``checkpoints/<method>``.
 """
 
 from __future__ import annotations
@@ -20,20 +21,24 @@ import torch
 
 from brainkit.config import from_dict, to_dict
 from brainkit.data import load_dataset
-from brainkit.data.schema import DecodingDataset
-from brainkit.data.transforms import Standardizer
-from brainkit.errors import ConfigError, DataError
-from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, per_subject_table
+from brainkit.data.semantic import (
+    SampleArrays,
+    SemanticSamples,
+    VolumeGrid,
+    aligned_training_data,
+    semantic_samples,
+    stack_subjects,
+)
+from brainkit.errors import ConfigError
+from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, score_subjects
 from brainkit.models import build_model, count_parameters, model_config, save_model
+from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.clip_mused_fit import FitSettings, SampleArrays, VolumeGrid, fit, predict
 from brainkit.registry import RECIPES
-from brainkit.report.clip_mused_figures import attention_figure, attention_volume, token_embedding_figure
-from brainkit.report.html import write_report
-from brainkit.stimuli.cache import embed_stimuli
-from brainkit.stimuli.semantic_features import semantic_targets
+from brainkit.report import clip_mused as report
+from brainkit.training import Task, TrainingConfig, torch_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +64,22 @@ METHODS: dict[str, tuple[str, dict[str, Any], dict[str, float], bool]] = {
     "srm": ("baseline: shared response model + one-vs-rest logistic regression", {}, {}, False),
 }
 
+# The released schedule (decoding_HCP_MS.py): Adam, no weight decay, no warmup, no clipping, lr x0.7 every 25
+# epochs (StepLR); the attention parameters at 0.1 x the rate (SemanticTask.parameter_groups).
+RELEASED_TRAINING = TrainingConfig(
+    epochs=12,
+    batch_size=32,
+    lr=1e-3,
+    optimizer="adam",
+    schedule="step",
+    lr_step_epochs=25,
+    lr_decay=0.7,
+    warmup_epochs=0,
+    grad_clip=None,
+    weight_decay=0,
+)
+ATTENTION_LR_SCALE = 0.1  # released: the token-attention blocks train at 0.1 x the learning rate
+
 
 @dataclass(frozen=True)
 class CLIPMUSEDRecipeConfig:
@@ -67,7 +88,7 @@ class CLIPMUSEDRecipeConfig:
     cache_dir: str | None = None
     model_preset: str = "cpu_small"
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
-    fit: FitSettings = FitSettings()
+    training: TrainingConfig = RELEASED_TRAINING
     loss: SemanticLossConfig = SemanticLossConfig()  # the paper's HCP weights
     high_dim: int = (
         64  # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
@@ -101,6 +122,89 @@ FAST_TEST_DATA = {
 }
 
 
+class SemanticTask(Task):
+    """CLIP-MUSED's training step for the one trainer: each batch's volumes are scattered from the masked voxels
+    (the data stay (n_samples, n_voxels) in memory), the loss is :class:`SemanticLoss` (its parts logged), and the
+    token-attention parameters train at ``attention_lr_scale`` x the rate. With ``val``: ``val_map`` each period.
+    Checkpoint keys: ``model.*``."""
+
+    def __init__(
+        self,
+        model: CLIPMUSED,
+        loss: SemanticLoss,
+        data: SampleArrays,
+        grid: VolumeGrid,
+        val: SampleArrays | None = None,
+        attention_lr_scale: float = ATTENTION_LR_SCALE,
+    ) -> None:
+        super().__init__()
+        self.model, self.loss = model, loss
+        self.data, self.grid, self.val, self.attention_lr_scale = data, grid, val, attention_lr_scale
+
+    def n_samples(self) -> int:
+        return len(self.data.values)
+
+    def load(self, rows: torch.Tensor, drawn: Any) -> tuple[torch.Tensor, ...]:
+        return batch_tensors(self.data, np.asarray(rows), self.grid)
+
+    def forward(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+        x, subject, labels, high, low = batch
+        out = self.model(x, subject)
+        total, parts = self.loss(out.logits, labels, out.high, out.low, high, low)
+        return {"loss": total, **parts}
+
+    def validate(self) -> dict[str, float]:
+        if self.val is None:
+            return {}
+        scores = predict(self.model, self.val, self.grid)["scores"]
+        return {"val_map": multilabel_metrics(scores, self.val.labels)["mAP"]}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        attention = self.model.attention_parameters()
+        ids = {id(p) for p in attention}
+        return [
+            {"params": [p for p in self.parameters() if id(p) not in ids]},
+            {"params": attention, "lr_scale": self.attention_lr_scale},
+        ]
+
+
+def batch_tensors(arrays: SampleArrays, rows: np.ndarray, grid: VolumeGrid) -> tuple[torch.Tensor, ...]:
+    """(volumes (b, X, Y, Z), subject (b,) int64, labels (b, n_classes), high (b, d_high), low (b, d_low))."""
+    return (
+        grid(arrays.values[rows]),
+        torch.from_numpy(arrays.subject[rows].astype(np.int64)),
+        torch.from_numpy(arrays.labels[rows].astype(np.float32)),
+        torch.from_numpy(arrays.high[rows]),
+        torch.from_numpy(arrays.low[rows]),
+    )
+
+
+@torch.no_grad()
+def predict(
+    model: CLIPMUSED, arrays: SampleArrays, grid: VolumeGrid, batch_size: int = 64
+) -> dict[str, np.ndarray]:
+    """Sigmoid probabilities (n, n_classes), the high/low tokens (n, dim) and the mean token attention (2, n_tokens)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    scores, highs, lows, attention = [], [], [], None
+    for start in range(0, len(arrays.values), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(arrays.values)))
+        x, subject, *_ = (part.to(device) for part in batch_tensors(arrays, rows, grid))
+        out = model(x, subject, return_attention=True)
+        scores.append(torch.sigmoid(out.logits).cpu().numpy())
+        highs.append(out.high.cpu().numpy())
+        lows.append(out.low.cpu().numpy())
+        if out.attention is not None:
+            part = out.attention.sum(0).cpu()
+            attention = part if attention is None else attention + part
+    model.train(was_training)
+    result = {"scores": np.concatenate(scores), "high": np.concatenate(highs), "low": np.concatenate(lows)}
+    if attention is not None:
+        result["attention"] = (attention / len(arrays.values)).numpy()
+    return result
+
+
 @RECIPES.register(
     "clip_mused", help="CLIP-MUSED multi-subject decoding + ablations + per-subject/pooled/SRM."
 )
@@ -110,23 +214,26 @@ class CLIPMUSEDRecipe:
         # built-in 6 mm data, 4 subjects x 240 training volumes. One torch thread: on the shared 2-core machine two
         # threads ran 4x SLOWER than one (measured under load); set threads=2 on an idle machine.
         "cpu_small": CLIPMUSEDRecipeConfig(
-            fit=FitSettings(epochs=10, batch_size=32, lr=2e-3, lr_step_epochs=4), threads=1
+            training=replace(RELEASED_TRAINING, epochs=10, batch_size=32, lr=2e-3, lr_step_epochs=4),
+            threads=1,
         ),
         "testing": CLIPMUSEDRecipeConfig(
             data=FAST_TEST_DATA,
             model_preset="testing",
-            fit=FitSettings(epochs=2, batch_size=8, progress=False),
             high_dim=8,
             srm_components=4,
             threads=1,
+            training=replace(RELEASED_TRAINING, epochs=2, batch_size=8, progress=False),
         ),
         # The paper's model and schedule (README + decoding_HCP_MS.py): hcp preset (65.8 M), Adam lr 1e-3 x0.7 every
         # 25 epochs, 500 epochs, batch 64, loss weights 1 / 1e-3 / 1e-3 / 0.1, 112x128x112 input (built-in data
-        # at 2 mm padded to the paper's grid; the paper's HCP volumes are 1.6 mm). A GPU job (fit.device cuda).
+        # at 2 mm padded to the paper's grid; the paper's HCP volumes are 1.6 mm). A GPU job (training.accelerator).
         "hcp": CLIPMUSEDRecipeConfig(
             data={"resolution_mm": 2, "grid": [112, 128, 112]},
             model_preset="hcp",
-            fit=FitSettings(epochs=500, batch_size=64, lr=1e-3, lr_step_epochs=25, device="cuda"),
+            training=replace(
+                RELEASED_TRAINING, epochs=500, batch_size=64, lr=1e-3, lr_step_epochs=25, accelerator="cuda"
+            ),
         ),
     }
 
@@ -136,245 +243,108 @@ class CLIPMUSEDRecipe:
             raise ConfigError(
                 f"clip_mused recipe: methods must include 'clip_mused' and come from {list(METHODS)}; found {unknown or list(config.methods)}."
             )
-        from brainkit.training import torch_threads
-
         with torch_threads(config.threads):
             return self._run(config, folder)
 
     def _run(self, config: CLIPMUSEDRecipeConfig, folder: Path) -> RecipeOutput:
         options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
         dataset = load_dataset(config.dataset, **options)
-        prepared = prepare(dataset, config)
+        samples = semantic_samples(
+            dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
+        )
         grid = VolumeGrid(dataset.info["mask"])
-        rows, per_subject, histories, extras = [], [], {}, {}
+        labels = {s: samples.test[s].labels for s in samples.subjects}
+        rows, histories, extras = [], {}, {}
         for method in config.methods:
             start = time.perf_counter()
             if method == "srm":
-                scores, n_params = run_srm(prepared, config)
+                scores, n_params = run_srm(samples, config)
             else:
-                scores, n_params, histories[method], extras[method] = run_network(
-                    method, prepared, grid, config, folder
+                scores, n_params, histories[method], extras[method] = train_network(
+                    method, samples, grid, config, folder
                 )
             rows.append(
-                score_row(method, METHODS[method][0], scores, prepared, n_params, time.perf_counter() - start)
+                _row(method, METHODS[method][0], scores, labels, n_params, time.perf_counter() - start)
             )
-        rows.append(
-            score_row(
-                "label_frequency",
-                "chance: every class at its training frequency",
-                {
-                    s: label_frequency_scores(prepared["train"][s].labels, len(prepared["test"][s].labels))
-                    for s in prepared["subjects"]
-                },
-                prepared,
-                0,
-                0.0,
-            )
-        )
-        per_subject = [
-            {"method": r["method"], **{s: r[f"mAP/{s}"] for s in prepared["subjects"]}} for r in rows
-        ]
-        table = [{k: v for k, v in r.items() if "/" not in k} for r in rows]
-        notes = compare(table, per_subject, dataset, prepared)
-        notes.append(token_similarity_note(extras["clip_mused"], prepared["subjects"]))
-        figures = make_figures(extras["clip_mused"], prepared, dataset)
-        tables = {
-            "CLIP-MUSED vs baselines and ablations (test mAP / AUC / Hamming, mean over subjects)": table,
-            "mAP per subject": per_subject,
+        chance = {
+            s: label_frequency_scores(samples.train[s].labels, len(labels[s])) for s in samples.subjects
         }
-        write_report(
-            folder / "report.html",
+        rows.append(
+            _row("label_frequency", "chance: every class at its training frequency", chance, labels, 0, 0.0)
+        )
+        tables, notes = report.write(
+            folder,
             "CLIP-MUSED on " + dataset.name,
-            table,
+            rows,
+            samples.subjects,
             histories,
-            {},
-            notes,
-            figures=figures,
-            tables={"mAP per subject": per_subject},
+            extras["clip_mused"],
+            labels,
+            dataset.info["mask"],
+            dataset.info["categories"],
         )
         return RecipeOutput(tables, notes, {"rows": rows, "categories": dataset.info["categories"]})
 
 
-def prepare(dataset: DecodingDataset, config: CLIPMUSEDRecipeConfig) -> dict[str, Any]:
-    """Per subject: standardised voxels (training statistics), labels and stimulus targets, as SampleArrays."""
-    stimuli, labels = dataset.stimuli, dataset.info["labels"]
-    features = {role: spec[0] for role, spec in dataset.info["parameters"]["features"].items()}
-    subjects = dataset.subjects
-    train_ids = dataset.train[subjects[0]].stimulus_ids
-    train_rows = stimuli.positions(np.unique(train_ids))
-    image, text = stimuli.embedding(features["image"]), stimuli.embedding(features["text"])
-    if config.clip_model_dir:  # both towers of the local CLIP: image and label text in CLIP's joint space
-        image, text = (
-            embed_stimuli(stimuli, encoder, cache_dir=config.cache_dir, model_dir=config.clip_model_dir)
-            for encoder in ("clip_vit_l14_pooled", "clip_text")
-        )
-    low, high = semantic_targets(
-        stimuli.embedding(features["low"]),
-        image,
-        text,
-        train_rows,
-        config.high_dim,
-        config.feature_clip,
-        joint_space=bool(config.clip_model_dir),
-    )
-    out: dict[str, Any] = {
-        "subjects": subjects,
-        "train": {},
-        "test": {},
-        "n_classes": labels.shape[1],
-        "ids": {},
-    }
-    for index, subject in enumerate(subjects):
-        scaler = Standardizer().fit(dataset.train[subject].values)
-        for part, samples in (("train", dataset.train[subject]), ("test", dataset.test[subject])):
-            rows = stimuli.positions(samples.stimulus_ids)
-            out["ids"][(part, subject)] = samples.stimulus_ids
-            out[part][subject] = SampleArrays(
-                scaler.transform(samples.values),
-                np.full(len(rows), index),
-                labels[rows].astype(np.float32),
-                high[rows],
-                low[rows],
-            )
-    return out
-
-
-def _stack(parts: list[SampleArrays]) -> SampleArrays:
-    return SampleArrays(
-        *(
-            np.concatenate([getattr(p, f) for p in parts])
-            for f in ("values", "subject", "labels", "high", "low")
-        )
+def _row(method: str, what: str, scores: dict, labels: dict, n_params: int, seconds: float) -> dict[str, Any]:
+    """mAP / AUC / Hamming means, then ``mAP/<subject>`` ..., then params and seconds."""
+    return (
+        {"method": method, "what": what}
+        | score_subjects(scores, labels)
+        | {"params": n_params, "train_s": round(seconds, 1)}
     )
 
 
-def run_network(method: str, prepared: dict, grid: VolumeGrid, config: CLIPMUSEDRecipeConfig, folder: Path):
-    """Train the network variant ``method``; returns (test scores per subject, params, history, extras)."""
+def train_network(
+    method: str, samples: SemanticSamples, grid: VolumeGrid, config: CLIPMUSEDRecipeConfig, folder: Path
+) -> tuple[dict[str, np.ndarray], int, list[dict], dict[str, Any]]:
+    """Train the network variant ``method``; returns (test scores per subject, params, history, predictions)."""
     _, model_changes, loss_changes, separate = METHODS[method]
     loss = SemanticLoss(from_dict(SemanticLossConfig, to_dict(config.loss) | loss_changes))
-    groups = [[s] for s in prepared["subjects"]] if separate else [prepared["subjects"]]
-    scores, histories, extras, n_params = {}, [], {}, 0
+    groups = [[s] for s in samples.subjects] if separate else [samples.subjects]
+    training = config.training
+    if (
+        separate
+    ):  # as many optimiser steps as the multi-subject model: n_subjects x the epochs (and decay period)
+        k = len(groups)
+        training = replace(
+            training,
+            epochs=training.epochs * k,
+            lr_step_epochs=training.lr_step_epochs * k,
+            steps=None if training.steps is None else training.steps * k,
+        )
+    scores, extras, n_params, history = {}, {}, 0, []
     for group in groups:
         options = (
             dict(config.model)
             | model_changes
-            | {"grid": list(grid.shape), "n_classes": prepared["n_classes"], "n_subjects": len(group)}
+            | {"grid": list(grid.shape), "n_classes": samples.n_classes, "n_subjects": len(group)}
         )
-        torch.manual_seed(config.fit.seed)
+        torch.manual_seed(training.seed)
         model = build_model("clip_mused", model_config("clip_mused", config.model_preset, options))
-        train = _stack([_reindex(prepared["train"][s], i) for i, s in enumerate(group)])
         name = method if not separate else f"{method}:{group[0]}"
-        settings = config.fit
-        if separate:  # same number of optimiser steps as the multi-subject model: n_subjects x the epochs
-            k = len(groups)
-            settings = replace(
-                settings, epochs=settings.epochs * k, lr_step_epochs=settings.lr_step_epochs * k
-            )
-        histories = fit(model, train, grid, loss, settings, name)
+        task = SemanticTask(model, loss, stack_subjects([samples.train[s] for s in group]), grid)
+        history = train(task, training, name=name).history
         n_params += count_parameters(model)
         save_model(
             folder / "checkpoints" / name.replace(":", "_"),
             model,
             {"method": method, "subjects": ",".join(group)},
         )
-        for i, subject in enumerate(group):
-            result = predict(model, _reindex(prepared["test"][subject], i), grid)
-            scores[subject] = result["scores"]
-            extras[subject] = result
+        for index, subject in enumerate(group):
+            extras[subject] = predict(model, samples.test[subject].with_subject(index), grid)
+            scores[subject] = extras[subject]["scores"]
     extras["token_shape"] = model.token_shape
-    return scores, n_params, histories, extras
+    return scores, n_params, history, extras
 
 
-def _reindex(arrays: SampleArrays, index: int) -> SampleArrays:
-    return SampleArrays(
-        arrays.values, np.full(len(arrays.values), index), arrays.labels, arrays.high, arrays.low
-    )
-
-
-def run_srm(prepared: dict, config: CLIPMUSEDRecipeConfig) -> dict[str, np.ndarray]:
+def run_srm(samples: SemanticSamples, config: CLIPMUSEDRecipeConfig) -> tuple[dict[str, np.ndarray], int]:
     """SRM on the time-aligned training data (every subject saw the same training stimuli), then logistic.
 
     Returns (test probabilities per subject, parameters: the subjects' bases + the classifier's weights)."""
-    subjects = prepared["subjects"]
-    data, reference = [], None
-    for subject in subjects:
-        ids = prepared["ids"][("train", subject)]
-        order = np.argsort(ids, kind="stable")
-        if reference is not None and not np.array_equal(ids[order], reference):
-            raise DataError(
-                f"srm: {subject} did not see the same training stimuli as {subjects[0]}, so the subjects' "
-                "responses cannot be aligned in time; use a dataset where every subject sees every training stimulus."
-            )
-        reference = ids[order] if reference is None else reference
-        data.append(prepared["train"][subject].values[order])
-        labels = prepared["train"][subject].labels[order]
-    model = SRMClassifier(config.srm_components, c=config.srm_c, seed=config.fit.seed).fit(data, labels)
+    data, labels = aligned_training_data(samples)
+    model = SRMClassifier(config.srm_components, c=config.srm_c, seed=config.training.seed).fit(data, labels)
     n_params = sum(w.size for w in model.srm.bases_) + (config.srm_components + 1) * len(model.trainable_)
-    return {s: model.predict_proba(prepared["test"][s].values, i) for i, s in enumerate(subjects)}, n_params
-
-
-def score_row(method, description, scores, prepared, n_params, seconds) -> dict[str, Any]:
-    per = {s: multilabel_metrics(scores[s], prepared["test"][s].labels) for s in prepared["subjects"]}
-    row = {"method": method, "what": description} | per_subject_table(per)  # means, then "mAP/sub01"...
-    return row | {"params": n_params, "train_s": round(seconds, 1)}
-
-
-def compare(
-    table: list[dict], per_subject: list[dict], dataset: DecodingDataset, prepared: dict
-) -> list[str]:
-    """Plain statements, with the run's numbers, of what beat what."""
-    by = {row["method"]: row for row in table}
-    ours = by["clip_mused"]["mAP"]
-    notes = [
-        f"{len(prepared['subjects'])} subjects, {int(dataset.info['mask'].sum())} brain voxels, "
-        f"{prepared['n_classes']} categories; test mAP is the mean over subjects of the per-class average "
-        f"precision; chance (label frequency) mAP {by['label_frequency']['mAP']:.3f}. One seed."
-    ]
-    for baseline in ("per_subject", "pooled", "srm", "no_subject_tokens"):
-        if baseline not in by:
-            continue
-        theirs = by[baseline]["mAP"]
-        verdict = "beats" if ours > theirs else "does NOT beat"
-        gains = {r["method"]: r for r in per_subject}
-        better = [s for s in prepared["subjects"] if gains["clip_mused"][s] > gains[baseline][s]]
-        notes.append(
-            f"CLIP-MUSED (mAP {ours:.3f}) {verdict} {baseline} (mAP {theirs:.3f}, difference "
-            f"{ours - theirs:+.3f}); better on {len(better)} of {len(prepared['subjects'])} subjects "
-            f"({', '.join(better) or 'none'})."
-        )
-    for ablation in ("no_rsm", "no_orthogonality"):
-        if ablation in by:
-            notes.append(f"Removing {ablation[3:]} changes mAP by {by[ablation]['mAP'] - ours:+.3f}.")
-    return notes
-
-
-def token_similarity_note(extras: dict, subjects: list[str]) -> str:
-    """How different the high- and low-level tokens came out (the orthogonality loss pushes them apart)."""
-    high = np.concatenate([extras[s]["high"] for s in subjects])
-    low = np.concatenate([extras[s]["low"] for s in subjects])
-    cosine = (high * low).sum(1) / np.maximum(
-        np.linalg.norm(high, axis=1) * np.linalg.norm(low, axis=1), 1e-12
-    )
-    return (
-        f"High- vs low-level token of CLIP-MUSED on the test samples: mean cosine {cosine.mean():.3f} "
-        f"(1 = the same vector; the orthogonality loss, weight 1e-3, aims at 0)."
-    )
-
-
-def make_figures(extras: dict, prepared: dict, dataset: DecodingDataset) -> dict:
-    subjects = prepared["subjects"]
-    high = np.concatenate([extras[s]["high"] for s in subjects])
-    low = np.concatenate([extras[s]["low"] for s in subjects])
-    labels = np.concatenate([prepared["test"][s].labels for s in subjects])
-    figures = {
-        "CLIP-MUSED high- and low-level tokens of the test samples (PCA), coloured by category": token_embedding_figure(
-            high, low, labels, dataset.info["categories"]
-        )
-    }
-    if "attention" in extras[subjects[0]]:
-        attention = np.mean([extras[s]["attention"] for s in subjects], axis=0)
-        volumes = attention_volume(attention, extras["token_shape"], dataset.info["mask"])
-        figures[
-            "Attention of the subject tokens over the brain (last block, mean over heads, test samples, subjects)"
-        ] = attention_figure(volumes, dataset.info["mask"])
-    return figures
+    return {
+        s: model.predict_proba(samples.test[s].values, i) for i, s in enumerate(samples.subjects)
+    }, n_params

@@ -27,7 +27,9 @@ class TrainingConfig:
     Validation and checkpoints: the task is validated after every epoch, or every ``validate_every`` steps when
     set; checkpoints are written every ``checkpoint_every`` of those periods and at the end. With ``monitor`` (a
     history key, e.g. ``"val_top1"``) the best period by it (``monitor_mode``) is kept beside the last.
-    ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"`` on a GPU, ...).
+    ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"`` on a GPU, ...). ``sync_batchnorm``: with
+    several processes, BatchNorm layers normalise by the statistics of the whole global batch (SyncBatchNorm; GPU
+    only: on CPU they keep per-process statistics, with a warning).
     """
 
     epochs: int = 20
@@ -50,6 +52,7 @@ class TrainingConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
+    sync_batchnorm: bool = True
     validate_every: int | None = None
     checkpoint_every: int = 1
     monitor: str | None = None

@@ -1,10 +1,11 @@
 """THE training loop: every phase of every method runs through :func:`train` (Lightning Fabric underneath).
 
 One loop for a CPU, one GPU or many GPUs / nodes: a global batch split across processes (the task's objective
-gathers negatives), seeded batch order and random draws, AdamW or Adam with warmup + cosine / step schedules,
-gradient accumulation and clipping, mixed precision, validation every epoch or every ``validate_every`` steps,
-the best checkpoint by a named metric beside the last, ``until_epoch`` / ``until_step`` limits for cluster time
-slots, and resumption that continues bit for bit.
+gathers negatives; BatchNorm layers share statistics: :mod:`~brainkit.training.batchnorm`), seeded batch order and
+random draws, AdamW or Adam with warmup + cosine / step schedules, gradient accumulation and clipping, mixed
+precision, validation every epoch or every ``validate_every`` steps, the best checkpoint by a named metric beside
+the last, ``until_epoch`` / ``until_step`` limits for cluster time slots, and resumption that continues bit for
+bit.
 
 Randomness: the batch order of epoch ``e`` comes from a generator seeded with ``(seed, e)``; the random draws of
 optimiser step ``s`` (masks, noise: :meth:`Task.draw`) from one seeded with ``(seed, s)``, and the global torch
@@ -28,6 +29,7 @@ from tqdm.auto import tqdm
 from brainkit.checkpoint import atomic_write_text
 from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.training.batchnorm import synced_batchnorm
 from brainkit.training.config import RESUMABLE_CHANGES, TrainingConfig
 from brainkit.training.schedule import learning_rate, total_steps
 from brainkit.training.state import load_state, save_state, save_weights
@@ -151,7 +153,7 @@ def train(
     name = name or type(task).__name__
     start = time.perf_counter()
     out = Path(out_dir) if out_dir is not None else None
-    with torch_threads(config.threads):
+    with torch_threads(config.threads), contextlib.ExitStack() as scope:
         if fabric is None:
             fabric = make_fabric(config)
             fabric.launch()
@@ -160,6 +162,7 @@ def train(
             raise ConfigError(
                 f"training.batch_size {config.batch_size} is not divisible by {world} processes."
             )
+        scope.enter_context(synced_batchnorm(task, config.sync_batchnorm and world > 1, fabric.device.type))
 
         def epoch_batches(epoch: int) -> list[Any]:
             return task.batches(
