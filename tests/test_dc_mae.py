@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from brainkit.dc_mae_training import masked_patch_errors, pretrain_dc_mae
+from brainkit.evaluation.masked_patches import masked_patch_errors
+from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae
 from brainkit.errors import ConfigError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config
 from brainkit.models.dc_mae import DCMAE, pad_voxels
@@ -154,7 +155,13 @@ def _voxels(n: int, seed: int) -> np.ndarray:
 def test_pretraining_learns_is_seeded_and_checkpoints(tmp_path, one_torch_thread) -> None:
     train, val = _voxels(48, 0), _voxels(16, 1)
     config = TrainingConfig(
-        epochs=6, batch_size=16, lr=3e-3, weight_decay=0.05, warmup_epochs=1, progress=False
+        epochs=6,
+        batch_size=16,
+        lr=3e-3,
+        weight_decay=0.05,
+        betas=(0.9, 0.95),
+        warmup_epochs=1,
+        progress=False,
     )
     result = pretrain_dc_mae(tiny(), train, config, tmp_path / "run", val_voxels=val)
     again = pretrain_dc_mae(tiny(), train, config, val_voxels=val)
