@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from brainkit.recipes.vis_dec.encoder import pretrain_image_mae, tune_cross_modal
 from brainkit.errors import CheckpointError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config
 from brainkit.models.cross_modal import (
@@ -22,6 +21,7 @@ from brainkit.models.cross_modal import (
     save_image_mae,
     small_image_mae,
 )
+from brainkit.recipes.vis_dec.encoder import pretrain_image_mae, tune_cross_modal
 from brainkit.training import TrainingConfig
 
 N_VOXELS = 52  # 13 fMRI patches of 4 voxels (testing preset); images 16 px in patches of 4 -> 16 patches
