@@ -53,6 +53,7 @@ def encoder_phases(
 ) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
     """Run phase 1 (and phase 2 when ``config.cross_modal``); returns (fMRI encoder, histories, parameter counts)."""
     start = time.perf_counter()
+    torch.manual_seed(config.seed)  # the DC-MAE's initial weights, whatever ran before (a cache hit or miss)
     model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
     result = pretrain_dc_mae(
         model,
