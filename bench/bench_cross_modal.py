@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brainkit.cross_modal_training import pretrain_image_mae, tune_cross_modal
 from brainkit.models import build_model, load_model, model_config
 from brainkit.models.cross_modal import CROSS_PRESETS, load_image_mae, preprocess_images, small_image_mae
 from brainkit.models.dc_mae import pad_voxels
 from brainkit.models.vsmae import random_patch_mask
+from brainkit.recipes.vis_dec.encoder import pretrain_image_mae, tune_cross_modal
 from brainkit.training import TrainingConfig
 
 

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brainkit.dc_mae_training import masked_patch_errors, pretrain_dc_mae
+from brainkit.evaluation.masked_patches import masked_patch_errors
 from brainkit.models import build_model, load_model, model_config
 from brainkit.models.dc_mae import pad_voxels
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig
+from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae
 from brainkit.training import TrainingConfig
 
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from brainkit.cross_modal_training import pretrain_image_mae, tune_cross_modal
 from brainkit.errors import CheckpointError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config
 from brainkit.models.cross_modal import (
@@ -22,6 +21,7 @@ from brainkit.models.cross_modal import (
     save_image_mae,
     small_image_mae,
 )
+from brainkit.recipes.vis_dec.encoder import pretrain_image_mae, tune_cross_modal
 from brainkit.training import TrainingConfig
 
 N_VOXELS = 52  # 13 fMRI patches of 4 voxels (testing preset); images 16 px in patches of 4 -> 16 patches
@@ -131,7 +131,7 @@ def test_mismatched_pairs_raise() -> None:
 def test_tuning_learns_is_seeded_and_checkpoints(tmp_path, one_torch_thread) -> None:
     voxels, images = pairs(8)
     training = TrainingConfig(
-        epochs=8, batch_size=8, lr=3e-3, weight_decay=0.0, warmup_epochs=1, progress=False
+        epochs=8, batch_size=8, lr=3e-3, weight_decay=0.0, betas=(0.9, 0.95), warmup_epochs=1, progress=False
     )
     config = CROSS_PRESETS["testing"]
     tuned, result = tune_cross_modal(
@@ -152,7 +152,7 @@ def test_tuning_learns_is_seeded_and_checkpoints(tmp_path, one_torch_thread) -> 
 def test_image_mae_pretraining_learns(tmp_path, one_torch_thread) -> None:
     _, images = pairs(8)
     training = TrainingConfig(
-        epochs=6, batch_size=8, lr=3e-3, weight_decay=0.0, warmup_epochs=1, progress=False
+        epochs=6, batch_size=8, lr=3e-3, weight_decay=0.0, betas=(0.9, 0.95), warmup_epochs=1, progress=False
     )
     result = pretrain_image_mae(small_image_mae("testing"), images, training, tmp_path, val_images=images)
     assert result.history[-1]["val_image_mse"] < result.history[0]["val_image_mse"]

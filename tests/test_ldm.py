@@ -24,7 +24,7 @@ from brainkit.models.ldm import (
     sample_images,
     save_pretrained_ldm,
 )
-from brainkit.models.ldm_training import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
+from brainkit.recipes.vis_dec.diffusion import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
 from brainkit.training import TrainingConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -131,14 +131,14 @@ def test_denoising_loss_falls_on_a_tiny_batch() -> None:
     rng = np.random.default_rng(1)
     images = images_to_tensor(rng.integers(0, 255, (6, 16, 16, 3), dtype=np.uint8), 16)
     train = TrainingConfig(epochs=30, batch_size=6, lr=3e-3, warmup_epochs=0, min_lr=3e-3, progress=False)
-    vae_history = pretrain_vae(vae, images, replace(train, epochs=15))
+    vae_history = pretrain_vae(vae, images, replace(train, epochs=15)).history
     assert vae_history[-1]["train_loss"] < vae_history[0]["train_loss"]
     assert not any(p.requires_grad for p in vae.parameters())
     moments = batched_moments(vae, images)
     conditioner = _conditioner()
     voxels = rng.standard_normal((6, N_VOXELS)).astype(np.float32)
     vae_before = {k: v.clone() for k, v in vae.state_dict().items()}
-    history = finetune_ldm(unet, vae, scheduler, conditioner, voxels, moments, np.arange(6), train)
+    history = finetune_ldm(unet, vae, scheduler, conditioner, voxels, moments, np.arange(6), train).history
     first, last = (
         np.mean([h["train_loss"] for h in history[:5]]),
         np.mean([h["train_loss"] for h in history[-5:]]),
@@ -147,7 +147,7 @@ def test_denoising_loss_falls_on_a_tiny_batch() -> None:
     assert all(torch.equal(v, vae.state_dict()[k]) for k, v in vae_before.items())  # the VAE stays frozen
     unconditional = pretrain_unet(
         unet, vae, scheduler, moments, replace(train, epochs=2), val_moments=moments
-    )
+    ).history
     assert len(unconditional) == 2 and "val_loss" in unconditional[0]
 
 
@@ -159,7 +159,9 @@ def test_finetuning_is_seeded() -> None:
         moments = batched_moments(vae, images)
         train = TrainingConfig(epochs=2, batch_size=2, lr=1e-3, progress=False, seed=3)
         voxels = np.random.default_rng(0).standard_normal((4, N_VOXELS)).astype(np.float32)
-        runs.append(finetune_ldm(unet, vae, scheduler, _conditioner(), voxels, moments, np.arange(4), train))
+        runs.append(
+            finetune_ldm(unet, vae, scheduler, _conditioner(), voxels, moments, np.arange(4), train).history
+        )
     assert [r["train_loss"] for r in runs[0]] == [r["train_loss"] for r in runs[1]]
 
 

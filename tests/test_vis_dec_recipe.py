@@ -12,13 +12,8 @@ from brainkit.cli import main
 from brainkit.errors import ConfigError
 from brainkit.models.ldm import load_pretrained_ldm
 from brainkit.recipes import recipe_config, run_recipe
-from brainkit.recipes.vis_dec_steps import (
-    GivenTokens,
-    encode_tokens,
-    fmri_conditioner,
-    prepare_arrays,
-    wrap_pad,
-)
+from brainkit.recipes.vis_dec.arrays import prepare_arrays, wrap_pad
+from brainkit.recipes.vis_dec.phases import GivenTokens, encode_tokens, fmri_conditioner
 from brainkit.testing import tiny_decoding_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -144,7 +139,7 @@ def test_phase1_adds_extra_sources_wrap_padded_to_the_built_in_width() -> None:
 
     from brainkit.data.readers.pretraining_sources import read_pretraining_source
     from brainkit.errors import DataError
-    from brainkit.recipes.vis_dec_phases import phase1_voxels
+    from brainkit.recipes.vis_dec.arrays import phase1_voxels
 
     train = np.random.default_rng(0).standard_normal((5, 1824)).astype(np.float32)
     assert phase1_voxels(SimpleNamespace(extra_pretraining={}), train) is train

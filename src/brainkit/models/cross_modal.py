@@ -53,7 +53,7 @@ IMAGE_MAE_PRESETS: dict[str, dict[str, Any]] = {
 
 def small_image_mae(preset: str = "cpu_small", seed: int = 0, **options: Any) -> nn.Module:
     """A randomly initialised ViTMAEForPreTraining from :data:`IMAGE_MAE_PRESETS` (train it with
-    :func:`brainkit.cross_modal_training.pretrain_image_mae`)."""
+    :func:`brainkit.recipes.vis_dec.encoder.pretrain_image_mae`)."""
     from transformers import ViTMAEConfig, ViTMAEForPreTraining
 
     if preset not in IMAGE_MAE_PRESETS:

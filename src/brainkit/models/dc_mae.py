@@ -9,7 +9,7 @@ encoder (pre-norm transformer blocks, ``mlp_ratio`` x dim MLP) sees only the vis
 The decoder projects the encoded tokens to ``decoder_dim``, puts a learnt mask token at every hidden patch, adds
 its own sin-cos positions, and predicts every patch's 16 voxel values. The losses (masked MSE, self- and
 cross-contrast) live in :mod:`brainkit.objectives.double_contrastive`; the training loop in
-:mod:`brainkit.dc_mae_training`.
+:mod:`brainkit.recipes.vis_dec.encoder` (a task of the one trainer).
 
 Interfaces used by the later phases (docs/methods/vis_dec.md):
 - ``encode(x)``: (batch, n_voxels) -> (batch, 1 + n_patches, dim), cls first, nothing hidden (phase 3's input);

@@ -1,14 +1,19 @@
-"""Vis-Dec's report figures: real test images beside their reconstructions, and one loss panel per phase.
+"""Vis-Dec's report: real test images beside their reconstructions, one loss panel per phase, and the page.
 
-Built on ``matplotlib.figure.Figure`` (no pyplot), like the other report figures.
+:func:`reconstruction_grid` and :func:`phase_curves` are ``matplotlib.figure.Figure``s (no pyplot), like the other
+report figures; :func:`write_vis_dec_report` writes ``report.html`` from the tables the recipe scored.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from brainkit.errors import DataError
+from brainkit.report.html import write_report
 
 
 def reconstruction_grid(real: np.ndarray, columns: dict[str, np.ndarray], n_shown: int = 8) -> Figure:
@@ -67,3 +72,41 @@ def phase_curves(histories: dict[str, list[dict]]) -> Figure | None:
         axis.legend(fontsize=6)
     figure.tight_layout()
     return figure
+
+
+def guidance_rows(scale: float, scores: dict[str, float], layer: str) -> list[dict[str, Any]]:
+    """One row per guidance candidate: its validation 2-way identification and whether it was chosen."""
+    return [{"guidance scale": name, f"validation {layer} 2-way": value, "chosen": float(name) == scale}
+            for name, value in scores.items()]  # fmt: skip
+
+
+def guidance_note(scale: float, scores: dict[str, float], layer: str, n_val_images: int) -> str:
+    if not scores:
+        return f"Guidance scale {scale:g}, fixed by the configuration (no search)."
+    return (
+        f"Guidance scale {scale:g} chosen on {n_val_images} training images held out of every phase "
+        f"(1 sample each, {layer} 2-way identification: "
+        + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in scores.items())
+        + "); the test images played no part in it."
+    )
+
+
+def write_vis_dec_report(
+    path: str | Path,
+    title: str,
+    table: list[dict[str, Any]],
+    notes: list[str],
+    tables: dict[str, list[dict[str, Any]]],
+    images: dict[str, np.ndarray],
+    histories: dict[str, list[dict]],
+    n_shown: int = 10,
+) -> Path:
+    """The page: the main ``table``, ``notes``, the grid of ``images`` (``"real"`` first, then columns as in
+    :func:`reconstruction_grid`), the training curves of ``histories`` and the further ``tables``."""
+    columns = {name: value for name, value in images.items() if name != "real"}
+    grid = reconstruction_grid(images["real"], columns, n_shown=n_shown)
+    figures = {"Real test images and their reconstructions": grid}
+    curves = phase_curves(histories)
+    if curves is not None:
+        figures["Training curves, per phase"] = curves
+    return write_report(path, title, table, {}, {}, notes, figures=figures, tables=tables)

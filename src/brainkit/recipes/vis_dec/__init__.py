@@ -2,7 +2,7 @@
 
 ``brainkit run vis_dec`` on the built-in ``nsd_like`` data (real images, simulated voxels), one subject:
 
-1. phase 1, DC-MAE pretraining on the subject's training trials (:mod:`brainkit.dc_mae_training`);
+1. phase 1, DC-MAE pretraining on the subject's training trials (:mod:`brainkit.models.dc_mae`);
 2. phase 2, cross-modal tuning of the fMRI MAE with an image MAE (:mod:`brainkit.models.cross_modal`);
 3. phase 3, latent diffusion conditioned on the fMRI encoder's tokens (:mod:`brainkit.models.ldm`): a small VAE
    and UNet trained here on the training images first (or a real pretrained LDM from ``ldm_dir``), then the UNet
@@ -12,6 +12,12 @@ then ``n_samples`` reconstructions per test fMRI, scored by :mod:`brainkit.evalu
 three baselines: the same reconstructions paired with the wrong images (shuffled), the LDM's samples before
 phase 3 from a zero context (no fMRI), and the VAE's own reconstruction of the real image (the ceiling of any
 output of this LDM). Writes ``report.html`` (grid, tables, curves), checkpoints and the sampled images.
+
+Every training phase is a task of the one trainer (:func:`brainkit.training.train`):
+:mod:`~brainkit.recipes.vis_dec.encoder` (phases 1-2) and :mod:`~brainkit.recipes.vis_dec.diffusion` (phase 3);
+:mod:`~brainkit.recipes.vis_dec.arrays` builds the subject's arrays, :mod:`~brainkit.recipes.vis_dec.phases`
+runs the phases in their folders, :mod:`~brainkit.recipes.vis_dec.sampling` samples; the scores come from
+:mod:`brainkit.evaluation.reconstruction_baselines` and the page from :mod:`brainkit.report.vis_dec`.
 """
 
 from __future__ import annotations
@@ -25,19 +31,21 @@ from typing import Any
 import numpy as np
 
 from brainkit.config import from_dict, to_dict
-from brainkit.cross_modal_training import PAPER_TRAINING as CROSS_MODAL_PAPER_TRAINING
 from brainkit.data import load_dataset
-from brainkit.dc_mae_training import PAPER_TRAINING as DC_MAE_PAPER_TRAINING
 from brainkit.errors import ConfigError
+from brainkit.evaluation.reconstruction import metrics_table
+from brainkit.evaluation.reconstruction_baselines import compare_notes, metric_row, score_with_baselines
 from brainkit.models import count_parameters
 from brainkit.models.ldm import PRESETS as LDM_PRESETS
 from brainkit.models.ldm import LDMConfig
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes import vis_dec_steps as steps
-from brainkit.recipes.vis_dec_phases import dc_mae_config, encoder_phases
-from brainkit.recipes.vis_dec_scores import score_all, select_guidance
+from brainkit.recipes.vis_dec import phases, sampling
+from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays, resized
+from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
+from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
 from brainkit.registry import RECIPES
-from brainkit.training import TrainingConfig
+from brainkit.report.vis_dec import guidance_note, guidance_rows, write_vis_dec_report
+from brainkit.training import TrainingConfig, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +64,7 @@ class VisDecRecipeConfig:
     dc_mae_preset: str = "cpu_small"
     dc_mae: dict[str, Any] = field(default_factory=dict)  # overrides of the DC-MAE preset
     pretrain: TrainingConfig = TrainingConfig(
-        epochs=2, batch_size=100, lr=1e-3, warmup_epochs=0.5, min_lr=1e-5
+        epochs=2, batch_size=100, lr=1e-3, betas=BETAS, warmup_epochs=0.5, min_lr=1e-5
     )
     # phase 2: cross-modal tuning
     cross_modal: bool = True  # false: phase 3 conditions on the phase-1 encoder (an ablation)
@@ -65,11 +73,13 @@ class VisDecRecipeConfig:
     # a local ViT-MAE folder (e.g. facebook/vit-mae-base); skips the image MAE's pretraining
     image_mae_dir: str | None = None
     image_pretrain: TrainingConfig = TrainingConfig(
-        epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05, warmup_epochs=1, min_lr=1e-5
+        epochs=6, batch_size=64, lr=1e-3, weight_decay=0.05, betas=BETAS, warmup_epochs=1, min_lr=1e-5
     )
     cross_modal_preset: str = "cpu_small"  # brainkit.models.cross_modal.CROSS_PRESETS
     cross_modal_options: dict[str, Any] = field(default_factory=dict)  # overrides of that preset
-    tune: TrainingConfig = TrainingConfig(epochs=1, batch_size=32, lr=3e-4, warmup_epochs=0.2, min_lr=1e-5)
+    tune: TrainingConfig = TrainingConfig(
+        epochs=1, batch_size=32, lr=3e-4, betas=BETAS, warmup_epochs=0.2, min_lr=1e-5
+    )
     # phase 3: latent diffusion
     ldm_preset: str = "cpu_small"
     ldm: dict[str, Any] = field(default_factory=dict)  # overrides of the LDM preset
@@ -89,7 +99,7 @@ class VisDecRecipeConfig:
     n_steps: int = 25  # sampler steps
     # classifier-free guidance against the zero context (1 = none, as the paper). None: chosen among
     # guidance_candidates on n_val_images training images held out of every phase (their trials averaged, like the
-    # test set), 1 sample each, by guidance_layer 2-way identification (recipes/vis_dec_scores.select_guidance);
+    # test set), 1 sample each, by guidance_layer 2-way identification (recipes/vis_dec/sampling.select_guidance);
     # a number fixes it and holds nothing out. (The first cpu_small run's 3 had been picked on the test images.)
     guidance_scale: float | None = None
     guidance_candidates: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
@@ -126,6 +136,7 @@ FAST_DATA = {
     "n_voxels": {"subj01": 45},
 }
 _FAST = TrainingConfig(epochs=1, batch_size=16, lr=1e-3, warmup_epochs=0, progress=False)
+_FAST_MAE = replace(_FAST, betas=BETAS)
 
 
 @RECIPES.register("vis_dec", help="Vis-Dec: DC-MAE + cross-modal tuning + fMRI-conditioned latent diffusion.")
@@ -140,9 +151,9 @@ class VisDecRecipe:
             dc_mae_preset="testing",
             image_mae_preset="testing",
             cross_modal_preset="testing",
-            image_pretrain=_FAST,
-            pretrain=_FAST,
-            tune=_FAST,
+            image_pretrain=_FAST_MAE,
+            pretrain=_FAST_MAE,
+            tune=_FAST_MAE,
             ldm_preset="testing",
             vae_training=_FAST,
             unet_training=_FAST,
@@ -158,17 +169,18 @@ class VisDecRecipe:
             guidance_layer="lite0_block1",
         ),
         # The paper's sizes and schedule (METHODS.md 4.2-4.4): DC-MAE 1024/24/16 (~151 M) with phase 1's optimiser
-        # (dc_mae_training.PAPER_TRAINING: AdamW lr 2.5e-4, wd 0.05, batch 250, 140 epochs, 40 warmup, clip 0.8,
-        # seed 2022); phase 2 as cross_modal_training.PAPER_TRAINING (lr 5.3e-5, 60 epochs) with facebook/vit-mae-base
-        # (set image_mae_dir); phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir, required), batch 8, lr 5.3e-5,
-        # 700 epochs, the encoder trainable, PLMS 250 steps, 5 samples per fMRI. A GPU job; not run here.
+        # (encoder.DC_MAE_PAPER_TRAINING: AdamW (0.9, 0.95) lr 2.5e-4, wd 0.05, batch 250, 140 epochs, 40 warmup,
+        # clip 0.8, seed 2022); phase 2 as encoder.CROSS_MODAL_PAPER_TRAINING (lr 5.3e-5, 60 epochs) with
+        # facebook/vit-mae-base (set image_mae_dir); phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir,
+        # required) as diffusion.LDM_PAPER_TRAINING (batch 8, lr 5.3e-5, 700 epochs), the encoder trainable, PLMS
+        # 250 steps, 5 samples per fMRI. A GPU job; not run here.
         "paper": VisDecRecipeConfig(
             dc_mae_preset="paper",
             cross_modal_preset="paper",
             pretrain=replace(DC_MAE_PAPER_TRAINING, accelerator="cuda"),
             tune=replace(CROSS_MODAL_PAPER_TRAINING, accelerator="cuda"),
             ldm_preset="paper",
-            finetune=TrainingConfig(epochs=700, batch_size=8, lr=5.3e-5, weight_decay=0.0, accelerator="cuda"),
+            finetune=replace(LDM_PAPER_TRAINING, accelerator="cuda"),
             train_encoder=True,
             n_samples=5,
             n_steps=250,
@@ -201,8 +213,6 @@ class VisDecRecipe:
             raise ConfigError(
                 f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
             )
-        from brainkit.training import torch_threads
-
         with torch_threads(config.threads):
             return self._run(config, folder)
 
@@ -213,30 +223,23 @@ class VisDecRecipe:
         ldm_config = from_dict(
             LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm"
         )
-        patch = dc_mae_config(config).patch_size
+        patch = phases.dc_mae_config(config).patch_size
         n_val = config.n_val_images if config.guidance_scale is None else 0
-        arrays = steps.prepare_arrays(
+        arrays = prepare_arrays(
             dataset, config.subject, config.n_test_images, patch, n_val=n_val, seed=config.seed
         )
-        encoder, histories, counts = encoder_phases(config, arrays, folder, seconds)
+        encoder, histories, counts = phases.encoder_phases(config, arrays, folder, seconds)
 
         start = time.perf_counter()
-        ldm = steps.latent_diffusion(
-            ldm_config,
-            config.ldm_dir,
-            arrays.train_images,
-            arrays.test_images,
-            config.vae_training,
-            config.unet_training,
-            folder,
-        )
+        ldm = phases.latent_diffusion(ldm_config, config.ldm_dir, arrays.train_images, arrays.test_images,
+                                      config.vae_training, config.unet_training, folder)  # fmt: skip
         histories |= ldm.histories
         seconds["LDM pretraining: VAE + unconditional UNet"] = time.perf_counter() - start
         start = time.perf_counter()
-        conditioner = steps.fmri_conditioner(
+        conditioner = phases.fmri_conditioner(
             encoder, arrays.train_voxels.shape[1], ldm.unet.config.cross_attention_dim, config.train_encoder
         )
-        histories["phase 3: LDM fine-tuning on fMRI"] = steps.finetune_on_fmri(
+        histories["phase 3: LDM fine-tuning on fMRI"] = phases.finetune_on_fmri(
             ldm, conditioner, arrays, config.finetune, folder
         )
         seconds["phase 3: LDM fine-tuning"] = time.perf_counter() - start
@@ -249,20 +252,13 @@ class VisDecRecipe:
         }
 
         start = time.perf_counter()
-        guidance = select_guidance(config, ldm, conditioner, arrays)
+        guidance = sampling.select_guidance(config, ldm, conditioner, arrays)
         if config.guidance_scale is None:
             seconds["guidance scale on the validation split"] = time.perf_counter() - start
         start = time.perf_counter()
-        recon = steps.reconstruct(
-            ldm,
-            conditioner,
-            arrays.test_voxels,
-            config.n_samples,
-            config.n_steps,
-            config.sample_seed,
-            guidance_scale=guidance[0],
-        )
-        no_fmri = steps.unconditional_samples(
+        recon = sampling.reconstruct(ldm, conditioner, arrays.test_voxels, config.n_samples, config.n_steps,
+                                     config.sample_seed, guidance_scale=guidance[0])  # fmt: skip
+        no_fmri = sampling.unconditional_samples(
             Path(config.ldm_dir) if config.ldm_dir else folder / "ldm_pretrained",
             ldm_config,
             len(arrays.test_images),
@@ -270,30 +266,73 @@ class VisDecRecipe:
             config.n_steps,
             config.sample_seed,
         )
-        ceiling = steps.vae_reconstructions(ldm, arrays.test_images)
+        ceiling = sampling.vae_reconstructions(ldm, arrays.test_images)
         seconds["sampling"] = time.perf_counter() - start
-        np.savez_compressed(
-            folder / "reconstructions.npz",
-            test_ids=arrays.test_ids,
-            real=steps.resized(arrays.test_images, ldm.image_size),
-            vis_dec=recon,
-            no_fmri=no_fmri,
-            vae=ceiling,
-        )
+        real = resized(arrays.test_images, ldm.image_size)
+        np.savez_compressed(folder / "reconstructions.npz", test_ids=arrays.test_ids, real=real, vis_dec=recon,
+                            no_fmri=no_fmri, vae=ceiling)  # fmt: skip
         start = time.perf_counter()
-        output = score_all(
-            config,
-            arrays,
-            ldm,
-            recon,
-            no_fmri,
-            ceiling,
-            histories,
-            seconds,
-            counts,
-            folder,
-            dataset.name,
-            guidance,
+        images = {"real": real, "Vis-Dec": recon, "no fMRI": no_fmri, "VAE ceiling": ceiling}
+        output = _score(
+            config, arrays, ldm, images, histories, seconds, counts, folder, dataset.name, guidance
         )
         log.info("vis_dec: scored in %.0f s", time.perf_counter() - start)
         return output
+
+
+def _score(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.LatentDiffusion,
+           images: dict[str, np.ndarray], histories: dict[str, list[dict]], seconds: dict[str, float],
+           counts: dict[str, int], folder: Path, dataset_name: str,
+           guidance: tuple[float, dict[str, float]]) -> RecipeOutput:  # fmt: skip
+    """Vis-Dec and its baselines on every metric; writes ``folder/report.html``; the recipe's tables and notes.
+    ``guidance`` is :func:`~brainkit.recipes.vis_dec.sampling.select_guidance`'s (scale used, validation scores)."""
+    real, recon = images["real"], images["Vis-Dec"]
+    options = {"seed": config.seed, "n_way": tuple(config.n_way), "trials": config.metric_trials,
+               "feature_layers": tuple(config.feature_layers), "clip_model_dir": config.clip_model_dir}  # fmt: skip
+    baselines = {"no fMRI": images["no fMRI"], "VAE ceiling": images["VAE ceiling"]}
+    raw = score_with_baselines(real, recon, baselines, name="Vis-Dec", **options)
+    what = {
+        "Vis-Dec": f"{config.n_samples} samples per test fMRI, {config.n_steps} {ldm.scheduler.__class__.__name__} "
+        f"steps, guidance {guidance[0]:g}",
+        "shuffled pairs": "the same reconstructions scored against the wrong real images",
+        "no fMRI": "the LDM before phase 3, zero context, same seeds",
+        "VAE ceiling": "VAE encode + decode of the real image (no diffusion)",
+    }
+    table = [metric_row(name, what[name], metrics) for name, metrics in raw.items()]
+    notes = compare_notes(raw, "Vis-Dec", ("shuffled pairs", "no fMRI"))
+    notes.append(
+        f"Data: {dataset_name} {config.subject}, {len(arrays.train_voxels)} training trials of "
+        f"{len(arrays.train_images)} images, {arrays.n_raw_voxels} voxels (padded to {arrays.train_voxels.shape[1]}); "
+        f"{len(real)} test images (fMRI averaged over repeats) at {ldm.image_size} x {ldm.image_size} px. The voxels "
+        "are simulated from image features (docs/datasets.md), so the numbers test the pipeline, not the paper's "
+        "claims on real fMRI."
+    )
+    notes.append(
+        f"LDM: {ldm.source}; fMRI encoder {'trained' if config.train_encoder else 'frozen'} in phase 3. Semantic "
+        "and identification numbers use EfficientNet-Lite0 (offline), not the paper's ViT-H/14."
+    )
+    scale, val_scores = guidance
+    chosen_rows = guidance_rows(scale, val_scores, config.guidance_layer)
+    notes.append(guidance_note(scale, val_scores, config.guidance_layer, len(arrays.val_images)))
+    timing = [{"stage": stage, "seconds": round(value, 1)} for stage, value in seconds.items()]
+    params = [{"network": name, "parameters": value} for name, value in counts.items()]
+    shown = dict(images) | {"Vis-Dec": recon[:, : min(recon.shape[1], 3)], "no fMRI": images["no fMRI"][:, 0]}
+    shown = {key: shown[key] for key in ("real", "VAE ceiling", "Vis-Dec", "no fMRI")}
+    write_vis_dec_report(
+        folder / "report.html",
+        f"Vis-Dec image reconstruction on {dataset_name} ({config.subject})",
+        table,
+        notes,
+        {"Metric suite: Vis-Dec vs shuffled": metrics_table(raw["Vis-Dec"], raw["shuffled pairs"]),
+         "Guidance scale on the validation split": chosen_rows, "Time per stage": timing, "Parameters": params},
+        shown,
+        histories,
+        n_shown=config.n_shown,
+    )  # fmt: skip
+    tables = {"Vis-Dec vs baselines": table, "Time per stage (s)": timing, "Parameters": params}
+    if chosen_rows:
+        tables["Guidance scale on the validation split"] = chosen_rows
+    chosen = {"scale": scale, "validation": val_scores, "metric": f"{config.guidance_layer}_2way",
+              "n_val_images": len(arrays.val_images)}  # fmt: skip
+    metrics = {"metrics": raw, "histories": histories, "seconds": seconds, "guidance": chosen}
+    return RecipeOutput(tables, notes, metrics)

@@ -1,0 +1,251 @@
+"""The three phases of the ``vis_dec`` recipe on its arrays: what each trains, in which folder, in which order.
+
+Phase 1 pretrains a DC-MAE on the subject's z-scored training trials and phase 2 tunes it with an image MAE
+(:mod:`~brainkit.recipes.vis_dec.encoder`); phase 3 trains or loads a latent diffusion model and fine-tunes it
+on the fMRI encoder's tokens (:mod:`~brainkit.recipes.vis_dec.diffusion`). Folders under the run folder:
+``phase1_dc_mae/``, ``phase2_image_mae/``, ``phase2_cross_modal/``, ``ldm_vae/``, ``ldm_unet/``,
+``ldm_pretrained/`` (diffusers layout), ``phase3_ldm/``, ``ldm_finetuned/`` and ``fmri_conditioner/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from brainkit.checkpoint import save_checkpoint
+from brainkit.config import to_dict
+from brainkit.errors import ConfigError
+from brainkit.models import build_model, count_parameters, model_config
+from brainkit.models.ldm import (
+    FMRIConditioner,
+    FMRIContextMapper,
+    LDMConfig,
+    build_scheduler,
+    build_unet,
+    build_vae,
+    images_to_tensor,
+    load_pretrained_ldm,
+    save_pretrained_ldm,
+)
+from brainkit.recipes.vis_dec.arrays import VisDecArrays, phase1_voxels, resized
+from brainkit.recipes.vis_dec.diffusion import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
+from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae, pretrain_image_mae, tune_cross_modal
+from brainkit.training import TrainingConfig
+
+log = logging.getLogger(__name__)
+
+
+def dc_mae_config(config: Any, n_voxels: int | None = None):
+    """The DC-MAE config of the recipe (preset, then overrides, then the data-given voxel count)."""
+    return model_config("dc_mae", config.dc_mae_preset, dict(config.dc_mae), n_voxels=n_voxels)
+
+
+def encoder_phases(
+    config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float]
+) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
+    """Run phase 1 (and phase 2 when ``config.cross_modal``); returns (fMRI encoder, histories, parameter counts)."""
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)  # the DC-MAE's initial weights, whatever ran before (a cache hit or miss)
+    model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
+    result = pretrain_dc_mae(
+        model,
+        phase1_voxels(config, arrays.train_voxels),
+        config.pretrain,
+        folder / "phase1_dc_mae",
+        val_voxels=arrays.test_voxels,
+    )
+    histories = {"phase 1: DC-MAE pretraining (voxels)": result.history}
+    seconds["phase 1: DC-MAE pretraining"] = time.perf_counter() - start
+    counts = {"DC-MAE (encoder + decoder)": count_parameters(model)}
+    if config.cross_modal:
+        start = time.perf_counter()
+        model, more, extra = _cross_modal(config, model, arrays, folder)
+        histories |= more
+        counts |= extra
+        seconds["phase 2: image MAE + cross-modal tuning"] = time.perf_counter() - start
+    return model, histories, counts
+
+
+def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: Path):
+    """Phase 2: the image MAE (from ``image_mae_dir``, or a small one pretrained on the training images), then
+    both MAEs tuned together on (trial, image) pairs. Returns the tuned DC-MAE (what phase 3 encodes with)."""
+    from brainkit.config import from_dict
+    from brainkit.models.cross_modal import (
+        CROSS_PRESETS,
+        CrossModalConfig,
+        image_norm_stats,
+        load_image_mae,
+        small_image_mae,
+    )
+
+    start = time.perf_counter()
+    histories: dict[str, list[dict]] = {}
+    if config.cross_modal_preset not in CROSS_PRESETS:
+        raise ConfigError(
+            f"vis_dec: cross_modal_preset must be one of {sorted(CROSS_PRESETS)}, found {config.cross_modal_preset!r}."
+        )
+    base = to_dict(CROSS_PRESETS[config.cross_modal_preset])
+    cross = from_dict(CrossModalConfig, base | dict(config.cross_modal_options), "cross_modal")
+    if config.image_mae_dir:
+        image = load_image_mae(config.image_mae_dir)
+        mean, std = image_norm_stats(config.image_mae_dir)
+        cross = from_dict(
+            CrossModalConfig, to_dict(cross) | {"image_mean": mean, "image_std": std}, "cross_modal"
+        )
+    else:
+        image = small_image_mae(config.image_mae_preset, seed=config.seed)
+    size = image.config.image_size if isinstance(image.config.image_size, int) else image.config.image_size[0]
+    train_images = resized(arrays.train_images, size)  # once at the MAE's size: small arrays per trial
+    test_images = resized(arrays.test_images, size)
+    if not config.image_mae_dir:
+        result = pretrain_image_mae(
+            image, train_images, config.image_pretrain, folder / "phase2_image_mae", val_images=test_images
+        )
+        histories["phase 2a: image MAE pretraining (images)"] = result.history
+    log.info("vis_dec: image MAE ready in %.0f s", time.perf_counter() - start)
+    model, result = tune_cross_modal(
+        dc_mae,
+        image,
+        arrays.train_voxels,
+        train_images[arrays.train_image_index],
+        config.tune,
+        folder / "phase2_cross_modal",
+        cross,
+        val_voxels=arrays.test_voxels,
+        val_images=test_images,
+    )
+    histories["phase 2: cross-modal tuning (voxels + images)"] = result.history
+    counts = {
+        "image MAE": count_parameters(image),
+        "cross-attention stacks": count_parameters(model)
+        - count_parameters(image)
+        - count_parameters(dc_mae),
+    }
+    return model.fmri, histories, counts
+
+
+@dataclass
+class LatentDiffusion:
+    """The phase-3 networks and what they were trained with."""
+
+    unet: nn.Module
+    vae: nn.Module
+    scheduler: Any
+    image_size: int
+    histories: dict[str, list[dict]]
+    source: str  # "trained here" or the folder it was loaded from
+
+
+def ldm_image_size(unet: nn.Module, vae: nn.Module) -> int:
+    """The pixel side the loaded pair works at: the UNet's latent side times the VAE's down-sampling factor."""
+    return int(unet.config.sample_size) * 2 ** (len(vae.config.block_out_channels) - 1)
+
+
+def latent_diffusion(
+    config: LDMConfig,
+    ldm_dir: str | None,
+    train_images: np.ndarray,
+    val_images: np.ndarray,
+    vae_training: TrainingConfig,
+    unet_training: TrainingConfig,
+    folder: Path,
+) -> LatentDiffusion:
+    """Load the LDM from ``ldm_dir``, or train a small one on ``train_images`` (VAE, then the UNet without
+    conditioning); either way ``folder/ldm_pretrained`` holds it in the diffusers layout."""
+    if ldm_dir:
+        unet, vae, scheduler_config = load_pretrained_ldm(ldm_dir)
+        scheduler = build_scheduler(config, scheduler_config)
+        log.info("Loaded the latent diffusion model from %s", ldm_dir)
+        return LatentDiffusion(unet, vae, scheduler, ldm_image_size(unet, vae), {}, str(ldm_dir))
+    torch.manual_seed(vae_training.seed)
+    vae, unet, scheduler = build_vae(config), build_unet(config), build_scheduler(config)
+    size = config.image_size
+    x, vx = images_to_tensor(train_images, size), images_to_tensor(val_images, size)
+    vae_fit = pretrain_vae(vae, x, vae_training, val_images=vx, folder=folder / "ldm_vae")
+    moments, val_moments = batched_moments(vae, x), batched_moments(vae, vx)
+    unet_fit = pretrain_unet(
+        unet, vae, scheduler, moments, unet_training, val_moments=val_moments, folder=folder / "ldm_unet"
+    )
+    histories = {"VAE (images)": vae_fit.history, "UNet, unconditional (images)": unet_fit.history}
+    save_pretrained_ldm(folder / "ldm_pretrained", unet, vae, scheduler)
+    return LatentDiffusion(unet, vae, scheduler, size, histories, "trained here")
+
+
+def fmri_conditioner(encoder: nn.Module, n_voxels: int, cross_attention_dim: int, train_encoder: bool):
+    """The fMRI encoder + the 77-token mapper; the token shape is read off the encoder's output."""
+    with torch.no_grad():
+        was = encoder.training
+        encoder.eval()
+        tokens = encoder.encode(torch.zeros(2, n_voxels))
+        encoder.train(was)
+    if tokens.ndim != 3:
+        raise ConfigError(
+            f"The fMRI encoder's encode() gave shape {tuple(tokens.shape)}; expected (batch, n_tokens, dim)."
+        )
+    mapper = FMRIContextMapper(tokens.shape[1], tokens.shape[2], cross_attention_dim)
+    return FMRIConditioner(encoder, mapper, train_encoder=train_encoder)
+
+
+def finetune_on_fmri(
+    ldm: LatentDiffusion,
+    conditioner: FMRIConditioner,
+    arrays: VisDecArrays,
+    training: TrainingConfig,
+    folder: Path,
+) -> list[dict]:
+    """Phase 3 on (trial, image) pairs; saves ``folder/ldm_finetuned`` and ``folder/fmri_conditioner``."""
+    size = ldm.image_size
+    moments = batched_moments(ldm.vae, images_to_tensor(arrays.train_images, size))
+    test_moments = batched_moments(ldm.vae, images_to_tensor(arrays.test_images, size))
+    train_x, test_x, trained = arrays.train_voxels, arrays.test_voxels, conditioner
+    if not any(p.requires_grad for p in conditioner.encoder.parameters()):
+        # a frozen encoder: its tokens once, instead of a forward pass per batch and epoch
+        train_x, test_x = (
+            encode_tokens(conditioner.encoder, train_x),
+            encode_tokens(conditioner.encoder, test_x),
+        )
+        trained = FMRIConditioner(GivenTokens(), conditioner.mapper, train_encoder=False)
+    val = (test_x, test_moments, np.arange(len(arrays.test_images)))
+    result = finetune_ldm(
+        ldm.unet,
+        ldm.vae,
+        ldm.scheduler,
+        trained,
+        train_x,
+        moments,
+        arrays.train_image_index,
+        training,
+        val=val,
+        folder=folder / "phase3_ldm",
+    )
+    save_pretrained_ldm(folder / "ldm_finetuned", ldm.unet, ldm.vae, ldm.scheduler)
+    meta = {
+        "n_tokens": conditioner.mapper.n_tokens,
+        "fmri_dim": conditioner.mapper.fmri_dim,
+        "cross_attention_dim": ldm.unet.config.cross_attention_dim,
+        "training": to_dict(training),
+    }
+    save_checkpoint(folder / "fmri_conditioner", conditioner.state_dict(), meta)
+    return result.history
+
+
+class GivenTokens(nn.Module):
+    """An "encoder" whose input already is the tokens (batch, n_tokens, dim): for a frozen, precomputed encoder."""
+
+    def encode(self, tokens: torch.Tensor) -> torch.Tensor:
+        return tokens
+
+
+@torch.no_grad()
+def encode_tokens(encoder: nn.Module, voxels: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """(n, n_voxels) -> float32 tokens (n, n_tokens, dim) from ``encoder.encode`` in eval mode."""
+    encoder.eval()
+    x = torch.as_tensor(np.asarray(voxels, np.float32))
+    return torch.cat([encoder.encode(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]).numpy()
