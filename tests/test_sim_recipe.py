@@ -273,9 +273,9 @@ def _task(movie, pretrained: bool = False, dropout: float | None = None, **fit):
         SIT_PRESETS["testing"], n_patches=len(patches), n_patch_vertices=patches.shape[1]
     )
     config = PRESETS["testing"]
-    config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, **fit),
-                                 model={**config.model, **({} if dropout is None else {"dropout": dropout})})  # fmt: skip
-    if dropout is not None:
+    config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, **fit))
+    if dropout is not None:  # the heads' and the encoder's
+        config = dataclasses.replace(config, model={**config.model, "dropout": dropout})
         encoder = dataclasses.replace(encoder, dropout=dropout)
     usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
     clips = split_clips(movie.segment_of, usable, 5)

@@ -5,8 +5,8 @@
    written to ``vsmae/`` with its own report), or a SiT from a previous ``brainkit run vsmae``
    (``vsmae_checkpoint``); the SIM encoder has the vsMAE's encoder config and patch grid, so its weights load;
 2. samples, clip halves and subject split (:mod:`brainkit.data.movie_samples`);
-3. the tri-modal model (:class:`SIMTask` on the one trainer, :func:`brainkit.training.train`) trained twice, with
-   the same seed, batches and steps: from scratch and from vsMAE;
+3. the tri-modal model (:class:`SIMTask` on the one trainer, :func:`brainkit.training.train`) trained twice,
+   with the same seed, batches and steps: from scratch and from vsMAE;
 4. 32-candidate retrieval (soft / hard negatives, fMRI -> video and fMRI -> audio) in the three settings, and
    the ridge baseline on the same candidates (:mod:`brainkit.evaluation.movie_retrieval`);
 5. patch importance by occlusion drawn on the inflated fsaverage5 surface beside the dataset's truth map,
@@ -33,7 +33,7 @@ from brainkit.evaluation import movie_retrieval as mr
 from brainkit.objectives.contrastive import gather_batch
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
-from brainkit.recipes.vsmae import VSMAERecipe, VSMAERecipeConfig, build_vsmae
+from brainkit.recipes.vsmae import VSMAERecipeConfig, build_vsmae, encoder_checkpoint, pretrained_encoder
 from brainkit.registry import RECIPES
 from brainkit.report import sim as report
 from brainkit.training import Task, TrainingConfig, torch_threads, train
@@ -59,8 +59,8 @@ class SIMFitOptions:
 
 
 # SIM's fit: steps of a global batch of distinct contents, AdamW, warmup then cosine, monitoring every 50 steps
-SIM_TRAINING = TrainingConfig(steps=300, batch_size=32, lr=1e-3, min_lr=1e-5, weight_decay=0.01, warmup_steps=20,
-                              validate_every=50, grad_clip=1.0, progress=False)  # fmt: skip
+SIM_TRAINING = TrainingConfig(steps=300, batch_size=32, lr=1e-3, min_lr=1e-5, weight_decay=0.01,
+                              warmup_steps=20, validate_every=50, grad_clip=1.0, progress=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,6 @@ PRESETS = {
             batch_size=4,
             lr=3e-4,
             min_lr=3e-4,
-            weight_decay=0.01,
             warmup_steps=0,
             validate_every=100,
             accelerator="cuda",
@@ -141,7 +140,8 @@ PRESETS = {
 def parameter_groups(model, lr_scale: float = 1.0, layer_decay: float = 1.0) -> list[dict[str, Any]]:
     """AdamW groups of a SIM, each with its ``lr_scale`` (a multiplier of the scheduled learning rate): the
     heads (and temperatures) first, at 1; then the encoder's final norm at ``lr_scale``, block i of depth d at
-    ``lr_scale * layer_decay ** (d - i)``, the patch embedding and cls token at ``lr_scale * layer_decay ** (d + 1)``."""
+    ``lr_scale * layer_decay ** (d - i)``, the patch embedding and cls token at
+    ``lr_scale * layer_decay ** (d + 1)``."""
     if lr_scale <= 0 or not 0 < layer_decay <= 1:
         raise ConfigError(f"SIM fit: need pretrained_lr_scale > 0 and 0 < pretrained_layer_decay <= 1, found "
                           f"{lr_scale}, {layer_decay}.")  # fmt: skip
@@ -231,30 +231,6 @@ def load_movie_data(config: SIMRecipeConfig):
     return movies.load_movie_surface_like(dataset_config, cache_dir=config.cache_dir)
 
 
-def encoder_checkpoint(path: str | Path) -> Path:
-    """A SiT checkpoint folder: ``path`` itself, or ``path/checkpoints/sit_encoder`` of a vsmae run folder."""
-    path = Path(path)
-    inside = path / "checkpoints" / "sit_encoder"
-    if inside.is_dir():
-        return inside
-    if (path / "config.json").is_file():
-        return path
-    raise ConfigError(
-        f"vsmae_checkpoint {path} is neither a `brainkit run vsmae` folder (with checkpoints/sit_encoder) nor "
-        "a SiT checkpoint folder (with config.json); run `brainkit run vsmae` or leave vsmae_checkpoint empty."
-    )
-
-
-def pretrained_encoder(config: SIMRecipeConfig, vsmae_config, folder: Path) -> tuple[Path, list[dict], str]:
-    """(SiT checkpoint folder, vsMAE reconstruction rows or [], where it came from)."""
-    if config.vsmae_checkpoint:
-        return encoder_checkpoint(config.vsmae_checkpoint), [], f"loaded from {config.vsmae_checkpoint}"
-    out = folder / "vsmae"
-    out.mkdir()
-    output = VSMAERecipe().run(vsmae_config, out)
-    return out / "checkpoints" / "sit_encoder", output.metrics["reconstruction"], "pretrained here (vsmae/)"
-
-
 def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
     from brainkit.models.sim import SIM, SIMConfig
 
@@ -292,10 +268,12 @@ def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
     settings = {
         name: ms.samples_of(groups[who], clips[which]) for name, (_, who, which) in ms.SETTINGS.items()
     }
+    monitor = ms.monitoring_set(
+        settings["unseen_subjects"], arrays.keys, config.fit.n_monitor, config.seed + 3
+    )
+    importance = ms.monitoring_set(settings["unseen_both"], arrays.keys, config.n_importance, config.seed + 5)
     return {"vsmae": vsmae, "patches": patches, "encoder": encoder, "clips": clips, "groups": groups,
-            "arrays": arrays, "settings": settings,
-            "monitor": ms.monitoring_set(settings["unseen_subjects"], arrays.keys, config.fit.n_monitor, config.seed + 3),
-            "importance": ms.monitoring_set(settings["unseen_both"], arrays.keys, config.n_importance, config.seed + 5)}  # fmt: skip
+            "arrays": arrays, "settings": settings, "monitor": monitor, "importance": importance}  # fmt: skip
 
 
 def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dict[str, Any]:
@@ -311,8 +289,9 @@ def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dic
         predict, stimulus, settings, split["clips"], data.segment_of, config.seed + 17
     )
     segments = ms.setting_segments(data.segment_of, split["clips"]["held_out"])
-    examples = mr.retrieval_examples(predicted["unseen_both"]["video"], settings["unseen_both"], stimulus["video"],
-                                     segments, seed=config.seed)  # fmt: skip
+    best = settings["unseen_both"]
+    examples = mr.retrieval_examples(predicted["unseen_both"]["video"], best, stimulus["video"], segments,
+                                     seed=config.seed)  # fmt: skip
     importance = split["importance"]
     occlusion = mr.occlusion_importance(model, arrays.clips(importance), arrays.features(importance)[0])
     return {
@@ -339,7 +318,9 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
 
     split = prepare(config, data)
     checkpoint, reconstruction, origin = (
-        pretrained_encoder(config, split["vsmae"], folder) if "vsmae" in config.inits else (None, [], "")
+        pretrained_encoder(split["vsmae"], config.vsmae_checkpoint, folder)
+        if "vsmae" in config.inits
+        else (None, [], "")
     )
     training = dataclasses.replace(config.training, seed=config.seed)
     histories, results, n_parameters = {}, {}, 0
@@ -371,9 +352,10 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
     maps = {f"importance, SIM {INITS[init]}": m for init, m in vertex_maps.items()}
     maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
     grids = {f"SIM {INITS[init]}": r["grid"] for init, r in results.items() if r["grid"] is not None}
-    context = {"data": data, "groups": split["groups"], "clips": split["clips"], "scores": scores, "origin": origin,
-               "reconstruction": reconstruction, "n_parameters": n_parameters, "encoder": split["encoder"],
-               "importance_samples": len(split["importance"]), "correlations": correlations}  # fmt: skip
+    context = {"data": data, "groups": split["groups"], "clips": split["clips"], "scores": scores,
+               "origin": origin, "reconstruction": reconstruction, "n_parameters": n_parameters,
+               "encoder": split["encoder"], "importance_samples": len(split["importance"]),
+               "correlations": correlations}  # fmt: skip
     notes = report.notes_for(config, main, context)
     report.write_sim_report(folder, main, full, histories, grids, maps, data.cortex, notes, reconstruction)
     groups, clips = split["groups"], split["clips"]
@@ -400,5 +382,5 @@ class SIMRecipe:
             return run_sim(config, folder, load_movie_data(config))
 
 
-__all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim", "encoder_checkpoint",
-           "load_movie_data", "parameter_groups", "prepare", "run_sim", "sim_task"]  # fmt: skip
+__all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
+           "encoder_checkpoint", "load_movie_data", "parameter_groups", "prepare", "run_sim", "sim_task"]  # fmt: skip

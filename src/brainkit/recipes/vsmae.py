@@ -248,3 +248,30 @@ class VSMAERecipe:
         metrics = {"reconstruction": rows, "history": result.history, "pretrain_seconds": result.seconds,
                    "n_train_clips": len(data["train"]), "n_held_out_clips": len(data["held_out"])}  # fmt: skip
         return RecipeOutput(table, notes, metrics)
+
+
+def encoder_checkpoint(path: str | Path) -> Path:
+    """A SiT checkpoint folder: ``path`` itself, or ``path/checkpoints/sit_encoder`` of a vsmae run folder."""
+    path = Path(path)
+    inside = path / "checkpoints" / "sit_encoder"
+    if inside.is_dir():
+        return inside
+    if (path / "config.json").is_file():
+        return path
+    raise ConfigError(
+        f"vsmae_checkpoint {path} is neither a `brainkit run vsmae` folder (with checkpoints/sit_encoder) nor "
+        "a SiT checkpoint folder (with config.json); run `brainkit run vsmae` or leave vsmae_checkpoint empty."
+    )
+
+
+def pretrained_encoder(
+    config: VSMAERecipeConfig, checkpoint: str | None, folder: Path
+) -> tuple[Path, list[dict], str]:
+    """SIM's encoder: ``checkpoint`` (a vsmae run or SiT folder) or a vsMAE pretrained here, in ``folder/vsmae``.
+    Returns (SiT checkpoint folder, vsMAE reconstruction rows or [], where it came from)."""
+    if checkpoint:
+        return encoder_checkpoint(checkpoint), [], f"loaded from {checkpoint}"
+    out = folder / "vsmae"
+    out.mkdir()
+    output = VSMAERecipe().run(config, out)
+    return out / "checkpoints" / "sit_encoder", output.metrics["reconstruction"], "pretrained here (vsmae/)"
