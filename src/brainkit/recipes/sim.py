@@ -199,7 +199,11 @@ class SIMTask(Task):
         """Over consecutive groups of the monitoring samples; each process embeds its share of a group (the
         loss gathers the rest), so 1 and N processes give the same numbers."""
         dist = torch.distributed
-        world, rank = (dist.get_world_size(), dist.get_rank()) if dist.is_initialized() else (1, 0)
+        world, rank = (
+            (dist.get_world_size(), dist.get_rank())
+            if dist.is_available() and dist.is_initialized()
+            else (1, 0)
+        )
         group = min(group, len(self.monitor))
         group -= group % world
         if group < 2:
