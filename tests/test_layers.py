@@ -4,14 +4,6 @@ from __future__ import annotations
 
 import grimp
 
-# The cycles inside recipes/ that exist today (the recipes are being restructured on another branch; STYLE.md:
-# split by seam, not by size). Only these exact sets are allowed: a new cycle, or one of these growing or
-# shrinking, fails the test, and an entry whose cycle is gone must be removed.
-KNOWN_RECIPE_CYCLES: set[frozenset[str]] = {
-    # sim -> sim_run (the phases) -> sim_report (figures and README) -> sim (config, labels, inits)
-    frozenset({"brainkit.recipes.sim", "brainkit.recipes.sim_run", "brainkit.recipes.sim_report"}),
-}
-
 
 def strongly_connected(graph: grimp.ImportGraph) -> list[set[str]]:
     """Tarjan's strongly connected components of the module import graph (iterative: no recursion limit)."""
@@ -72,14 +64,10 @@ def test_tarjan_on_a_known_graph() -> None:
     assert found == [["a", "b", "c"], ["d", "e"]]
 
 
-def test_allowed_cycles_are_recipes_only() -> None:
-    assert all(m.startswith("brainkit.recipes.") for cycle in KNOWN_RECIPE_CYCLES for m in cycle)
-
-
 def test_no_import_cycles() -> None:
     graph = grimp.build_graph("brainkit")
     cycles = {frozenset(c) for c in strongly_connected(graph) if len(c) > 1}
-    new = sorted(sorted(c) for c in cycles - KNOWN_RECIPE_CYCLES)
-    assert not new, "import cycles (strongly connected modules):\n" + "\n".join(" <-> ".join(c) for c in new)
-    gone = sorted(sorted(c) for c in KNOWN_RECIPE_CYCLES - cycles)
-    assert not gone, f"these recipe cycles are gone: remove them from KNOWN_RECIPE_CYCLES: {gone}"
+    found = sorted(sorted(c) for c in cycles)
+    assert not found, "import cycles (strongly connected modules):\n" + "\n".join(
+        " <-> ".join(c) for c in found
+    )

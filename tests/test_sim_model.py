@@ -101,7 +101,7 @@ def test_sim_parameter_count_matches_methods() -> None:
 
 
 def test_parameter_groups_scale_the_encoder_only() -> None:
-    from brainkit.recipes.sim_fit import parameter_groups
+    from brainkit.recipes.sim import parameter_groups
 
     model = tiny(seed=0)
     depth = len(model.encoder.blocks)

@@ -11,16 +11,9 @@ import pytest
 import torch
 from sim_fixture import synthetic_movie_data
 
-from brainkit.errors import ConfigError, DataError
-from brainkit.recipes.sim_eval import (
-    eligible_targets,
-    occlusion_importance,
-    patch_means,
-    patches_to_vertices,
-    retrieval_scores,
-)
-from brainkit.recipes.sim_fit import BatchDraw, MovieArrays
-from brainkit.recipes.sim_samples import (
+from brainkit.data.movie_samples import (
+    BatchDraw,
+    MovieArrays,
     Samples,
     check_dataset,
     choose_subjects,
@@ -30,6 +23,14 @@ from brainkit.recipes.sim_samples import (
     setting_segments,
     split_clips,
     usable_clips,
+)
+from brainkit.errors import ConfigError, DataError
+from brainkit.evaluation.movie_retrieval import (
+    eligible_targets,
+    occlusion_importance,
+    patch_means,
+    patches_to_vertices,
+    retrieval_scores,
 )
 from brainkit.stimuli.speech import DEFAULT_FOLDERS
 
@@ -97,15 +98,23 @@ def test_gather_clips_takes_the_lagged_frames_by_patch() -> None:
 def test_batches_hold_distinct_contents_of_training_subjects(movie) -> None:
     usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
     train = split_clips(movie.segment_of, usable, 5)["train"]
-    arrays = MovieArrays(movie.fmri, np.zeros((1, 3), int), movie.video, movie.audio,
-                         content_keys(movie.retest), 6, 3)  # fmt: skip
-    draw = BatchDraw(arrays, np.array([0, 2, 4]), train, seed=1)
-    assert len(draw.unique) < train.sum()  # the retest's repeats share keys
-    for _ in range(20):
-        batch = draw(32)
-        keys = arrays.keys[batch.run, batch.clip]
-        assert len(np.unique(keys)) == 32 and set(batch.subject) <= {0, 2, 4}
-        assert train[batch.run, batch.clip].all()
+    keys = content_keys(movie.retest)
+    draw = BatchDraw(keys, np.array([0, 2, 4]), train)
+    assert len(draw) < train.sum()  # the retest's repeats share keys
+    for epoch in range(5):
+        batches = draw(torch.Generator().manual_seed(epoch), 32)
+        assert len(batches) == len(draw) // 32
+        for batch in batches:
+            content = keys[batch.run, batch.clip]
+            assert len(batch) == 32 and len(np.unique(content)) == 32 and set(batch.subject) <= {0, 2, 4}
+            assert train[batch.run, batch.clip].all()
+        seen = np.concatenate([keys[b.run, b.clip] for b in batches])
+        assert len(np.unique(seen)) == len(seen)  # an epoch: each content at most once
+        again = draw(torch.Generator().manual_seed(epoch), 32)  # a pure function of the generator
+        assert all(np.array_equal(a.clip, b.clip) and np.array_equal(a.subject, b.subject)
+                   for a, b in zip(batches, again))  # fmt: skip
+    half = batches[0][:16]
+    assert isinstance(half, Samples) and len(half) == 16 and np.array_equal(half.clip, batches[0].clip[:16])
 
 
 def test_retrieval_scores_known_answers() -> None:
@@ -153,7 +162,7 @@ def test_patch_maps() -> None:
 
 
 def test_surface_map_on_fsaverage5() -> None:
-    from brainkit.report.sim_figures import to_fsaverage5
+    from brainkit.report.sim import to_fsaverage5
     from brainkit.surface import n_vertices
 
     values = np.random.default_rng(0).standard_normal(n_vertices(3))
@@ -184,10 +193,8 @@ def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_tor
     from brainkit.recipes import recipe_config, run_recipe
 
     monkeypatch.setattr(sim, "load_movie_data", lambda config: movie)
-    monkeypatch.setattr(
-        "brainkit.recipes.sim_report.write_sim_report", lambda *a: None
-    )  # the CLI test draws it
-    overrides = ["fit.steps=60", "fit.lr=0.003", "fit.eval_every=30", "inits=[scratch]"]
+    monkeypatch.setattr("brainkit.report.sim.write_sim_report", lambda *a: None)  # the CLI test draws it
+    overrides = ["training.steps=60", "training.lr=0.003", "training.validate_every=30", "inits=[scratch]"]
     result = run_recipe("sim", recipe_config("sim", "testing", overrides), folder=tmp_path / "run")
     ((_, main),) = result.tables.items()
     assert len(main) == 3 * 2 * 2  # settings x negatives x directions
@@ -239,12 +246,12 @@ def test_paper_preset_is_sims_model() -> None:
 
     from brainkit.models import count_parameters
     from brainkit.recipes import recipe_config
-    from brainkit.recipes.sim_run import build_sim
+    from brainkit.recipes.sim import build_sim
     from brainkit.recipes.vsmae import build_vsmae
     from brainkit.surface import triangle_patches
 
     config = recipe_config("sim", "paper")
-    assert (config.fit.lr, config.fit.weight_decay, config.fit.batch_size) == (3e-4, 0.01, 4)
+    assert (config.training.lr, config.training.weight_decay, config.training.batch_size) == (3e-4, 0.01, 4)
     patches = triangle_patches(5, config.vsmae.coarse_order)
     encoder = build_vsmae(dataclasses.replace(config.vsmae, fine_order=5), *patches.shape).config.encoder
     assert (encoder.dim, encoder.depth, encoder.n_heads, encoder.n_patches, encoder.n_patch_vertices) == (
@@ -253,31 +260,93 @@ def test_paper_preset_is_sims_model() -> None:
     assert count_parameters(build_sim(config, encoder, 768, 768)) == 6_468_672
 
 
-def test_frozen_steps_keep_the_pretrained_encoder(movie, one_torch_thread) -> None:
+def _task(movie, pretrained: bool = False, dropout: float | None = None, **fit):
+    """A SIM task on the synthetic movies (testing sizes): training subjects 0, 1; monitored on subject 2."""
     import dataclasses
 
     from brainkit.models.sit import PRESETS as SIT_PRESETS
-    from brainkit.recipes.sim import PRESETS
-    from brainkit.recipes.sim_fit import monitoring_set, train_sim
-    from brainkit.recipes.sim_run import build_sim
+    from brainkit.recipes.sim import PRESETS, build_sim, sim_task
     from brainkit.surface import triangle_patches
 
     patches = np.asarray(triangle_patches(int(movie.order), 1))
     encoder = dataclasses.replace(
         SIT_PRESETS["testing"], n_patches=len(patches), n_patch_vertices=patches.shape[1]
     )
+    config = PRESETS["testing"]
+    config = dataclasses.replace(config, fit=dataclasses.replace(config.fit, **fit))
+    if dropout is not None:  # the heads' and the encoder's
+        config = dataclasses.replace(config, model={**config.model, "dropout": dropout})
+        encoder = dataclasses.replace(encoder, dropout=dropout)
     usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
-    train = split_clips(movie.segment_of, usable, 5)["train"]
+    clips = split_clips(movie.segment_of, usable, 5)
     arrays = MovieArrays(movie.fmri, patches, movie.video, movie.audio, content_keys(movie.retest), 6, 3)
-    fit = dataclasses.replace(PRESETS["testing"].fit, steps=4, pretrained_frozen_steps=4)
+    monitor = samples_of(np.array([2]), clips["train"])[::7][:16]
+    split = {"arrays": arrays, "groups": {"train": np.array([0, 1])}, "clips": clips, "monitor": monitor}
+    torch.manual_seed(0)
+    model = build_sim(config, encoder, movie.video.shape[-1], movie.audio.shape[-1])
+    return sim_task(config, model, split, pretrained)
+
+
+def test_frozen_steps_keep_the_pretrained_encoder(movie, one_torch_thread) -> None:
+    from brainkit.training import TrainingConfig, train
+
     for pretrained in (True, False):
-        torch.manual_seed(0)
-        model = build_sim(PRESETS["testing"], encoder, movie.video.shape[-1], movie.audio.shape[-1])
-        start = {k: v.clone() for k, v in model.state_dict().items()}
-        draw = BatchDraw(arrays, np.array([0, 1]), train, seed=1)
-        train_sim(model, arrays, draw, fit, 0, monitoring_set(samples_of(np.array([2]), train), arrays.keys, 8, 0),
-                  pretrained=pretrained)  # fmt: skip
-        changed = {k for k, v in model.state_dict().items() if not torch.equal(v, start[k])}
+        task = _task(movie, pretrained, pretrained_frozen_steps=4)
+        start = {k: v.clone() for k, v in task.model.state_dict().items()}
+        result = train(task, TrainingConfig(steps=4, batch_size=8, lr=3e-3, warmup_steps=1, progress=False))
+        changed = {k for k, v in task.model.state_dict().items() if not torch.equal(v, start[k])}
         assert any(k.startswith("fmri_head") for k in changed)
         # the vsMAE-initialised encoder stays frozen for pretrained_frozen_steps; the scratch one always trains
         assert any(k.startswith("encoder") for k in changed) is not pretrained
+        assert {"monitor_loss", "monitor_top1", "train_loss"} <= set(result.history[-1])
+
+
+def test_sim_task_resumes_exactly(tmp_path, movie, one_torch_thread) -> None:
+    from brainkit.training import TrainingConfig, train
+
+    config = TrainingConfig(steps=6, batch_size=8, lr=3e-3, warmup_steps=1, validate_every=2, progress=False)
+    whole = _task(movie, dropout=0.1)
+    train(whole, config, tmp_path / "whole")
+    part = _task(movie, dropout=0.1)
+    assert train(part, config, tmp_path / "part", until_step=3).steps == 3  # stopped inside a period
+    resumed = _task(movie, dropout=0.1)
+    result = train(resumed, config, tmp_path / "part", resume=True)
+    assert result.steps == 6 and [r["step"] for r in result.history] == [2, 4, 6]
+    for key, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    lines = (tmp_path / "whole" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["train_loss"] for line in lines] == [r["train_loss"] for r in result.history]
+
+
+def sim_distributed_worker(fabric, out_dir: str) -> None:
+    """Run by Fabric in each process of the 2-process check: the SIM task's main phase, rank 0's weights saved."""
+    from brainkit.checkpoint import save_tensors
+    from brainkit.training import TrainingConfig, train
+
+    task = _task(synthetic_movie_data(), dropout=0.0)
+    config = TrainingConfig(steps=4, batch_size=8, lr=3e-3, warmup_steps=1, validate_every=2, progress=False)
+    result = train(task, config, fabric=fabric)
+    if fabric.global_rank == 0:
+        save_tensors(Path(out_dir) / "weights.safetensors", task.model.state_dict())
+        (Path(out_dir) / "history.json").write_text(json.dumps(result.history))
+
+
+@pytest.mark.slow
+def test_sim_task_two_process_gloo_matches_single_process(tmp_path) -> None:
+    """A global batch of 8 distinct contents split over 2 gloo processes (negatives gathered) == one process."""
+    from lightning.fabric import Fabric
+
+    from brainkit.checkpoint import load_tensors
+
+    single, double = tmp_path / "one", tmp_path / "two"
+    single.mkdir(), double.mkdir()
+    sim_distributed_worker(Fabric(accelerator="cpu", devices=1), str(single))
+    Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(sim_distributed_worker, str(double))
+    a, b = load_tensors(single / "weights.safetensors"), load_tensors(double / "weights.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
+    one, two = (json.loads((d / "history.json").read_text()) for d in (single, double))
+    for r1, r2 in zip(one, two, strict=True):
+        for key in ("train_loss", "monitor_loss", "monitor_top1"):
+            assert r1[key] == pytest.approx(r2[key], rel=1e-4, abs=1e-5), key

@@ -1,14 +1,17 @@
 """The SIM recipe (Dahan et al., ICLR 2025): tri-modal fMRI / video / audio retrieval on the surface.
 
 ``brainkit run sim`` on the built-in movie dataset (``movie_surface_like``):
-1. vsMAE pretraining on the REAL resting-state run (:mod:`brainkit.recipes.vsmae`, written to ``vsmae/`` with its
-   own report), or a SiT from a previous ``brainkit run vsmae`` (``vsmae_checkpoint``); the SIM encoder has the
-   vsMAE's encoder config and patch grid, so its weights load;
-2. samples, clip halves and subject split (:mod:`brainkit.recipes.sim_samples`);
-3. the tri-modal model trained twice, with the same seed, batches and steps: from scratch and from vsMAE;
-4. 32-candidate retrieval (soft / hard negatives, fMRI -> video and fMRI -> audio) in the three settings;
+1. vsMAE pretraining on the REAL resting-state run (:mod:`brainkit.recipes.vsmae`, SIM's declared pretraining,
+   written to ``vsmae/`` with its own report), or a SiT from a previous ``brainkit run vsmae``
+   (``vsmae_checkpoint``); the SIM encoder has the vsMAE's encoder config and patch grid, so its weights load;
+2. samples, clip halves and subject split (:mod:`brainkit.data.movie_samples`);
+3. the tri-modal model (:class:`SIMTask` on the one trainer, :func:`brainkit.training.train`) trained twice,
+   with the same seed, batches and steps: from scratch and from vsMAE;
+4. 32-candidate retrieval (soft / hard negatives, fMRI -> video and fMRI -> audio) in the three settings, and
+   the ridge baseline on the same candidates (:mod:`brainkit.evaluation.movie_retrieval`);
 5. patch importance by occlusion drawn on the inflated fsaverage5 surface beside the dataset's truth map,
-   retrieval examples, training curves: ``report.html``; models under ``checkpoints/sim_<init>``.
+   retrieval examples, training curves: ``report.html`` (:mod:`brainkit.report.sim`); models under
+   ``checkpoints/sim_<init>``.
 """
 
 from __future__ import annotations
@@ -19,20 +22,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+from torch import nn
+
 from brainkit.config import from_dict, to_dict
-from brainkit.errors import ConfigError
-from brainkit.evaluation.clip_retrieval import KINDS, summarise
+from brainkit.data import movie_samples as ms
+from brainkit.errors import ConfigError, DataError
+from brainkit.evaluation import movie_retrieval as mr
+from brainkit.objectives.contrastive import gather_batch
+from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.sim_fit import SIMFitConfig
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
-from brainkit.recipes.vsmae import VSMAERecipeConfig
+from brainkit.recipes.vsmae import VSMAERecipeConfig, build_vsmae, encoder_checkpoint, pretrained_encoder
 from brainkit.registry import RECIPES
-from brainkit.training import TrainingConfig
+from brainkit.report import sim as report
+from brainkit.training import Task, TrainingConfig, torch_threads, train
 
 log = logging.getLogger(__name__)
-INITS = {"scratch": "from scratch", "vsmae": "from vsMAE"}
-LABELS = {**INITS, "ridge": "ridge baseline"}  # column labels of the methods in the tables
-DIRECTIONS = ("video", "audio")
+INITS = {"scratch": report.LABELS["scratch"], "vsmae": report.LABELS["vsmae"]}
+
+
+@dataclass(frozen=True)
+class SIMFitOptions:
+    """What SIM's fit adds to the trainer's config.
+
+    MAE fine-tuning remedies for the vsMAE-initialised encoder only (1.0 / 0: off; the scratch model's encoder
+    always trains at the scheduled rate): its learning rate x ``pretrained_lr_scale``; layer-wise decay
+    (BEiT/MAE): block i of depth d at x layer_decay ** (d - i), the patch embedding and cls token at
+    x layer_decay ** (d + 1); linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): the encoder frozen (rate 0)
+    for the first ``pretrained_frozen_steps`` steps."""
+
+    n_monitor: int = 128  # samples in the monitoring set (unseen subjects, training clips): curves only
+    pretrained_lr_scale: float = 1.0
+    pretrained_layer_decay: float = 1.0
+    pretrained_frozen_steps: int = 0
+
+
+# SIM's fit: steps of a global batch of distinct contents, AdamW, warmup then cosine, monitoring every 50 steps
+SIM_TRAINING = TrainingConfig(steps=300, batch_size=32, lr=1e-3, min_lr=1e-5, weight_decay=0.01,
+                              warmup_steps=20, validate_every=50, grad_clip=1.0, progress=False)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,13 +76,14 @@ class SIMRecipeConfig:
     vsmae: VSMAERecipeConfig = field(default_factory=VSMAERecipeConfig)
     vsmae_checkpoint: str | None = None  # a `brainkit run vsmae` folder (or its sit_encoder): no pretraining
     model: dict[str, Any] = field(default_factory=dict)  # SIMConfig changes (embedding_dim, dropout, ...)
-    fit: SIMFitConfig = SIMFitConfig()
+    training: TrainingConfig = SIM_TRAINING  # the tri-modal fit (its seed is `seed`)
+    fit: SIMFitOptions = SIMFitOptions()
     inits: tuple[str, ...] = ("scratch", "vsmae")
     n_test_subjects: int = 4
-    gap_clips: int = 5  # training clips dropped before each segment's held-out half (sim_samples)
+    gap_clips: int = 5  # training clips dropped before each segment's held-out half (data/movie_samples.py)
     n_importance: int = 32  # unseen-subject, unseen-clip samples occluded patch by patch
-    # The linear baseline (sim_baseline.py; None: none). Fixed, not tuned: 1e3 to 1e5 moved its unseen-clip
-    # top-1 by at most 0.04 (video) on the cpu_small data.
+    # The linear baseline (None: none). Fixed, not tuned: 1e3 to 1e5 moved its unseen-clip top-1 by at most 0.04
+    # (video) on the cpu_small data.
     ridge_alpha: float | None = 1e4
     seed: int = 0
     threads: int | None = 1  # torch threads (one: the machine is shared)
@@ -68,24 +98,21 @@ PRESETS = {
     # Minutes on one CPU thread: vsMAE cpu_small (ico5/ico1, 80 patches x 153 vertices, SiT 96 wide x 2 blocks,
     # sphere positions) for 40 epochs (its own preset: 80; 40 already beat interpolation, docs/methods/sim.md),
     # then SIM twice.
-    "cpu_small": SIMRecipeConfig(
-        vsmae=_vsmae(40),
-        fit=SIMFitConfig(steps=400, batch_size=32, lr=1e-3, warmup_steps=20, eval_every=50),
-    ),
+    "cpu_small": SIMRecipeConfig(vsmae=_vsmae(40), training=dataclasses.replace(SIM_TRAINING, steps=400)),
     # SIM's sizes [config/CLIP-fmri-video-audio/hparams.yml, METHODS.md sec. 1.3-1.4]: SiT-tiny (192/12/3), heads
     # to 384, AdamW lr 3e-4, weight decay 0.01, batch 4, 300 iterations, scheduler off (min_lr = lr, no warmup).
     # Patches: the data are fsaverage5 (ico5), so ico5/ico2 = 320 patches of 45 vertices (SIM: ico6/ico3, 1,280
-    # of 45, needs order-6 data). vsMAE: its paper preset. A GPU job (fit.accelerator=cuda); not run here.
+    # of 45, needs order-6 data). vsMAE: its paper preset. A GPU job (training.accelerator=cuda); not run here.
     "paper": SIMRecipeConfig(
         vsmae=VSMAE_PRESETS["paper"],
-        fit=SIMFitConfig(
+        training=dataclasses.replace(
+            SIM_TRAINING,
             steps=300,
             batch_size=4,
             lr=3e-4,
             min_lr=3e-4,
-            weight_decay=0.01,
             warmup_steps=0,
-            eval_every=100,
+            validate_every=100,
             accelerator="cuda",
         ),  # fmt: skip
         n_importance=64,
@@ -101,11 +128,100 @@ PRESETS = {
             training=TrainingConfig(epochs=1, batch_size=16, lr=3e-3, progress=False),
         ),  # fmt: skip
         model={"embedding_dim": 16},
-        fit=SIMFitConfig(steps=6, batch_size=8, lr=3e-3, warmup_steps=1, eval_every=3, n_monitor=16),
+        training=dataclasses.replace(
+            SIM_TRAINING, steps=6, batch_size=8, lr=3e-3, warmup_steps=1, validate_every=3
+        ),
+        fit=SIMFitOptions(n_monitor=16),
         n_test_subjects=2,
         n_importance=3,
     ),
 }
+
+
+def parameter_groups(model, lr_scale: float = 1.0, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW groups of a SIM, each with its ``lr_scale`` (a multiplier of the scheduled learning rate): the
+    heads (and temperatures) first, at 1; then the encoder's final norm at ``lr_scale``, block i of depth d at
+    ``lr_scale * layer_decay ** (d - i)``, the patch embedding and cls token at
+    ``lr_scale * layer_decay ** (d + 1)``."""
+    if lr_scale <= 0 or not 0 < layer_decay <= 1:
+        raise ConfigError(f"SIM fit: need pretrained_lr_scale > 0 and 0 < pretrained_layer_decay <= 1, found "
+                          f"{lr_scale}, {layer_decay}.")  # fmt: skip
+    encoder = model.encoder
+    depth = len(encoder.blocks)
+    groups: dict[float, list[nn.Parameter]] = {}
+    parts = [(encoder.norm, 0), *((block, depth - i) for i, block in enumerate(encoder.blocks)),
+             (encoder.patch_embedding, depth + 1)]  # fmt: skip
+    for module, power in parts:
+        groups.setdefault(lr_scale * layer_decay**power, []).extend(module.parameters())
+    groups.setdefault(lr_scale * layer_decay ** (depth + 1), []).append(encoder.cls_token)
+    inside = {id(p) for group in groups.values() for p in group}
+    if len(inside) != sum(1 for _ in encoder.parameters()):
+        raise ConfigError(
+            "SIM fit: the encoder has parameters outside its norm, blocks, embedding and cls token."
+        )
+    rest = [p for p in model.parameters() if id(p) not in inside]
+    return [{"params": rest, "lr_scale": 1.0}] + [{"params": v, "lr_scale": k} for k, v in groups.items()]
+
+
+class SIMTask(Task):
+    """The tri-modal fit of a SIM (checkpoint keys ``model.*``): batches of distinct contents
+    (:class:`~brainkit.data.movie_samples.BatchDraw`), SIM's tri-modal loss, and every ``validate_every`` steps the
+    loss and a 32-way fMRI -> video identification top-1 on a fixed monitoring set (curves only, nothing is
+    selected on them). ``lr_scale`` / ``layer_decay`` / ``frozen_steps`` apply to the encoder (vsMAE init)."""
+
+    def __init__(self, model: nn.Module, arrays: ms.MovieArrays, sampler: ms.BatchDraw, monitor: ms.Samples,
+                 lr_scale: float = 1.0, layer_decay: float = 1.0, frozen_steps: int = 0) -> None:  # fmt: skip
+        super().__init__()
+        if not len(sampler):
+            raise DataError("SIM fit: no training clips (check the clip split and the training subjects).")
+        self.model, self.arrays, self.sampler, self.monitor = model, arrays, sampler, monitor
+        self.objective = TriModalLoss(model.config)  # fixed scales: buffers only, nothing trained
+        self.lr_scale, self.layer_decay, self.frozen_steps = lr_scale, layer_decay, frozen_steps
+
+    def batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> list[ms.Samples]:
+        if batch_size < 2:
+            raise ConfigError(
+                f"SIM training needs training.batch_size >= 2 (contrastive), found {batch_size}."
+            )
+        return self.sampler(generator, batch_size)
+
+    def load(self, rows: ms.Samples, drawn: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.arrays.clips(rows), *self.arrays.features(rows))
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return self.objective.batch(self.model, *batch)
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        groups = parameter_groups(self.model, self.lr_scale, self.layer_decay)
+        for group in groups[1:]:  # the encoder's
+            group["frozen_steps"] = self.frozen_steps
+        return groups
+
+    def validate(self, group: int = 32) -> dict[str, float]:
+        """Over consecutive groups of the monitoring samples; each process embeds its share of a group (the
+        loss gathers the rest), so 1 and N processes give the same numbers."""
+        dist = torch.distributed
+        world, rank = (
+            (dist.get_world_size(), dist.get_rank())
+            if dist.is_available() and dist.is_initialized()
+            else (1, 0)
+        )
+        group = min(group, len(self.monitor))
+        group -= group % world
+        if group < 2:
+            return {}
+        device, share = next(self.model.parameters()).device, group // world
+        losses, hits, n = [], 0, 0
+        for start in range(0, len(self.monitor) - group + 1, group):
+            x, video, audio = (
+                t.to(device) for t in self.load(self.monitor[start + rank * share :][:share], None)
+            )
+            losses.append(float(self.objective.batch(self.model, x, video, audio)))
+            f = gather_batch(nn.functional.normalize(self.model(x), dim=1))
+            v = gather_batch(nn.functional.normalize(self.model.embed_video(video), dim=1))
+            hits += int(((f @ v.T).argmax(dim=1) == torch.arange(group, device=device)).sum())
+            n += group
+        return {"monitor_loss": float(np.mean(losses)), "monitor_top1": hits / n}
 
 
 def load_movie_data(config: SIMRecipeConfig):
@@ -121,18 +237,138 @@ def load_movie_data(config: SIMRecipeConfig):
     return movies.load_movie_surface_like(dataset_config, cache_dir=config.cache_dir)
 
 
-def encoder_checkpoint(path: str | Path) -> Path:
-    """A SiT checkpoint folder: ``path`` itself, or ``path/checkpoints/sit_encoder`` of a vsmae run folder."""
-    path = Path(path)
-    inside = path / "checkpoints" / "sit_encoder"
-    if inside.is_dir():
-        return inside
-    if (path / "config.json").is_file():
-        return path
-    raise ConfigError(
-        f"vsmae_checkpoint {path} is neither a `brainkit run vsmae` folder (with checkpoints/sit_encoder) nor "
-        "a SiT checkpoint folder (with config.json); run `brainkit run vsmae` or leave vsmae_checkpoint empty."
+def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
+    from brainkit.models.sim import SIM, SIMConfig
+
+    options = {"encoder": to_dict(encoder), "video_dim": video_dim, "audio_dim": audio_dim, **config.model}
+    return SIM(from_dict(SIMConfig, options, where="sim model"))
+
+
+def sim_task(config: SIMRecipeConfig, model, split: dict[str, Any], pretrained: bool) -> SIMTask:
+    """The fit of ``model`` on ``split`` (from :func:`prepare`); ``pretrained``: the fit options apply."""
+    f = config.fit
+    options = (
+        (f.pretrained_lr_scale, f.pretrained_layer_decay, f.pretrained_frozen_steps) if pretrained else ()
     )
+    sampler = ms.BatchDraw(split["arrays"].keys, split["groups"]["train"], split["clips"]["train"])
+    return SIMTask(model, split["arrays"], sampler, split["monitor"], *options)
+
+
+def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
+    """Patches, the encoder config, clip halves, subject groups, arrays and the fixed sample sets."""
+    from brainkit.surface import triangle_patches
+
+    ms.check_dataset(data)
+    n_subjects, _, n_frames_total, _ = data.fmri.shape
+    vsmae = dataclasses.replace(config.vsmae, fine_order=int(data.order), seed=config.seed)
+    patches = np.asarray(triangle_patches(int(data.order), vsmae.coarse_order))
+    encoder = build_vsmae(vsmae, *patches.shape).config.encoder
+    usable = ms.usable_clips(data.segment_of, n_frames_total, data.lag, encoder.n_frames)
+    clips = ms.split_clips(data.segment_of, usable, config.gap_clips)
+    groups = ms.choose_subjects(n_subjects, config.n_test_subjects, config.seed)
+    arrays = ms.MovieArrays(np.asarray(data.fmri), patches, ms.standardise_features(data.video, clips["train"]),
+                            ms.standardise_features(data.audio, clips["train"]), ms.content_keys(data.retest),
+                            int(data.lag), encoder.n_frames)  # fmt: skip
+    settings = {
+        name: ms.samples_of(groups[who], clips[which]) for name, (_, who, which) in ms.SETTINGS.items()
+    }
+    monitor = ms.monitoring_set(
+        settings["unseen_subjects"], arrays.keys, config.fit.n_monitor, config.seed + 3
+    )
+    importance = ms.monitoring_set(settings["unseen_both"], arrays.keys, config.n_importance, config.seed + 5)
+    return {"vsmae": vsmae, "patches": patches, "encoder": encoder, "clips": clips, "groups": groups,
+            "arrays": arrays, "settings": settings, "monitor": monitor, "importance": importance}  # fmt: skip
+
+
+def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dict[str, Any]:
+    """Retrieval scores in every setting, retrieval examples and occlusion importance of a trained SIM."""
+    arrays, settings = split["arrays"], split["settings"]
+    stimulus = mr.embed_stimuli(model, arrays)
+
+    def predict(samples):  # one fMRI embedding for both directions
+        embedding = mr.embed_fmri(model, arrays, samples)
+        return {"video": embedding, "audio": embedding}
+
+    scores, predicted = mr.score_settings(
+        predict, stimulus, settings, split["clips"], data.segment_of, config.seed + 17
+    )
+    segments = ms.setting_segments(data.segment_of, split["clips"]["held_out"])
+    best = settings["unseen_both"]
+    examples = mr.retrieval_examples(predicted["unseen_both"]["video"], best, stimulus["video"], segments,
+                                     seed=config.seed)  # fmt: skip
+    importance = split["importance"]
+    occlusion = mr.occlusion_importance(model, arrays.clips(importance), arrays.features(importance)[0])
+    return {
+        "scores": scores,
+        "grid": report.retrieval_grid(examples, data.thumbnails),
+        "importance": occlusion,
+    }
+
+
+def ridge_scores(config: SIMRecipeConfig, split: dict[str, Any], data) -> dict:
+    """The ridge baseline's retrieval (same candidates as SIM's: the same seed)."""
+    arrays, clips = split["arrays"], split["clips"]
+    baseline = mr.RidgeBaseline(arrays, data.cortex, config.ridge_alpha)
+    baseline.fit(ms.samples_of(split["groups"]["train"], clips["train"]))
+    stimulus = {"video": arrays.video, "audio": arrays.audio}
+    return mr.score_settings(
+        baseline.predict, stimulus, split["settings"], clips, data.segment_of, config.seed + 17
+    )[0]
+
+
+def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
+    """The protocol (module doc) on ``data``, writing under ``folder``."""
+    from brainkit.models import count_parameters, save_model
+
+    split = prepare(config, data)
+    checkpoint, reconstruction, origin = (
+        pretrained_encoder(split["vsmae"], config.vsmae_checkpoint, folder)
+        if "vsmae" in config.inits
+        else (None, [], "")
+    )
+    training = dataclasses.replace(config.training, seed=config.seed)
+    histories, results, n_parameters = {}, {}, 0
+    train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
+    for init in config.inits:
+        torch.manual_seed(config.seed)
+        model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
+        n_parameters = count_parameters(model)
+        if init == "vsmae":
+            model.init_encoder(checkpoint)
+        fitted = train(
+            sim_task(config, model, split, pretrained=init == "vsmae"), training, name=f"SIM {init}"
+        )
+        histories[f"SIM {INITS[init]}"] = fitted.history
+        save_model(
+            folder / "checkpoints" / f"sim_{init}",
+            model,
+            metadata={"init": init, "train_subjects": train_subjects},
+        )
+        results[init] = evaluate(config, model, split, data)
+        log.info("SIM %s: trained in %.0f s", init, fitted.seconds)
+
+    scores = {init: result["scores"] for init, result in results.items()}
+    if config.ridge_alpha is not None:
+        scores["ridge"] = ridge_scores(config, split, data)
+    main, full = mr.retrieval_rows(scores, {method: report.LABELS[method] for method in scores})
+    importance = {init: result["importance"] for init, result in results.items()}
+    vertex_maps, correlations = mr.importance_maps(importance, split["patches"], data.truth_map, data.cortex)
+    maps = {f"importance, SIM {INITS[init]}": m for init, m in vertex_maps.items()}
+    maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
+    grids = {f"SIM {INITS[init]}": r["grid"] for init, r in results.items() if r["grid"] is not None}
+    context = {"data": data, "groups": split["groups"], "clips": split["clips"], "scores": scores,
+               "origin": origin, "reconstruction": reconstruction, "n_parameters": n_parameters,
+               "encoder": split["encoder"], "importance_samples": len(split["importance"]),
+               "correlations": correlations}  # fmt: skip
+    notes = report.notes_for(config, main, context)
+    report.write_sim_report(folder, main, full, histories, grids, maps, data.cortex, notes, reconstruction)
+    groups, clips = split["groups"], split["clips"]
+    tables = {"SIM retrieval among 32 candidates: top-1 (fraction), mean and sd over subjects": main}
+    metrics = {"main": main, "full": full, "histories": histories, "importance_correlation": correlations,
+               "subjects": {k: [data.subjects[i] for i in v] for k, v in groups.items()},
+               "n_clips": {k: int(v.sum()) for k, v in clips.items()}, "vsmae_reconstruction": reconstruction,
+               "n_parameters": n_parameters}  # fmt: skip
+    return RecipeOutput(tables, notes, metrics)
 
 
 @RECIPES.register("sim", help="SIM: SiT + vsMAE init, tri-modal fMRI/video/audio retrieval on surface movies")
@@ -146,45 +382,9 @@ class SIMRecipe:
             raise ConfigError(
                 f"sim recipe: inits must come from {sorted(INITS)}, found {list(config.inits)}."
             )
-        from brainkit.recipes.sim_run import run_sim
-        from brainkit.training import torch_threads
-
         with torch_threads(config.threads):
             return run_sim(config, folder, load_movie_data(config))
 
 
-def retrieval_rows(scores: dict, methods: list[str]) -> tuple[list[dict], list[dict]]:
-    """The main table (top-1 per method, chance, vsMAE - scratch) and the full one (top-1/5/10 per method);
-    ``scores[method][(setting, kind, direction)]`` from :func:`brainkit.recipes.sim_eval.retrieval_scores`."""
-    from brainkit.recipes.sim_samples import SETTINGS
-
-    main, full = [], []
-    for setting, (description, _, _) in SETTINGS.items():
-        for kind in KINDS:
-            for direction in DIRECTIONS:
-                first = scores[methods[0]][(setting, kind, direction)]
-                row: dict[str, Any] = {"setting": description, "negatives": kind, "retrieval": f"fMRI->{direction}",
-                                       "subjects": len(first["per_subject"]), "targets": first["n_scored"]}  # fmt: skip
-                for method in methods:
-                    result = scores[method][(setting, kind, direction)]
-                    summary = summarise(result["per_subject"]) if result["per_subject"] else {}
-                    row[f"top1 {LABELS[method]}_mean"] = summary.get("top1_mean")
-                    row[f"top1 {LABELS[method]}_sd"] = summary.get("top1_sd")
-                    full.append({"method": LABELS[method], "setting": description, "negatives": kind,
-                                 "retrieval": f"fMRI->{direction}", **summary})  # fmt: skip
-                row["top1_chance"] = 1 / 32
-                ours, theirs = row.get("top1 from vsMAE_mean"), row.get("top1 from scratch_mean")
-                if ours is not None and theirs is not None:
-                    row["top1 vsMAE - scratch"] = ours - theirs
-                main.append(row)
-    return main, full
-
-
-__all__ = [
-    "SIMRecipe",
-    "SIMRecipeConfig",
-    "PRESETS",
-    "encoder_checkpoint",
-    "load_movie_data",
-    "retrieval_rows",
-]
+__all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
+           "encoder_checkpoint", "load_movie_data", "parameter_groups", "prepare", "run_sim", "sim_task"]  # fmt: skip

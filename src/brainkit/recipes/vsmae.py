@@ -1,6 +1,10 @@
-"""The vsMAE recipe: masked-autoencoder pretraining of a SiT on the REAL resting-state run (brainspace,
-fsaverage5 = ico5, both hemispheres on the left icosphere), judged on held-out real frames against two simple
-baselines (visible-patch mean, neighbour interpolation). Writes the pretrained encoder for SIM to start from.
+"""The vsMAE recipe, SIM's pretraining (:mod:`brainkit.recipes.sim` runs it, or starts from its output):
+masked-autoencoder pretraining of a SiT on the REAL resting-state run (brainspace, fsaverage5 = ico5, both
+hemispheres on the left icosphere), judged on held-out real frames against two simple baselines (visible-patch
+mean, neighbour interpolation). Writes the pretrained encoder for SIM to start from.
+
+Training: :class:`VSMAETask` on the one trainer (:func:`brainkit.training.train`); each global batch's patch
+masks are drawn from the step's seeded generator (:meth:`VSMAETask.draw`).
 
 Protocol: each hemisphere's frames are split in time; the first ``train_fraction`` pretrain, the last part
 (after ``gap_frames``) is never seen in training. Held-out clips of ``n_frames`` frames lose ``mask_ratio`` of
@@ -23,7 +27,7 @@ from brainkit.config import from_dict, to_dict
 from brainkit.errors import ConfigError
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
-from brainkit.training import TrainingConfig
+from brainkit.training import Task, TrainingConfig, train
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,34 @@ def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
     }
 
 
+class VSMAETask(Task):
+    """Masked-patch reconstruction of surface clips (checkpoint keys ``model.*``): ``clips`` (n, n_frames,
+    n_patches, n_patch_vertices); each clip hides ``mask_ratio`` of its patches (drawn per step); the loss is the
+    MSE over the hidden patches' vertices weighted by ``vertex_weight`` (n_patches, n_patch_vertices; 0 on the
+    medial wall)."""
+
+    def __init__(self, model, clips: torch.Tensor, vertex_weight: torch.Tensor) -> None:
+        super().__init__()
+        self.model, self.clips, self.vertex_weight = model, clips, vertex_weight
+
+    def n_samples(self) -> int:
+        return len(self.clips)
+
+    def draw(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        from brainkit.models.vsmae import random_patch_mask
+
+        return random_patch_mask(len(rows), self.clips.shape[2], self.model.config.mask_ratio, generator)
+
+    def load(self, rows: torch.Tensor, drawn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.clips[rows], drawn
+
+    def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        from brainkit.objectives.masked import masked_patch_loss
+
+        x, mask = batch
+        return masked_patch_loss(self.model(x, mask), x, mask, self.vertex_weight.to(x.device))
+
+
 @torch.no_grad()
 def predict(model, clips: np.ndarray, masks: np.ndarray, batch: int = 32) -> np.ndarray:
     model.eval()
@@ -189,36 +221,54 @@ class VSMAERecipe:
 
     def run(self, config: VSMAERecipeConfig, folder: Path) -> RecipeOutput:
         from brainkit.models import count_parameters, save_model
-        from brainkit.models.vsmae import random_patch_mask
-        from brainkit.objectives.masked import masked_patch_loss
-        from brainkit.pretraining import masked_pretraining_loop
 
         torch.manual_seed(config.seed)
         data = prepare(config)
         n_patches, n_patch_vertices = data["patches"].shape
         model = build_vsmae(config, n_patches, n_patch_vertices)
         weight = torch.as_tensor(data["cortex"][data["patches"]], dtype=torch.float32)
-        ratio = model.config.mask_ratio
         log.info("vsMAE: %d pretraining clips, %d held-out, %d x %d patches", len(data["train"]),
                  len(data["held_out"]), n_patches, n_patch_vertices)  # fmt: skip
-
-        def draw_mask(xb: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-            return random_patch_mask(len(xb), n_patches, ratio, generator)
-
-        def loss(model, raw, xb: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-            return masked_patch_loss(model(xb, mask), xb, mask, weight.to(xb.device))
-
-        training = dataclasses.replace(config.training, seed=config.seed)
-        result = masked_pretraining_loop(model, torch.as_tensor(data["train"]), training, draw_mask, loss)
+        task = VSMAETask(model, torch.as_tensor(data["train"]), weight)
+        result = train(task, dataclasses.replace(config.training, seed=config.seed), name="vsMAE")
         rows, example = evaluate(config, model, data)
         save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": "brainspace rest run, ico5"})
         save_model(folder / "checkpoints" / "sit_encoder", model.encoder, metadata={"pretrained": "vsmae"})
-        from brainkit.recipes.vsmae_report import write_vsmae_report
+        from brainkit.report.sim import write_vsmae_report
 
         notes = write_vsmae_report(
             config, folder, rows, result.history, example, data, count_parameters(model)
         )
-        table = {f"Masked-patch reconstruction on held-out real frames (mask ratio {ratio})": rows}
+        table = {
+            f"Masked-patch reconstruction on held-out real frames (mask ratio {model.config.mask_ratio})": rows
+        }
         metrics = {"reconstruction": rows, "history": result.history, "pretrain_seconds": result.seconds,
                    "n_train_clips": len(data["train"]), "n_held_out_clips": len(data["held_out"])}  # fmt: skip
         return RecipeOutput(table, notes, metrics)
+
+
+def encoder_checkpoint(path: str | Path) -> Path:
+    """A SiT checkpoint folder: ``path`` itself, or ``path/checkpoints/sit_encoder`` of a vsmae run folder."""
+    path = Path(path)
+    inside = path / "checkpoints" / "sit_encoder"
+    if inside.is_dir():
+        return inside
+    if (path / "config.json").is_file():
+        return path
+    raise ConfigError(
+        f"vsmae_checkpoint {path} is neither a `brainkit run vsmae` folder (with checkpoints/sit_encoder) nor "
+        "a SiT checkpoint folder (with config.json); run `brainkit run vsmae` or leave vsmae_checkpoint empty."
+    )
+
+
+def pretrained_encoder(
+    config: VSMAERecipeConfig, checkpoint: str | None, folder: Path
+) -> tuple[Path, list[dict], str]:
+    """SIM's encoder: ``checkpoint`` (a vsmae run or SiT folder) or a vsMAE pretrained here, in ``folder/vsmae``.
+    Returns (SiT checkpoint folder, vsMAE reconstruction rows or [], where it came from)."""
+    if checkpoint:
+        return encoder_checkpoint(checkpoint), [], f"loaded from {checkpoint}"
+    out = folder / "vsmae"
+    out.mkdir()
+    output = VSMAERecipe().run(config, out)
+    return out / "checkpoints" / "sit_encoder", output.metrics["reconstruction"], "pretrained here (vsmae/)"

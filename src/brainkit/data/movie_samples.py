@@ -1,4 +1,5 @@
-"""SIM's samples, clip splits and generalisation settings, on a :class:`MovieSurfaceData`-like dataset.
+"""Movie samples on the surface (SIM): samples, clip splits, generalisation settings, content keys, the batch draw
+of distinct contents, and the arrays training reads, on a :class:`MovieSurfaceData`-like dataset.
 
 Sizes (from the dataset): ``fmri`` (n_subjects, n_runs, n_frames, n_vertices); ``segment_of`` and ``retest``
 (n_runs, n_clips) with ``n_clips = n_frames - 2`` (clip ``c`` = seconds [c, c + 3)).
@@ -17,6 +18,10 @@ Sizes (from the dataset): ``fmri`` (n_subjects, n_runs, n_frames, n_vertices); `
 - **Subjects**: ``n_test_subjects`` drawn with a seed are unseen; the model trains on the others x training clips.
 - **Settings**: (a) unseen subjects, training clips; (b) training subjects, unseen clips; (c) unseen subjects,
   unseen clips. The candidate pool of a setting is its own clip set (the other clips are marked -1, as rest).
+- **Batches** (:class:`BatchDraw`): each holds DISTINCT clip contents, each with one of its runs and a training
+  subject drawn at random, so a contrastive loss never treats a copy of the positive as a negative (drawing
+  samples uniformly would put the same clip from two subjects in a batch about once per batch of 32 at 12
+  subjects). An epoch is one pass over the training contents, in an order drawn from the epoch's generator.
 """
 
 from __future__ import annotations
@@ -47,7 +52,8 @@ class Samples:
     def __len__(self) -> int:
         return len(self.clip)
 
-    def take(self, rows: np.ndarray) -> Samples:
+    def __getitem__(self, rows: slice | np.ndarray) -> Samples:
+        """The samples at ``rows`` (a slice, an index array or a bool mask)."""
         return Samples(self.subject[rows], self.run[rows], self.clip[rows])
 
 
@@ -125,6 +131,67 @@ def standardise_features(features: np.ndarray, train_mask: np.ndarray) -> np.nda
     return ((features - mean) / np.where(sd > 1e-8, sd, 1.0)).astype(np.float32)
 
 
+def monitoring_set(pool: Samples, keys: np.ndarray, n: int, seed: int) -> Samples:
+    """Up to ``n`` samples of ``pool`` with distinct clip contents (``keys`` (n_runs, n_clips)), drawn once."""
+    content = keys[pool.run, pool.clip]
+    _, first = np.unique(content, return_index=True)
+    rng = np.random.default_rng(seed)
+    return pool[np.sort(rng.choice(first, min(n, len(first)), replace=False))]
+
+
+@dataclass
+class MovieArrays:
+    """What training and embedding read: fmri (n_subjects, n_runs, n_frames, n_vertices), patches
+    (n_patches, n_patch_vertices), video / audio (n_runs, n_clips, d) standardised, keys (n_runs, n_clips)."""
+
+    fmri: np.ndarray
+    patches: np.ndarray
+    video: np.ndarray
+    audio: np.ndarray
+    keys: np.ndarray
+    lag: int
+    n_frames: int
+
+    def clips(self, samples: Samples) -> torch.Tensor:
+        return gather_clips(self.fmri, self.patches, samples, self.lag, self.n_frames)
+
+    def features(self, samples: Samples) -> tuple[torch.Tensor, torch.Tensor]:
+        return (torch.from_numpy(self.video[samples.run, samples.clip]),
+                torch.from_numpy(self.audio[samples.run, samples.clip]))  # fmt: skip
+
+
+class BatchDraw:
+    """Batches of distinct clip contents from ``train_subjects`` x the clips in ``clip_mask`` (module doc).
+
+    ``draw(epoch_generator, batch_size)`` is a pure function of the generator's state: the contents in a random
+    order cut into ``n_contents // batch_size`` batches (``min(batch_size, n_contents)`` each), then for each
+    sample one run holding its content and one training subject."""
+
+    def __init__(self, keys: np.ndarray, train_subjects: np.ndarray, clip_mask: np.ndarray) -> None:
+        runs, clips = np.nonzero(clip_mask)
+        self.unique, inverse = np.unique(keys[runs, clips], return_inverse=True)
+        self.instances = [np.flatnonzero(inverse == k) for k in range(len(self.unique))]
+        self.runs, self.clips, self.subjects = runs, clips, np.asarray(train_subjects)
+
+    def __len__(self) -> int:
+        return len(self.unique)
+
+    def __call__(self, generator: torch.Generator, batch_size: int) -> list[Samples]:
+        batch = min(batch_size, len(self.unique))
+        order = torch.randperm(len(self.unique), generator=generator).numpy()[
+            : len(self.unique) // batch * batch
+        ]
+        pick = torch.rand(len(order), generator=generator).numpy()
+        rows = np.array(
+            [self.instances[k][int(u * len(self.instances[k]))] for k, u in zip(order, pick)], int
+        )
+        subjects = self.subjects[
+            torch.randint(len(self.subjects), (len(order),), generator=generator).numpy()
+        ]
+        samples = Samples(subjects, self.runs[rows], self.clips[rows])
+        return [samples[b * batch : (b + 1) * batch] for b in range(len(order) // batch)]
+
+
 def check_dataset(data) -> None:
     """Raise :class:`DataError` unless the arrays of ``data`` agree with each other (the shapes above)."""
     n_subjects, n_runs, n_frames, n_vertices = data.fmri.shape
@@ -151,11 +218,14 @@ def check_dataset(data) -> None:
 
 __all__ = [
     "SETTINGS",
+    "BatchDraw",
+    "MovieArrays",
     "Samples",
     "check_dataset",
     "choose_subjects",
     "content_keys",
     "gather_clips",
+    "monitoring_set",
     "samples_of",
     "setting_segments",
     "split_clips",
