@@ -84,7 +84,16 @@ def _preset(name: str, cls: Any, preset: str) -> Any:
 
 def _file_config(name: str, path: str | Path) -> dict[str, Any]:
     """The config mapping of a YAML/JSON file: a whole config, or a run's config.json (``{recipe, config}``)."""
-    data = load_yaml(path)  # YAML reads JSON too
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():  # JSON itself: YAML 1.1 reads 1e-05 as a string
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"Config file {path} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping at top level.")
+    else:
+        data = load_yaml(path)
     if set(data) == {"recipe", "config"}:
         if data["recipe"] != name:
             raise ConfigError(f"{path} is a config of recipe {data['recipe']!r}, not {name!r}.")
