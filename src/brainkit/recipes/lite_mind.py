@@ -33,7 +33,7 @@ from brainkit.config import from_dict, to_dict
 from brainkit.data.paired import DataSpec, PreparedData, prepare_data
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
-from brainkit.evaluation.retrieval import RetrievalSpec, score_predictions
+from brainkit.evaluation.retrieval import RetrievalSpec, cosine_similarity, score_predictions, top_k_indices
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
 from brainkit.training import TrainingConfig, fit, predict
@@ -324,15 +324,17 @@ class LiteMindRecipe:
             log.info("Training %s", decoder.label)
             scored[decoder.label] = train_decoder(config, decoder, data, folder / decoder.folder, resume)
         rows, notes = summarise(config, data, scored)
-        stimuli = data.dataset.stimuli
-        grids = retrieval_grids(
-            stimuli.images,
-            stimuli.positions(data.test_ids),
-            {label: s.predictions for label, s in scored.items()},
-            data.test.y,
-        )
+        positions = data.dataset.stimuli.positions(data.test_ids)
+        queries = np.random.default_rng(0).choice(len(positions), size=min(8, len(positions)), replace=False)
+        retrieved = {
+            label: top_k_indices(cosine_similarity(s.predictions, data.test.y), queries, k=5)
+            for label, s in scored.items()
+        }
+        grids = retrieval_grids(data.dataset.stimuli.images, positions, queries, retrieved)
         curves = {label: s.history for label, s in scored.items()}
-        write_lite_mind_report(folder / "report.html", rows, notes, curves, grids)
+        write_lite_mind_report(
+            folder / "report.html", rows, notes, curves, grids, config.data.name, config.data.subject
+        )
         metrics = {d.label: scored[d.label].metrics for d in plan}
         return RecipeOutput({TABLE: rows}, notes, metrics)
 

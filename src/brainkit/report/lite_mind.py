@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from brainkit.evaluation.retrieval import cosine_similarity, top_k_indices
 from brainkit.report.html import RetrievalGrid, write_report
 
-TITLE = "brainkit demo: fMRI-to-image retrieval on the built-in NSD-like data"
+DEMO_TITLE = "brainkit demo: fMRI-to-image retrieval on the built-in NSD-like data"
 
 
 def method_row(
@@ -70,31 +69,23 @@ def comparison_notes(rows: list[dict[str, Any]], n_way: int) -> list[str]:
 
 
 def retrieval_grids(
-    images: np.ndarray | None,
-    positions: np.ndarray,
-    predictions: dict[str, np.ndarray],
-    targets: np.ndarray,
-    n_queries: int = 8,
-    k: int = 5,
+    images: np.ndarray | None, positions: np.ndarray, queries: np.ndarray, retrieved: dict[str, np.ndarray]
 ) -> dict[str, RetrievalGrid]:
-    """Per method, ``n_queries`` seeded test images and the ``k`` images their brain data retrieved.
+    """Per method, the query test images and the images their brain data retrieved, best first.
 
-    ``images``: the dataset's stimulus images (None: no grids); ``positions``: each test row's image index.
+    ``images``: the dataset's stimulus images (None: no grids); ``positions``: each test row's image index;
+    ``queries``: chosen test rows; ``retrieved[method]``: (n_queries, k) retrieved test rows.
     """
     if images is None:
         return {}
-    queries = np.random.default_rng(0).choice(
-        len(positions), size=min(n_queries, len(positions)), replace=False
-    )
-    grids = {}
-    for method, predicted in predictions.items():
-        top = top_k_indices(cosine_similarity(predicted, targets), queries, k=k)
-        grids[method] = RetrievalGrid(
+    return {
+        method: RetrievalGrid(
             query_images=images[positions[queries]],
             retrieved_images=images[positions[top]],
             correct=top == queries[:, None],
         )
-    return grids
+        for method, top in retrieved.items()
+    }
 
 
 def write_lite_mind_report(
@@ -103,6 +94,11 @@ def write_lite_mind_report(
     notes: list[str],
     curves: dict[str, list[dict]],
     grids: dict[str, RetrievalGrid],
+    dataset: str = "nsd_like",
+    subject: str = "subj01",
 ) -> Path:
     """The run's HTML page (and its PNGs beside it)."""
-    return write_report(path, title=TITLE, table=rows, curves=curves, retrieval=grids, notes=notes)
+    title = (
+        DEMO_TITLE if dataset == "nsd_like" else f"brainkit: fMRI-to-image retrieval on {dataset} {subject}"
+    )
+    return write_report(path, title=title, table=rows, curves=curves, retrieval=grids, notes=notes)
