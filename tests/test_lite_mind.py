@@ -244,6 +244,14 @@ def test_run_then_eval_gives_the_same_metrics(full_run) -> None:
     from brainkit.recipes import evaluate_run
 
     assert list(full_run.metrics) == ["Lite-Mind", "Ridge", "MindEye MLP"]
+    # what the old pipeline.train_run gave for each of these three configs (before the recipe): same numbers
+    for label, top1, way in (
+        ("Lite-Mind", 1 / 14, 0.128571),
+        ("Ridge", 10 / 14, 0.757143),
+        ("MindEye MLP", 2 / 14, 0.185714),
+    ):
+        assert full_run.metrics[label]["fmri_to_image/top1"] == pytest.approx(top1)
+        assert full_run.metrics[label]["fmri_to_image/10way_top1_mean"] == pytest.approx(way, abs=1e-6)
     assert evaluate_run(full_run.folder) == full_run.metrics
     saved = json.loads((full_run.folder / "metrics.json").read_text())
     assert saved["metrics"] == full_run.metrics
