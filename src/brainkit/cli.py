@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     overrides = args.set + ([f"data.cache_dir={args.cache_dir}"] if getattr(args, "cache_dir", None) else [])
     out = args.out
-    if out is None and args.command == "demo":
+    if out is None and args.command == "demo" and not args.resume:
         out = Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
     result = run_recipe(
         args.recipe,
