@@ -9,32 +9,17 @@ import pytest
 import yaml
 
 from brainkit.cli import main
+from brainkit.config import to_dict
 from brainkit.errors import DataError
-from brainkit.pipeline import evaluate_run, load_run_config
+from brainkit.recipes import evaluate_run, recipe_config
+from brainkit.recipes.lite_mind import PRESETS
 
-TINY_DATA = {
-    "name": "nsd_like",
-    "subject": "subj01",
-    "target": "pixel_projection",
-    "options": {
-        "subjects": ["subj01", "subj05"],
-        "n_train_stimuli": 40,
-        "n_test_stimuli": 14,
-        "features": {
-            "low": ["pixel_projection", {"dim": 24, "grid": 4}],
-            "high": ["pixel_projection", {"dim": 24, "grid": 4}],
-            "semantic": ["hashed_words", {"dim": 16}],
-        },
-        "n_components": {"low": 4, "high": 6, "semantic": 3},
-        "n_voxels": {"subj01": 41, "subj05": 29},
-        "image_size": 64,
-        "median_snr": 1.5,
-    },
-}
+TINY_DATA = to_dict(PRESETS["testing"].data)  # nsd_like: 40 + 14 stimuli, 41 / 29 voxels, pixel targets
 
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
+    """A user's config file in the old `brainkit train` layout: one decoder, data / model / ... sections."""
     folder = tmp_path_factory.mktemp("cli")
     config = {
         "data": {**TINY_DATA, "cache_dir": str(folder / "cache")},
@@ -61,30 +46,42 @@ def test_list_shows_registries(capsys):
         "mindeye_mlp",
     ):
         assert name in out
-    assert "nsd_subj01" in out and "lite_mind_demo" in out
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("lite_mind ") and "demo" in line]
+    assert "[cpu_small, demo, nsd_subj01, testing]" in line
 
 
 def test_train_then_eval(tiny_config, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", str(tiny_config), "--out", str(run)]) == 0
-    assert {p.name for p in run.iterdir()} >= {"config.json", "checkpoint", "metrics.json", "history.jsonl"}
-    assert (run / "checkpoint" / "model.safetensors").is_file()
+    assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.json", "report.html", "mindeye_mlp"}
+    decoder = run / "mindeye_mlp"
+    assert {p.name for p in decoder.iterdir()} == {
+        "config.json", "checkpoint", "preprocess.safetensors", "history.jsonl", "metrics.json"
+    }  # fmt: skip
+    assert (decoder / "checkpoint" / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".*partial"))
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((decoder / "metrics.json").read_text())
     assert metrics["fmri_to_image/10way_top1_chance"] == pytest.approx(0.1)
-    assert len((run / "history.jsonl").read_text().splitlines()) == 3
-    capsys.readouterr()
+    assert len((decoder / "history.jsonl").read_text().splitlines()) == 3
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["recipe"] == "lite_mind" and saved["config"]["model"]["name"] == "mindeye_mlp"
+    assert "MindEye MLP" in capsys.readouterr().out
     assert main(["eval", str(run)]) == 0
-    again = json.loads(capsys.readouterr().out)
-    assert again["fmri_to_image/top1"] == pytest.approx(metrics["fmri_to_image/top1"])
+    again = json.loads(capsys.readouterr().out)["MindEye MLP"]
+    assert again == pytest.approx({k: v for k, v in metrics.items() if k in again})
+    assert again["fmri_to_image/top1"] == metrics["fmri_to_image/top1"]
+    # a decoder's own config.json is a config file for brainkit train / run --config
+    assert main(["train", str(decoder / "config.json"), "--out", str(tmp_path / "again")]) == 0
+    redone = json.loads((tmp_path / "again" / "mindeye_mlp" / "metrics.json").read_text())
+    assert redone["fmri_to_image/10way_top1_mean"] == metrics["fmri_to_image/10way_top1_mean"]
 
 
 def test_eval_on_other_subject_raises(tiny_config, tmp_path):
     run = tmp_path / "run"
     assert main(["train", str(tiny_config), "--out", str(run), "--set", "training.epochs=1"]) == 0
-    config = json.loads((run / "config.json").read_text())
-    config["data"]["subject"] = "subj05"  # 29 voxels, the checkpoint has 41
-    (run / "config.json").write_text(json.dumps(config))
+    saved = json.loads((run / "config.json").read_text())
+    saved["config"]["data"]["subject"] = "subj05"  # 29 voxels, the checkpoint has 41
+    (run / "config.json").write_text(json.dumps(saved))
     with pytest.raises(DataError, match="29 features, but the standardizer was fitted on 41"):
         evaluate_run(run)
 
@@ -96,18 +93,23 @@ def test_bad_input_gives_clear_error_and_no_folder(tiny_config, tmp_path, capsys
     assert not run.exists() and not list(tmp_path.iterdir())
     assert main(["train", str(tiny_config), "--out", str(run), "--set", "data.target=clipp"]) == 2
     assert "Unknown encoder 'clipp'" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
     assert main(["train", "no_such_preset"]) == 2
-    assert "neither a config file nor a preset" in capsys.readouterr().err
+    assert "Recipe 'lite_mind' has no preset 'no_such_preset'" in capsys.readouterr().err
+    assert main(["train", "cpu_smal"]) == 2
+    assert "Did you mean 'cpu_small'?" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml does not exist" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
     assert "not a brainkit run folder" in capsys.readouterr().err
 
 
-def test_every_shipped_preset_parses():
-    from brainkit.pipeline import preset_names
-
-    for name in preset_names():
-        config = load_run_config(name)
-        assert config.evaluation.n_way == 300
+def test_every_lite_mind_preset_parses():
+    for name in PRESETS:
+        config = recipe_config("lite_mind", name)
+        assert config == PRESETS[name]
+    assert recipe_config("lite_mind", "nsd_subj01").evaluation.n_way == 300
+    assert recipe_config("lite_mind", "demo", ["training.epochs=5"]).training.epochs == 5
 
 
 @pytest.mark.slow
@@ -119,17 +121,22 @@ def test_demo_end_to_end(tmp_path, capsys):
         "training.epochs": "2",
         "training.progress": "false",
         "evaluation.n_way": "10",
+        # the MLP's own training changes (30 epochs at 3e-4 in the preset), shortened
+        "baselines": "[{name: ridge, label: Ridge}, {name: mindeye_mlp, preset: cpu_small, label: MindEye MLP,"
+        " training: {epochs: 2, lr: 3.0e-4}}]",
     }
-    args = ["demo", "--out", str(tmp_path), "--cache-dir", str(tmp_path / "cache")]
+    folder = tmp_path / "demo"
+    args = ["demo", "--out", str(folder), "--cache-dir", str(tmp_path / "cache")]
     for key, value in overrides.items():
         args += ["--set", f"{key}={value}"]
-    code = main(args)
-    assert code == 0
+    assert main(args) == 0
     out = capsys.readouterr().out
     assert "Lite-Mind" in out and "Ridge" in out and "MindEye MLP" in out and "10-way chance" in out
-    (folder,) = [p for p in tmp_path.iterdir() if p.name.startswith("demo-")]
     assert (folder / "report.html").is_file() and (folder / "report_retrieval.png").is_file()
     assert {"lite_mind", "ridge", "mindeye_mlp"} <= {p.name for p in folder.iterdir()}
-    rows = json.loads((folder / "metrics.json").read_text())["rows"]
+    saved = json.loads((folder / "metrics.json").read_text())
+    rows = saved["tables"]["fMRI-to-image retrieval"]
     assert [r["method"] for r in rows] == ["Lite-Mind", "Ridge", "MindEye MLP"]
     assert all(np.isfinite(r["fmri->image 10-way"]) for r in rows)
+    assert len((folder / "mindeye_mlp" / "history.jsonl").read_text().splitlines()) == 2
+    assert any("Lite-Mind reaches" in note for note in saved["notes"])

@@ -71,3 +71,23 @@ def test_no_import_cycles() -> None:
     assert not found, "import cycles (strongly connected modules):\n" + "\n".join(
         " <-> ".join(c) for c in found
     )
+
+
+def test_only_the_trainer_steps_optimisers() -> None:
+    """One training loop: no module of brainkit outside training/ calls ``.backward(`` or an optimiser's
+    ``.step(`` (a scheduler's or a sampler's step is another thing: those lines name no optimiser)."""
+    import re
+    from pathlib import Path
+
+    import brainkit
+
+    root = Path(brainkit.__file__).parent
+    pattern = re.compile(r"\.backward\(|(optim\w*|opt)\.step\(")
+    found = [
+        f"{path.relative_to(root)}:{number}: {line.strip()}"
+        for path in sorted(root.rglob("*.py"))
+        if "training" not in path.relative_to(root).parts[:1]
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not found, "training steps outside brainkit/training/:\n" + "\n".join(found)

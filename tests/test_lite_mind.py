@@ -1,8 +1,11 @@
 """Lite-Mind specifics: the frequency blocks against direct formulas, parameter counts against the released
-code, configuration errors, and a short run that learns."""
+code, configuration errors, a short run that learns; and the `lite_mind` recipe: its presets, the CLI run, the
+run/eval round trip, and resuming an interrupted run exactly."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import pytest
@@ -146,3 +149,166 @@ def test_dropout_mask_is_unbiased_seeded_and_handles_odd_sizes() -> None:
     again, _ = dropout_mask(torch.Size((301, 333)), 0.1, torch.device("cpu"))
     assert torch.equal(mask, again)
     assert dropout_mask(torch.Size((4, 5)), 0.0, torch.device("cpu"))[0].all()
+
+
+# --- the lite_mind recipe -------------------------------------------------------------------------------------
+
+# The testing preset beside the two baselines at their test sizes (seconds).
+WITH_BASELINES = "baselines=[{name: ridge, preset: testing}, {name: mindeye_mlp, preset: testing}]"
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("lite_mind_cache"))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, cache_dir):
+    """One uninterrupted run of the testing preset with both baselines."""
+    from brainkit.recipes import run_recipe
+
+    folder = tmp_path_factory.mktemp("lite_mind_runs") / "full"
+    overrides = [f"data.cache_dir={cache_dir}", WITH_BASELINES]
+    return run_recipe("lite_mind", folder=folder, preset="testing", overrides=overrides)
+
+
+def test_demo_preset_is_todays_demo() -> None:
+    """The demo preset trains what the three demo YAML files did (lite_mind_demo, ridge_demo, mindeye_mlp_demo)."""
+    from brainkit.recipes.lite_mind import PRESETS, decoders
+
+    demo = PRESETS["demo"]
+    assert (
+        demo.data.name == "nsd_like"
+        and demo.data.target == "efficientnet_lite0"
+        and demo.data.val_fraction == 0.1
+    )
+    assert demo.objective.options == {"temperature": 0.05, "bidirectional": False}
+    assert (demo.evaluation.n_way, demo.evaluation.n_draws) == (300, 30)
+    lite, ridge, mlp = decoders(demo)
+    assert [(d.label, d.folder) for d in (lite, ridge, mlp)] == [
+        ("Lite-Mind", "lite_mind"), ("Ridge", "ridge"), ("MindEye MLP", "mindeye_mlp")
+    ]  # fmt: skip
+    assert (lite.model.name, lite.model.preset, ridge.model.preset, mlp.model.preset) == (
+        "lite_mind", "cpu_small", None, "cpu_small"
+    )  # fmt: skip
+    for decoder, epochs, lr in ((lite, 50, 1e-3), (mlp, 30, 3e-4)):
+        t = decoder.training
+        assert (t.epochs, t.lr, t.batch_size, t.weight_decay, t.warmup_epochs, t.min_lr, t.grad_clip) == (
+            epochs, lr, 250, 0.1, 2.0, 1e-5, 1.0
+        )  # fmt: skip
+    assert PRESETS["cpu_small"] == dataclasses.replace(demo, baselines=())
+    paper = PRESETS["nsd_subj01"]
+    assert (paper.training.epochs, paper.training.batch_size, paper.training.lr) == (1500, 1000, 1.171875e-4)
+
+
+def test_duplicate_labels_raise() -> None:
+    from brainkit.recipes import recipe_config
+    from brainkit.recipes.lite_mind import decoders
+
+    config = recipe_config("lite_mind", "testing", ["baselines=[{name: lite_mind, preset: testing}]"])
+    with pytest.raises(ConfigError, match="two decoders share the label"):
+        decoders(config)
+
+
+def test_cli_run_testing_preset(tmp_path, cache_dir, capsys) -> None:
+    """`brainkit run lite_mind --preset testing`: the table, the run folder, and the numbers the old
+    `brainkit train` gave for this config (pipeline.py, before the recipe)."""
+    from brainkit.cli import main
+
+    run = tmp_path / "run"
+    assert (
+        main(
+            [
+                "run",
+                "lite_mind",
+                "--preset",
+                "testing",
+                "--out",
+                str(run),
+                "--set",
+                f"data.cache_dir={cache_dir}",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "fMRI-to-image retrieval" in out and "Lite-Mind" in out and "10-way chance" in out
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]["Lite-Mind"]
+    decoder = json.loads((run / "lite_mind" / "metrics.json").read_text())
+    assert {k: decoder[k] for k in metrics} == metrics and decoder["n_parameters"] == 1644
+    assert metrics["fmri_to_image/10way_top1_mean"] == pytest.approx(0.128571, abs=1e-6)
+    assert metrics["fmri_to_image/top5"] == pytest.approx(5 / 14)
+
+
+def test_run_then_eval_gives_the_same_metrics(full_run) -> None:
+    from brainkit.recipes import evaluate_run
+
+    assert list(full_run.metrics) == ["Lite-Mind", "Ridge", "MindEye MLP"]
+    # what the old pipeline.train_run gave for each of these three configs (before the recipe): same numbers
+    for label, top1, way in (
+        ("Lite-Mind", 1 / 14, 0.128571),
+        ("Ridge", 10 / 14, 0.757143),
+        ("MindEye MLP", 2 / 14, 0.185714),
+    ):
+        assert full_run.metrics[label]["fmri_to_image/top1"] == pytest.approx(top1)
+        assert full_run.metrics[label]["fmri_to_image/10way_top1_mean"] == pytest.approx(way, abs=1e-6)
+    assert evaluate_run(full_run.folder) == full_run.metrics
+    saved = json.loads((full_run.folder / "metrics.json").read_text())
+    assert saved["metrics"] == full_run.metrics
+    for folder in ("lite_mind", "ridge", "mindeye_mlp"):
+        assert not (full_run.folder / folder / "state").exists()
+
+
+def test_resume_continues_exactly(full_run, tmp_path, cache_dir, monkeypatch, capsys) -> None:
+    """Killed in Lite-Mind's second epoch, then in the MLP's: each --resume continues where the run stopped
+    (finished decoders are reloaded, not retrained) and the result equals the uninterrupted run's."""
+    import brainkit.recipes.lite_mind as recipe
+    from brainkit.cli import main
+    from brainkit.errors import ConfigError as Refused
+    from brainkit.recipes import run_recipe
+    from brainkit.training import fit as real_fit
+
+    calls: list[str] = []
+
+    def killed_in(model_class: str):
+        def fit(model, *args, **kwargs):
+            calls.append(type(model).__name__)
+            if type(model).__name__ != model_class:
+                return real_fit(model, *args, **kwargs)
+            real_fit(model, *args, **kwargs, until_epoch=1)
+            raise RuntimeError("simulated kill")
+
+        return fit
+
+    run = tmp_path / "run"
+    partial = tmp_path / ".run.partial"
+    overrides = [f"data.cache_dir={cache_dir}", WITH_BASELINES]
+    monkeypatch.setattr(recipe, "fit", killed_in("LiteMind"))
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_recipe("lite_mind", folder=run, preset="testing", overrides=overrides)
+    assert (partial / "lite_mind" / "state").is_dir() and not run.exists()
+    with pytest.raises(Refused, match="interrupted run of lite_mind is at .*continue it with --resume"):
+        run_recipe("lite_mind", folder=run, preset="testing", overrides=overrides)
+
+    monkeypatch.setattr(recipe, "fit", killed_in("MindEyeMLP"))
+    with pytest.raises(RuntimeError, match="simulated kill"):
+        run_recipe("lite_mind", folder=run, resume=True)
+    assert (partial / "lite_mind" / "metrics.json").is_file() and (partial / "mindeye_mlp" / "state").is_dir()
+
+    monkeypatch.setattr(recipe, "fit", killed_in("nothing"))
+    calls.clear()
+    assert main(["run", "lite_mind", "--out", str(run), "--resume"]) == 0
+    assert calls == ["MindEyeMLP"]  # Lite-Mind and ridge were reloaded
+    assert not partial.exists()
+    result = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert result == full_run.metrics
+    for folder in ("lite_mind", "mindeye_mlp"):
+        resumed = [json.loads(line) for line in (run / folder / "history.jsonl").read_text().splitlines()]
+        full = [
+            json.loads(line) for line in (full_run.folder / folder / "history.jsonl").read_text().splitlines()
+        ]
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed] == [
+            {k: v for k, v in r.items() if k != "seconds"} for r in full
+        ]
+    assert main(["run", "lite_mind", "--out", str(run), "--resume"]) == 2
+    assert "is complete; there is nothing to resume" in capsys.readouterr().err

@@ -1,16 +1,20 @@
-"""The recipe runner: presets and overrides, whole-or-absent run folders, the `brainkit run` command, report extras."""
+"""The recipe runner: presets, config files and overrides, whole-or-absent run folders locked while written,
+resume and re-evaluation (or clear refusals), the `brainkit run` command, report extras."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from matplotlib.figure import Figure
 
 from brainkit.cli import main
-from brainkit.errors import ConfigError, DataError
-from brainkit.recipes import RecipeOutput, recipe_config, run_recipe
+from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.recipes import RecipeOutput, evaluate_run, recipe_config, run_recipe
 from brainkit.registry import RECIPES
 from brainkit.report.html import write_report
 
@@ -19,6 +23,7 @@ from brainkit.report.html import write_report
 class EchoConfig:
     value: float = 1.0
     fail: bool = False
+    nested: bool = False  # start a second run into the same folder from inside this one
 
 
 @RECIPES.register("echo_for_tests", help="test-only recipe: reports its value")
@@ -30,16 +35,22 @@ class EchoRecipe:
         (folder / "artefact.txt").write_text("half-written")
         if config.fail:
             raise RuntimeError("boom")
-        return RecipeOutput(
-            {"Echo": [{"method": "echo", "value": config.value}]}, ["a note"], {"v": config.value}
-        )
+        notes = ["a note"]
+        if config.nested:  # a second run into the same folder while this one writes it
+            try:
+                run_recipe("echo_for_tests", folder=folder.parent / folder.name[1:].removesuffix(".partial"))
+            except ConfigError as err:
+                notes.append(f"refused: {err}")
+        return RecipeOutput({"Echo": [{"method": "echo", "value": config.value}]}, notes, {"v": config.value})
 
 
 def test_config_preset_and_override() -> None:
     assert recipe_config("echo_for_tests").value == 1.0
     assert recipe_config("echo_for_tests", "testing", ["value=4"]).value == 4.0
-    with pytest.raises(ConfigError, match="no preset 'paper'"):
+    with pytest.raises(ConfigError, match="no preset 'paper'. Presets: cpu_small, testing"):
         recipe_config("echo_for_tests", "paper")
+    with pytest.raises(ConfigError, match="no preset 'testin'. Did you mean 'testing'"):
+        recipe_config("echo_for_tests", "testin")
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['vlaue'\]"):
         recipe_config("echo_for_tests", overrides=["vlaue=3"])
     with pytest.raises(ConfigError, match="Unknown recipe 'echo_for_test'. Did you mean 'echo_for_tests'"):
@@ -68,6 +79,75 @@ def test_cli_run_prints_tables(tmp_path, capsys) -> None:
     assert "Echo" in out and "  7  " in out + "  " and "a note" in out
     assert main(["run", "echo_for_tests", "--preset", "nope", "--out", str(tmp_path / "s")]) == 2
     assert "no preset 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["run", "echo_for_tests", "--preset", "testing", "--config", "x.yaml"])
+    assert "not allowed with argument --preset" in capsys.readouterr().err
+
+
+def test_config_files_yaml_json_and_run_config(tmp_path) -> None:
+    (tmp_path / "echo.yaml").write_text("value: 3\n")
+    assert recipe_config("echo_for_tests", config_file=tmp_path / "echo.yaml", overrides=["fail=true"]) == (
+        EchoConfig(value=3.0, fail=True)
+    )
+    (tmp_path / "echo.json").write_text(json.dumps({"value": 1e-05}))
+    assert recipe_config("echo_for_tests", config_file=tmp_path / "echo.json").value == 1e-05
+    run_recipe("echo_for_tests", folder=tmp_path / "run", preset="testing")
+    assert recipe_config("echo_for_tests", config_file=tmp_path / "run" / "config.json").value == 2.5
+    with pytest.raises(ConfigError, match="a config of recipe 'echo_for_tests', not 'lite_mind'"):
+        recipe_config("lite_mind", config_file=tmp_path / "run" / "config.json")
+    with pytest.raises(ConfigError, match="a preset or a config file, not both"):
+        recipe_config("echo_for_tests", "testing", config_file=tmp_path / "echo.yaml")
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['vlue'\]"):
+        (tmp_path / "bad.yaml").write_text("vlue: 3\n")
+        recipe_config("echo_for_tests", config_file=tmp_path / "bad.yaml")
+
+
+def test_second_run_into_a_locked_folder_refuses(tmp_path) -> None:
+    """A run started while another writes the same folder refuses, and the first one finishes unharmed."""
+    result = run_recipe("echo_for_tests", folder=tmp_path / "run", overrides=["nested=true"])
+    assert result.notes[1].startswith("refused: ")
+    assert ".run.partial is being written by another run (its lock is held)" in result.notes[1]
+    assert (tmp_path / "run" / "artefact.txt").read_text() == "half-written"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_lock_is_held_across_processes(tmp_path) -> None:
+    """The same from another process: the lock is an fcntl.flock on .NAME.partial/.lock."""
+    import fcntl
+
+    work = tmp_path / ".run.partial"
+    work.mkdir()
+    (work / "config.json").write_text("{}")
+    with open(work / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code = (
+            "import sys; from brainkit.recipes import run_recipe; import tests.test_recipes\n"
+            f"run_recipe('echo_for_tests', folder={str(tmp_path / 'run')!r})"
+        )
+        other = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1]
+        )
+        assert other.returncode != 0 and "being written by another run" in other.stderr
+        assert (work / "config.json").read_text() == "{}"  # untouched
+    # unlocked, it is the leftover of a killed run: a new run replaces it
+    run_recipe("echo_for_tests", folder=tmp_path / "run")
+    assert not work.exists() and not (tmp_path / "run" / ".lock").exists()
+
+
+def test_resume_and_eval_refusals(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="'echo_for_tests' cannot resume an interrupted run"):
+        run_recipe("echo_for_tests", folder=tmp_path / "run", resume=True)
+    with pytest.raises(CheckpointError, match="No interrupted run to resume at .*lite"):
+        run_recipe("lite_mind", folder=tmp_path / "lite", resume=True)
+    run_recipe("echo_for_tests", folder=tmp_path / "run")
+    with pytest.raises(
+        ConfigError, match="'echo_for_tests' cannot re-evaluate a run folder .*Recipes that can: lite_mind"
+    ):
+        evaluate_run(tmp_path / "run")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text(json.dumps({"data": {}, "model": {}}))
+    with pytest.raises(CheckpointError, match="names no recipe"):
+        evaluate_run(tmp_path / "old")
 
 
 def test_report_extra_figures_and_tables(tmp_path) -> None:

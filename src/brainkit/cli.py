@@ -45,33 +45,21 @@ def _print_closing(notes: list[str], folder: Path, seconds: float) -> None:
     print(f"Total time: {seconds:.0f} s")
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from brainkit.demo import run_demo
-
-    start = time.perf_counter()
-    result = run_demo(args.out, overrides=args.set, methods=args.method, cache_dir=args.cache_dir)
-    print(format_table(result.rows))
-    print()
-    _print_closing(result.notes, result.folder, time.perf_counter() - start)
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from brainkit.pipeline import load_run_config, train_run
-
-    config = load_run_config(args.config, args.set)
-    name = Path(args.config).stem if Path(args.config).is_file() else args.config
-    folder = Path(args.out) if args.out else Path("runs") / time.strftime(f"{name}-%Y%m%d-%H%M%S")
-    result = train_run(config, folder, resume=args.resume)
-    print(json.dumps(result.metrics, indent=2))
-    print(f"Run folder: {result.folder}")
-    return 0
-
-
 def _cmd_run(args: argparse.Namespace) -> int:
     from brainkit.recipes import run_recipe
 
-    result = run_recipe(args.recipe, folder=args.out, preset=args.preset, overrides=args.set)
+    overrides = args.set + ([f"data.cache_dir={args.cache_dir}"] if getattr(args, "cache_dir", None) else [])
+    out = args.out
+    if out is None and args.command == "demo" and not args.resume:
+        out = Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
+    result = run_recipe(
+        args.recipe,
+        folder=out,
+        preset=args.preset,
+        overrides=overrides,
+        config_file=args.config,
+        resume=args.resume,
+    )
     for title, rows in result.tables.items():
         print(f"{title}\n")
         print(format_table(rows))
@@ -80,8 +68,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    """``brainkit train SOURCE``: ``brainkit run lite_mind`` with SOURCE a YAML/JSON file or a preset name."""
+    source = Path(args.source)
+    is_file = source.is_file() or source.suffix.lower() in (".yaml", ".yml", ".json")
+    args.recipe, args.config, args.preset = "lite_mind", args.source if is_file else None, None
+    if not is_file:
+        args.preset = args.source
+    return _cmd_run(args)
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from brainkit.pipeline import evaluate_run
+    from brainkit.recipes import evaluate_run
 
     print(json.dumps(evaluate_run(args.run), indent=2))
     return 0
@@ -130,7 +128,6 @@ def _integers(text: str) -> list[int]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from brainkit.pipeline import preset_names
     from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
     for title, registry in (("datasets", DATASETS), ("encoders", ENCODERS), ("objectives", OBJECTIVES)):
@@ -145,9 +142,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in RECIPES:
         presets = ", ".join(sorted(RECIPES.get(name).PRESETS)) or "-"
         print(f"  {name:28s} {RECIPES.describe(name)}  [{presets}]")
-    print("run presets (brainkit train NAME):")
-    for name in preset_names():
-        print(f"  {name}")
     return 0
 
 
@@ -156,37 +150,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser(
-        "demo", help="train Lite-Mind, ridge and an MLP on the built-in data; print a table"
+    def run_options(command: argparse.ArgumentParser, out_help: str) -> None:
+        command.add_argument("--out", help=out_help)
+        command.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+        )
+        command.add_argument(
+            "--resume", action="store_true", help="continue the interrupted run whose folder is --out"
+        )
+
+    recipe = sub.add_parser("run", help="run a method's recipe (train, evaluate, report) into a run folder")
+    recipe.add_argument("recipe", help="recipe name (see brainkit list)")
+    which = recipe.add_mutually_exclusive_group()
+    which.add_argument("--preset", help="recipe preset (default: cpu_small)")
+    which.add_argument(
+        "--config", help="a YAML/JSON config file (e.g. a run's config.json) instead of a preset"
     )
-    demo.add_argument("--out", default="runs", help="parent folder of the run folder (default: runs)")
-    demo.add_argument("--method", action="append", help="only these methods (repeatable)")
+    run_options(recipe, "run folder (default: runs/<recipe>-<time>)")
+    recipe.set_defaults(func=_cmd_run)
+
+    demo = sub.add_parser(
+        "demo", help="brainkit run lite_mind --preset demo: Lite-Mind, ridge and an MLP on the built-in data"
+    )
+    run_options(demo, "run folder (default: runs/demo-<time>)")
     demo.add_argument(
         "--cache-dir", help="embedding/dataset cache (default: $BRAINKIT_CACHE or ~/.cache/brainkit)"
     )
-    demo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override every config")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_run, recipe="lite_mind", preset="demo", config=None)
 
-    train = sub.add_parser("train", help="train one run from a YAML config or a preset name")
-    train.add_argument("config", help="YAML file or preset name (see brainkit list)")
-    train.add_argument("--out", help="run folder (default: runs/<name>-<time>)")
-    train.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
-    )
-    train.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    train = sub.add_parser("train", help="brainkit run lite_mind from a YAML/JSON config or a preset name")
+    train.add_argument("source", help="YAML/JSON file or a lite_mind preset (see brainkit list)")
+    run_options(train, "run folder (default: runs/lite_mind-<time>)")
     train.set_defaults(func=_cmd_train)
 
-    recipe = sub.add_parser("run", help="run a method's whole recipe (pretrain, evaluate, report)")
-    recipe.add_argument("recipe", help="recipe name (see brainkit list)")
-    recipe.add_argument("--preset", help="recipe preset (default: cpu_small)")
-    recipe.add_argument("--out", help="run folder (default: runs/<recipe>-<time>)")
-    recipe.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
-    )
-    recipe.set_defaults(func=_cmd_run)
-
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
-    evaluate.add_argument("run", help="run folder written by brainkit train or demo")
+    evaluate.add_argument("run", help="a run folder written by brainkit run (or train, demo)")
     evaluate.set_defaults(func=_cmd_eval)
 
     metrics = sub.add_parser(

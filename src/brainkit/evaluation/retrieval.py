@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -216,6 +217,25 @@ def retrieval_metrics(
     """
     similarity = cosine_similarity(predicted, target)
     return metrics_from_similarity(similarity, top_k=top_k, n_way=n_way, n_draws=n_draws, seed=seed)
+
+
+@dataclass(frozen=True)
+class RetrievalSpec:
+    """How a decoder's test predictions are scored: top-k over the whole test set, and ``n_way`` candidates
+    averaged over ``n_draws`` seeded draws (skipped, with a warning, when the test set is smaller)."""
+
+    n_way: int = 300
+    n_draws: int = 30
+    top_k: tuple[int, ...] = (1, 5)
+    seed: int = 0
+
+
+def score_predictions(spec: RetrievalSpec, predicted: ArrayLike, target: ArrayLike) -> dict[str, float]:
+    """:func:`retrieval_metrics` with the settings of ``spec``."""
+    n_way = spec.n_way if spec.n_way <= len(target) else None
+    if n_way is None:
+        logger.warning("Only %d test stimuli: %d-way retrieval skipped.", len(target), spec.n_way)
+    return retrieval_metrics(predicted, target, spec.top_k, n_way, spec.n_draws, spec.seed)
 
 
 def metrics_from_similarity(

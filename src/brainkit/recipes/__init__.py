@@ -4,31 +4,38 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
 - ``Config``: a frozen dataclass (every field has a default);
 - ``PRESETS``: named ``Config`` instances (``"cpu_small"`` is what ``brainkit run NAME`` uses by default,
   the paper's settings under their own names, ``"testing"`` a seconds-long one for the tests);
-- ``run(config, folder) -> RecipeOutput``: does the work, writing whatever it wants under ``folder``.
+- ``run(config, folder) -> RecipeOutput``: does the work, writing whatever it wants under ``folder``;
+- optionally ``resumable = True`` with ``run(config, folder, resume=False)``: continues an interrupted run
+  (its trainer ``state/`` folders), and ``evaluate(config, folder) -> dict``: scores a finished run folder again.
 
-:func:`run_recipe` builds the config (preset, then ``key=value`` overrides), runs the recipe in a hidden
-``.NAME.partial`` folder beside the destination, writes ``config.json`` and ``metrics.json`` there and renames
-it when complete, so a run folder is whole or absent.
+:func:`run_recipe` is THE run folder: it builds the config (a preset or a YAML/JSON file, then ``key=value``
+overrides), runs the recipe in a hidden ``.NAME.partial`` folder beside the destination (locked, so a second run
+into the same folder refuses to start), writes ``config.json`` (the recipe's name and config) and ``metrics.json``
+there and renames it when complete, so a run folder is whole or absent. :func:`evaluate_run` re-evaluates one.
 """
 
 from __future__ import annotations
 
+import difflib
+import fcntl
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from brainkit.checkpoint import atomic_write_text
-from brainkit.config import apply_overrides, from_dict, to_dict
-from brainkit.errors import ConfigError
+from brainkit.checkpoint import FILE_MODE, atomic_write_text
+from brainkit.config import apply_overrides, from_dict, load_yaml, to_dict
+from brainkit.errors import CheckpointError, ConfigError
 from brainkit.registry import RECIPES
 
 log = logging.getLogger(__name__)
 DEFAULT_PRESET = "cpu_small"
+LOCK = ".lock"
 
 
 @dataclass
@@ -51,14 +58,127 @@ def register_all() -> None:
     RECIPES.discover()
 
 
-def recipe_config(name: str, preset: str | None = None, overrides: list[str] | None = None) -> Any:
-    """The config of recipe ``name``: ``preset`` (default ``cpu_small``), then ``key=value`` overrides."""
-    cls = RECIPES.get(name)
-    preset = preset or DEFAULT_PRESET
+def _preset(name: str, cls: Any, preset: str) -> Any:
     if preset not in cls.PRESETS:
-        raise ConfigError(f"Recipe {name!r} has no preset {preset!r}; presets: {sorted(cls.PRESETS)}.")
-    data = apply_overrides(to_dict(cls.PRESETS[preset]), overrides or [])
-    return from_dict(cls.Config, data, where=f"{name} config")
+        close = difflib.get_close_matches(preset, list(cls.PRESETS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"Recipe {name!r} has no preset {preset!r}.{hint} Presets: {', '.join(sorted(cls.PRESETS))}."
+        )
+    return cls.PRESETS[preset]
+
+
+def _file_config(name: str, path: str | Path) -> dict[str, Any]:
+    """The config mapping of a YAML/JSON file: a whole config, or a run's config.json (``{recipe, config}``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():  # JSON itself: YAML 1.1 reads 1e-05 as a string
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise ConfigError(f"Config file {path} is not valid JSON: {err}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"Config file {path} must hold a mapping at top level.")
+    else:
+        data = load_yaml(path)
+    if set(data) == {"recipe", "config"}:
+        if data["recipe"] != name:
+            raise ConfigError(f"{path} is a config of recipe {data['recipe']!r}, not {name!r}.")
+        data = data["config"]
+    return data
+
+
+def recipe_config(
+    name: str,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    config_file: str | Path | None = None,
+) -> Any:
+    """The config of recipe ``name``: ``preset`` (default ``cpu_small``) or a YAML/JSON ``config_file`` (its
+    keys over the config's defaults; a run's ``config.json`` works too), then ``key=value`` overrides."""
+    register_all()
+    cls = RECIPES.get(name)
+    if config_file is not None and preset is not None:
+        raise ConfigError("Give a preset or a config file, not both (put the preset's changes in the file).")
+    if config_file is not None:
+        data, where = _file_config(name, config_file), str(config_file)
+    else:
+        data, where = to_dict(_preset(name, cls, preset or DEFAULT_PRESET)), f"{name} config"
+    return from_dict(cls.Config, apply_overrides(data, overrides or []), where=where)
+
+
+def _saved_config(folder: Path) -> tuple[str, dict[str, Any]]:
+    """(recipe name, config mapping) of the run folder (or partial folder) ``folder``."""
+    path = folder / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a brainkit run folder (no config.json).")
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{path} is truncated or not JSON ({err}).") from None
+    if not isinstance(saved, dict) or set(saved) != {"recipe", "config"}:
+        raise CheckpointError(
+            f"{path} names no recipe (it holds {sorted(saved) if isinstance(saved, dict) else type(saved).__name__}"
+            "); it was written by an older brainkit. Re-run it with brainkit run."
+        )
+    return saved["recipe"], saved["config"]
+
+
+class _Lock:
+    """An exclusive ``fcntl.flock`` on ``folder/.lock``, held while a run writes its partial folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / LOCK
+        self.handle = open(self.path, "a")  # noqa: SIM115 (held until release)
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise ConfigError(
+                f"{folder} is being written by another run (its lock is held); wait for it to finish, "
+                "or choose another --out."
+            ) from None
+
+    def release(self) -> None:
+        self.handle.close()
+
+
+def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock:
+    """Create and lock ``work`` (or, resuming, lock the interrupted one); refuse a folder another run holds."""
+    if folder.exists():
+        if resume:
+            raise CheckpointError(f"The run at {folder} is complete; there is nothing to resume.")
+        raise ConfigError(f"Run folder {folder} already exists; choose another --out or delete it.")
+    if not work.is_dir():
+        if resume:
+            raise CheckpointError(f"No interrupted run to resume at {work}; start it without --resume.")
+        work.parent.mkdir(parents=True, exist_ok=True)
+        fresh = Path(tempfile.mkdtemp(dir=work.parent, prefix=f"{work.name}."))
+        fresh.chmod(FILE_MODE | (FILE_MODE & 0o444) >> 2)  # what mkdir would give; mkdtemp gives 0700
+        lock = _Lock(fresh)
+        try:
+            os.rename(fresh, work)  # fails when another run created `work` meanwhile
+        except OSError:
+            lock.release()
+            shutil.rmtree(fresh, ignore_errors=True)
+            return _claim(name, cls, folder, work, resume)
+        return lock
+    lock = _Lock(work)  # raises when another run holds it
+    if resume:
+        return lock
+    if getattr(cls, "resumable", False) and _has_state(work):
+        lock.release()
+        raise ConfigError(
+            f"An interrupted run of {name} is at {work}; continue it with --resume, or delete it to start over."
+        )
+    log.warning("Removing the leftovers of an interrupted run at %s", work)
+    shutil.rmtree(work, ignore_errors=True)
+    lock.release()
+    return _claim(name, cls, folder, work, resume)
+
+
+def _has_state(work: Path) -> bool:
+    """Whether ``work`` holds a trainer ``state/`` (itself or one level down), i.e. can be resumed."""
+    return (work / "state").is_dir() or any(work.glob("*/state"))
 
 
 def run_recipe(
@@ -67,34 +187,106 @@ def run_recipe(
     folder: str | Path | None = None,
     preset: str | None = None,
     overrides: list[str] | None = None,
+    config_file: str | Path | None = None,
+    resume: bool = False,
 ) -> RecipeResult:
-    """Run recipe ``name`` into ``folder`` (default ``runs/NAME-<time>``); the folder appears only when done."""
+    """Run recipe ``name`` into ``folder`` (default ``runs/NAME-<time>``); the folder appears only when done.
+
+    The work happens in ``.FOLDER.partial`` beside it, locked (``fcntl.flock``) so that a second run into the
+    same folder refuses to start. On failure it is removed, unless the recipe can resume (``resumable``) and a
+    trainer ``state/`` exists: then ``resume=True`` continues it with its saved ``config.json`` (``overrides``
+    still apply; the trainer refuses changes it cannot continue with).
+    """
     cls = RECIPES.get(name)
-    if config is None:
-        config = recipe_config(name, preset, overrides)
-    elif not isinstance(config, cls.Config):
-        raise ConfigError(f"Recipe {name!r} takes a {cls.Config.__name__}, found {type(config).__name__}.")
+    if resume and not getattr(cls, "resumable", False):
+        raise ConfigError(
+            f"Recipe {name!r} cannot resume an interrupted run; start it again without --resume."
+        )
+    if resume and folder is None:
+        raise ConfigError("--resume needs the run folder (--out DIR) of the interrupted run.")
     folder = Path(folder) if folder is not None else Path("runs") / time.strftime(f"{name}-%Y%m%d-%H%M%S")
-    if folder.exists():
-        raise ConfigError(f"Run folder {folder} already exists; choose another --out or delete it.")
     work = folder.parent / f".{folder.name}.partial"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    if config is not None and not isinstance(config, cls.Config):
+        raise ConfigError(f"Recipe {name!r} takes a {cls.Config.__name__}, found {type(config).__name__}.")
+    if config is None and not resume:
+        config = recipe_config(name, preset, overrides, config_file)
+    lock = _claim(name, cls, folder, work, resume)
     start = time.perf_counter()
     try:
+        if resume:
+            config = _resumed_config(name, cls, work, config, preset, overrides, config_file)
         atomic_write_text(
             work / "config.json", json.dumps({"recipe": name, "config": to_dict(config)}, indent=2)
         )
-        output = cls().run(config, work)
+        output = cls().run(config, work, resume=True) if resume else cls().run(config, work)
         seconds = time.perf_counter() - start
         summary = {"recipe": name, "seconds": seconds, "tables": output.tables, "notes": output.notes}
         atomic_write_text(work / "metrics.json", json.dumps({**summary, "metrics": output.metrics}, indent=2))
+        (work / LOCK).unlink()
+        os.replace(work, folder)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        if resume or (getattr(cls, "resumable", False) and _has_state(work)):
+            log.error(
+                "Run interrupted; continue it with --resume --out %s (partial state kept in %s).",
+                folder,
+                work,
+            )
+        else:
+            shutil.rmtree(work, ignore_errors=True)
         raise
-    os.replace(work, folder)
+    finally:
+        lock.release()
     log.info("Recipe %s finished in %.0f s: %s", name, seconds, folder)
     return RecipeResult(output.tables, output.notes, output.metrics, folder=folder, seconds=seconds)
 
 
-__all__ = ["RecipeOutput", "RecipeResult", "recipe_config", "run_recipe", "register_all", "DEFAULT_PRESET"]
+def _resumed_config(
+    name: str,
+    cls: Any,
+    work: Path,
+    config: Any,
+    preset: str | None,
+    overrides: list[str] | None,
+    config_file: str | Path | None,
+) -> Any:
+    """The saved config of the interrupted run in ``work`` plus ``overrides``; a config given as well (or built
+    from ``preset`` / ``config_file`` and the overrides) must equal it."""
+    saved_name, saved = _saved_config(work)
+    if saved_name != name:
+        raise ConfigError(f"{work} is a run of recipe {saved_name!r}, not {name!r}.")
+    resumed = from_dict(cls.Config, apply_overrides(saved, overrides or []), where=f"{work}/config.json")
+    if config is None and (preset is not None or config_file is not None):
+        config = recipe_config(name, preset, overrides, config_file)
+    if config is not None and to_dict(config) != to_dict(resumed):
+        changed = _changed_keys(to_dict(resumed), to_dict(config))
+        raise ConfigError(
+            f"Cannot resume {work}: the config given differs from its saved config.json in {changed}. "
+            "Resume with the same command, or with --out and --resume alone."
+        )
+    return resumed
+
+
+def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(set(old) | set(new))
+        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def evaluate_run(folder: str | Path) -> dict[str, Any]:
+    """Re-evaluate a finished run folder: its ``config.json`` names the recipe, whose ``evaluate`` does it."""
+    folder = Path(folder)
+    name, data = _saved_config(folder)
+    register_all()
+    cls = RECIPES.get(name)
+    if not hasattr(cls, "evaluate"):
+        able = [n for n in RECIPES if hasattr(RECIPES.get(n), "evaluate")]
+        raise ConfigError(
+            f"Recipe {name!r} cannot re-evaluate a run folder (it defines no evaluate()); its results are in "
+            f"{folder / 'metrics.json'}. Recipes that can: {', '.join(able) or 'none'}."
+        )
+    return cls().evaluate(from_dict(cls.Config, data, where=f"{folder}/config.json"), folder)
+
+
+__all__ = ["RecipeOutput", "RecipeResult", "recipe_config", "run_recipe", "evaluate_run", "register_all",
+           "DEFAULT_PRESET"]  # fmt: skip

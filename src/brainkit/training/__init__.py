@@ -13,7 +13,5 @@ from brainkit.training.schedule import learning_rate
 from brainkit.training.supervised import Arrays, SupervisedTask, fit, predict, top1_accuracy
 from brainkit.training.task import Task
 
-_make_fabric = make_fabric  # old name, for the loops not yet ported (removed when they are)
-
 __all__ = ["Arrays", "FitResult", "SupervisedTask", "Task", "TrainingConfig", "fit", "learning_rate",
            "make_fabric", "predict", "top1_accuracy", "torch_threads", "train"]  # fmt: skip

@@ -5,7 +5,6 @@ models (ridge: ``fit_closed_form``) are fitted in one shot instead."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainkit.errors import DataError
+from brainkit.data.paired import Arrays
 from brainkit.training.config import TrainingConfig
 from brainkit.training.loop import FitResult, torch_threads, train
 from brainkit.training.task import Task
-
-
-@dataclass
-class Arrays:
-    """Paired training arrays: ``x`` (n, n_voxels) float32 and ``y`` (n, *target_shape) float32."""
-
-    x: np.ndarray
-    y: np.ndarray
-    name: str = "train"
-
-    def __post_init__(self) -> None:
-        if len(self.x) != len(self.y):
-            raise DataError(f"{self.name}: {len(self.x)} brain samples but {len(self.y)} targets.")
-        if len(self.x) == 0:
-            raise DataError(f"{self.name}: no samples.")
-        for what, array in (("brain data", self.x), ("targets", self.y)):
-            if not np.isfinite(array).all():
-                raise DataError(f"{self.name}: {what} contain NaN or inf.")
 
 
 @torch.no_grad()

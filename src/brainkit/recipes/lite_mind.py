@@ -1,0 +1,345 @@
+"""The Lite-Mind recipe: fMRI -> image-embedding decoders trained on one subject and scored by retrieval.
+
+``brainkit run lite_mind`` trains ``model`` (Lite-Mind by default, or any registered decoder) and then each of
+``baselines`` on the SAME prepared data (:func:`brainkit.data.paired.prepare_data`: one subject, a seeded
+validation hold-out of training stimuli, z-scoring on the training trials), scores every decoder's test
+predictions by top-k and N-way retrieval (:func:`brainkit.evaluation.retrieval.score_predictions`), and writes
+one table, notes and ``report.html`` (:mod:`brainkit.report.lite_mind`). The ``demo`` preset (``brainkit
+demo``, ``make demo``) is Lite-Mind beside ridge and a MindEye-style MLP.
+
+Each decoder gets its own folder (``lite_mind/``, ``ridge/``, ``mindeye_mlp/``: the label in lower case) with
+``checkpoint/`` (safetensors + JSON), ``config.json`` (that decoder's config alone: a valid ``--config`` file),
+``preprocess.safetensors`` (the standardizer), ``history.jsonl`` and ``metrics.json``; while it trains, its
+``state/`` makes the run resumable (``brainkit run lite_mind --out DIR --resume``), and ``brainkit eval DIR``
+reloads every checkpoint and standardizer and recomputes the metrics (:meth:`LiteMindRecipe.evaluate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from brainkit.checkpoint import atomic_write_text
+from brainkit.config import from_dict, to_dict
+from brainkit.data.paired import DataSpec, PreparedData, prepare_data
+from brainkit.data.transforms import Standardizer
+from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.evaluation.retrieval import RetrievalSpec, cosine_similarity, score_predictions, top_k_indices
+from brainkit.recipes import RecipeOutput
+from brainkit.registry import RECIPES
+from brainkit.training import TrainingConfig, fit, predict
+
+log = logging.getLogger(__name__)
+
+# Table names of the registered decoders; any other model is shown under its registry name.
+LABELS = {"lite_mind": "Lite-Mind", "ridge": "Ridge", "mindeye_mlp": "MindEye MLP"}
+TABLE = "fMRI-to-image retrieval"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model (``brainkit list``), its preset (null: the model's defaults) and option changes."""
+
+    name: str = "lite_mind"
+    preset: str | None = "cpu_small"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    name: str = "infonce"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A decoder trained beside ``model``: a model as in :class:`ModelSpec`, its table ``label`` (default: the
+    model's usual name) and ``training`` changes to the run's ``training`` section for it alone."""
+
+    name: str = "ridge"
+    preset: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    training: dict[str, Any] = field(default_factory=dict)
+    label: str | None = None
+
+
+@dataclass(frozen=True)
+class LiteMindRecipeConfig:
+    """Data, the decoder (``model``), its objective and training, the retrieval scoring, and the baselines
+    trained and scored beside it on the same data (same objective; ``training`` plus their own changes)."""
+
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    objective: ObjectiveSpec = field(default_factory=ObjectiveSpec)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    evaluation: RetrievalSpec = field(default_factory=RetrievalSpec)
+    baselines: tuple[Baseline, ...] = ()
+
+
+# The released code's loss (one-directional InfoNCE, image rows over fMRI columns), at the temperature that suits
+# the small built-in demo (our choice, measured with the presets below).
+DEMO_OBJECTIVE = ObjectiveSpec("infonce", {"temperature": 0.05, "bidirectional": False})
+
+PRESETS = {
+    # Lite-Mind on the built-in nsd_like data (subj01), sized for 2 CPU cores. Target: EfficientNet-Lite0 pooled
+    # embedding (CLIP is not installable offline). 50 epochs: 300-way top-1 14.0 % vs 12.0 % at 30 (still rising
+    # at 30); ~200 s on 2 cores (measured 2026-11-23).
+    "cpu_small": LiteMindRecipeConfig(
+        model=ModelSpec("lite_mind", "cpu_small"),
+        objective=DEMO_OBJECTIVE,
+        training=TrainingConfig(
+            epochs=50, batch_size=250, lr=1e-3, weight_decay=0.1, warmup_epochs=2, min_lr=1e-5, grad_clip=1.0
+        ),
+        evaluation=RetrievalSpec(n_way=300, n_draws=30),
+    ),
+    # The paper's setting on real NSD subj01 (METHODS.md section 3; released train_litemind.py + README). Needs the
+    # NSD files under data.options.root and a local CLIP ViT-L/14 (openai/clip-vit-large-patch14) folder.
+    "nsd_subj01": LiteMindRecipeConfig(
+        data=DataSpec(
+            name="nsd",
+            subject="subj01",
+            target="clip_vit_l14",  # 257 x 768 tokens after ln_post + proj (MindEye-style target)
+            options={"root": "/path/to/nsd", "subjects": ["subj01"]},
+            encoder_options={"model_dir": "/path/to/clip-vit-large-patch14"},
+            val_fraction=0.0,
+        ),
+        model=ModelSpec("lite_mind", "nsd_subj01"),
+        # fixed logit scale exp(8) = 2981 (temperature 1 / 2981), image->fMRI rows (train_litemind.py)
+        objective=ObjectiveSpec("infonce", {"temperature": 3.3546e-4, "bidirectional": False}),
+        training=TrainingConfig(
+            epochs=1500,  # README
+            batch_size=1000,  # README (single V100 32 GB)
+            lr=1.171875e-4,  # base lr 1e-4 scaled by 600/512 (train_litemind.py)
+            weight_decay=0.1,
+            warmup_epochs=5,
+            min_lr=1e-5,
+            grad_clip=1.0,
+            accelerator="auto",
+        ),
+        evaluation=RetrievalSpec(n_way=300, n_draws=30),
+    ),
+    # Seconds: a tiny nsd_like build (weight-free pixel-projection targets) and the tiny Lite-Mind, for the tests.
+    "testing": LiteMindRecipeConfig(
+        data=DataSpec(
+            target="pixel_projection",
+            options={
+                "subjects": ["subj01", "subj05"],
+                "n_train_stimuli": 40,
+                "n_test_stimuli": 14,
+                "features": {
+                    "low": ["pixel_projection", {"dim": 24, "grid": 4}],
+                    "high": ["pixel_projection", {"dim": 24, "grid": 4}],
+                    "semantic": ["hashed_words", {"dim": 16}],
+                },
+                "n_components": {"low": 4, "high": 6, "semantic": 3},
+                "n_voxels": {"subj01": 41, "subj05": 29},
+                "image_size": 64,
+                "median_snr": 1.5,
+            },
+        ),
+        model=ModelSpec("lite_mind", "testing"),
+        objective=ObjectiveSpec("infonce", {"temperature": 0.1}),
+        training=TrainingConfig(epochs=3, batch_size=32, progress=False),
+        evaluation=RetrievalSpec(n_way=10, n_draws=5),
+    ),
+}
+# `make demo`: Lite-Mind (cpu_small above) beside ridge (alpha by cross-validation on training trials only) and
+# a MindEye-style residual MLP small enough for 2 CPU cores, trained with the same InfoNCE (30 epochs at 3e-4:
+# our choice for the demo).
+PRESETS["demo"] = dataclasses.replace(
+    PRESETS["cpu_small"],
+    baselines=(
+        Baseline("ridge", None, label="Ridge"),
+        Baseline("mindeye_mlp", "cpu_small", training={"epochs": 30, "lr": 3e-4}, label="MindEye MLP"),
+    ),
+)
+
+
+@dataclass
+class Decoder:
+    """One decoder of a run, resolved: its table label, folder name, model and training settings."""
+
+    label: str
+    folder: str
+    model: ModelSpec
+    training: TrainingConfig
+
+
+@dataclass
+class Scored:
+    """A trained decoder's test predictions and scores."""
+
+    metrics: dict[str, float]
+    n_parameters: int
+    train_seconds: float
+    history: list[dict[str, Any]]
+    predictions: np.ndarray
+
+
+def decoders(config: LiteMindRecipeConfig) -> list[Decoder]:
+    """``model`` then each baseline, with unique labels and folders (the label in lower case)."""
+    out = [Decoder(LABELS.get(config.model.name, config.model.name), "", config.model, config.training)]
+    for baseline in config.baselines:
+        training = from_dict(
+            TrainingConfig, {**to_dict(config.training), **baseline.training}, where="baselines[].training"
+        )
+        label = baseline.label or LABELS.get(baseline.name, baseline.name)
+        out.append(Decoder(label, "", ModelSpec(baseline.name, baseline.preset, baseline.options), training))
+    for decoder in out:
+        decoder.folder = re.sub(r"[^a-z0-9]+", "_", decoder.label.lower()).strip("_") or "decoder"
+    for what in ("label", "folder"):
+        names = [getattr(d, what) for d in out]
+        if len(set(names)) < len(names):
+            raise ConfigError(
+                f"lite_mind: two decoders share the {what} in {names}; give each its own label."
+            )
+    return out
+
+
+def decoder_config(config: LiteMindRecipeConfig, decoder: Decoder) -> LiteMindRecipeConfig:
+    """The config of ``decoder`` alone (what its folder's config.json holds)."""
+    return dataclasses.replace(config, model=decoder.model, training=decoder.training, baselines=())
+
+
+def build_for(config: LiteMindRecipeConfig, decoder: Decoder, data: PreparedData):
+    """The model of ``decoder`` and the run's objective, sized from ``data``."""
+    from brainkit.models import build_model, model_config
+    from brainkit.objectives.contrastive import build_objective
+
+    spec = decoder.model
+    sizes = {"n_voxels": data.train.x.shape[1], "output_shape": data.train.y.shape[1:]}
+    model = build_model(spec.name, model_config(spec.name, spec.preset, spec.options, **sizes))
+    return model, build_objective(config.objective.name, config.objective.options)
+
+
+def n_parameters(model: torch.nn.Module) -> int:
+    from brainkit.models import count_parameters
+
+    # a closed-form model (ridge) has no trainable parameters but fitted coefficients: count those
+    return count_parameters(model, trainable_only=not hasattr(model, "fit_closed_form"))
+
+
+def train_decoder(
+    config: LiteMindRecipeConfig, decoder: Decoder, data: PreparedData, folder: Path, resume: bool = False
+) -> Scored:
+    """Train ``decoder`` into ``folder`` (or, resuming, continue its ``state/``, or reload it when done)."""
+    from brainkit.models import save_model
+
+    if resume and (folder / "metrics.json").is_file():
+        log.info("%s finished before the interruption; reloading %s", decoder.label, folder)
+        return load_decoder(config, folder, data)
+    resume = resume and (folder / "state").is_dir()
+    if not resume:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(decoder.training.seed)
+    model, objective = build_for(config, decoder, data)
+    atomic_write_text(folder / "config.json", json.dumps(to_dict(decoder_config(config, decoder)), indent=2))
+    data.standardizer.save(folder / "preprocess.safetensors")
+    result = fit(model, objective, data.train, decoder.training, val=data.val, out_dir=folder, resume=resume)
+    predictions = predict(model, data.test.x)
+    metrics = score_predictions(config.evaluation, predictions, data.test.y)
+    meta = {
+        "subject": config.data.subject,
+        "n_parameters": n_parameters(model),
+        "train_seconds": result.seconds,
+    }
+    save_model(folder / "checkpoint", model, metadata=meta)
+    atomic_write_text(folder / "history.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
+    shutil.rmtree(folder / "state", ignore_errors=True)
+    atomic_write_text(folder / "metrics.json", json.dumps({**meta, **metrics}, indent=2))
+    return Scored(metrics, meta["n_parameters"], result.seconds, result.history, predictions)
+
+
+def load_decoder(config: LiteMindRecipeConfig, folder: Path, data: PreparedData) -> Scored:
+    """Reload a finished decoder (checkpoint + standardizer) and score it on ``data``'s test set again (the
+    subject of ``config.data``: a checkpoint fits only the voxel set it was trained on)."""
+    from brainkit.models import load_model
+
+    for needed in ("checkpoint", "preprocess.safetensors"):
+        if not (folder / needed).exists():
+            raise CheckpointError(f"{folder} lacks {needed}; it is not a finished lite_mind decoder folder.")
+    model, meta = load_model(folder / "checkpoint")
+    standardizer = Standardizer.load(folder / "preprocess.safetensors")
+    test_x = standardizer.transform(data.dataset.test[config.data.subject].values)
+    if model.config.n_voxels != test_x.shape[1]:
+        raise DataError(
+            f"The checkpoint in {folder} expects {model.config.n_voxels} voxels, the data have {test_x.shape[1]}."
+        )
+    predictions = predict(model, test_x)
+    history_path = folder / "history.jsonl"
+    history = (
+        [json.loads(line) for line in history_path.read_text().splitlines()] if history_path.is_file() else []
+    )
+    metrics = score_predictions(config.evaluation, predictions, data.test.y)
+    return Scored(metrics, meta.get("n_parameters", 0), meta.get("train_seconds", 0.0), history, predictions)
+
+
+def summarise(
+    config: LiteMindRecipeConfig, data: PreparedData, scored: dict[str, Scored]
+) -> tuple[list, list]:
+    """The table rows and notes of a run."""
+    from brainkit.report.lite_mind import comparison_notes, method_row
+
+    n_way = config.evaluation.n_way
+    rows = [
+        method_row(label, s.metrics, s.n_parameters, s.train_seconds, n_way) for label, s in scored.items()
+    ]
+    info = data.dataset.info
+    notes = comparison_notes(rows, n_way) + [
+        f"Data: {data.dataset.name}, subject {config.data.subject}: {len(data.train.x)} training trials, "
+        f"{0 if data.val is None else len(data.val.x)} validation stimuli, {len(data.test.x)} test stimuli "
+        f"(averaged over their repeats), {data.train.x.shape[1]} voxels; target {config.data.target} "
+        f"{tuple(data.train.y.shape[1:])}. {info.get('summary', '')}"
+    ]
+    return rows, notes
+
+
+@RECIPES.register(
+    "lite_mind", help="Lite-Mind (+ ridge / MLP baselines): fMRI -> image retrieval, one subject"
+)
+class LiteMindRecipe:
+    Config = LiteMindRecipeConfig
+    PRESETS = PRESETS
+    resumable = True  # `brainkit run lite_mind --resume` continues an interrupted run
+
+    def run(self, config: LiteMindRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
+        from brainkit.report.lite_mind import retrieval_grids, write_lite_mind_report
+
+        plan = decoders(config)
+        data = prepare_data(config.data, seed=config.training.seed)
+        scored = {}
+        for decoder in plan:
+            log.info("Training %s", decoder.label)
+            scored[decoder.label] = train_decoder(config, decoder, data, folder / decoder.folder, resume)
+        rows, notes = summarise(config, data, scored)
+        positions = data.dataset.stimuli.positions(data.test_ids)
+        queries = np.random.default_rng(0).choice(len(positions), size=min(8, len(positions)), replace=False)
+        retrieved = {
+            label: top_k_indices(cosine_similarity(s.predictions, data.test.y), queries, k=5)
+            for label, s in scored.items()
+        }
+        grids = retrieval_grids(data.dataset.stimuli.images, positions, queries, retrieved)
+        curves = {label: s.history for label, s in scored.items()}
+        write_lite_mind_report(
+            folder / "report.html", rows, notes, curves, grids, config.data.name, config.data.subject
+        )
+        metrics = {d.label: scored[d.label].metrics for d in plan}
+        return RecipeOutput({TABLE: rows}, notes, metrics)
+
+    def evaluate(self, config: LiteMindRecipeConfig, folder: Path) -> dict[str, dict[str, float]]:
+        """Each decoder's retrieval metrics again, from its checkpoint and standardizer in ``folder``."""
+        data = prepare_data(config.data, seed=config.training.seed)
+        return {d.label: load_decoder(config, folder / d.folder, data).metrics for d in decoders(config)}
+
+
+__all__ = ["Baseline", "LiteMindRecipe", "LiteMindRecipeConfig", "ModelSpec", "ObjectiveSpec", "PRESETS"]
