@@ -98,15 +98,17 @@ def test_learning_rate_schedule():
 
 
 @pytest.mark.slow
-def test_two_process_gloo_matches_single_process(tmp_path):
-    """Global batch 40 split over 2 gloo processes (negatives gathered) == one process with batch 40."""
+@pytest.mark.parametrize("model_name", ["tiny", "lite_mind", "linear_encoding"])
+def test_two_process_gloo_matches_single_process(tmp_path, model_name):
+    """Global batch 40 split over 2 gloo processes (negatives gathered) == one process with batch 40: the
+    supervised task of Lite-Mind (its testing preset) and of the linear encoding model, and a tiny MLP."""
     from lightning.fabric import Fabric
 
     single, double = tmp_path / "one", tmp_path / "two"
     single.mkdir(), double.mkdir()
-    distributed_fit_worker(Fabric(accelerator="cpu", devices=1), str(single), epochs=3, batch_size=40)
+    distributed_fit_worker(Fabric(accelerator="cpu", devices=1), str(single), 3, 40, model_name)
     fabric = Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn")
-    fabric.launch(distributed_fit_worker, str(double), 3, 40)
+    fabric.launch(distributed_fit_worker, str(double), 3, 40, model_name)
     a = load_tensors(single / "weights.safetensors")
     b = load_tensors(double / "weights.safetensors")
     assert a.keys() == b.keys()

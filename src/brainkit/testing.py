@@ -74,18 +74,39 @@ class TinyMLP(nn.Module):
         return self.net(x).reshape(len(x), *self.config.output_shape)
 
 
-def distributed_fit_worker(fabric, out_dir: str, epochs: int, batch_size: int) -> None:
-    """Run by Fabric in each process of the 2-process test: trains TinyMLP and saves rank 0's weights."""
+def distributed_fit_worker(
+    fabric, out_dir: str, epochs: int, batch_size: int, model_name: str = "tiny"
+) -> None:
+    """Run by Fabric in each process of the 2-process tests: trains a model on the supervised task and saves rank
+    0's weights. ``model_name``: ``"tiny"`` (TinyMLP + InfoNCE), ``"lite_mind"`` (its testing preset + InfoNCE:
+    Lite-Mind's main phase) or ``"linear_encoding"`` (toy targets -> voxels with voxel MSE: the sixth method's)."""
     from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
     from brainkit.training import Arrays, TrainingConfig, fit
 
     data = tiny_decoding_dataset()
     train = data.train["s1"]
     target = data.stimuli.embedding("toy")[data.stimuli.positions(train.stimulus_ids)]
+    x, y, objective = train.values, target, InfoNCE(InfoNCEConfig(temperature=0.1))
     torch.manual_seed(0)
-    model = TinyMLP(TinyConfig(n_voxels=train.n_features, output_shape=(11,)))
+    if model_name == "tiny":
+        model = TinyMLP(TinyConfig(n_voxels=train.n_features, output_shape=(11,)))
+    else:
+        import dataclasses
+
+        from brainkit.models import build_model
+        from brainkit.models.base import example_config
+
+        config = example_config(model_name)
+        if model_name == "linear_encoding":
+            from brainkit.objectives.regression import VoxelMSE
+
+            x, y, objective = target, train.values, VoxelMSE()
+            config = dataclasses.replace(config, n_features=x.shape[1], n_voxels=y.shape[1])
+        else:
+            config = dataclasses.replace(config, n_voxels=x.shape[1], output_shape=(y.shape[1],))
+        model = build_model(model_name, config)
     config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, grad_clip=None)
-    fit(model, InfoNCE(InfoNCEConfig(temperature=0.1)), Arrays(train.values, target), config, fabric=fabric)
+    fit(model, objective, Arrays(x, y), config, fabric=fabric)
     if fabric.global_rank == 0:
         from brainkit.checkpoint import save_tensors
 

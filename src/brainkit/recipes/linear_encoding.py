@@ -154,8 +154,15 @@ def fit_ridge(data: SubjectData, alphas: tuple[float, ...]) -> tuple[np.ndarray,
     val_r = np.stack([voxel_correlations(Ridge(alpha=a).fit(data.train.x, data.train.y).predict(data.val.x),
                                          data.val.y) for a in alphas])  # fmt: skip
     chosen = np.asarray(alphas)[np.argmax(val_r, axis=0)]
-    final = Ridge(alpha=chosen).fit(data.train.x, data.train.y)
-    return final.predict(data.test.x).astype(np.float32), chosen
+    prediction = np.zeros((len(data.test.x), len(chosen)), np.float32)
+    for alpha in np.unique(
+        chosen
+    ):  # one fit per alpha for the voxels that chose it (a fit per voxel is slow)
+        voxels = chosen == alpha
+        prediction[:, voxels] = (
+            Ridge(alpha=alpha).fit(data.train.x, data.train.y[:, voxels]).predict(data.test.x)
+        )
+    return prediction, chosen
 
 
 def fit_encoder(data: SubjectData, config: LinearEncodingRecipeConfig, folder: Path):
