@@ -5,13 +5,11 @@ seeded, exact resume, 2 gloo processes == 1) and the fine-tuning head."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from brainkit.checkpoint import load_tensors, save_tensors
 from brainkit.cli import main
 from brainkit.data import load_dataset
 from brainkit.data.timeseries import connectivity
@@ -22,6 +20,7 @@ from brainkit.models.brain_mae import BrainMAE
 from brainkit.objectives.masked import MaskingConfig
 from brainkit.recipes import recipe_config, run_recipe
 from brainkit.recipes.brain_mae import FinetuneHead, pretrain
+from brainkit.testing import one_and_two_processes, save_rank0
 from brainkit.training import TrainingConfig
 
 N_ROIS, FRAMES, N_SEGMENTS = 7, 5, 3
@@ -133,27 +132,18 @@ def pretraining_worker(fabric, out_dir: str) -> None:
     training = TrainingConfig(epochs=3, batch_size=8, lr=1e-2, progress=False)
     result = pretrain(model, correlated_windows(24, 0), training, MaskingConfig(), correlated_windows(6, 1),
                       fabric=fabric)  # fmt: skip
-    if fabric.global_rank == 0:
-        save_tensors(Path(out_dir) / "weights.safetensors", model.state_dict())
-        (Path(out_dir) / "history.json").write_text(json.dumps(result.history))
+    save_rank0(fabric, out_dir, model.state_dict(), result.history)
 
 
 @pytest.mark.slow
 def test_pretraining_two_gloo_processes_match_one(tmp_path) -> None:
     """Global batch 8 split over 2 gloo processes (4 windows each, masks drawn before the split) == 1 process."""
-    from lightning.fabric import Fabric
-
-    single, double = tmp_path / "one", tmp_path / "two"
-    single.mkdir(), double.mkdir()
-    pretraining_worker(Fabric(accelerator="cpu", devices=1), str(single))
-    fabric = Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn")
-    fabric.launch(pretraining_worker, str(double))
-    a, b = load_tensors(single / "weights.safetensors"), load_tensors(double / "weights.safetensors")
+    one, two = one_and_two_processes(pretraining_worker, tmp_path)
+    a, b = one["weights"], two["weights"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
-    one, two = (json.loads((f / "history.json").read_text()) for f in (single, double))
-    for r1, r2 in zip(one, two, strict=True):
+    for r1, r2 in zip(one["history"], two["history"], strict=True):
         assert r1["train_loss"] == pytest.approx(r2["train_loss"], rel=1e-5)
         assert r1["val_masked_mse"] == pytest.approx(r2["val_masked_mse"], rel=1e-5)
 

@@ -19,6 +19,7 @@ from brainkit.recipes import recipe_config, run_recipe
 from brainkit.recipes.clip_mused import RELEASED_TRAINING, SemanticTask, predict
 from brainkit.report.clip_mused import attention_figure, attention_volume, token_embedding_figure
 from brainkit.stimuli.semantic_features import post_process, semantic_targets
+from brainkit.testing import one_and_two_processes, save_rank0
 from brainkit.training import train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -163,33 +164,18 @@ class _RunningStatistics(SemanticTask):
 
 def clip_mused_fit_worker(fabric, out_dir: str) -> None:
     """Run by Fabric in each process: trains the tiny CLIP-MUSED task, rank 0 saves the weights."""
-    from pathlib import Path
-
-    from brainkit.checkpoint import save_tensors
-
     mask = np.ones((9, 8, 7), bool)
     task = _RunningStatistics(_model(), SemanticLoss(), _arrays(mask), VolumeGrid(mask))
     train(task, replace(TRAINING, epochs=3, batch_size=6), fabric=fabric)
-    if fabric.global_rank == 0:
-        save_tensors(Path(out_dir) / "weights.safetensors", task.model.state_dict())
+    save_rank0(fabric, out_dir, task.model.state_dict())
 
 
 @pytest.mark.slow
 def test_two_process_gloo_matches_single_process(tmp_path) -> None:
     """Global batch 6 split over 2 gloo processes == one process with batch 6 (same batches, same loss)."""
-    from lightning.fabric import Fabric
 
-    from brainkit.checkpoint import load_tensors
-
-    single, double = tmp_path / "one", tmp_path / "two"
-    single.mkdir(), double.mkdir()
-    clip_mused_fit_worker(Fabric(accelerator="cpu", devices=1), str(single))
-    Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(clip_mused_fit_worker, str(double))
-    a, b, before = (
-        load_tensors(single / "weights.safetensors"),
-        load_tensors(double / "weights.safetensors"),
-        _model(),
-    )
+    one, two = one_and_two_processes(clip_mused_fit_worker, tmp_path)
+    a, b, before = one["weights"], two["weights"], _model()
     assert a.keys() == b.keys()
     assert not torch.allclose(a["classifier.weight"], before.classifier.weight, atol=1e-3)  # it did train
     # The key part of each qkv bias has no gradient in exact arithmetic (the softmax ignores a shift shared by all

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from brainkit.models.dc_mae import DCMAE, pad_voxels
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss, masked_mse
 from brainkit.recipes.vis_dec.encoder import BETAS, DCMAETask, pretrain_dc_mae
+from brainkit.testing import one_and_two_processes, save_rank0
 from brainkit.training import TrainingConfig, train
 
 N_VOXELS, BATCH = 52, 7  # 13 patches of 4 voxels in the testing preset
@@ -205,30 +205,21 @@ def test_pretraining_task_resumes_exactly(tmp_path, one_torch_thread) -> None:
 
 def _distributed_worker(fabric, out_dir: str, batch_size: int) -> None:
     """Run by Fabric in each process (and once alone): DC-MAE pretraining, rank 0 saves the weights."""
-    from brainkit.checkpoint import save_tensors
-
     torch.set_num_threads(1)
     model = tiny()  # dropout 0: the processes' dropout streams differ by design
     config = TrainingConfig(epochs=2, batch_size=batch_size, lr=3e-3, weight_decay=0.05, betas=BETAS,
                             warmup_epochs=1, grad_clip=0.8, progress=False)  # fmt: skip
     pretrain_dc_mae(model, _voxels(48, 0), config, fabric=fabric)
-    if fabric.global_rank == 0:
-        save_tensors(Path(out_dir) / "weights.safetensors", model.state_dict())
+    save_rank0(fabric, out_dir, model.state_dict())
 
 
 @pytest.mark.slow
 def test_two_process_gloo_matches_single_process(tmp_path) -> None:
     """Global batch 16 split over 2 gloo processes (two masks per sample drawn before the split, InfoNCE
     negatives gathered) == one process with batch 16."""
-    from lightning.fabric import Fabric
 
-    from brainkit.checkpoint import load_tensors
-
-    single, double = tmp_path / "one", tmp_path / "two"
-    single.mkdir(), double.mkdir()
-    _distributed_worker(Fabric(accelerator="cpu", devices=1), str(single), 16)
-    Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(_distributed_worker, str(double), 16)
-    a, b = load_tensors(single / "weights.safetensors"), load_tensors(double / "weights.safetensors")
+    one, two = one_and_two_processes(_distributed_worker, tmp_path, 16)
+    a, b = one["weights"], two["weights"]
     assert a.keys() == b.keys()
     for key in a:
         if key.endswith(

@@ -33,6 +33,7 @@ from brainkit.evaluation.movie_retrieval import (
     retrieval_scores,
 )
 from brainkit.stimuli.speech import DEFAULT_FOLDERS
+from brainkit.testing import one_and_two_processes, save_rank0
 
 needs_speech = pytest.mark.skipif(
     not any(Path(p).is_dir() for p in DEFAULT_FOLDERS),
@@ -320,33 +321,22 @@ def test_sim_task_resumes_exactly(tmp_path, movie, one_torch_thread) -> None:
 
 def sim_distributed_worker(fabric, out_dir: str) -> None:
     """Run by Fabric in each process of the 2-process check: the SIM task's main phase, rank 0's weights saved."""
-    from brainkit.checkpoint import save_tensors
     from brainkit.training import TrainingConfig, train
 
     task = _task(synthetic_movie_data(), dropout=0.0)
     config = TrainingConfig(steps=4, batch_size=8, lr=3e-3, warmup_steps=1, validate_every=2, progress=False)
     result = train(task, config, fabric=fabric)
-    if fabric.global_rank == 0:
-        save_tensors(Path(out_dir) / "weights.safetensors", task.model.state_dict())
-        (Path(out_dir) / "history.json").write_text(json.dumps(result.history))
+    save_rank0(fabric, out_dir, task.model.state_dict(), result.history)
 
 
 @pytest.mark.slow
 def test_sim_task_two_process_gloo_matches_single_process(tmp_path) -> None:
     """A global batch of 8 distinct contents split over 2 gloo processes (negatives gathered) == one process."""
-    from lightning.fabric import Fabric
-
-    from brainkit.checkpoint import load_tensors
-
-    single, double = tmp_path / "one", tmp_path / "two"
-    single.mkdir(), double.mkdir()
-    sim_distributed_worker(Fabric(accelerator="cpu", devices=1), str(single))
-    Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(sim_distributed_worker, str(double))
-    a, b = load_tensors(single / "weights.safetensors"), load_tensors(double / "weights.safetensors")
+    one, two = one_and_two_processes(sim_distributed_worker, tmp_path)
+    a, b = one["weights"], two["weights"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
-    one, two = (json.loads((d / "history.json").read_text()) for d in (single, double))
-    for r1, r2 in zip(one, two, strict=True):
+    for r1, r2 in zip(one["history"], two["history"], strict=True):
         for key in ("train_loss", "monitor_loss", "monitor_top1"):
             assert r1[key] == pytest.approx(r2[key], rel=1e-4, abs=1e-5), key

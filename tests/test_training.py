@@ -4,10 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from brainkit.checkpoint import load_tensors
 from brainkit.errors import CheckpointError, DataError
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
-from brainkit.testing import TinyConfig, TinyMLP, distributed_fit_worker, tiny_decoding_dataset
+from brainkit.testing import (
+    TinyConfig,
+    TinyMLP,
+    distributed_fit_worker,
+    one_and_two_processes,
+    tiny_decoding_dataset,
+)
 from brainkit.training import Arrays, TrainingConfig, fit, learning_rate, predict, top1_accuracy
 
 
@@ -102,15 +107,8 @@ def test_learning_rate_schedule():
 def test_two_process_gloo_matches_single_process(tmp_path, model_name):
     """Global batch 40 split over 2 gloo processes (negatives gathered) == one process with batch 40: the
     supervised task of Lite-Mind (its testing preset) and of the linear encoding model, and a tiny MLP."""
-    from lightning.fabric import Fabric
-
-    single, double = tmp_path / "one", tmp_path / "two"
-    single.mkdir(), double.mkdir()
-    distributed_fit_worker(Fabric(accelerator="cpu", devices=1), str(single), 3, 40, model_name)
-    fabric = Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn")
-    fabric.launch(distributed_fit_worker, str(double), 3, 40, model_name)
-    a = load_tensors(single / "weights.safetensors")
-    b = load_tensors(double / "weights.safetensors")
+    one, two = one_and_two_processes(distributed_fit_worker, tmp_path, 3, 40, model_name)
+    a, b = one["weights"], two["weights"]
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)

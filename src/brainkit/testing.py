@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,10 +108,43 @@ def distributed_fit_worker(
         model = build_model(model_name, config)
     config = TrainingConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, progress=False, grad_clip=None)
     fit(model, objective, Arrays(x, y), config, fabric=fabric)
+    save_rank0(fabric, out_dir, model.state_dict())
+
+
+def save_rank0(fabric, out_dir: str, state: dict[str, torch.Tensor], history: list | None = None) -> None:
+    """What a 2-process test's worker keeps: rank 0's weights (and history) in ``out_dir``."""
     if fabric.global_rank == 0:
+        import json
+
         from brainkit.checkpoint import save_tensors
 
-        save_tensors(Path(out_dir) / "weights.safetensors", model.state_dict())
+        save_tensors(Path(out_dir) / "weights.safetensors", state)
+        if history is not None:
+            (Path(out_dir) / "history.json").write_text(json.dumps(history))
+
+
+def one_and_two_processes(worker, folder: Path, *args) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``worker(fabric, out_dir, *args)`` in this process and in 2 gloo processes (``ddp_spawn``); each run
+    keeps rank 0's results with :func:`save_rank0`. Returns both runs' ``{"weights", "history"}`` (history ``None``
+    when the worker kept none), the 1-process run first: the data of the 1-process == N-process checks."""
+    import json
+
+    from lightning.fabric import Fabric
+
+    from brainkit.checkpoint import load_tensors
+
+    runs = []
+    for devices in (1, 2):
+        out = Path(folder) / f"{devices}-process"
+        out.mkdir(parents=True)
+        if devices == 1:
+            worker(Fabric(accelerator="cpu", devices=1), str(out), *args)
+        else:
+            Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(worker, str(out), *args)
+        history = out / "history.json"
+        runs.append({"weights": load_tensors(out / "weights.safetensors"),
+                     "history": json.loads(history.read_text()) if history.is_file() else None})  # fmt: skip
+    return runs[0], runs[1]
 
 
 def photo_crops(n_per_source: int = 12, size: int = 64) -> np.ndarray:
