@@ -153,6 +153,7 @@ def test_bad_config_raises() -> None:
         msl.MovieSurfaceConfig(n_voices=0)
 
 
+@needs_speech
 def test_soundtrack_follows_the_shots_and_keeps_the_video_cache_key() -> None:
     from brainkit.data.builtin.movie_surface_like_stimuli import run_design, shot_voices, stimulus_key
     from brainkit.stimuli.movies import movie_segment
