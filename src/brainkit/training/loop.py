@@ -193,10 +193,13 @@ def train(
                    disable=True if (not config.progress or rank) else None)  # fmt: skip
         cache: dict[int, list[Any]] = {0: first}
 
-        def write(record_best: bool) -> None:
-            meta = {"training": to_dict(config), "task": name, "step": step, "history": history,
-                    "best": best, "sums": sums}  # fmt: skip
-            save_state(out / STATE, task, optimizer, meta)
+        def write(state: bool, record_best: bool) -> None:
+            """The resumable state when ``state`` (a checkpoint period, the end, a stop), the best weights when
+            ``record_best`` (an improvement between checkpoints writes those alone), and the history."""
+            if state:
+                meta = {"training": to_dict(config), "task": name, "step": step, "history": history,
+                        "best": best, "sums": sums}  # fmt: skip
+                save_state(out / STATE, task, optimizer, meta)
             if record_best:
                 save_weights(out / BEST, task, {"task": name, "step": step, "record": best})
             atomic_write_text(out / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
@@ -243,7 +246,9 @@ def train(
             at_end = step == total
             if step % period and not at_end:
                 if step == stop and out is not None and rank == 0:
-                    write(False)  # stopped by until_*: keep the partial period's sums for the resumed job
+                    write(
+                        True, False
+                    )  # stopped by until_*: keep the partial period's sums for the resumed job
                 continue
             n = sums.pop("_steps")
             keys = sorted(sums)
@@ -269,13 +274,9 @@ def train(
                 {k: round(v, 4) for k, v in record.items() if k not in ("step", "epoch", "seconds")}
             )
             log.info("%s step %d: %s", name, step, record)
-            periods = -(-step // period)
-            if (
-                out is not None
-                and rank == 0
-                and (periods % config.checkpoint_every == 0 or step == stop or improved)
-            ):
-                write(improved)
+            due = -(-step // period) % config.checkpoint_every == 0 or step == stop
+            if out is not None and rank == 0 and (due or improved):
+                write(due, improved)
         bar.close()
         fabric.barrier()
     return FitResult(history=history, seconds=time.perf_counter() - start, best=best, steps=step)
