@@ -375,3 +375,52 @@ def test_synced_batchnorm_leaves_cpu_and_disabled_runs_alone(caplog):
     with synced_batchnorm(module, enabled=False):
         assert type(module[1]) is torch.nn.BatchNorm1d
     assert TrainingConfig().sync_batchnorm
+
+
+def test_train_phase_finishes_reloads_and_resumes_exactly(tmp_path, monkeypatch):
+    """A phase killed after 3 steps resumes bit for bit; a finished phase is reloaded, not trained again; its
+    state is gone once it finished; changed settings on a finished phase are refused."""
+    from brainkit.errors import CheckpointError
+    from brainkit.testing import SimulatedKill, killing_train
+    from brainkit.training import phase, phase_done, read_history, train_phase
+
+    config = TrainingConfig(steps=8, batch_size=8, validate_every=2, progress=False, lr=0.05)
+    full = _task()
+    whole = train_phase(full, config, tmp_path / "full", name="masked")
+    assert phase_done(tmp_path / "full") and not (tmp_path / "full" / "state").exists()
+    assert read_history(tmp_path / "full") == whole.history
+
+    calls = []
+    monkeypatch.setattr(phase, "train", killing_train("masked", until_step=3, calls=calls))
+    with pytest.raises(SimulatedKill):
+        train_phase(_task(), config, tmp_path / "part", name="masked")
+    assert (tmp_path / "part" / "state").is_dir() and not phase_done(tmp_path / "part")
+    monkeypatch.setattr(phase, "train", killing_train("nothing", calls=calls))
+    resumed = _task()
+    torch.nn.init.zeros_(resumed.linear.weight)  # everything must come from the state
+    again = train_phase(resumed, config, tmp_path / "part", resume=True, name="masked")
+    for a, b in zip(full.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [r["train_loss"] for r in again.history] == [r["train_loss"] for r in whole.history]
+
+    calls.clear()
+    reloaded = _task()
+    torch.nn.init.zeros_(reloaded.linear.weight)
+    result = train_phase(reloaded, config, tmp_path / "part", resume=True, name="masked")
+    assert calls == [] and result.history == again.history
+    for a, b in zip(full.parameters(), reloaded.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="other training settings"):
+        train_phase(_task(), TrainingConfig(steps=9, batch_size=8, progress=False), tmp_path / "part",
+                    resume=True, name="masked")  # fmt: skip
+    # a kill after final/ but before done.json: the loop resumes at its last step and the phase finishes again
+    (tmp_path / "part" / "done.json").unlink()
+    monkeypatch.setattr(phase, "train", killing_train("masked", until_step=8))
+    with pytest.raises(SimulatedKill):
+        train_phase(_task(), config, tmp_path / "late", name="masked")
+    monkeypatch.setattr(phase, "train", killing_train("nothing"))
+    late = _task()
+    torch.nn.init.zeros_(late.linear.weight)
+    train_phase(late, config, tmp_path / "late", resume=True, name="masked")
+    for a, b in zip(full.parameters(), late.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

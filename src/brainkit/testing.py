@@ -168,3 +168,25 @@ def photo_crops(n_per_source: int = 12, size: int = 64) -> np.ndarray:
             y, x = (j * 37) % (h // 3), (j * 53) % (w // 3)
             crops.append(resize_images(image[None, y : y + 2 * h // 3, x : x + 2 * w // 3], size)[0])
     return np.stack(crops)
+
+
+class SimulatedKill(RuntimeError):
+    """Raised by :func:`killing_train` where a real run would have been killed."""
+
+
+def killing_train(match: str, until_step: int = 1, calls: list[str] | None = None):
+    """A stand-in for :func:`brainkit.training.loop.train` (patch it into :mod:`brainkit.training.phase`) that
+    trains the phase whose name starts with ``match`` for ``until_step`` optimiser steps, writes its resumable
+    state and raises :class:`SimulatedKill`; every other phase trains normally. The phase names are appended to
+    ``calls``, so a test can tell which phases a resumed run trained again and which it reloaded."""
+    from brainkit.training.loop import train
+
+    def killing(task, config, *args, name=None, **kwargs):
+        if calls is not None:
+            calls.append(name)
+        if name is None or not name.startswith(match):
+            return train(task, config, *args, name=name, **kwargs)
+        train(task, config, *args, name=name, **{**kwargs, "until_step": until_step})
+        raise SimulatedKill(f"simulated kill in {name} after step {until_step}")
+
+    return killing

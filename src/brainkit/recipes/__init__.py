@@ -177,8 +177,8 @@ def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock
 
 
 def _has_state(work: Path) -> bool:
-    """Whether ``work`` holds a trainer ``state/`` (itself or one level down), i.e. can be resumed."""
-    return (work / "state").is_dir() or any(work.glob("*/state"))
+    """Whether ``work`` holds a trainer ``state/`` or a finished phase (at any depth), i.e. can be resumed."""
+    return any(path.is_dir() for path in work.rglob("state")) or any(work.rglob("done.json"))
 
 
 def run_recipe(

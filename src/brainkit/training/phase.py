@@ -1,0 +1,100 @@
+"""One resumable phase of a recipe: train a task into its own folder, or reload it when it already finished.
+
+A recipe with several networks or phases (CLIP-MUSED's ablations, BrainMAE's pretraining then fine-tuning, SIM,
+Vis-Dec's three phases) calls :func:`train_phase` once per network with its own ``folder``. While training, the
+folder holds the loop's ``state/`` (resumable) and ``history.jsonl``; when training ends it holds ``final/`` (the
+task's weights) and ``done.json`` (the loop's result), and ``state/`` is removed. With ``resume=True`` a finished
+phase is reloaded into the task (not retrained), an interrupted one continues from ``state/`` bit for bit, and one
+that never started trains from the beginning, so a recipe resumed after a kill ends exactly where the
+uninterrupted run does.
+
+Order of the writes (each one atomic): ``final/``, then ``done.json``, then ``state/`` removed. A kill between two
+of them resumes correctly: without ``done.json`` the loop resumes from ``state/`` at its last step (nothing left to
+train) and the phase is finished again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from brainkit.checkpoint import atomic_write_text
+from brainkit.config import to_dict
+from brainkit.errors import CheckpointError
+from brainkit.training.config import TrainingConfig
+from brainkit.training.loop import HISTORY, STATE, FitResult, train
+from brainkit.training.state import load_weights, save_weights
+from brainkit.training.task import Task
+
+log = logging.getLogger(__name__)
+FINAL, DONE = "final", "done.json"
+
+
+def phase_done(folder: str | Path) -> bool:
+    """Whether the phase in ``folder`` finished (its weights and result are there)."""
+    folder = Path(folder)
+    return (folder / DONE).is_file() and (folder / FINAL).is_dir()
+
+
+def train_phase(
+    task: Task,
+    config: TrainingConfig,
+    folder: str | Path,
+    resume: bool = False,
+    name: str | None = None,
+    **train_options: Any,
+) -> FitResult:
+    """Train ``task`` with ``config`` into ``folder`` (see the module docstring); returns the loop's result.
+
+    ``resume=False`` starts over (an old ``folder`` is removed); ``resume=True`` reloads a finished phase, continues
+    an interrupted one, or starts one that never began. ``train_options`` go to :func:`train` (``fabric``).
+    """
+    folder = Path(folder)
+    name = name or type(task).__name__
+    if resume and phase_done(folder):
+        return _reload(task, config, folder, name)
+    continuing = resume and (folder / STATE).is_dir()
+    if not continuing:
+        shutil.rmtree(folder, ignore_errors=True)
+    result = train(task, config, out_dir=folder, resume=continuing, name=name, **train_options)
+    save_weights(folder / FINAL, task, {"task": name, "step": result.steps})
+    done = {
+        "task": name,
+        "training": to_dict(config),
+        "history": result.history,
+        "seconds": result.seconds,
+        "best": result.best,
+        "steps": result.steps,
+    }
+    atomic_write_text(folder / DONE, json.dumps(done, indent=1))
+    shutil.rmtree(folder / STATE, ignore_errors=True)
+    return result
+
+
+def _reload(task: Task, config: TrainingConfig, folder: Path, name: str) -> FitResult:
+    try:
+        done = json.loads((folder / DONE).read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(
+            f"{folder / DONE} is truncated or not JSON ({err}); delete {folder} to train that phase again."
+        ) from None
+    if done.get("training") != to_dict(config) or done.get("task") != name:
+        raise CheckpointError(
+            f"The finished phase in {folder} was trained as {done.get('task')!r} with other training settings "
+            f"than this run's {name!r}; delete {folder} to train it again with the new settings."
+        )
+    load_weights(folder / FINAL, task)
+    log.info("%s finished before the interruption; reloaded from %s", name, folder)
+    return FitResult(history=done["history"], seconds=done["seconds"], best=done["best"], steps=done["steps"])
+
+
+def read_history(folder: str | Path) -> list[dict[str, Any]]:
+    """The per-period history of the phase in ``folder`` (empty when it has none)."""
+    path = Path(folder) / HISTORY
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
+__all__ = ["DONE", "FINAL", "phase_done", "read_history", "train_phase"]
