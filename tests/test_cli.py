@@ -56,7 +56,8 @@ def test_train_then_eval(tiny_config, tmp_path, capsys):
     assert {p.name for p in run.iterdir()} >= {"config.json", "metrics.json", "report.html", "mindeye_mlp"}
     decoder = run / "mindeye_mlp"
     assert {p.name for p in decoder.iterdir()} == {
-        "config.json", "checkpoint", "preprocess.safetensors", "history.jsonl", "metrics.json"
+        "config.json", "checkpoint", "preprocess.safetensors", "history.jsonl", "metrics.json", "inputs.json",
+        "target_probe.safetensors",
     }  # fmt: skip
     assert (decoder / "checkpoint" / "model.safetensors").is_file()
     assert not list(tmp_path.glob(".*partial"))
@@ -101,6 +102,9 @@ def test_bad_input_gives_clear_error_and_no_folder(tiny_config, tmp_path, capsys
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml does not exist" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "missing")]) == 2
+    assert "missing does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", str(tmp_path / "empty")]) == 2
     assert "not a brainkit run folder" in capsys.readouterr().err
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -312,3 +313,19 @@ def test_resume_continues_exactly(full_run, tmp_path, cache_dir, monkeypatch, ca
         ]
     assert main(["run", "lite_mind", "--out", str(run), "--resume"]) == 2
     assert "is complete; there is nothing to resume" in capsys.readouterr().err
+
+
+def test_gallery_retrieval_refuses_an_encoder_that_does_not_give_the_runs_targets(full_run, tmp_path) -> None:
+    """nsd_like's testing build embeds its stimuli with pixel_projection(dim=24, grid=4); the run's encoder
+    (default options) gives other vectors, so ranking a gallery with it would be meaningless: a clear error."""
+    from PIL import Image
+
+    import brainkit
+    from brainkit.errors import DataError
+    from brainkit.testing import photo_crops
+
+    run = brainkit.load(full_run.folder)
+    (tmp_path / "gallery").mkdir()
+    Image.fromarray(photo_crops(n_per_source=1, size=32)[0]).save(tmp_path / "gallery" / "a.png")
+    with pytest.raises(DataError, match="does not reproduce the targets this run learnt"):
+        run.retrieve(np.zeros((1, 41), np.float32), tmp_path / "gallery")

@@ -85,6 +85,42 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_predict(args: argparse.Namespace) -> int:
+    """``brainkit predict RUN --input FILE --out FILE``: decoded embeddings (and, with --gallery, retrieval)."""
+    import numpy as np
+
+    from brainkit.checkpoint import atomic_write_text
+    from brainkit.recipes.loaded import load
+
+    run = load(args.run)
+    options = {"subject": args.subject, "space": args.space, "decoder": args.decoder}
+    if args.mask:
+        from brainkit.data.readers.inputs import read_brain_input
+        from brainkit.data.readers.volumes import read_volume
+
+        source = read_brain_input(args.input, read_volume(args.mask)[0] != 0)
+    else:
+        source = args.input
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise BrainkitError(f"--out {out}: predictions are written as a .npy file; name it e.g. pred.npy.")
+    predicted = run.predict(source, **options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.npy")
+    np.save(tmp, predicted)
+    tmp.replace(out)
+    print(f"Decoded {len(predicted)} sample(s) -> {tuple(predicted.shape[1:])} embeddings: {out}")
+    if args.gallery:
+        html = out.with_suffix(".html")
+        found = run.retrieve(source, args.gallery, k=args.k, html=html, **options)
+        table = out.with_suffix(".json")
+        atomic_write_text(
+            table, json.dumps({"ids": found["ids"].tolist(), "scores": found["scores"].tolist()})
+        )
+        print(f"Nearest {args.k} gallery images per sample: {table} (page: {html})")
+    return 0
+
+
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from brainkit.evaluation.image_pairs import read_image_pairs
     from brainkit.evaluation.reconstruction import (
@@ -186,6 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
     evaluate.add_argument("run", help="a run folder written by brainkit run (or train, demo)")
     evaluate.set_defaults(func=_cmd_eval)
+
+    predicting = sub.add_parser("predict", help="decode new recordings with a finished run")
+    predicting.add_argument("run", help="a run folder written by brainkit run (a recipe that can predict)")
+    predicting.add_argument("--input", required=True, help="brain data: .npy (n, voxels), NIfTI or GIFTI")
+    predicting.add_argument("--out", required=True, help="where to write the decoded embeddings (.npy)")
+    predicting.add_argument("--subject", help="the input's subject (checked against the run's)")
+    predicting.add_argument("--space", help="the input's space (checked against the run's)")
+    predicting.add_argument("--decoder", help="which decoder of the run (default: its main model)")
+    predicting.add_argument("--mask", help="a NIfTI brain mask for NIfTI input (default: the run's own)")
+    predicting.add_argument(
+        "--gallery", help="a folder of images to rank for each sample (writes OUT.json/.html)"
+    )
+    predicting.add_argument("--k", type=int, default=5, help="gallery images per sample (default 5)")
+    predicting.set_defaults(func=_cmd_predict)
 
     metrics = sub.add_parser(
         "metrics", help="reconstruction metrics of a folder of real / reconstructed images"

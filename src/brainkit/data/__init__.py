@@ -1,11 +1,18 @@
-"""Data model, readers of real formats, splits, and the built-in datasets."""
+"""Data model, readers of real formats, splits, and the built-in datasets.
+
+Your own data: :func:`from_arrays` (arrays per subject -> the trial-based contract), :func:`save_dataset`
+(a folder that ``data.name=folder`` / ``data.options.root=DIR`` reads back), :func:`load_dataset` (any
+registered dataset by name: ``brainkit list``).
+"""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any
 
+from brainkit.data.arrays import from_arrays
 from brainkit.data.contract import Dataset
+from brainkit.data.readers.saved import save_dataset
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.data.splits import Split, make_split
 from brainkit.registry import DATASETS
@@ -40,6 +47,8 @@ __all__ = [
     "Split",
     "make_split",
     "load_dataset",
+    "from_arrays",
+    "save_dataset",
     "dataset_accepts",
     "register_all",
 ]

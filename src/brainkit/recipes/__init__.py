@@ -6,7 +6,14 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
   the paper's settings under their own names, ``"testing"`` a seconds-long one for the tests);
 - ``run(config, folder) -> RecipeOutput``: does the work, writing whatever it wants under ``folder``;
 - optionally ``resumable = True`` with ``run(config, folder, resume=False)``: continues an interrupted run
-  (its trainer ``state/`` folders), and ``evaluate(config, folder) -> dict``: scores a finished run folder again.
+  (its trainer ``state/`` folders), and ``evaluate(config, folder) -> dict``: scores a finished run folder again;
+- optionally ``DESIGNS`` (the data designs it reads: ``("trials",)``) and ``with_dataset(config, name, options)``:
+  the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses), and
+  ``predictor(config, folder)``: an object with ``predict(x, ...)`` for :func:`brainkit.load` and
+  ``brainkit predict``.
+
+A string of a config that contains ``${run}`` names a path inside the run folder (the data a run carries:
+``${run}/data``); it is replaced by the folder the run is in when the recipe runs, is evaluated or predicts.
 
 :func:`run_recipe` is THE run folder: it builds the config (a preset or a YAML/JSON file, then ``key=value``
 overrides), runs the recipe in a hidden ``.NAME.partial`` folder beside the destination (locked, so a second run
@@ -36,6 +43,8 @@ from brainkit.registry import RECIPES
 log = logging.getLogger(__name__)
 DEFAULT_PRESET = "cpu_small"
 LOCK = ".lock"
+RUN_FOLDER = "${run}"
+DATA_FOLDER = "data"  # where run_recipe(..., dataset=...) saves the user's dataset inside the run folder
 
 
 @dataclass
@@ -104,6 +113,20 @@ def recipe_config(
     else:
         data, where = to_dict(_preset(name, cls, preset or DEFAULT_PRESET)), f"{name} config"
     return from_dict(cls.Config, apply_overrides(data, overrides or []), where=where)
+
+
+def saved_run(folder: str | Path) -> tuple[str, Any, Any]:
+    """(recipe name, recipe class, config with ``${run}`` resolved) of the finished run folder ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        partial = folder.parent / f".{folder.name}.partial"
+        hint = f" An unfinished run is at {partial}." if partial.is_dir() else ""
+        raise CheckpointError(f"Run folder {folder} does not exist.{hint}")
+    name, data = _saved_config(folder)
+    register_all()
+    cls = RECIPES.get(name)
+    config = from_dict(cls.Config, data, where=f"{folder}/config.json")
+    return name, cls, in_folder(cls, config, folder)
 
 
 def _saved_config(folder: Path) -> tuple[str, dict[str, Any]]:
@@ -176,6 +199,40 @@ def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock
     return _claim(name, cls, folder, work, resume)
 
 
+def in_folder(cls: Any, config: Any, folder: Path) -> Any:
+    """``config`` with every ``${run}`` in its strings replaced by ``folder`` (absolute)."""
+    where = str(Path(folder).resolve())
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(RUN_FOLDER, where)
+        if isinstance(value, dict):
+            return {k: swap(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [swap(v) for v in value]
+        return value
+
+    return from_dict(cls.Config, swap(to_dict(config)), where="run config")
+
+
+def _designs_table() -> str:
+    return "; ".join(
+        f"{n}: {', '.join(getattr(RECIPES.get(n), 'DESIGNS', ())) or 'its built-in data only'}"
+        for n in RECIPES
+    )
+
+
+def _with_dataset(name: str, cls: Any, config: Any, dataset: Any) -> Any:
+    """The config of a run on the user's ``dataset`` (saved into the run folder as ``${run}/data``)."""
+    designs = getattr(cls, "DESIGNS", ())
+    if not hasattr(cls, "with_dataset") or dataset.design not in designs:
+        raise ConfigError(
+            f"Recipe {name!r} cannot read a {dataset.design!r} dataset of your own. Recipes and the data designs "
+            f"they read: {_designs_table()}."
+        )
+    return cls.with_dataset(config, "folder", {"root": f"{RUN_FOLDER}/{DATA_FOLDER}"})
+
+
 def _has_state(work: Path) -> bool:
     """Whether ``work`` holds a trainer ``state/`` or a finished phase (at any depth), i.e. can be resumed."""
     return any(path.is_dir() for path in work.rglob("state")) or any(work.rglob("done.json"))
@@ -189,8 +246,12 @@ def run_recipe(
     overrides: list[str] | None = None,
     config_file: str | Path | None = None,
     resume: bool = False,
+    dataset: Any = None,
 ) -> RecipeResult:
     """Run recipe ``name`` into ``folder`` (default ``runs/NAME-<time>``); the folder appears only when done.
+
+    ``dataset`` (yours, e.g. from :func:`brainkit.data.from_arrays`) is saved into the run folder
+    (``data/``) and read from there, so ``brainkit eval`` and ``brainkit predict`` work on the run later.
 
     The work happens in ``.FOLDER.partial`` beside it, locked (``fcntl.flock``) so that a second run into the
     same folder refuses to start. On failure it is removed, unless the recipe can resume (``resumable``) and a
@@ -210,15 +271,24 @@ def run_recipe(
         raise ConfigError(f"Recipe {name!r} takes a {cls.Config.__name__}, found {type(config).__name__}.")
     if config is None and not resume:
         config = recipe_config(name, preset, overrides, config_file)
+    if dataset is not None:
+        if resume:
+            raise ConfigError("--resume reads the dataset saved in the run folder; do not pass one again.")
+        config = _with_dataset(name, cls, config, dataset)
     lock = _claim(name, cls, folder, work, resume)
     start = time.perf_counter()
     try:
         if resume:
             config = _resumed_config(name, cls, work, config, preset, overrides, config_file)
+        if dataset is not None:
+            from brainkit.data import save_dataset
+
+            save_dataset(dataset, work / DATA_FOLDER)
         atomic_write_text(
             work / "config.json", json.dumps({"recipe": name, "config": to_dict(config)}, indent=2)
         )
-        output = cls().run(config, work, resume=True) if resume else cls().run(config, work)
+        runnable = in_folder(cls, config, work)
+        output = cls().run(runnable, work, resume=True) if resume else cls().run(runnable, work)
         seconds = time.perf_counter() - start
         summary = {"recipe": name, "seconds": seconds, "tables": output.tables, "notes": output.notes}
         atomic_write_text(work / "metrics.json", json.dumps({**summary, "metrics": output.metrics}, indent=2))
@@ -276,17 +346,15 @@ def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
 def evaluate_run(folder: str | Path) -> dict[str, Any]:
     """Re-evaluate a finished run folder: its ``config.json`` names the recipe, whose ``evaluate`` does it."""
     folder = Path(folder)
-    name, data = _saved_config(folder)
-    register_all()
-    cls = RECIPES.get(name)
+    name, cls, config = saved_run(folder)
     if not hasattr(cls, "evaluate"):
         able = [n for n in RECIPES if hasattr(RECIPES.get(n), "evaluate")]
         raise ConfigError(
             f"Recipe {name!r} cannot re-evaluate a run folder (it defines no evaluate()); its results are in "
             f"{folder / 'metrics.json'}. Recipes that can: {', '.join(able) or 'none'}."
         )
-    return cls().evaluate(from_dict(cls.Config, data, where=f"{folder}/config.json"), folder)
+    return cls().evaluate(config, folder)
 
 
 __all__ = ["RecipeOutput", "RecipeResult", "recipe_config", "run_recipe", "evaluate_run", "register_all",
-           "DEFAULT_PRESET"]  # fmt: skip
+           "in_folder", "saved_run", "DEFAULT_PRESET"]  # fmt: skip

@@ -102,3 +102,48 @@ def write_lite_mind_report(
         DEMO_TITLE if dataset == "nsd_like" else f"brainkit: fMRI-to-image retrieval on {dataset} {subject}"
     )
     return write_report(path, title=title, table=rows, curves=curves, retrieval=grids, notes=notes)
+
+
+def gallery_figure(images: np.ndarray, ids: np.ndarray, scores: np.ndarray, max_rows: int = 12):
+    """One row per decoded sample (at most ``max_rows``): its k nearest gallery images with id and cosine."""
+    from matplotlib.figure import Figure
+
+    n, k = ids.shape
+    rows = min(n, max_rows)
+    figure = Figure(figsize=(1.5 * k + 0.6, 1.6 * rows + 0.3), layout="constrained")
+    axes = figure.subplots(rows, k, squeeze=False)
+    for row in range(rows):
+        for rank in range(k):
+            axis = axes[row, rank]
+            axis.imshow(images[row, rank])
+            axis.set_xticks([])
+            axis.set_yticks([])
+            axis.set_title(f"{ids[row, rank]}\ncos {scores[row, rank]:.3f}", fontsize=7)
+            if rank == 0:
+                axis.set_ylabel(f"sample {row}", fontsize=8)
+    return figure
+
+
+def write_gallery_page(
+    path: Path, images: np.ndarray, ids: np.ndarray, scores: np.ndarray, decoder: str
+) -> Path:
+    """An HTML page of what each sample's decoded embedding retrieved from the user's gallery.
+
+    ``images``: (n, k, H, W, 3) uint8 retrieved images; ``ids`` / ``scores``: (n, k) gallery ids and cosines."""
+    table = [
+        {"sample": i, **{f"#{r + 1}": f"{ids[i, r]} ({scores[i, r]:.3f})" for r in range(ids.shape[1])}}
+        for i in range(len(ids))
+    ]
+    notes = [
+        f"Each row: the {ids.shape[1]} gallery images whose embeddings are nearest (cosine) to what {decoder} "
+        "decoded from that sample's brain data, best first."
+    ]
+    return write_report(
+        path,
+        title=f"brainkit: gallery retrieval with {decoder}",
+        table=table,
+        curves={},
+        retrieval={},
+        notes=notes,
+        figures={"Nearest gallery images": gallery_figure(images, ids, scores)},
+    )

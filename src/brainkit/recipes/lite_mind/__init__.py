@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.checkpoint import atomic_write_text
+from brainkit.checkpoint import atomic_write_text, save_tensors
 from brainkit.config import from_dict, to_dict
 from brainkit.data.paired import DataSpec, PreparedData, prepare_data
 from brainkit.data.transforms import Standardizer
@@ -245,6 +245,7 @@ def train_decoder(
     model, objective = build_for(config, decoder, data)
     atomic_write_text(folder / "config.json", json.dumps(to_dict(decoder_config(config, decoder)), indent=2))
     data.standardizer.save(folder / "preprocess.safetensors")
+    save_inputs(folder, config, data)
     result = fit(model, objective, data.train, decoder.training, val=data.val, out_dir=folder, resume=resume)
     predictions = predict(model, data.test.x)
     metrics = score_predictions(config.evaluation, predictions, data.test.y)
@@ -258,6 +259,33 @@ def train_decoder(
     shutil.rmtree(folder / "state", ignore_errors=True)
     atomic_write_text(folder / "metrics.json", json.dumps({**meta, **metrics}, indent=2))
     return Scored(metrics, meta["n_parameters"], result.seconds, result.history, predictions)
+
+
+def save_inputs(folder: Path, config: LiteMindRecipeConfig, data: PreparedData) -> None:
+    """What a decoder reads (``inputs.json``: dataset, subject, space, voxel count; ``mask.safetensors``: the
+    brain mask when the dataset has one), so that prediction can check new recordings against it, and
+    ``target_probe.safetensors``: four stimulus images with their targets, so that gallery retrieval can check
+    that its encoder (``data.target`` with ``data.encoder_options``) reproduces the targets the decoder learnt."""
+    samples = data.dataset.train[config.data.subject]
+    inputs = {
+        "dataset": data.dataset.name,
+        "subject": config.data.subject,
+        "space": samples.space,
+        "n_voxels": samples.n_features,
+        "target": config.data.target,
+        "target_shape": list(data.train.y.shape[1:]),
+    }
+    stimuli = data.dataset.stimuli
+    if stimuli.images is not None and config.data.target in stimuli.embeddings:
+        rows = np.arange(
+            min(4, len(stimuli))
+        )  # a probe: retrieval checks its encoder reproduces these targets
+        probe = {"images": stimuli.images[rows], "targets": stimuli.embedding(config.data.target)[rows]}
+        save_tensors(folder / "target_probe.safetensors", {k: torch.from_numpy(v) for k, v in probe.items()})
+    mask = data.dataset.info.get("mask")
+    if isinstance(mask, np.ndarray) and mask.dtype == bool and int(mask.sum()) == samples.n_features:
+        save_tensors(folder / "mask.safetensors", {"mask": torch.from_numpy(mask)})
+    atomic_write_text(folder / "inputs.json", json.dumps(inputs, indent=2))
 
 
 def load_decoder(config: LiteMindRecipeConfig, folder: Path, data: PreparedData) -> Scored:
@@ -311,6 +339,19 @@ class LiteMindRecipe:
     Config = LiteMindRecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run lite_mind --resume` continues an interrupted run
+    DESIGNS = ("trials",)  # reads any trial-based dataset: yours through brainkit.run(..., dataset=...)
+
+    @staticmethod
+    def with_dataset(
+        config: LiteMindRecipeConfig, name: str, options: dict[str, Any]
+    ) -> LiteMindRecipeConfig:
+        return dataclasses.replace(config, data=dataclasses.replace(config.data, name=name, options=options))
+
+    def predictor(self, config: LiteMindRecipeConfig, folder: Path):
+        """The run's decoders, ready to decode new recordings (:class:`brainkit.recipes.lite_mind.decoding.Decoders`)."""
+        from brainkit.recipes.lite_mind.decoding import Decoders
+
+        return Decoders(config, folder, [(d.label, folder / d.folder) for d in decoders(config)])
 
     def run(self, config: LiteMindRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.report.lite_mind import retrieval_grids, write_lite_mind_report

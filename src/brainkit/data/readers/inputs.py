@@ -1,0 +1,117 @@
+"""New recordings to decode and image folders to search: the inputs of ``brainkit predict`` / ``Run.predict``.
+
+:func:`read_brain_input` turns a file into a (n_samples, n_features) float32 matrix in the feature order a run was
+trained on:
+
+- ``.npy``: a 2-D array (n_samples, n_features), or 1-D (one sample); read with ``allow_pickle=False``;
+- ``.nii`` / ``.nii.gz``: a 4-D series (X, Y, Z, n) or one 3-D volume, masked with the run's brain mask (voxels in
+  ``numpy.nonzero(mask)`` order, as every volume reader of brainkit orders them); the mask is required;
+- ``.gii``: a GIFTI series, one data array per sample (n_vertices,) -> (n_samples, n_vertices).
+
+:func:`read_image_folder` reads a folder of images (PNG / JPEG / ...) as uint8 RGB squares, sorted by file name.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from brainkit.errors import DataError, FileFormatError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def _nifti(path: Path, mask: np.ndarray | None) -> np.ndarray:
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    if mask is None:
+        raise DataError(
+            f"{path} is a NIfTI volume; decoding it needs the brain mask the run was trained with. This run's "
+            "data carry none: pass mask=... (--mask FILE), or give the masked voxels as a .npy matrix."
+        )
+    try:
+        data = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+    except FileNotFoundError:
+        raise FileFormatError(f"Input {path} does not exist.") from None
+    except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as err:
+        raise FileFormatError(f"Cannot read NIfTI input {path}: {err}.") from None
+    if data.ndim == 3:
+        data = data[..., None]
+    if data.ndim != 4 or data.shape[:3] != mask.shape:
+        raise DataError(
+            f"{path} has shape {data.shape}; the run's brain mask is {mask.shape}: resample the input to the "
+            "space and grid the run was trained on (X, Y, Z[, n])."
+        )
+    return np.ascontiguousarray(data[mask.astype(bool)].T)
+
+
+def _gifti(path: Path) -> np.ndarray:
+    import nibabel as nib
+
+    try:
+        image = nib.load(str(path))
+    except FileNotFoundError:
+        raise FileFormatError(f"Input {path} does not exist.") from None
+    except Exception as err:  # nibabel's GIFTI parser raises many kinds (XML, base64, gzip)
+        raise FileFormatError(f"Cannot read GIFTI input {path}: {err}.") from None
+    arrays = [np.asarray(d.data, dtype=np.float32).ravel() for d in image.darrays]
+    if not arrays or len({a.size for a in arrays}) != 1:
+        raise FileFormatError(f"{path}: expected one data array per sample, all the same length.")
+    return np.stack(arrays)
+
+
+def read_brain_input(path: str | Path, mask: np.ndarray | None = None) -> np.ndarray:
+    """The samples in ``path`` as (n_samples, n_features) float32 (see the module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"Input {path} does not exist.")
+    name = path.name.lower()
+    if name.endswith(".npy"):
+        try:
+            values = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            raise FileFormatError(f"Cannot read {path} as a numeric .npy array: {err}.") from None
+        values = values[None] if values.ndim == 1 else values
+    elif name.endswith((".nii", ".nii.gz")):
+        values = _nifti(path, mask)
+    elif name.endswith(".gii"):
+        values = _gifti(path)
+    else:
+        raise DataError(
+            f"Cannot read {path}: give a .npy matrix, a NIfTI (.nii/.nii.gz) or a GIFTI (.gii) file."
+        )
+    if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+        raise DataError(
+            f"{path}: expected numbers of shape (n_samples, n_features); found {values.dtype} {values.shape}."
+        )
+    values = values.astype(np.float32, copy=False)
+    if not np.isfinite(values).all():
+        rows = np.unique(np.nonzero(~np.isfinite(values))[0])
+        raise DataError(f"{path}: NaN or inf in {len(rows)} sample(s) (first rows {rows[:5].tolist()}).")
+    return values
+
+
+def read_image_folder(folder: str | Path, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(file names (n,), uint8 RGB images (n, size, size, 3)) of every image in ``folder``, sorted by name."""
+    from PIL import Image, UnidentifiedImageError
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"Image folder {folder} does not exist.")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{folder} holds no images ({', '.join(IMAGE_SUFFIXES)}).")
+    images = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    for i, file in enumerate(files):
+        try:
+            with Image.open(file) as image:
+                images[i] = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC))
+        except (UnidentifiedImageError, OSError) as err:
+            raise FileFormatError(f"Cannot read image {file}: {err}.") from None
+    return np.array([f.name for f in files]), images
+
+
+__all__ = ["read_brain_input", "read_image_folder"]
