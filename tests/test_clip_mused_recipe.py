@@ -220,8 +220,100 @@ def test_presets_build() -> None:
         run_recipe("clip_mused", preset="testing", overrides=["methods=[srm]"], folder="/nonexistent/x")
 
 
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """One dataset cache for the end-to-end runs of this file (the dataset is built once)."""
+    return tmp_path_factory.mktemp("clip_mused_cache")
+
+
+# the testing preset cut to the main network, one per-subject baseline (two networks) and SRM, one epoch
+SHORT = ["methods=[clip_mused,per_subject,srm]", "training.epochs=1"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, cache_dir):
+    """An uninterrupted run of the testing preset with ``SHORT``."""
+    folder = tmp_path_factory.mktemp("clip_mused_short") / "run"
+    return run_recipe(
+        "clip_mused", folder=folder, preset="testing", overrides=[f"cache_dir={cache_dir}", *SHORT]
+    )
+
+
+def test_run_then_eval_gives_the_same_metrics(short_run, tmp_path) -> None:
+    """`brainkit eval` reloads the networks (no training), refits SRM and gives the run's metrics exactly."""
+    import shutil
+
+    from brainkit.errors import CheckpointError
+    from brainkit.recipes import evaluate_run
+
+    rows = short_run.metrics["rows"]
+    assert [row["method"] for row in rows] == ["clip_mused", "per_subject", "srm", "label_frequency"]
+    assert all("train_s" not in row for row in rows)  # seconds: in the tables only
+    table = next(iter(short_run.tables.values()))
+    assert all("train_s" in row for row in table) and table[0]["train_s"] > 0
+    assert json.loads((short_run.folder / "metrics.json").read_text())["metrics"] == short_run.metrics
+    for name in ("clip_mused", "per_subject_sub01", "per_subject_sub02"):
+        assert (short_run.folder / "train" / name / "done.json").is_file()
+    assert not list(short_run.folder.rglob("state"))
+
+    assert evaluate_run(short_run.folder) == short_run.metrics
+
+    broken = tmp_path / "broken"
+    shutil.copytree(short_run.folder, broken)
+    (broken / "checkpoints" / "per_subject_sub02" / "model.safetensors").unlink()
+    with pytest.raises(
+        CheckpointError, match="per_subject_sub02/model.safetensors is missing.*evaluate does not train"
+    ):
+        evaluate_run(broken)
+
+
+def _histories(folder) -> dict[str, list[dict]]:
+    """Each phase's history without its wall-clock seconds."""
+    from brainkit.training import read_history
+
+    return {phase.name: [{k: v for k, v in r.items() if k != "seconds"} for r in read_history(phase)]
+            for phase in sorted((folder / "train").iterdir())}  # fmt: skip
+
+
+def test_resume_continues_exactly(short_run, tmp_path, cache_dir, monkeypatch, capsys) -> None:
+    """Killed in CLIP-MUSED's training, then in the second per-subject network's: each --resume reloads the
+    finished networks (not retrained), continues the interrupted one, and the run ends as the uninterrupted one."""
+    from brainkit.recipes import evaluate_run
+    from brainkit.testing import SimulatedKill, killing_train
+    from brainkit.training import phase
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    overrides = [f"cache_dir={cache_dir}", *SHORT]
+    calls: list[str] = []
+    monkeypatch.setattr(phase, "train", killing_train("clip_mused", until_step=2, calls=calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("clip_mused", folder=run, preset="testing", overrides=overrides)
+    assert (partial / "train" / "clip_mused" / "state").is_dir() and not run.exists()
+    with pytest.raises(ConfigError, match="interrupted run of clip_mused is at .*--resume"):
+        run_recipe("clip_mused", folder=run, preset="testing", overrides=overrides)
+
+    calls.clear()
+    monkeypatch.setattr(phase, "train", killing_train("per_subject_sub02", until_step=3, calls=calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("clip_mused", folder=run, resume=True)
+    assert calls == ["clip_mused", "per_subject_sub01", "per_subject_sub02"]
+    assert (partial / "train" / "per_subject_sub01" / "done.json").is_file()
+    assert (partial / "train" / "per_subject_sub02" / "state").is_dir()
+
+    calls.clear()
+    monkeypatch.setattr(phase, "train", killing_train("nothing", calls=calls))
+    assert main(["run", "clip_mused", "--out", str(run), "--resume"]) == 0
+    assert calls == ["per_subject_sub02"]  # CLIP-MUSED and the first per-subject network were reloaded
+    assert not partial.exists()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == short_run.metrics
+    assert _histories(run) == _histories(short_run.folder) and len(_histories(run)) == 3
+    assert evaluate_run(run) == short_run.metrics
+    assert main(["run", "clip_mused", "--out", str(run), "--resume"]) == 2
+    assert "is complete; there is nothing to resume" in capsys.readouterr().err
+
+
 @pytest.mark.slow
-def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
+def test_cli_runs_testing_preset(tmp_path, cache_dir, capsys) -> None:
     out = tmp_path / "run"
     args = [
         "run",
@@ -231,7 +323,7 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
         "--out",
         str(out),
         "--set",
-        f"cache_dir={tmp_path / 'cache'}",
+        f"cache_dir={cache_dir}",
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out

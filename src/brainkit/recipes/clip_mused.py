@@ -5,7 +5,16 @@
 per-subject and pooled models on the one trainer (:class:`SemanticTask`), fits SRM + logistic regression, scores
 mAP / AUC / Hamming per subject against the label-frequency baseline (:mod:`brainkit.evaluation.multilabel`), and
 writes ``report.html`` (:mod:`brainkit.report.clip_mused`) and safetensors checkpoints under
-``checkpoints/<method>``.
+``checkpoints/<name>``.
+
+Each network is one resumable phase (:func:`brainkit.training.train_phase`) in ``train/<name>``: ``<name>`` is
+the method (``clip_mused``, ``no_rsm``, ... ``pooled``), or ``per_subject_<subject>`` for the per-subject
+baseline's one network per subject. ``brainkit run clip_mused --out DIR --resume`` reloads the finished networks,
+continues the interrupted one exactly and trains the rest: the result equals the uninterrupted run's. ``brainkit
+eval DIR`` (:meth:`CLIPMUSEDRecipe.evaluate`) reloads every network from ``checkpoints/`` without training, fits
+SRM again (closed form + seeded logistic regression, from the data: nothing of it is saved) and recomputes the
+label-frequency row, giving the run's ``metrics`` exactly. Training seconds are in the tables (``train_s``), not
+in ``metrics``.
 """
 
 from __future__ import annotations
@@ -29,16 +38,16 @@ from brainkit.data.semantic import (
     semantic_samples,
     stack_subjects,
 )
-from brainkit.errors import ConfigError
+from brainkit.errors import CheckpointError, ConfigError
 from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, score_subjects
-from brainkit.models import build_model, count_parameters, model_config, save_model
+from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
 from brainkit.report import clip_mused as report
-from brainkit.training import Task, TrainingConfig, torch_threads, train
+from brainkit.training import Task, TrainingConfig, torch_threads, train_phase
 
 log = logging.getLogger(__name__)
 
@@ -237,114 +246,211 @@ class CLIPMUSEDRecipe:
         ),
     }
 
-    def run(self, config: CLIPMUSEDRecipeConfig, folder: Path) -> RecipeOutput:
-        unknown = sorted(set(config.methods) - set(METHODS))
-        if unknown or "clip_mused" not in config.methods:
-            raise ConfigError(
-                f"clip_mused recipe: methods must include 'clip_mused' and come from {list(METHODS)}; found {unknown or list(config.methods)}."
-            )
-        with torch_threads(config.threads):
-            return self._run(config, folder)
+    resumable = True  # `brainkit run clip_mused --out DIR --resume` continues an interrupted run
 
-    def _run(self, config: CLIPMUSEDRecipeConfig, folder: Path) -> RecipeOutput:
-        options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
-        dataset = load_dataset(config.dataset, **options)
-        samples = semantic_samples(
-            dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
-        )
-        grid = VolumeGrid(dataset.info["mask"])
-        labels = {s: samples.test[s].labels for s in samples.subjects}
-        rows, histories, extras = [], {}, {}
-        for method in config.methods:
-            start = time.perf_counter()
-            if method == "srm":
-                scores, n_params = run_srm(samples, config)
-            else:
-                scores, n_params, histories[method], extras[method] = train_network(
-                    method, samples, grid, config, folder
-                )
-            rows.append(
-                _row(method, METHODS[method][0], scores, labels, n_params, time.perf_counter() - start)
-            )
-        chance = {
-            s: label_frequency_scores(samples.train[s].labels, len(labels[s])) for s in samples.subjects
+    def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
+        check_methods(config)
+        with torch_threads(config.threads):
+            return self._run(config, folder, resume)
+
+    def evaluate(self, config: CLIPMUSEDRecipeConfig, folder: Path) -> dict[str, Any]:
+        """The run's ``metrics`` again, without training: each network reloaded from ``checkpoints/<name>`` and
+        scored on the rebuilt test data, SRM fitted again from the data (closed form + seeded logistic
+        regression: the same numbers; it is not a trained network and nothing of it is saved), the
+        label-frequency row recomputed. Equal to the run's ``metrics`` on the same machine and thread count.
+        Training seconds are not re-computable; they are in the run's tables (``train_s``), not in ``metrics``."""
+        check_methods(config)
+        with torch_threads(config.threads):
+            dataset, samples, grid = prepare(config)
+            results = {
+                method: run_srm(samples, config)
+                if method == "srm"
+                else load_network(method, samples, grid, config, folder)
+                for method in config.methods
+            }
+            return run_metrics(scored_rows(results, samples), dataset)
+
+    def _run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool) -> RecipeOutput:
+        dataset, samples, grid = prepare(config)
+        results = {
+            method: run_srm(samples, config)
+            if method == "srm"
+            else train_network(method, samples, grid, config, folder, resume)
+            for method in config.methods
         }
-        rows.append(
-            _row("label_frequency", "chance: every class at its training frequency", chance, labels, 0, 0.0)
-        )
+        rows = scored_rows(results, samples)
+        seconds = {method: round(result.seconds, 1) for method, result in results.items()}
         tables, notes = report.write(
             folder,
             "CLIP-MUSED on " + dataset.name,
-            rows,
+            [row | {"train_s": seconds.get(row["method"], 0.0)} for row in rows],
             samples.subjects,
-            histories,
-            extras["clip_mused"],
-            labels,
+            {method: result.history for method, result in results.items() if method != "srm"},
+            results["clip_mused"].extras,
+            {s: samples.test[s].labels for s in samples.subjects},
             dataset.info["mask"],
             dataset.info["categories"],
         )
-        return RecipeOutput(tables, notes, {"rows": rows, "categories": dataset.info["categories"]})
+        return RecipeOutput(tables, notes, run_metrics(rows, dataset))
 
 
-def _row(method: str, what: str, scores: dict, labels: dict, n_params: int, seconds: float) -> dict[str, Any]:
-    """mAP / AUC / Hamming means, then ``mAP/<subject>`` ..., then params and seconds."""
-    return (
-        {"method": method, "what": what}
-        | score_subjects(scores, labels)
-        | {"params": n_params, "train_s": round(seconds, 1)}
+@dataclass
+class Scored:
+    """One method's test probabilities per subject (n_test, n_classes), its size and how it was trained:
+    ``seconds`` of training (a reloaded phase: its recorded seconds), the trainer's ``history`` and, for the
+    networks, ``extras``: the test predictions per subject (:func:`predict`) and the model's ``token_shape``."""
+
+    scores: dict[str, np.ndarray]
+    n_params: int
+    seconds: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def check_methods(config: CLIPMUSEDRecipeConfig) -> None:
+    unknown = sorted(set(config.methods) - set(METHODS))
+    if unknown or "clip_mused" not in config.methods:
+        raise ConfigError(
+            f"clip_mused recipe: methods must include 'clip_mused' and come from {list(METHODS)}; found {unknown or list(config.methods)}."
+        )
+
+
+def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, VolumeGrid]:
+    """(the dataset, its samples with stimulus targets, the volume grid of its mask): deterministic in ``config``."""
+    options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
+    dataset = load_dataset(config.dataset, **options)
+    samples = semantic_samples(
+        dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
+    )
+    return dataset, samples, VolumeGrid(dataset.info["mask"])
+
+
+def scored_rows(results: dict[str, Scored], samples: SemanticSamples) -> list[dict[str, Any]]:
+    """One row per method (in ``results``' order), then the label-frequency chance row: ``method``, ``what``,
+    mAP / AUC / Hamming means, ``mAP/<subject>`` ..., ``params``."""
+    labels = {s: samples.test[s].labels for s in samples.subjects}
+    chance = {s: label_frequency_scores(samples.train[s].labels, len(labels[s])) for s in samples.subjects}
+    rows = [(m, METHODS[m][0], r.scores, r.n_params) for m, r in results.items()]
+    rows.append(("label_frequency", "chance: every class at its training frequency", chance, 0))
+    return [
+        {"method": method, "what": what} | score_subjects(scores, labels) | {"params": n_params}
+        for method, what, scores, n_params in rows
+    ]
+
+
+def run_metrics(rows: list[dict[str, Any]], dataset: Any) -> dict[str, Any]:
+    """A run's ``metrics``: the scored rows (no seconds) and the category names."""
+    return {"rows": rows, "categories": dataset.info["categories"]}
+
+
+def network_groups(method: str, samples: SemanticSamples) -> list[tuple[str, list[str]]]:
+    """(phase and checkpoint name, subjects) of each network of ``method``: one for all subjects (named
+    ``method``), or one per subject (``<method>_<subject>``) for the per-subject baseline."""
+    if METHODS[method][3]:
+        return [(f"{method}_{s}", [s]) for s in samples.subjects]
+    return [(method, list(samples.subjects))]
+
+
+def method_training(method: str, config: CLIPMUSEDRecipeConfig, n_groups: int) -> TrainingConfig:
+    """``config.training``; per-subject models get as many optimiser steps as the multi-subject model:
+    n_subjects x the epochs (and decay period)."""
+    training = config.training
+    if not METHODS[method][3]:
+        return training
+    return replace(
+        training,
+        epochs=training.epochs * n_groups,
+        lr_step_epochs=training.lr_step_epochs * n_groups,
+        steps=None if training.steps is None else training.steps * n_groups,
     )
 
 
+def build_network(
+    method: str, config: CLIPMUSEDRecipeConfig, grid: VolumeGrid, n_classes: int, n_subjects: int, seed: int
+) -> CLIPMUSED:
+    """The untrained network of ``method`` for ``n_subjects`` subjects, initialised from ``seed``."""
+    options = (
+        dict(config.model)
+        | METHODS[method][1]
+        | {"grid": list(grid.shape), "n_classes": n_classes, "n_subjects": n_subjects}
+    )
+    torch.manual_seed(seed)
+    return build_model("clip_mused", model_config("clip_mused", config.model_preset, options))
+
+
 def train_network(
-    method: str, samples: SemanticSamples, grid: VolumeGrid, config: CLIPMUSEDRecipeConfig, folder: Path
-) -> tuple[dict[str, np.ndarray], int, list[dict], dict[str, Any]]:
-    """Train the network variant ``method``; returns (test scores per subject, params, history, predictions)."""
-    _, model_changes, loss_changes, separate = METHODS[method]
-    loss = SemanticLoss(from_dict(SemanticLossConfig, to_dict(config.loss) | loss_changes))
-    groups = [[s] for s in samples.subjects] if separate else [samples.subjects]
-    training = config.training
-    if (
-        separate
-    ):  # as many optimiser steps as the multi-subject model: n_subjects x the epochs (and decay period)
-        k = len(groups)
-        training = replace(
-            training,
-            epochs=training.epochs * k,
-            lr_step_epochs=training.lr_step_epochs * k,
-            steps=None if training.steps is None else training.steps * k,
-        )
-    scores, extras, n_params, history = {}, {}, 0, []
-    for group in groups:
-        options = (
-            dict(config.model)
-            | model_changes
-            | {"grid": list(grid.shape), "n_classes": samples.n_classes, "n_subjects": len(group)}
-        )
-        torch.manual_seed(training.seed)
-        model = build_model("clip_mused", model_config("clip_mused", config.model_preset, options))
-        name = method if not separate else f"{method}:{group[0]}"
+    method: str,
+    samples: SemanticSamples,
+    grid: VolumeGrid,
+    config: CLIPMUSEDRecipeConfig,
+    folder: Path,
+    resume: bool = False,
+) -> Scored:
+    """Train the network variant ``method`` (each of its networks a phase in ``folder/train/<name>``: resumed,
+    or reloaded when it finished), save each to ``folder/checkpoints/<name>`` and predict its test samples.
+    The history is that of the method's last network."""
+    loss = SemanticLoss(from_dict(SemanticLossConfig, to_dict(config.loss) | METHODS[method][2]))
+    groups = network_groups(method, samples)
+    training = method_training(method, config, len(groups))
+    result = Scored({}, 0)
+    for name, group in groups:
+        model = build_network(method, config, grid, samples.n_classes, len(group), training.seed)
         task = SemanticTask(model, loss, stack_subjects([samples.train[s] for s in group]), grid)
-        history = train(task, training, name=name).history
-        n_params += count_parameters(model)
-        save_model(
-            folder / "checkpoints" / name.replace(":", "_"),
-            model,
-            {"method": method, "subjects": ",".join(group)},
-        )
-        for index, subject in enumerate(group):
-            extras[subject] = predict(model, samples.test[subject].with_subject(index), grid)
-            scores[subject] = extras[subject]["scores"]
-    extras["token_shape"] = model.token_shape
-    return scores, n_params, history, extras
+        fit = train_phase(task, training, folder / "train" / name, resume, name=name)
+        result.history, result.seconds = fit.history, result.seconds + fit.seconds
+        save_model(folder / "checkpoints" / name, model, {"method": method, "subjects": ",".join(group)})
+        _score(model, group, samples, grid, result)
+    return result
 
 
-def run_srm(samples: SemanticSamples, config: CLIPMUSEDRecipeConfig) -> tuple[dict[str, np.ndarray], int]:
+def load_network(
+    method: str, samples: SemanticSamples, grid: VolumeGrid, config: CLIPMUSEDRecipeConfig, folder: Path
+) -> Scored:
+    """The networks of ``method`` reloaded from ``folder/checkpoints/<name>`` (no training), scored as
+    :func:`train_network` scores them (no history or seconds)."""
+    result = Scored({}, 0)
+    for name, group in network_groups(method, samples):
+        path = folder / "checkpoints" / name
+        if not (path / "model.safetensors").is_file():
+            raise CheckpointError(
+                f"{path / 'model.safetensors'} is missing: the {name} network of this clip_mused run was not "
+                "saved (an unfinished or edited run folder). Run the recipe again (brainkit run clip_mused) to "
+                "train it; evaluate does not train."
+            )
+        model, meta = load_model(path)
+        if meta.get("subjects") != ",".join(group):
+            raise CheckpointError(
+                f"{path} holds a network of subjects {meta.get('subjects')!r}, this run's {name} is of "
+                f"{','.join(group)!r}; evaluate the run folder it came from."
+            )
+        _score(model.to(_device(config.training)), group, samples, grid, result)
+    return result
+
+
+def _device(training: TrainingConfig) -> torch.device:
+    """Where evaluate predicts: the GPU when the run trained on one (and one is here), else the CPU."""
+    gpu = training.accelerator in ("cuda", "gpu", "auto") and torch.cuda.is_available()
+    return torch.device("cuda" if gpu else "cpu")
+
+
+def _score(
+    model: CLIPMUSED, group: list[str], samples: SemanticSamples, grid: VolumeGrid, result: Scored
+) -> None:
+    """Add ``model``'s test predictions of the subjects ``group`` (its subject indices, in order) to ``result``."""
+    result.n_params += count_parameters(model)
+    for index, subject in enumerate(group):
+        result.extras[subject] = predict(model, samples.test[subject].with_subject(index), grid)
+        result.scores[subject] = result.extras[subject]["scores"]
+    result.extras["token_shape"] = model.token_shape
+
+
+def run_srm(samples: SemanticSamples, config: CLIPMUSEDRecipeConfig) -> Scored:
     """SRM on the time-aligned training data (every subject saw the same training stimuli), then logistic.
 
-    Returns (test probabilities per subject, parameters: the subjects' bases + the classifier's weights)."""
+    Test probabilities per subject; parameters: the subjects' bases + the classifier's weights."""
+    start = time.perf_counter()
     data, labels = aligned_training_data(samples)
     model = SRMClassifier(config.srm_components, c=config.srm_c, seed=config.training.seed).fit(data, labels)
     n_params = sum(w.size for w in model.srm.bases_) + (config.srm_components + 1) * len(model.trainable_)
-    return {
-        s: model.predict_proba(samples.test[s].values, i) for i, s in enumerate(samples.subjects)
-    }, n_params
+    scores = {s: model.predict_proba(samples.test[s].values, i) for i, s in enumerate(samples.subjects)}
+    return Scored(scores, int(n_params), time.perf_counter() - start)
