@@ -104,3 +104,14 @@ def synthetic_movie_data(
         truth_map=(np.mean(weights, axis=0) * cortex).astype(np.float32),
         info={"snr": snr},
     )
+
+
+def recording_resume(loop, flags: list):
+    """``loop`` (a stand-in for the training loop, e.g. :func:`brainkit.testing.killing_train`'s) that first
+    appends (phase name, whether it continues a saved state) to ``flags``: a resumed phase must continue."""
+
+    def train(task, config, *args, name=None, resume=False, **kwargs):
+        flags.append((name, resume))
+        return loop(task, config, *args, name=name, resume=resume, **kwargs)
+
+    return train

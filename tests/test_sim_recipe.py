@@ -3,13 +3,14 @@ whole recipe on a small synthetic movie dataset."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from sim_fixture import synthetic_movie_data
+from sim_fixture import recording_resume, synthetic_movie_data
 
 from brainkit.data.movie_samples import (
     BatchDraw,
@@ -205,6 +206,93 @@ def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_tor
     assert hardest["top1 from scratch_mean"] > 3 / 32  # learnt (chance 1/32)
     assert hardest["top1 ridge baseline_mean"] > 3 / 32  # the linear baseline, on the same candidates
     assert not (result.folder / "vsmae").exists()
+
+
+@contextlib.contextmanager
+def quiet_sim(movie):
+    """The sim recipe on the synthetic movies, drawing no reports (the CLI test draws them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("brainkit.recipes.sim.load_movie_data", lambda config: movie)
+        patch.setattr("brainkit.report.sim.write_sim_report", lambda *a: None)
+        patch.setattr("brainkit.report.sim.write_vsmae_report", lambda *a: [])
+        yield
+
+
+@pytest.fixture(scope="module")
+def full_sim(tmp_path_factory, movie):
+    """An uninterrupted `testing` run on the synthetic movies: vsMAE pretraining, SIM from scratch and from it."""
+    from brainkit.recipes import run_recipe
+
+    with quiet_sim(movie):
+        return run_recipe("sim", folder=tmp_path_factory.mktemp("sim") / "run", preset="testing")
+
+
+def test_run_then_eval_gives_the_same_metrics(full_sim, movie, tmp_path) -> None:
+    import shutil
+
+    from brainkit.errors import CheckpointError
+    from brainkit.recipes import evaluate_run
+
+    metrics = full_sim.metrics
+    assert (
+        set(metrics["histories"]) == {"SIM from scratch", "SIM from vsMAE"}
+        and metrics["vsmae_reconstruction"]
+    )
+    assert all("seconds" not in r for h in metrics["histories"].values() for r in h)
+    assert json.loads((full_sim.folder / "metrics.json").read_text())["metrics"] == metrics
+    assert not list(full_sim.folder.rglob("state"))
+    with quiet_sim(movie):
+        assert evaluate_run(full_sim.folder) == metrics  # the same seeded candidates, the same numbers
+        broken = shutil.copytree(full_sim.folder, tmp_path / "broken")
+        shutil.rmtree(broken / "checkpoints" / "sim_vsmae")
+        with pytest.raises(CheckpointError, match="sim_vsmae/model.safetensors does not exist"):
+            evaluate_run(broken)
+
+
+def test_resume_continues_exactly_in_either_phase(full_sim, movie, tmp_path, monkeypatch) -> None:
+    """Killed in the vsMAE pretraining, then in the SIM fit from vsMAE: each --resume continues the killed phase
+    from its state, reloads the finished ones (not retrained), and ends at the uninterrupted run's metrics."""
+    import brainkit.training.phase as phase
+    from brainkit.cli import main
+    from brainkit.recipes import run_recipe
+    from brainkit.testing import SimulatedKill, killing_train
+    from brainkit.training import phase_done, read_history
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    calls: list[str] = []
+    flags: list = []
+    with quiet_sim(movie):
+        monkeypatch.setattr(phase, "train", killing_train("vsMAE", until_step=4, calls=calls))
+        with pytest.raises(SimulatedKill):
+            run_recipe("sim", folder=run, preset="testing")
+        assert (partial / "vsmae" / "train" / "vsmae" / "state").is_dir() and not run.exists()
+        with pytest.raises(ConfigError, match="interrupted run of sim is at .*--resume"):
+            run_recipe("sim", folder=run, preset="testing")
+
+        calls.clear()
+        killing = killing_train("SIM vsmae", until_step=4, calls=calls)
+        monkeypatch.setattr(phase, "train", recording_resume(killing, flags))
+        with pytest.raises(SimulatedKill):
+            run_recipe("sim", folder=run, resume=True)
+        assert flags == [("vsMAE", True), ("SIM scratch", False), ("SIM vsmae", False)]
+        assert phase_done(partial / "vsmae" / "train" / "vsmae") and phase_done(
+            partial / "train" / "sim_scratch"
+        )
+        assert (partial / "train" / "sim_vsmae" / "state").is_dir()
+
+        calls.clear()
+        flags.clear()
+        monkeypatch.setattr(phase, "train", recording_resume(killing_train("nothing", calls=calls), flags))
+        assert main(["run", "sim", "--out", str(run), "--resume"]) == 0
+    assert calls == ["SIM vsmae"] and flags == [("SIM vsmae", True)]  # the others were reloaded
+    assert not partial.exists()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == full_sim.metrics
+    for folder in ("vsmae/train/vsmae", "train/sim_scratch", "train/sim_vsmae"):
+        resumed, whole = (read_history(root / folder) for root in (run, full_sim.folder))
+        assert [r["step"] for r in resumed] == [r["step"] for r in whole] and len(whole) >= 1
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in resumed] == [
+            {k: v for k, v in r.items() if k != "seconds"} for r in whole
+        ]
 
 
 @needs_speech

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from sim_fixture import recording_resume
 
 from brainkit.cli import main
 from brainkit.errors import DataError
@@ -75,10 +76,26 @@ def test_real_run_on_icosphere() -> None:
     assert cut.shape == (7, 3, 320, 45)
 
 
-def test_cli_run_vsmae_testing(tmp_path, capsys) -> None:
-    out = tmp_path / "run"
-    assert main(["run", "vsmae", "--preset", "testing", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory):
+    """`brainkit run vsmae --preset testing` (one torch thread): its folder and what it printed."""
+    import contextlib
+    import io
+
+    import torch
+
+    out, printed, threads = tmp_path_factory.mktemp("vsmae") / "run", io.StringIO(), torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with contextlib.redirect_stdout(printed):
+            assert main(["run", "vsmae", "--preset", "testing", "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return out, printed.getvalue()
+
+
+def test_cli_run_vsmae_testing(cli_run) -> None:
+    out, printed = cli_run
     assert (
         "Masked-patch reconstruction on held-out real frames" in printed
         and "neighbour interpolation" in printed
@@ -102,3 +119,47 @@ def test_cli_run_vsmae_testing(tmp_path, capsys) -> None:
 
     encoder, metadata = load_model(out / "checkpoints" / "sit_encoder")
     assert type(encoder).__name__ == "SiT" and metadata == {"pretrained": "vsmae"}
+
+
+def _without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def test_eval_and_resume_give_the_run_metrics(cli_run, tmp_path, monkeypatch, one_torch_thread) -> None:
+    """`brainkit eval` re-scores the saved vsMAE to the run's metrics exactly; a run killed in its second epoch
+    is kept, refused without --resume, and resumed to the uninterrupted run's metrics and curve."""
+    import shutil
+
+    import brainkit.training.phase as phase
+    from brainkit.errors import CheckpointError, ConfigError
+    from brainkit.recipes import evaluate_run, run_recipe
+    from brainkit.testing import SimulatedKill, killing_train
+    from brainkit.training import read_history
+
+    full, _ = cli_run
+    metrics = json.loads((full / "metrics.json").read_text())["metrics"]
+    assert [r["step"] for r in metrics["history"]] == [9, 18] and "pretrain_seconds" not in metrics
+    assert evaluate_run(full) == metrics
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    calls: list[str] = []
+    monkeypatch.setattr(phase, "train", killing_train("vsMAE", until_step=12, calls=calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("vsmae", folder=run, preset="testing")
+    assert (partial / "train" / "vsmae" / "state").is_dir() and not run.exists()
+    with pytest.raises(ConfigError, match="interrupted run of vsmae is at .*--resume"):
+        run_recipe("vsmae", folder=run, preset="testing")
+    flags: list = []
+    monkeypatch.setattr(phase, "train", recording_resume(killing_train("nothing", calls=calls), flags))
+    assert main(["run", "vsmae", "--out", str(run), "--resume"]) == 0
+    assert calls == ["vsMAE", "vsMAE"] and flags == [("vsMAE", True)] and not partial.exists()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == metrics
+    histories = [_without_seconds(read_history(folder / "train" / "vsmae")) for folder in (run, full)]
+    assert histories[0] == histories[1] == metrics["history"]
+
+    (run / "train" / "vsmae" / "done.json").unlink()
+    with pytest.raises(CheckpointError, match="vsmae/done.json does not exist: that phase never finished"):
+        evaluate_run(run)
+    shutil.rmtree(run / "checkpoints" / "vsmae")
+    with pytest.raises(CheckpointError, match="checkpoints/vsmae/model.safetensors does not exist"):
+        evaluate_run(run)

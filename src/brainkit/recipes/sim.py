@@ -5,13 +5,20 @@
    written to ``vsmae/`` with its own report), or a SiT from a previous ``brainkit run vsmae``
    (``vsmae_checkpoint``); the SIM encoder has the vsMAE's encoder config and patch grid, so its weights load;
 2. samples, clip halves and subject split (:mod:`brainkit.data.movie_samples`);
-3. the tri-modal model (:class:`SIMTask` on the one trainer, :func:`brainkit.training.train`) trained twice,
-   with the same seed, batches and steps: from scratch and from vsMAE;
+3. the tri-modal model (:class:`SIMTask` on the one trainer) trained twice, with the same seed, batches and
+   steps: from scratch and from vsMAE, each a phase (:func:`brainkit.training.train_phase`) in
+   ``train/sim_<init>``;
 4. 32-candidate retrieval (soft / hard negatives, fMRI -> video and fMRI -> audio) in the three settings, and
    the ridge baseline on the same candidates (:mod:`brainkit.evaluation.movie_retrieval`);
 5. patch importance by occlusion drawn on the inflated fsaverage5 surface beside the dataset's truth map,
    retrieval examples, training curves: ``report.html`` (:mod:`brainkit.report.sim`); models under
    ``checkpoints/sim_<init>``.
+
+Resume and re-evaluate: a killed run keeps its partial folder; ``brainkit run sim --out DIR --resume`` reloads
+the finished phases (the vsMAE pretraining in ``vsmae/train/vsmae``, each SIM fit), continues the interrupted
+one from its ``state/`` and recomputes everything after, so it ends with the uninterrupted run's metrics.
+``brainkit eval DIR`` (:meth:`SIMRecipe.evaluate`) rebuilds the metrics from the checkpoints without training;
+they equal the run's, whose curves leave out wall-clock seconds (kept in each phase's ``done.json``).
 """
 
 from __future__ import annotations
@@ -34,10 +41,17 @@ from brainkit.objectives.contrastive import gather_batch
 from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
-from brainkit.recipes.vsmae import VSMAERecipeConfig, build_vsmae, encoder_checkpoint, pretrained_encoder
+from brainkit.recipes.vsmae import (
+    VSMAERecipeConfig,
+    build_vsmae,
+    encoder_checkpoint,
+    pretrained_encoder,
+    without_seconds,
+)
 from brainkit.registry import RECIPES
 from brainkit.report import sim as report
-from brainkit.training import Task, TrainingConfig, torch_threads, train
+from brainkit.training import Task, TrainingConfig, torch_threads
+from brainkit.training.phase import load_result, train_phase
 
 log = logging.getLogger(__name__)
 INITS = {"scratch": report.LABELS["scratch"], "vsmae": report.LABELS["vsmae"]}
@@ -316,75 +330,133 @@ def ridge_scores(config: SIMRecipeConfig, split: dict[str, Any], data) -> dict:
     )[0]
 
 
-def run_sim(config: SIMRecipeConfig, folder: Path, data) -> RecipeOutput:
-    """The protocol (module doc) on ``data``, writing under ``folder``."""
-    from brainkit.models import count_parameters, save_model
+def phase_name(init: str) -> str:
+    """The tri-modal fit's loop name (its folder is ``train/sim_<init>``)."""
+    return f"SIM {init}"
 
-    split = prepare(config, data)
-    checkpoint, reconstruction, origin = (
-        pretrained_encoder(split["vsmae"], config.vsmae_checkpoint, folder)
-        if "vsmae" in config.inits
-        else (None, [], "")
-    )
+
+def train_sim(config: SIMRecipeConfig, split: dict[str, Any], data, init: str, checkpoint: Path | None,
+              folder: Path, resume: bool) -> tuple[nn.Module, list[dict[str, Any]]]:  # fmt: skip
+    """One SIM (``init``: scratch or vsmae, from the SiT in ``checkpoint``) trained in ``folder/train/sim_<init>``
+    (``resume``: reloaded when finished, continued when interrupted); returns (model, history)."""
+    torch.manual_seed(config.seed)  # the same heads for both inits, and for a resumed run
+    model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
+    if init == "vsmae":
+        model.init_encoder(checkpoint)
+    task = sim_task(config, model, split, pretrained=init == "vsmae")
     training = dataclasses.replace(config.training, seed=config.seed)
-    histories, results, n_parameters = {}, {}, 0
-    train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
-    for init in config.inits:
-        torch.manual_seed(config.seed)
-        model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
-        n_parameters = count_parameters(model)
-        if init == "vsmae":
-            model.init_encoder(checkpoint)
-        fitted = train(
-            sim_task(config, model, split, pretrained=init == "vsmae"), training, name=f"SIM {init}"
-        )
-        histories[f"SIM {INITS[init]}"] = fitted.history
-        save_model(
-            folder / "checkpoints" / f"sim_{init}",
-            model,
-            metadata={"init": init, "train_subjects": train_subjects},
-        )
-        results[init] = evaluate(config, model, split, data)
-        log.info("SIM %s: trained in %.0f s", init, fitted.seconds)
+    fitted = train_phase(task, training, folder / "train" / f"sim_{init}", resume, name=phase_name(init))
+    log.info("SIM %s: trained in %.0f s", init, fitted.seconds)
+    return model, fitted.history
 
+
+def score_models(config: SIMRecipeConfig, split: dict[str, Any], data, models: dict[str, nn.Module]) -> dict:
+    """Everything measured on the trained ``models`` (init -> SIM) and the ridge baseline: per-init results
+    (:func:`evaluate`), scores per method, the main and full tables, importance maps and their correlations."""
+    results = {init: evaluate(config, model, split, data) for init, model in models.items()}
     scores = {init: result["scores"] for init, result in results.items()}
     if config.ridge_alpha is not None:
         scores["ridge"] = ridge_scores(config, split, data)
     main, full = mr.retrieval_rows(scores, {method: report.LABELS[method] for method in scores})
     importance = {init: result["importance"] for init, result in results.items()}
     vertex_maps, correlations = mr.importance_maps(importance, split["patches"], data.truth_map, data.cortex)
-    maps = {f"importance, SIM {INITS[init]}": m for init, m in vertex_maps.items()}
+    return {"results": results, "scores": scores, "main": main, "full": full, "vertex_maps": vertex_maps,
+            "correlations": correlations}  # fmt: skip
+
+
+def sim_metrics(scored: dict, histories: dict[str, list], split: dict[str, Any], data, reconstruction: list,
+                n_parameters: int) -> dict[str, Any]:  # fmt: skip
+    """The run's metrics (what :meth:`SIMRecipe.evaluate` recomputes): tables, curves without wall-clock
+    seconds, importance correlations, the split, the vsMAE reconstruction rows, the parameter count."""
+    groups, clips = split["groups"], split["clips"]
+    return {"main": scored["main"], "full": scored["full"],
+            "histories": {f"SIM {INITS[init]}": without_seconds(h) for init, h in histories.items()},
+            "importance_correlation": scored["correlations"],
+            "subjects": {k: [data.subjects[i] for i in v] for k, v in groups.items()},
+            "n_clips": {k: int(v.sum()) for k, v in clips.items()}, "vsmae_reconstruction": reconstruction,
+            "n_parameters": n_parameters}  # fmt: skip
+
+
+def run_sim(config: SIMRecipeConfig, folder: Path, data, resume: bool = False) -> RecipeOutput:
+    """The protocol (module doc) on ``data``, writing under ``folder`` (``resume``: continue an interrupted run)."""
+    from brainkit.models import count_parameters, save_model
+
+    split = prepare(config, data)
+    checkpoint, reconstruction, origin = (
+        pretrained_encoder(split["vsmae"], config.vsmae_checkpoint, folder, resume)
+        if "vsmae" in config.inits
+        else (None, [], "")
+    )
+    train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
+    models, histories = {}, {}
+    for init in config.inits:
+        models[init], histories[init] = train_sim(config, split, data, init, checkpoint, folder, resume)
+        save_model(folder / "checkpoints" / f"sim_{init}", models[init],
+                   metadata={"init": init, "train_subjects": train_subjects})  # fmt: skip
+    n_parameters = count_parameters(models[config.inits[-1]])
+    scored = score_models(config, split, data, models)
+    main, full, scores = scored["main"], scored["full"], scored["scores"]
+    maps = {f"importance, SIM {INITS[init]}": m for init, m in scored["vertex_maps"].items()}
     maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
-    grids = {f"SIM {INITS[init]}": r["grid"] for init, r in results.items() if r["grid"] is not None}
+    grids = {
+        f"SIM {INITS[init]}": r["grid"] for init, r in scored["results"].items() if r["grid"] is not None
+    }
     context = {"data": data, "groups": split["groups"], "clips": split["clips"], "scores": scores,
                "origin": origin, "reconstruction": reconstruction, "n_parameters": n_parameters,
                "encoder": split["encoder"], "importance_samples": len(split["importance"]),
-               "correlations": correlations}  # fmt: skip
+               "correlations": scored["correlations"]}  # fmt: skip
     notes = report.notes_for(config, main, context)
-    report.write_sim_report(folder, main, full, histories, grids, maps, data.cortex, notes, reconstruction)
-    groups, clips = split["groups"], split["clips"]
+    curves = {f"SIM {INITS[init]}": history for init, history in histories.items()}
+    report.write_sim_report(folder, main, full, curves, grids, maps, data.cortex, notes, reconstruction)
     tables = {"SIM retrieval among 32 candidates: top-1 (fraction), mean and sd over subjects": main}
-    metrics = {"main": main, "full": full, "histories": histories, "importance_correlation": correlations,
-               "subjects": {k: [data.subjects[i] for i in v] for k, v in groups.items()},
-               "n_clips": {k: int(v.sum()) for k, v in clips.items()}, "vsmae_reconstruction": reconstruction,
-               "n_parameters": n_parameters}  # fmt: skip
+    metrics = sim_metrics(scored, histories, split, data, reconstruction, n_parameters)
     return RecipeOutput(tables, notes, metrics)
+
+
+def evaluate_sim(config: SIMRecipeConfig, folder: Path, data) -> dict[str, Any]:
+    """The metrics of the finished run in ``folder`` again, nothing trained: every SIM from
+    ``checkpoints/sim_<init>`` re-scored (the same seeded candidates), the ridge baseline refitted (closed form),
+    the vsMAE reconstruction re-scored from ``vsmae/checkpoints/vsmae`` (when pretrained in the run), the curves
+    read from ``train/sim_<init>/done.json``."""
+    from brainkit.models import count_parameters
+    from brainkit.recipes.vsmae import VSMAERecipe, run_model
+
+    split = prepare(config, data)
+    reconstruction = []
+    if "vsmae" in config.inits and not config.vsmae_checkpoint:
+        reconstruction = VSMAERecipe().evaluate(split["vsmae"], folder / "vsmae")["reconstruction"]
+    models = {init: run_model(folder, f"sim_{init}", "sim") for init in config.inits}
+    histories = {init: load_result(folder / "train" / f"sim_{init}").history for init in config.inits}
+    scored = score_models(config, split, data, models)
+    n_parameters = count_parameters(models[config.inits[-1]])
+    return sim_metrics(scored, histories, split, data, reconstruction, n_parameters)
 
 
 @RECIPES.register("sim", help="SIM: SiT + vsMAE init, tri-modal fMRI/video/audio retrieval on surface movies")
 class SIMRecipe:
     Config = SIMRecipeConfig
     PRESETS = PRESETS
+    resumable = True  # `brainkit run sim --out DIR --resume` continues an interrupted run, in either phase
 
-    def run(self, config: SIMRecipeConfig, folder: Path) -> RecipeOutput:
-        unknown = sorted(set(config.inits) - set(INITS))
-        if unknown or not config.inits:
-            raise ConfigError(
-                f"sim recipe: inits must come from {sorted(INITS)}, found {list(config.inits)}."
-            )
+    def run(self, config: SIMRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
+        check_inits(config)
         with torch_threads(config.threads):
-            return run_sim(config, folder, load_movie_data(config))
+            return run_sim(config, folder, load_movie_data(config), resume)
+
+    def evaluate(self, config: SIMRecipeConfig, folder: Path) -> dict[str, Any]:
+        """The run's ``metrics`` recomputed from its checkpoints (:func:`evaluate_sim`); equal to them, since
+        the metrics leave out wall-clock seconds (the phases' ``done.json`` hold those)."""
+        check_inits(config)
+        with torch_threads(config.threads):
+            return evaluate_sim(config, folder, load_movie_data(config))
+
+
+def check_inits(config: SIMRecipeConfig) -> None:
+    unknown = sorted(set(config.inits) - set(INITS))
+    if unknown or not config.inits:
+        raise ConfigError(f"sim recipe: inits must come from {sorted(INITS)}, found {list(config.inits)}.")
 
 
 __all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
-           "encoder_checkpoint", "load_movie_data", "parameter_groups", "prepare", "run_sim", "sim_task"]  # fmt: skip
+           "encoder_checkpoint", "evaluate_sim", "load_movie_data", "parameter_groups", "prepare", "run_sim",
+           "score_models", "sim_task", "train_sim"]  # fmt: skip

@@ -3,8 +3,12 @@ masked-autoencoder pretraining of a SiT on the REAL resting-state run (brainspac
 hemispheres on the left icosphere), judged on held-out real frames against two simple baselines (visible-patch
 mean, neighbour interpolation). Writes the pretrained encoder for SIM to start from.
 
-Training: :class:`VSMAETask` on the one trainer (:func:`brainkit.training.train`); each global batch's patch
-masks are drawn from the step's seeded generator (:meth:`VSMAETask.draw`).
+Training: :class:`VSMAETask` on the one trainer, one phase (:func:`brainkit.training.train_phase`) in
+``train/vsmae``; each global batch's patch masks are drawn from the step's seeded generator
+(:meth:`VSMAETask.draw`). ``brainkit run vsmae --out DIR --resume`` continues a killed pretraining from its
+``state/`` (or reloads it when it had finished) and ends with the uninterrupted run's metrics; ``brainkit eval
+DIR`` re-scores ``checkpoints/vsmae`` on the same seeded masks to the run's metrics exactly (they leave out
+wall-clock seconds: ``train/vsmae/done.json`` keeps those).
 
 Protocol: each hemisphere's frames are split in time; the first ``train_fraction`` pretrain, the last part
 (after ``gap_frames``) is never seen in training. Held-out clips of ``n_frames`` frames lose ``mask_ratio`` of
@@ -24,10 +28,11 @@ import numpy as np
 import torch
 
 from brainkit.config import from_dict, to_dict
-from brainkit.errors import ConfigError
+from brainkit.errors import CheckpointError, ConfigError
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
-from brainkit.training import Task, TrainingConfig, train
+from brainkit.training import Task, TrainingConfig
+from brainkit.training.phase import load_result, train_phase
 
 log = logging.getLogger(__name__)
 
@@ -214,12 +219,40 @@ def evaluate(
     return rows, example
 
 
+PHASE = "vsmae"  # the pretraining's folder under train/ (its loop name: "vsMAE")
+
+
+def run_model(folder: Path, name: str, recipe: str):
+    """The model a finished run folder saved in ``checkpoints/<name>`` (:func:`brainkit.models.save_model`)."""
+    from brainkit.models import load_model
+
+    path = folder / "checkpoints" / name
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(
+            f"{path / 'model.safetensors'} does not exist, so {folder} is not a finished `brainkit run {recipe}` "
+            f"folder; run it again (`brainkit run {recipe} --out NEW`)."
+        )
+    return load_model(path)[0]
+
+
+def without_seconds(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """History records without their wall-clock ``seconds``: what the metrics keep (a resumed run's differ)."""
+    return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+
+def vsmae_metrics(rows: list[dict], history: list[dict], data: dict[str, Any]) -> dict[str, Any]:
+    """The run's metrics: the reconstruction rows, the training curve (no seconds) and the clip counts."""
+    return {"reconstruction": rows, "history": without_seconds(history), "n_train_clips": len(data["train"]),
+            "n_held_out_clips": len(data["held_out"])}  # fmt: skip
+
+
 @RECIPES.register("vsmae", help="vsMAE: SiT masked-autoencoder pretraining on the real fsaverage5 rest run")
 class VSMAERecipe:
     Config = VSMAERecipeConfig
     PRESETS = PRESETS
+    resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
-    def run(self, config: VSMAERecipeConfig, folder: Path) -> RecipeOutput:
+    def run(self, config: VSMAERecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.models import count_parameters, save_model
 
         torch.manual_seed(config.seed)
@@ -230,7 +263,8 @@ class VSMAERecipe:
         log.info("vsMAE: %d pretraining clips, %d held-out, %d x %d patches", len(data["train"]),
                  len(data["held_out"]), n_patches, n_patch_vertices)  # fmt: skip
         task = VSMAETask(model, torch.as_tensor(data["train"]), weight)
-        result = train(task, dataclasses.replace(config.training, seed=config.seed), name="vsMAE")
+        training = dataclasses.replace(config.training, seed=config.seed)
+        result = train_phase(task, training, folder / "train" / PHASE, resume, name="vsMAE")
         rows, example = evaluate(config, model, data)
         save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": "brainspace rest run, ico5"})
         save_model(folder / "checkpoints" / "sit_encoder", model.encoder, metadata={"pretrained": "vsmae"})
@@ -242,9 +276,15 @@ class VSMAERecipe:
         table = {
             f"Masked-patch reconstruction on held-out real frames (mask ratio {model.config.mask_ratio})": rows
         }
-        metrics = {"reconstruction": rows, "history": result.history, "pretrain_seconds": result.seconds,
-                   "n_train_clips": len(data["train"]), "n_held_out_clips": len(data["held_out"])}  # fmt: skip
-        return RecipeOutput(table, notes, metrics)
+        return RecipeOutput(table, notes, vsmae_metrics(rows, result.history, data))
+
+    def evaluate(self, config: VSMAERecipeConfig, folder: Path) -> dict[str, Any]:
+        """The run's metrics again: the reconstruction rows re-scored with ``checkpoints/vsmae`` (the same seeded
+        masks), the training curve read from ``train/vsmae/done.json``; nothing is trained. Equal to the run's
+        ``metrics`` (which leave out wall-clock seconds: they are in ``done.json``)."""
+        data = prepare(config)
+        rows, _ = evaluate(config, run_model(folder, "vsmae", "vsmae"), data)
+        return vsmae_metrics(rows, load_result(folder / "train" / PHASE).history, data)
 
 
 def encoder_checkpoint(path: str | Path) -> Path:
@@ -262,13 +302,14 @@ def encoder_checkpoint(path: str | Path) -> Path:
 
 
 def pretrained_encoder(
-    config: VSMAERecipeConfig, checkpoint: str | None, folder: Path
+    config: VSMAERecipeConfig, checkpoint: str | None, folder: Path, resume: bool = False
 ) -> tuple[Path, list[dict], str]:
-    """SIM's encoder: ``checkpoint`` (a vsmae run or SiT folder) or a vsMAE pretrained here, in ``folder/vsmae``.
-    Returns (SiT checkpoint folder, vsMAE reconstruction rows or [], where it came from)."""
+    """SIM's encoder: ``checkpoint`` (a vsmae run or SiT folder) or a vsMAE pretrained here, in ``folder/vsmae``
+    (``resume``: its phase reloaded when finished, continued when interrupted). Returns (SiT checkpoint folder,
+    vsMAE reconstruction rows or [], where it came from)."""
     if checkpoint:
         return encoder_checkpoint(checkpoint), [], f"loaded from {checkpoint}"
     out = folder / "vsmae"
-    out.mkdir()
-    output = VSMAERecipe().run(config, out)
+    out.mkdir(exist_ok=resume)
+    output = VSMAERecipe().run(config, out, resume)
     return out / "checkpoints" / "sit_encoder", output.metrics["reconstruction"], "pretrained here (vsmae/)"

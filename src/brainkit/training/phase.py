@@ -74,13 +74,32 @@ def train_phase(
     return result
 
 
-def _reload(task: Task, config: TrainingConfig, folder: Path, name: str) -> FitResult:
+def _read_done(folder: Path) -> dict[str, Any]:
     try:
-        done = json.loads((folder / DONE).read_text())
+        return json.loads((folder / DONE).read_text())
+    except FileNotFoundError:
+        raise CheckpointError(
+            f"{folder / DONE} does not exist: that phase never finished. Resume an interrupted run "
+            "(brainkit run NAME --out DIR --resume), or run the recipe again."
+        ) from None
     except json.JSONDecodeError as err:
         raise CheckpointError(
             f"{folder / DONE} is truncated or not JSON ({err}); delete {folder} to train that phase again."
         ) from None
+
+
+def load_result(folder: str | Path) -> FitResult:
+    """The loop's result (history, seconds, best, steps) of the finished phase in ``folder``, read from its
+    ``done.json`` without touching any weights: what a recipe's ``evaluate`` reports beside re-scored models."""
+    return _result(_read_done(Path(folder)))
+
+
+def _result(done: dict[str, Any]) -> FitResult:
+    return FitResult(history=done["history"], seconds=done["seconds"], best=done["best"], steps=done["steps"])
+
+
+def _reload(task: Task, config: TrainingConfig, folder: Path, name: str) -> FitResult:
+    done = _read_done(folder)
     if done.get("training") != to_dict(config) or done.get("task") != name:
         raise CheckpointError(
             f"The finished phase in {folder} was trained as {done.get('task')!r} with other training settings "
@@ -88,7 +107,7 @@ def _reload(task: Task, config: TrainingConfig, folder: Path, name: str) -> FitR
         )
     load_weights(folder / FINAL, task)
     log.info("%s finished before the interruption; reloaded from %s", name, folder)
-    return FitResult(history=done["history"], seconds=done["seconds"], best=done["best"], steps=done["steps"])
+    return _result(done)
 
 
 def read_history(folder: str | Path) -> list[dict[str, Any]]:
@@ -97,4 +116,4 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-__all__ = ["DONE", "FINAL", "phase_done", "read_history", "train_phase"]
+__all__ = ["DONE", "FINAL", "load_result", "phase_done", "read_history", "train_phase"]
