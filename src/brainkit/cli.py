@@ -166,7 +166,17 @@ def _integers(text: str) -> list[int]:
 def _cmd_list(args: argparse.Namespace) -> int:
     from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
-    for title, registry in (("datasets", DATASETS), ("encoders", ENCODERS), ("objectives", OBJECTIVES)):
+    from brainkit.data.contract import returns_of
+
+    print("datasets [design; recipes that read your data of that design]:")
+    readers: dict[str, list[str]] = {}
+    for name in RECIPES:
+        for design in getattr(RECIPES.get(name), "DESIGNS", ()):
+            readers.setdefault(design, []).append(name)
+    for name in DATASETS:
+        design = getattr(returns_of(DATASETS.get(name)), "design", "?")
+        print(f"  {name:28s} {DATASETS.describe(name)}  [{design}; {', '.join(readers.get(design, [])) or '-'}]")
+    for title, registry in (("encoders", ENCODERS), ("objectives", OBJECTIVES)):
         print(f"{title}:")
         for name in registry:
             print(f"  {name:28s} {registry.describe(name)}")

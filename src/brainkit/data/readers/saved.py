@@ -153,7 +153,7 @@ def _tensors(root: Path, index: dict[str, Any], name: str) -> dict[str, np.ndarr
 
 @DATASETS.register(
     "folder",
-    help="A dataset saved with brainkit.data.save_dataset (or from_arrays(...).save): root=DIR holding dataset.json",
+    help="Your trial-based data saved with brainkit.data.save_dataset (e.g. from from_arrays): root=DIR with dataset.json",
 )
 def folder_dataset(root: str) -> DecodingDataset:
     """Read the dataset saved in ``root`` (trial-based design), every file checked against its checksum."""
