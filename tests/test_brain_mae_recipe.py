@@ -13,15 +13,15 @@ import torch
 from brainkit.cli import main
 from brainkit.data import load_dataset
 from brainkit.data.timeseries import connectivity
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.evaluation.downstream import cross_validate
 from brainkit.models.base import model_config
 from brainkit.models.brain_mae import BrainMAE
 from brainkit.objectives.masked import MaskingConfig
-from brainkit.recipes import recipe_config, run_recipe
+from brainkit.recipes import evaluate_run, recipe_config, run_recipe
 from brainkit.recipes.brain_mae import FinetuneHead, pretrain
-from brainkit.testing import one_and_two_processes, save_rank0
-from brainkit.training import TrainingConfig
+from brainkit.testing import SimulatedKill, killing_train, one_and_two_processes, save_rank0
+from brainkit.training import TrainingConfig, phase_done, read_history
 
 N_ROIS, FRAMES, N_SEGMENTS = 7, 5, 3
 
@@ -82,6 +82,64 @@ def test_recipe_end_to_end(tmp_path, capsys) -> None:
     assert (folder / "checkpoints" / "real_nitime" / "config.json").is_file()
     html = (folder / "report.html").read_text()
     assert "ROI embeddings" in html and "Learned attention" in html and "Masked-signal reconstruction" in html
+    # every network is a finished phase (no state left); `brainkit eval` reloads them and gives the same metrics
+    phases = sorted(p.name for p in (folder / "train").iterdir())
+    assert phases[:3] == ["finetune-states-01", "finetune-states-02", "finetune-states-03"]
+    assert phases[3:] == [f"finetune-subjects-{i:02d}" for i in range(1, 10)] + [
+        "pretrain-brainae", "pretrain-sg-brainmae", "real-nitime"]  # fmt: skip
+    assert all(phase_done(folder / "train" / p) for p in phases) and not list(folder.rglob("state"))
+    assert evaluate_run(folder) == metrics
+    (folder / "train" / "finetune-states-03" / "done.json").unlink()
+    with pytest.raises(CheckpointError, match=r"finetune-states-03/done.json is missing.*--resume"):
+        evaluate_run(folder)
+
+
+def test_resume_after_kills_in_pretraining_and_fine_tuning(tmp_path, monkeypatch) -> None:
+    """Killed in SG-BrainMAE's pretraining, then in a fine-tuning fold: each --resume continues where the run
+    stopped (finished phases are reloaded, not retrained) and ends with the uninterrupted run's metrics and
+    histories."""
+    import brainkit.training.phase
+
+    overrides = [
+        "variants=[SG-BrainMAE]",
+        "finetune_epochs=2",
+        "n_eval_masks=1",
+        "n_folds=2",
+        "cohort.n_subjects=10",
+    ]
+    full = run_recipe("brain_mae", folder=tmp_path / "full", preset="testing", overrides=overrides)
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    calls: list[str] = []
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("pretrain-sg-brainmae", 2, calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("brain_mae", folder=run, preset="testing", overrides=overrides)
+    assert (partial / "train" / "pretrain-sg-brainmae" / "state").is_dir() and not run.exists()
+    with pytest.raises(ConfigError, match="interrupted run of brain_mae is at .*continue it with --resume"):
+        run_recipe("brain_mae", folder=run, preset="testing", overrides=overrides)
+
+    calls.clear()
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("finetune-subjects-03", 1, calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("brain_mae", folder=run, resume=True)
+    finetuned = [f"finetune-subjects-{i:02d}" for i in range(1, 7)]  # age, behaviour, sex
+    assert calls == ["pretrain-sg-brainmae", "real-nitime", *finetuned[:3]]
+    assert (partial / "train" / "finetune-subjects-03" / "state").is_dir()
+
+    calls.clear()
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("nothing", 1, calls))
+    assert main(["run", "brain_mae", "--out", str(run), "--resume"]) == 0
+    assert calls == [*finetuned[2:], "finetune-states-01", "finetune-states-02"]
+    assert not partial.exists()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == full.metrics
+    phases = sorted(p.name for p in (full.folder / "train").iterdir())
+    assert phases == sorted(p.name for p in (run / "train").iterdir()) and len(phases) == 10
+
+    def without_seconds(history):
+        return [{k: v for k, v in record.items() if k != "seconds"} for record in history]
+
+    for phase in phases:
+        resumed, whole = read_history(run / "train" / phase), read_history(full.folder / "train" / phase)
+        assert whole and without_seconds(resumed) == without_seconds(whole), phase
 
 
 def test_recipe_config_errors(tmp_path) -> None:

@@ -11,6 +11,15 @@ Data:
 Two tasks for the one trainer (:func:`brainkit.training.train`): :class:`MaskedPretraining` (a mask per batch,
 the weighted masked/visible loss, validation on a fixed mask) and :class:`Finetuning` (a linear head on a copy of
 the encoder, per CV fold, through :class:`FinetuneHead`).
+
+Resume and re-evaluate: every network is one :func:`~brainkit.training.train_phase` folder under the run folder's
+``train/``: ``pretrain-<variant>`` (e.g. ``pretrain-sg-brainmae``), ``real-<source>``, and one per fine-tuning fold,
+``finetune-subjects-NN`` (age, behaviour, sex: ``n_folds`` each, in that order) and ``finetune-states-NN``.
+``brainkit run brain_mae --out DIR --resume`` continues an interrupted run: finished phases are reloaded, the
+interrupted one continues from its ``state/``, the rest train, so it ends where the uninterrupted run does.
+``brainkit eval DIR`` (:meth:`BrainMAERecipe.evaluate`) reloads every phase's ``final/`` weights, trains nothing and
+recomputes the run's whole ``metrics`` (they hold no timings). ``checkpoints/`` holds the pretrained models
+(:func:`~brainkit.models.save_model`) for use outside the recipe.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from torch import nn
 
 from brainkit.data.roi_windows import check_windows, fc_window_features, run_windows, transient_windows
 from brainkit.data.timeseries import connectivity, fisher_z, segment_frames, upper_triangle, windows
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.evaluation.downstream import (
     downstream_rows,
     masked_reconstruction_scores,
@@ -39,7 +48,8 @@ from brainkit.evaluation.downstream import (
 from brainkit.objectives.masked import MaskingConfig, draw_mask, masked_reconstruction_loss, random_mask
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
-from brainkit.training import FitResult, Task, TrainingConfig, train
+from brainkit.training import FitResult, Task, TrainingConfig, phase_done, train, train_phase
+from brainkit.training.phase import DONE, FINAL
 
 log = logging.getLogger(__name__)
 
@@ -202,17 +212,44 @@ class Finetuning(Task):
         return groups
 
 
+@dataclass(frozen=True)
+class Phases:
+    """Where a run's trained networks live: one :func:`~brainkit.training.train_phase` folder per network,
+    ``folder/<name>``. ``resume``: continue an interrupted phase, reload a finished one; ``reload_only`` (what
+    :meth:`BrainMAERecipe.evaluate` uses): load finished phases and never train (a missing one is an error)."""
+
+    folder: Path
+    resume: bool = False
+    reload_only: bool = False
+
+    def fit(self, task: Task, training: TrainingConfig, name: str) -> FitResult:
+        """Train ``task`` as the phase ``name`` (or reload it): its weights end in ``task``."""
+        folder = self.folder / name
+        if self.reload_only and not phase_done(folder):
+            missing = folder / (FINAL if (folder / DONE).is_file() else DONE)
+            raise CheckpointError(
+                f"{missing} is missing: the run has no finished phase {name!r}, so it cannot be re-evaluated. "
+                "Finish an interrupted run with `brainkit run brain_mae --out DIR --resume`, or run it again."
+            )
+        return train_phase(task, training, folder, self.resume or self.reload_only, name=name)
+
+
 @dataclass
 class FinetuneHead:
     """A head for :func:`~brainkit.evaluation.downstream.cross_validate`: (x_train, y_train, x_test, task, classes)
     -> predictions or class probabilities. Each call fine-tunes a deep copy of ``model`` (left untouched) with
     :class:`Finetuning` through the one trainer, then predicts ``x_test``; seeded, so a fold gives the same numbers.
+    With ``phases`` each call is the phase ``<name>-<call number>`` (01, 02, ...: the calls come in the fixed order
+    of targets, then folds), so a resumed run reloads the folds it already fine-tuned.
     """
 
     model: nn.Module
     training: TrainingConfig
     encoder_lr_scale: float = 0.1
     readout: str = "features"  # the model method the head reads, e.g. "token_connectivity"
+    phases: Phases | None = None  # None: train in memory only
+    name: str = "finetune"
+    calls: int = field(default=0, init=False)
 
     def __call__(self, x_train, y_train, x_test, task: str, classes: np.ndarray | None = None) -> np.ndarray:
         x_train = torch.as_tensor(np.asarray(x_train, dtype=np.float32))
@@ -229,7 +266,11 @@ class FinetuneHead:
             n_outputs = len(classes)
         encoder = copy.deepcopy(self.model).train()
         tuned = Finetuning(encoder, x_train, target, n_outputs, self.encoder_lr_scale, self.readout)
-        train(tuned, self.training, name=f"fine-tuning ({self.readout})")
+        if self.phases is None:
+            train(tuned, self.training, name=f"fine-tuning ({self.readout})")
+        else:
+            self.calls += 1
+            self.phases.fit(tuned, self.training, f"{self.name}-{self.calls:02d}")
         tuned.cpu().eval()
         with torch.no_grad():
             out = torch.cat([tuned.predict(x_test[i : i + 64]) for i in range(0, len(x_test), 64)])
@@ -264,19 +305,28 @@ def build_variant(name: str, config: BrainMAERecipeConfig, n_rois: int, frames: 
     return model, masking
 
 
+def variant_slug(name: str) -> str:
+    """A filesystem-safe name of a variant: ``"SG(SL)-BrainMAE"`` -> ``"sg_sl-brainmae"``."""
+    return name.split(" ")[0].replace("(", "_").replace(")", "").lower()
+
+
 def _real_series(name: str):
     from brainkit.data.readers import roi_timeseries as real
 
     return {"brainspace_dk": real.brainspace_rest_dk, "nitime": real.nitime_rest}[name]()
 
 
-def real_reconstruction(config: BrainMAERecipeConfig, folder: Path) -> tuple[list[dict], dict]:
-    """A model pretrained on each REAL run's first frames, judged on its last ones (and saved)."""
-    from brainkit.models import save_model
+def real_variant(config: BrainMAERecipeConfig) -> str:
+    """The variant pretrained on the real runs: SG-BrainMAE when the run has it, else its first variant."""
+    return "SG-BrainMAE" if "SG-BrainMAE" in config.variants else config.variants[0]
 
-    base = "SG-BrainMAE" if "SG-BrainMAE" in config.variants else config.variants[0]
+
+def real_reconstruction(config: BrainMAERecipeConfig, phases: Phases) -> tuple[list[dict], dict, dict]:
+    """A model pretrained on each REAL run's first frames (the phase ``real-<source>``), judged on its last ones:
+    the score rows, the example reconstructions and source -> model."""
+    base = real_variant(config)
     training = replace(config.training, epochs=config.real_epochs)
-    rows, examples = [], {}
+    rows, examples, models = [], {}, {}
     for source in config.real_sources:
         series = _real_series(source)
         frames = segment_frames(series.tr, config.segment_seconds)
@@ -285,7 +335,8 @@ def real_reconstruction(config: BrainMAERecipeConfig, folder: Path) -> tuple[lis
         test = series.values[n_train:]
         test = test[: len(test) // frames * frames][None]
         model, masking = build_variant(base, config, series.n_rois, frames)
-        result = pretrain(model, train_windows, training, masking)
+        task = MaskedPretraining(model, train_windows, masking, seed=training.seed)
+        result = phases.fit(task, training, f"real-{source}")
         log.info(
             "%s on %s: pretrained in %.0f s on %d windows", base, source, result.seconds, len(train_windows)
         )
@@ -300,10 +351,8 @@ def real_reconstruction(config: BrainMAERecipeConfig, folder: Path) -> tuple[lis
             held_out,
         )
         rows += source_rows
-        save_model(
-            folder / "checkpoints" / f"real_{source}", model, metadata={"variant": base, "data": source}
-        )
-    return rows, examples
+        models[source] = model
+    return rows, examples, models
 
 
 def check_config(config: BrainMAERecipeConfig) -> None:
@@ -322,26 +371,120 @@ def check_config(config: BrainMAERecipeConfig) -> None:
         )
 
 
-def downstream_methods(
-    config: BrainMAERecipeConfig, models: dict, rest: list, states: Any, n_frames: int
-) -> dict:
+@dataclass
+class CohortData:
+    """The built-in cohort cut for the protocol: pretraining windows (n, frames * pretrain_segments, n_rois) of the
+    first subjects' rest runs; for the other (downstream) subjects their rest runs, held-out windows
+    (n, n_frames, n_rois), transient task-state windows and phenotypes (n_downstream,)."""
+
+    cohort: Any
+    downstream: list[str]
+    rest: list
+    frames: int  # per segment
+    n_frames: int  # per evaluation window
+    train_windows: np.ndarray
+    held_out: np.ndarray
+    states: Any
+    targets: dict[str, np.ndarray]
+
+
+def cohort_data(config: BrainMAERecipeConfig) -> CohortData:
+    """The ``hcp_cohort`` of ``config`` split and windowed as the module docstring says."""
+    from brainkit.data.builtin.hcp_cohort import hcp_cohort
+
+    cohort = hcp_cohort(**{"seed": config.seed, **config.cohort})
+    if not 0 < config.n_pretrain_subjects <= len(cohort.subjects) - config.n_folds:
+        raise ConfigError(
+            f"n_pretrain_subjects {config.n_pretrain_subjects} must leave at least n_folds={config.n_folds} "
+            f"of the cohort's {len(cohort.subjects)} subjects for downstream evaluation."
+        )
+    pretrain_subjects = cohort.subjects[: config.n_pretrain_subjects]
+    downstream = cohort.subjects[config.n_pretrain_subjects :]
+    rest = cohort.runs_of("rest", downstream)
+    frames = segment_frames(cohort.tr, config.segment_seconds)
+    n_frames = frames * config.n_segments
+    step = max(1, int(round(config.window_step_seconds / cohort.tr)))
+    train_windows = run_windows(
+        cohort.runs_of("rest", pretrain_subjects), frames * config.pretrain_segments, step
+    )
+    held_out = run_windows(rest, n_frames, n_frames)
+    log.info("hcp_cohort: %d pretraining windows of %d frames; %d held-out", len(train_windows),
+             train_windows.shape[1], len(held_out))  # fmt: skip
+    states = transient_windows(cohort, downstream, frames, config.transient_seconds)
+    targets = {name: cohort.phenotype(name, downstream) for name in ("age", "behaviour", "sex")}
+    return CohortData(cohort, downstream, rest, frames, n_frames, train_windows, held_out, states, targets)
+
+
+def pretrain_variants(config: BrainMAERecipeConfig, data: CohortData, phases: Phases) -> tuple[dict, dict]:
+    """Each variant pretrained on the cohort's pretraining windows (the phase ``pretrain-<slug>``), validated on
+    ``2 * n_folds`` held-out windows: name -> model, name -> history."""
+    models, histories = {}, {}
+    val = data.held_out[: 2 * config.n_folds]
+    for name in config.variants:
+        model, masking = build_variant(name, config, data.cohort.runs[0].n_rois, data.frames)
+        task = MaskedPretraining(model, data.train_windows, masking, val, seed=config.training.seed)
+        result = phases.fit(task, config.training, f"pretrain-{variant_slug(name)}")
+        models[name], histories[name] = model, result.history
+        log.info("%s pretrained in %.0f s", name, result.seconds)
+    return models, histories
+
+
+def downstream_methods(config: BrainMAERecipeConfig, models: dict, data: CohortData, phases: Phases) -> dict:
     """name -> (subject inputs, state-window inputs, head, state head): frozen readouts with ridge heads for each
-    variant, ``finetune_variant`` fine-tuned with a linear head, and the static-connectivity baseline."""
-    methods = {name: (subject_features(model, rest, n_frames), readout(model, "features", states.padded).numpy(),
+    variant, ``finetune_variant`` fine-tuned with a linear head (phases ``finetune-subjects-NN`` and
+    ``finetune-states-NN``), and the static-connectivity baseline."""
+    rest, states = data.rest, data.states
+    methods = {name: (subject_features(model, rest, data.n_frames), readout(model, "features", states.padded).numpy(),
                       ridge_head, ridge_head) for name, model in models.items()}  # fmt: skip
     if config.finetune_epochs > 0:
         training = replace(config.training, epochs=config.finetune_epochs, lr=config.finetune_lr,
                            warmup_epochs=0.0)  # fmt: skip
         model = models[config.finetune_variant]
         methods[f"{config.finetune_variant} (fine-tuned)"] = (
-            np.stack([r.values[:n_frames] for r in rest]),  # one window per subject
+            np.stack([r.values[: data.n_frames] for r in rest]),  # one window per subject
             states.padded,
-            FinetuneHead(model, training, readout="token_connectivity"),  # the frozen rows' readouts
-            FinetuneHead(model, training, readout="features"),
+            # the frozen rows' readouts (token_connectivity for subjects, features for states)
+            FinetuneHead(
+                model, training, readout="token_connectivity", phases=phases, name="finetune-subjects"
+            ),
+            FinetuneHead(model, training, readout="features", phases=phases, name="finetune-states"),
         )
     fc = np.stack([upper_triangle(fisher_z(connectivity(r.values))) for r in rest])
     methods["static FC + linear (baseline)"] = (fc, fc_window_features(states.raw), ridge_head, ridge_head)
     return methods
+
+
+@dataclass
+class Scores:
+    """What the run measures: reconstruction rows (cohort, then real runs), their example reconstructions, the
+    downstream table (one row per method) and the real-run models."""
+
+    reconstruction: list[dict[str, Any]]
+    examples: dict[str, Any]
+    downstream: list[dict[str, Any]]
+    real_models: dict[str, nn.Module]
+
+    def metrics(self, data: CohortData) -> dict[str, Any]:
+        """The run's ``metrics`` (all re-computable from its trained phases)."""
+        return {
+            "reconstruction": self.reconstruction,
+            "downstream": self.downstream,
+            "n_downstream_subjects": len(data.downstream),
+        }
+
+
+def score(config: BrainMAERecipeConfig, data: CohortData, models: dict, phases: Phases) -> Scores:
+    """Masked reconstruction of the cohort's held-out windows and the real runs (whose models are pretrained or
+    reloaded through ``phases``), then the downstream table (fine-tuning heads through ``phases`` too)."""
+    reconstruction, examples = masked_reconstruction_scores(
+        models, data.held_out, data.frames, config.n_eval_masks, config.masking.eval_mask_ratio, config.seed,
+        "hcp_cohort (unseen subjects)",
+    )  # fmt: skip
+    real_rows, real_examples, real_models = real_reconstruction(config, phases)
+    methods = downstream_methods(config, models, data, phases)
+    groups = np.array(data.downstream)
+    table = downstream_rows(methods, data.targets, groups, data.states, config.n_folds, config.seed)
+    return Scores(reconstruction + real_rows, {"hcp_cohort": examples} | real_examples, table, real_models)
 
 
 @RECIPES.register(
@@ -350,63 +493,37 @@ def downstream_methods(
 class BrainMAERecipe:
     Config = BrainMAERecipeConfig
     PRESETS = PRESETS
+    resumable = True  # `brainkit run brain_mae --out DIR --resume` continues an interrupted run
 
-    def run(self, config: BrainMAERecipeConfig, folder: Path) -> RecipeOutput:
-        from brainkit.data.builtin.hcp_cohort import hcp_cohort
+    def run(self, config: BrainMAERecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.models import save_model
         from brainkit.report.brain_mae import report
 
         check_config(config)
-        cohort = hcp_cohort(**{"seed": config.seed, **config.cohort})
-        if not 0 < config.n_pretrain_subjects <= len(cohort.subjects) - config.n_folds:
-            raise ConfigError(
-                f"n_pretrain_subjects {config.n_pretrain_subjects} must leave at least n_folds={config.n_folds} "
-                f"of the cohort's {len(cohort.subjects)} subjects for downstream evaluation."
-            )
-        pretrain_subjects = cohort.subjects[: config.n_pretrain_subjects]
-        downstream = cohort.subjects[config.n_pretrain_subjects :]
-        rest = cohort.runs_of("rest", downstream)
-        frames = segment_frames(cohort.tr, config.segment_seconds)
-        n_frames = frames * config.n_segments
-        step = max(1, int(round(config.window_step_seconds / cohort.tr)))
-        train_windows = run_windows(
-            cohort.runs_of("rest", pretrain_subjects), frames * config.pretrain_segments, step
-        )
-        held_out = run_windows(rest, n_frames, n_frames)
-        log.info("hcp_cohort: %d pretraining windows of %d frames; %d held-out", len(train_windows),
-                 train_windows.shape[1], len(held_out))  # fmt: skip
-
-        models, histories = {}, {}
-        for name in config.variants:
-            model, masking = build_variant(name, config, cohort.runs[0].n_rois, frames)
-            result = pretrain(model, train_windows, config.training, masking, held_out[: 2 * config.n_folds])
-            models[name], histories[name] = model, result.history
-            log.info("%s pretrained in %.0f s", name, result.seconds)
-
-        reconstruction, examples = masked_reconstruction_scores(
-            models, held_out, frames, config.n_eval_masks, config.masking.eval_mask_ratio, config.seed,
-            "hcp_cohort (unseen subjects)",
-        )  # fmt: skip
-        examples = {"hcp_cohort": examples}
-        real_rows, real_examples = real_reconstruction(config, folder)
-        reconstruction, examples = reconstruction + real_rows, examples | real_examples
-
-        states = transient_windows(cohort, downstream, frames, config.transient_seconds)
-        methods = downstream_methods(config, models, rest, states, n_frames)
-        targets = {name: cohort.phenotype(name, downstream) for name in ("age", "behaviour", "sex")}
-        table = downstream_rows(methods, targets, np.array(downstream), states, config.n_folds, config.seed)
-
+        data = cohort_data(config)
+        phases = Phases(folder / "train", resume=resume)
+        models, histories = pretrain_variants(config, data, phases)
+        scores = score(config, data, models, phases)
+        for source, model in scores.real_models.items():
+            save_model(folder / "checkpoints" / f"real_{source}", model,
+                       metadata={"variant": real_variant(config), "data": source})  # fmt: skip
         for name, model in models.items():
-            slug = name.split(" ")[0].replace("(", "_").replace(")", "").lower()
-            save_model(folder / "checkpoints" / slug, model, metadata={"variant": name, "data": "hcp_cohort"})
-        notes = report(config, folder, cohort, models, histories, reconstruction, table, examples)
+            save_model(folder / "checkpoints" / variant_slug(name), model,
+                       metadata={"variant": name, "data": "hcp_cohort"})  # fmt: skip
+        reconstruction, table = scores.reconstruction, scores.downstream
+        notes = report(config, folder, data.cohort, models, histories, reconstruction, table, scores.examples)
         tables = {
             "Masked reconstruction on held-out data (MSE of hidden tokens, z-scored signals)": reconstruction,
-            f"Downstream: linear heads, subject-level {config.n_folds}-fold CV on {len(downstream)} unseen subjects": table,
+            f"Downstream: linear heads, subject-level {config.n_folds}-fold CV on {len(data.downstream)} unseen "
+            "subjects": table,
         }
-        metrics = {
-            "reconstruction": reconstruction,
-            "downstream": table,
-            "n_downstream_subjects": len(downstream),
-        }
-        return RecipeOutput(tables, notes, metrics)
+        return RecipeOutput(tables, notes, scores.metrics(data))
+
+    def evaluate(self, config: BrainMAERecipeConfig, folder: Path) -> dict[str, Any]:
+        """The run's ``metrics`` again, from the finished phases in ``folder/train`` (pretrained variants, real-run
+        models, fine-tuned folds), nothing trained; equal to the run's (its metrics hold no timings)."""
+        check_config(config)
+        data = cohort_data(config)
+        phases = Phases(folder / "train", reload_only=True)
+        models, _ = pretrain_variants(config, data, phases)
+        return score(config, data, models, phases).metrics(data)
