@@ -1,0 +1,198 @@
+"""The ``bids`` dataset: a BIDS folder (raw or fMRIPrep derivatives) -> single-trial betas -> DecodingDataset."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from brainkit.data import DecodingDataset, load_dataset
+from brainkit.data.readers.bids import load_bids
+from brainkit.errors import ConfigError, DataError
+from brainkit.testing_bids import MOTION, write_bids_folder
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    return write_bids_folder(tmp_path_factory.mktemp("bids") / "ds")
+
+
+def _copy(example, tmp_path):
+    """A copy of the example folder to break (its files are a few hundred kB)."""
+    shutil.copytree(example.root, tmp_path / "ds")
+    return tmp_path / "ds"
+
+
+def _identification(dataset, example):
+    """Ridge from each subject's train betas to the true features; 8-way top-1 identification of the test images."""
+    from sklearn.linear_model import RidgeCV
+
+    feature_of = dict(zip(example.stimulus_ids, example.features))
+    scores = []
+    for subject in dataset.subjects:
+        train, test = dataset.train[subject], dataset.test[subject]
+        target = np.stack([feature_of[s] for s in train.stimulus_ids])
+        model = RidgeCV(alphas=np.logspace(-1, 4, 12)).fit(train.values, target)
+        predicted = model.predict(test.values)
+        truth = np.stack([feature_of[s] for s in test.stimulus_ids])
+        similarity = np.corrcoef(predicted, truth)[: len(test), len(test) :]
+        scores.append(np.mean(similarity.argmax(axis=1) == np.arange(len(test))))
+    return float(np.mean(scores))
+
+
+def test_raw_runs_with_a_mask_lsa(example):
+    data = load_dataset("bids", root=example.root, task=example.task, mask=example.mask_path, image_size=32)
+    assert isinstance(data, DecodingDataset) and data.subjects == ["sub-01", "sub-02"]
+    assert data.stimuli.ids.tolist() == sorted(example.stimulus_ids)
+    assert data.stimuli.images.shape == (40, 32, 32, 3) and data.stimuli.images.dtype == np.uint8
+    from PIL import Image
+
+    first = np.asarray(Image.open(example.root / "stimuli" / data.stimuli.ids[0]).convert("RGB"))
+    np.testing.assert_array_equal(data.stimuli.images[0], first)
+    for subject in data.subjects:
+        train, test = data.train[subject], data.test[subject]
+        assert train.values.shape == (32, example.n_voxels) and test.values.shape == (8, example.n_voxels)
+        assert train.space == test.space == "native"
+        assert sorted(test.stimulus_ids) == sorted(example.test_ids) and (test.n_repeats == 2).all()
+        assert not set(train.stimulus_ids) & set(test.stimulus_ids) and (train.n_repeats == 1).all()
+        assert sorted(set(train.run)) == [1, 2] and (train.session == 0).all()
+        assert train.trial.min() == 0 and train.trial.max() == 23  # 0-based among each run's 24 image trials
+        assert train.feature_coords.shape == (example.n_voxels, 3)
+        np.testing.assert_allclose(train.values.mean(0), 0, atol=0.5)  # z-scored per run: train+test mean 0
+    assert data.info["split"] == "test: stimuli shown more than once to a subject; averaged over repeats"
+    assert data.info["runs"]["sub-01"] == [
+        f"sub-01/func/sub-01_task-images_run-{r}_bold.nii.gz" for r in (1, 2)
+    ]
+    assert data.info["tr"]["sub-02"] == [2.0, 2.0]
+    np.testing.assert_array_equal(data.info["masks"]["sub-01"], example.mask)
+    assert _identification(data, example) >= 0.75  # chance 0.125
+
+
+@pytest.mark.parametrize("estimator, floor", [("lsa", 0.75), ("lss", 0.5)])
+def test_fmriprep_derivatives_with_confounds(example, estimator, floor):
+    data = load_bids(
+        example.root, example.task, space=example.space, derivatives=example.derivatives,
+        confounds=list(MOTION) + ["framewise_displacement"], estimator=estimator, image_size=None,
+    )  # fmt: skip
+    assert data.stimuli.images is None
+    assert data.train["sub-02"].values.shape == (32, example.n_voxels)
+    assert data.test["sub-01"].space == example.space
+    assert (
+        data.info["glm"]["estimator"] == estimator and data.info["confounds"][-1] == "framewise_displacement"
+    )
+    assert _identification(data, example) >= floor
+
+
+def test_test_runs_and_test_stimuli_splits(example):
+    options = dict(root=example.root, task=example.task, mask=example.mask_path, image_size=None)
+    by_run = load_bids(**options, test_runs=[2], subjects=["01"])
+    assert by_run.subjects == ["sub-01"]
+    test = by_run.test["sub-01"]
+    assert len(test) == 24 and (test.run == 2).all() and (test.n_repeats == 1).all()
+    # run 1's trials of the 8 images shown again in run 2 are dropped from train
+    assert len(by_run.train["sub-01"]) == 16 and by_run.info["dropped_train_trials"] == {"sub-01": 8}
+    chosen = example.stimulus_ids[10:13]
+    by_stimulus = load_bids(**options, test_stimuli=chosen, average_test=False, subjects=["sub-02"])
+    assert sorted(by_stimulus.test["sub-02"].stimulus_ids) == sorted(chosen)
+    assert len(by_stimulus.train["sub-02"]) == 48 - 3 and by_stimulus.info["test_stimuli"] == sorted(chosen)
+    with pytest.raises(ConfigError, match="test_runs or test_stimuli, not both"):
+        load_bids(**options, test_runs=[1], test_stimuli=chosen)
+
+
+def test_sessions_and_the_registry(tmp_path):
+    from brainkit.data.contract import returns_of
+    from brainkit.registry import DATASETS
+
+    assert returns_of(DATASETS.get("bids")) is DecodingDataset
+    assert "stim_file" in DATASETS.describe("bids") and "mask=" in DATASETS.describe("bids")
+    example = write_bids_folder(tmp_path / "ds", n_subjects=1, n_trials_per_run=12, n_test_stimuli=4,
+                                derivatives=False, session="pre")  # fmt: skip
+    data = load_bids(example.root, example.task, sessions=["ses-pre"], mask=example.mask_path, image_size=8)
+    assert (data.train["sub-01"].session == 1).all() and data.info["sessions"] == {"pre": 1}
+    assert data.train["sub-01"].values.shape == (16, example.n_voxels)
+    with pytest.raises(DataError, match=r"No BOLD runs found for task 'images'.*sessions \['post'\]"):
+        load_bids(example.root, example.task, sessions=["post"], mask=example.mask_path)
+
+
+def test_errors_name_what_is_missing(example, tmp_path):
+    raw = dict(mask=example.mask_path, image_size=None)
+    with pytest.raises(DataError, match=r"No BOLD runs found for task 'faces'.*tasks: \['images'\]"):
+        load_bids(example.root, "faces", **raw)
+    with pytest.raises(DataError, match=r"space 'T1w'.*spaces in the derivatives: \['MNI152NLin2009cAsym'\]"):
+        load_bids(example.root, example.task, space="T1w", derivatives=example.derivatives)
+    with pytest.raises(DataError, match=r"subject\(s\) \['sub-07'\]"):
+        load_bids(example.root, example.task, subjects=["01", "07"], **raw)
+    with pytest.raises(ConfigError, match="Raw runs need mask="):
+        load_bids(example.root, example.task)
+    with pytest.raises(ConfigError, match="also pass derivatives="):
+        load_bids(example.root, example.task, space=example.space)
+    with pytest.raises(DataError, match=r"no column\(s\) \['global_signal'\]"):
+        load_bids(example.root, example.task, space=example.space, derivatives=example.derivatives,
+                  confounds=["csf", "global_signal"], subjects=["01"])  # fmt: skip
+    with pytest.raises(DataError, match=r"no 'image_id' column"):
+        load_bids(example.root, example.task, stimulus_column="image_id", **raw)
+
+
+def test_file_errors(example, tmp_path):
+    import nibabel as nib
+
+    root = _copy(example, tmp_path)
+    options = dict(task=example.task, image_size=None)
+    wrong = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((6, 7, 6), np.uint8), np.eye(4)), str(wrong))
+    with pytest.raises(DataError, match=r"volumes have shape \(6, 7, 5\) but the mask has shape \(6, 7, 6\)"):
+        load_bids(root, mask=wrong, **options)
+
+    func = root / "derivatives" / "fmriprep" / "sub-01" / "func"
+    mask_file = func / "sub-01_task-images_run-2_space-MNI152NLin2009cAsym_desc-brain_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((6, 7, 6), np.uint8), np.eye(4)), str(mask_file))
+    with pytest.raises(
+        DataError, match=r"sub-01: different voxel counts across runs: .*run 1 .* 62 brain voxels"
+    ):
+        load_bids(root, space=example.space, derivatives=root / "derivatives" / "fmriprep", **options)
+
+    name = example.stimulus_ids[20]
+    (root / "stimuli" / name).unlink()
+    with pytest.raises(DataError, match=rf"row \d+: stim_file '{name}' does not exist"):
+        load_bids(root, mask=example.mask_path, **options)
+
+    (root / "sub-02" / "func" / "sub-02_task-images_run-2_events.tsv").unlink()
+    with pytest.raises(DataError, match=r"sub-02_task-images_run-2_bold.nii.gz: no events.tsv for this run"):
+        load_bids(root, mask=example.mask_path, subjects=["02"], **options)
+
+
+def test_events_table_errors_name_the_row(example, tmp_path):
+    import pandas as pd
+
+    root = _copy(example, tmp_path)
+    path = root / "sub-01" / "func" / "sub-01_task-images_run-1_events.tsv"
+    events = pd.read_csv(path, sep="\t")
+    events.loc[5, "onset"] = 999.0
+    events.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(
+        DataError, match=r"run-1_events.tsv: row 5 has onset 999.0 s, at or past the run's end"
+    ):
+        load_bids(root, example.task, mask=example.mask_path, image_size=None)
+    events.drop(columns="onset").to_csv(path, sep="\t", index=False, na_rep="n/a")
+    with pytest.raises(DataError, match=r"run-1_events.tsv: the events table has no 'onset' column"):
+        load_bids(root, example.task, mask=example.mask_path, image_size=None)
+
+
+def test_an_id_column_names_the_stimuli(example, tmp_path):
+    import pandas as pd
+
+    root = _copy(example, tmp_path)
+    for path in root.glob("sub-*/func/*_events.tsv"):
+        events = pd.read_csv(path, sep="\t")
+        events["image_id"] = events["stim_file"].str.extract(r"(stim\d+)", expand=False)
+        events.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    data = load_bids(root, example.task, mask=example.mask_path, stimulus_column="image_id", image_size=16)
+    assert data.stimuli.ids[:2].tolist() == ["stim000", "stim001"]
+    assert data.info["stim_file"][:2] == ["images/stim000.png", "images/stim001.png"]
+    assert data.stimuli.images.shape == (40, 16, 16, 3)
+    path = root / "sub-01" / "func" / "sub-01_task-images_run-2_events.tsv"
+    events = pd.read_csv(path, sep="\t")
+    events.loc[0, "stim_file"] = "images/stim039.png"  # an id showing another file than elsewhere
+    events.to_csv(path, sep="\t", index=False, na_rep="n/a")
+    pattern = r"row \d+: stimulus 'stim\d+' is shown as '.*' here and as '.*' elsewhere; one image_id must"
+    with pytest.raises(DataError, match=pattern):
+        load_bids(root, example.task, mask=example.mask_path, stimulus_column="image_id", image_size=None)
