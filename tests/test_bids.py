@@ -196,3 +196,62 @@ def test_an_id_column_names_the_stimuli(example, tmp_path):
     pattern = r"row \d+: stimulus 'stim\d+' is shown as '.*' here and as '.*' elsewhere; one image_id must"
     with pytest.raises(DataError, match=pattern):
         load_bids(root, example.task, mask=example.mask_path, stimulus_column="image_id", image_size=None)
+
+
+def test_one_command_trains_lite_mind_and_ridge_on_a_bids_folder_then_eval_and_predict(
+    example, tmp_path, capsys
+):
+    """From the BIDS folder: ONE command trains Lite-Mind and ridge and writes a report; `brainkit eval` gives
+    the run's numbers; `brainkit predict` decodes a NIfTI run with the run's own mask and refuses wrong input."""
+    import json
+
+    import nibabel as nib
+
+    from brainkit.cli import main
+
+    run = tmp_path / "run"
+    options = f"data.options={{root: {example.root}, task: {example.task}, mask: {example.mask_path}}}"
+    command = ["run", "lite_mind", "--preset", "testing", "--out", str(run), "--set", "data.name=bids",
+               "--set", "data.subject=sub-01", "--set", options, "--set", "evaluation.n_way=8",
+               "--set", f"data.cache_dir={tmp_path / 'cache'}",
+               "--set", "baselines=[{name: ridge, preset: testing}]"]  # fmt: skip
+    assert main(command) == 0
+    assert "Lite-Mind" in capsys.readouterr().out and (run / "report.html").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert set(metrics) == {"Lite-Mind", "Ridge"}
+    assert main(["eval", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out) == metrics
+
+    dataset = load_dataset("bids", root=str(example.root), task=example.task, mask=str(example.mask_path))
+    mask = dataset.info["masks"]["sub-01"]
+    raw = dataset.test["sub-01"].values
+    volumes = np.zeros((*mask.shape, len(raw)), np.float32)
+    volumes[mask] = raw.T
+    nib.save(nib.Nifti1Image(volumes, dataset.info["affines"]["sub-01"]), tmp_path / "new.nii.gz")
+    assert main(["predict", str(run), "--input", str(tmp_path / "new.nii.gz"), "--out", str(tmp_path / "p.npy"),
+                 "--subject", "sub-01", "--decoder", "Ridge"]) == 0  # fmt: skip
+    import brainkit
+
+    np.testing.assert_array_equal(
+        np.load(tmp_path / "p.npy"), brainkit.load(run).predict(raw, decoder="Ridge")
+    )
+    np.save(tmp_path / "short.npy", raw[:, :-1])
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "short.npy"), "--out", str(tmp_path / "q.npy")])
+        == 2
+    )
+    assert f"the input has {raw.shape[1] - 1} features" in capsys.readouterr().err
+    assert main(["predict", str(run), "--input", str(tmp_path / "new.nii.gz"), "--out", str(tmp_path / "q.npy"),
+                 "--subject", "sub-02"]) == 2  # fmt: skip
+    assert "from subject 'sub-02'" in capsys.readouterr().err
+
+
+def test_a_bids_dataset_saves_and_reads_back_with_its_per_subject_masks(example, tmp_path):
+    from brainkit.data import save_dataset
+
+    dataset = load_dataset("bids", root=str(example.root), task=example.task, mask=str(example.mask_path))
+    save_dataset(dataset, tmp_path / "saved")
+    again = load_dataset("folder", root=str(tmp_path / "saved"))
+    for subject in dataset.subjects:
+        np.testing.assert_array_equal(again.info["masks"][subject], dataset.info["masks"][subject])
+        np.testing.assert_array_equal(again.train[subject].values, dataset.train[subject].values)

@@ -189,7 +189,10 @@ def test_two_process_gloo_matches_single_process(tmp_path) -> None:
         if key.endswith("qkv.bias"):
             assert (a[key][keys] - b[key][keys]).abs().max() <= 2 * steps * rate
             a[key], b[key] = a[key][~keys], b[key][~keys]
-        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+        # float summation order (gloo's all-reduce vs one process's sum), scaled up by Adam's normalisation where
+        # a gradient is small: measured 3.6e-6 abs / 1.2e-4 rel on 2 of 972 conv elements (torch 2.13 CPU). A wrong
+        # batch split moves most elements by ~lr (2e-3) and still fails.
+        torch.testing.assert_close(a[key], b[key], rtol=5e-4, atol=1e-5)
 
 
 def test_figures() -> None:

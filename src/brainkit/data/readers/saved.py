@@ -53,6 +53,10 @@ def _split_info(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.T
         if isinstance(value, np.ndarray):
             arrays[key] = torch.from_numpy(np.ascontiguousarray(value))
             continue
+        if isinstance(value, dict) and value and all(isinstance(v, np.ndarray) for v in value.values()):
+            for name, array in value.items():  # per-subject arrays (bids: masks, affines) as "key/name"
+                arrays[f"{key}/{name}"] = torch.from_numpy(np.ascontiguousarray(array))
+            continue
         try:
             json.dumps(value)
         except TypeError:
@@ -182,7 +186,12 @@ def folder_dataset(root: str) -> DecodingDataset:
             )
     info = dict(index["info"])
     if "info.safetensors" in index["files"]:
-        info.update(_tensors(root, index, "info.safetensors"))
+        for key, array in _tensors(root, index, "info.safetensors").items():
+            if "/" in key:
+                outer, inner = key.split("/", 1)
+                info.setdefault(outer, {})[inner] = array
+            else:
+                info[key] = array
     return DecodingDataset(index["name"], stimuli, parts["train"], parts["test"], info)
 
 

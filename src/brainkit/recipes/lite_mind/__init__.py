@@ -282,7 +282,10 @@ def save_inputs(folder: Path, config: LiteMindRecipeConfig, data: PreparedData) 
         )  # a probe: retrieval checks its encoder reproduces these targets
         probe = {"images": stimuli.images[rows], "targets": stimuli.embedding(config.data.target)[rows]}
         save_tensors(folder / "target_probe.safetensors", {k: torch.from_numpy(v) for k, v in probe.items()})
-    mask = data.dataset.info.get("mask")
+    info = data.dataset.info
+    mask = info.get(
+        "mask", info.get("masks", {}).get(config.data.subject)
+    )  # one for all, or per subject (bids)
     if isinstance(mask, np.ndarray) and mask.dtype == bool and int(mask.sum()) == samples.n_features:
         save_tensors(folder / "mask.safetensors", {"mask": torch.from_numpy(mask)})
     atomic_write_text(folder / "inputs.json", json.dumps(inputs, indent=2))
