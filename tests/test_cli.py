@@ -144,3 +144,16 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert all(np.isfinite(r["fmri->image 10-way"]) for r in rows)
     assert len((folder / "mindeye_mlp" / "history.jsonl").read_text().splitlines()) == 2
     assert any("Lite-Mind reaches" in note for note in saved["notes"])
+
+
+def test_version_and_did_you_mean_for_commands(capsys):
+    from brainkit import __version__
+    from brainkit.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"brainkit {__version__}"
+    assert main(["evl", "runs/x"]) == 2
+    assert "unknown command 'evl'. Did you mean 'eval'?" in capsys.readouterr().err
+    assert main(["-v", "predcit"]) == 2
+    assert "Did you mean 'predict'?" in capsys.readouterr().err

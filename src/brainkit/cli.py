@@ -195,6 +195,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainkit", description="fMRI brain decoding toolkit.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"brainkit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def run_options(command: argparse.ArgumentParser, out_help: str) -> None:
@@ -275,8 +276,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _version() -> str:
+    from brainkit import __version__
+
+    return __version__
+
+
+def _unknown_command(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """A "did you mean" message when the first word is not a command (argparse only lists the choices)."""
+    import difflib
+
+    words = [a for a in argv if not a.startswith("-")]
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    if not words or words[0] in commands:
+        return None
+    close = difflib.get_close_matches(words[0], list(commands), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"error: unknown command {words[0]!r}.{hint} Commands: {', '.join(commands)}."
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    message = _unknown_command(parser, argv)
+    if message:
+        print(message, file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
