@@ -219,7 +219,7 @@ def test_one_command_trains_lite_mind_and_ridge_on_a_bids_folder_then_eval_and_p
     assert "Lite-Mind" in capsys.readouterr().out and (run / "report.html").is_file()
     metrics = json.loads((run / "metrics.json").read_text())["metrics"]
     assert set(metrics) == {"Lite-Mind", "Ridge"}
-    assert main(["eval", str(run)]) == 0
+    assert main(["eval", str(run), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == metrics
 
     dataset = load_dataset("bids", root=str(example.root), task=example.task, mask=str(example.mask_path))

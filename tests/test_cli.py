@@ -68,6 +68,10 @@ def test_train_then_eval(tiny_config, tmp_path, capsys):
     assert saved["recipe"] == "lite_mind" and saved["config"]["model"]["name"] == "mindeye_mlp"
     assert "MindEye MLP" in capsys.readouterr().out
     assert main(["eval", str(run)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("metrics\n") and "MindEye MLP" in table and "%" in table
+    assert all(len(line) <= 120 for line in table.splitlines())
+    assert main(["eval", str(run), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)["MindEye MLP"]
     assert again == pytest.approx({k: v for k, v in metrics.items() if k in again})
     assert again["fmri_to_image/top1"] == metrics["fmri_to_image/top1"]
@@ -157,3 +161,21 @@ def test_version_and_did_you_mean_for_commands(capsys):
     assert "unknown command 'evl'. Did you mean 'eval'?" in capsys.readouterr().err
     assert main(["-v", "predcit"]) == 2
     assert "Did you mean 'predict'?" in capsys.readouterr().err
+
+
+def test_tables_split_into_blocks_that_fit_the_terminal():
+    from brainkit.cli import format_table, metrics_tables
+
+    rows = [
+        {"method": f"m{i}", **{f"a_long_metric_name_{j}": 0.5 + i + j for j in range(12)}} for i in range(3)
+    ]
+    text = format_table(rows)
+    assert all(len(line) <= 120 for line in text.splitlines())
+    blocks = text.split("\n\n")
+    assert len(blocks) > 1 and all(block.startswith("method") for block in blocks)
+    assert sum(block.splitlines()[0].count("a_long_metric_name_") for block in blocks) == 12
+    tables = metrics_tables({"rows": [{"method": "x", "mAP": 0.3}], "A": {"top1": 0.1}, "B": {"top1": 0.2},
+                             "n_subjects": 4, "categories": ["cat", "dog"]})  # fmt: skip
+    assert tables == {"rows": [{"method": "x", "mAP": 0.3}],
+                      "metrics": [{"method": "A", "top1": 0.1}, {"method": "B", "top1": 0.2}],
+                      "summary": [{"n_subjects": 4}]}  # fmt: skip

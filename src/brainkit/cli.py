@@ -24,17 +24,56 @@ def _format_value(key: str, value) -> str:
     return str(value)
 
 
-def format_table(rows: list[dict]) -> str:
-    """A plain-text table with one row per method."""
+TERMINAL_WIDTH = 120
+
+
+def format_table(rows: list[dict], width: int = TERMINAL_WIDTH) -> str:
+    """A plain-text table with one row per method, no wider than ``width``: when the columns do not fit, the table
+    is split into blocks of columns, each repeating the first (the method) column."""
     if not rows:
         return "(no results)"
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     cells = [[_format_value(k, r.get(k, "")) for k in keys] for r in rows]
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    line = "  ".join(k.ljust(w) for k, w in zip(keys, widths))
-    rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
-    return "\n".join([line, rule, *body])
+    blocks, current, used = [], [], widths[0]
+    for i in range(1, len(keys)):
+        if current and used + 2 + widths[i] > width:
+            blocks.append(current)
+            current, used = [], widths[0]
+        current.append(i)
+        used += 2 + widths[i]
+    blocks.append(current)
+    out = []
+    for block in blocks:
+        columns = [0, *block]
+        line = "  ".join(keys[i].ljust(widths[i]) for i in columns)
+        rule = "  ".join("-" * widths[i] for i in columns)
+        body = ["  ".join(row[i].ljust(widths[i]) for i in columns) for row in cells]
+        out.append("\n".join([line.rstrip(), rule, *(b.rstrip() for b in body)]))
+    return "\n\n".join(out)
+
+
+def metrics_tables(metrics: dict) -> dict[str, list[dict]]:
+    """A run's metrics as titled tables: a list of flat rows stays a table, a mapping of method -> flat scores
+    becomes one row per method, the remaining numbers one "summary" row (what `brainkit eval` prints)."""
+
+    def flat(value) -> bool:
+        return isinstance(value, dict) and all(not isinstance(v, dict | list) for v in value.values())
+
+    tables: dict[str, list[dict]] = {}
+    summary = {}
+    for key, value in metrics.items():
+        if isinstance(value, list) and value and all(flat(v) for v in value):
+            tables[key] = value
+        elif flat(value):
+            tables.setdefault("metrics", []).append({"method": key, **value})
+        elif isinstance(value, dict) and all(flat(v) for v in value.values()):
+            tables[key] = [{"method": name, **row} for name, row in value.items()]
+        elif isinstance(value, int | float | str):
+            summary[key] = value
+    if summary:
+        tables["summary"] = [summary]
+    return tables
 
 
 def _print_closing(notes: list[str], folder: Path, seconds: float) -> None:
@@ -81,7 +120,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_eval(args: argparse.Namespace) -> int:
     from brainkit.recipes import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run), indent=2))
+    metrics = evaluate_run(args.run)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+        return 0
+    tables = metrics_tables(metrics)
+    for title, rows in tables.items():
+        print(f"{title}\n\n{format_table(rows)}\n")
+    if not tables:
+        print(json.dumps(metrics, indent=2))
     return 0
 
 
@@ -233,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
     evaluate.add_argument("run", help="a run folder written by brainkit run (or train, demo)")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of tables")
     evaluate.set_defaults(func=_cmd_eval)
 
     predicting = sub.add_parser("predict", help="decode new recordings with a finished run")
