@@ -18,6 +18,15 @@ Every training phase is a task of the one trainer (:func:`brainkit.training.trai
 :mod:`~brainkit.recipes.vis_dec.arrays` builds the subject's arrays, :mod:`~brainkit.recipes.vis_dec.phases`
 runs the phases in their folders, :mod:`~brainkit.recipes.vis_dec.sampling` samples; the scores come from
 :mod:`brainkit.evaluation.reconstruction_baselines` and the page from :mod:`brainkit.report.vis_dec`.
+
+Resume and re-evaluate: each trained network is a resumable phase in ``train/<name>/`` (``phase1_dc_mae``,
+``phase2_image_mae``, ``phase2_cross_modal``, ``ldm_vae``, ``ldm_unet``, ``phase3_ldm``), and every network is
+built right after seeding, so ``brainkit run vis_dec --out DIR --resume`` reloads the finished phases, continues
+the interrupted one and ends where the uninterrupted run does. ``brainkit eval DIR`` (:meth:`VisDecRecipe.evaluate`)
+reloads ``ldm_finetuned/``, ``fmri_conditioner/`` and ``ldm_pretrained/`` without training and samples with the
+run's seeds: the same ``metrics`` (the scores of the four rows and the guidance choice), exactly on CPU. The
+metrics hold no timings or training curves; those are in the tables, ``report.html`` and each phase's
+``history.jsonl``.
 """
 
 from __future__ import annotations
