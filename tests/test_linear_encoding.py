@@ -57,20 +57,94 @@ def test_the_one_trainer_recovers_a_planted_linear_map():
     assert error < 0.1
 
 
-def test_recipe_testing_preset_end_to_end(tmp_path):
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("linear_encoding_cache"))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, cache_dir):
+    """One uninterrupted run of the testing preset (one torch thread: the preset's ``threads``)."""
     from brainkit.recipes import run_recipe
 
-    result = run_recipe("linear_encoding", preset="testing", folder=tmp_path / "run",
-                        overrides=[f"cache_dir={tmp_path / 'cache'}"])  # fmt: skip
-    rows = next(iter(result.tables.values()))
+    folder = tmp_path_factory.mktemp("linear_encoding_runs") / "full"
+    return run_recipe(
+        "linear_encoding", preset="testing", folder=folder, overrides=[f"cache_dir={cache_dir}"]
+    )
+
+
+def _history(folder, subject):
+    from brainkit.training import read_history
+
+    return [{k: v for k, v in row.items() if k != "seconds"}
+            for row in read_history(folder / "train" / f"linear_encoding_{subject}")]  # fmt: skip
+
+
+def test_recipe_testing_preset_end_to_end(full_run):
+    from brainkit.training import phase_done
+
+    rows = next(iter(full_run.tables.values()))
     assert [(r["subject"], r["method"]) for r in rows] == [
         ("subj01", "linear_encoding"), ("subj01", "ridge"), ("subj05", "linear_encoding"), ("subj05", "ridge")]  # fmt: skip
     for row in rows:
         assert np.isfinite([row["median_r"], row["median_share_of_ceiling"]]).all()
         assert row["median_r"] > 0.1  # the tiny data's responses are driven by these very pixel features
-    folder = result.folder
+    assert rows[0]["train_s"] > 0 and rows[1]["train_s"] is None
+    # the metrics are the table without its timings
+    assert full_run.metrics["rows"] == [{k: v for k, v in r.items() if k != "train_s"} for r in rows]
+    folder = full_run.folder
     assert (folder / "report.html").is_file() and (
         folder / "subj01" / "checkpoint" / "model.safetensors"
     ).is_file()
-    assert not (folder / "subj01" / "train" / "state").exists()
+    phase = folder / "train" / "linear_encoding_subj01"
+    assert phase_done(phase) and (phase / "best").is_dir() and not (phase / "state").exists()
     assert json.loads((folder / "metrics.json").read_text())["recipe"] == "linear_encoding"
+
+
+def test_eval_reloads_the_models_and_refits_ridge(full_run, tmp_path):
+    import shutil
+
+    from brainkit.errors import CheckpointError
+    from brainkit.recipes import evaluate_run
+
+    assert evaluate_run(full_run.folder) == full_run.metrics
+    assert json.loads((full_run.folder / "metrics.json").read_text())["metrics"] == full_run.metrics
+    (tmp_path / "bare").mkdir()
+    shutil.copy(full_run.folder / "config.json", tmp_path / "bare")
+    with pytest.raises(CheckpointError, match="subj01/checkpoint/model.safetensors is missing"):
+        evaluate_run(tmp_path / "bare")
+
+
+def test_resume_continues_exactly(full_run, cache_dir, tmp_path, monkeypatch):
+    """Killed in subj01's training, then (resumed) in subj05's: each --resume continues the interrupted phase,
+    reloads the finished one (not retrained), and ends with the uninterrupted run's metrics and curves."""
+    import brainkit.training.phase
+    from brainkit.cli import main
+    from brainkit.errors import ConfigError
+    from brainkit.recipes import run_recipe
+    from brainkit.testing import SimulatedKill, killing_train
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    overrides = [f"cache_dir={cache_dir}"]
+    calls: list[str] = []
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("linear_encoding_subj01", 2, calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("linear_encoding", preset="testing", folder=run, overrides=overrides)
+    assert (partial / "train" / "linear_encoding_subj01" / "state").is_dir() and not run.exists()
+    with pytest.raises(
+        ConfigError, match="interrupted run of linear_encoding is at .*continue it with --resume"
+    ):
+        run_recipe("linear_encoding", preset="testing", folder=run, overrides=overrides)
+
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("linear_encoding_subj05", 2, calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("linear_encoding", folder=run, resume=True)
+    assert (partial / "train" / "linear_encoding_subj05" / "state").is_dir()
+
+    calls.clear()
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("nothing", calls=calls))
+    assert main(["run", "linear_encoding", "--out", str(run), "--resume"]) == 0
+    assert calls == ["linear_encoding_subj05"]  # subj01 finished before: reloaded
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == full_run.metrics
+    for subject in ("subj01", "subj05"):
+        assert _history(run, subject) and _history(run, subject) == _history(full_run.folder, subject)

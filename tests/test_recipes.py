@@ -142,7 +142,7 @@ def test_resume_and_eval_refusals(tmp_path) -> None:
     run_recipe("echo_for_tests", folder=tmp_path / "run")
     with pytest.raises(
         ConfigError,
-        match="'echo_for_tests' cannot re-evaluate a run folder .*Recipes that can: .*brain_mae.*clip_mused.*lite_mind",
+        match="'echo_for_tests' cannot re-evaluate a run folder .*Recipes that can: .*brain_mae.*clip_mused.*linear_encoding.*lite_mind.*sim.*vis_dec.*vsmae",
     ):
         evaluate_run(tmp_path / "run")
     (tmp_path / "old").mkdir()

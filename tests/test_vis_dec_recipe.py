@@ -1,20 +1,23 @@
-"""The vis_dec recipe: its arrays, the frozen-encoder shortcut, presets, and one end-to-end CLI run (testing)."""
+"""The vis_dec recipe: its arrays, the frozen-encoder shortcut, presets, and end-to-end runs of the testing preset:
+the run folder, `brainkit eval` reproducing its metrics, and resuming after kills in phase 1 and phase 3."""
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from brainkit.cli import main
-from brainkit.errors import ConfigError
+from brainkit.errors import CheckpointError, ConfigError
 from brainkit.models.ldm import load_pretrained_ldm
-from brainkit.recipes import recipe_config, run_recipe
+from brainkit.recipes import evaluate_run, recipe_config, run_recipe
 from brainkit.recipes.vis_dec.arrays import prepare_arrays, wrap_pad
 from brainkit.recipes.vis_dec.phases import GivenTokens, encode_tokens, fmri_conditioner
 from brainkit.testing import tiny_decoding_dataset
+from brainkit.training import phase_done, read_history
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -93,24 +96,30 @@ def test_presets(tmp_path) -> None:
         run_recipe("vis_dec", preset="testing", overrides=["ldm_preset=huge"], folder=tmp_path / "b")
 
 
+PHASE_NAMES = ["phase1_dc_mae", "phase2_image_mae", "phase2_cross_modal", "ldm_vae", "ldm_unet", "phase3_ldm"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("vis_dec_cache"))
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, cache_dir):
+    """One uninterrupted run of the testing preset (one torch thread: the preset's ``threads``)."""
+    folder = tmp_path_factory.mktemp("vis_dec_runs") / "full"
+    return run_recipe("vis_dec", folder=folder, preset="testing", overrides=[f"cache_dir={cache_dir}"])
+
+
+def _without_seconds(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
 @pytest.mark.slow
-def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
-    out = tmp_path / "run"
-    args = [
-        "run",
-        "vis_dec",
-        "--preset",
-        "testing",
-        "--out",
-        str(out),
-        "--set",
-        f"cache_dir={tmp_path / 'c'}",
-    ]
-    assert main(args) == 0
-    printed = capsys.readouterr().out
-    for name in ("Vis-Dec", "shuffled pairs", "no fMRI", "VAE ceiling", "phase 1: DC-MAE pretraining"):
-        assert name in printed
+def test_testing_preset_run_folder(full_run) -> None:
+    out = full_run.folder
     saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metrics"] == full_run.metrics and set(full_run.metrics) == {"metrics", "guidance"}
     metrics = saved["metrics"]["metrics"]
     assert set(metrics) == {"Vis-Dec", "shuffled pairs", "no fMRI", "VAE ceiling"}
     for row in metrics.values():
@@ -123,15 +132,75 @@ def test_cli_runs_testing_preset(tmp_path, capsys) -> None:
     with np.load(out / "reconstructions.npz") as saved_images:
         assert saved_images["vis_dec"].shape == (12, 2, 16, 16, 3)
         assert saved_images["real"].shape == (12, 16, 16, 3)
-    histories = saved["metrics"]["histories"]
-    assert {"phase 1: DC-MAE pretraining (voxels)", "phase 2: cross-modal tuning (voxels + images)",
-            "phase 3: LDM fine-tuning on fMRI"} <= set(histories)  # fmt: skip
+    stages = {row["stage"] for row in saved["tables"]["Time per stage (s)"]}
+    assert {"phase 1: DC-MAE pretraining", "phase 3: LDM fine-tuning", "sampling"} <= stages
     report = (out / "report.html").read_text()
     assert "Real test images and their reconstructions" in report and "Training curves, per phase" in report
     unet, vae, _ = load_pretrained_ldm(out / "ldm_finetuned")
     assert unet.config.cross_attention_dim == 16
     assert (out / "fmri_conditioner" / "model.safetensors").is_file()
-    assert (out / "phase2_cross_modal" / "fmri_encoder" / "config.json").is_file()
+    assert (out / "train" / "phase2_cross_modal" / "fmri_encoder" / "config.json").is_file()
+    for name in PHASE_NAMES:  # every phase finished: weights and result kept, resumable state removed
+        assert phase_done(out / "train" / name) and not (out / "train" / name / "state").exists()
+        assert read_history(out / "train" / name)
+
+
+@pytest.mark.slow
+def test_eval_reproduces_the_run_metrics_exactly(full_run, tmp_path) -> None:
+    """`brainkit eval` reloads the checkpoints and samples again with the run's seeds: the same numbers, exactly."""
+    assert evaluate_run(full_run.folder) == full_run.metrics
+    (tmp_path / "bare").mkdir()
+    shutil.copy(full_run.folder / "config.json", tmp_path / "bare")
+    with pytest.raises(CheckpointError, match="ldm_finetuned is missing: .* not a finished vis_dec run"):
+        evaluate_run(tmp_path / "bare")
+
+
+@pytest.mark.slow
+def test_resume_after_kills_in_phase1_phase2_and_phase3(
+    full_run, cache_dir, tmp_path, monkeypatch, capsys
+) -> None:
+    """Killed in the DC-MAE pretraining (its state continued), then in the cross-modal tuning and in the LDM
+    fine-tuning before either saved a state (each restarts after the phases before it were reloaded, so its
+    network must start from the same seeded weights): every --resume reloads the finished phases, trains none of
+    them again, and the result equals the uninterrupted run's."""
+    import brainkit.training.phase
+    from brainkit.testing import SimulatedKill, killing_train
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    overrides = [f"cache_dir={cache_dir}"]
+    calls: list[str] = []
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("phase1_dc_mae", 2, calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("vis_dec", folder=run, preset="testing", overrides=overrides)
+    assert (partial / "train" / "phase1_dc_mae" / "state").is_dir() and not run.exists()
+    with pytest.raises(ConfigError, match="interrupted run of vis_dec is at .*continue it with --resume"):
+        run_recipe("vis_dec", folder=run, preset="testing", overrides=overrides)
+
+    trained = {  # the phases each resume trains: the finished ones before are reloaded
+        "phase2_cross_modal": ["phase1_dc_mae", "phase2_image_mae", "phase2_cross_modal"],
+        "phase3_ldm": ["phase2_cross_modal", "ldm_vae", "ldm_unet", "phase3_ldm"],
+    }
+    for later, expected in trained.items():
+        calls.clear()
+        monkeypatch.setattr(brainkit.training.phase, "train", killing_train(later, 2, calls))
+        with pytest.raises(SimulatedKill):
+            run_recipe("vis_dec", folder=run, resume=True)
+        assert calls == expected
+        assert all(phase_done(partial / "train" / name) for name in PHASE_NAMES[: PHASE_NAMES.index(later)])
+        shutil.rmtree(partial / "train" / later / "state")  # as if killed before its first checkpoint
+
+    calls.clear()
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("nothing", calls=calls))
+    assert main(["run", "vis_dec", "--out", str(run), "--resume"]) == 0
+    assert calls == ["phase3_ldm"]
+    printed = capsys.readouterr().out
+    for name in ("Vis-Dec", "shuffled pairs", "no fMRI", "VAE ceiling", "phase 1: DC-MAE pretraining"):
+        assert name in printed
+    assert not partial.exists()
+    assert json.loads((run / "metrics.json").read_text())["metrics"] == full_run.metrics
+    for name in PHASE_NAMES:
+        resumed, full = read_history(run / "train" / name), read_history(full_run.folder / "train" / name)
+        assert resumed and _without_seconds(resumed) == _without_seconds(full)
 
 
 def test_phase1_adds_extra_sources_wrap_padded_to_the_built_in_width() -> None:

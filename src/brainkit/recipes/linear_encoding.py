@@ -8,13 +8,21 @@
 3. the closed-form reference: scikit-learn ridge with an alpha per voxel chosen on the same validation stimuli;
 4. both scored on the averaged test responses: voxel-wise Pearson r and the share of each voxel's noise ceiling
    explained (:mod:`brainkit.evaluation.encoding`); tables, curves and figures in ``report.html``.
+
+Each subject's model trains as a resumable phase (:func:`brainkit.training.train_phase`) in
+``train/linear_encoding_SUBJECT/`` (``state/`` while it trains; ``best/``, ``final/``, ``done.json`` and
+``history.jsonl`` when done); its best epoch is saved as ``SUBJECT/checkpoint``. ``brainkit run linear_encoding
+--out DIR --resume`` reloads the finished subjects and continues the interrupted one; ``brainkit eval DIR``
+(:meth:`LinearEncodingRecipe.evaluate`) reloads each checkpoint and refits the ridge reference (closed form and
+deterministic, so it is refitted rather than saved) and returns the run's ``metrics`` again: one row per subject
+and method, the table's rows without their timing (``train_s``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import shutil
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,19 +33,21 @@ import torch
 from brainkit.data import load_dataset
 from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.transforms import Standardizer
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.evaluation.encoding import encoding_scores, voxel_correlations
-from brainkit.models import build_model, count_parameters, model_config, save_model
+from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.objectives.regression import VoxelMSE
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
 from brainkit.report.linear_encoding import write_encoding_report
 from brainkit.stimuli.cache import embed_stimuli
-from brainkit.training import Arrays, SupervisedTask, TrainingConfig, predict, torch_threads, train
+from brainkit.training import Arrays, SupervisedTask, TrainingConfig, predict, torch_threads, train_phase
 from brainkit.training.state import load_weights
 
 log = logging.getLogger(__name__)
 METHODS = ("linear_encoding", "ridge")
+TABLE = "Linear encoding vs ridge (test, per subject)"
+CHECKPOINT = "checkpoint"
 
 
 @dataclass(frozen=True)
@@ -166,8 +176,17 @@ def fit_ridge(data: SubjectData, alphas: tuple[float, ...]) -> tuple[np.ndarray,
     return prediction, chosen
 
 
-def fit_encoder(data: SubjectData, config: LinearEncodingRecipeConfig, folder: Path):
-    """Train the encoding model on the one trainer; keep the best epoch's weights; returns (model, history)."""
+def phase_name(subject: str) -> str:
+    """The training phase of ``subject``'s encoding model (its folder under ``train/``): filesystem-safe."""
+    return "linear_encoding_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", subject)
+
+
+def fit_encoder(
+    data: SubjectData, config: LinearEncodingRecipeConfig, folder: Path, subject: str, resume: bool = False
+):
+    """Train ``subject``'s encoding model on the one trainer as the phase ``folder/train/<phase_name>``
+    (``resume``: reload it when finished, continue its ``state/`` when interrupted); keep the best epoch's weights
+    in ``folder/SUBJECT/checkpoint``; returns (model, the loop's result)."""
     model_cfg = model_config("linear_encoding", "default")
     model_cfg = dataclasses.replace(
         model_cfg, n_features=data.train.x.shape[1], n_voxels=data.train.y.shape[1]
@@ -176,14 +195,59 @@ def fit_encoder(data: SubjectData, config: LinearEncodingRecipeConfig, folder: P
     model = build_model("linear_encoding", model_cfg)
     task = EncodingTask(model, VoxelMSE(), data.train, data.val)
     training = dataclasses.replace(config.training, seed=config.seed)
-    result = train(task, training, out_dir=folder / "train", name="linear_encoding")
-    if (folder / "train" / "best").is_dir():
-        load_weights(folder / "train" / "best", task)
-    save_model(folder / "checkpoint", model, metadata={"best": result.best, "seconds": result.seconds})
-    shutil.rmtree(
-        folder / "train" / "state", ignore_errors=True
-    )  # the run is complete: keep best + checkpoint
+    phase = folder / "train" / phase_name(subject)
+    result = train_phase(task, training, phase, resume, name=phase_name(subject))
+    if (phase / "best").is_dir():
+        load_weights(phase / "best", task)
+    save_model(
+        folder / subject / CHECKPOINT, model, metadata={"best": result.best, "seconds": result.seconds}
+    )
     return model, result
+
+
+def load_encoder(folder: Path, subject: str) -> torch.nn.Module:
+    """``subject``'s trained encoding model from the finished run in ``folder`` (``SUBJECT/checkpoint``)."""
+    path = folder / subject / CHECKPOINT
+    if not (path / "model.safetensors").is_file():
+        raise CheckpointError(
+            f"{path / 'model.safetensors'} is missing: {folder} is not a finished linear_encoding run for "
+            f"{subject}. Re-run it with brainkit run linear_encoding (or --resume an interrupted one)."
+        )
+    return load_model(path)[0]
+
+
+def score_subject(
+    subject: str, data: SubjectData, model: torch.nn.Module, config: LinearEncodingRecipeConfig
+) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
+    """The trained model and the ridge reference (fitted here: closed form, deterministic) on ``subject``'s test
+    responses: (one row per method, their voxel correlations (n_voxels,) by method)."""
+    ridge_prediction, alphas = fit_ridge(data, config.ridge_alphas)
+    predictions = {"linear_encoding": predict(model, data.test.x), "ridge": ridge_prediction}
+    rows, correlations = [], {}
+    for method, prediction in predictions.items():
+        r = correlations[method] = voxel_correlations(prediction, data.test.y)
+        rows.append({"subject": subject, "method": method, "n_voxels": data.test.y.shape[1],
+                     "params": count_parameters(model), **encoding_scores(r, data.ceiling, config.min_ceiling)})  # fmt: skip
+    rows[-1]["median_alpha"] = float(np.median(alphas))
+    return rows, correlations
+
+
+def _inputs(config: LinearEncodingRecipeConfig):
+    """(dataset, stimulus features (n_stimuli, n_features)) of ``config``: what ``run`` and ``evaluate`` share."""
+    options = dict(config.data_options)
+    if config.cache_dir is not None:
+        options.setdefault("cache_dir", config.cache_dir)
+    dataset = load_dataset(config.data, **options)
+    features = embed_stimuli(dataset.stimuli, config.features, cache_dir=config.cache_dir,
+                             **config.encoder_options)  # fmt: skip
+    return dataset, features.reshape(len(features), -1)
+
+
+def _timed(row: dict[str, Any], seconds: float | None) -> dict[str, Any]:
+    """The table's row: ``row`` with ``train_s`` after ``params`` (timings stay out of the metrics)."""
+    items = list(row.items())
+    at = list(row).index("params") + 1
+    return dict(items[:at] + [("train_s", seconds)] + items[at:])
 
 
 @RECIPES.register(
@@ -192,31 +256,21 @@ def fit_encoder(data: SubjectData, config: LinearEncodingRecipeConfig, folder: P
 class LinearEncodingRecipe:
     Config = LinearEncodingRecipeConfig
     PRESETS = PRESETS
+    resumable = True  # `brainkit run linear_encoding --out DIR --resume` continues an interrupted run
 
-    def run(self, config: LinearEncodingRecipeConfig, folder: Path) -> RecipeOutput:
-        options = dict(config.data_options)
-        if config.cache_dir is not None:
-            options.setdefault("cache_dir", config.cache_dir)
+    def run(self, config: LinearEncodingRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         with torch_threads(config.threads):
-            dataset = load_dataset(config.data, **options)
-            features = embed_stimuli(dataset.stimuli, config.features, cache_dir=config.cache_dir,
-                                     **config.encoder_options)  # fmt: skip
-            features = features.reshape(len(features), -1)
-            rows, histories, correlations, ceilings = [], {}, {}, {}
+            dataset, features = _inputs(config)
+            rows, metric_rows, histories, correlations, ceilings = [], [], {}, {}, {}
             for subject in config.subjects:
                 data = subject_data(dataset, features, subject, config)
-                model, result = fit_encoder(data, config, folder / subject)
-                ridge_prediction, alphas = fit_ridge(data, config.ridge_alphas)
-                predictions = {"linear_encoding": predict(model, data.test.x), "ridge": ridge_prediction}
+                model, result = fit_encoder(data, config, folder, subject, resume)
+                scored, by_method = score_subject(subject, data, model, config)
                 histories[subject] = result.history
                 ceilings[subject] = data.ceiling
-                for method, prediction in predictions.items():
-                    r = voxel_correlations(prediction, data.test.y)
-                    correlations[(subject, method)] = r
-                    rows.append({"subject": subject, "method": method, "n_voxels": data.test.y.shape[1],
-                                 "params": count_parameters(model), "train_s": result.seconds if method != "ridge" else None,
-                                 **encoding_scores(r, data.ceiling, config.min_ceiling)})  # fmt: skip
-                rows[-1]["median_alpha"] = float(np.median(alphas))
+                correlations |= {(subject, method): r for method, r in by_method.items()}
+                metric_rows += scored
+                rows += [_timed(row, result.seconds if row["method"] != "ridge" else None) for row in scored]
         notes = [
             f"Features: {config.features} ({features.shape[1]}-d), z-scored on the training stimuli; voxels z-scored "
             "on the training trials; test responses average the repeats.",
@@ -224,4 +278,17 @@ class LinearEncodingRecipe:
             f"least {config.min_ceiling} %.",
         ]
         write_encoding_report(folder / "report.html", rows, histories, correlations, ceilings, notes)
-        return RecipeOutput({"Linear encoding vs ridge (test, per subject)": rows}, notes, {"rows": rows})
+        return RecipeOutput({TABLE: rows}, notes, {"rows": metric_rows})
+
+    def evaluate(self, config: LinearEncodingRecipeConfig, folder: Path) -> dict[str, list[dict[str, Any]]]:
+        """The run's ``metrics`` again: each subject's model reloaded from ``SUBJECT/checkpoint`` (no training)
+        and the ridge reference refitted (closed form on the same data: the same alphas and predictions), scored
+        on the test responses. Equal to the run's ``metrics`` on CPU; these hold no timings (``train_s`` is in the
+        table only)."""
+        with torch_threads(config.threads):
+            dataset, features = _inputs(config)
+            rows = []
+            for subject in config.subjects:
+                data = subject_data(dataset, features, subject, config)
+                rows += score_subject(subject, data, load_encoder(folder, subject), config)[0]
+        return {"rows": rows}

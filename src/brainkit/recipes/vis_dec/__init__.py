@@ -18,6 +18,15 @@ Every training phase is a task of the one trainer (:func:`brainkit.training.trai
 :mod:`~brainkit.recipes.vis_dec.arrays` builds the subject's arrays, :mod:`~brainkit.recipes.vis_dec.phases`
 runs the phases in their folders, :mod:`~brainkit.recipes.vis_dec.sampling` samples; the scores come from
 :mod:`brainkit.evaluation.reconstruction_baselines` and the page from :mod:`brainkit.report.vis_dec`.
+
+Resume and re-evaluate: each trained network is a resumable phase in ``train/<name>/`` (``phase1_dc_mae``,
+``phase2_image_mae``, ``phase2_cross_modal``, ``ldm_vae``, ``ldm_unet``, ``phase3_ldm``), and every network is
+built right after seeding, so ``brainkit run vis_dec --out DIR --resume`` reloads the finished phases, continues
+the interrupted one and ends where the uninterrupted run does. ``brainkit eval DIR`` (:meth:`VisDecRecipe.evaluate`)
+reloads ``ldm_finetuned/``, ``fmri_conditioner/`` and ``ldm_pretrained/`` without training and samples with the
+run's seeds: the same ``metrics`` (the scores of the four rows and the guidance choice), exactly on CPU. The
+metrics hold no timings or training curves; those are in the tables, ``report.html`` and each phase's
+``history.jsonl``.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from brainkit.config import from_dict, to_dict
 from brainkit.data import load_dataset
@@ -40,7 +50,7 @@ from brainkit.models.ldm import PRESETS as LDM_PRESETS
 from brainkit.models.ldm import LDMConfig
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.vis_dec import phases, sampling
-from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays, resized
+from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays
 from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
 from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
 from brainkit.registry import RECIPES
@@ -191,56 +201,42 @@ class VisDecRecipe:
         ),
     }  # fmt: skip
 
-    def run(self, config: VisDecRecipeConfig, folder: Path) -> RecipeOutput:
-        if config.ldm_preset not in LDM_PRESETS:
-            raise ConfigError(
-                f"vis_dec: ldm_preset must be one of {sorted(LDM_PRESETS)}, found {config.ldm_preset!r}."
-            )
-        if config.ldm_preset == "paper" and not config.ldm_dir:
-            raise ConfigError(
-                "vis_dec: the paper preset fine-tunes a pretrained 256 px latent diffusion model; set "
-                "ldm_dir=/path/to/diffusers/folder (unet/, vae/, scheduler/), or use ldm_preset=cpu_small."
-            )
-        if config.guidance_scale is None and (
-            config.n_val_images < 2 or not config.guidance_candidates or min(config.guidance_candidates) < 1
-        ):
-            raise ConfigError(
-                "vis_dec: choosing the guidance scale (guidance_scale=None) needs n_val_images >= 2 and "
-                f"guidance_candidates >= 1, found {config.n_val_images} and {config.guidance_candidates}; or fix "
-                "it, e.g. guidance_scale=1."
-            )
-        if config.n_samples < 1 or config.n_steps < 1:
-            raise ConfigError(
-                f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
-            )
-        with torch_threads(config.threads):
-            return self._run(config, folder)
+    resumable = True  # `brainkit run vis_dec --out DIR --resume` continues an interrupted run
 
-    def _run(self, config: VisDecRecipeConfig, folder: Path) -> RecipeOutput:
+    def run(self, config: VisDecRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
+        _check(config)
+        with torch_threads(config.threads):
+            return self._run(config, folder, resume)
+
+    def evaluate(self, config: VisDecRecipeConfig, folder: Path) -> dict[str, Any]:
+        """The run's ``metrics`` again from ``folder``'s checkpoints (``ldm_finetuned/``, ``fmri_conditioner/``,
+        ``ldm_pretrained/``), without training: the same seeded guidance search, samples and scores, so on CPU
+        the result equals the run's ``metrics`` exactly (``metrics`` holds no timings or training curves: those
+        are in the tables, ``report.html`` and each phase's ``train/<name>/history.jsonl``)."""
+        _check(config)
+        with torch_threads(config.threads):
+            _, ldm_config, arrays = _inputs(config)
+            ldm, conditioner = phases.load_trained(config, ldm_config, arrays.train_voxels.shape[1], folder)
+            images, guidance = sampling.sample_run(config, ldm_config, ldm, conditioner, arrays, folder)
+            return _scores(config, images, guidance, arrays)[1]
+
+    def _run(self, config: VisDecRecipeConfig, folder: Path, resume: bool) -> RecipeOutput:
         seconds: dict[str, float] = {}
-        options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
-        dataset = load_dataset(config.dataset, **options)
-        ldm_config = from_dict(
-            LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm"
-        )
-        patch = phases.dc_mae_config(config).patch_size
-        n_val = config.n_val_images if config.guidance_scale is None else 0
-        arrays = prepare_arrays(
-            dataset, config.subject, config.n_test_images, patch, n_val=n_val, seed=config.seed
-        )
-        encoder, histories, counts = phases.encoder_phases(config, arrays, folder, seconds)
+        dataset_name, ldm_config, arrays = _inputs(config)
+        encoder, histories, counts = phases.encoder_phases(config, arrays, folder, seconds, resume)
 
         start = time.perf_counter()
         ldm = phases.latent_diffusion(ldm_config, config.ldm_dir, arrays.train_images, arrays.test_images,
-                                      config.vae_training, config.unet_training, folder)  # fmt: skip
+                                      config.vae_training, config.unet_training, folder, resume)  # fmt: skip
         histories |= ldm.histories
         seconds["LDM pretraining: VAE + unconditional UNet"] = time.perf_counter() - start
         start = time.perf_counter()
+        torch.manual_seed(config.seed)  # the mapper's initial weights, whatever the phases before left
         conditioner = phases.fmri_conditioner(
             encoder, arrays.train_voxels.shape[1], ldm.unet.config.cross_attention_dim, config.train_encoder
         )
         histories["phase 3: LDM fine-tuning on fMRI"] = phases.finetune_on_fmri(
-            ldm, conditioner, arrays, config.finetune, folder
+            ldm, conditioner, arrays, config.finetune, folder, resume
         )
         seconds["phase 3: LDM fine-tuning"] = time.perf_counter() - start
         counts |= {
@@ -250,47 +246,81 @@ class VisDecRecipe:
                 conditioner.mapper, trainable_only=False
             ),
         }
-
+        images, guidance = sampling.sample_run(config, ldm_config, ldm, conditioner, arrays, folder, seconds)
+        np.savez_compressed(folder / "reconstructions.npz", test_ids=arrays.test_ids, real=images["real"],
+                            vis_dec=images["Vis-Dec"], no_fmri=images["no fMRI"], vae=images["VAE ceiling"])  # fmt: skip
         start = time.perf_counter()
-        guidance = sampling.select_guidance(config, ldm, conditioner, arrays)
-        if config.guidance_scale is None:
-            seconds["guidance scale on the validation split"] = time.perf_counter() - start
-        start = time.perf_counter()
-        recon = sampling.reconstruct(ldm, conditioner, arrays.test_voxels, config.n_samples, config.n_steps,
-                                     config.sample_seed, guidance_scale=guidance[0])  # fmt: skip
-        no_fmri = sampling.unconditional_samples(
-            Path(config.ldm_dir) if config.ldm_dir else folder / "ldm_pretrained",
-            ldm_config,
-            len(arrays.test_images),
-            config.n_samples,
-            config.n_steps,
-            config.sample_seed,
-        )
-        ceiling = sampling.vae_reconstructions(ldm, arrays.test_images)
-        seconds["sampling"] = time.perf_counter() - start
-        real = resized(arrays.test_images, ldm.image_size)
-        np.savez_compressed(folder / "reconstructions.npz", test_ids=arrays.test_ids, real=real, vis_dec=recon,
-                            no_fmri=no_fmri, vae=ceiling)  # fmt: skip
-        start = time.perf_counter()
-        images = {"real": real, "Vis-Dec": recon, "no fMRI": no_fmri, "VAE ceiling": ceiling}
-        output = _score(
-            config, arrays, ldm, images, histories, seconds, counts, folder, dataset.name, guidance
+        output = _report(
+            config, arrays, ldm, images, histories, seconds, counts, folder, dataset_name, guidance
         )
         log.info("vis_dec: scored in %.0f s", time.perf_counter() - start)
         return output
 
 
-def _score(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.LatentDiffusion,
-           images: dict[str, np.ndarray], histories: dict[str, list[dict]], seconds: dict[str, float],
-           counts: dict[str, int], folder: Path, dataset_name: str,
-           guidance: tuple[float, dict[str, float]]) -> RecipeOutput:  # fmt: skip
-    """Vis-Dec and its baselines on every metric; writes ``folder/report.html``; the recipe's tables and notes.
-    ``guidance`` is :func:`~brainkit.recipes.vis_dec.sampling.select_guidance`'s (scale used, validation scores)."""
-    real, recon = images["real"], images["Vis-Dec"]
+def _check(config: VisDecRecipeConfig) -> None:
+    """Refuse settings the recipe cannot run with (before any work)."""
+    if config.ldm_preset not in LDM_PRESETS:
+        raise ConfigError(
+            f"vis_dec: ldm_preset must be one of {sorted(LDM_PRESETS)}, found {config.ldm_preset!r}."
+        )
+    if config.ldm_preset == "paper" and not config.ldm_dir:
+        raise ConfigError(
+            "vis_dec: the paper preset fine-tunes a pretrained 256 px latent diffusion model; set "
+            "ldm_dir=/path/to/diffusers/folder (unet/, vae/, scheduler/), or use ldm_preset=cpu_small."
+        )
+    if config.guidance_scale is None and (
+        config.n_val_images < 2 or not config.guidance_candidates or min(config.guidance_candidates) < 1
+    ):
+        raise ConfigError(
+            "vis_dec: choosing the guidance scale (guidance_scale=None) needs n_val_images >= 2 and "
+            f"guidance_candidates >= 1, found {config.n_val_images} and {config.guidance_candidates}; or fix "
+            "it, e.g. guidance_scale=1."
+        )
+    if config.n_samples < 1 or config.n_steps < 1:
+        raise ConfigError(
+            f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
+        )
+
+
+def _inputs(config: VisDecRecipeConfig) -> tuple[str, LDMConfig, VisDecArrays]:
+    """(dataset name, the LDM config, the subject's arrays) of ``config``: what ``run`` and ``evaluate`` share."""
+    options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
+    dataset = load_dataset(config.dataset, **options)
+    ldm_config = from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm")
+    patch = phases.dc_mae_config(config).patch_size
+    n_val = config.n_val_images if config.guidance_scale is None else 0
+    arrays = prepare_arrays(
+        dataset, config.subject, config.n_test_images, patch, n_val=n_val, seed=config.seed
+    )
+    return dataset.name, ldm_config, arrays
+
+
+def _scores(
+    config: VisDecRecipeConfig,
+    images: dict[str, np.ndarray],
+    guidance: tuple[float, dict[str, float]],
+    arrays: VisDecArrays,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """(Vis-Dec and its baselines on every metric, the run's ``metrics``: those scores and the guidance choice)."""
     options = {"seed": config.seed, "n_way": tuple(config.n_way), "trials": config.metric_trials,
                "feature_layers": tuple(config.feature_layers), "clip_model_dir": config.clip_model_dir}  # fmt: skip
     baselines = {"no fMRI": images["no fMRI"], "VAE ceiling": images["VAE ceiling"]}
-    raw = score_with_baselines(real, recon, baselines, name="Vis-Dec", **options)
+    raw = score_with_baselines(images["real"], images["Vis-Dec"], baselines, name="Vis-Dec", **options)
+    scale, val_scores = guidance
+    chosen = {"scale": scale, "validation": val_scores, "metric": f"{config.guidance_layer}_2way",
+              "n_val_images": len(arrays.val_images)}  # fmt: skip
+    return raw, {"metrics": raw, "guidance": chosen}
+
+
+def _report(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.LatentDiffusion,
+            images: dict[str, np.ndarray], histories: dict[str, list[dict]], seconds: dict[str, float],
+            counts: dict[str, int], folder: Path, dataset_name: str,
+            guidance: tuple[float, dict[str, float]]) -> RecipeOutput:  # fmt: skip
+    """Vis-Dec and its baselines on every metric; writes ``folder/report.html``; the recipe's tables, notes and
+    metrics. ``guidance`` is :func:`~brainkit.recipes.vis_dec.sampling.select_guidance`'s (scale, validation
+    scores)."""
+    real, recon = images["real"], images["Vis-Dec"]
+    raw, metrics = _scores(config, images, guidance, arrays)
     what = {
         "Vis-Dec": f"{config.n_samples} samples per test fMRI, {config.n_steps} {ldm.scheduler.__class__.__name__} "
         f"steps, guidance {guidance[0]:g}",
@@ -298,7 +328,7 @@ def _score(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.LatentD
         "no fMRI": "the LDM before phase 3, zero context, same seeds",
         "VAE ceiling": "VAE encode + decode of the real image (no diffusion)",
     }
-    table = [metric_row(name, what[name], metrics) for name, metrics in raw.items()]
+    table = [metric_row(name, what[name], row) for name, row in raw.items()]
     notes = compare_notes(raw, "Vis-Dec", ("shuffled pairs", "no fMRI"))
     notes.append(
         f"Data: {dataset_name} {config.subject}, {len(arrays.train_voxels)} training trials of "
@@ -332,7 +362,4 @@ def _score(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.LatentD
     tables = {"Vis-Dec vs baselines": table, "Time per stage (s)": timing, "Parameters": params}
     if chosen_rows:
         tables["Guidance scale on the validation split"] = chosen_rows
-    chosen = {"scale": scale, "validation": val_scores, "metric": f"{config.guidance_layer}_2way",
-              "n_val_images": len(arrays.val_images)}  # fmt: skip
-    metrics = {"metrics": raw, "histories": histories, "seconds": seconds, "guidance": chosen}
     return RecipeOutput(tables, notes, metrics)

@@ -29,7 +29,8 @@ from torch import nn
 
 from brainkit.errors import DataError
 from brainkit.models.ldm import NullConditioner, encode_moments, latent_scale, sample_latents
-from brainkit.training import FitResult, Task, TrainingConfig, train
+from brainkit.recipes.vis_dec.fitting import fit_task
+from brainkit.training import FitResult, Task, TrainingConfig
 
 # Vis-Dec phase 3 [README, GOD; METHODS.md sec. 4.4]: batch 8, lr 5.3e-5, 700 epochs (a pretrained 256 px LDM).
 LDM_PAPER_TRAINING = TrainingConfig(epochs=700, batch_size=8, lr=5.3e-5, weight_decay=0.0)
@@ -200,10 +201,13 @@ def pretrain_vae(
     kl_weight: float = 1e-3,
     val_images: torch.Tensor | None = None,
     folder: str | Path | None = None,
+    resume: bool = False,
+    name: str = "VAE",
 ) -> FitResult:
-    """Train an ``AutoencoderKL`` on images (n, 3, S, S) in [-1, 1]; sets ``vae.config.scaling_factor`` and
-    freezes it."""
-    result = train(VAETask(vae, images, kl_weight, val_images, config.seed), config, folder, name="VAE")
+    """Train an ``AutoencoderKL`` on images (n, 3, S, S) in [-1, 1]; sets ``vae.config.scaling_factor`` (from the
+    trained weights, so a reloaded phase gets it too) and freezes it. ``folder``: the phase's own
+    (:func:`~brainkit.recipes.vis_dec.fitting.fit_task`; ``resume`` reloads or continues it)."""
+    result = fit_task(VAETask(vae, images, kl_weight, val_images, config.seed), config, folder, name, resume)
     moments = batched_moments(vae, images)
     mean, logvar = moments.chunk(2, dim=1)
     spread = float(torch.sqrt(mean.var() + logvar.exp().mean()))
@@ -220,10 +224,13 @@ def pretrain_unet(
     config: TrainingConfig,
     val_moments: torch.Tensor | None = None,
     folder: str | Path | None = None,
+    resume: bool = False,
+    name: str = "UNet",
 ) -> FitResult:
-    """Train the UNet unconditionally on latent moments (n, 2c, s, s) from :func:`batched_moments`."""
+    """Train the UNet unconditionally on latent moments (n, 2c, s, s) from :func:`batched_moments` (``folder``,
+    ``resume``: as in :func:`pretrain_vae`)."""
     task = UNetTask(unet, scheduler, latent_scale(vae), moments, val_moments, config.seed)
-    return train(task, config, folder, name="UNet")
+    return fit_task(task, config, folder, name, resume)
 
 
 def finetune_ldm(
@@ -237,12 +244,15 @@ def finetune_ldm(
     config: TrainingConfig,
     val: tuple[np.ndarray, torch.Tensor, np.ndarray] | None = None,
     folder: str | Path | None = None,
+    resume: bool = False,
+    name: str = "LDM fine-tuning",
 ) -> FitResult:
-    """Phase 3: train UNet + conditioner on (fMRI trial, image) pairs (see :class:`LDMTask`), the VAE frozen."""
+    """Phase 3: train UNet + conditioner on (fMRI trial, image) pairs (see :class:`LDMTask`), the VAE frozen
+    (``folder``, ``resume``: as in :func:`pretrain_vae`)."""
     vae.requires_grad_(False)
     task = LDMTask(unet, conditioner, scheduler, latent_scale(vae), voxels, moments, image_index, val,
                    config.seed)  # fmt: skip
-    return train(task, config, folder, name="LDM fine-tuning")
+    return fit_task(task, config, folder, name, resume)
 
 
 __all__ = ["LDM_PAPER_TRAINING", "LDMTask", "UNetTask", "VAETask", "batched_moments", "denoising_loss",

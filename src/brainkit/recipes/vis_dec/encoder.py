@@ -10,7 +10,8 @@
 
 Validation uses fixed seeded masks (``seed + 7``), so the curves are comparable across epochs. The drivers
 (:func:`pretrain_dc_mae`, :func:`pretrain_image_mae`, :func:`tune_cross_modal`) run a task and, with ``folder``,
-leave ``folder/state`` (the trainer's resumable state), ``folder/history.jsonl`` and the model in its own layout:
+run it as a resumable phase there (:func:`~brainkit.recipes.vis_dec.fitting.fit_task`: ``folder/state`` while it
+trains, ``folder/final`` + ``done.json`` when done, ``folder/history.jsonl``) and leave the model in its own layout:
 ``folder/checkpoint`` (:func:`brainkit.models.load_model`, or
 :func:`~brainkit.models.cross_modal.load_cross_modal` for phase 2), ``folder/fmri_encoder`` (phase 2's tuned DC-MAE
 alone, what phase 3 conditions on) and ``folder/image_mae`` (Hugging Face layout).
@@ -41,7 +42,8 @@ from brainkit.models.dc_mae import DCMAE
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss
-from brainkit.training import FitResult, Task, TrainingConfig, train
+from brainkit.recipes.vis_dec.fitting import fit_task
+from brainkit.training import FitResult, Task, TrainingConfig
 
 BETAS = (0.9, 0.95)  # AdamW's (beta1, beta2) of MAE pretraining [Vis-Dec code/config.py]
 # Vis-Dec phase 1 optimiser facts [code/config.py; METHODS.md sec. 4.2]: AdamW (0.9, 0.95), lr 2.5e-4, wd 0.05,
@@ -218,12 +220,14 @@ def pretrain_dc_mae(
     val_voxels: np.ndarray | None = None,
     fabric: Any = None,
     resume: bool = False,
+    name: str = "DC-MAE pretraining",
 ) -> FitResult:
     """Phase 1: pretrain ``model`` on ``voxels`` (n, n_voxels) float32 in place; returns the history (one row per
     epoch: ``train_loss``, its terms and, with ``val_voxels``, :class:`DCMAETask`'s validation values).
-    ``folder/checkpoint`` holds the model (:func:`brainkit.models.load_model`)."""
+    ``folder`` is the phase's own (:func:`~brainkit.recipes.vis_dec.fitting.fit_task`: ``resume`` reloads or
+    continues it); ``folder/checkpoint`` holds the model (:func:`brainkit.models.load_model`)."""
     task = DCMAETask(model, voxels, loss, val_voxels, seed=training.seed)
-    result = train(task, training, folder, resume=resume, fabric=fabric, name="DC-MAE pretraining")
+    result = fit_task(task, training, folder, name, resume, fabric=fabric)
     if folder is not None and (fabric is None or fabric.global_rank == 0):
         meta = {"phase": "dc_mae", "loss": task.loss_config.__dict__}
         save_model(Path(folder) / "checkpoint", model, metadata=meta)
@@ -238,10 +242,13 @@ def pretrain_image_mae(
     val_images: np.ndarray | None = None,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
+    resume: bool = False,
+    name: str = "image MAE pretraining",
 ) -> FitResult:
-    """Phase 2a: train a ViTMAEForPreTraining on ``images`` uint8 (n, H, W, 3); ``folder/image_mae`` holds it."""
+    """Phase 2a: train a ViTMAEForPreTraining on ``images`` uint8 (n, H, W, 3); ``folder`` (the phase's own, as in
+    :func:`pretrain_dc_mae`) then holds it as ``folder/image_mae``."""
     task = ImageMAETask(model, images, val_images, mean, std, seed=training.seed)
-    result = train(task, training, folder, name="image MAE pretraining")
+    result = fit_task(task, training, folder, name, resume)
     if folder is not None:
         save_image_mae(Path(folder) / "image_mae", model)
     return result
@@ -257,14 +264,17 @@ def tune_cross_modal(
     config: CrossModalConfig | None = None,
     val_voxels: np.ndarray | None = None,
     val_images: np.ndarray | None = None,
+    resume: bool = False,
+    name: str = "cross-modal tuning",
 ) -> tuple[CrossModalMAE, FitResult]:
     """Phase 2: tune both MAEs jointly on paired ``voxels`` (n, n_voxels) float32 and ``images`` uint8
     (n, H, W, 3). Returns the :class:`CrossModalMAE` (its ``fmri`` is ``fmri_model``, tuned in place;
-    ``encode(voxels)`` is what phase 3 uses) and the history."""
+    ``encode(voxels)`` is what phase 3 uses) and the history. ``folder``: the phase's own, as in
+    :func:`pretrain_dc_mae`. The cross-attention stacks start from the global torch generator: seed it first."""
     model = CrossModalMAE(fmri_model, image_model, config)
     val = None if val_voxels is None or val_images is None else (val_voxels, val_images)
     task = CrossModalTask(model, voxels, images, val, seed=training.seed)
-    result = train(task, training, folder, name="cross-modal tuning")
+    result = fit_task(task, training, folder, name, resume)
     if folder is not None:
         folder = Path(folder)
         save_cross_modal(folder / "checkpoint", model, metadata={"phase": "cross_modal"})

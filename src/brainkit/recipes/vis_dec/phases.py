@@ -2,9 +2,13 @@
 
 Phase 1 pretrains a DC-MAE on the subject's z-scored training trials and phase 2 tunes it with an image MAE
 (:mod:`~brainkit.recipes.vis_dec.encoder`); phase 3 trains or loads a latent diffusion model and fine-tunes it
-on the fMRI encoder's tokens (:mod:`~brainkit.recipes.vis_dec.diffusion`). Folders under the run folder:
-``phase1_dc_mae/``, ``phase2_image_mae/``, ``phase2_cross_modal/``, ``ldm_vae/``, ``ldm_unet/``,
-``ldm_pretrained/`` (diffusers layout), ``phase3_ldm/``, ``ldm_finetuned/`` and ``fmri_conditioner/``.
+on the fMRI encoder's tokens (:mod:`~brainkit.recipes.vis_dec.diffusion`). Each trained network is a resumable
+phase (:func:`brainkit.training.train_phase`) in ``train/<name>/`` of the run folder, ``name`` one of
+:data:`PHASES`; ``resume=True`` reloads the finished phases and continues the interrupted one. Every network is
+built right after seeding the global torch generator, so a resumed run starts each from the same weights as an
+uninterrupted one. The checkpoints :func:`load_trained` reloads for ``brainkit eval``: ``ldm_pretrained/`` (the
+LDM before phase 3, diffusers layout; absent with ``ldm_dir``), ``ldm_finetuned/`` and ``fmri_conditioner/``
+(encoder + mapper, safetensors).
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainkit.checkpoint import save_checkpoint
+from brainkit.checkpoint import load_checkpoint, save_checkpoint
 from brainkit.config import to_dict
-from brainkit.errors import ConfigError
+from brainkit.errors import CheckpointError, ConfigError
 from brainkit.models import build_model, count_parameters, model_config
 from brainkit.models.ldm import (
     FMRIConditioner,
@@ -40,6 +44,17 @@ from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae, pretrain_image_mae
 from brainkit.training import TrainingConfig
 
 log = logging.getLogger(__name__)
+# the phases' names and folders (train/<name>), in training order; phase2_image_mae only without image_mae_dir,
+# both phase 2 folders only with cross_modal, ldm_vae and ldm_unet only without ldm_dir
+PHASES = ("phase1_dc_mae", "phase2_image_mae", "phase2_cross_modal", "ldm_vae", "ldm_unet", "phase3_ldm")
+LDM_PRETRAINED, LDM_FINETUNED, CONDITIONER = "ldm_pretrained", "ldm_finetuned", "fmri_conditioner"
+
+
+def phase_folder(folder: Path, name: str) -> Path:
+    """Where phase ``name`` (one of :data:`PHASES`) trains: ``folder/train/name``."""
+    if name not in PHASES:
+        raise ValueError(f"unknown vis_dec phase {name!r}; phases: {PHASES}")
+    return folder / "train" / name
 
 
 def dc_mae_config(config: Any, n_voxels: int | None = None):
@@ -48,9 +63,10 @@ def dc_mae_config(config: Any, n_voxels: int | None = None):
 
 
 def encoder_phases(
-    config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float]
+    config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float], resume: bool = False
 ) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
-    """Run phase 1 (and phase 2 when ``config.cross_modal``); returns (fMRI encoder, histories, parameter counts)."""
+    """Run phase 1 (and phase 2 when ``config.cross_modal``); returns (fMRI encoder, histories, parameter counts).
+    ``resume``: reload the finished phases, continue an interrupted one."""
     start = time.perf_counter()
     torch.manual_seed(config.seed)  # the DC-MAE's initial weights, whatever ran before (a cache hit or miss)
     model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
@@ -58,22 +74,24 @@ def encoder_phases(
         model,
         phase1_voxels(config, arrays.train_voxels),
         config.pretrain,
-        folder / "phase1_dc_mae",
+        phase_folder(folder, "phase1_dc_mae"),
         val_voxels=arrays.test_voxels,
+        resume=resume,
+        name="phase1_dc_mae",
     )
     histories = {"phase 1: DC-MAE pretraining (voxels)": result.history}
     seconds["phase 1: DC-MAE pretraining"] = time.perf_counter() - start
     counts = {"DC-MAE (encoder + decoder)": count_parameters(model)}
     if config.cross_modal:
         start = time.perf_counter()
-        model, more, extra = _cross_modal(config, model, arrays, folder)
+        model, more, extra = _cross_modal(config, model, arrays, folder, resume)
         histories |= more
         counts |= extra
         seconds["phase 2: image MAE + cross-modal tuning"] = time.perf_counter() - start
     return model, histories, counts
 
 
-def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: Path):
+def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: Path, resume: bool):
     """Phase 2: the image MAE (from ``image_mae_dir``, or a small one pretrained on the training images), then
     both MAEs tuned together on (trial, image) pairs. Returns the tuned DC-MAE (what phase 3 encodes with)."""
     from brainkit.config import from_dict
@@ -105,21 +123,24 @@ def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: P
     train_images = resized(arrays.train_images, size)  # once at the MAE's size: small arrays per trial
     test_images = resized(arrays.test_images, size)
     if not config.image_mae_dir:
-        result = pretrain_image_mae(
-            image, train_images, config.image_pretrain, folder / "phase2_image_mae", val_images=test_images
-        )
+        result = pretrain_image_mae(image, train_images, config.image_pretrain,
+                                    phase_folder(folder, "phase2_image_mae"), val_images=test_images,
+                                    resume=resume, name="phase2_image_mae")  # fmt: skip
         histories["phase 2a: image MAE pretraining (images)"] = result.history
     log.info("vis_dec: image MAE ready in %.0f s", time.perf_counter() - start)
+    torch.manual_seed(config.seed)  # the cross-attention stacks' initial weights
     model, result = tune_cross_modal(
         dc_mae,
         image,
         arrays.train_voxels,
         train_images[arrays.train_image_index],
         config.tune,
-        folder / "phase2_cross_modal",
+        phase_folder(folder, "phase2_cross_modal"),
         cross,
         val_voxels=arrays.test_voxels,
         val_images=test_images,
+        resume=resume,
+        name="phase2_cross_modal",
     )
     histories["phase 2: cross-modal tuning (voxels + images)"] = result.history
     counts = {
@@ -156,9 +177,10 @@ def latent_diffusion(
     vae_training: TrainingConfig,
     unet_training: TrainingConfig,
     folder: Path,
+    resume: bool = False,
 ) -> LatentDiffusion:
     """Load the LDM from ``ldm_dir``, or train a small one on ``train_images`` (VAE, then the UNet without
-    conditioning); either way ``folder/ldm_pretrained`` holds it in the diffusers layout."""
+    conditioning; ``resume`` reloads or continues them) and save it as ``folder/ldm_pretrained`` (diffusers)."""
     if ldm_dir:
         unet, vae, scheduler_config = load_pretrained_ldm(ldm_dir)
         scheduler = build_scheduler(config, scheduler_config)
@@ -168,18 +190,19 @@ def latent_diffusion(
     vae, unet, scheduler = build_vae(config), build_unet(config), build_scheduler(config)
     size = config.image_size
     x, vx = images_to_tensor(train_images, size), images_to_tensor(val_images, size)
-    vae_fit = pretrain_vae(vae, x, vae_training, val_images=vx, folder=folder / "ldm_vae")
+    vae_fit = pretrain_vae(vae, x, vae_training, val_images=vx, folder=phase_folder(folder, "ldm_vae"),
+                           resume=resume, name="ldm_vae")  # fmt: skip
     moments, val_moments = batched_moments(vae, x), batched_moments(vae, vx)
-    unet_fit = pretrain_unet(
-        unet, vae, scheduler, moments, unet_training, val_moments=val_moments, folder=folder / "ldm_unet"
-    )
+    unet_fit = pretrain_unet(unet, vae, scheduler, moments, unet_training, val_moments=val_moments,
+                             folder=phase_folder(folder, "ldm_unet"), resume=resume, name="ldm_unet")  # fmt: skip
     histories = {"VAE (images)": vae_fit.history, "UNet, unconditional (images)": unet_fit.history}
-    save_pretrained_ldm(folder / "ldm_pretrained", unet, vae, scheduler)
+    save_pretrained_ldm(folder / LDM_PRETRAINED, unet, vae, scheduler)
     return LatentDiffusion(unet, vae, scheduler, size, histories, "trained here")
 
 
 def fmri_conditioner(encoder: nn.Module, n_voxels: int, cross_attention_dim: int, train_encoder: bool):
-    """The fMRI encoder + the 77-token mapper; the token shape is read off the encoder's output."""
+    """The fMRI encoder + the 77-token mapper; the token shape is read off the encoder's output. The mapper starts
+    from the global torch generator: seed it first."""
     with torch.no_grad():
         was = encoder.training
         encoder.eval()
@@ -199,8 +222,10 @@ def finetune_on_fmri(
     arrays: VisDecArrays,
     training: TrainingConfig,
     folder: Path,
+    resume: bool = False,
 ) -> list[dict]:
-    """Phase 3 on (trial, image) pairs; saves ``folder/ldm_finetuned`` and ``folder/fmri_conditioner``."""
+    """Phase 3 on (trial, image) pairs (``resume``: reload or continue it); saves ``folder/ldm_finetuned`` and
+    ``folder/fmri_conditioner``."""
     size = ldm.image_size
     moments = batched_moments(ldm.vae, images_to_tensor(arrays.train_images, size))
     test_moments = batched_moments(ldm.vae, images_to_tensor(arrays.test_images, size))
@@ -223,17 +248,49 @@ def finetune_on_fmri(
         arrays.train_image_index,
         training,
         val=val,
-        folder=folder / "phase3_ldm",
+        folder=phase_folder(folder, "phase3_ldm"),
+        resume=resume,
+        name="phase3_ldm",
     )
-    save_pretrained_ldm(folder / "ldm_finetuned", ldm.unet, ldm.vae, ldm.scheduler)
+    save_pretrained_ldm(folder / LDM_FINETUNED, ldm.unet, ldm.vae, ldm.scheduler)
     meta = {
         "n_tokens": conditioner.mapper.n_tokens,
         "fmri_dim": conditioner.mapper.fmri_dim,
         "cross_attention_dim": ldm.unet.config.cross_attention_dim,
         "training": to_dict(training),
     }
-    save_checkpoint(folder / "fmri_conditioner", conditioner.state_dict(), meta)
+    save_checkpoint(folder / CONDITIONER, conditioner.state_dict(), meta)
     return result.history
+
+
+def load_trained(
+    config: Any, ldm_config: LDMConfig, n_voxels: int, folder: Path
+) -> tuple[LatentDiffusion, FMRIConditioner]:
+    """The fine-tuned LDM and the fMRI conditioner of the finished run in ``folder`` (no training): what
+    :func:`finetune_on_fmri` saved, rebuilt for ``config`` (the run's) and ``n_voxels`` (its padded voxel count).
+    Raises :class:`CheckpointError` naming a missing or mismatched checkpoint."""
+    needed = [folder / LDM_FINETUNED, folder / CONDITIONER]
+    needed += [] if config.ldm_dir else [folder / LDM_PRETRAINED]  # the no-fMRI baseline samples from it
+    for path in needed:
+        if not path.is_dir():
+            raise CheckpointError(
+                f"{path} is missing: {folder} is not a finished vis_dec run. Re-run it with brainkit run vis_dec "
+                f"(or --resume an interrupted one) before evaluating it."
+            )
+    unet, vae, scheduler_config = load_pretrained_ldm(folder / LDM_FINETUNED)
+    scheduler = build_scheduler(ldm_config, scheduler_config)
+    size = ldm_image_size(unet, vae) if config.ldm_dir else ldm_config.image_size
+    ldm = LatentDiffusion(unet, vae, scheduler, size, {}, str(config.ldm_dir or "trained here"))
+    encoder = build_model("dc_mae", dc_mae_config(config, n_voxels))
+    conditioner = fmri_conditioner(encoder, n_voxels, unet.config.cross_attention_dim, config.train_encoder)
+    state, _ = load_checkpoint(folder / CONDITIONER)
+    try:
+        conditioner.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{folder / CONDITIONER} does not fit this run's config (dc_mae, cross_modal settings): {err}"
+        ) from None
+    return ldm, conditioner
 
 
 class GivenTokens(nn.Module):

@@ -4,7 +4,9 @@ scale chosen on the validation split.
 - :func:`reconstruct`: ``n_samples`` images per fMRI row from the fine-tuned LDM, reproducible from a seed;
 - :func:`unconditional_samples`: the "no fMRI" baseline (the LDM before phase 3, a zero context, same seeds);
 - :func:`vae_reconstructions`: the VAE's own reconstruction of the real image (the ceiling of any LDM output);
-- :func:`select_guidance`: the classifier-free guidance scale, by 2-way identification on held-out training images.
+- :func:`select_guidance`: the classifier-free guidance scale, by 2-way identification on held-out training images;
+- :func:`sample_run`: all of them for a run (what ``run`` and ``evaluate`` both score). Every draw is seeded
+  (``sample_seed``, ``seed``), so the same weights give the same images, bit for bit on CPU.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from brainkit.models.ldm import (
     tensor_to_images,
 )
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, resized
-from brainkit.recipes.vis_dec.phases import LatentDiffusion
+from brainkit.recipes.vis_dec.phases import LDM_PRETRAINED, LatentDiffusion
 
 log = logging.getLogger(__name__)
 
@@ -110,3 +112,38 @@ def select_guidance(
         log.info("vis_dec: guidance %g: validation %s %.3f", scale, key, metrics[key])
     best = max(scores.values())
     return next(float(s) for s in sorted(config.guidance_candidates) if scores[f"{s:g}"] == best), scores
+
+
+def sample_run(
+    config: Any,
+    ldm_config: LDMConfig,
+    ldm: LatentDiffusion,
+    conditioner: nn.Module,
+    arrays: VisDecArrays,
+    folder: Path,
+    seconds: dict[str, float] | None = None,
+) -> tuple[dict[str, np.ndarray], tuple[float, dict[str, float]]]:
+    """The guidance scale (:func:`select_guidance`) and the four image sets of a run: ``"real"`` uint8 (n, S, S, 3)
+    at the LDM's size, ``"Vis-Dec"`` and ``"no fMRI"`` uint8 (n, n_samples, S, S, 3), ``"VAE ceiling"`` (n, S, S,
+    3). The no-fMRI baseline samples ``config.ldm_dir`` or ``folder/ldm_pretrained``. Stage times go to
+    ``seconds`` when given."""
+    seconds = {} if seconds is None else seconds
+    start = time.perf_counter()
+    guidance = select_guidance(config, ldm, conditioner, arrays)
+    if config.guidance_scale is None:
+        seconds["guidance scale on the validation split"] = time.perf_counter() - start
+    start = time.perf_counter()
+    recon = reconstruct(ldm, conditioner, arrays.test_voxels, config.n_samples, config.n_steps,
+                        config.sample_seed, guidance_scale=guidance[0])  # fmt: skip
+    no_fmri = unconditional_samples(
+        Path(config.ldm_dir) if config.ldm_dir else folder / LDM_PRETRAINED,
+        ldm_config,
+        len(arrays.test_images),
+        config.n_samples,
+        config.n_steps,
+        config.sample_seed,
+    )
+    ceiling = vae_reconstructions(ldm, arrays.test_images)
+    seconds["sampling"] = time.perf_counter() - start
+    real = resized(arrays.test_images, ldm.image_size)
+    return {"real": real, "Vis-Dec": recon, "no fMRI": no_fmri, "VAE ceiling": ceiling}, guidance
