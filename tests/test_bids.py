@@ -255,3 +255,32 @@ def test_a_bids_dataset_saves_and_reads_back_with_its_per_subject_masks(example,
     for subject in dataset.subjects:
         np.testing.assert_array_equal(again.info["masks"][subject], dataset.info["masks"][subject])
         np.testing.assert_array_equal(again.train[subject].values, dataset.train[subject].values)
+
+
+@pytest.mark.slow
+def test_vis_dec_runs_on_a_bids_folder(example, tmp_path, capsys):
+    """Vis-Dec reads the BIDS layout too (its design is trial-based with images): the testing preset end to end,
+    and its notes do not call the user's voxels simulated."""
+    import json
+
+    from brainkit.cli import main
+
+    data = f"data={{root: {example.root}, task: {example.task}, mask: {example.mask_path}, image_size: 64}}"
+    run = tmp_path / "vis_dec"
+    assert main(["run", "vis_dec", "--preset", "testing", "--out", str(run), "--set", "dataset=bids",
+                 "--set", data, "--set", "subject=sub-01"]) == 0  # fmt: skip
+    notes = json.loads((run / "metrics.json").read_text())["notes"]
+    assert any("Data: bids sub-01" in n and "62 voxels" in n for n in notes)
+    assert not any("simulated" in n for n in notes)
+    assert "Vis-Dec" in capsys.readouterr().out
+
+
+def test_user_data_with_a_recipe_that_cannot_read_it_says_which_can(tmp_path):
+    import brainkit
+    from brainkit.testing import tiny_decoding_dataset
+
+    with pytest.raises(
+        ConfigError, match="Recipe 'brain_mae' cannot read a 'trials' dataset .*lite_mind: trials"
+    ):
+        brainkit.run("brain_mae", tiny_decoding_dataset(), preset="testing", out=tmp_path / "r")
+    assert not list(tmp_path.iterdir())

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from brainkit.config import from_dict, to_dict
-from brainkit.data import load_dataset
+from brainkit.data import dataset_accepts, load_dataset
 from brainkit.errors import ConfigError
 from brainkit.evaluation.reconstruction import metrics_table
 from brainkit.evaluation.reconstruction_baselines import compare_notes, metric_row, score_with_baselines
@@ -132,6 +132,7 @@ class VisDecRecipeConfig:
 
 
 # seconds: 16 px LDM, tiny DC-MAE, weight-free stimulus encoders, 16 test images
+SIMULATED = ("nsd_like",)  # built-in datasets whose voxels are simulated (said in the notes)
 FAST_DATA = {
     "subjects": ["subj01"],
     "n_train_stimuli": 40,
@@ -202,6 +203,13 @@ class VisDecRecipe:
     }  # fmt: skip
 
     resumable = True  # `brainkit run vis_dec --out DIR --resume` continues an interrupted run
+    DESIGNS = (
+        "trials",
+    )  # any trial-based dataset with stimulus images: yours through brainkit.run(..., dataset=)
+
+    @staticmethod
+    def with_dataset(config: VisDecRecipeConfig, name: str, options: dict[str, Any]) -> VisDecRecipeConfig:
+        return replace(config, dataset=name, data=options)
 
     def run(self, config: VisDecRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         _check(config)
@@ -284,7 +292,9 @@ def _check(config: VisDecRecipeConfig) -> None:
 
 def _inputs(config: VisDecRecipeConfig) -> tuple[str, LDMConfig, VisDecArrays]:
     """(dataset name, the LDM config, the subject's arrays) of ``config``: what ``run`` and ``evaluate`` share."""
-    options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
+    options = dict(config.data)
+    if config.cache_dir and dataset_accepts(config.dataset, "cache_dir"):
+        options["cache_dir"] = config.cache_dir
     dataset = load_dataset(config.dataset, **options)
     ldm_config = from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm")
     patch = phases.dc_mae_config(config).patch_size
@@ -333,9 +343,13 @@ def _report(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.Latent
     notes.append(
         f"Data: {dataset_name} {config.subject}, {len(arrays.train_voxels)} training trials of "
         f"{len(arrays.train_images)} images, {arrays.n_raw_voxels} voxels (padded to {arrays.train_voxels.shape[1]}); "
-        f"{len(real)} test images (fMRI averaged over repeats) at {ldm.image_size} x {ldm.image_size} px. The voxels "
-        "are simulated from image features (docs/datasets.md), so the numbers test the pipeline, not the paper's "
-        "claims on real fMRI."
+        f"{len(real)} test images (fMRI averaged over repeats) at {ldm.image_size} x {ldm.image_size} px."
+        + (
+            " The voxels are simulated from image features (docs/datasets.md), so the numbers test the pipeline, "
+            "not the paper's claims on real fMRI."
+            if config.dataset in SIMULATED
+            else ""
+        )
     )
     notes.append(
         f"LDM: {ldm.source}; fMRI encoder {'trained' if config.train_encoder else 'frozen'} in phase 3. Semantic "
