@@ -13,7 +13,8 @@ from brainkit.stimuli.speech import DEFAULT_FOLDERS
 
 HAVE_SPEECH = any(__import__("pathlib").Path(p).is_dir() for p in DEFAULT_FOLDERS)
 needs_speech = pytest.mark.skipif(
-    not HAVE_SPEECH, reason="asterisk-core-sounds-en-wav not installed (CI installs it)"
+    not HAVE_SPEECH,
+    reason="asterisk-core-sounds-en-wav not installed (make installs it where you may: scripts/install-system-packages.sh)",
 )
 
 

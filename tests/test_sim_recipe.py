@@ -38,7 +38,7 @@ from brainkit.testing import one_and_two_processes, save_rank0
 
 needs_speech = pytest.mark.skipif(
     not any(Path(p).is_dir() for p in DEFAULT_FOLDERS),
-    reason="asterisk-core-sounds-en-wav not installed (CI installs it): the movie soundtracks need it",
+    reason="asterisk-core-sounds-en-wav not installed (make installs it where you may: scripts/install-system-packages.sh): the movie soundtracks need it",
 )
 
 

@@ -1,6 +1,6 @@
 """Resampling agrees with Connectome Workbench's ``wb_command -metric-resample`` on real fsaverage5 maps.
 
-Skipped (with the reason) where wb_command is absent; .ci/run installs it (Debian connectome-workbench).
+Skipped (with the reason) where wb_command is absent; make installs it where the user may (scripts/install-system-packages.sh: Debian connectome-workbench).
 """
 
 from __future__ import annotations
