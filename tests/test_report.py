@@ -126,3 +126,13 @@ def test_bad_inputs_raise_and_write_nothing(tmp_path):
     with pytest.raises(DataError, match=r"notes must be a list of strings"):
         write_report(tmp_path / "r.html", "t", table, curves, retrieval, "one note")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_report_header_names_version_command_machine_and_config(tmp_path):
+    from brainkit import __version__
+    from brainkit.report.html import write_report
+
+    (tmp_path / "config.json").write_text("{}")
+    page = write_report(tmp_path / "report.html", "t", [{"method": "m", "top1": 0.5}], {}, {}, []).read_text()
+    assert f"by brainkit {__version__}" in page and "Command: " in page and "Machine: " in page
+    assert "torch " in page and "Config: config.json beside this page" in page

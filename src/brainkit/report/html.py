@@ -97,6 +97,25 @@ def table_html(table: list[dict]) -> str:
     return f"<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
 
 
+def provenance(stamp: str, path: Path) -> str:
+    """Who made the page: brainkit's version, the command, the machine, and where the run's config is."""
+    import platform
+    import shlex
+    import sys
+
+    import torch
+
+    from brainkit import __version__
+
+    command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "(python)"
+    machine = (
+        f"{platform.node() or 'unknown host'}, {platform.system()} {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+    config = " Config: config.json beside this page." if (Path(path).parent / "config.json").is_file() else ""
+    return f"Generated {stamp} by brainkit {__version__}. Command: {command}. Machine: {machine}.{config}"
+
+
 def _check_inputs(title, table, curves, retrieval, notes) -> None:
     if not isinstance(title, str):
         raise DataError(f"title is a {type(title).__name__}; expected a string.")
@@ -189,7 +208,7 @@ def write_report(
         "</head>",
         "<body>",
         f"<h1>{html.escape(title)}</h1>",
-        f'<p class="meta">Generated {stamp} by brainkit.</p>',
+        f'<p class="meta">{html.escape(provenance(stamp, path))}</p>',
         "<h2>Results</h2>",
         table_html(table) if table else "<p>No results.</p>",
         *(f"<p>{html.escape(note)}</p>" for note in notes),
