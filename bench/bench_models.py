@@ -1,0 +1,211 @@
+"""One training step of every registered model: time, FLOP rate, fraction of the machine's fp32 peak, peak memory.
+
+    python bench/bench_models.py [--quick] [--preset cpu_small|paper|testing] [--models a,b] [--rounds 5]
+                                 [--batch N] [--threads N]
+
+Each model runs in a FRESH subprocess (so its peak RSS, ``VmHWM`` from /proc/self/status, is its own). In that
+process, rounds interleave a peak probe and the model's step, so both see the same machine load:
+
+- peak probe: the best of ``torch.mm`` (MKL sgemm) and the same product as a channels-last 1x1 convolution
+  (oneDNN), on 2048^3 fp32: the faster kernel stands for the machine's fp32 limit (measured here 2026-12-02: both
+  ~165-170 GFLOP/s on 2 threads; the ~1.7x oneDNN advantage reported on another machine did not show);
+- step: the model's example input (``cls.example``, the battery interface of models/base.py) at the preset,
+  forward, the model's own loss when its output holds one (else the MSE of each declared output to zeros),
+  backward, AdamW step. FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one step (matmuls and
+  convolutions; FFTs and elementwise ops are not counted), so "pct_of_peak" is counted work / median step time /
+  best probe rate of the same process.
+
+Presets: ``--quick`` = ``testing`` (tiny, for CI), ``cpu_small`` (default; the model's cpu_small preset where it has
+one, else its testing preset), ``paper`` (the paper preset and data sizes, as in tests/test_models.py's counts;
+several GB for the big ones). Closed-form models (ridge) have no optimiser step and are reported as such.
+
+``ratio_vs_released``: only where a released-style reference of the model is implemented in a bench file (today
+Lite-Mind's, in bench/bench_lite_mind.py: run that for the ratio); "n/a" elsewhere, said on the line, not invented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+# (preset, data-given sizes) of the paper setting per model: the rows of tests/test_models.py::PAPER_COUNTS.
+PAPER = {
+    "lite_mind": ("nsd_subj01", {}),
+    "mindeye_mlp": ("mindeye_nsd_subj01", {}),
+    "sit": ("sim", {}),
+    "sim": ("sim", {}),
+    "vsmae": ("sim", {}),
+    "dc_mae": ("paper", {}),
+    "clip_mused": ("hcp", {"n_subjects": 9, "n_classes": 859}),
+    "brain_mae": ("sg_paper", {"n_rois": 100, "segment_frames": 21}),
+    "cross_modal": ("paper", {}),
+}
+REFERENCES = {"lite_mind": "bench/bench_lite_mind.py"}
+
+
+def peak_gflops(size: int = 2048) -> float:
+    """Best fp32 rate (GFLOP/s) of torch.mm and of the same product as a 1x1 convolution, this process."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    cl = torch.channels_last  # oneDNN's fastest layout for a 1x1 convolution here (NCHW was ~0.7x)
+    image = a.T.reshape(1, size, 64, size // 64).contiguous(memory_format=cl)
+    weight = b.T.reshape(size, size, 1, 1).contiguous(memory_format=cl)
+    best = 0.0
+    for run in (lambda: torch.mm(a, b), lambda: torch.nn.functional.conv2d(image, weight)):
+        run()
+        start = time.perf_counter()
+        run()
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def _config(name: str, preset: str):
+    from brainkit.errors import ConfigError
+    from brainkit.models import model_config
+    from brainkit.models.base import example_config
+    from brainkit.registry import MODELS
+
+    cls = MODELS.get(name)
+    if preset == "paper":
+        if name not in PAPER:
+            raise SystemExit(f"{name}: no paper preset row in bench/bench_models.py")
+        paper, sizes = PAPER[name]
+        return model_config(name, paper, sizes), paper
+    if preset == "cpu_small" and "cpu_small" in cls.PRESETS:
+        testing = example_config(name)  # the testing sizes stand in for the data-given ones
+        sizes = {
+            f: getattr(testing, f)
+            for f in ("n_voxels", "output_shape")
+            if getattr(testing, f, None) is not None
+        }
+        try:
+            return model_config(name, "cpu_small", sizes), "cpu_small"
+        except ConfigError:  # a cpu_small preset whose sizes the testing ones cannot fill
+            return example_config(name), "testing(cpu_small needs the data's sizes)"
+    return example_config(name), "testing"
+
+
+def _rss_gb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
+    """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from brainkit.errors import ConfigError
+    from brainkit.models import build_model, count_parameters
+    from brainkit.models.base import example_config, output_tensors
+
+    torch.manual_seed(0)
+    config, used = _config(name, preset)
+    try:
+        model = build_model(name, config)
+    except ConfigError:  # a cpu_small preset whose data-given sizes the battery's testing sizes do not fill
+        if used != "cpu_small":
+            raise
+        config, used = example_config(name), "testing(cpu_small needs the data's sizes)"
+        model = build_model(name, config)
+    row = {"model": name, "preset": used, "batch": batch, "params": count_parameters(model)}
+    if hasattr(model, "fit_closed_form"):
+        return row | {"note": "closed-form fit, no optimiser step", "rss_gb": round(_rss_gb(), 3)}
+    inputs = type(model).example(config, batch, torch.Generator().manual_seed(1))
+    shapes = model.output_shape_for(batch)
+    shapes = shapes if isinstance(shapes, dict) else {"output": shapes}
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    model.train()
+
+    def step() -> None:
+        tensors = output_tensors(model(*inputs))
+        loss = tensors.get("loss")
+        if loss is None:
+            loss = sum(tensors[k].float().square().mean() for k in shapes if k in tensors)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    times, peaks = [], []
+    for _ in range(rounds):
+        peaks.append(peak_gflops())
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    seconds, peak = statistics.median(times), max(peaks)
+    rate = flops / seconds / 1e9
+    return row | {
+        "step_s": round(seconds, 4),
+        "gflop": round(flops / 1e9, 3),
+        "gflops": round(rate, 1),
+        "peak_gflops": round(peak, 1),
+        "pct_of_peak": round(100 * rate / peak, 1),
+        "rss_gb": round(_rss_gb(), 3),
+    }
+
+
+def _line(row: dict) -> str:
+    reference = REFERENCES.get(row["model"])
+    ratio = f"n/a:see_{reference}" if reference else "n/a:no_released_style_reference_yet"
+    if "note" in row:
+        return f"{row['model']} preset={row['preset']} params={row['params']:,} {row['note']} rss_gb={row['rss_gb']}"
+    return (
+        f"{row['model']} preset={row['preset']} batch={row['batch']} params={row['params']:,} step_s={row['step_s']} "
+        f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']} "
+        f"ratio_vs_released={ratio} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="testing presets, 2 rounds (CI-sized)")
+    parser.add_argument("--preset", default="cpu_small", choices=("testing", "cpu_small", "paper"))
+    parser.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
+    args = parser.parse_args()
+    preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.one:
+        print(json.dumps(measure(args.one, preset, args.batch, rounds)))
+        return
+    from brainkit.registry import MODELS
+
+    names = args.models.split(",") if args.models else list(MODELS)
+    load = os.getloadavg()[0]
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
+    )
+    for name in names:
+        command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
+                   "--batch", str(args.batch)] + (["--threads", str(args.threads)] if args.threads else [])  # fmt: skip
+        if args.quick:
+            command.append("--quick")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            print(
+                f"{name} FAILED: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
+            )
+            continue
+        print(_line(json.loads(done.stdout.strip().splitlines()[-1])), flush=True)
+
+
+if __name__ == "__main__":
+    main()
