@@ -164,9 +164,8 @@ def _integers(text: str) -> list[int]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
-
     from brainkit.data.contract import returns_of
+    from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
     print("datasets [design; recipes that read your data of that design]:")
     readers: dict[str, list[str]] = {}
@@ -175,7 +174,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
             readers.setdefault(design, []).append(name)
     for name in DATASETS:
         design = getattr(returns_of(DATASETS.get(name)), "design", "?")
-        print(f"  {name:28s} {DATASETS.describe(name)}  [{design}; {', '.join(readers.get(design, [])) or '-'}]")
+        print(
+            f"  {name:28s} {DATASETS.describe(name)}  [{design}; {', '.join(readers.get(design, [])) or '-'}]"
+        )
     for title, registry in (("encoders", ENCODERS), ("objectives", OBJECTIVES)):
         print(f"{title}:")
         for name in registry:
