@@ -109,6 +109,11 @@ def test_checkpoint_round_trip_and_corruption(tmp_path):
 
     weights = folder / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:40])
+    with pytest.raises(
+        CheckpointError, match="is damaged: model.safetensors has 40 bytes, its manifest says"
+    ):
+        load_checkpoint(folder)
+    (folder / "manifest.json").unlink()  # a checkpoint written before manifests: the format checks still hold
     with pytest.raises(CheckpointError, match="truncated or not a safetensors file"):
         load_checkpoint(folder)
     (folder / "config.json").write_text('{"model": ')
@@ -122,3 +127,65 @@ def test_checkpoint_loading_never_unpickles(tmp_path):
     folder = save_checkpoint(tmp_path / "c", {"w": torch.zeros(2)}, {})
     raw = (folder / "model.safetensors").read_bytes()
     assert b"pickle" not in raw and raw[8:9] == b"{"  # safetensors: 8-byte header length then a JSON header
+
+
+def _saved_mlp(tmp_path):
+    from brainkit.models import build_model, save_model
+    from brainkit.models.base import example_config
+
+    torch.manual_seed(0)
+    model = build_model("mindeye_mlp", example_config("mindeye_mlp"))
+    return model, save_model(tmp_path / "mlp", model)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [(lambda t: t.half(), "is torch.float16, the model's is torch.float32; brainkit does not cast"),
+     (lambda t: t.to(torch.int8), "is torch.int8, the model's is torch.float32"),
+     (lambda t: t.bool(), "is torch.bool, the model's is torch.float32"),
+     (lambda t: t.index_fill(0, torch.tensor([0]), float("nan")), r"has \d+ NaN/inf value\(s\)"),
+     (lambda t: t.index_fill(0, torch.tensor([0]), float("inf")), r"has \d+ NaN/inf value\(s\)")],
+)  # fmt: skip
+def test_load_model_refuses_other_dtypes_and_non_finite_weights(tmp_path, change, message):
+    from brainkit.checkpoint import load_checkpoint, save_checkpoint
+    from brainkit.models import load_model
+
+    model, folder = _saved_mlp(tmp_path)
+    state, config = load_checkpoint(folder)
+    key = next(k for k in state if k.endswith("weight"))
+    save_checkpoint(folder, {**state, key: change(state[key])}, config)
+    with pytest.raises(CheckpointError, match=f"tensor '{key}' {message}"):
+        load_model(folder)
+
+
+def test_a_checkpoint_missing_after_an_interrupted_swap_is_put_back(tmp_path, monkeypatch, caplog):
+    """Killed between 'old aside' and 'new in': the folder is missing; the reader puts back the newest complete
+    copy; with nothing complete beside it, the error says the folder does not exist."""
+    import os
+
+    from brainkit.models import load_model
+
+    model, folder = _saved_mlp(tmp_path)
+    real, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if str(dst) == str(folder):  # the rename of the new copy in
+            raise OSError("simulated kill")
+        return real(src, dst)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", replace)
+        patch.setattr("shutil.rmtree", lambda *a, **k: (_ for _ in ()).throw(OSError("killed")))
+        with pytest.raises(OSError, match="simulated kill"):
+            save_checkpoint(folder, model.state_dict(), load_checkpoint(folder)[1])
+    names = sorted(p.name for p in tmp_path.iterdir())  # the new copy (complete) and the old one, aside
+    assert not folder.exists() and names[0].endswith(".tmp") and names[1:] == [f".mlp.old-{os.getpid()}"]
+    loaded, _ = load_model(folder)
+    assert "put back the complete copy .mlp." in caplog.text and folder.is_dir()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+
+    folder.rename(tmp_path / "elsewhere")
+    (tmp_path / f".mlp.{os.getpid()}.abc.tmp").mkdir()  # an incomplete copy (no manifest) is not used
+    with pytest.raises(CheckpointError, match="Checkpoint folder .*mlp does not exist"):
+        load_model(folder)

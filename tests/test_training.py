@@ -424,3 +424,116 @@ def test_train_phase_finishes_reloads_and_resumes_exactly(tmp_path, monkeypatch)
     train_phase(late, config, tmp_path / "late", resume=True, name="masked")
     for a, b in zip(full.parameters(), late.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+# --- crash windows: a failure injected at every write of a phase -------------------------------------------------
+
+
+class FailFrom:
+    """Patches ``os.replace``, ``os.rename`` and ``shutil.rmtree``: call number ``fail_at`` and every later one
+    raise OSError, as if the process died there (nothing after that point reaches the disk; the clean-up code
+    that still runs cannot repair anything either), or with ``once`` that call alone (a passing error the
+    clean-up code then acts on). ``calls`` records (function, first argument) of each call."""
+
+    def __init__(self, monkeypatch, fail_at=None, once=False):
+        import os
+        import shutil
+
+        self.calls, self.fail_at, self.once = [], fail_at, once
+        for module, name in ((os, "replace"), (os, "rename"), (shutil, "rmtree")):
+            monkeypatch.setattr(module, name, self._wrap(name, getattr(module, name)))
+
+    def _wrap(self, name, real):
+        def call(*args, **kwargs):
+            self.calls.append((name, str(args[0])))
+            n = len(self.calls)
+            if self.fail_at is not None and (n == self.fail_at or (n > self.fail_at and not self.once)):
+                raise OSError(f"simulated kill at {name} call {len(self.calls)}")
+            return real(*args, **kwargs)
+
+        return call
+
+
+def _complete_copies(folder, name):
+    """The copies of ``folder/name`` (in place, renamed aside or temporary) whose manifest checks."""
+    from brainkit.checkpoint import manifest_problem
+
+    copies = [folder / name, *folder.glob(f".{name}.*")]
+    return [p for p in copies if p.is_dir() and manifest_problem(p) is None]
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["killed", "one-error"])
+def test_a_failure_at_every_write_resumes_exactly_or_says_why(tmp_path, monkeypatch, once):
+    """Kill a phase at each rename / removal of its checkpoint writes in turn (state/ every step, best/, final/,
+    done.json, history.jsonl): from the first complete state on, at least one complete state (or the finished
+    phase) is always on disk, and --resume ends bit for bit where the uninterrupted run does; before it, the
+    loop's resume says clearly that there is nothing to resume (the phase then trains from the start)."""
+    import re
+
+    from brainkit.checkpoint import load_tensors
+    from brainkit.errors import CheckpointError
+    from brainkit.training import read_history, train, train_phase
+
+    config = TrainingConfig(steps=3, batch_size=8, validate_every=1, progress=False, lr=0.05, monitor="val_mse",
+                            monitor_mode="min")  # fmt: skip
+    full = _task()
+    whole = train_phase(full, config, tmp_path / "full", name="masked")
+    best_whole = load_tensors(tmp_path / "full" / "best" / "model.safetensors")
+    with monkeypatch.context() as patch:
+        clean = FailFrom(patch)
+        train_phase(_task(), config, tmp_path / "count", name="masked")
+    swaps = [
+        i
+        for i, (f, src) in enumerate(clean.calls)
+        if f == "replace" and re.search(r"/\.state\.\d+\.\w+\.tmp$", src)
+    ]
+    assert len(swaps) == 3 and any(f == "rmtree" and ".state.old-" in src for f, src in clean.calls)
+    for fail_at in range(1, len(clean.calls) + 1):
+        folder = tmp_path / f"killed{fail_at}"
+        with monkeypatch.context() as patch:
+            FailFrom(patch, fail_at, once)
+            try:
+                train_phase(_task(), config, folder, name="masked")
+            except OSError:
+                pass
+        done = (folder / "done.json").is_file() and _complete_copies(folder, "final")
+        states = _complete_copies(folder, "state")
+        if fail_at > swaps[0] + 1:  # a complete state had been written: it is never lost
+            assert states or done, (
+                fail_at,
+                clean.calls[fail_at - 1],
+                sorted(p.name for p in folder.iterdir()),
+            )
+        if not states and not done:
+            with pytest.raises(
+                CheckpointError, match=r"Cannot resume: .* \(no complete checkpoint was written"
+            ):
+                train(_task(), config, out_dir=folder, resume=True, name="masked")
+        resumed = _task()  # with nothing to resume, the phase trains from this initialisation
+        if states or done:
+            torch.nn.init.zeros_(resumed.linear.weight)  # everything must come from the disk
+        again = train_phase(resumed, config, folder, resume=True, name="masked")
+        for a, b in zip(full.parameters(), resumed.parameters()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f"fail_at={fail_at}")
+        assert [r["train_loss"] for r in again.history] == [r["train_loss"] for r in whole.history]
+        assert [r["train_loss"] for r in read_history(folder)] == [r["train_loss"] for r in whole.history]
+        assert not [p.name for p in folder.iterdir() if p.name.startswith(".")], fail_at  # no leftovers
+        best = load_tensors(folder / "best" / "model.safetensors")
+        assert all(torch.equal(v, best_whole[k]) for k, v in best.items()), fail_at
+
+
+def test_a_damaged_state_is_refused_not_resumed(tmp_path):
+    from brainkit.errors import CheckpointError
+    from brainkit.training import train
+
+    config = TrainingConfig(steps=4, batch_size=8, progress=False)
+    train(_task(), config, out_dir=tmp_path, until_step=2)
+    optimizer = tmp_path / "state" / "optimizer.safetensors"
+    raw = bytearray(optimizer.read_bytes())
+    raw[-3] ^= 0x01  # one bit of one moment
+    optimizer.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged: optimizer.safetensors does not match the sha256"):
+        train(_task(), config, out_dir=tmp_path, resume=True)
+    (tmp_path / "state" / "manifest.json").unlink()
+    with pytest.raises(CheckpointError, match="damaged: it has no manifest.json"):
+        train(_task(), config, out_dir=tmp_path, resume=True)

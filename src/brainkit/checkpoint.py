@@ -1,13 +1,21 @@
 """Checkpoints as safetensors + JSON: loading never unpickles code.
 
-A checkpoint folder holds ``model.safetensors`` (tensors) and ``config.json`` (the model name, its config and
-any metadata). Writes are atomic: the folder is built under a temporary name and renamed at the end.
+A checkpoint folder holds ``model.safetensors`` (tensors), ``config.json`` (the model name, its config and any
+metadata) and ``manifest.json`` (each file's size and sha256, written last). Writes are atomic: the folder is built
+under a temporary name ``.NAME.<pid>.XXXX.tmp`` and swapped in by renames that never leave zero complete copies on
+disk: the old folder is renamed aside (``.NAME.old-<pid>``), the new one renamed in, then the old one removed. A
+process killed between two of those renames leaves ``NAME`` missing beside a complete copy;
+:func:`recover_folder` (which every reader here calls) puts the newest complete copy back. Readers verify the
+manifest, so a file changed or damaged after it was written is an error, not silently different weights.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -21,7 +29,9 @@ from safetensors.torch import load_file, save_file
 
 from brainkit.errors import CheckpointError
 
+log = logging.getLogger(__name__)
 WEIGHTS = "model.safetensors"
+MANIFEST = "manifest.json"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp alone gives 0600
@@ -73,40 +83,237 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
         ) from None
 
 
+# ------------------------------------------------------------------------------------------------ manifest
+def sha256_file(path: str | Path) -> str:
+    """The hex sha256 of the file at ``path`` (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Write ``folder/manifest.json``: the size and sha256 of every file in ``folder`` (at any depth)."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
+    entries = {
+        str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)} for p in files
+    }
+    atomic_write_text(folder / MANIFEST, json.dumps({"files": entries}, indent=1))
+
+
+def manifest_problem(folder: Path) -> str | None:
+    """Why ``folder`` does not match its manifest (``None``: it does); a folder without one is reported too."""
+    path = folder / MANIFEST
+    try:
+        entries = json.loads(path.read_text())["files"]
+    except FileNotFoundError:
+        return f"it has no {MANIFEST}"
+    except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+        return f"its {MANIFEST} is truncated or not a manifest"
+    for name, entry in entries.items():
+        file = folder / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != entry["size"]:
+            return f"{name} has {file.stat().st_size} bytes, its manifest says {entry['size']}"
+        if sha256_file(file) != entry["sha256"]:
+            return f"{name} does not match the sha256 its manifest recorded"
+    return None
+
+
+def verify_folder(folder: str | Path, required: bool = False) -> None:
+    """Raise a :class:`CheckpointError` when ``folder`` does not match its manifest (or, when ``required``, has
+    none); a folder written before manifests existed passes when not ``required``."""
+    folder = Path(folder)
+    problem = manifest_problem(folder)
+    if problem is None or (problem == f"it has no {MANIFEST}" and not required):
+        return
+    raise CheckpointError(
+        f"Checkpoint {folder} is damaged: {problem} (its files changed after they were written). Restore it "
+        "from a copy, or delete it and train again."
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the swap
+def _aside_name(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.old-{os.getpid()}"
+
+
+def _copies(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(temporary copies, aside copies) a write of ``folder`` may have left beside it, newest first."""
+    name = re.escape(folder.name)
+    tmp_re, old_re = re.compile(rf"\.{name}\.(\d+\.)?[a-z0-9_]+\.tmp"), re.compile(rf"\.{name}\.old-\d+")
+    if not folder.parent.is_dir():
+        return [], []
+    found = [p for p in folder.parent.iterdir() if p.is_dir()]
+
+    def newest(paths: list[Path]) -> list[Path]:
+        return sorted(paths, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+    return newest([p for p in found if tmp_re.fullmatch(p.name)]), newest(
+        [p for p in found if old_re.fullmatch(p.name)]
+    )
+
+
+def _pid_of(path: Path) -> int | None:
+    match = re.search(r"\.old-(\d+)$|\.(\d+)\.[^.]+\.tmp$", path.name)
+    return int(match.group(1) or match.group(2)) if match else None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftovers are never in use once the swap is done
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_leftovers(folder: Path) -> None:
+    """Remove the copies that killed writes of ``folder`` left beside it (never a live process's)."""
+    for path in [p for group in _copies(folder) for p in group]:
+        pid = _pid_of(path)
+        if pid is not None and not _alive(pid):
+            try:
+                shutil.rmtree(path)
+            except OSError as err:
+                log.warning("Could not remove %s (left by an interrupted write): %s", path, err)
+
+
+def tidy_folder(folder: str | Path) -> None:
+    """Put back a complete copy of a missing ``folder`` (:func:`recover_folder`), then remove the copies that
+    interrupted writes of it left beside it (never a live process's)."""
+    recover_folder(folder)
+    _remove_leftovers(Path(folder))
+
+
+def remove_folder(folder: str | Path) -> None:
+    """Remove ``folder`` and every copy that interrupted writes of it left beside it."""
+    folder = Path(folder)
+    for path in [folder, *(p for group in _copies(folder) for p in group)]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def recover_folder(folder: str | Path) -> bool:
+    """Whether ``folder`` exists, after putting back the newest complete copy that a write killed between its
+    renames left beside it (a temporary copy whose manifest checks, else the old copy renamed aside).
+
+    Logs what it put back. Returns False when no complete copy exists (incomplete leftovers are named in the log).
+    """
+    folder = Path(folder)
+    if folder.is_dir():
+        return True
+    temporary, aside = _copies(folder)
+    for copy in [p for p in temporary if manifest_problem(p) is None] + aside:
+        try:
+            os.replace(copy, folder)
+        except FileNotFoundError:  # another process (rank) put it back first
+            pass
+        if folder.is_dir():
+            log.warning(
+                "%s was missing (a write was interrupted between its renames): put back the complete copy %s.",
+                folder,
+                copy.name,
+            )
+            _remove_leftovers(folder)
+            return True
+    if temporary:
+        log.warning(
+            "%s is missing and the copies beside it (%s) are incomplete: no complete checkpoint was written.",
+            folder,
+            ", ".join(p.name for p in temporary),
+        )
+    return False
+
+
 @contextmanager
-def atomic_folder(folder: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``, on error it is removed."""
+def atomic_folder(folder: str | Path, manifest: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``folder``; on success it replaces ``folder``, on error it is removed.
+
+    With ``manifest``, ``manifest.json`` (sizes and sha256 of its files) is written last inside it. The swap never
+    leaves zero complete copies: old aside, new in, old removed (see the module docstring).
+    """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.{os.getpid()}.", suffix=".tmp"))
+    aside = _aside_name(folder)
     try:
         yield tmp
+        if manifest:
+            write_manifest(tmp)
         if folder.exists():
-            shutil.rmtree(folder)
+            if aside.exists():  # left by an earlier failed write of this process; `folder` is complete
+                shutil.rmtree(aside)
+            os.replace(folder, aside)
         os.replace(tmp, folder)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _undo(folder, tmp, aside)
         raise
+    try:
+        _remove_leftovers(folder)
+    except OSError as err:
+        log.warning("Could not remove the old copy of %s: %s", folder, err)
 
 
+def _undo(folder: Path, tmp: Path, aside: Path) -> None:
+    """After a failed write: put the old folder back if it was renamed aside, then drop the temporary one,
+    never the last complete copy (each step best effort: the failure may be the file system's)."""
+    try:
+        if not folder.exists() and aside.exists():
+            os.replace(aside, folder)
+        if folder.exists() or not aside.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as err:
+        log.warning("Could not tidy up after the failed write of %s: %s", folder, err)
+
+
+# ------------------------------------------------------------------------------------------------ checkpoints
 def save_checkpoint(folder: str | Path, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
-    """Write ``folder/model.safetensors`` and ``folder/config.json`` atomically (whole or absent)."""
-    with atomic_folder(folder) as tmp:
+    """Write ``folder/model.safetensors``, ``folder/config.json`` and the manifest atomically (whole or absent)."""
+    with atomic_folder(folder, manifest=True) as tmp:
         save_tensors(tmp / WEIGHTS, state)
         atomic_write_text(tmp / CONFIG, json.dumps(config, indent=2, sort_keys=True))
     return Path(folder)
 
 
 def load_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a checkpoint folder written by :func:`save_checkpoint`: (tensors, config)."""
+    """Read a checkpoint folder written by :func:`save_checkpoint`: (tensors, config), its manifest checked."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not recover_folder(folder):
         raise CheckpointError(f"Checkpoint folder {folder} does not exist.")
     config_path = folder / CONFIG
     if not config_path.is_file():
         raise CheckpointError(f"Checkpoint {folder} has no {CONFIG}; it is incomplete. Re-run training.")
+    verify_folder(folder)
     try:
         config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{config_path} is truncated or not JSON ({err}).") from None
     return load_tensors(folder / WEIGHTS), config
+
+
+def check_tensors(
+    loaded: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], where: str | Path
+) -> None:
+    """Refuse tensors of ``loaded`` whose dtype differs from ``expected``'s (loading would cast them silently)
+    and floating tensors with NaN/inf where ``expected`` (a freshly built model's) has none."""
+    for key, tensor in loaded.items():
+        target = expected.get(key)
+        if target is None:
+            continue  # strict loading reports unknown keys
+        if tensor.dtype != target.dtype:
+            raise CheckpointError(
+                f"Checkpoint {where}: tensor {key!r} is {tensor.dtype}, the model's is {target.dtype}; brainkit does "
+                "not cast weights silently. Save the checkpoint from a model of this config (save_model)."
+            )
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            if bool(torch.isfinite(target).all()):
+                bad = int((~torch.isfinite(tensor)).sum())
+                raise CheckpointError(
+                    f"Checkpoint {where}: tensor {key!r} has {bad} NaN/inf value(s); the training that wrote it "
+                    "diverged or the file was damaged. Use an earlier checkpoint, or train again."
+                )

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from brainkit.checkpoint import load_checkpoint, save_checkpoint
+from brainkit.checkpoint import check_tensors, load_checkpoint, save_checkpoint
 from brainkit.config import from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.registry import MODELS
@@ -92,7 +92,8 @@ def save_model(folder: str | Path, model: nn.Module, metadata: dict[str, Any] | 
 
 
 def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`; no pickled code is executed."""
+    """Rebuild a model saved by :func:`save_model`; no pickled code is executed. Tensors must have the model's
+    dtypes (no silent cast) and finite values where a freshly built model has them."""
     state, meta = load_checkpoint(folder)
     if "model" not in meta or "config" not in meta:
         raise CheckpointError(
@@ -101,6 +102,7 @@ def load_model(folder: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     cls = MODELS.get(meta["model"])
     config = from_dict(cls.Config, meta["config"], where=f"{folder}/config.json")
     model = build_model(meta["model"], config)
+    check_tensors(state, model.state_dict(), folder)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

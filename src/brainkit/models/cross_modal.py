@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from brainkit.checkpoint import atomic_folder, load_checkpoint, save_checkpoint
+from brainkit.checkpoint import atomic_folder, check_tensors, load_checkpoint, save_checkpoint
 from brainkit.config import from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
@@ -321,6 +321,7 @@ def load_cross_modal(folder: str | Path) -> tuple[CrossModalMAE, dict[str, Any]]
     saved = from_dict(_Saved, meta["config"], where=f"{folder}/config.json")
     image = ViTMAEForPreTraining(ViTMAEConfig.from_dict(meta["image_mae_config"]))
     model = CrossModalMAE(DCMAE(saved.fmri), image, saved.cross)
+    check_tensors(state, model.state_dict(), folder)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -234,8 +234,10 @@ def _with_dataset(name: str, cls: Any, config: Any, dataset: Any) -> Any:
 
 
 def _has_state(work: Path) -> bool:
-    """Whether ``work`` holds a trainer ``state/`` or a finished phase (at any depth), i.e. can be resumed."""
-    return any(path.is_dir() for path in work.rglob("state")) or any(work.rglob("done.json"))
+    """Whether ``work`` holds a trainer ``state/`` (or a copy of one that a killed write left beside it: the
+    reader puts it back) or a finished phase, at any depth, i.e. can be resumed."""
+    states = [p for pattern in ("state", ".state.*") for p in work.rglob(pattern)]
+    return any(path.is_dir() for path in states) or any(work.rglob("done.json"))
 
 
 def run_recipe(

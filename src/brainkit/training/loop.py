@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from brainkit.checkpoint import atomic_write_text
+from brainkit.checkpoint import atomic_write_text, recover_folder, tidy_folder
 from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.training.batchnorm import synced_batchnorm
@@ -117,6 +117,10 @@ def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) ->
         )
 
 
+def _history_text(history: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(r) + "\n" for r in history)
+
+
 def _improved(config: TrainingConfig, record: dict[str, Any], best: dict[str, Any] | None) -> bool:
     if config.monitor is None:
         return False
@@ -183,26 +187,35 @@ def train(
         history: list[dict[str, Any]] = []
         step, best, sums = 0, None, {}
         if resume:
-            if out is None or not (out / STATE).is_dir():
-                raise CheckpointError(f"Cannot resume: {out}/{STATE} does not exist. Start without --resume.")
+            if out is None or not recover_folder(out / STATE):
+                raise CheckpointError(
+                    f"Cannot resume: {out}/{STATE} does not exist (no complete checkpoint was written before the "
+                    "interruption). Start without --resume."
+                )
             meta = load_state(out / STATE, task, optimizer)
             _check_resume(meta, config, out / STATE)
             step, history, best, sums = meta["step"], meta["history"], meta["best"], meta["sums"]
+            if (
+                rank == 0
+            ):  # the state's history is the truth: a kill before history.jsonl was written lost a line
+                atomic_write_text(out / HISTORY, _history_text(history))
         module, optimizer = fabric.setup(task, optimizer)
         bar = tqdm(total=total, initial=step, desc=name, leave=False,
                    disable=True if (not config.progress or rank) else None)  # fmt: skip
         cache: dict[int, list[Any]] = {0: first}
 
         def write(state: bool, record_best: bool) -> None:
-            """The resumable state when ``state`` (a checkpoint period, the end, a stop), the best weights when
-            ``record_best`` (an improvement between checkpoints writes those alone), and the history."""
+            """The best weights when ``record_best`` (an improvement between checkpoints writes those alone), the
+            resumable state when ``state`` (a checkpoint period, the end, a stop), then the history. Best before
+            state: after a kill between them the resumed run trains that step again and rewrites best/, so best/
+            never lags behind the state's record of it."""
+            if record_best:
+                save_weights(out / BEST, task, {"task": name, "step": step, "record": best})
             if state:
                 meta = {"training": to_dict(config), "task": name, "step": step, "history": history,
                         "best": best, "sums": sums}  # fmt: skip
                 save_state(out / STATE, task, optimizer, meta)
-            if record_best:
-                save_weights(out / BEST, task, {"task": name, "step": step, "record": best})
-            atomic_write_text(out / HISTORY, "".join(json.dumps(r) + "\n" for r in history))
+            atomic_write_text(out / HISTORY, _history_text(history))
 
         module.train()
         while step < stop:
@@ -278,5 +291,8 @@ def train(
             if out is not None and rank == 0 and (due or improved):
                 write(due, improved)
         bar.close()
+        if out is not None and rank == 0:
+            for folder in (out / STATE, out / BEST):
+                tidy_folder(folder)  # copies that interrupted writes of an earlier job left beside them
         fabric.barrier()
     return FitResult(history=history, seconds=time.perf_counter() - start, best=best, steps=step)

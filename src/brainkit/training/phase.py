@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from brainkit.checkpoint import atomic_write_text
+from brainkit.checkpoint import atomic_write_text, recover_folder, remove_folder
 from brainkit.config import to_dict
 from brainkit.errors import CheckpointError
 from brainkit.training.config import TrainingConfig
@@ -36,7 +36,7 @@ FINAL, DONE = "final", "done.json"
 def phase_done(folder: str | Path) -> bool:
     """Whether the phase in ``folder`` finished (its weights and result are there)."""
     folder = Path(folder)
-    return (folder / DONE).is_file() and (folder / FINAL).is_dir()
+    return (folder / DONE).is_file() and recover_folder(folder / FINAL)
 
 
 def train_phase(
@@ -56,7 +56,7 @@ def train_phase(
     name = name or type(task).__name__
     if resume and phase_done(folder):
         return _reload(task, config, folder, name)
-    continuing = resume and (folder / STATE).is_dir()
+    continuing = resume and recover_folder(folder / STATE)
     if not continuing:
         shutil.rmtree(folder, ignore_errors=True)
     result = train(task, config, out_dir=folder, resume=continuing, name=name, **train_options)
@@ -70,7 +70,7 @@ def train_phase(
         "steps": result.steps,
     }
     atomic_write_text(folder / DONE, json.dumps(done, indent=1))
-    shutil.rmtree(folder / STATE, ignore_errors=True)
+    remove_folder(folder / STATE)
     return result
 
 

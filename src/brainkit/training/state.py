@@ -2,7 +2,11 @@
 
 ``folder/model.safetensors`` (the task's state dict), ``folder/optimizer.safetensors`` (moments) and
 ``folder/config.json`` (training config, step, history, partial sums, best so far, optimiser metadata) are written
-together under a temporary name and renamed in, so weights and optimiser always belong to the same step.
+together under a temporary name with ``manifest.json`` (each file's size and sha256) last, and renamed in
+(:func:`brainkit.checkpoint.atomic_folder`), so weights and optimiser always belong to the same step. Reading puts
+back a complete copy that a write killed between its renames left beside ``folder``
+(:func:`brainkit.checkpoint.recover_folder`) and checks the manifest: a damaged state is an error, not a resume
+from other numbers.
 """
 
 from __future__ import annotations
@@ -13,7 +17,17 @@ from typing import Any
 
 import torch
 
-from brainkit.checkpoint import CONFIG, WEIGHTS, atomic_folder, atomic_write_text, load_tensors, save_tensors
+from brainkit.checkpoint import (
+    CONFIG,
+    WEIGHTS,
+    atomic_folder,
+    atomic_write_text,
+    check_tensors,
+    load_tensors,
+    recover_folder,
+    save_tensors,
+    verify_folder,
+)
 from brainkit.errors import CheckpointError
 
 OPTIMIZER = "optimizer.safetensors"
@@ -48,7 +62,7 @@ def save_state(
 ) -> None:
     """Write the whole resumable state of a run to ``folder`` (whole or absent)."""
     tensors, optimizer_meta = optimizer_tensors(optimizer)
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, manifest=True) as tmp:
         save_tensors(tmp / WEIGHTS, module.state_dict())
         save_tensors(tmp / OPTIMIZER, tensors)
         atomic_write_text(tmp / CONFIG, json.dumps({**meta, "optimizer": optimizer_meta}, indent=1))
@@ -56,24 +70,37 @@ def save_state(
 
 def save_weights(folder: Path, module: torch.nn.Module, meta: dict[str, Any]) -> None:
     """Write the task's weights alone (the best checkpoint) to ``folder``."""
-    with atomic_folder(folder) as tmp:
+    with atomic_folder(folder, manifest=True) as tmp:
         save_tensors(tmp / WEIGHTS, module.state_dict())
         atomic_write_text(tmp / CONFIG, json.dumps(meta, indent=1))
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
+    """The metadata (``config.json``) of the state in ``folder``, after recovering it and checking its manifest."""
     path = folder / CONFIG
-    if not path.is_file():
-        raise CheckpointError(f"Cannot resume: {path} does not exist. Start without --resume.")
+    if not recover_folder(folder) or not path.is_file():
+        raise CheckpointError(
+            f"Cannot resume: {path} does not exist (no complete checkpoint was written before the "
+            "interruption). Start without --resume."
+        )
+    verify_folder(folder, required=True)
     try:
         return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"{path} is truncated or not JSON ({err}); start without --resume.") from None
 
 
 def load_weights(folder: Path, module: torch.nn.Module) -> None:
-    """Load ``folder/model.safetensors`` into ``module``, every key and shape exactly."""
+    """Load ``folder/model.safetensors`` into ``module``, every key, shape and dtype exactly (finite values)."""
+    if not recover_folder(folder):
+        raise CheckpointError(f"Checkpoint folder {folder} does not exist.")
+    verify_folder(folder)
+    _load_weights(folder, module)
+
+
+def _load_weights(folder: Path, module: torch.nn.Module) -> None:
     weights = load_tensors(folder / WEIGHTS)
+    check_tensors(weights, module.state_dict(), folder)
     try:
         module.load_state_dict(weights, strict=True)
     except RuntimeError as err:
@@ -83,7 +110,7 @@ def load_weights(folder: Path, module: torch.nn.Module) -> None:
 def load_state(folder: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore weights and optimiser from ``folder``; returns its metadata (step, history, ...)."""
     meta = read_meta(folder)
-    load_weights(folder, module)
+    _load_weights(folder, module)
     try:
         optimizer.load_state_dict(optimizer_state(load_tensors(folder / OPTIMIZER), meta["optimizer"]))
     except (KeyError, ValueError, RuntimeError) as err:

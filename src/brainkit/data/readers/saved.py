@@ -18,7 +18,6 @@ error, never silently wrong data. The folder is written under a temporary name a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.checkpoint import atomic_folder, atomic_write_text, load_tensors, save_tensors
+from brainkit.checkpoint import atomic_folder, atomic_write_text, load_tensors, save_tensors, sha256_file
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import DataError, FileFormatError
 from brainkit.registry import DATASETS
@@ -36,14 +35,6 @@ FORMAT, VERSION, INDEX = "brainkit-dataset", 1, "dataset.json"
 PARTS = ("train", "test")
 SAMPLE_ARRAYS = ("values", "session", "run", "trial", "n_repeats")
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def _checksum(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _split_info(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -114,7 +105,7 @@ def save_dataset(dataset: DecodingDataset, folder: str | Path) -> Path:
             },
             "subjects": subjects,
             "info": plain,
-            "files": {n: {"sha256": _checksum(tmp / n), "bytes": (tmp / n).stat().st_size} for n in files},
+            "files": {n: {"sha256": sha256_file(tmp / n), "bytes": (tmp / n).stat().st_size} for n in files},
         }
         atomic_write_text(tmp / INDEX, json.dumps(index, indent=1))
     return Path(folder)
@@ -147,7 +138,7 @@ def _tensors(root: Path, index: dict[str, Any], name: str) -> dict[str, np.ndarr
     if not path.is_file():
         raise FileFormatError(f"{path} is missing; the dataset folder is incomplete. Save the dataset again.")
     size = path.stat().st_size
-    if size != expected["bytes"] or _checksum(path) != expected["sha256"]:
+    if size != expected["bytes"] or sha256_file(path) != expected["sha256"]:
         raise FileFormatError(
             f"{path} does not match the checksum recorded when it was saved ({size} bytes, recorded "
             f"{expected['bytes']}): it is truncated or altered. Save the dataset again."

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.checkpoint import atomic_write_text, save_tensors
+from brainkit.checkpoint import atomic_write_text, recover_folder, remove_folder, save_tensors
 from brainkit.config import from_dict, to_dict
 from brainkit.data.paired import DataSpec, PreparedData, prepare_data
 from brainkit.data.transforms import Standardizer
@@ -237,7 +237,7 @@ def train_decoder(
     if resume and (folder / "metrics.json").is_file():
         log.info("%s finished before the interruption; reloading %s", decoder.label, folder)
         return load_decoder(config, folder, data)
-    resume = resume and (folder / "state").is_dir()
+    resume = resume and recover_folder(folder / "state")
     if not resume:
         shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True, exist_ok=True)
@@ -256,8 +256,9 @@ def train_decoder(
     }
     save_model(folder / "checkpoint", model, metadata=meta)
     atomic_write_text(folder / "history.jsonl", "".join(json.dumps(r) + "\n" for r in result.history))
-    shutil.rmtree(folder / "state", ignore_errors=True)
+    # metrics.json marks the decoder finished (a resume reloads it), so the state goes only after it
     atomic_write_text(folder / "metrics.json", json.dumps({**meta, **metrics}, indent=2))
+    remove_folder(folder / "state")
     return Scored(metrics, meta["n_parameters"], result.seconds, result.history, predictions)
 
 
