@@ -102,10 +102,14 @@ def provenance(stamp: str, path: Path) -> str:
     import platform
     import shlex
     import sys
+    from importlib.metadata import PackageNotFoundError, version
 
     import torch
 
-    from brainkit import __version__
+    try:
+        __version__ = version("brainkit")  # not `from brainkit import`: the root package is above every layer
+    except PackageNotFoundError:
+        __version__ = "(not installed)"
 
     command = shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else "(python)"
     machine = (
