@@ -179,3 +179,50 @@ def test_tables_split_into_blocks_that_fit_the_terminal():
     assert tables == {"rows": [{"method": "x", "mAP": 0.3}],
                       "metrics": [{"method": "A", "top1": 0.1}, {"method": "B", "top1": 0.2}],
                       "summary": [{"n_subjects": 4}]}  # fmt: skip
+
+
+OUT_OF_RANGE = [
+    ("training.epochs=0", "training.epochs=0 is out of range: allowed x >= 1"),
+    ("training.epochs=-1", "training.epochs=-1 is out of range"),
+    ("training.batch_size=-5", "training.batch_size=-5 is out of range"),
+    ("training.batch_size=0", "training.batch_size=0 is out of range"),
+    ("training.checkpoint_every=0", "training.checkpoint_every=0 is out of range"),
+    ("training.lr=.nan", "training.lr=nan is out of range: allowed a finite x > 0"),
+    ("training.lr=1e-4x", "training.lr: expected a number, found str '1e-4x'"),
+    ("training.threads=-1", "training.threads=-1 is out of range: allowed x >= 0"),
+    ("baselines=[{name: mindeye_mlp, options: {input_dropout: 1.5}}]",
+     "baselines[0].options (mindeye_mlp).input_dropout=1.5 is out of range: allowed 0 <= x < 1"),
+    ("baselines=[{name: mindeye_mlp, options: {hidden_dim: 0}}]", ".hidden_dim=0 is out of range: allowed x >= 1"),
+    ("model.options.fremlp=ful", "model.options (lite_mind).fremlp='ful' is not allowed"),
+    ("evaluation.n_way=0", "evaluation.n_way=0 is out of range: allowed x >= 2"),
+    ("data.val_fraction=1", "data.val_fraction=1.0 is out of range"),
+    ("data.options.foo=1", "data.options: dataset 'nsd_like' takes no option(s) ['foo']"),
+    ("data.encoder_options.foo=1", "data.encoder_options: encoder 'pixel_projection' takes no option(s) ['foo']"),
+    ("model.name=typo", "Unknown model 'typo'"),
+    ("training.epochs=[1,", "Override 'training.epochs=[1,' is not valid YAML"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("override", "message"), OUT_OF_RANGE, ids=[o for o, _ in OUT_OF_RANGE])
+def test_out_of_range_settings_fail_in_one_line_before_any_data(
+    override, message, tmp_path, capsys, monkeypatch
+):
+    import brainkit.recipes.lite_mind as lite_mind
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were built before the config was checked")
+
+    monkeypatch.setattr(lite_mind, "prepare_data", no_data)
+    run = tmp_path / "run"
+    assert main(["run", "lite_mind", "--preset", "testing", "--out", str(run), "--set", override]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())  # no run folder, no partial folder
+
+
+def test_a_yaml_alias_bomb_fails_fast(tmp_path, capsys):
+    from brainkit.testing import write_alias_bomb
+
+    bomb = write_alias_bomb(tmp_path / "bomb.yaml")
+    assert main(["train", str(bomb), "--out", str(tmp_path / "run")]) == 2
+    assert "expands to more than 100,000 values" in capsys.readouterr().err

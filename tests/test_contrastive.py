@@ -37,7 +37,7 @@ def test_infonce_errors():
         InfoNCE()(torch.randn(7, 4), torch.randn(6, 4))
     with pytest.raises(DataError, match="brain embedding has 4 values per sample, stimulus 5"):
         InfoNCE()(torch.randn(7, 4), torch.randn(7, 5))
-    with pytest.raises(ConfigError, match="temperature must be > 0"):
+    with pytest.raises(ConfigError, match=r"InfoNCEConfig.temperature=0 is out of range: allowed x > 0"):
         InfoNCE(InfoNCEConfig(temperature=0))
     with pytest.raises(ConfigError, match="Unknown objective 'infonse'"):
         build_objective("infonse")

@@ -189,3 +189,82 @@ def test_a_checkpoint_missing_after_an_interrupted_swap_is_put_back(tmp_path, mo
     (tmp_path / f".mlp.{os.getpid()}.abc.tmp").mkdir()  # an incomplete copy (no manifest) is not used
     with pytest.raises(CheckpointError, match="Checkpoint folder .*mlp does not exist"):
         load_model(folder)
+
+
+def test_yaml_reads_floats_keeps_dates_and_refuses_duplicates(tmp_path):
+    from brainkit.config import load_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("lr: 1e-4\nbig: 3E+5\nplain: 0.5\nwhen: 2024-01-01\nname: subj01\n")
+    assert load_yaml(path) == {"lr": 1e-4, "big": 3e5, "plain": 0.5, "when": "2024-01-01", "name": "subj01"}
+    assert apply_overrides({}, ["training.lr=1e-4", "day=2024-01-01"]) == {
+        "training": {"lr": 1e-4},
+        "day": "2024-01-01",
+    }
+    path.write_text("training:\n  lr: 0.1\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match="duplicate key 'lr'.*line 3"):
+        load_yaml(path)
+    json_path = tmp_path / "c.json"
+    json_path.write_text('{"training": {"epochs": 1, "epochs": 2}}')
+    with pytest.raises(ConfigError, match=r"Duplicate key\(s\) \['epochs'\]"):
+        load_config_file(json_path)
+    with pytest.raises(ConfigError, match=r"Override 'a=\[1,' is not valid YAML"):
+        apply_overrides({}, ["a=[1,"])
+    with pytest.raises(ConfigError, match="empty key"):
+        apply_overrides({}, ["a..b=1"])
+
+
+def test_config_files_are_limited_in_size_expansion_and_encoding(tmp_path):
+    import time
+
+    from brainkit.testing import write_alias_bomb
+
+    bomb = write_alias_bomb(tmp_path / "bomb.yaml")
+    assert bomb.stat().st_size <= 600  # expands to 9**9 = 387 million strings
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="expands to more than 100,000 values through its YAML aliases"):
+        load_yaml(bomb)
+    assert time.perf_counter() - start < 1
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("a: &a [*a]\n")
+    with pytest.raises(ConfigError, match="alias that refers to itself"):
+        load_yaml(loop)
+    big = tmp_path / "big.yaml"
+    big.write_text("x: " + "1" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="more than a config may"):
+        load_yaml(big)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text .*save it as UTF-8"):
+        load_yaml(latin)
+
+
+def test_declared_bounds_are_checked_at_construction_and_in_from_dict():
+    from brainkit.config import Checked, bounded, choice
+
+    @dataclass(frozen=True)
+    class Head(Checked):
+        width: int = bounded(8, ge=1, fix="units")
+        dropout: float = bounded(0.0, ge=0, lt=1)
+        sizes: tuple[int, ...] = bounded((2, 3), gt=0)
+        limit: int | None = bounded(None, le=10)
+        mode: str = choice("pad", ("pad", "drop"))
+        share: float = field(default=0.5, metadata={"range": (0, 1)})
+        count: int = field(default=1, metadata={"min": 1})
+
+    @dataclass(frozen=True)
+    class Model:
+        head: Head = field(default_factory=Head)
+
+    assert Head(limit=None) == Head() and Head(dropout=0.0, share=1.0).share == 1.0
+    with pytest.raises(
+        ConfigError, match=r"^Head.width=0 is out of range: allowed x >= 1 \(units\)\. Set width"
+    ):
+        Head(width=0)
+    cases = [({"dropout": 1.5}, r"m.head.dropout=1.5 is out of range: allowed 0 <= x < 1\."),
+             ({"dropout": float("inf")}, "allowed a finite 0 <= x < 1"), ({"sizes": [4, 0]}, r"sizes\[1\]=0 is out"),
+             ({"limit": 11}, "allowed x <= 10"), ({"mode": "crop"}, r"mode='crop' is not allowed: set mode to one of"),
+             ({"share": 1.01}, "allowed 0 <= x <= 1"), ({"count": 0}, "allowed x >= 1")]  # fmt: skip
+    for data, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            from_dict(Model, {"head": data}, where="m")

@@ -31,7 +31,9 @@ def test_registry_lists_every_encoder():
 def test_unknown_encoder_and_bad_option_raise():
     with pytest.raises(ConfigError, match="Unknown encoder 'minilmm'.*Did you mean 'minilm'"):
         get_encoder("minilmm")
-    with pytest.raises(ConfigError, match="does not take options"):
+    with pytest.raises(
+        ConfigError, match=r"encoder 'hashed_words' takes no option\(s\) \['width'\].* options: dim"
+    ):
         get_encoder("hashed_words", width=3)
     with pytest.raises(ConfigError, match="multiple of 32"):
         get_encoder("efficientnet_lite0", image_size=100)
@@ -159,3 +161,23 @@ def test_weight_free_encoders_are_deterministic():
     assert a.shape == (4, 7) and np.array_equal(a, b)
     words = get_encoder("hashed_words", dim=9).encode(["a cat", "a cat", "a dog"])
     assert np.array_equal(words[0], words[1]) and not np.array_equal(words[0], words[2])
+
+
+def test_pickled_weights_are_refused_with_a_torch_that_would_run_their_code(tmp_path, monkeypatch):
+    import torch
+
+    from brainkit.stimuli.encoders import check_pickle_safe, local_model_folder
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"not read")
+    assert local_model_folder("clip_vit_l14", folder, "x")[1] == [
+        folder / "pytorch_model.bin"
+    ]  # torch >= 2.6
+    monkeypatch.setattr(torch, "__version__", "2.5.1+cpu")
+    with pytest.raises(
+        ConfigError, match=r"pytorch_model.bin is a pickled weight file, and torch 2.5.1\+cpu would"
+    ):
+        local_model_folder("clip_vit_l14", folder, "x")
+    check_pickle_safe([folder / "model.safetensors"])  # safetensors never unpickle

@@ -96,7 +96,11 @@ def test_padding_versus_dropping_voxels() -> None:
             (4, 5),
             r"token head gives dims\[-1\]=3 tokens but output_shape is \(4, 5\); set dims\[-1\] to 4",
         ),
-        ({"fremlp": "dense"}, (11,), "fremlp must be 'full' or 'diagonal', found 'dense'"),
+        (
+            {"fremlp": "dense"},
+            (11,),
+            r"fremlp='dense' is not allowed: set fremlp to one of \('full', 'diagonal'\)",
+        ),
         ({"depths": [1]}, (11,), r"dims \(12, 3\) and depths \(1,\) need the same"),
         ({}, (2, 3, 4), r"output_shape must be \(out_dim,\) or \(n_tokens, out_dim\)"),
     ],

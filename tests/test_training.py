@@ -276,9 +276,13 @@ def test_non_finite_loss_stops_with_advice():
 
 @pytest.mark.parametrize(
     ("field", "value", "message"),
-    [("epochs", 0, "epochs must be >= 1"), ("batch_size", -5, "batch_size must be >= 1"),
-     ("checkpoint_every", 0, "checkpoint_every must be >= 1"), ("optimizer", "sgd", "optimizer must be one of"),
-     ("lr", float("nan"), "lr must be a finite number"), ("accumulate", 0, "accumulate must be >= 1")],
+    [("epochs", 0, "epochs=0 is out of range: allowed x >= 1"), ("epochs", -1, "epochs=-1 is out of range"),
+     ("batch_size", -5, "batch_size=-5 is out of range: allowed x >= 1"), ("batch_size", 0, "batch_size=0"),
+     ("checkpoint_every", 0, "checkpoint_every=0 is out of range"), ("threads", -1, "threads=-1 is out of range"),
+     ("optimizer", "sgd", r"optimizer='sgd' is not allowed: set optimizer to one of \('adamw', 'adam'\)"),
+     ("lr", float("nan"), "lr=nan is out of range: allowed a finite x > 0"), ("accumulate", 0, "accumulate=0"),
+     ("betas", (0.9, 1.0), r"betas\[1\]=1.0 is out of range: allowed 0 <= x < 1"),
+     ("min_lr", 1.0, r"min_lr=1.0 is out of range: allowed 0 <= x <= lr")],
 )  # fmt: skip
 def test_out_of_range_settings_raise(field, value, message):
     from brainkit.errors import ConfigError

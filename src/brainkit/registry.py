@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
+import inspect
 import pkgutil
+import typing
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from brainkit.errors import ConfigError
 
@@ -79,15 +82,57 @@ class Registry(Generic[T]):
             self._discovered = False
             raise
 
-    def get(self, name: str) -> T:
+    def _find(self, name: str) -> None:
+        """Make ``name`` registered if some module registers it: first the module of the same name in one of
+        the packages (``brainkit.recipes.lite_mind``: a look-up imports only what it needs), then all of them."""
+        if name in self._entries or self._discovered:
+            return
+        for package in self.packages:
+            module = f"{package}.{name}"
+            if name.isidentifier() and not name.startswith("_") and importlib.util.find_spec(module):
+                importlib.import_module(module)
         if name not in self._entries:
             self.discover()
+
+    def get(self, name: str) -> T:
+        if name not in self._entries:
+            self._find(name)
         if name not in self._entries:
             names = sorted(self._entries)
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"Unknown {self.kind} {name!r}.{hint} Known {self.kind}s: {', '.join(names)}.")
         return self._entries[name]
+
+    def options_of(self, name: str) -> list[str] | None:
+        """The keyword options the factory ``name`` takes (``None``: any). A factory that passes ``**options`` on
+        to the class it returns (its return annotation) takes what that class takes."""
+        factory: Any = self.get(name)
+        for _ in range(2):
+            params = inspect.signature(factory).parameters.values()
+            named = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                return named
+            try:
+                factory = typing.get_type_hints(factory).get("return")
+            except Exception:  # an annotation that does not resolve: nothing more to learn
+                return None
+            if not isinstance(factory, type):
+                return None
+        return None
+
+    def check_options(self, name: str, options: dict[str, Any], where: str) -> None:
+        """Raise a :class:`ConfigError` (``where``: the config key, e.g. ``data.options``) for the keys of
+        ``options`` that the factory ``name`` does not take, before anything is built."""
+        known = self.options_of(name)
+        unknown = [] if known is None else sorted(set(options) - set(known))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], known, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"{where}: {self.kind} {name!r} takes no option(s) {unknown}.{hint} Its options: "
+                f"{', '.join(known) or 'none'}."
+            )
 
     def describe(self, name: str) -> str:
         self.get(name)
@@ -98,8 +143,8 @@ class Registry(Generic[T]):
         return sorted(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        if name not in self._entries:
-            self.discover()
+        if isinstance(name, str) and name not in self._entries:
+            self._find(name)
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:

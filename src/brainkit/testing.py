@@ -190,3 +190,15 @@ def killing_train(match: str, until_step: int = 1, calls: list[str] | None = Non
         raise SimulatedKill(f"simulated kill in {name} after step {until_step}")
 
     return killing
+
+
+def write_alias_bomb(path: str | Path) -> Path:
+    """Write a YAML file of under 600 bytes whose aliases expand to 9**9 (387 million) strings: what a config
+    reader must refuse quickly instead of expanding."""
+    lol = '["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+    rows = [f"a: &a {lol}"] + [
+        f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]" for p, c in zip("abcdefgh", "bcdefghi")
+    ]
+    path = Path(path)
+    path.write_text("\n".join(rows) + "\n")
+    return path

@@ -26,6 +26,7 @@ def load_dataset(name: str, **options: Any) -> Dataset:
     ``rest_surface``) or a :class:`~brainkit.data.builtin.hcp_cohort.Cohort` (``hcp_cohort``); ``design`` says
     which.
     """
+    DATASETS.check_options(name, options, "options")
     return DATASETS.get(name)(**options)
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from brainkit.config import Checked, bounded
 from brainkit.data import DecodingDataset, dataset_accepts, load_dataset
 from brainkit.data.transforms import Standardizer
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import DataError
 
 
 @dataclass
@@ -36,7 +37,7 @@ class Arrays:
 
 
 @dataclass(frozen=True)
-class DataSpec:
+class DataSpec(Checked):
     """Which dataset, subject and target embedding. ``options`` go to the dataset (e.g. ``root`` for nsd),
     ``encoder_options`` to the target's encoder (e.g. ``model_dir``); ``val_fraction`` of the TRAINING stimuli
     is held out for validation."""
@@ -46,7 +47,7 @@ class DataSpec:
     target: str = "efficientnet_lite0"
     options: dict[str, Any] = field(default_factory=dict)
     encoder_options: dict[str, Any] = field(default_factory=dict)
-    val_fraction: float = 0.1
+    val_fraction: float = bounded(0.1, ge=0, lt=1, fix="the share of training stimuli held out")
     cache_dir: str | None = None
 
 
@@ -83,8 +84,6 @@ def prepare_data(spec: DataSpec, dataset: DecodingDataset | None = None, seed: i
     dataset = dataset if dataset is not None else open_dataset(spec)
     subject = dataset.check_subject(spec.subject)
     train_samples, test_samples = dataset.train[subject], dataset.test[subject]
-    if not 0 <= spec.val_fraction < 1:
-        raise ConfigError(f"data.val_fraction must be in [0, 1), found {spec.val_fraction}.")
     stimuli = np.unique(train_samples.stimulus_ids)
     rng = np.random.default_rng(seed)
     n_val = int(round(spec.val_fraction * len(stimuli)))

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import DataError
 
 logger = logging.getLogger(__name__)
@@ -220,14 +221,14 @@ def retrieval_metrics(
 
 
 @dataclass(frozen=True)
-class RetrievalSpec:
+class RetrievalSpec(Checked):
     """How a decoder's test predictions are scored: top-k over the whole test set, and ``n_way`` candidates
     averaged over ``n_draws`` seeded draws (skipped, with a warning, when the test set is smaller)."""
 
-    n_way: int = 300
-    n_draws: int = 30
-    top_k: tuple[int, ...] = (1, 5)
-    seed: int = 0
+    n_way: int = bounded(300, ge=2, fix="candidates per identification, the true one among them")
+    n_draws: int = bounded(30, ge=1, fix="seeded draws of distractors")
+    top_k: tuple[int, ...] = bounded((1, 5), ge=1)
+    seed: int = bounded(0, ge=0)
 
 
 def score_predictions(spec: RetrievalSpec, predicted: ArrayLike, target: ArrayLike) -> dict[str, float]:

@@ -43,8 +43,10 @@ def model_config(
     options: dict[str, Any] | None = None,
     n_voxels: int | None = None,
     output_shape: tuple[int, ...] | None = None,
+    where: str | None = None,
 ) -> Any:
-    """The config of model ``name``: a preset (or the defaults), then ``options``, then data-given sizes."""
+    """The config of model ``name``: a preset (or the defaults), then ``options``, then data-given sizes
+    (``where``: how errors name it, default ``"NAME config"``)."""
     cls = MODELS.get(name)
     if preset is not None:
         if preset not in cls.PRESETS:
@@ -57,7 +59,7 @@ def model_config(
         base["n_voxels"] = int(n_voxels)
     if output_shape is not None:
         base["output_shape"] = [int(s) for s in output_shape]
-    return from_dict(cls.Config, base, where=f"{name} config")
+    return from_dict(cls.Config, base, where=where or f"{name} config")
 
 
 def build_model(name: str, config: Any) -> nn.Module:

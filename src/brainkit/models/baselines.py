@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.base import VoxelModel, check_input
 from brainkit.models.layers import ResidualMLPBlock
@@ -22,12 +23,14 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------------- ridge
 @dataclass(frozen=True)
-class RidgeConfig:
+class RidgeConfig(Checked):
     """Ridge regression on standardised voxels; ``alphas`` is the grid searched by leave-one-out CV."""
 
-    n_voxels: int | None = None
-    output_shape: tuple[int, ...] | None = None
-    alphas: tuple[float, ...] = (1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6)
+    n_voxels: int | None = bounded(
+        None, le=10_000_000, gt=0, fix="set by the data; more than 10 million voxels is not a brain recording"
+    )
+    output_shape: tuple[int, ...] | None = bounded(None, ge=1)
+    alphas: tuple[float, ...] = bounded((1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6), gt=0, fix="ridge penalties")
     standardize: bool = True
 
 
@@ -142,15 +145,17 @@ class Ridge(nn.Module, VoxelModel):
 
 # ---------------------------------------------------------------------------------------------- MindEye MLP
 @dataclass(frozen=True)
-class MindEyeMLPConfig:
+class MindEyeMLPConfig(Checked):
     """MindEye's voxel backbone: Linear + LayerNorm + GELU + dropout, residual blocks, a linear head."""
 
-    n_voxels: int | None = None
-    output_shape: tuple[int, ...] | None = None
-    hidden_dim: int = 4096
-    n_blocks: int = 4
-    input_dropout: float = 0.5
-    dropout: float = 0.15
+    n_voxels: int | None = bounded(
+        None, le=10_000_000, gt=0, fix="set by the data; more than 10 million voxels is not a brain recording"
+    )
+    output_shape: tuple[int, ...] | None = bounded(None, ge=1)
+    hidden_dim: int = bounded(4096, ge=1, fix="the width of every block")
+    n_blocks: int = bounded(4, ge=0, fix="residual blocks")
+    input_dropout: float = bounded(0.5, ge=0, lt=1, fix="the share of voxels dropped in training")
+    dropout: float = bounded(0.15, ge=0, lt=1)
 
 
 @MODELS.register("mindeye_mlp", help="MindEye-style residual MLP backbone (Scotti et al., NeurIPS 2023).")

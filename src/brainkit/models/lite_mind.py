@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError
 from brainkit.models.base import VoxelModel, check_input
 from brainkit.models.layers import Dropout, DropPath, FeedForward
@@ -34,7 +35,7 @@ from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class LiteMindConfig:
+class LiteMindConfig(Checked):
     """Lite-Mind DFT backbone.
 
     ``dims`` and ``depths`` are the released code's ``num_tokens`` (feature width per stage) and ``depth``.
@@ -42,18 +43,22 @@ class LiteMindConfig:
     (out_dim,) uses the CLS-only head (mean over patches, then Linear(dims[-1] -> out_dim)).
     """
 
-    n_voxels: int | None = None
-    output_shape: tuple[int, ...] | None = None
-    patch_size: int = 450
-    dims: tuple[int, ...] = (512, 256, 128, 257)
-    depths: tuple[int, ...] = (2, 10, 2, 4)
-    mlp_ratio: float = 4.0
-    n_filters: int = 2
-    fremlp: str = "full"  # "full" (paper) | "diagonal" (released computation)
-    voxel_remainder: str = "pad"  # "pad" (paper) | "drop" (released Conv1d)
-    sparsity_threshold: float = 0.01
-    dropout: float = 0.0
-    drop_path: float = 0.0
+    n_voxels: int | None = bounded(
+        None, le=10_000_000, gt=0, fix="set by the data; more than 10 million voxels is not a brain recording"
+    )
+    output_shape: tuple[int, ...] | None = bounded(None, ge=1)
+    patch_size: int = bounded(450, ge=1, fix="voxels per patch")
+    dims: tuple[int, ...] = bounded((512, 256, 128, 257), ge=1, fix="the width of each stage")
+    depths: tuple[int, ...] = bounded((2, 10, 2, 4), ge=0, fix="blocks per stage")
+    mlp_ratio: float = bounded(4.0, gt=0)
+    n_filters: int = bounded(2, ge=1)
+    fremlp: str = choice(
+        "full", ("full", "diagonal"), fix="full: the paper; diagonal: the released computation"
+    )
+    voxel_remainder: str = choice("pad", ("pad", "drop"), fix="pad: the paper; drop: the released Conv1d")
+    sparsity_threshold: float = bounded(0.01, ge=0)
+    dropout: float = bounded(0.0, ge=0, lt=1)
+    drop_path: float = bounded(0.0, ge=0, lt=1)
 
 
 PRESETS: dict[str, LiteMindConfig] = {
@@ -212,12 +217,6 @@ class DFTBlock(nn.Module):
 
 def _check_config(config: LiteMindConfig) -> None:
     where = "lite_mind config"
-    if config.fremlp not in ("full", "diagonal"):
-        raise ConfigError(f"{where}: fremlp must be 'full' or 'diagonal', found {config.fremlp!r}.")
-    if config.voxel_remainder not in ("pad", "drop"):
-        raise ConfigError(
-            f"{where}: voxel_remainder must be 'pad' or 'drop', found {config.voxel_remainder!r}."
-        )
     if len(config.dims) != len(config.depths) or not config.dims:
         raise ConfigError(
             f"{where}: dims {config.dims} and depths {config.depths} need the same, nonzero length."

@@ -14,6 +14,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.registry import OBJECTIVES
 
@@ -47,12 +48,12 @@ def gather_batch(x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class InfoNCEConfig:
+class InfoNCEConfig(Checked):
     """``temperature``: logits = cosine / temperature. ``learnable``: learn log(1/temperature) (CLIP).
     ``bidirectional``: average brain->stimulus and stimulus->brain cross-entropies; otherwise only the
     stimulus->brain direction (each stimulus row picks its brain sample), as Lite-Mind's released code does."""
 
-    temperature: float = 0.07
+    temperature: float = bounded(0.07, gt=0, fix="logits = cosine / temperature")
     learnable: bool = False
     bidirectional: bool = True
     gather: bool = True

@@ -7,6 +7,8 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
 - ``run(config, folder) -> RecipeOutput``: does the work, writing whatever it wants under ``folder``;
 - optionally ``resumable = True`` with ``run(config, folder, resume=False)``: continues an interrupted run
   (its trainer ``state/`` folders), and ``evaluate(config, folder) -> dict``: scores a finished run folder again;
+- optionally ``check(config)``: raises :class:`ConfigError` for names and options the run would meet only after
+  building its data (model names, option keys); :func:`run_recipe` calls it before it creates any folder;
 - optionally ``DESIGNS`` (the data designs it reads: ``("trials",)``) and ``with_dataset(config, name, options)``:
   the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses), and
   ``predictor(config, folder)``: an object with ``predict(x, ...)`` for :func:`brainkit.load` and
@@ -36,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from brainkit.checkpoint import FILE_MODE, atomic_write_text
-from brainkit.config import apply_overrides, from_dict, load_yaml, to_dict
+from brainkit.config import apply_overrides, from_dict, load_config_file, to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.registry import RECIPES
 
@@ -80,15 +82,7 @@ def _preset(name: str, cls: Any, preset: str) -> Any:
 def _file_config(name: str, path: str | Path) -> dict[str, Any]:
     """The config mapping of a YAML/JSON file: a whole config, or a run's config.json (``{recipe, config}``)."""
     path = Path(path)
-    if path.suffix.lower() == ".json" and path.is_file():  # JSON itself: YAML 1.1 reads 1e-05 as a string
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"Config file {path} is not valid JSON: {err}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"Config file {path} must hold a mapping at top level.")
-    else:
-        data = load_yaml(path)
+    data = load_config_file(path)
     if set(data) == {"recipe", "config"}:
         if data["recipe"] != name:
             raise ConfigError(f"{path} is a config of recipe {data['recipe']!r}, not {name!r}.")
@@ -104,7 +98,6 @@ def recipe_config(
 ) -> Any:
     """The config of recipe ``name``: ``preset`` (default ``cpu_small``) or a YAML/JSON ``config_file`` (its
     keys over the config's defaults; a run's ``config.json`` works too), then ``key=value`` overrides."""
-    register_all()
     cls = RECIPES.get(name)
     if config_file is not None and preset is not None:
         raise ConfigError("Give a preset or a config file, not both (put the preset's changes in the file).")
@@ -277,11 +270,15 @@ def run_recipe(
         if resume:
             raise ConfigError("--resume reads the dataset saved in the run folder; do not pass one again.")
         config = _with_dataset(name, cls, config, dataset)
+    if config is not None and hasattr(cls, "check"):
+        cls.check(config)
     lock = _claim(name, cls, folder, work, resume)
     start = time.perf_counter()
     try:
         if resume:
             config = _resumed_config(name, cls, work, config, preset, overrides, config_file)
+            if hasattr(cls, "check"):
+                cls.check(config)
         if dataset is not None:
             from brainkit.data import save_dataset
 

@@ -79,6 +79,27 @@ def _load_once(key: tuple, loader: Callable[[], Any]) -> Any:
         return _MODELS[key]
 
 
+PICKLED = (".bin", ".pth", ".pt", ".ckpt")  # weight files torch.load unpickles
+SAFE_TORCH_LOAD = (2, 6)  # from torch 2.6 on, torch.load defaults to weights_only=True (no code runs)
+
+
+def check_pickle_safe(paths: Sequence[Path]) -> None:
+    """Refuse pickled weight files (``*.bin``, ``*.pth``, ...) when the installed torch would unpickle them with
+    code execution allowed (before 2.6 ``torch.load`` defaulted to ``weights_only=False``); safetensors pass."""
+    pickled = [Path(p) for p in paths if Path(p).suffix in PICKLED]
+    if not pickled:
+        return
+    import torch
+
+    version = tuple(int(part) for part in re.findall(r"\d+", torch.__version__)[:2])
+    if version < SAFE_TORCH_LOAD:
+        raise ConfigError(
+            f"{pickled[0]} is a pickled weight file, and torch {torch.__version__} would load it with code "
+            "execution allowed. Upgrade torch to >= 2.6 (pip install 'torch>=2.6'), or convert the weights to "
+            "safetensors."
+        )
+
+
 def files_fingerprint(paths: Sequence[Path], settings: dict[str, Any]) -> str:
     """A short hash of weight files (name, size, first and last MiB) and of the encoder settings."""
     digest = hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode())
@@ -159,6 +180,7 @@ def _lite0_weights_path(weights_path: str | Path | None) -> Path:
         raise ConfigError(
             f"EfficientNet-Lite0 weights file {path} does not exist; pass weights_path=<.pth file>."
         )
+    check_pickle_safe([path])
     return path
 
 
@@ -332,6 +354,7 @@ class MiniLM(Encoder):
             raise ConfigError(
                 f"minilm: {self.model_dir} has no config.json and weights; pass a model folder."
             )
+        check_pickle_safe(weights)
         self.name, self.max_length = "minilm", max_length
         with open(self.model_dir / "config.json") as handle:
             self.output_shape = (int(json.load(handle)["hidden_size"]),)
@@ -389,6 +412,7 @@ def local_model_folder(name: str, model_dir: str | Path | None, example: str) ->
     weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
     if not weights:
         raise ConfigError(f"Encoder {name!r}: {folder} holds no *.safetensors or *.bin weights. {hint}")
+    check_pickle_safe(weights)
     return folder, weights
 
 
@@ -614,6 +638,7 @@ def hashed_words(**options: Any) -> HashedWords:
 def get_encoder(name: str, **options: Any) -> Encoder:
     """Build the registered encoder ``name`` with ``options``; a wrong option raises a ConfigError."""
     factory = ENCODERS.get(name)
+    ENCODERS.check_options(name, options, "options")
     try:
         return factory(**options)
     except TypeError as err:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from brainkit.config import bounded, check_bounds, choice
 from brainkit.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "adam")
@@ -32,78 +32,42 @@ class TrainingConfig:
     only: on CPU they keep per-process statistics, with a warning).
     """
 
-    epochs: int = 20
-    steps: int | None = None
-    batch_size: int = 128
-    accumulate: int = 1
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    warmup_steps: int | None = None
-    min_lr: float = 1e-5
-    lr_step_epochs: int = 25
-    lr_decay: float = 0.7
-    grad_clip: float | None = 1.0
+    epochs: int = bounded(20, ge=1, fix="passes over the training data")
+    steps: int | None = bounded(None, ge=1, fix="optimiser steps; null: epochs counts")
+    batch_size: int = bounded(128, ge=1, fix="the global batch of one forward pass")
+    accumulate: int = bounded(1, ge=1, fix="forward passes per optimiser step")
+    optimizer: str = choice("adamw", OPTIMIZERS)
+    lr: float = bounded(1e-3, gt=0, fix="the peak learning rate")
+    weight_decay: float = bounded(0.1, ge=0)
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1, fix="Adam's moment decay rates")
+    schedule: str = choice("cosine", SCHEDULES)
+    warmup_epochs: float = bounded(1.0, ge=0)
+    warmup_steps: int | None = bounded(None, ge=0, fix="null: warmup_epochs counts")
+    min_lr: float = bounded(1e-5, ge=0, fix="the cosine schedule's floor, at most lr")
+    lr_step_epochs: int = bounded(25, ge=1)
+    lr_decay: float = bounded(0.7, gt=0, le=1)
+    grad_clip: float | None = bounded(1.0, gt=0, fix="the gradient norm limit; null: off")
     accelerator: str = "cpu"
-    devices: int = 1
-    num_nodes: int = 1
+    devices: int = bounded(1, ge=1)
+    num_nodes: int = bounded(1, ge=1)
     strategy: str = "auto"
     precision: str = "32-true"
     sync_batchnorm: bool = True
-    validate_every: int | None = None
-    checkpoint_every: int = 1
+    validate_every: int | None = bounded(None, ge=1, fix="steps between validations; null: every epoch")
+    checkpoint_every: int = bounded(1, ge=1, fix="validation periods between checkpoints")
     monitor: str | None = None
-    monitor_mode: str = "max"
-    seed: int = 0
+    monitor_mode: str = choice("max", MONITOR_MODES)
+    seed: int = bounded(0, ge=0)
     progress: bool = True
-    threads: int | None = None
+    threads: int | None = bounded(None, ge=0, fix="torch threads; 0 or null: as they are")
 
     def __post_init__(self) -> None:
-        def need(ok: bool, what: str, found: object) -> None:
-            if not ok:
-                raise ConfigError(f"training.{what}, found {found!r}.")
-
-        need(self.epochs >= 1, "epochs must be >= 1 (the run's length in passes over the data)", self.epochs)
-        need(
-            self.steps is None or self.steps >= 1,
-            "steps must be >= 1 or null (then epochs counts)",
-            self.steps,
-        )
-        need(self.batch_size >= 1, "batch_size must be >= 1", self.batch_size)
-        need(
-            self.accumulate >= 1, "accumulate must be >= 1 forward passes per optimiser step", self.accumulate
-        )
-        need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}", self.optimizer)
-        need(self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}", self.schedule)
-        need(self.lr > 0 and math.isfinite(self.lr), "lr must be a finite number > 0", self.lr)
-        need(0 <= self.min_lr <= self.lr, "min_lr must lie in [0, lr]", self.min_lr)
-        need(self.weight_decay >= 0, "weight_decay must be >= 0", self.weight_decay)
-        need(len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), "betas must be two numbers in [0, 1)",
-             self.betas)  # fmt: skip
-        need(self.warmup_epochs >= 0, "warmup_epochs must be >= 0", self.warmup_epochs)
-        need(self.warmup_steps is None or self.warmup_steps >= 0, "warmup_steps must be >= 0 or null",
-             self.warmup_steps)  # fmt: skip
-        need(self.lr_step_epochs >= 1, "lr_step_epochs must be >= 1", self.lr_step_epochs)
-        need(0 < self.lr_decay <= 1, "lr_decay must lie in (0, 1]", self.lr_decay)
-        need(
-            self.grad_clip is None or self.grad_clip > 0,
-            "grad_clip must be > 0 or null (off)",
-            self.grad_clip,
-        )
-        need(self.devices >= 1 and self.num_nodes >= 1, "devices and num_nodes must be >= 1",
-             (self.devices, self.num_nodes))  # fmt: skip
-        need(self.validate_every is None or self.validate_every >= 1, "validate_every must be >= 1 step or null",
-             self.validate_every)  # fmt: skip
-        need(self.checkpoint_every >= 1, "checkpoint_every must be >= 1", self.checkpoint_every)
-        need(
-            self.monitor_mode in MONITOR_MODES,
-            f"monitor_mode must be one of {MONITOR_MODES}",
-            self.monitor_mode,
-        )
-        need(self.threads is None or self.threads >= 0, "threads must be >= 0 or null", self.threads)
+        check_bounds(self, "training")
+        if self.min_lr > self.lr:
+            raise ConfigError(
+                f"training.min_lr={self.min_lr!r} is out of range: allowed 0 <= x <= lr ({self.lr!r}). Lower min_lr "
+                "or raise lr."
+            )
 
     @property
     def world_size(self) -> int:

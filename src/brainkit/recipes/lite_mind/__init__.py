@@ -357,6 +357,30 @@ class LiteMindRecipe:
 
         return Decoders(config, folder, [(d.label, folder / d.folder) for d in decoders(config)])
 
+    @staticmethod
+    def check(config: LiteMindRecipeConfig) -> None:
+        """Every name and option of ``config`` that the run would otherwise meet only after building the data:
+        the dataset's and the target encoder's options (against their factories' signatures), each decoder's
+        model name, preset and options, and the objective. Raises :class:`ConfigError`; builds nothing."""
+        from brainkit.models import model_config
+        from brainkit.objectives.contrastive import build_objective
+        from brainkit.registry import DATASETS, ENCODERS
+
+        spec = config.data
+        DATASETS.check_options(spec.name, spec.options, "data.options")
+        if spec.target in ENCODERS:
+            ENCODERS.check_options(spec.target, spec.encoder_options, "data.encoder_options")
+        elif spec.encoder_options:
+            raise ConfigError(
+                f"data.encoder_options {sorted(spec.encoder_options)} are given, but data.target "
+                f"{spec.target!r} is not a brainkit encoder (the dataset brings that embedding); remove them."
+            )
+        places = ["model", *(f"baselines[{i}]" for i in range(len(config.baselines)))]
+        for place, decoder in zip(places, decoders(config)):
+            model = decoder.model
+            model_config(model.name, model.preset, model.options, where=f"{place}.options ({model.name})")
+        build_objective(config.objective.name, config.objective.options)
+
     def run(self, config: LiteMindRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.report.lite_mind import retrieval_grids, write_lite_mind_report
 
