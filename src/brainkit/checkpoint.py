@@ -317,3 +317,71 @@ def check_tensors(
                     f"Checkpoint {where}: tensor {key!r} has {bad} NaN/inf value(s); the training that wrote it "
                     "diverged or the file was damaged. Use an earlier checkpoint, or train again."
                 )
+
+
+TORCH_CONTAINERS = (
+    "state_dict",
+    "model",
+    "model_state_dict",
+    "module",
+    "net",
+)  # where trainers nest the weights
+
+
+def read_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of a released PyTorch checkpoint (``.pth`` / ``.pt`` / ``.ckpt``), read without running code.
+
+    Only ``torch.load(weights_only=True)``: a file whose pickle names code or objects other than tensors and plain
+    containers is refused. A checkpoint that nests its weights one level down (``{"state_dict": {...}, "epoch":
+    ..}``, also ``model`` / ``model_state_dict`` / ``module`` / ``net``) is unwrapped (the other entries are
+    training metadata, not weights); a DDP ``module.`` prefix on every key is removed. Returns ``{key: tensor}``
+    on the CPU; raises :class:`CheckpointError` for anything else (non-tensor entries in the weights, no
+    tensors at all, several candidate containers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"Weights file {path} does not exist.")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (torch raises UnpicklingError, RuntimeError, EOFError, zip errors)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if found:
+            raise CheckpointError(
+                f"{path} pickles {found.group(1)}, not only tensors; brainkit reads weights with "
+                "torch.load(weights_only=True) and never runs code from a file. Where you trust the file, re-save "
+                "its state dict alone: torch.save(torch.load(f, weights_only=False)['state_dict'], g)."
+            ) from None
+        reason = re.search(r"WeightsUnpickler error:\s*(.+)", str(err))
+        message = reason.group(1) if reason else (str(err).splitlines() or [type(err).__name__])[0]
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint ({message.strip()[:200]}); is it the .pth/.ckpt file itself?"
+        ) from None
+    return _weights_of(loaded, path)
+
+
+def _weights_of(loaded: Any, path: Path) -> dict[str, torch.Tensor]:
+    if not isinstance(loaded, dict):
+        raise CheckpointError(
+            f"{path} holds a {type(loaded).__name__}, not a state dict ({{name: tensor}}); save "
+            "model.state_dict() rather than the model."
+        )
+    nested = [key for key in TORCH_CONTAINERS if isinstance(loaded.get(key), dict)]
+    if len(nested) > 1:
+        raise CheckpointError(
+            f"{path} nests weights under several keys ({', '.join(nested)}); save the one you mean alone."
+        )
+    if nested and not any(isinstance(v, torch.Tensor) for v in loaded.values()):
+        log.info("%s: weights read from its %r entry (other entries: %s)", path, nested[0],
+                 ", ".join(sorted(k for k in loaded if k != nested[0])) or "none")  # fmt: skip
+        loaded = loaded[nested[0]]
+    bad = sorted(k for k, v in loaded.items() if not isinstance(v, torch.Tensor))
+    if bad:
+        raise CheckpointError(
+            f"{path}: entries {bad[:10]} are not tensors; a state dict holds tensors only (a training checkpoint "
+            f"nests them under one of {', '.join(TORCH_CONTAINERS)})."
+        )
+    if not loaded:
+        raise CheckpointError(f"{path} holds no tensors.")
+    if all(k.startswith("module.") for k in loaded):
+        loaded = {k[len("module.") :]: v for k, v in loaded.items()}
+    return {k: v.detach().cpu() for k, v in loaded.items()}

@@ -132,6 +132,19 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    """``brainkit import-weights METHOD PATH --out RUN``: a run folder from a method's released checkpoint."""
+    from brainkit.recipes.imported import import_run
+
+    result = import_run(
+        args.method, args.path, args.out, preset=args.preset, overrides=args.set, config_file=args.config
+    )
+    for title, rows in metrics_tables(result.metrics).items():
+        print(f"{title}\n\n{format_table(rows)}\n")
+    _print_closing(result.notes, result.folder, result.seconds)
+    return 0
+
+
 def _cmd_predict(args: argparse.Namespace) -> int:
     """``brainkit predict RUN --input FILE --out FILE``: decoded embeddings (and, with --gallery, retrieval)."""
     import numpy as np
@@ -282,6 +295,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run", help="a run folder written by brainkit run (or train, demo)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of tables")
     evaluate.set_defaults(func=_cmd_eval)
+
+    importing = sub.add_parser(
+        "import-weights", help="a run folder from a method's released checkpoint (.pth/.ckpt), then evaluated"
+    )
+    importing.add_argument("method", help="recipe name (sim, lite_mind, clip_mused, vis_dec)")
+    importing.add_argument(
+        "path", help="the released checkpoint; read with torch.load(weights_only=True) only"
+    )
+    importing.add_argument("--out", required=True, help="the run folder to write")
+    source = importing.add_mutually_exclusive_group()
+    source.add_argument("--preset", help="the recipe preset with the checkpoint's sizes (usually paper)")
+    source.add_argument("--config", help="a YAML/JSON config file instead of a preset")
+    importing.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    importing.set_defaults(func=_cmd_import)
 
     predicting = sub.add_parser("predict", help="decode new recordings with a finished run")
     predicting.add_argument("run", help="a run folder written by brainkit run (a recipe that can predict)")

@@ -74,6 +74,29 @@ def train_phase(
     return result
 
 
+def write_imported_phase(
+    task: Task, config: TrainingConfig, folder: str | Path, name: str, source: dict[str, Any]
+) -> None:
+    """Write ``task`` (its weights already loaded from a released checkpoint) into ``folder`` as a finished phase:
+    ``final/`` and a ``done.json`` with no steps and no history, and ``source`` (file, sha256) as its
+    ``imported`` record. :func:`train_phase` with ``resume=True`` and the recipe's ``evaluate`` reload it like a
+    trained one; ``config`` must be the training settings the recipe would train that phase with.
+    """
+    folder = Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    save_weights(folder / FINAL, task, {"task": name, "step": 0, "imported": source})
+    done = {
+        "task": name,
+        "training": to_dict(config),
+        "history": [],
+        "seconds": 0.0,
+        "best": None,
+        "steps": 0,
+        "imported": source,
+    }
+    atomic_write_text(folder / DONE, json.dumps(done, indent=1))
+
+
 def _read_done(folder: Path) -> dict[str, Any]:
     try:
         return json.loads((folder / DONE).read_text())
@@ -116,4 +139,12 @@ def read_history(folder: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
 
 
-__all__ = ["DONE", "FINAL", "load_result", "phase_done", "read_history", "train_phase"]
+__all__ = [
+    "DONE",
+    "FINAL",
+    "load_result",
+    "phase_done",
+    "read_history",
+    "train_phase",
+    "write_imported_phase",
+]

@@ -1,0 +1,93 @@
+"""A run folder from a method's released weights: ``brainkit import-weights METHOD PATH --out RUN``.
+
+The recipe's config is built as for ``brainkit run`` (a preset, a config file, ``--set`` overrides: choose the
+preset whose sizes the released checkpoint has, usually ``paper``). The file is read with
+``torch.load(weights_only=True)`` only (:func:`brainkit.checkpoint.read_torch_weights`: no code from a file ever
+runs), then the recipe's ``import_weights(config, weights, folder, source)`` hook maps the released keys onto its
+networks (:func:`brainkit.models.released.map_state`) and writes them where its ``evaluate`` reads trained ones.
+Finally ``evaluate`` scores the imported networks on the config's data, into ``metrics.json``: the released model's
+numbers under brainkit's evaluation. Like every run folder the result is whole or absent (a locked
+``.RUN.partial`` beside it, renamed when complete), and ``brainkit eval RUN`` / ``brainkit.load(RUN)`` work on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from brainkit.checkpoint import atomic_write_text, read_torch_weights, sha256_file
+from brainkit.config import to_dict
+from brainkit.errors import ConfigError
+from brainkit.recipes import LOCK, RecipeResult, _claim, in_folder, recipe_config, register_all
+from brainkit.registry import RECIPES
+
+log = logging.getLogger(__name__)
+
+
+def importers() -> list[str]:
+    """The recipes whose released weights can be imported."""
+    register_all()
+    return [name for name in RECIPES if hasattr(RECIPES.get(name), "import_weights")]
+
+
+def import_run(
+    method: str,
+    path: str | Path,
+    folder: str | Path,
+    preset: str | None = None,
+    overrides: list[str] | None = None,
+    config_file: str | Path | None = None,
+) -> RecipeResult:
+    """Import the released checkpoint ``path`` of ``method`` into the run folder ``folder`` and evaluate it."""
+    register_all()
+    cls = RECIPES.get(method)
+    if not hasattr(cls, "import_weights"):
+        raise ConfigError(
+            f"Recipe {method!r} has no released weights to import; recipes that do: {', '.join(importers())}."
+        )
+    if not hasattr(cls, "evaluate"):
+        raise ConfigError(
+            f"Recipe {method!r} cannot evaluate a run folder, so an imported one would be unusable."
+        )
+    config = recipe_config(method, preset, overrides, config_file)
+    if hasattr(cls, "check"):
+        cls.check(config)
+    weights = read_torch_weights(path)  # before any folder exists: a refused file leaves nothing behind
+    source = {"file": str(Path(path).resolve()), "sha256": sha256_file(path), "tensors": len(weights)}
+    folder = Path(folder)
+    work = folder.parent / f".{folder.name}.partial"
+    lock = _claim(method, cls, folder, work, resume=False)
+    start = time.perf_counter()
+    try:
+        atomic_write_text(
+            work / "config.json", json.dumps({"recipe": method, "config": to_dict(config)}, indent=2)
+        )
+        runnable = in_folder(cls, config, work)
+        recipe = cls()
+        notes = list(recipe.import_weights(runnable, weights, work, source))
+        metrics = recipe.evaluate(runnable, work)
+        seconds = time.perf_counter() - start
+        notes.append(
+            f"Weights imported from {source['file']} (sha256 {source['sha256'][:12]}...), not trained."
+        )
+        summary: dict[str, Any] = {"recipe": method, "seconds": seconds, "tables": {}, "notes": notes}
+        atomic_write_text(
+            work / "metrics.json", json.dumps({**summary, "imported": source, "metrics": metrics}, indent=2)
+        )
+        (work / LOCK).unlink()
+        os.replace(work, folder)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+    log.info("Imported %s weights into %s in %.0f s", method, folder, seconds)
+    return RecipeResult({}, notes, metrics, folder=folder, seconds=seconds)
+
+
+__all__ = ["import_run", "importers"]
