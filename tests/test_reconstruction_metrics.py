@@ -77,7 +77,10 @@ def test_identical_pairs_score_perfectly_and_shuffled_pairs_near_chance(photos, 
         assert shuffled[f"{layer}_50way"] < 0.08, (
             layer
         )  # (an exact copy among the distractors pushes it lower)
-    assert shuffled["pixel_corr"] < 0.3 and shuffled["ssim"] < 0.3 and shuffled["mse"] > 0.02
+    assert shuffled["pixel_corr"] < 0.3 and shuffled["mse"] > 0.02
+    # the reference SSIM compares 64 px photos upsampled to 425 px in grayscale: smooth images keep luminance and
+    # contrast terms high, so unrelated pairs score ~0.51 here (Vis-Dec's RGB 7 x 7 SSIM: < 0.3)
+    assert 0.3 < shuffled["ssim"] < 0.6
     assert shuffled_baseline(photos, photos, trials=TRIALS, extractor=lite0) == shuffled
 
 

@@ -1,10 +1,13 @@
+import dataclasses
+import importlib.util
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from brainkit.errors import CheckpointError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.testing import (
     TinyConfig,
@@ -541,3 +544,65 @@ def test_a_damaged_state_is_refused_not_resumed(tmp_path):
     (tmp_path / "state" / "manifest.json").unlink()
     with pytest.raises(CheckpointError, match="damaged: it has no manifest.json"):
         train(_task(), config, out_dir=tmp_path, resume=True)
+
+
+# --- early stopping, the best weights at the end, Lightning loggers, plain progress lines -------------------------
+
+
+def test_early_stopping_stops_after_patience_periods_and_resumes_stopped(tmp_path):
+    from brainkit.training import train
+
+    # monitor_mode "max" on a falling validation MSE: the first period stays the best, so the run stops when
+    # 2 more periods have not beaten it: after step 6 of 20
+    config = TrainingConfig(steps=20, batch_size=8, validate_every=2, progress=False, lr=0.05,
+                            monitor="val_mse", monitor_mode="max", patience=2)  # fmt: skip
+    result = train(_task(), config, out_dir=tmp_path)
+    assert result.stopped_early and result.steps == 6 and [r["step"] for r in result.history] == [2, 4, 6]
+    again = train(_task(), config, out_dir=tmp_path, resume=True)  # nothing left to train
+    assert again.steps == 6 and again.stopped_early and again.history == result.history
+    never = train(_task(), dataclasses.replace(config, monitor_mode="min", min_delta=0.0, patience=50))
+    assert not never.stopped_early and never.steps == 20
+
+
+def test_restore_best_ends_with_the_best_weights(tmp_path):
+    from brainkit.training import train
+
+    # "max" of a falling validation MSE: the best period is the first, far from the last
+    config = TrainingConfig(steps=12, batch_size=8, validate_every=1, progress=False, lr=0.05,
+                            monitor="val_mse", monitor_mode="max", restore_best=True)  # fmt: skip
+    for out in (tmp_path, None):
+        task = _task()
+        result = train(task, config, out_dir=out)
+        assert result.best["step"] == 1 and result.history[-1]["val_mse"] < result.best["val_mse"] - 0.1
+        assert task.validate()["val_mse"] == pytest.approx(result.best["val_mse"], rel=1e-6)
+    with pytest.raises(ConfigError, match="need training.monitor"):
+        TrainingConfig(restore_best=True)
+
+
+def test_csv_and_tensorboard_loggers_hold_every_record_once_after_a_resume(tmp_path):
+    import csv
+
+    from brainkit.training import train
+
+    kinds = ("csv", "tensorboard") if importlib.util.find_spec("tensorboardX") else ("csv",)
+    config = TrainingConfig(steps=8, batch_size=8, validate_every=2, progress=False, loggers=kinds)
+    train(_task(), config, out_dir=tmp_path, until_step=4)
+    result = train(_task(), config, out_dir=tmp_path, resume=True)
+    with open(tmp_path / "logs" / "csv" / "version_0" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6, 8]
+    assert [float(r["train_loss"]) for r in rows] == pytest.approx([r["train_loss"] for r in result.history])
+    if "tensorboard" in kinds:
+        assert list((tmp_path / "logs" / "tensorboard" / "version_0").glob("events.out.tfevents.*"))
+    with pytest.raises(ConfigError, match="unknown \\['wandb'\\]"):
+        TrainingConfig(loggers=("wandb",))
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(capsys):
+    from brainkit.training import train
+
+    train(_task(), TrainingConfig(steps=4, batch_size=8, validate_every=2, lr=0.05), name="masked")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines and re.fullmatch(
+        r"masked: step 4/4 \(100 %\), epoch \d+, \d+ s  train_loss \S+  train_mse \S+  val_mse \S+", lines[-1]
+    )

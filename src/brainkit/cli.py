@@ -199,6 +199,7 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         trials=args.trials,
         n_way=n_way,
         clip_model_dir=args.clip_model_dir,
+        pixels=args.pixels,
     )
     n, k = pairs.recon.shape[:2]
     print(
@@ -343,6 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="identification sizes, e.g. 2,50 (default: 2,50 where there are enough pairs)",
     )
     metrics.add_argument("--image-size", type=int, help="resize every image to this square size first")
+    metrics.add_argument(
+        "--pixels",
+        choices=("reference", "vis_dec"),
+        default="reference",
+        help="PixCorr/SSIM protocol: reference (MindEye's: gray, Gaussian SSIM at 425 px; default) or vis_dec",
+    )
     metrics.add_argument(
         "--clip-model-dir", help="a local openai/clip-vit-large-patch14 folder: adds CLIP features"
     )

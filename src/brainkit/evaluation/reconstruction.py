@@ -9,10 +9,12 @@ Keys of the returned dict (all floats; "_sd" is a standard deviation, "_chance" 
 ======================================  =====================================================================
 key                                     meaning
 ======================================  =====================================================================
-``pixel_corr``, ``_sd``                 Pearson correlation of all pixels and channels of a pair, mean and sd
-                                        over the n x k (image, sample) pairs. A constant image counts as 0.
-``ssim``, ``_sd``                       ``skimage.metrics.structural_similarity(real, recon, data_range=255,
-                                        channel_axis=-1)`` on uint8 RGB (as Vis-Dec's eval_metrics.py), mean, sd
+``pixel_corr``, ``_sd``                 PixCorr: Pearson correlation of all pixels and channels of a pair (after
+                                        the reference resize to 425 px), mean and sd over the n x k (image,
+                                        sample) pairs. A constant image counts as 0.
+``ssim``, ``_sd``                       SSIM in the field's reference definition (grayscale, Gaussian window
+                                        sigma 1.5, data range 1, at 425 px) or, with ``pixels="vis_dec"``,
+                                        Vis-Dec's RGB 7 x 7 SSIM (:mod:`brainkit.evaluation.pixels`), mean, sd
 ``mse``, ``_sd``                        mean squared error of pixel values scaled to [0, 1], mean, sd over pairs
 ``<metric>_best_of_k``                  (k > 1 only) per image the best of its k samples (max corr / SSIM, min
                                         MSE), then the mean over images
@@ -58,6 +60,7 @@ import numpy as np
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.identification import correlation_matrix, n_way_trials
+from brainkit.evaluation.pixels import PROTOCOLS as PIXEL_PROTOCOLS
 from brainkit.evaluation.pixels import pixel_metrics, resize_images
 
 logger = logging.getLogger(__name__)
@@ -205,13 +208,19 @@ def _prepare(
 
 
 def _score(
-    prepared: _Prepared, pairing: np.ndarray, *, seed: int, n_way: Sequence[int], trials: int
+    prepared: _Prepared,
+    pairing: np.ndarray,
+    *,
+    seed: int,
+    n_way: Sequence[int],
+    trials: int,
+    pixels: str = "reference",
 ) -> dict[str, float]:
     """The metric table with reconstruction i paired with real image ``pairing[i]``."""
     n, k = prepared.recon.shape[:2]
     real = prepared.real[pairing]
     out: dict[str, float] = {}
-    per_pair = pixel_metrics(real, prepared.recon)
+    per_pair = pixel_metrics(real, prepared.recon, protocol=pixels)
     for name in PIXEL_METRICS:
         out[name] = float(per_pair[name].mean())
         out[f"{name}_sd"] = float(per_pair[name].std())
@@ -268,6 +277,7 @@ def _evaluate(
     image_size: int | None = None,
     semantic: bool = True,
     extractor: FeatureExtractor | None = None,
+    pixels: str = "reference",
 ) -> list[dict[str, float]]:
     """The ``tables`` ("true" pairs, "shuffled" baseline) from one computation of the network features."""
     prepared = _prepare(
@@ -284,7 +294,15 @@ def _evaluate(
     )
     n = len(prepared.real)
     pairings = {"true": lambda: np.arange(n), "shuffled": lambda: _derangement(n, seed)}
-    return [_score(prepared, pairings[table](), seed=seed, n_way=n_way, trials=trials) for table in tables]
+    if pixels not in PIXEL_PROTOCOLS:
+        raise ConfigError(
+            f"Unknown pixel protocol {pixels!r}; choose 'reference' (the field's PixCorr / SSIM, as MindEye "
+            "evaluates NSD) or 'vis_dec' (Vis-Dec's eval_metrics.py)."
+        )
+    return [
+        _score(prepared, pairings[table](), seed=seed, n_way=n_way, trials=trials, pixels=pixels)
+        for table in tables
+    ]
 
 
 def reconstruction_metrics(
@@ -300,6 +318,7 @@ def reconstruction_metrics(
     image_size: int | None = None,
     semantic: bool = True,
     extractor: FeatureExtractor | None = None,
+    pixels: str = "reference",
 ) -> dict[str, float]:
     """The metric table (keys in the module docstring) of reconstructions against their real images.
 
@@ -327,9 +346,14 @@ def reconstruction_metrics(
         Compute the 50-way top-1 semantic classification.
     extractor : object with ``features(images, taps)``, optional
         A replacement for EfficientNet-Lite0 (tests; other networks): returns {tap: (m, d)} and ``logits``.
+    pixels : str
+        ``"reference"`` (the field's PixCorr and SSIM: grayscale Gaussian-window SSIM at 425 px) or ``"vis_dec"``
+        (Vis-Dec's RGB 7 x 7 SSIM); see :mod:`brainkit.evaluation.pixels`.
     """
     options = dict(n_way=n_way, trials=trials, feature_layers=feature_layers, clip_model_dir=clip_model_dir)
-    options.update(device=device, image_size=image_size, semantic=semantic, extractor=extractor)
+    options.update(
+        device=device, image_size=image_size, semantic=semantic, extractor=extractor, pixels=pixels
+    )
     return _evaluate(real, recon, seed, ["true"], **options)[0]
 
 

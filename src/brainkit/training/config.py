@@ -10,6 +10,7 @@ from brainkit.errors import ConfigError
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
 MONITOR_MODES = ("max", "min")
+LOGGERS = ("csv", "tensorboard")
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,12 @@ class TrainingConfig:
 
     Validation and checkpoints: the task is validated after every epoch, or every ``validate_every`` steps when
     set; checkpoints are written every ``checkpoint_every`` of those periods and at the end. With ``monitor`` (a
-    history key, e.g. ``"val_top1"``) the best period by it (``monitor_mode``) is kept beside the last.
+    history key, e.g. ``"val_top1"``) the best period by it (``monitor_mode``) is kept beside the last;
+    ``restore_best`` ends training with those best weights (what the phase then saves and scores) instead of the
+    last; ``patience`` stops training once ``monitor`` has not improved (by more than ``min_delta``) for that many
+    validation periods (early stopping; the learning-rate schedule still spans the planned length).
+    ``loggers``: Lightning's ``"csv"`` and/or ``"tensorboard"`` loggers of every history record, written to
+    ``OUT/logs`` (TensorBoard needs ``pip install tensorboardX`` or tensorboard: ``pip install brainkit[loggers]``).
     ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"`` on a GPU, ...). ``sync_batchnorm``: with
     several processes, BatchNorm layers normalise by the statistics of the whole global batch (SyncBatchNorm; GPU
     only: on CPU they keep per-process statistics, with a warning).
@@ -57,12 +63,26 @@ class TrainingConfig:
     checkpoint_every: int = bounded(1, ge=1, fix="validation periods between checkpoints")
     monitor: str | None = None
     monitor_mode: str = choice("max", MONITOR_MODES)
+    restore_best: bool = False
+    patience: int | None = bounded(
+        None, ge=1, fix="validation periods without improvement; null: no early stop"
+    )
+    min_delta: float = bounded(0.0, ge=0, fix="the least change of monitor that counts as an improvement")
+    loggers: tuple[str, ...] = ()
     seed: int = bounded(0, ge=0)
     progress: bool = True
     threads: int | None = bounded(None, ge=0, fix="torch threads; 0 or null: as they are")
 
     def __post_init__(self) -> None:
         check_bounds(self, "training")
+        unknown = [name for name in self.loggers if name not in LOGGERS]
+        if unknown:
+            raise ConfigError(f"training.loggers: unknown {unknown}; choose from {list(LOGGERS)}.")
+        if (self.patience is not None or self.restore_best) and self.monitor is None:
+            raise ConfigError(
+                "training.patience and training.restore_best need training.monitor (the validation value to "
+                "follow, e.g. val_top1)."
+            )
         if self.min_lr > self.lr:
             raise ConfigError(
                 f"training.min_lr={self.min_lr!r} is out of range: allowed 0 <= x <= lr ({self.lr!r}). Lower min_lr "
@@ -76,4 +96,4 @@ class TrainingConfig:
 
 # Fields that may change between a run and its resumption: display, threads, and where it runs (the global batch,
 # and so the computation, stays the same; only floating-point summation order may differ across devices).
-RESUMABLE_CHANGES = ("progress", "threads", "accelerator", "devices", "num_nodes", "strategy")
+RESUMABLE_CHANGES = ("progress", "threads", "accelerator", "devices", "num_nodes", "strategy", "loggers")

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +34,7 @@ from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.training.batchnorm import synced_batchnorm
 from brainkit.training.config import RESUMABLE_CHANGES, TrainingConfig
 from brainkit.training.schedule import learning_rate, total_steps
-from brainkit.training.state import load_state, save_state, save_weights
+from brainkit.training.state import load_state, load_weights, save_state, save_weights
 from brainkit.training.task import Task, take
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,7 @@ class FitResult:
     seconds: float = 0.0
     best: dict[str, Any] | None = None
     steps: int = 0
+    stopped_early: bool = False
 
 
 @contextlib.contextmanager
@@ -132,7 +135,75 @@ def _improved(config: TrainingConfig, record: dict[str, Any], best: dict[str, An
     if best is None:
         return True
     value, old = record[config.monitor], best[config.monitor]
-    return value > old if config.monitor_mode == "max" else value < old
+    if config.monitor_mode == "max":
+        return value > old + config.min_delta
+    return value < old - config.min_delta
+
+
+def _stale(history: list[dict[str, Any]], best: dict[str, Any] | None) -> int:
+    """Validation periods since the best one (all of them while there is none)."""
+    if best is None:
+        return len(history)
+    return sum(1 for record in history if record["step"] > best["step"])
+
+
+class _Progress:
+    """Plain progress lines for logs (stderr is not a terminal, where tqdm draws no bar): one per validation
+    period, at most one per ``every`` seconds, and the last."""
+
+    def __init__(self, name: str, total: int, enabled: bool, every: float = 15.0) -> None:
+        self.name, self.total, self.every = name, total, every
+        self.enabled = enabled and not sys.stderr.isatty()
+        self.last = -every
+
+    def period(self, record: dict[str, Any], force: bool = False) -> None:
+        now = time.perf_counter()
+        if not self.enabled or (now - self.last < self.every and not force):
+            return
+        self.last = now
+        shown = "  ".join(
+            f"{k} {v:.4g}" for k, v in record.items() if k not in ("step", "epoch", "seconds", "lr")
+        )
+        step = record["step"]
+        print(
+            f"{self.name}: step {step}/{self.total} ({100 * step / self.total:.0f} %), epoch {record['epoch']}, "
+            f"{record['seconds']:.0f} s  {shown}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _loggers(config: TrainingConfig, out: Path | None, name: str, history: list[dict[str, Any]]) -> list[Any]:
+    """Lightning's CSV / TensorBoard loggers under ``out/logs`` (rewritten from ``history`` when resuming, so
+    they hold every record exactly once)."""
+    if not config.loggers:
+        return []
+    if out is None:
+        raise ConfigError("training.loggers write into the run's folder; train with an out_dir.")
+    from lightning.fabric.loggers import CSVLogger, TensorBoardLogger
+
+    shutil.rmtree(out / "logs", ignore_errors=True)
+    made = []
+    for kind in config.loggers:
+        if kind == "csv":
+            made.append(CSVLogger(out / "logs", name="csv", version=0))
+            continue
+        try:
+            made.append(TensorBoardLogger(out / "logs", name="tensorboard", version=0))
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "training.loggers=['tensorboard'] needs tensorboardX or tensorboard: pip install "
+                "'brainkit[loggers]' (or drop it from training.loggers)."
+            ) from None
+    for record in history:
+        _log_record(made, record)
+    return made
+
+
+def _log_record(loggers: list[Any], record: dict[str, Any]) -> None:
+    values = {k: float(v) for k, v in record.items() if k != "step" and isinstance(v, int | float)}
+    for logger in loggers:
+        logger.log_metrics(values, step=record["step"])
 
 
 def train(
@@ -199,6 +270,11 @@ def train(
                 rank == 0
             ):  # the state's history is the truth: a kill before history.jsonl was written lost a line
                 atomic_write_text(out / HISTORY, _history_text(history))
+        if config.patience is not None and _stale(history, best) >= config.patience:
+            stop = step  # stopped early before the interruption: nothing left to train
+        loggers = _loggers(config, out, name, history) if rank == 0 else []
+        progress = _Progress(name, total, config.progress and rank == 0)
+        best_weights: dict[str, torch.Tensor] | None = None
         module, optimizer = fabric.setup(task, optimizer)
         bar = tqdm(total=total, initial=step, desc=name, leave=False,
                    disable=True if (not config.progress or rank) else None)  # fmt: skip
@@ -283,6 +359,17 @@ def train(
             improved = _improved(config, record, best)
             if improved:
                 best = dict(record)
+                if config.restore_best and out is None:
+                    best_weights = {k: v.detach().clone() for k, v in task.state_dict().items()}
+            _log_record(loggers, record)
+            early = config.patience is not None and _stale(history, best) >= config.patience
+            if early:
+                log.warning(
+                    "%s: %s has not improved for %d validation periods; stopping early at step %d of %d.",
+                    name, config.monitor, config.patience, step, total,
+                )  # fmt: skip
+                stop = step
+            progress.period(record, force=step == stop)
             bar.set_postfix(
                 {k: round(v, 4) for k, v in record.items() if k not in ("step", "epoch", "seconds")}
             )
@@ -291,8 +378,18 @@ def train(
             if out is not None and rank == 0 and (due or improved):
                 write(due, improved)
         bar.close()
+        for logger in loggers:
+            logger.finalize("success")
         if out is not None and rank == 0:
             for folder in (out / STATE, out / BEST):
                 tidy_folder(folder)  # copies that interrupted writes of an earlier job left beside them
         fabric.barrier()
-    return FitResult(history=history, seconds=time.perf_counter() - start, best=best, steps=step)
+        if config.restore_best and best is not None:
+            if out is not None:
+                load_weights(out / BEST, task)
+            elif best_weights is not None:
+                task.load_state_dict(best_weights)
+    stopped = config.patience is not None and step < total and _stale(history, best) >= config.patience
+    return FitResult(
+        history=history, seconds=time.perf_counter() - start, best=best, steps=step, stopped_early=stopped
+    )

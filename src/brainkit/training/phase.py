@@ -68,6 +68,7 @@ def train_phase(
         "seconds": result.seconds,
         "best": result.best,
         "steps": result.steps,
+        "stopped_early": result.stopped_early,
     }
     atomic_write_text(folder / DONE, json.dumps(done, indent=1))
     remove_folder(folder / STATE)
@@ -118,7 +119,13 @@ def load_result(folder: str | Path) -> FitResult:
 
 
 def _result(done: dict[str, Any]) -> FitResult:
-    return FitResult(history=done["history"], seconds=done["seconds"], best=done["best"], steps=done["steps"])
+    return FitResult(
+        history=done["history"],
+        seconds=done["seconds"],
+        best=done["best"],
+        steps=done["steps"],
+        stopped_early=done.get("stopped_early", False),
+    )
 
 
 def _reload(task: Task, config: TrainingConfig, folder: Path, name: str) -> FitResult:
