@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -159,3 +160,15 @@ def test_a_damaged_cached_build_is_rebuilt(tmp_path, caplog):
     again = build_nsd_like(cache_dir=tmp_path, **FAST)
     assert "unreadable" in caplog.text
     np.testing.assert_array_equal(again.train["subj01"].values, first.train["subj01"].values)
+
+
+def test_a_first_build_says_so_and_the_next_notice_gives_its_time(tmp_path, capsys):
+    build_nsd_like(cache_dir=tmp_path, **FAST)
+    first = capsys.readouterr().err
+    assert "building the nsd_like dataset" in first and "no earlier build on this machine" in first
+    build_nsd_like(cache_dir=tmp_path, **FAST)  # cached: no notice
+    assert "building" not in capsys.readouterr().err
+    build_nsd_like(cache_dir=tmp_path, **{**FAST, "seed": 1})  # other settings: built, timed by the first
+    assert re.search(
+        r"building the nsd_like dataset .*the last build here took \d+ s", capsys.readouterr().err
+    )

@@ -29,7 +29,9 @@ The last two are weight-free and fast; tests and quick builds use them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -244,9 +246,12 @@ class EfficientNetLite0(Encoder):
             from efficientnet_lite_pytorch import EfficientNet
 
             logger.info("Loading EfficientNet-Lite0 from %s", self.weights_path)
-            model = EfficientNet.from_pretrained(
-                "efficientnet-lite0", weights_path=str(self.weights_path), image_size=self.image_size
-            )
+            with contextlib.redirect_stdout(
+                io.StringIO()
+            ):  # its "Loaded pretrained weights" print, every run
+                model = EfficientNet.from_pretrained(
+                    "efficientnet-lite0", weights_path=str(self.weights_path), image_size=self.image_size
+                )
             return model.eval().to(memory_format=torch.channels_last)  # ~30 % faster on CPU
 
         return _load_once(("efficientnet-lite0", str(self.weights_path), self.image_size), load)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -43,11 +44,36 @@ def cached_build(
             return load(folder)
         except UNREADABLE as err:
             logger.warning("Cached %s build %s is unreadable (%s); rebuilding it.", name, folder, err)
+    _notice(name, root / name / TIMING, folder)
     start = time.perf_counter()
     dataset = build(root)
     save(folder, dataset)
-    logger.info("Built %s in %.1f s (cached in %s).", name, time.perf_counter() - start, folder)
+    seconds = time.perf_counter() - start
+    try:
+        (root / name / TIMING).write_text(json.dumps({"seconds": round(seconds, 1)}))
+    except OSError:
+        pass  # the timing only feeds the next notice
+    logger.info("Built %s in %.1f s (cached in %s).", name, seconds, folder)
     return dataset
+
+
+TIMING = (
+    "last_build.json"  # how long the last build of a dataset took here: the next first-build notice says it
+)
+
+
+def _notice(name: str, timing: Path, folder: Path) -> None:
+    """One line on stderr before a build that may take minutes (encoders over every stimulus), with the time the
+    last build of ``name`` took on this machine when one was recorded."""
+    try:
+        expected = f"the last build here took {json.loads(timing.read_text())['seconds']:.0f} s"
+    except (OSError, ValueError, KeyError, TypeError):
+        expected = "no earlier build on this machine to time it by; minutes on a laptop CPU are usual"
+    print(
+        f"brainkit: building the {name} dataset for these settings ({expected}); later runs read it from {folder}.",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def encoder_fingerprints(features: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, str]:
