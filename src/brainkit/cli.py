@@ -246,10 +246,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for name in MODELS:
         presets = ", ".join(sorted(MODELS.get(name).PRESETS)) or "-"
         print(f"  {name:28s} {MODELS.describe(name)}  [{presets}]")
-    print("recipes (brainkit run NAME [--preset P]):")
+    print("recipes (brainkit run NAME [--preset P]; * = brainkit import-weights reads its released weights):")
     for name in RECIPES:
         presets = ", ".join(sorted(RECIPES.get(name).PRESETS)) or "-"
-        print(f"  {name:28s} {RECIPES.describe(name)}  [{presets}]")
+        mark = "*" if hasattr(RECIPES.get(name), "import_weights") else " "
+        print(f" {mark}{name:28s} {RECIPES.describe(name)}  [{presets}]")
     return 0
 
 
@@ -300,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     importing = sub.add_parser(
         "import-weights", help="a run folder from a method's released checkpoint (.pth/.ckpt), then evaluated"
     )
-    importing.add_argument("method", help="recipe name (sim, lite_mind, clip_mused, vis_dec)")
+    importing.add_argument("method", help="recipe name (the recipes with an importer: see brainkit list)")
     importing.add_argument(
         "path", help="the released checkpoint; read with torch.load(weights_only=True) only"
     )
