@@ -164,3 +164,29 @@ def test_token_connectivity_readout() -> None:
         out = model.token_connectivity(x())
     assert out.shape == (BATCH, N_ROIS * (N_ROIS - 1) // 2)
     assert torch.all(out.abs() <= 1 + 1e-5) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("n_folds=1", r"n_folds=1 is out of range: allowed x >= 2"),
+        ("real_train_fraction=1.0", r"real_train_fraction=1.0 is out of range: allowed 0 < x < 1"),
+        ("variants=[SG-BrainMAE, typo]", r"variants: unknown \['typo'\]"),
+        (
+            "finetune_variant=vanilla-BrainMAE",
+            r"finetune_variant='vanilla-BrainMAE' is not among the variants",
+        ),
+        ("model_preset=huge", r"no preset 'huge'"),
+        ("model_options.dim=31", r"model.dim=31 is not a multiple of model.n_heads=2"),
+        ("model_options.dropout=1.5", r"model.dropout=1.5 is out of range"),
+        ("model_options.attention=dense", r"attention.*'dense'"),
+    ],
+)
+def test_out_of_range_settings_are_refused_before_any_data(tmp_path, override, message):
+    from brainkit.errors import ConfigError
+    from brainkit.recipes import run_recipe
+
+    overrides = [override] + (["variants=[SG-BrainMAE]"] if override.startswith("finetune") else [])
+    with pytest.raises(ConfigError, match=message):
+        run_recipe("brain_mae", folder=tmp_path / "run", preset="testing", overrides=overrides)
+    assert not any(tmp_path.iterdir())

@@ -24,6 +24,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from brainkit.config import bounded, check_bounds, choice
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
@@ -43,18 +44,25 @@ class BrainMAEConfig:
     diagonal of the attention graph (the SG(SL) ablation).
     """
 
-    n_rois: int | None = None
-    segment_frames: int | None = None
-    dim: int = 64
-    n_heads: int = 4
-    n_blocks: int = 3
-    attention: str = "graph"
-    roi_embedding: str = "learned"
+    n_rois: int | None = bounded(None, ge=2, fix="ROIs of the atlas (from the data)")
+    segment_frames: int | None = bounded(None, ge=1, fix="frames per segment (from the data)")
+    dim: int = bounded(64, ge=1)
+    n_heads: int = bounded(4, ge=1, fix="attention heads; dim must be a multiple of it")
+    n_blocks: int = bounded(3, ge=1)
+    attention: str = choice("graph", ATTENTIONS)
+    roi_embedding: str = choice("learned", ROI_EMBEDDINGS)
     self_loops: bool = False
-    mlp_ratio: float = 2.0
-    dropout: float = 0.0
-    decoder_dim: int = 32
-    decoder_blocks: int = 1
+    mlp_ratio: float = bounded(2.0, gt=0)
+    dropout: float = bounded(0.0, ge=0, lt=1)
+    decoder_dim: int = bounded(32, ge=1)
+    decoder_blocks: int = bounded(1, ge=1)
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "model")
+        if self.dim % self.n_heads:
+            raise ConfigError(
+                f"model.dim={self.dim} is not a multiple of model.n_heads={self.n_heads}; change one of them."
+            )
 
 
 PRESETS: dict[str, BrainMAEConfig] = {

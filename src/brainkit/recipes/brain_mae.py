@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brainkit.config import bounded, check_bounds
 from brainkit.data.roi_windows import check_windows, fc_window_features, run_windows, transient_windows
 from brainkit.data.timeseries import connectivity, fisher_z, segment_frames, upper_triangle, windows
 from brainkit.errors import CheckpointError, ConfigError, DataError
@@ -70,15 +71,17 @@ class BrainMAERecipeConfig:
     """Everything the recipe does; ``brainkit run brain_mae --set key=value`` changes any field."""
 
     cohort: dict[str, Any] = field(default_factory=dict)  # options of the hcp_cohort dataset
-    n_pretrain_subjects: int = 40
-    segment_seconds: float = 15.0  # tau (the paper)
-    n_segments: int = 20  # 20 x 15 s = 300 s windows (the paper): evaluation and downstream features
+    n_pretrain_subjects: int = bounded(40, ge=1)
+    segment_seconds: float = bounded(15.0, gt=0)  # tau (the paper)
+    n_segments: int = bounded(
+        20, ge=1
+    )  # 20 x 15 s = 300 s windows (the paper): evaluation and downstream features
     # Segments are encoded independently, so pretraining may cut runs into shorter windows: more optimiser steps
     # for the same compute (measured: 4-segment windows, 270 steps -> attention-FC rho 0.41 vs 0.07 at 60 steps).
-    pretrain_segments: int = 4
-    window_step_seconds: float = (
-        60.0  # pretraining windows start every this many seconds (60 = no overlap at 4)
-    )
+    pretrain_segments: int = bounded(4, ge=1)
+    window_step_seconds: float = bounded(
+        60.0, gt=0
+    )  # pretraining windows start every this many s (60: no overlap)
     model_preset: str = "cpu_small"
     model_options: dict[str, Any] = field(default_factory=dict)
     variants: tuple[str, ...] = tuple(VARIANTS)
@@ -89,16 +92,29 @@ class BrainMAERecipeConfig:
     )
     masking: MaskingConfig = field(default_factory=MaskingConfig)
     real_sources: tuple[str, ...] = REAL_SOURCES
-    real_train_fraction: float = 0.7
-    real_segments: int = 4  # real pretraining windows: 4 segments (the runs are short)
-    real_epochs: int = 25
-    n_eval_masks: int = 5  # masks drawn per held-out evaluation (mean +- sd)
-    n_folds: int = 5
-    transient_seconds: float = 10.0
-    finetune_epochs: int = 3  # > 0: also fine-tune `finetune_variant` with each linear head (0: frozen only)
+    real_train_fraction: float = bounded(0.7, gt=0, lt=1)
+    real_segments: int = bounded(4, ge=1)  # real pretraining windows: 4 segments (the runs are short)
+    real_epochs: int = bounded(25, ge=1)
+    n_eval_masks: int = bounded(5, ge=1)  # masks drawn per held-out evaluation (mean +- sd)
+    n_folds: int = bounded(5, ge=2, fix="cross-validation folds")
+    transient_seconds: float = bounded(10.0, ge=0)
+    finetune_epochs: int = bounded(
+        3, ge=0
+    )  # > 0: also fine-tune `finetune_variant` with each linear head (0: frozen only)
     finetune_variant: str = "SG-BrainMAE"
-    finetune_lr: float = 1e-3
-    seed: int = 0
+    finetune_lr: float = bounded(1e-3, gt=0)
+    seed: int = bounded(0, ge=0)
+
+    def __post_init__(self) -> None:
+        check_bounds(self, "brain_mae")
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown:
+            raise ConfigError(f"brain_mae.variants: unknown {unknown}; choose from {list(VARIANTS)}.")
+        if self.finetune_epochs and self.finetune_variant not in self.variants:
+            raise ConfigError(
+                f"brain_mae.finetune_variant={self.finetune_variant!r} is not among the variants trained "
+                f"({list(self.variants)}); add it or set finetune_epochs=0."
+            )
 
 
 PRESETS = {
@@ -494,6 +510,15 @@ class BrainMAERecipe:
     Config = BrainMAERecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run brain_mae --out DIR --resume` continues an interrupted run
+
+    @staticmethod
+    def check(config: BrainMAERecipeConfig) -> None:
+        """The model preset and options (every variant's), before any data is built."""
+        from brainkit.models.base import model_config
+
+        for name in config.variants:
+            changes = {k: v for k, v in VARIANTS[name].items() if k != "masking"}
+            model_config("brain_mae", config.model_preset, {**config.model_options, **changes}, where="model")
 
     def run(self, config: BrainMAERecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.models import save_model
