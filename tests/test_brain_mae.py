@@ -61,9 +61,9 @@ def test_input_errors() -> None:
         model(bad)
     with pytest.raises(DataError, match=r"mask must be \(batch, n_segments, n_rois\) = \(2, 3, 7\)"):
         model(x(), torch.zeros(2, 3, 6, dtype=torch.bool))
-    with pytest.raises(ConfigError, match="attention 'sparse' is not one of"):
+    with pytest.raises(ConfigError, match="attention='sparse' is not allowed: set attention to one of"):
         tiny(attention="sparse")
-    with pytest.raises(ConfigError, match="not divisible by n_heads 3"):
+    with pytest.raises(ConfigError, match="is not a multiple of model.n_heads=3"):
         tiny(n_heads=3)
     with pytest.raises(ConfigError, match="n_rois and segment_frames must be set"):
         BrainMAE(model_config("brain_mae", "testing"))
