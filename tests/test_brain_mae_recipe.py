@@ -143,7 +143,7 @@ def test_resume_after_kills_in_pretraining_and_fine_tuning(tmp_path, monkeypatch
 
 
 def test_recipe_config_errors(tmp_path) -> None:
-    with pytest.raises(ConfigError, match=r"variants \['SG-BrainMEA'\] unknown"):
+    with pytest.raises(ConfigError, match=r"variants: unknown \['SG-BrainMEA'\]"):
         run_recipe("brain_mae", preset="testing", overrides=["variants=[SG-BrainMEA]"], folder=tmp_path / "r")
     assert not (tmp_path / "r").exists()
     with pytest.raises(ConfigError, match="n_pretrain_subjects 12 must leave at least n_folds=3"):
