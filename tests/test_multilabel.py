@@ -95,3 +95,25 @@ def test_bad_inputs_raise() -> None:
         multilabel_metrics(np.zeros((2, 2)), np.full((2, 2), 2))
     with pytest.raises(DataError, match="no class has a positive"):
         multilabel_metrics(np.zeros((2, 2)), np.zeros((2, 2)))
+
+
+def test_the_released_convention_scores_undefined_classes_ap_0_and_auc_1() -> None:
+    # 4 samples, 3 classes: class 0 perfectly ranked (AP 1, AUC 1); class 1 has no positive; class 2 no negative
+    labels = np.array([[1, 0, 1], [0, 0, 1], [1, 0, 1], [0, 0, 1]])
+    scores = np.array([[0.9, 0.5, 0.2], [0.1, 0.4, 0.7], [0.8, 0.3, 0.5], [0.2, 0.6, 0.4]])
+    ours = multilabel_metrics(scores, labels)
+    # exclude: mAP over classes 0 and 2 (AP of class 2 = 1: every sample positive), AUC over class 0 alone
+    assert ours["mAP"] == pytest.approx(1.0) and ours["AUC"] == pytest.approx(1.0)
+    assert (ours["n_classes_scored"], ours["n_classes_excluded"]) == (2, 2)  # AUC drops both kinds
+    assert (ours["n_classes_without_positive"], ours["n_classes_without_negative"]) == (1, 1)
+    released = multilabel_metrics(scores, labels, undefined="released")
+    assert released["mAP"] == pytest.approx((1 + 0 + 1) / 3)  # AP 0 for the class with no positive
+    assert released["AUC"] == pytest.approx((1 + 1 + 1) / 3)  # AUC 1 where it is undefined
+    with pytest.raises(DataError, match="undefined='drop' is not one of"):
+        multilabel_metrics(scores, labels, undefined="drop")
+
+
+def test_hamming_counts_a_probability_of_exactly_one_half_as_positive() -> None:
+    labels = np.array([[1, 0], [0, 1]])
+    scores = np.array([[0.5, 0.5], [0.49, 0.5]])  # >= 0.5: [[1, 1], [0, 1]] -> one wrong decision of 4
+    assert multilabel_metrics(scores, labels)["hamming"] == pytest.approx(1 / 4)

@@ -37,6 +37,14 @@ def test_orthogonality_loss_known_values() -> None:
     high = torch.tensor([[1.0, 0.0], [2.0, 0.0]])
     assert orthogonality_loss(high, torch.tensor([[0.0, 5.0], [0.0, -1.0]])).item() == pytest.approx(0.0)
     assert orthogonality_loss(high, high).item() == pytest.approx(1.0)
+    # raw tokens (the released form): high high^T = [[1, 2], [2, 4]] -> (1 + 4 + 4 + 16) / 4 = 6.25
+    assert orthogonality_loss(high, high, "raw").item() == pytest.approx(6.25)
+    low = torch.tensor([[3.0, 4.0], [0.0, 2.0]])  # high low^T = [[3, 0], [6, 0]] -> (9 + 36) / 4 = 11.25
+    assert orthogonality_loss(high, low, "raw").item() == pytest.approx(11.25)
+    # normalised: [[0.6, 0], [0.6, 0]] -> (0.36 + 0.36) / 4 = 0.18
+    assert orthogonality_loss(high, low).item() == pytest.approx(0.18)
+    with pytest.raises(ConfigError, match="choose one of"):
+        SemanticLoss(SemanticLossConfig(orthogonality_tokens="unit"))
 
 
 def test_total_is_weighted_sum_with_paper_defaults() -> None:

@@ -2,9 +2,20 @@
 
 Computed by torchmetrics (``multilabel_average_precision``, ``multilabel_auroc``,
 ``multilabel_hamming_distance``). Averaging is over classes (macro). A class with no positive test sample has
-no defined average precision or AUC (a class with no negative has no AUC either): it is EXCLUDED from the mean
-and counted in ``n_classes_excluded`` (the released code instead scored such classes as AUC 1, which inflates
-AUC). Hamming loss uses every class, thresholding the probabilities at 0.5.
+no defined average precision or AUC (a class with no negative has no AUC either). Two conventions
+(``undefined=``):
+
+- ``"exclude"`` (default): such classes are left out of the mean; ``n_classes_without_positive`` and
+  ``n_classes_without_negative`` count them and ``n_classes_excluded`` is every class left out of the AUC (both
+  kinds), ``n_classes_scored`` the classes in the mAP.
+- ``"released"``: what CLIP-MUSED's released ``test()`` (decoding_HCP_MS.py) computes: sklearn's per-class
+  average precision, which is 0 for a class with no positive, and AUC 1 for every class whose AUC is undefined
+  (its ``np.ones_like`` start value, kept when sklearn raises); every class enters both means. The released code
+  saves the per-class arrays; the averaging behind the paper's table is not released, so which convention the
+  table used cannot be read from the code (the per-class arrays it saves include the zeros and ones).
+
+Hamming loss uses every class with a sample counted positive when its probability is ``>= threshold`` (0.5), as
+the released ``pred_prob.ge(0.5)``.
 
 Chance reference: :func:`label_frequency_scores` predicts every test sample as the training frequency of each
 class; its mAP is about each class's test frequency and its AUC exactly 0.5.
@@ -17,10 +28,8 @@ import torch
 from torchmetrics.functional.classification import (
     binary_auroc,
     binary_average_precision,
-    binary_hamming_distance,
     multilabel_auroc,
     multilabel_average_precision,
-    multilabel_hamming_distance,
 )
 
 from brainkit.errors import DataError
@@ -42,38 +51,49 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(scores), torch.from_numpy(labels.astype(np.int64))
 
 
-def multilabel_metrics(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
+UNDEFINED = ("exclude", "released")
+
+
+def multilabel_metrics(
+    scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5, undefined: str = "exclude"
+) -> dict[str, float]:
     """mAP, AUC and Hamming loss of probabilities ``scores`` against 0/1 ``labels``, both (n_samples, n_classes).
 
     Returns
     -------
     dict
-        ``mAP`` and ``AUC`` (macro means over the classes that have positives, and negatives for AUC),
-        ``hamming`` (fraction of wrong 0/1 decisions at ``threshold``), ``n_classes_scored``,
-        ``n_classes_excluded``.
+        ``mAP`` and ``AUC`` (macro means; classes without positives / negatives as ``undefined`` says, see the
+        module docstring), ``hamming`` (fraction of wrong 0/1 decisions, positive at ``>= threshold``),
+        ``n_classes_scored``, ``n_classes_excluded``, ``n_classes_without_positive``,
+        ``n_classes_without_negative``.
     """
+    if undefined not in UNDEFINED:
+        raise DataError(f"multilabel metrics: undefined={undefined!r} is not one of {UNDEFINED}.")
     p, y = _check(scores, labels)
     positives, negatives = y.sum(0), (1 - y).sum(0)
     scored = torch.nonzero(positives > 0).flatten()
     both = torch.nonzero((positives > 0) & (negatives > 0)).flatten()
     if len(scored) == 0:
         raise DataError("multilabel metrics: no class has a positive sample; mAP is undefined.")
+    n_classes = y.shape[1]
     average_precision = _macro(
         multilabel_average_precision, binary_average_precision, p[:, scored], y[:, scored]
     )
     auc = _macro(multilabel_auroc, binary_auroc, p[:, both], y[:, both])
-    if y.shape[1] == 1:
-        hamming = binary_hamming_distance(p[:, 0], y[:, 0], threshold=threshold)
-    else:
-        hamming = multilabel_hamming_distance(
-            p, y, num_labels=y.shape[1], threshold=threshold, average="micro"
-        )
+    if (
+        undefined == "released"
+    ):  # AP 0 for no-positive classes, AUC 1 where undefined; every class in the mean
+        average_precision = average_precision * len(scored) / n_classes
+        auc = (torch.nan_to_num(auc) * len(both) + (n_classes - len(both))) / n_classes
+    hamming = ((p >= threshold).to(torch.int64) != y).to(torch.float64).mean()
     return {
         "mAP": float(average_precision),
         "AUC": float(auc),
         "hamming": float(hamming),
         "n_classes_scored": int(len(scored)),
-        "n_classes_excluded": int(y.shape[1] - len(scored)),
+        "n_classes_excluded": int(n_classes - len(both)),
+        "n_classes_without_positive": int((positives == 0).sum()),
+        "n_classes_without_negative": int((negatives == 0).sum()),
     }
 
 
@@ -108,10 +128,14 @@ def per_subject_table(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def score_subjects(scores: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> dict[str, float]:
+def score_subjects(
+    scores: dict[str, np.ndarray], labels: dict[str, np.ndarray], undefined: str = "exclude"
+) -> dict[str, float]:
     """mAP / AUC / Hamming of each subject's probabilities against its labels, flattened by
     :func:`per_subject_table` (means over subjects, then ``"mAP/<subject>"`` ...). Subjects: ``labels``' keys."""
     missing = sorted(set(labels) - set(scores))
     if missing:
         raise DataError(f"score_subjects: no scores for subjects {missing}.")
-    return per_subject_table({s: multilabel_metrics(scores[s], labels[s]) for s in labels})
+    return per_subject_table(
+        {s: multilabel_metrics(scores[s], labels[s], undefined=undefined) for s in labels}
+    )

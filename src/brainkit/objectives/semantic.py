@@ -6,7 +6,10 @@ width (they are compared through their batch x batch dissimilarity matrices, nev
 
 - RDM (representational dissimilarity matrix) of a batch: ``1 - cosine(x_i, x_j)``, (batch, batch).
 - RSM loss: mean squared difference of two RDMs (the released code's squared Frobenius norm / batch^2).
-- Orthogonality: ``||high_n low_n^T||_F^2 / batch^2`` on the L2-normalised tokens (the released ``F`` type).
+- Orthogonality: ``||high low^T||_F^2 / batch^2`` (the released ``calculate_orthogonal_regularization_F``,
+  its default ``--orth_type F``) on the RAW tokens with ``orthogonality_tokens="raw"`` (the released code), or on
+  the L2-normalised tokens with ``"normalized"`` (brainkit's default: a departure from the released code that
+  bounds the term by 1 whatever the token norms, so its 1e-3 weight means the same at any width).
 - Total (paper, HCP): ``1 * bce + 1e-3 * orth + 1e-3 * rsm_high + 0.1 * rsm_low``.
 
 Across processes (a global batch split by the trainer) BCE is a per-row mean, so DDP's gradient average is
@@ -38,10 +41,17 @@ def rsm_loss(tokens: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
     return (rdm(tokens) - rdm(features)).square().mean()
 
 
-def orthogonality_loss(high: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
-    """``||normalize(high) normalize(low)^T||_F^2 / batch^2``: 0 when every high token is orthogonal to every low."""
-    product = F.normalize(high, dim=1, eps=1e-8) @ F.normalize(low, dim=1, eps=1e-8).T
-    return product.square().mean()
+ORTHOGONALITY_TOKENS = ("normalized", "raw")
+
+
+def orthogonality_loss(high: torch.Tensor, low: torch.Tensor, tokens: str = "normalized") -> torch.Tensor:
+    """``||high low^T||_F^2 / batch^2`` of (batch, dim) tokens, L2-normalised first unless ``tokens="raw"``
+    (the released computation): 0 when every high token is orthogonal to every low one."""
+    if tokens == "normalized":
+        high, low = F.normalize(high, dim=1, eps=1e-8), F.normalize(low, dim=1, eps=1e-8)
+    elif tokens != "raw":
+        raise ConfigError(f"orthogonality tokens {tokens!r}: choose one of {ORTHOGONALITY_TOKENS}.")
+    return (high @ low.T).square().mean()
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,7 @@ class SemanticLossConfig:
     rsm_low: float = 0.1
     # several processes: the RSM and orthogonality terms over the global batch (all_gather with gradients)
     gather: bool = True
+    orthogonality_tokens: str = "normalized"  # "raw": the released code (see the module docstring)
 
 
 @OBJECTIVES.register("clip_mused_semantic", help="Multi-label BCE + RSM (high, low) + orthogonality.")
@@ -68,6 +79,11 @@ class SemanticLoss(nn.Module):
                 raise ConfigError(
                     f"SemanticLoss: weight {name} must be >= 0, found {getattr(self.config, name)}."
                 )
+        if self.config.orthogonality_tokens not in ORTHOGONALITY_TOKENS:
+            raise ConfigError(
+                f"SemanticLoss: orthogonality_tokens={self.config.orthogonality_tokens!r}; choose one of "
+                f"{ORTHOGONALITY_TOKENS} (raw: the released code)."
+            )
 
     def forward(
         self,
@@ -103,7 +119,7 @@ class SemanticLoss(nn.Module):
             if weight > 0 and tokens is not None and features is not None:
                 parts[name], weights[name] = rsm_loss(tokens, features), weight
         if self.config.orthogonality > 0 and high is not None and low is not None:
-            parts["orthogonality"] = orthogonality_loss(high, low)
+            parts["orthogonality"] = orthogonality_loss(high, low, self.config.orthogonality_tokens)
             weights["orthogonality"] = self.config.orthogonality
         total = sum(weights[name] * value for name, value in parts.items())
         return total, parts

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.config import from_dict, to_dict
+from brainkit.config import choice, from_dict, to_dict
 from brainkit.data import load_dataset
 from brainkit.data.semantic import (
     SampleArrays,
@@ -39,7 +39,12 @@ from brainkit.data.semantic import (
     stack_subjects,
 )
 from brainkit.errors import CheckpointError, ConfigError
-from brainkit.evaluation.multilabel import label_frequency_scores, multilabel_metrics, score_subjects
+from brainkit.evaluation.multilabel import (
+    UNDEFINED,
+    label_frequency_scores,
+    multilabel_metrics,
+    score_subjects,
+)
 from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.models.srm import SRMClassifier
@@ -99,6 +104,9 @@ class CLIPMUSEDRecipeConfig:
     model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
     training: TrainingConfig = RELEASED_TRAINING
     loss: SemanticLossConfig = SemanticLossConfig()  # the paper's HCP weights
+    # classes with no positive / no negative test sample: "exclude" them from mAP / AUC, or score them as the
+    # released test() does ("released": AP 0, AUC 1); see brainkit.evaluation.multilabel
+    undefined_classes: str = choice("exclude", UNDEFINED)
     high_dim: int = (
         64  # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
     )
@@ -243,6 +251,7 @@ class CLIPMUSEDRecipe:
             training=replace(
                 RELEASED_TRAINING, epochs=500, batch_size=64, lr=1e-3, lr_step_epochs=25, accelerator="cuda"
             ),
+            loss=SemanticLossConfig(orthogonality_tokens="raw"),  # the released loss on raw tokens
         ),
     }
 
@@ -268,7 +277,7 @@ class CLIPMUSEDRecipe:
                 else load_network(method, samples, grid, config, folder)
                 for method in config.methods
             }
-            return run_metrics(scored_rows(results, samples), dataset)
+            return run_metrics(scored_rows(results, samples, config.undefined_classes), dataset)
 
     def _run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool) -> RecipeOutput:
         dataset, samples, grid = prepare(config)
@@ -278,7 +287,7 @@ class CLIPMUSEDRecipe:
             else train_network(method, samples, grid, config, folder, resume)
             for method in config.methods
         }
-        rows = scored_rows(results, samples)
+        rows = scored_rows(results, samples, config.undefined_classes)
         seconds = {method: round(result.seconds, 1) for method, result in results.items()}
         tables, notes = report.write(
             folder,
@@ -325,7 +334,9 @@ def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, Volume
     return dataset, samples, VolumeGrid(dataset.info["mask"])
 
 
-def scored_rows(results: dict[str, Scored], samples: SemanticSamples) -> list[dict[str, Any]]:
+def scored_rows(
+    results: dict[str, Scored], samples: SemanticSamples, undefined: str = "exclude"
+) -> list[dict[str, Any]]:
     """One row per method (in ``results``' order), then the label-frequency chance row: ``method``, ``what``,
     mAP / AUC / Hamming means, ``mAP/<subject>`` ..., ``params``."""
     labels = {s: samples.test[s].labels for s in samples.subjects}
@@ -333,7 +344,7 @@ def scored_rows(results: dict[str, Scored], samples: SemanticSamples) -> list[di
     rows = [(m, METHODS[m][0], r.scores, r.n_params) for m, r in results.items()]
     rows.append(("label_frequency", "chance: every class at its training frequency", chance, 0))
     return [
-        {"method": method, "what": what} | score_subjects(scores, labels) | {"params": n_params}
+        {"method": method, "what": what} | score_subjects(scores, labels, undefined) | {"params": n_params}
         for method, what, scores, n_params in rows
     ]
 
