@@ -333,3 +333,32 @@ def test_gallery_retrieval_refuses_an_encoder_that_does_not_give_the_runs_target
     Image.fromarray(photo_crops(n_per_source=1, size=32)[0]).save(tmp_path / "gallery" / "a.png")
     with pytest.raises(DataError, match="does not reproduce the targets this run learnt"):
         run.retrieve(np.zeros((1, 41), np.float32), tmp_path / "gallery")
+
+
+@pytest.mark.parametrize("n", [8, 9])
+def test_global_filter_released_mode_multiplies_by_the_complex_square(n: int) -> None:
+    torch.manual_seed(0)
+    block, x = GlobalFilter(dim=6, n_patches=n, n_filters=2, spectrum="complex_square"), torch.randn(4, n, 6)
+    spectrum = torch.fft.rfft(x, dim=1, norm="ortho")
+    total = 0
+    for k in range(2):
+        weight = torch.view_as_complex(block.weight[k].contiguous())
+        total = total + spectrum * weight * math.cos((2 * k + 1) * math.pi / 4) * spectrum**2  # X * W * X**2
+    expected = torch.fft.irfft(total, n=n, dim=1, norm="ortho")
+    torch.testing.assert_close(block(x.transpose(0, 1)).transpose(0, 1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_complex_square_and_power_differ_by_hand_on_one_frequency() -> None:
+    # X = 1 + 2i: X**2 = -3 + 4i, |X|^2 = 5; with W = 1 the factors X * S are -11 - 2i and 5 + 10i
+    x = torch.complex(torch.tensor(1.0), torch.tensor(2.0))
+    assert torch.allclose(x * x**2, torch.complex(torch.tensor(-11.0), torch.tensor(-2.0)))
+    assert torch.allclose(x * x.abs() ** 2, torch.complex(torch.tensor(5.0), torch.tensor(10.0)))
+    from brainkit.models.lite_mind import PRESETS
+
+    released = PRESETS["nsd_subj01_released"]
+    assert (released.fremlp, released.voxel_remainder, released.spectrum) == (
+        "diagonal",
+        "drop",
+        "complex_square",
+    )
+    assert PRESETS["nsd_subj01"].spectrum == "power"

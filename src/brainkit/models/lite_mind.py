@@ -14,13 +14,16 @@ paper and keep the released computation as an option; see ``docs/methods/lite_mi
   which stores ``d x d`` matrices but uses only their diagonals (``fremlp="diagonal"``; stored as vectors here).
 - Voxels that do not fill a last patch: zero-padded as in the paper (``voxel_remainder="pad"``) or dropped as the
   released ``Conv1d`` without padding does (``"drop"``).
-- The power spectrum is ``|X|^2`` (the paper's word; the released code multiplies by the complex square ``X**2``).
+- The GlobalFilter's spectrum factor: ``spectrum="power"``, ``|X|^2`` (the paper's word "power spectrum",
+  default), or ``"complex_square"``, the complex ``X**2`` the released ``GlobalFilter`` multiplies by (its
+  ``power_spectrum = x**2`` of the complex rFFT). The ``nsd_subj01_released`` preset selects every
+  released computation at once: diagonal FreMLP, voxel remainder dropped, complex square.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +59,9 @@ class LiteMindConfig(Checked):
         "full", ("full", "diagonal"), fix="full: the paper; diagonal: the released computation"
     )
     voxel_remainder: str = choice("pad", ("pad", "drop"), fix="pad: the paper; drop: the released Conv1d")
+    spectrum: str = choice(
+        "power", ("power", "complex_square"), fix="power: |X|^2, the paper; complex_square: the released X**2"
+    )
     sparsity_threshold: float = bounded(0.01, ge=0)
     dropout: float = bounded(0.0, ge=0, lt=1)
     drop_path: float = bounded(0.0, ge=0, lt=1)
@@ -92,6 +98,13 @@ PRESETS: dict[str, LiteMindConfig] = {
     # Tiny, for the test battery.
     "testing": LiteMindConfig(patch_size=8, dims=(12, 3), depths=(1, 1), mlp_ratio=2.0, n_filters=2),
 }
+# The released computation (dft_backbone.py) in every place where it departs from the paper: FreMLP with the
+# diagonal of its d x d complex weight (the einsum 'bijd,dd->bijd' reads only the diagonal, so 12,710,783 trained
+# parameters against the released module's 15,657,859 stored ones), the voxel remainder dropped (Conv1d without
+# padding) and the complex square X**2 in the GlobalFilter.
+PRESETS["nsd_subj01_released"] = replace(
+    PRESETS["nsd_subj01"], fremlp="diagonal", voxel_remainder="drop", spectrum="complex_square"
+)
 
 
 def n_patches_for(config: LiteMindConfig) -> int:
@@ -127,13 +140,15 @@ def real_dft_matrices(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 class GlobalFilter(nn.Module):
     """Learnable filters on the spectrum of the patch sequence.
 
-    ``irFFT( X * |X|^2 * sum_k cos((2k+1) pi / 2K) W_k )`` with ``X = rFFT(x)`` along patches. The K filters are
-    summed into one before use (the same arithmetic as filtering K times and summing, without a Python loop).
+    ``irFFT( X * S * sum_k cos((2k+1) pi / 2K) W_k )`` with ``X = rFFT(x)`` along patches and ``S = |X|^2``
+    (``spectrum="power"``) or the complex square ``X**2`` (``"complex_square"``, the released code). The K filters
+    are summed into one before use (the same arithmetic as filtering K times and summing, without a Python loop).
     Shapes (patch-major, see :class:`LiteMind`): (n_patches, batch, dim) -> (n_patches, batch, dim).
     """
 
-    def __init__(self, dim: int, n_patches: int, n_filters: int) -> None:
+    def __init__(self, dim: int, n_patches: int, n_filters: int, spectrum: str = "power") -> None:
         super().__init__()
+        self.spectrum = spectrum
         self.n_freq = n_patches // 2 + 1
         # (n_filters, n_freq, dim, real/imag), the released code's layout and initial scale.
         self.weight = nn.Parameter(0.02 * torch.randn(n_filters, self.n_freq, dim, 2))
@@ -147,11 +162,14 @@ class GlobalFilter(nn.Module):
         n, batch, dim = x.shape
         spectrum = (self.dft @ x.reshape(n, -1)).view(2, self.n_freq, batch, dim)
         real, imag = spectrum[0], spectrum[1]  # (n_freq, batch, dim) each
-        power = real.square() + imag.square()  # |X|^2
         weight = torch.einsum("k,kfdc->cfd", self.cosine, self.weight).unsqueeze(2)  # (2, n_freq, 1, dim)
-        filtered = torch.cat(
-            ((real * weight[0] - imag * weight[1]) * power, (real * weight[1] + imag * weight[0]) * power)
-        )
+        p, q = real * weight[0] - imag * weight[1], real * weight[1] + imag * weight[0]  # X * W
+        if self.spectrum == "power":
+            power = real.square() + imag.square()  # |X|^2
+            filtered = torch.cat((p * power, q * power))
+        else:  # the complex square X**2 = (a^2 - b^2) + i 2ab
+            sr, si = real.square() - imag.square(), 2 * real * imag
+            filtered = torch.cat((p * sr - q * si, p * si + q * sr))
         return (self.idft @ filtered.view(2 * self.n_freq, -1)).view(n, batch, dim)
 
 
@@ -203,7 +221,7 @@ class DFTBlock(nn.Module):
     def __init__(self, dim: int, n_patches: int, config: LiteMindConfig, drop_path: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.filter = GlobalFilter(dim, n_patches, config.n_filters)
+        self.filter = GlobalFilter(dim, n_patches, config.n_filters, config.spectrum)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = FeedForward(dim, int(dim * config.mlp_ratio), config.dropout)
         self.norm3 = nn.LayerNorm(dim, eps=1e-6)
