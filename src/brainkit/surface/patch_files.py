@@ -93,13 +93,17 @@ def check_patch_table(
             f"{name}: {table.shape[0]} patches of {table.shape[1]} vertices, but the grid needs {shape[0]} of "
             f"{shape[1]} (check the file's fine/coarse orders against the config's)."
         )
-    low, high = int(table.min()), int(table.max())
-    if low < 0 or (n_vertices is not None and high >= n_vertices):
-        where = np.argwhere((table < 0) | (table >= (n_vertices or high + 1)))[0]
+    size = int(table.max()) + 1 if n_vertices is None else n_vertices
+    outside = (table < 0) | (table >= size)
+    if outside.any():
+        where = np.argwhere(outside)[0]
         raise DataError(
-            f"{name}: patch {where[0]} position {where[1]} is vertex {table[tuple(where)]}, outside "
-            f"0..{(n_vertices or high + 1) - 1} (the sphere has {n_vertices} vertices: is the table for another "
-            "icosphere order?)."
+            f"{name}: patch {where[0]} position {where[1]} is vertex {table[tuple(where)]}, outside 0..{size - 1}"
+            + (
+                f" (the sphere has {n_vertices} vertices: is the table for another icosphere order?)."
+                if n_vertices
+                else "."
+            )
         )
     if not allow_repeats:
         ordered = np.sort(table, axis=1)
