@@ -46,6 +46,9 @@ class SiTConfig:
         "index"  # "index": SIM's 1-D sin-cos over the patch number; "sphere": of the patch centre
     )
     patch_order: int | None = None  # the patch grid's icosphere order (needed by positions="sphere")
+    # The patch table (brainkit.surface.patch_grid): "icosphere", "file:PATH" or "sim:DIR"; read only where the
+    # patch centres are needed (positions="sphere", vsMAE's distance bias), in the file's patch order.
+    patches: str = "icosphere"
 
 
 POSITIONS = ("index", "sphere")
@@ -113,8 +116,12 @@ def sphere_sincos(centres: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.nn.functional.pad(table, (0, dim - table.shape[1])).float()
 
 
-def patch_centres(n_patches: int, patch_order: int | None) -> torch.Tensor:
-    """Unit centres (n_patches, 3) of the order-``patch_order`` icosphere's triangles (= the patches, in order)."""
+def patch_centres(
+    n_patches: int, patch_order: int | None, patches: str = "icosphere", n_patch_vertices: int | None = None
+) -> torch.Tensor:
+    """Unit centres (n_patches, 3) of the patches, in order: the order-``patch_order`` icosphere's triangles, or
+    for a table from a file (``patches`` "file:"/"sim:", :mod:`brainkit.surface.patch_grid`) the normalised mean
+    of each patch's vertices on its sphere."""
     from brainkit.surface.icosphere import walk_faces  # geometry only
 
     if patch_order is None or 20 * 4**patch_order != n_patches:
@@ -122,16 +129,29 @@ def patch_centres(n_patches: int, patch_order: int | None) -> torch.Tensor:
             f"this option needs patch_order with 20 * 4**patch_order = n_patches ({n_patches}), "
             f"found patch_order={patch_order}."
         )
+    if patches != "icosphere":
+        from brainkit.surface.patch_grid import patch_grid
+        from brainkit.surface.patches import fine_order_of
+
+        fine = fine_order_of(patch_order, n_patch_vertices)
+        return torch.as_tensor(patch_grid(patches, fine, patch_order).centres())
     *levels, unit = walk_faces(patch_order)
     centres = unit[levels[-1]].mean(axis=1)
     return torch.as_tensor(centres / (centres**2).sum(axis=1, keepdims=True) ** 0.5)
 
 
-def patch_positions(config_dim: int, n_patches: int, positions: str, patch_order: int | None) -> torch.Tensor:
-    """The fixed position table (n_patches, dim) of a patch grid."""
+def patch_positions(
+    config_dim: int,
+    n_patches: int,
+    positions: str,
+    patch_order: int | None,
+    patches: str = "icosphere",
+    n_patch_vertices: int | None = None,
+) -> torch.Tensor:
+    """The fixed position table (n_patches, dim) of a patch grid (``patches``: see :func:`patch_centres`)."""
     if positions == "index":
         return sincos_embedding(n_patches, config_dim)
-    return sphere_sincos(patch_centres(n_patches, patch_order), config_dim)
+    return sphere_sincos(patch_centres(n_patches, patch_order, patches, n_patch_vertices), config_dim)
 
 
 def check_clips(x: torch.Tensor, n_frames: int, n_patches: int, n_patch_vertices: int, who: str) -> None:
@@ -184,10 +204,14 @@ class SiT(nn.Module):
             raise ConfigError(f"SiT: dim must be even for the sin-cos positions, found {config.dim}.")
         if config.positions not in POSITIONS:
             raise ConfigError(f"SiT: positions {config.positions!r} is not one of {POSITIONS}.")
+        from brainkit.surface.patch_grid import parse as parse_patches
+
+        parse_patches(config.patches)  # a clear error for a malformed spec; the files are read only if needed
         self.config = config
         self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
-        table = patch_positions(config.dim, config.n_patches, config.positions, config.patch_order)
+        table = patch_positions(config.dim, config.n_patches, config.positions, config.patch_order,
+                                config.patches, config.n_patch_vertices)  # fmt: skip
         self.register_buffer("positions", table, persistent=False)
         self.blocks = nn.ModuleList(
             Block(config.dim, config.n_heads, config.head_dim, config.mlp_ratio, config.dropout)

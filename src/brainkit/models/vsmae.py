@@ -84,7 +84,8 @@ class Decoder(nn.Module):
         self.config = config
         self.project = nn.Linear(e.dim, config.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(config.decoder_dim))
-        table = patch_positions(config.decoder_dim, e.n_patches, e.positions, e.patch_order)
+        table = patch_positions(config.decoder_dim, e.n_patches, e.positions, e.patch_order, e.patches,
+                                e.n_patch_vertices)  # fmt: skip
         self.register_buffer("positions", table, persistent=False)
         self.blocks = nn.ModuleList(
             Block(config.decoder_dim, config.decoder_heads, config.decoder_head_dim, 4.0, 0.0)
@@ -95,7 +96,7 @@ class Decoder(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
         bias = torch.zeros(e.n_patches + 1, e.n_patches + 1)
         if config.decoder_distance_bias > 0:  # a locality prior: hidden patches listen to nearby visible ones
-            centres = patch_centres(e.n_patches, e.patch_order).float()
+            centres = patch_centres(e.n_patches, e.patch_order, e.patches, e.n_patch_vertices).float()
             angle = torch.arccos((centres @ centres.T).clamp(-1.0, 1.0))
             bias[1:, 1:] = -config.decoder_distance_bias * angle
         self.register_buffer("bias", bias, persistent=False)

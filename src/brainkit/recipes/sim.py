@@ -270,12 +270,13 @@ def sim_task(config: SIMRecipeConfig, model, split: dict[str, Any], pretrained: 
 
 def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
     """Patches, the encoder config, clip halves, subject groups, arrays and the fixed sample sets."""
-    from brainkit.surface import triangle_patches
+    from brainkit.surface.patch_grid import patch_grid
 
     ms.check_dataset(data)
     n_subjects, _, n_frames_total, _ = data.fmri.shape
     vsmae = dataclasses.replace(config.vsmae, fine_order=int(data.order), seed=config.seed)
-    patches = np.asarray(triangle_patches(int(data.order), vsmae.coarse_order))
+    # The data are in brainkit's vertex order; a SIM table ("sim:DIR") is renumbered onto it (docs/surface.md).
+    patches = np.asarray(patch_grid(vsmae.patches, vsmae.fine_order, vsmae.coarse_order).in_brainkit_order())
     encoder = build_vsmae(vsmae, *patches.shape).config.encoder
     usable = ms.usable_clips(data.segment_of, n_frames_total, data.lag, encoder.n_frames)
     clips = ms.split_clips(data.segment_of, usable, config.gap_clips)

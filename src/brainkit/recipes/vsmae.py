@@ -51,6 +51,9 @@ class VSMAERecipeConfig:
     )  # vsMAE config changes, e.g. {"decoder_dim": 32}
     fine_order: int = 5  # the data's icosphere (5 = fsaverage5 itself; lower orders are its first vertices)
     coarse_order: int = 1  # the patch grid: ico5 / ico1 = 80 patches of 153 vertices (ico5 / ico2: 320 of 45)
+    # The patch table (brainkit.surface.patch_grid, docs/surface.md): "icosphere" (ours), "file:PATH" (a CSV in
+    # SIM's layout indexing our icosphere's vertices) or "sim:DIR" (SIM's released tables and template sphere).
+    patches: str = "icosphere"
     n_frames: int = 3  # frames per clip, as channels (SIM)
     train_fraction: float = 0.7
     gap_frames: int = 5  # frames dropped between the pretraining and held-out parts
@@ -104,7 +107,8 @@ def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int
         raise ConfigError(f"vsmae has no model preset {config.model_preset!r}; presets: {sorted(presets)}.")
     data = to_dict(presets[config.model_preset])
     data["encoder"].update(n_patches=n_patches, n_patch_vertices=n_patch_vertices, n_frames=config.n_frames,
-                           patch_order=config.coarse_order, **config.encoder_options)  # fmt: skip
+                           patch_order=config.coarse_order, patches=config.patches,
+                           **config.encoder_options)  # fmt: skip
     data.update(config.model_options)
     if config.mask_ratio is not None:
         data["mask_ratio"] = config.mask_ratio
@@ -114,13 +118,16 @@ def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int
 def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
     """Real clips on the icosphere: pretraining and held-out clips of both hemispheres, patches, cortex."""
     from brainkit.data.builtin.rest_surface import clips, rest_on_icosphere
-    from brainkit.surface import icosphere, n_vertices, triangle_patches
+    from brainkit.surface import icosphere, n_vertices
+    from brainkit.surface.patch_grid import patch_grid
 
     if not 0 <= config.coarse_order <= config.fine_order <= 5:
         raise ConfigError(f"need 0 <= coarse_order <= fine_order <= 5 (the run is on ico5), found {config}.")
     rest = rest_on_icosphere()
     n = n_vertices(config.fine_order)
-    patches = np.asarray(triangle_patches(config.fine_order, config.coarse_order))
+    patches = np.asarray(
+        patch_grid(config.patches, config.fine_order, config.coarse_order).in_brainkit_order()
+    )
     cortex = rest["left"].mask[:n] & rest["right"].mask[:n]
     train, held_out = [], []
     for hemi in ("left", "right"):

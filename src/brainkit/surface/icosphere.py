@@ -140,9 +140,10 @@ def icosphere(order: int, radius: float = 100.0) -> Mesh:
     return _frozen_mesh(unit * float(radius), levels[-1][:, [0, 2, 1]])
 
 
-def check_sphere(mesh: Mesh, name: str, tolerance: float = 0.05) -> None:
-    """Raise :class:`DataError` unless ``mesh`` is a sphere centred on the origin (radii within 5 %)."""
-    radius = np.linalg.norm(mesh.vertices, axis=1)
+def check_sphere(mesh: Mesh | np.ndarray, name: str, tolerance: float = 0.05) -> None:
+    """Raise :class:`DataError` unless ``mesh`` (or its vertices (n, 3)) is a sphere centred on the origin (radii
+    within 5 %)."""
+    radius = np.linalg.norm(mesh.vertices if isinstance(mesh, Mesh) else mesh, axis=1)
     if radius.min() <= 0 or (radius.max() - radius.min()) > tolerance * radius.mean():
         raise DataError(
             f"{name} is not a sphere centred on the origin: vertex radii {radius.min():.3g}..{radius.max():.3g}. "

@@ -31,6 +31,16 @@ def n_patch_vertices(fine: int, coarse: int) -> int:
     return (n + 1) * (n + 2) // 2
 
 
+def fine_order_of(coarse: int, n_vertices_per_patch: int | None) -> int:
+    """The fine order whose patches on the order-``coarse`` grid have ``n_vertices_per_patch`` vertices."""
+    for d in range(9):
+        if n_patch_vertices(coarse + d, coarse) == n_vertices_per_patch:
+            return coarse + d
+    raise ConfigError(
+        f"{n_vertices_per_patch} vertices per patch is not a triangular patch size (3, 6, 15, 45, 153, ...)."
+    )
+
+
 @functools.cache
 def triangle_patches(fine: int = 6, coarse: int = 3) -> np.ndarray:
     """Vertex indices of the order-``fine`` icosphere in each triangle of the order-``coarse`` one.
@@ -66,4 +76,4 @@ def triangle_patches(fine: int = 6, coarse: int = 3) -> np.ndarray:
     return out
 
 
-__all__ = ["triangle_patches", "n_patch_vertices"]
+__all__ = ["triangle_patches", "n_patch_vertices", "fine_order_of"]
