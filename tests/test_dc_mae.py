@@ -228,3 +228,21 @@ def test_two_process_gloo_matches_single_process(tmp_path) -> None:
             third = len(a[key]) // 3  # ignores a shift shared by all keys), so Adam scales float noise there
             a[key][third : 2 * third] = b[key][third : 2 * third] = 0
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
+
+
+def test_released_conventions_hidden_count_and_padding() -> None:
+    import numpy as np
+
+    from brainkit.models.dc_mae import pad_voxels
+    from brainkit.models.vsmae import hidden_count, random_patch_mask
+
+    # 291 patches at 0.75: round(218.25) = 218 hidden; the released int(291 * 0.25) = 72 kept -> 219 hidden
+    assert hidden_count(291, 0.75) == 218 and hidden_count(291, 0.75, "keep_floor") == 219
+    assert hidden_count(4, 0.75, "keep_floor") == 3 and hidden_count(10, 0.5, "keep_floor") == 5
+    mask = random_patch_mask(3, 291, 0.75, torch.Generator().manual_seed(0), count="keep_floor")
+    assert mask.sum(1).tolist() == [219, 219, 219]
+    # padding: 32 voxels (2 patches of 16) stay 32; the released code adds a whole patch (48)
+    x = np.arange(64, dtype=np.float32).reshape(2, 32)
+    assert pad_voxels(x, 16).shape == (2, 32) and pad_voxels(x, 16, released=True).shape == (2, 48)
+    np.testing.assert_array_equal(pad_voxels(x, 16, released=True)[:, 32:], x[:, :16])  # wrapped around
+    assert pad_voxels(x[:, :30], 16, released=True).shape == (2, 32)  # not a multiple: the same as ours

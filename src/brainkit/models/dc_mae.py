@@ -29,7 +29,7 @@ from torch import nn
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import sincos_embedding
-from brainkit.models.vsmae import random_patch_mask
+from brainkit.models.vsmae import MASK_COUNTS, random_patch_mask
 from brainkit.registry import MODELS
 
 
@@ -48,6 +48,8 @@ class DCMAEConfig:
     decoder_heads: int = 16
     mask_ratio: float = 0.75
     dropout: float = 0.0
+    # patches hidden: "round" (round(r * L), ours) or "keep_floor" (L - int(L * (1 - r)), the released MAE code)
+    mask_count: str = "round"
 
 
 PRESETS: dict[str, DCMAEConfig] = {
@@ -65,13 +67,14 @@ PRESETS: dict[str, DCMAEConfig] = {
 }  # fmt: skip
 
 
-def pad_voxels(x: np.ndarray, multiple: int = 16) -> np.ndarray:
+def pad_voxels(x: np.ndarray, multiple: int = 16, released: bool = False) -> np.ndarray:
     """Pad (n, n_voxels) to a multiple of ``multiple`` voxels by wrapping around (Mind-Vis' convention:
-    the first voxels are repeated at the end)."""
+    the first voxels are repeated at the end). ``released=True``: as the released Vis-Dec code, which adds
+    ``multiple - n_voxels % multiple`` voxels, a whole extra patch when n_voxels is already a multiple."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] == 0:
         raise DataError(f"pad_voxels: expected (n_samples, n_voxels), found {x.shape}.")
-    extra = -x.shape[1] % multiple
+    extra = multiple - x.shape[1] % multiple if released else -x.shape[1] % multiple
     return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
 
 
@@ -119,6 +122,8 @@ def check_config(config: DCMAEConfig) -> None:
         )
     if not 0.0 < config.mask_ratio < 1.0:
         raise ConfigError(f"DC-MAE: mask_ratio must be in (0, 1), found {config.mask_ratio}.")
+    if config.mask_count not in MASK_COUNTS:
+        raise ConfigError(f"DC-MAE: mask_count {config.mask_count!r}: choose one of {MASK_COUNTS}.")
     for name in ("dim", "decoder_dim"):
         if getattr(config, name) % 2:
             raise ConfigError(
@@ -141,7 +146,7 @@ class DCMAE(nn.Module):
     @classmethod
     def example(cls, config: DCMAEConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         n_patches = config.n_voxels // config.patch_size
-        mask = random_patch_mask(batch, n_patches, config.mask_ratio, generator)
+        mask = random_patch_mask(batch, n_patches, config.mask_ratio, generator, config.mask_count)
         return torch.randn(batch, config.n_voxels, generator=generator), mask
 
     def output_shape_for(self, batch: int) -> tuple[int, ...]:
@@ -179,8 +184,11 @@ class DCMAE(nn.Module):
             raise DataError("DCMAE: input contains NaN or inf; drop or impute those voxels first.")
 
     def random_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Hide ``round(mask_ratio * n_patches)`` patches per row: (batch, n_patches) bool, True = hidden."""
-        return random_patch_mask(batch, self.n_patches, self.config.mask_ratio, generator)
+        """Hide ``hidden_count(n_patches, mask_ratio, mask_count)`` patches per row: (batch, n_patches) bool,
+        True = hidden."""
+        return random_patch_mask(
+            batch, self.n_patches, self.config.mask_ratio, generator, self.config.mask_count
+        )
 
     def _check_mask(self, mask: torch.Tensor, batch: int) -> int:
         if mask.shape != (batch, self.n_patches) or mask.dtype != torch.bool:
