@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -246,3 +247,22 @@ def test_released_conventions_hidden_count_and_padding() -> None:
     assert pad_voxels(x, 16).shape == (2, 32) and pad_voxels(x, 16, released=True).shape == (2, 48)
     np.testing.assert_array_equal(pad_voxels(x, 16, released=True)[:, 32:], x[:, :16])  # wrapped around
     assert pad_voxels(x[:, :30], 16, released=True).shape == (2, 32)  # not a multiple: the same as ours
+
+
+def test_positions_in_the_released_sin_cos_concat_layout() -> None:
+    import math
+
+    from brainkit.models.layers import sincos_embedding
+
+    # 2 positions, width 4: frequencies 1 and 10000^(-2/4) = 0.01
+    ours = sincos_embedding(2, 4)
+    released = sincos_embedding(2, 4, "concat")
+    expected_ours = [0.0, 1.0, 0.0, 1.0, math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)]
+    expected_released = [0.0, 0.0, 1.0, 1.0, math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)]
+    assert ours.flatten().tolist() == pytest.approx(expected_ours, abs=1e-6)
+    assert released.flatten().tolist() == pytest.approx(expected_released, abs=1e-6)
+    from brainkit.models.dc_mae import DCMAE, PRESETS
+
+    model = DCMAE(replace(PRESETS["testing"], n_voxels=32, positions="concat"))
+    assert torch.equal(model.positions[1:], sincos_embedding(8, model.positions.shape[1], "concat"))
+    assert torch.equal(model.positions[0], torch.zeros(model.positions.shape[1]))  # the cls row

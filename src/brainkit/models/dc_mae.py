@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import nn
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.layers import sincos_embedding
+from brainkit.models.layers import SINCOS_LAYOUTS, sincos_embedding
 from brainkit.models.vsmae import MASK_COUNTS, random_patch_mask
 from brainkit.registry import MODELS
 
@@ -50,6 +50,8 @@ class DCMAEConfig:
     dropout: float = 0.0
     # patches hidden: "round" (round(r * L), ours) or "keep_floor" (L - int(L * (1 - r)), the released MAE code)
     mask_count: str = "round"
+    # fixed positional tables: "interleaved" (ours) or "concat" ([sin | cos], the released MAE layout)
+    positions: str = "interleaved"
 
 
 PRESETS: dict[str, DCMAEConfig] = {
@@ -106,9 +108,10 @@ class _Blocks(nn.Module):
         return x
 
 
-def _positions(n_patches: int, dim: int) -> torch.Tensor:
-    """(1 + n_patches, dim): 0 for the cls token, then sin-cos of patch numbers 0..n_patches-1."""
-    return torch.cat([torch.zeros(1, dim), sincos_embedding(n_patches, dim)])
+def _positions(n_patches: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
+    """(1 + n_patches, dim): 0 for the cls token, then sin-cos of patch numbers 0..n_patches-1 (``layout``:
+    ours interleaved, or ``"concat"`` as the released MAE code's ``[sin | cos]``)."""
+    return torch.cat([torch.zeros(1, dim), sincos_embedding(n_patches, dim, layout)])
 
 
 def check_config(config: DCMAEConfig) -> None:
@@ -122,6 +125,8 @@ def check_config(config: DCMAEConfig) -> None:
         )
     if not 0.0 < config.mask_ratio < 1.0:
         raise ConfigError(f"DC-MAE: mask_ratio must be in (0, 1), found {config.mask_ratio}.")
+    if config.positions not in SINCOS_LAYOUTS:
+        raise ConfigError(f"DC-MAE: positions {config.positions!r}: choose one of {SINCOS_LAYOUTS}.")
     if config.mask_count not in MASK_COUNTS:
         raise ConfigError(f"DC-MAE: mask_count {config.mask_count!r}: choose one of {MASK_COUNTS}.")
     for name in ("dim", "decoder_dim"):
@@ -160,12 +165,14 @@ class DCMAE(nn.Module):
         c = config
         self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
-        self.register_buffer("positions", _positions(self.n_patches, c.dim), persistent=False)
+        self.register_buffer("positions", _positions(self.n_patches, c.dim, c.positions), persistent=False)
         self.encoder = _Blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
         self.norm = nn.LayerNorm(c.dim)
         self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
-        self.register_buffer("decoder_positions", _positions(self.n_patches, c.decoder_dim), persistent=False)
+        self.register_buffer(
+            "decoder_positions", _positions(self.n_patches, c.decoder_dim, c.positions), persistent=False
+        )
         self.decoder = _Blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
         self.decoder_norm = nn.LayerNorm(c.decoder_dim)
         self.decoder_pred = nn.Linear(c.decoder_dim, c.patch_size)
