@@ -60,6 +60,9 @@ PRESETS: dict[str, DCMAEConfig] = {
     # Mind-Vis checkpoint's pos-embed length). Encoder 151,261,184 params (METHODS.md ~151.3 M), decoder
     # 13,158,416 (~13.2 M); tests/test_dc_mae.py counts them on the meta device.
     "paper": DCMAEConfig(n_voxels=4656),
+    # The paper preset with the released code's conventions where they are options today: [sin | cos] positions
+    # and int(L * (1 - r)) kept patches (219 of 291 hidden). See docs/methods/vis_dec.md "Reference mode".
+    "paper_released": DCMAEConfig(n_voxels=4656, positions="concat", mask_count="keep_floor"),
     # Our choice for one CPU thread (about a minute per epoch of 3,000 samples): encoder 532,480 params at
     # 3,936 voxels, decoder 76,432.
     "cpu_small": DCMAEConfig(dim=128, depth=4, n_heads=4, mlp_ratio=2.0, decoder_dim=64, decoder_depth=2,
