@@ -606,3 +606,19 @@ def test_progress_lines_when_stderr_is_not_a_terminal(capsys):
     assert lines and re.fullmatch(
         r"masked: step 4/4 \(100 %\), epoch \d+, \d+ s  train_loss \S+  train_mse \S+  val_mse \S+", lines[-1]
     )
+
+
+def test_a_state_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    from brainkit.training import train
+    from brainkit.training.loop import _check_resume
+
+    config = TrainingConfig(steps=4, batch_size=8, progress=False)
+    train(_task(), config, out_dir=tmp_path, until_step=2)
+    from brainkit.config import to_dict
+
+    old = {k: v for k, v in to_dict(config).items() if k not in ("restore_best", "patience", "loggers")}
+    _check_resume({"training": old}, config, tmp_path)  # no complaint: the missing keys had their defaults
+    with pytest.raises(ConfigError, match="restore_best: False -> True"):
+        _check_resume(
+            {"training": old}, dataclasses.replace(config, monitor="val_mse", restore_best=True), tmp_path
+        )

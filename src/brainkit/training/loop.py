@@ -111,7 +111,8 @@ def _split(out: Any, name: str, step: int) -> tuple[torch.Tensor, dict[str, torc
 
 def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) -> None:
     saved, now = meta.get("training", {}), to_dict(config)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    defaults = to_dict(TrainingConfig())  # a key newer than the saved state had its default then
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
         raise ConfigError(
