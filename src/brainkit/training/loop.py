@@ -114,7 +114,7 @@ def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) ->
     defaults = to_dict(TrainingConfig())  # a key newer than the saved state had its default then
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
     if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        detail = ", ".join(f"{k}: {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in changed)
         raise ConfigError(
             f"Cannot resume {folder} with other settings ({detail}): the run so far used the saved ones. "
             "Resume with the same settings, or start a new run."
