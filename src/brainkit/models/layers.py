@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from brainkit.errors import ConfigError
+
 _MASK_BITS = 15  # the mask compares 15 random bits with a threshold: keep-probability resolution 1 / 32768
 
 
@@ -107,10 +109,20 @@ class ResidualMLPBlock(nn.Module):
         return x + self.drop(self.act(self.norm(self.linear(x))))
 
 
-def sincos_embedding(n: int, dim: int) -> torch.Tensor:
-    """Fixed sin-cos embedding of positions 0..n-1: (n, dim)."""
+def sincos_embedding(n: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
+    """Fixed sin-cos embedding of positions 0..n-1: (n, dim), frequencies 10000^(-2i/dim), i < dim / 2.
+
+    ``layout="interleaved"``: sin in the even columns, cos in the odd ones (Vaswani et al.);
+    ``layout="concat"``: all the sines, then all the cosines, ``[sin | cos]`` (MAE's get_1d_sincos_pos_embed, used by
+    Mind-Vis and Vis-Dec). Same values, other column order."""
     position = torch.arange(n, dtype=torch.float32)[:, None]
     frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    if layout == "concat":
+        if dim % 2:
+            raise ConfigError(f"sincos_embedding: layout 'concat' needs an even dim, found {dim}.")
+        return torch.cat([torch.sin(position * frequency), torch.cos(position * frequency)], dim=1)
+    if layout != "interleaved":
+        raise ConfigError(f"sincos_embedding: layout must be 'interleaved' or 'concat', found {layout!r}.")
     table = torch.zeros(n, dim)
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]
