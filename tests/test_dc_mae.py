@@ -4,9 +4,9 @@ known answers, errors, a short seeded pretraining run with its checkpoint, exact
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,9 +15,18 @@ import torch
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.masked_patches import masked_patch_errors
 from brainkit.models import build_model, count_parameters, load_model, model_config
-from brainkit.models.dc_mae import DCMAE, pad_voxels
+from brainkit.models.dc_mae import DCMAE, hidden_count, pad_voxels, padding_for
+from brainkit.models.layers import sincos_embedding
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
-from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss, masked_mse
+from brainkit.objectives.double_contrastive import (
+    LOSS_WEIGHTS,
+    DoubleContrastiveConfig,
+    DoubleContrastiveLoss,
+    loss_weights,
+    masked_mse,
+)
+from brainkit.recipes import RECIPES
+from brainkit.recipes.vis_dec.arrays import wrap_pad
 from brainkit.recipes.vis_dec.encoder import BETAS, DCMAETask, pretrain_dc_mae
 from brainkit.testing import one_and_two_processes, save_rank0
 from brainkit.training import TrainingConfig, train
@@ -231,38 +240,99 @@ def test_two_process_gloo_matches_single_process(tmp_path) -> None:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
 
 
-def test_released_conventions_hidden_count_and_padding() -> None:
-    import numpy as np
+# ------------------------------------------------------------------ reference mode (released=True), issue 14
+def test_released_positions_are_sin_then_cos() -> None:
+    # positions 0, 1 at dim 4: frequencies 10000^(-0/4) = 1 and 10000^(-2/4) = 0.01
+    s1, s01, c1, c01 = (
+        math.sin(1.0),
+        math.sin(0.01),
+        math.cos(1.0),
+        math.cos(0.01),
+    )  # 0.8415 0.0100 0.5403 0.99995
+    concat = [[0.0, 0.0, 1.0, 1.0], [s1, s01, c1, c01]]  # [sin | cos] (MAE, Vis-Dec)
+    interleaved = [[0.0, 1.0, 0.0, 1.0], [s1, c1, s01, c01]]  # ours
+    torch.testing.assert_close(sincos_embedding(2, 4, "concat"), torch.tensor(concat))
+    torch.testing.assert_close(sincos_embedding(2, 4), torch.tensor(interleaved))
+    with pytest.raises(ConfigError, match="layout must be"):
+        sincos_embedding(2, 4, "sin_cos")
+    released, ours = tiny(released=True), tiny()
+    for model in (released, ours):  # cos(1 * frequency 1) in column dim / 2 (16 -> 8, decoder 8 -> 4) or 1
+        for table in (model.positions, model.decoder_positions):
+            column = table.shape[1] // 2 if model.config.released else 1
+            assert torch.equal(table[0], torch.zeros(table.shape[1]))  # the cls token's position
+            assert float(table[2, 0]) == pytest.approx(s1)
+            assert float(table[2, column]) == pytest.approx(c1)
+    assert released(torch.randn(2, N_VOXELS), released.random_mask(2)).shape == (2, N_VOXELS)
 
-    from brainkit.models.dc_mae import pad_voxels
-    from brainkit.models.vsmae import hidden_count, random_patch_mask
 
-    # 291 patches at 0.75: round(218.25) = 218 hidden; the released int(291 * 0.25) = 72 kept -> 219 hidden
-    assert hidden_count(291, 0.75) == 218 and hidden_count(291, 0.75, "keep_floor") == 219
-    assert hidden_count(4, 0.75, "keep_floor") == 3 and hidden_count(10, 0.5, "keep_floor") == 5
-    mask = random_patch_mask(3, 291, 0.75, torch.Generator().manual_seed(0), count="keep_floor")
-    assert mask.sum(1).tolist() == [219, 219, 219]
-    # padding: 32 voxels (2 patches of 16) stay 32; the released code adds a whole patch (48)
-    x = np.arange(64, dtype=np.float32).reshape(2, 32)
-    assert pad_voxels(x, 16).shape == (2, 32) and pad_voxels(x, 16, released=True).shape == (2, 48)
-    np.testing.assert_array_equal(pad_voxels(x, 16, released=True)[:, 32:], x[:, :16])  # wrapped around
-    assert pad_voxels(x[:, :30], 16, released=True).shape == (2, 32)  # not a multiple: the same as ours
+def test_released_mask_keeps_int_of_the_visible_share() -> None:
+    # 291 patches at 0.75: released keeps int(291 * 0.25) = int(72.75) = 72, hides 219; ours hides round(218.25)
+    assert hidden_count(291, 0.75, released=True) == 219 and hidden_count(291, 0.75) == 218
+    assert hidden_count(13, 0.75, released=True) == 10 == hidden_count(13, 0.75)  # int(3.25) = 3 kept
+    for released, n_hidden in ((True, 219), (False, 218)):
+        model = build_model(
+            "dc_mae", model_config("dc_mae", "testing", {"released": released}, n_voxels=291 * 4)
+        )
+        mask = model.random_mask(3, torch.Generator().manual_seed(0))
+        assert mask.shape == (3, 291) and mask.sum(dim=1).tolist() == [n_hidden] * 3
+    with torch.device("meta"):
+        paper = build_model("dc_mae", model_config("dc_mae", "paper_released"))
+    assert paper.config.released and paper.n_patches == 291
 
 
-def test_positions_in_the_released_sin_cos_concat_layout() -> None:
-    import math
+def test_released_padding_adds_a_patch_to_a_multiple() -> None:
+    x = np.arange(8.0)[None]  # 8 voxels, patch 4: already a multiple
+    assert pad_voxels(x, 4).shape == (1, 8)
+    assert pad_voxels(x, 4, released=True)[0].tolist() == list(range(8)) + [0.0, 1.0, 2.0, 3.0]
+    ten = np.arange(10.0)[None]  # not a multiple: both pad 2
+    assert (
+        pad_voxels(ten, 4, released=True).tolist()
+        == pad_voxels(ten, 4).tolist()
+        == [list(range(10)) + [0, 1]]
+    )
+    assert padding_for(4656, 16, released=True) == 16 and padding_for(4656, 16) == 0  # 16 * 291 voxels
+    assert wrap_pad(x, 4, released=True).shape == (1, 12) and wrap_pad(x, 4).shape == (1, 8)
 
-    from brainkit.models.layers import sincos_embedding
 
-    # 2 positions, width 4: frequencies 1 and 10000^(-2/4) = 0.01
-    ours = sincos_embedding(2, 4)
-    released = sincos_embedding(2, 4, "concat")
-    expected_ours = [0.0, 1.0, 0.0, 1.0, math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)]
-    expected_released = [0.0, 0.0, 1.0, 1.0, math.sin(1), math.sin(0.01), math.cos(1), math.cos(0.01)]
-    assert ours.flatten().tolist() == pytest.approx(expected_ours, abs=1e-6)
-    assert released.flatten().tolist() == pytest.approx(expected_released, abs=1e-6)
-    from brainkit.models.dc_mae import DCMAE, PRESETS
+def test_loss_weight_sets_and_the_released_form() -> None:
+    assert LOSS_WEIGHTS["as_described"] == {
+        "mse_weight": 1,
+        "contrast_weight": 1,
+        "self_weight": 1,
+        "cross_weight": 0.5,
+    }
+    assert LOSS_WEIGHTS["as_run"] == {
+        "mse_weight": 1,
+        "contrast_weight": 0.5,
+        "self_weight": 0.5,
+        "cross_weight": 0.5,
+    }
+    assert loss_weights("as_described") == DoubleContrastiveConfig()  # our default is the README's reading
+    with pytest.raises(ConfigError, match="must be one of"):
+        loss_weights("as_said")
+    with pytest.raises(ConfigError, match="form must be"):
+        DoubleContrastiveLoss(DoubleContrastiveConfig(form="paper"))
+    x = torch.tensor([[1.0, 0.0], [0.6, 0.8]])
+    a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    b = 2 * a  # cosines of a, MSE of its own
+    mask = torch.tensor([[True, False], [True, False]])  # patch size 1: voxel 0 hidden
+    # MSE on voxel 0: view a (0 - 0)^2, (0 - 0.6)^2 -> 0.18; view b (2 - 1)^2, (0 - 0.6)^2 -> 0.68
+    # one-way InfoNCE, tau 0.1: rows of a pick their x: cosines [1, 0.6] and [0, 0.8] -> log(1 + e^-4), log(1 + e^-8)
+    self_a = (math.log(1 + math.exp(-4)) + math.log(1 + math.exp(-8))) / 2
+    cross = math.log(1 + math.exp(-10))  # rows of a pick their b: cosines [1, 0] and [0, 1]
+    terms = DoubleContrastiveLoss(loss_weights("as_run", form="released"))(x, a, b, mask, mask, 1)
+    assert float(terms["mse"]) == pytest.approx(0.18)
+    assert float(terms["self"]) == pytest.approx(self_a, rel=1e-5)
+    assert float(terms["cross"]) == pytest.approx(cross, abs=1e-6)  # float32 near 0
+    assert float(terms["loss"]) == pytest.approx(0.18 + 0.5 * (0.5 * self_a + 0.5 * cross), rel=1e-5)
+    described = DoubleContrastiveLoss(loss_weights("as_described", form="released"))(x, a, b, mask, mask, 1)
+    assert float(described["loss"]) == pytest.approx(0.18 + self_a + 0.5 * cross, rel=1e-5)
+    ours = DoubleContrastiveLoss(loss_weights("as_run"))(x, a, b, mask, mask, 1)
+    assert float(ours["mse"]) == pytest.approx(0.43)  # both views: (0.18 + 0.68) / 2
 
-    model = DCMAE(replace(PRESETS["testing"], n_voxels=32, positions="concat"))
-    assert torch.equal(model.positions[1:], sincos_embedding(8, model.positions.shape[1], "concat"))
-    assert torch.equal(model.positions[0], torch.zeros(model.positions.shape[1]))  # the cls row
+
+def test_recipe_refuses_unknown_loss_weights(tmp_path) -> None:
+    recipe = RECIPES.get("vis_dec")
+    config = dataclasses.replace(recipe.PRESETS["testing"], dc_mae_loss="as_said")
+    with pytest.raises(ConfigError, match="dc_mae_loss must be one of"):
+        recipe().run(config, tmp_path)

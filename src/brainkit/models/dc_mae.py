@@ -4,7 +4,7 @@ Read top to bottom: the config and presets, the padding helper, the model.
 
 A sample is one fMRI pattern (batch, n_voxels), cut into ``n_voxels / patch_size`` patches of 16 neighbouring
 voxels (in the order the voxels come; Mind-Vis / Vis-Dec concatenate V1..V4). A Conv1d with kernel = stride =
-``patch_size`` embeds each patch; fixed 1-D sin-cos positions are added (the cls token's position is 0); the
+``patch_size`` embeds each patch; fixed 1-D sin-cos positions are added (interleaved; ``[sin | cos]`` with ``released=True``) (the cls token's position is 0); the
 encoder (pre-norm transformer blocks, ``mlp_ratio`` x dim MLP) sees only the visible patches and the cls token.
 The decoder projects the encoded tokens to ``decoder_dim``, puts a learnt mask token at every hidden patch, adds
 its own sin-cos positions, and predicts every patch's 16 voxel values. The losses (masked MSE, self- and
@@ -28,8 +28,8 @@ from einops import rearrange
 from torch import nn
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.layers import SINCOS_LAYOUTS, sincos_embedding
-from brainkit.models.vsmae import MASK_COUNTS, random_patch_mask
+from brainkit.models.layers import sincos_embedding
+from brainkit.models.vsmae import random_patch_mask
 from brainkit.registry import MODELS
 
 
@@ -48,10 +48,11 @@ class DCMAEConfig:
     decoder_heads: int = 16
     mask_ratio: float = 0.75
     dropout: float = 0.0
-    # patches hidden: "round" (round(r * L), ours) or "keep_floor" (L - int(L * (1 - r)), the released MAE code)
-    mask_count: str = "round"
-    # fixed positional tables: "interleaved" (ours) or "concat" ([sin | cos], the released MAE layout)
-    positions: str = "interleaved"
+    # True: compute what Vis-Dec's released code computes (docs/methods/vis_dec.md, "Reference mode"): [sin | cos]
+    # positional tables, int(n_patches * (1 - mask_ratio)) patches kept, and (in pad_voxels) a whole patch of
+    # padding when the voxel count is already a multiple of the patch size. False: ours (interleaved sin-cos,
+    # round(mask_ratio * n_patches) hidden, no padding when none is needed).
+    released: bool = False
 
 
 PRESETS: dict[str, DCMAEConfig] = {
@@ -60,9 +61,8 @@ PRESETS: dict[str, DCMAEConfig] = {
     # Mind-Vis checkpoint's pos-embed length). Encoder 151,261,184 params (METHODS.md ~151.3 M), decoder
     # 13,158,416 (~13.2 M); tests/test_dc_mae.py counts them on the meta device.
     "paper": DCMAEConfig(n_voxels=4656),
-    # The paper preset with the released code's conventions where they are options today: [sin | cos] positions
-    # and int(L * (1 - r)) kept patches (219 of 291 hidden). See docs/methods/vis_dec.md "Reference mode".
-    "paper_released": DCMAEConfig(n_voxels=4656, positions="concat", mask_count="keep_floor"),
+    # The same network computing what the released code computes (positions, mask count; see ``released``).
+    "paper_released": DCMAEConfig(n_voxels=4656, released=True),
     # Our choice for one CPU thread (about a minute per epoch of 3,000 samples): encoder 532,480 params at
     # 3,936 voxels, decoder 76,432.
     "cpu_small": DCMAEConfig(dim=128, depth=4, n_heads=4, mlp_ratio=2.0, decoder_dim=64, decoder_depth=2,
@@ -72,14 +72,20 @@ PRESETS: dict[str, DCMAEConfig] = {
 }  # fmt: skip
 
 
+def padding_for(n_voxels: int, multiple: int = 16, released: bool = False) -> int:
+    """How many voxels :func:`pad_voxels` appends: ``-n_voxels % multiple`` (ours: none when already a multiple);
+    ``released``: ``multiple - n_voxels % multiple``, a whole extra patch when already a multiple (Vis-Dec's
+    dataset.pad_to_patch_size)."""
+    return multiple - n_voxels % multiple if released else -n_voxels % multiple
+
+
 def pad_voxels(x: np.ndarray, multiple: int = 16, released: bool = False) -> np.ndarray:
     """Pad (n, n_voxels) to a multiple of ``multiple`` voxels by wrapping around (Mind-Vis' convention:
-    the first voxels are repeated at the end). ``released=True``: as the released Vis-Dec code, which adds
-    ``multiple - n_voxels % multiple`` voxels, a whole extra patch when n_voxels is already a multiple."""
+    the first voxels are repeated at the end); how many: :func:`padding_for`."""
     x = np.asarray(x)
     if x.ndim != 2 or x.shape[1] == 0:
         raise DataError(f"pad_voxels: expected (n_samples, n_voxels), found {x.shape}.")
-    extra = multiple - x.shape[1] % multiple if released else -x.shape[1] % multiple
+    extra = padding_for(x.shape[1], multiple, released)
     return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
 
 
@@ -111,10 +117,37 @@ class _Blocks(nn.Module):
         return x
 
 
-def _positions(n_patches: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
-    """(1 + n_patches, dim): 0 for the cls token, then sin-cos of patch numbers 0..n_patches-1 (``layout``:
-    ours interleaved, or ``"concat"`` as the released MAE code's ``[sin | cos]``)."""
-    return torch.cat([torch.zeros(1, dim), sincos_embedding(n_patches, dim, layout)])
+def _positions(n_patches: int, dim: int, released: bool = False) -> torch.Tensor:
+    """(1 + n_patches, dim): 0 for the cls token, then sin-cos of patch numbers 0..n_patches-1 (interleaved, or
+    ``[sin | cos]`` when ``released``)."""
+    table = sincos_embedding(n_patches, dim, "concat" if released else "interleaved")
+    return torch.cat([torch.zeros(1, dim), table])
+
+
+def hidden_count(n_patches: int, mask_ratio: float, released: bool = False) -> int:
+    """Patches hidden per row: ``round(mask_ratio * n_patches)`` (ours), or ``n_patches - int(n_patches * (1 -
+    mask_ratio))`` (released: MAE's len_keep); 218 and 219 of 291 at 0.75. Always at least one shown and hidden."""
+    if released:
+        n_hidden = n_patches - int(n_patches * (1 - mask_ratio))
+    else:
+        n_hidden = int(round(mask_ratio * n_patches))
+    return min(n_patches - 1, max(1, n_hidden))
+
+
+def patch_mask(
+    batch: int,
+    n_patches: int,
+    mask_ratio: float,
+    released: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(batch, n_patches) bool, True = hidden, :func:`hidden_count` per row. Ours draws as vsMAE does; released
+    ranks one uniform draw per patch and hides all but the ``int(L (1 - r))`` smallest, as MAE's random_masking."""
+    if not released:
+        return random_patch_mask(batch, n_patches, mask_ratio, generator)
+    n_keep = n_patches - hidden_count(n_patches, mask_ratio, True)
+    ranks = torch.rand(batch, n_patches, generator=generator).argsort(dim=1).argsort(dim=1)
+    return ranks >= n_keep
 
 
 def check_config(config: DCMAEConfig) -> None:
@@ -128,10 +161,6 @@ def check_config(config: DCMAEConfig) -> None:
         )
     if not 0.0 < config.mask_ratio < 1.0:
         raise ConfigError(f"DC-MAE: mask_ratio must be in (0, 1), found {config.mask_ratio}.")
-    if config.positions not in SINCOS_LAYOUTS:
-        raise ConfigError(f"DC-MAE: positions {config.positions!r}: choose one of {SINCOS_LAYOUTS}.")
-    if config.mask_count not in MASK_COUNTS:
-        raise ConfigError(f"DC-MAE: mask_count {config.mask_count!r}: choose one of {MASK_COUNTS}.")
     for name in ("dim", "decoder_dim"):
         if getattr(config, name) % 2:
             raise ConfigError(
@@ -154,7 +183,7 @@ class DCMAE(nn.Module):
     @classmethod
     def example(cls, config: DCMAEConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
         n_patches = config.n_voxels // config.patch_size
-        mask = random_patch_mask(batch, n_patches, config.mask_ratio, generator, config.mask_count)
+        mask = patch_mask(batch, n_patches, config.mask_ratio, config.released, generator)
         return torch.randn(batch, config.n_voxels, generator=generator), mask
 
     def output_shape_for(self, batch: int) -> tuple[int, ...]:
@@ -168,13 +197,13 @@ class DCMAE(nn.Module):
         c = config
         self.patch_embed = nn.Conv1d(1, c.dim, kernel_size=c.patch_size, stride=c.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, c.dim))
-        self.register_buffer("positions", _positions(self.n_patches, c.dim, c.positions), persistent=False)
+        self.register_buffer("positions", _positions(self.n_patches, c.dim, c.released), persistent=False)
         self.encoder = _Blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
         self.norm = nn.LayerNorm(c.dim)
         self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
         self.register_buffer(
-            "decoder_positions", _positions(self.n_patches, c.decoder_dim, c.positions), persistent=False
+            "decoder_positions", _positions(self.n_patches, c.decoder_dim, c.released), persistent=False
         )
         self.decoder = _Blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
         self.decoder_norm = nn.LayerNorm(c.decoder_dim)
@@ -194,11 +223,9 @@ class DCMAE(nn.Module):
             raise DataError("DCMAE: input contains NaN or inf; drop or impute those voxels first.")
 
     def random_mask(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Hide ``hidden_count(n_patches, mask_ratio, mask_count)`` patches per row: (batch, n_patches) bool,
-        True = hidden."""
-        return random_patch_mask(
-            batch, self.n_patches, self.config.mask_ratio, generator, self.config.mask_count
-        )
+        """Hide :func:`hidden_count` patches per row: (batch, n_patches) bool, True = hidden."""
+        c = self.config
+        return patch_mask(batch, self.n_patches, c.mask_ratio, c.released, generator)
 
     def _check_mask(self, mask: torch.Tensor, batch: int) -> int:
         if mask.shape != (batch, self.n_patches) or mask.dtype != torch.bool:
@@ -260,4 +287,4 @@ class DCMAE(nn.Module):
         return [self.cls_token] + [p for m in modules for p in m.parameters()]
 
 
-__all__ = ["DCMAE", "DCMAEConfig", "PRESETS", "pad_voxels"]
+__all__ = ["DCMAE", "DCMAEConfig", "PRESETS", "hidden_count", "pad_voxels", "padding_for", "patch_mask"]

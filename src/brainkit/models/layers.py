@@ -109,23 +109,20 @@ class ResidualMLPBlock(nn.Module):
         return x + self.drop(self.act(self.norm(self.linear(x))))
 
 
-SINCOS_LAYOUTS = ("interleaved", "concat")
-
-
 def sincos_embedding(n: int, dim: int, layout: str = "interleaved") -> torch.Tensor:
-    """Fixed sin-cos embedding of positions 0..n-1: (n, dim), frequencies ``10000^(-2i/dim)``.
+    """Fixed sin-cos embedding of positions 0..n-1: (n, dim), frequencies 10000^(-2i/dim), i < dim / 2.
 
-    ``layout="interleaved"``: sin and cos of each frequency side by side (``[sin f0, cos f0, sin f1, ...]``);
-    ``"concat"``: MAE's ``get_1d_sincos_pos_embed`` layout, ``[sin f0, sin f1, ..., cos f0, cos f1, ...]`` (even dim).
-    """
+    ``layout="interleaved"``: sin in the even columns, cos in the odd ones (Vaswani et al.);
+    ``layout="concat"``: all the sines, then all the cosines, ``[sin | cos]`` (MAE's get_1d_sincos_pos_embed, used by
+    Mind-Vis and Vis-Dec). Same values, other column order."""
     position = torch.arange(n, dtype=torch.float32)[:, None]
     frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
     if layout == "concat":
         if dim % 2:
-            raise ConfigError(f"sin-cos positions in the concat layout need an even width, found {dim}.")
+            raise ConfigError(f"sincos_embedding: layout 'concat' needs an even dim, found {dim}.")
         return torch.cat([torch.sin(position * frequency), torch.cos(position * frequency)], dim=1)
     if layout != "interleaved":
-        raise ConfigError(f"sin-cos layout {layout!r}: choose one of {SINCOS_LAYOUTS}.")
+        raise ConfigError(f"sincos_embedding: layout must be 'interleaved' or 'concat', found {layout!r}.")
     table = torch.zeros(n, dim)
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)[:, : dim // 2]

@@ -64,26 +64,13 @@ PRESETS: dict[str, VSMAEConfig] = {
 }  # fmt: skip
 
 
-MASK_COUNTS = ("round", "keep_floor")
-
-
-def hidden_count(n_patches: int, ratio: float, count: str = "round") -> int:
-    """Patches hidden of ``n_patches`` at ``ratio``: ``"round"``, round(ratio * n) (ours), or ``"keep_floor"``,
-    n - int(n * (1 - ratio)) (MAE's and the released Vis-Dec's ``len_keep = int(L * (1 - mask_ratio))``: 219 of
-    291 at 0.75 where rounding hides 218); at least 1 and at most n - 1 either way."""
-    if count not in MASK_COUNTS:
-        raise ConfigError(f"mask count {count!r}: choose one of {MASK_COUNTS}.")
-    hidden = int(round(ratio * n_patches)) if count == "round" else n_patches - int(n_patches * (1 - ratio))
-    return min(n_patches - 1, max(1, hidden))
-
-
 def random_patch_mask(
-    batch: int, n_patches: int, ratio: float, generator: torch.Generator | None = None, count: str = "round"
+    batch: int, n_patches: int, ratio: float, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Hide :func:`hidden_count` patches of each clip, drawn independently: (batch, n_patches) bool."""
+    """Hide ``round(ratio * n_patches)`` patches of each clip, drawn independently: (batch, n_patches) bool."""
     if not 0.0 < ratio < 1.0:
         raise ConfigError(f"vsMAE mask_ratio must be in (0, 1), found {ratio}.")
-    n_hidden = hidden_count(n_patches, ratio, count)
+    n_hidden = min(n_patches - 1, max(1, int(round(ratio * n_patches))))
     ranks = torch.rand(batch, n_patches, generator=generator).argsort(dim=1).argsort(dim=1)
     return ranks < n_hidden
 

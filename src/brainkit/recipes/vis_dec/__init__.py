@@ -48,6 +48,7 @@ from brainkit.evaluation.reconstruction_baselines import compare_notes, metric_r
 from brainkit.models import count_parameters
 from brainkit.models.ldm import PRESETS as LDM_PRESETS
 from brainkit.models.ldm import LDMConfig
+from brainkit.objectives.double_contrastive import LOSS_WEIGHTS
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.vis_dec import phases, sampling
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays
@@ -73,6 +74,11 @@ class VisDecRecipeConfig:
     # phase 1: DC-MAE
     dc_mae_preset: str = "cpu_small"
     dc_mae: dict[str, Any] = field(default_factory=dict)  # overrides of the DC-MAE preset
+    # phase 1's loss weights: "as_described" (the README: contrast 1, self 1, cross 0.5) or "as_run" (what the
+    # released script computes: 0.5 / 0.5 / 0.5); objectives.double_contrastive.LOSS_WEIGHTS. The loss takes the
+    # released form when the DC-MAE config has released=True (e.g. dc_mae_preset=paper_released), which also
+    # pads the voxels the released way (docs/methods/vis_dec.md, "Reference mode").
+    dc_mae_loss: str = "as_described"
     pretrain: TrainingConfig = TrainingConfig(
         epochs=2, batch_size=100, lr=1e-3, betas=BETAS, warmup_epochs=0.5, min_lr=1e-5
     )
@@ -284,6 +290,10 @@ def _check(config: VisDecRecipeConfig) -> None:
             f"guidance_candidates >= 1, found {config.n_val_images} and {config.guidance_candidates}; or fix "
             "it, e.g. guidance_scale=1."
         )
+    if config.dc_mae_loss not in LOSS_WEIGHTS:
+        raise ConfigError(
+            f"vis_dec: dc_mae_loss must be one of {sorted(LOSS_WEIGHTS)}, found {config.dc_mae_loss!r}."
+        )
     if config.n_samples < 1 or config.n_steps < 1:
         raise ConfigError(
             f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
@@ -297,10 +307,16 @@ def _inputs(config: VisDecRecipeConfig) -> tuple[str, LDMConfig, VisDecArrays]:
         options["cache_dir"] = config.cache_dir
     dataset = load_dataset(config.dataset, **options)
     ldm_config = from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm")
-    patch = phases.dc_mae_config(config).patch_size
+    dc_mae = phases.dc_mae_config(config)
     n_val = config.n_val_images if config.guidance_scale is None else 0
     arrays = prepare_arrays(
-        dataset, config.subject, config.n_test_images, patch, n_val=n_val, seed=config.seed
+        dataset,
+        config.subject,
+        config.n_test_images,
+        dc_mae.patch_size,
+        n_val=n_val,
+        seed=config.seed,
+        released=dc_mae.released,
     )
     return dataset.name, ldm_config, arrays
 

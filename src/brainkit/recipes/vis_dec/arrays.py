@@ -15,6 +15,7 @@ import numpy as np
 from brainkit.data.schema import DecodingDataset
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.dc_mae import padding_for
 from brainkit.models.ldm import images_to_tensor, tensor_to_images
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,25 @@ class VisDecArrays:
     val_images: np.ndarray
 
 
-def wrap_pad(x: np.ndarray, multiple: int) -> np.ndarray:
-    """(n, v) -> (n, ceil(v / multiple) * multiple): the first voxels repeated at the end (Mind-Vis' padding)."""
-    extra = (-x.shape[1]) % multiple
+def wrap_pad(x: np.ndarray, multiple: int, released: bool = False) -> np.ndarray:
+    """(n, v) -> (n, ceil(v / multiple) * multiple): the first voxels repeated at the end (Mind-Vis' padding);
+    ``released``: a whole patch more when v is already a multiple (models.dc_mae.padding_for)."""
+    extra = padding_for(x.shape[1], multiple, released)
     return np.concatenate([x, x[:, :extra]], axis=1) if extra else x
 
 
 def prepare_arrays(
-    dataset: DecodingDataset, subject: str, n_test: int, patch_size: int, n_val: int = 0, seed: int = 0
+    dataset: DecodingDataset,
+    subject: str,
+    n_test: int,
+    patch_size: int,
+    n_val: int = 0,
+    seed: int = 0,
+    released: bool = False,
 ) -> VisDecArrays:
     """The arrays of ``subject``; ``n_test`` > 0 keeps the first ``n_test`` test stimuli (0: all). ``n_val`` training
-    images (a seeded draw) and all their trials leave the training set and become the validation split."""
+    images (a seeded draw) and all their trials leave the training set and become the validation split.
+    ``released``: the released code's padding (see :func:`wrap_pad`)."""
     dataset.check_subject(subject)
     stimuli = dataset.stimuli
     if stimuli.images is None:
@@ -74,15 +83,15 @@ def prepare_arrays(
     scaler = Standardizer().fit(train.values)
     train_ids, image_index = np.unique(train.stimulus_ids, return_inverse=True)
     return VisDecArrays(
-        train_voxels=wrap_pad(scaler.transform(train.values), patch_size),
+        train_voxels=wrap_pad(scaler.transform(train.values), patch_size, released),
         train_image_index=image_index.astype(np.int64),
         train_images=stimuli.images[stimuli.positions(train_ids)],
-        test_voxels=wrap_pad(scaler.transform(test.values), patch_size),
+        test_voxels=wrap_pad(scaler.transform(test.values), patch_size, released),
         test_images=stimuli.images[stimuli.positions(test.stimulus_ids)],
         test_ids=np.asarray(test.stimulus_ids),
         n_raw_voxels=train.values.shape[1],
         val_voxels=wrap_pad(
-            scaler.transform(val.values if val is not None else train.values[:0]), patch_size
+            scaler.transform(val.values if val is not None else train.values[:0]), patch_size, released
         ),
         val_images=stimuli.images[stimuli.positions(val.stimulus_ids if val is not None else [])],
     )

@@ -38,6 +38,7 @@ from brainkit.models.ldm import (
     load_pretrained_ldm,
     save_pretrained_ldm,
 )
+from brainkit.objectives.double_contrastive import loss_weights
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, phase1_voxels, resized
 from brainkit.recipes.vis_dec.diffusion import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
 from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae, pretrain_image_mae, tune_cross_modal
@@ -70,11 +71,13 @@ def encoder_phases(
     start = time.perf_counter()
     torch.manual_seed(config.seed)  # the DC-MAE's initial weights, whatever ran before (a cache hit or miss)
     model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
+    loss = loss_weights(config.dc_mae_loss, form="released" if model.config.released else "ours")
     result = pretrain_dc_mae(
         model,
         phase1_voxels(config, arrays.train_voxels),
         config.pretrain,
         phase_folder(folder, "phase1_dc_mae"),
+        loss=loss,
         val_voxels=arrays.test_voxels,
         resume=resume,
         name="phase1_dc_mae",
