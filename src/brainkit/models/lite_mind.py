@@ -317,3 +317,63 @@ class LiteMind(nn.Module, VoxelModel):
         # Head over the patch axis: (batch * n_out_tokens, n_patches) @ (n_patches, out_dim), no transpose copy.
         out = torch.addmm(self.head.bias, tokens.reshape(self.n_patches, -1).mT, self.head.weight.T)
         return out.view(x.shape[0], *self.output_shape)  # (batch, n_out_tokens, out_dim)
+
+
+# The released DFTBackbone's state-dict keys (gongzix/Lite-Mind src/dft_backbone.py; train_litemind.py saves
+# ``model.state_dict()``) -> ours. ``blocks.S.J`` is stage S's block J (an nn.Sequential per stage).
+RELEASED_RULES = [
+    (r"patch_embed\.proj\.(weight|bias)", r"patch_embed.\1"),
+    (r"pos_embed", "pos_embed"),
+    (r"blocks\.(\d+)\.(\d+)\.(norm[123])\.(weight|bias)", r"stages.\1.\2.\3.\4"),
+    (r"blocks\.(\d+)\.(\d+)\.filter\.complex_weight", r"stages.\1.\2.filter.weight"),
+    (r"blocks\.(\d+)\.(\d+)\.mlp\.(fc[12])\.(weight|bias)", r"stages.\1.\2.mlp.\3.\4"),
+    (r"blocks\.(\d+)\.(\d+)\.fremlp\.r", r"stages.\1.\2.fremlp.weight_real"),
+    (r"blocks\.(\d+)\.(\d+)\.fremlp\.i", r"stages.\1.\2.fremlp.weight_imag"),
+    (r"blocks\.(\d+)\.(\d+)\.fremlp\.rb", r"stages.\1.\2.fremlp.bias_real"),
+    (r"blocks\.(\d+)\.(\d+)\.fremlp\.ib", r"stages.\1.\2.fremlp.bias_imag"),
+    # FreMLP.embeddings (1, dim) is created by the released module and never read by its forward
+    (r"blocks\.(\d+)\.(\d+)\.fremlp\.embeddings", None),
+    (r"tokens_down\.(\d+)\.(weight|bias)", r"tokens_down.\1.\2"),
+    (r"(norm|head)\.(weight|bias)", r"\1.\2"),
+]
+# What the released forward computes, field by field: import needs these (the nsd_subj01_released preset).
+RELEASED_SETTINGS = {"fremlp": "diagonal", "voxel_remainder": "drop", "spectrum": "complex_square"}
+
+
+def _diagonal(matrix: torch.Tensor) -> torch.Tensor:
+    """The diagonal of a released (d, d) FreMLP weight: the einsum 'bijd,dd->bijd' reads W[k, k] only."""
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        return matrix  # left as is: map_state reports the shape
+    return torch.diagonal(matrix).clone()
+
+
+def load_released(model: LiteMind, weights: dict[str, torch.Tensor], source: str) -> None:
+    """Load the released DFTBackbone state dict ``weights`` into ``model`` (built with the released settings,
+    :data:`RELEASED_SETTINGS`), or raise :class:`~brainkit.errors.CheckpointError` listing what does not fit.
+
+    Layouts: the Conv1d patch embedding (d, 1, P) becomes our Linear (d, P); the positional table (1, N, d)
+    becomes patch-major (N, 1, d); each FreMLP ``r`` / ``i`` (d, d) keeps its diagonal, the only entries the
+    released forward reads. The GlobalFilter's (K, F, d, 2) layout is ours already.
+    """
+    from brainkit.models.released import map_state
+
+    wrong = {
+        k: getattr(model.config, k) for k, v in RELEASED_SETTINGS.items() if getattr(model.config, k) != v
+    }
+    if wrong:
+        raise ConfigError(
+            f"Released Lite-Mind weights compute {RELEASED_SETTINGS}; this model has {wrong}. Use the model "
+            "preset nsd_subj01_released (recipe preset nsd_subj01_released) or set those fields."
+        )
+    transforms = {
+        "patch_embed.weight": lambda w: w.squeeze(1) if w.ndim == 3 else w,
+        "pos_embed": _patch_major,
+    }
+    for key in model.state_dict():
+        if key.endswith(("fremlp.weight_real", "fremlp.weight_imag")):
+            transforms[key] = _diagonal
+    model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), transforms, source))
+
+
+def _patch_major(table: torch.Tensor) -> torch.Tensor:
+    return table.transpose(0, 1) if table.ndim == 3 else table

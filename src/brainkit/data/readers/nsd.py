@@ -522,6 +522,7 @@ def load_nsd(
         "resolution": resolution,
         "betas": version,
         "units": "z-scored per session and voxel" if zscore else "percent signal change",
+        "stored_scale": None if zscore else BETA_SCALE,  # stored int16 value = this x the value given
         "split": "train: single trials of non-shared images; test: shared1000 images averaged over repeats",
         "nsd_id": nsd_ids,
         "coco_id": stim_info.loc[nsd_ids, "cocoId"].to_numpy(),

@@ -152,6 +152,16 @@ PRESETS = {
         evaluation=RetrievalSpec(n_way=10, n_draws=5),
     ),
 }
+# nsd_subj01 with the released computation (model preset nsd_subj01_released: diagonal FreMLP, voxel remainder
+# dropped, complex square in the GlobalFilter): the preset `brainkit import-weights lite_mind` loads weights into.
+# Its betas are read as stored (zscore=false), as the released fmri2nsd.py saved them.
+PRESETS["nsd_subj01_released"] = dataclasses.replace(
+    PRESETS["nsd_subj01"],
+    data=dataclasses.replace(
+        PRESETS["nsd_subj01"].data, options={**PRESETS["nsd_subj01"].data.options, "zscore": False}
+    ),
+    model=ModelSpec("lite_mind", "nsd_subj01_released"),
+)
 # `make demo`: Lite-Mind (cpu_small above) beside ridge (alpha by cross-validation on training trials only) and
 # a MindEye-style residual MLP small enough for 2 CPU cores, trained with the same InfoNCE (30 epochs at 3e-4:
 # our choice for the demo).
@@ -316,6 +326,22 @@ def load_decoder(config: LiteMindRecipeConfig, folder: Path, data: PreparedData)
     return Scored(metrics, meta.get("n_parameters", 0), meta.get("train_seconds", 0.0), history, predictions)
 
 
+def released_scale(data: PreparedData) -> float:
+    """The factor from the dataset's voxel values to what the released Lite-Mind read. Its fmri2nsd.py saves the
+    NSD betas as stored (int16: percent signal change x 300), neither z-scored nor rescaled; brainkit's NSD reader
+    gives percent signal change with ``zscore=false`` (x 300 then), and refuses here when it z-scored. Any other
+    dataset: 1, its values as given."""
+    if data.dataset.name != "nsd":
+        return 1.0
+    scale = data.dataset.info.get("stored_scale")
+    if scale is None:
+        raise ConfigError(
+            "The released Lite-Mind weights were trained on NSD betas as stored, not z-scored per session; "
+            "set data.options.zscore=false."
+        )
+    return float(scale)
+
+
 def summarise(
     config: LiteMindRecipeConfig, data: PreparedData, scored: dict[str, Scored]
 ) -> tuple[list, list]:
@@ -380,6 +406,46 @@ class LiteMindRecipe:
             model = decoder.model
             model_config(model.name, model.preset, model.options, where=f"{place}.options ({model.name})")
         build_objective(config.objective.name, config.objective.options)
+
+    def import_weights(
+        self, config: LiteMindRecipeConfig, weights: dict[str, torch.Tensor], folder: Path, source: dict
+    ) -> list[str]:
+        """The released ``litemind-<subject>.pth`` (train_litemind.py's ``model.state_dict()``) as the run's
+        Lite-Mind decoder folder, ready for ``evaluate`` and ``predict``: checkpoint, config, inputs and the
+        preprocessing the released script trained with (no z-scoring; raw NSD betas, see :func:`released_scale`)."""
+        from brainkit.models import save_model
+        from brainkit.models.lite_mind import load_released
+
+        if config.model.name != "lite_mind" or config.baselines:
+            raise ConfigError(
+                "lite_mind import-weights fills the Lite-Mind decoder alone: set model.name=lite_mind and no "
+                f"baselines (found model {config.model.name!r}, {len(config.baselines)} baselines); the preset "
+                "nsd_subj01_released has that."
+            )
+        (decoder,) = decoders(config)
+        data = prepare_data(config.data, seed=config.training.seed)
+        model, _ = build_for(config, decoder, data)
+        load_released(model, weights, source["file"])
+        target = folder / decoder.folder
+        target.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(
+            target / "config.json", json.dumps(to_dict(decoder_config(config, decoder)), indent=2)
+        )
+        scale = released_scale(data)
+        identity = Standardizer()
+        identity.mean_ = np.zeros(data.train.x.shape[1], np.float32)
+        identity.scale_ = np.full(data.train.x.shape[1], 1.0 / scale, np.float32)
+        identity.save(target / "preprocess.safetensors")
+        save_inputs(target, config, data)
+        meta = {"subject": config.data.subject, "n_parameters": n_parameters(model), "train_seconds": 0.0}
+        save_model(target / "checkpoint", model, metadata={**meta, "imported": source})
+        scored = load_decoder(config, target, data)
+        atomic_write_text(target / "metrics.json", json.dumps({**meta, **scored.metrics}, indent=2))
+        return [
+            f"Lite-Mind decoder imported into {target.name}/: voxels enter as the dataset gives them times "
+            f"{scale:g} (no z-scoring), as the released train_litemind.py read its betas.",
+            "Each FreMLP r / i matrix kept its diagonal: the only entries the released forward reads.",
+        ]
 
     def run(self, config: LiteMindRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.report.lite_mind import retrieval_grids, write_lite_mind_report
