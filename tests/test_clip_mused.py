@@ -133,10 +133,17 @@ def test_paper_parameter_count_on_meta_device() -> None:
     total = count_parameters(model)
     classifier = count_parameters(model.classifier)
     assert classifier == 1024 * 859 + 859  # 0.88 M
-    assert total - classifier == 65_795_840
+    assert config.released  # the hcp preset is the released model
+    assert total - classifier == 65_811_136
     assert abs((total - classifier) / 65.8e6 - 1) < 0.002
     assert count_parameters(model.stem) + count_parameters(model.layers) == 54_103_712  # 54.10 M
-    assert count_parameters(model.blocks) == 1_843_456 and model.tokens.numel() == 9 * 2 * 512
+    # shallow attention 9.86 M: channel MLP 128 -> 64 -> 128 (16,576) + 2 BN (512) + position MLP (9,839,200)
+    assert count_parameters(model.shallow) == 8_256 + 8_320 + 512 + 3136 * 1568 + 1568 + 1568 * 3136 + 3136
+    # token attention 1.84 M: no qkv bias in the released blocks
+    assert count_parameters(model.blocks) == 1_841_920 and model.tokens.numel() == 9 * 2 * 512
+    ours = replace(config, released=False)
+    with torch.device("meta"):
+        assert count_parameters(CLIPMUSED(ours)) - classifier == 65_795_840  # position MLP only, qkv bias
     assert feature_shapes(config)[2] == (14, 16, 14) and feature_shapes(config)[-1] == (7, 8, 7)
 
 

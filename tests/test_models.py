@@ -38,9 +38,9 @@ PAPER_COUNTS = {
     ("vsmae", "sim", ()): 5_613_159,
     # DC-MAE encoder 151,261,184 + decoder 13,158,416 (METHODS.md sec. 4.2: ~151.3 M + ~13.2 M; test_dc_mae.py).
     ("dc_mae", "paper", ()): 164_419_600,
-    # CLIP-MUSED hcp, 9 subjects, 859 WordNet classes: 65,795,840 + classifier 880,475 (METHODS.md sec. 2.2:
+    # CLIP-MUSED hcp (released blocks), 9 subjects, 859 WordNet classes: 65,811,136 + classifier 880,475 (METHODS.md sec. 2.2:
     # ~65.8 M + 0.88 M; tests/test_clip_mused.py).
-    ("clip_mused", "hcp", (("n_subjects", 9), ("n_classes", 859))): 66_676_315,
+    ("clip_mused", "hcp", (("n_subjects", 9), ("n_classes", 859))): 66_691_611,
     # BrainMAE at Schaefer-100, 15 s at TR 0.72 s (docs/methods/brain_mae.md; tests/test_brain_mae.py).
     ("brain_mae", "sg_paper", (("n_rois", 100), ("segment_frames", 21))): 631_669,
     ("brain_mae", "ag_paper", (("n_rois", 100), ("segment_frames", 21))): 499_189,

@@ -123,6 +123,17 @@ def save_rank0(fabric, out_dir: str, state: dict[str, torch.Tensor], history: li
             (Path(out_dir) / "history.json").write_text(json.dumps(history))
 
 
+def _spawned(fabric, worker, *args) -> None:
+    """One spawned process: ``worker``, then a barrier and the process group torn down before the process exits
+    (a gloo group left alive at exit can abort the process: "terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    worker(fabric, *args)
+    fabric.barrier()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def one_and_two_processes(worker, folder: Path, *args) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run ``worker(fabric, out_dir, *args)`` in this process and in 2 gloo processes (``ddp_spawn``); each run
     keeps rank 0's results with :func:`save_rank0`. Returns both runs' ``{"weights", "history"}`` (history ``None``
@@ -140,7 +151,9 @@ def one_and_two_processes(worker, folder: Path, *args) -> tuple[dict[str, Any], 
         if devices == 1:
             worker(Fabric(accelerator="cpu", devices=1), str(out), *args)
         else:
-            Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(worker, str(out), *args)
+            Fabric(accelerator="cpu", devices=2, strategy="ddp_spawn").launch(
+                _spawned, worker, str(out), *args
+            )
         history = out / "history.json"
         runs.append({"weights": load_tensors(out / "weights.safetensors"),
                      "history": json.loads(history.read_text()) if history.is_file() else None})  # fmt: skip

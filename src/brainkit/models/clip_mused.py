@@ -10,6 +10,8 @@ Two variants:
 - ``hcp`` (released code ``models.py``): a 3-D ResNet-18 hybrid over an MNI volume. Stem of two strided 3-D
   convolutions, four residual layers, an MLP-mixer-like "shallow attention" over the positions after layer 2,
   and a token-attention block after layers 3 and 4 (the 7 x 8 x 7 = 392 tokens of a 112 x 128 x 112 input).
+  ``released=True`` (the ``hcp`` preset) computes the released blocks exactly (:func:`load_released` reads the
+  released weights); ``released=False`` is our residual variant (see ``CLIPMUSEDConfig.released``).
 - ``nsd`` (paper only, no code released): ROI-based patches, each ROI's voxels (resampled to ``roi_size``)
   embedded by its own linear map shared by all subjects, then token-attention blocks.
 
@@ -59,6 +61,11 @@ class CLIPMUSEDConfig:
     readout: str = (
         "tokens"  # "tokens": classifier on [high, low]; "mean": on mean brain token (pooled baseline)
     )
+    # True: the blocks compute what the released code does (AttentionBlock.py): shallow attention
+    # x + BN(channel MLP(x)), then + BN(position MLP); token attention without inner residuals and without a qkv
+    # bias, BN(attention) -> BN(FF), its output ADDED to the brain tokens and REPLACING the subject tokens.
+    # False (ours): pre-norm position mixing only; each sublayer residual, then BN. See docs/methods/clip_mused.md.
+    released: bool = False
     n_subjects: int | None = None
     n_classes: int | None = None
 
@@ -108,22 +115,51 @@ class ShallowAttention(nn.Module):
         return x + mixed.view_as(x)
 
 
+class ReleasedShallowAttention(nn.Module):
+    """The released ``ShallowAttention``: x + BN1(channel MLP(x)), then + BN2(position MLP(.)), over the flattened
+    positions; channel MLP c -> c/2 -> c (1x1 convolutions), position MLP n -> hidden -> n. BN2 starts at zero
+    (weight and bias), as released, so the block starts as identity plus the channel branch.
+    (b, c, X, Y, Z) -> same."""
+
+    def __init__(self, channels: int, n_positions: int, hidden: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.channel = nn.Sequential(nn.Conv1d(channels, half, 1), nn.GELU(), nn.Conv1d(half, channels, 1))
+        self.norm1 = nn.BatchNorm1d(channels)
+        self.mix = nn.Sequential(nn.Linear(n_positions, hidden), nn.GELU(), nn.Linear(hidden, n_positions))
+        self.norm2 = nn.BatchNorm1d(channels)
+        nn.init.zeros_(self.norm2.weight)
+        nn.init.zeros_(self.norm2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(2)  # (b, c, positions)
+        h = h + self.norm1(self.channel(h))
+        return (h + self.norm2(self.mix(h))).view_as(x)
+
+
 class TokenAttention(nn.Module):
-    """Multi-head self-attention + feed-forward, each residual and followed by BatchNorm1d (as released).
+    """Multi-head self-attention + feed-forward with BatchNorm1d. Ours (``released=False``): each sublayer
+    residual, then BN. Released (``DeepAttention_token``): BN(attention(x)) -> BN(FF(.)), no residual inside and
+    no bias on the qkv projection, BN2 starting at zero; the caller adds the output to the brain tokens.
 
     (batch, n_tokens, dim) -> (batch, n_tokens, dim), and the attention rows of the first ``n_rows`` tokens
     (batch, heads, n_rows, n_tokens). The mixing itself runs through torch's fused scaled-dot-product attention
     (about 5x faster on CPU than forming the full attention matrix); the few rows asked for are computed apart.
     """
 
-    def __init__(self, dim: int, n_heads: int, head_dim: int, ff_hidden: int, dropout: float) -> None:
+    def __init__(
+        self, dim: int, n_heads: int, head_dim: int, ff_hidden: int, dropout: float, released: bool = False
+    ) -> None:
         super().__init__()
-        self.n_heads, self.scale = n_heads, head_dim**-0.5
-        self.qkv = nn.Linear(dim, 3 * n_heads * head_dim)
+        self.n_heads, self.scale, self.released = n_heads, head_dim**-0.5, released
+        self.qkv = nn.Linear(dim, 3 * n_heads * head_dim, bias=not released)
         self.out = nn.Linear(n_heads * head_dim, dim)
         self.norm1, self.norm2 = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
         self.ff = nn.Sequential(nn.Linear(dim, ff_hidden), nn.GELU(), nn.Linear(ff_hidden, dim))
         self.drop = Dropout(dropout)
+        if released:
+            nn.init.zeros_(self.norm2.weight)
+            nn.init.zeros_(self.norm2.bias)
 
     @staticmethod
     def _bn(norm: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
@@ -135,6 +171,9 @@ class TokenAttention(nn.Module):
         rows = None
         if n_rows:
             rows = torch.softmax(torch.einsum("bhnd,bhmd->bhnm", q[:, :, :n_rows], k) * self.scale, dim=-1)
+        if self.released:
+            x = self._bn(self.norm1, self.drop(self.out(mixed)))
+            return self._bn(self.norm2, self.drop(self.ff(x))), rows
         x = self._bn(self.norm1, x + self.drop(self.out(mixed)))
         return self._bn(self.norm2, x + self.drop(self.ff(x))), rows
 
@@ -187,16 +226,16 @@ class CLIPMUSED(nn.Module):
             shapes = feature_shapes(c)
             n_after2 = math.prod(shapes[2])
             hidden = n_after2 // 2 if c.shallow_hidden is None else c.shallow_hidden
-            self.shallow = (
-                ShallowAttention(c.layer_channels[1], n_after2, hidden) if hidden else nn.Identity()
-            )
+            shallow = ReleasedShallowAttention if c.released else ShallowAttention
+            self.shallow = shallow(c.layer_channels[1], n_after2, hidden) if hidden else nn.Identity()
             self.token_shape = shapes[-1]
         else:
             self.roi_weight = nn.Parameter(torch.randn(c.n_rois, c.roi_size, c.dim) * c.roi_size**-0.5)
             self.roi_bias = nn.Parameter(torch.zeros(c.n_rois, c.dim))
             self.token_shape = (c.n_rois,)
         self.blocks = nn.ModuleList(
-            TokenAttention(c.dim, c.n_heads, c.head_dim, hidden_ff, c.dropout) for hidden_ff in c.ff_hidden
+            TokenAttention(c.dim, c.n_heads, c.head_dim, hidden_ff, c.dropout, c.released)
+            for hidden_ff in c.ff_hidden
         )
         if c.readout == "tokens":
             n_sets = c.n_subjects if c.subject_tokens else 1
@@ -256,7 +295,10 @@ class CLIPMUSED(nn.Module):
         sequence = torch.cat([prefix, tokens], dim=1) if n_prefix else tokens
         attention = None
         for block in blocks:
-            sequence, attention = block(sequence, n_prefix if rows else 0)
+            out, attention = block(sequence, n_prefix if rows else 0)
+            if self.config.released:  # x + block(x) for the brain tokens, block(x) for the subject tokens
+                out = torch.cat([out[:, :n_prefix], sequence[:, n_prefix:] + out[:, n_prefix:]], dim=1)
+            sequence = out
         prefix = sequence[:, :n_prefix] if n_prefix else sequence.mean(1, keepdim=True)
         tokens = sequence[:, n_prefix:]
         if volume:
@@ -333,9 +375,10 @@ CLIPMUSED.PRESETS.update(
     {
         # Released HCP model (models.py BrainFormer_MS(depth=18), decoding_HCP_MS.py): input 112x128x112
         # (dataloader_HCP.py crop + pad), stem k7 s2 x2, ResNet-18 layers 64/128/512/512, shallow attention over
-        # 14x16x14 positions, 4 heads x 64, FF 512->256->512 then 512->512->512, embed_dim 512.
-        # 65,823,168 params + classifier 1,025 per class (METHODS.md: ~65.8 M + 0.88 M for 859 classes).
-        "hcp": CLIPMUSEDConfig(),
+        # 14x16x14 positions, 4 heads x 64, FF 512->256->512 then 512->512->512, embed_dim 512; the released
+        # blocks (AttentionBlock.py). 65,811,136 params + classifier 1,025 per class (METHODS.md: ~65.8 M + 0.88 M
+        # for 859 classes).
+        "hcp": CLIPMUSEDConfig(released=True),
         # NSD variant: the paper describes ROI patches + a Transformer, no code or sizes released (UNVERIFIED):
         # our choice, 512-wide tokens from ROIs resampled to 256 voxels, 4 blocks of 4 heads x 64, FF 1024.
         "nsd": CLIPMUSEDConfig(variant="nsd", roi_size=256, ff_hidden=(1024, 1024, 1024, 1024)),
@@ -373,3 +416,71 @@ CLIPMUSED.PRESETS.update(
         ),
     }
 )
+
+
+# The released BrainFormer_MS(depth=18) state-dict keys (CLIP-MUSED/CLIP-MUSED models.py, AttentionBlock.py;
+# decoding_HCP_MS.py saves ``model.state_dict()``) -> ours, for a model built with ``released=True``.
+_NORM = r"(weight|bias|running_mean|running_var|num_batches_tracked)"
+RELEASED_RULES = [
+    (r"conv1\.weight", "stem.0.weight"),
+    (rf"bn1\.{_NORM}", r"stem.1.\1"),
+    (r"conv2\.weight", "stem.3.weight"),
+    (rf"bn2\.{_NORM}", r"stem.4.\1"),
+    *(
+        rule
+        for layer in range(1, 5)
+        for rule in (
+            (rf"layer{layer}\.(\d+)\.(conv[12]|bn[12])\.(\w+)", rf"layers.{layer - 1}.\1.\2.\3"),
+            (rf"layer{layer}\.(\d+)\.downsample\.([01])\.(\w+)", rf"layers.{layer - 1}.\1.shortcut.\2.\3"),
+        )
+    ),
+    (r"attention2\.mlp1\.([02])\.(weight|bias)", r"shallow.channel.\1.\2"),
+    (r"attention2\.mlp2\.([02])\.(weight|bias)", r"shallow.mix.\1.\2"),
+    (rf"attention2\.(norm[12])\.{_NORM}", r"shallow.\1.\2"),
+    *(
+        rule
+        for released, ours in ((3, 0), (4, 1))
+        for rule in (
+            (rf"attention{released}\.attention\.to_qkv\.weight", f"blocks.{ours}.qkv.weight"),
+            (rf"attention{released}\.attention\.to_out\.0\.(weight|bias)", rf"blocks.{ours}.out.\1"),
+            (rf"attention{released}\.(norm[12])\.{_NORM}", rf"blocks.{ours}.\1.\2"),
+            (rf"attention{released}\.FeedForward\.net\.0\.(weight|bias)", rf"blocks.{ours}.ff.0.\1"),
+            (rf"attention{released}\.FeedForward\.net\.3\.(weight|bias)", rf"blocks.{ours}.ff.2.\1"),
+        )
+    ),
+    (r"fc1\.(weight|bias)", r"classifier.\1"),
+    (r"subject_tokens", "tokens"),  # hlv_token and llv_token stacked, see load_released
+]
+
+
+def load_released(
+    model: CLIPMUSED, weights: dict[str, torch.Tensor], source: str, subject_rows: list[int] | None = None
+) -> None:
+    """Load the released BrainFormer_MS state dict into ``model`` (the ``hcp`` preset: ``released=True``).
+
+    The released ``hlv_token`` and ``llv_token`` (n_subjects, 1, dim) become our ``tokens`` (n, 2, dim) as
+    [high, low]; ``subject_rows[i]`` is the released row of our subject ``i`` (the released order is its
+    ``subject_IDs_train.txt``; None: the same order). ``fc1`` becomes the classifier row for row: the released
+    class order must be the data's. Raises :class:`~brainkit.errors.CheckpointError` listing what does not fit.
+    """
+    from brainkit.models.released import map_state
+
+    if not model.config.released or model.config.variant != "hcp":
+        raise ConfigError(
+            "Released CLIP-MUSED weights are the hcp model with the released blocks: build it with "
+            f"variant='hcp' and released=True (the hcp preset); found variant={model.config.variant!r}, "
+            f"released={model.config.released}."
+        )
+    weights = dict(weights)
+    if "hlv_token" in weights and "llv_token" in weights:
+        high, low = weights.pop("hlv_token"), weights.pop("llv_token")
+        tokens = torch.cat([high, low], dim=1) if high.ndim == 3 and high.shape == low.shape else high
+        if subject_rows is not None:
+            if sorted(set(subject_rows)) != sorted(subject_rows) or max(subject_rows) >= len(tokens):
+                raise ConfigError(
+                    f"subject_rows {subject_rows} must be distinct rows of the released tokens (it has "
+                    f"{len(tokens)} subjects)."
+                )
+            tokens = tokens[list(subject_rows)]
+        weights["subject_tokens"] = tokens
+    model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), source=source))

@@ -114,6 +114,10 @@ class CLIPMUSEDRecipeConfig:
     clip_model_dir: str | None = (
         None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
     )
+    # The released model's subject order (its dataset/subject_IDs_train.txt): row r of a released checkpoint's
+    # subject tokens is this list's subject r, matched to the data's subjects by name on import-weights. None: the
+    # data's own subject order.
+    released_subjects: tuple[str, ...] | None = None
     srm_components: int = 32
     srm_c: float = 0.1
     methods: tuple[str, ...] = tuple(METHODS)
@@ -255,7 +259,57 @@ class CLIPMUSEDRecipe:
         ),
     }
 
+    # The released weights' model (`brainkit import-weights clip_mused model.pth --preset hcp_released`): the hcp
+    # preset, the CLIP-MUSED network alone, the released subject order (dataset/subject_IDs_train.txt).
+    PRESETS["hcp_released"] = replace(
+        PRESETS["hcp"],
+        methods=("clip_mused",),
+        released_subjects=(
+            "233326", "172130", "951457", "191336", "169040", "878776", "169343", "102816", "573249",
+        ),
+    )  # fmt: skip
+
     resumable = True  # `brainkit run clip_mused --out DIR --resume` continues an interrupted run
+
+    def import_weights(
+        self, config: CLIPMUSEDRecipeConfig, weights: dict[str, torch.Tensor], folder: Path, source: dict
+    ) -> list[str]:
+        """The released ``model.pth`` (decoding_HCP_MS.py's ``model.state_dict()`` of ``BrainFormer_MS``) as this
+        run's ``clip_mused`` network: its phase (``train/clip_mused``, imported) and ``checkpoints/clip_mused``."""
+        from brainkit.models.clip_mused import load_released
+        from brainkit.training.phase import write_imported_phase
+
+        if tuple(config.methods) != ("clip_mused",):
+            raise ConfigError(
+                'clip_mused import-weights fills the CLIP-MUSED network alone; set methods=["clip_mused"] '
+                f"(found {list(config.methods)}; the preset hcp_released has it)."
+            )
+        check_methods(config)
+        with torch_threads(config.threads):
+            _, samples, grid = prepare(config)
+            subjects = list(samples.subjects)
+            rows = None
+            if config.released_subjects is not None:
+                order = list(config.released_subjects)
+                missing = [s for s in subjects if s not in order]
+                if missing:
+                    raise ConfigError(
+                        f"The data's subjects {missing} are not among released_subjects {order}: the released "
+                        "tokens hold only those subjects. Choose those subjects in the data."
+                    )
+                rows = [order.index(s) for s in subjects]
+            model = build_network("clip_mused", config, grid, samples.n_classes, len(subjects), 0)
+            load_released(model, weights, source["file"], rows)
+            loss = SemanticLoss(config.loss)
+            task = SemanticTask(model, loss, stack_subjects([samples.train[s] for s in subjects]), grid)
+            write_imported_phase(task, config.training, folder / "train" / "clip_mused", "clip_mused", source)
+            meta = {"method": "clip_mused", "subjects": ",".join(subjects), "imported": source["sha256"]}
+            save_model(folder / "checkpoints" / "clip_mused", model, meta)
+        order = "the data's order" if rows is None else f"released rows {rows}"
+        return [
+            f"CLIP-MUSED network imported for subjects {subjects} ({order}); its {samples.n_classes} classifier "
+            "rows are taken in the file's class order, which must be the dataset's.",
+        ]
 
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
