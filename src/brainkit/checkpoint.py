@@ -328,7 +328,18 @@ TORCH_CONTAINERS = (
 )  # where trainers nest the weights
 
 
-def read_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
+class MetadataRecord:
+    """Stands in for a class a released checkpoint pickles as metadata (a training script's config object): the
+    unpickler builds this instead, with the object's attributes as ``state``; no code of the file's class runs."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+def read_torch_weights(path: str | Path, metadata_classes: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
     """The tensors of a released PyTorch checkpoint (``.pth`` / ``.pt`` / ``.ckpt``), read without running code.
 
     Only ``torch.load(weights_only=True)``: a file whose pickle names code or objects other than tensors and plain
@@ -336,13 +347,16 @@ def read_torch_weights(path: str | Path) -> dict[str, torch.Tensor]:
     ..}``, also ``model`` / ``model_state_dict`` / ``module`` / ``net``) is unwrapped (the other entries are
     training metadata, not weights); a DDP ``module.`` prefix on every key is removed. Returns ``{key: tensor}``
     on the CPU; raises :class:`CheckpointError` for anything else (non-tensor entries in the weights, no
-    tensors at all, several candidate containers).
+    tensors at all, several candidate containers). ``metadata_classes`` ("module.Name") are classes the file may
+    pickle beside the weights (e.g. Vis-Dec's ``config.Config_MBM_fMRI``): each is read as an inert
+    :class:`MetadataRecord`, still under ``weights_only=True``; any other class is refused by name.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"Weights file {path} does not exist.")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([(MetadataRecord, name) for name in metadata_classes]):
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 (torch raises UnpicklingError, RuntimeError, EOFError, zip errors)
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
         if found:

@@ -27,7 +27,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.layers import sincos_embedding
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.registry import MODELS
@@ -287,4 +287,75 @@ class DCMAE(nn.Module):
         return [self.cls_token] + [p for m in modules for p in m.parameters()]
 
 
-__all__ = ["DCMAE", "DCMAEConfig", "PRESETS", "hidden_count", "pad_voxels", "padding_for", "patch_mask"]
+# The released MAEforFMRIContrast state-dict keys (soinx0629/vis_dec_neurips code/sc_mbm/mae_for_fmri.py, timm
+# ``Block``s; the phase-1 script saves {"model": state_dict, ...}) -> ours, for a model with ``released=True``.
+# The classes Vis-Dec's training scripts pickle beside the weights (code/config.py, imported as module "config":
+# utils.save_model stores {"model", "optimizer", "epoch", "scaler", "config"}): read as inert records by
+# brainkit.checkpoint.read_torch_weights(path, RELEASED_METADATA).
+RELEASED_METADATA = tuple(
+    f"config.{name}"
+    for name in (
+        "Config_MAE_fMRI", "Config_MBM_fMRI", "Config_MBM_fMRI_contrast", "Config_MBM_finetune",
+        "Config_MBM_finetune_contrast", "Config_MBM_finetune_cross", "Config_Generative_Model",
+    )
+)  # fmt: skip
+# within a block (group 1 of the full pattern is the block index, so these groups start at 2)
+_LAYER = [
+    (r"norm([12])\.(weight|bias)", r"norm\2.\3"),
+    (r"attn\.qkv\.(weight|bias)", r"self_attn.in_proj_\2"),
+    (r"attn\.proj\.(weight|bias)", r"self_attn.out_proj.\2"),
+    (r"mlp\.fc([12])\.(weight|bias)", r"linear\2.\3"),
+]
+RELEASED_RULES = [
+    (r"patch_embed\.proj\.(weight|bias)", r"patch_embed.\1"),
+    (r"(cls_token|mask_token)", r"\1"),
+    *((rf"blocks\.(\d+)\.{a}", rf"encoder.layers.\1.{b}") for a, b in _LAYER),
+    *((rf"decoder_blocks\.(\d+)\.{a}", rf"decoder.layers.\1.{b}") for a, b in _LAYER),
+    (r"(norm|decoder_embed|decoder_norm|decoder_pred)\.(weight|bias)", r"\1.\2"),
+    # the fixed sin-cos tables: recomputed here, compared with ours in load_released before being dropped
+    (r"(decoder_)?pos_embed", None),
+    # the optional natural-image decoder head (use_nature_img_loss): a training aid brainkit does not build
+    (r"nature_img_.*", None),
+]
+
+
+def load_released(model: DCMAE, weights: dict[str, torch.Tensor], source: str) -> list[str]:
+    """Load a released Vis-Dec phase-1 DC-MAE (``MAEforFMRIContrast``) state dict into ``model`` (built with
+    ``released=True``, e.g. the ``paper_released`` preset, and the file's voxel count: n voxels padded as the
+    released ``pad_to_patch_size``). Its fixed positional tables are checked against ours (max abs difference
+    1e-4: a file with other tables is refused) and not loaded; ``nature_img_*`` entries are not loaded. Returns
+    notes on what was left out; raises :class:`~brainkit.errors.CheckpointError` listing what does not fit."""
+    from brainkit.models.released import map_state
+
+    if not model.config.released:
+        raise ConfigError(
+            "Released Vis-Dec DC-MAE weights need released=True (the paper_released preset): its [sin | cos] "
+            "positional tables and mask count."
+        )
+    for key, ours in (("pos_embed", model.positions), ("decoder_pos_embed", model.decoder_positions)):
+        if key in weights:
+            table = weights[key].reshape(-1, weights[key].shape[-1])
+            if table.shape != ours.shape or (table - ours).abs().max() > 1e-4:
+                raise CheckpointError(
+                    f"{source}: its {key} {tuple(weights[key].shape)} is not the [sin | cos] table of this "
+                    f"model {tuple(ours.shape)}; check the voxel count and sizes of the preset."
+                )
+    model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), source=source))
+    dropped = sorted({k.split(".")[0] for k in weights if k.startswith("nature_img_")})
+    return (
+        [f"not loaded (natural-image decoder head, not built by brainkit): {', '.join(dropped)}"]
+        if dropped
+        else []
+    )
+
+
+__all__ = [
+    "DCMAE",
+    "DCMAEConfig",
+    "PRESETS",
+    "hidden_count",
+    "load_released",
+    "pad_voxels",
+    "padding_for",
+    "patch_mask",
+]

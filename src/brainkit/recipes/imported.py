@@ -57,7 +57,9 @@ def import_run(
     config = recipe_config(method, preset, overrides, config_file)
     if hasattr(cls, "check"):
         cls.check(config)
-    weights = read_torch_weights(path)  # before any folder exists: a refused file leaves nothing behind
+    # before any folder exists: a refused file leaves nothing behind. RELEASED_METADATA: classes the released
+    # scripts pickle beside the weights (their config objects), read as inert records
+    weights = read_torch_weights(path, getattr(cls, "RELEASED_METADATA", ()))
     source = {"file": str(Path(path).resolve()), "sha256": sha256_file(path), "tensors": len(weights)}
     folder = Path(folder)
     work = folder.parent / f".{folder.name}.partial"
