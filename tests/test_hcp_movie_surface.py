@@ -66,4 +66,8 @@ def test_known_segments_fit_their_runs() -> None:
     for movie, segments in SEGMENTS.items():
         segment_of = segment_of_frames(N_FRAMES[movie], segments)  # increasing, disjoint, inside the run
         assert segment_of[:20].tolist() == [-1] * 20 and segment_of.max() == len(segments) - 1
-    assert len(CLIP_TIMES[1]) == len(SEGMENTS[1]) and SEGMENTS[3][0] == (20, 210)
+    assert all(len(CLIP_TIMES[m]) == len(SEGMENTS[m]) for m in SEGMENTS)
+    # SIM's tools/datasets.py, copied by hand: movie_sample_1 of MOVIE2, test_retest of MOVIE4, MOVIE3's segments
+    assert SEGMENTS[2][0] == (20, 246) and SEGMENTS[4][-1] == (798, 880)
+    assert SEGMENTS[3] == ((20, 199), (221, 404), (425, 628), (650, 791), (812, 894))
+    assert SEGMENTS[2][-1] == (815, 897) and SEGMENTS[4][2] == (522, 777)
