@@ -41,8 +41,9 @@ def test_find_and_read_runs(tmp_path) -> None:
     assert hemis["left"].frames.shape == (921, 9) and not hemis["right"].mask[0]
     assert segment_of[:20].tolist() == [-1] * 20 and segment_of[20] == 0 and segment_of[264] == -1
     assert segment_of[818] == segment_of[900] == 4 and (segment_of[901:] == -1).all()
-    _, known = read_movie_run(runs[1])  # MOVIE2's clips from the public script: 0-based 20-256, ..., 815-897
-    assert known[19] == -1 and known[20] == 0 and known[256] == 0 and known[257] == -1
+    _, known = read_movie_run(runs[1])  # MOVIE2's segments (SIM's tools/datasets.py): 20-246, ..., 815-897
+    assert known[19] == -1 and known[20] == 0 and known[246] == 0 and known[247] == -1
+    assert known[266] == -1 and known[267] == 1 and known[525] == 1 and known[526] == -1
     assert known[815] == known[897] == 3 and (known[898:] == -1).all()
     _, custom = read_movie_run(runs[1], segments=((20, 100), (120, 917)))
     assert custom.max() == 1
