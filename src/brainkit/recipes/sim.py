@@ -8,10 +8,9 @@
 3. the tri-modal model (:class:`SIMTask` on the one trainer) trained twice, with the same seed, batches and
    steps: from scratch and from vsMAE, each a phase (:func:`brainkit.training.train_phase`) in
    ``train/sim_<init>``;
-4. retrieval (soft / hard negatives, fMRI -> video and fMRI -> audio) in the three settings, by SIM's released
-   protocol (33 candidates, 100 targets per subject and run; ``evaluation.protocol="all_targets"``: ours, every
-   clip a target among 32), and the ridge baseline on the same candidates
-   (:mod:`brainkit.evaluation.movie_retrieval`);
+4. retrieval (soft / hard negatives, fMRI -> video / audio) in the three settings by SIM's released protocol
+   (33 candidates, 100 targets per subject and run; ``evaluation.protocol="all_targets"``: every clip a target
+   among 32), and the ridge baseline on the same candidates (:mod:`brainkit.evaluation.movie_retrieval`);
 5. patch importance by occlusion drawn on the inflated fsaverage5 surface beside the dataset's truth map,
    retrieval examples, training curves: ``report.html`` (:mod:`brainkit.report.sim`); models under
    ``checkpoints/sim_<init>``.
@@ -98,9 +97,8 @@ class SIMRecipeConfig:
     n_test_subjects: int = 4
     gap_clips: int = 5  # training clips dropped before each segment's held-out half (data/movie_samples.py)
     n_importance: int = 32  # unseen-subject, unseen-clip samples occluded patch by patch
-    evaluation: mr.RetrievalConfig = (
-        mr.RetrievalConfig()
-    )  # protocol "sim" (SIM's released one) or "all_targets"
+    # evaluation.protocol: "sim" (SIM's released one, the default) or "all_targets" (ours)
+    evaluation: mr.RetrievalConfig = mr.RetrievalConfig()
     # The linear baseline (None: none). Fixed, not tuned: 1e3 to 1e5 moved its unseen-clip top-1 by at most 0.04
     # (video) on the cpu_small data.
     ridge_alpha: float | None = 1e4
