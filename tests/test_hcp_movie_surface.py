@@ -41,8 +41,9 @@ def test_find_and_read_runs(tmp_path) -> None:
     assert hemis["left"].frames.shape == (921, 9) and not hemis["right"].mask[0]
     assert segment_of[:20].tolist() == [-1] * 20 and segment_of[20] == 0 and segment_of[264] == -1
     assert segment_of[818] == segment_of[900] == 4 and (segment_of[901:] == -1).all()
-    _, known = read_movie_run(runs[1])  # MOVIE2's clips from the public script: 0-based 20-256, ..., 815-897
-    assert known[19] == -1 and known[20] == 0 and known[256] == 0 and known[257] == -1
+    _, known = read_movie_run(runs[1])  # MOVIE2's segments (SIM's tools/datasets.py): 20-246, ..., 815-897
+    assert known[19] == -1 and known[20] == 0 and known[246] == 0 and known[247] == -1
+    assert known[266] == -1 and known[267] == 1 and known[525] == 1 and known[526] == -1
     assert known[815] == known[897] == 3 and (known[898:] == -1).all()
     _, custom = read_movie_run(runs[1], segments=((20, 100), (120, 917)))
     assert custom.max() == 1
@@ -66,4 +67,8 @@ def test_known_segments_fit_their_runs() -> None:
     for movie, segments in SEGMENTS.items():
         segment_of = segment_of_frames(N_FRAMES[movie], segments)  # increasing, disjoint, inside the run
         assert segment_of[:20].tolist() == [-1] * 20 and segment_of.max() == len(segments) - 1
-    assert len(CLIP_TIMES[1]) == len(SEGMENTS[1]) and SEGMENTS[3][0] == (20, 210)
+    assert all(len(CLIP_TIMES[m]) == len(SEGMENTS[m]) for m in SEGMENTS)
+    # SIM's tools/datasets.py, copied by hand: movie_sample_1 of MOVIE2, test_retest of MOVIE4, MOVIE3's segments
+    assert SEGMENTS[2][0] == (20, 246) and SEGMENTS[4][-1] == (798, 880)
+    assert SEGMENTS[3] == ((20, 199), (221, 404), (425, 628), (650, 791), (812, 894))
+    assert SEGMENTS[2][-1] == (815, 897) and SEGMENTS[4][2] == (522, 777)

@@ -203,9 +203,40 @@ def test_recipe_learns_on_synthetic_movies(tmp_path, monkeypatch, movie, one_tor
     assert all(0.0 <= row["top1 from scratch_mean"] <= 1.0 for row in main)
     hardest = next(r for r in main if r["setting"].startswith("unseen subjects, unseen") and
                    r["negatives"] == "soft" and r["retrieval"] == "fMRI->video")  # fmt: skip
-    assert hardest["top1 from scratch_mean"] > 3 / 32  # learnt (chance 1/32)
-    assert hardest["top1 ridge baseline_mean"] > 3 / 32  # the linear baseline, on the same candidates
+    assert hardest["top1 from scratch_mean"] > 3 / 33  # learnt (chance 1/33: SIM's protocol, the default)
+    assert hardest["top1 ridge baseline_mean"] > 3 / 33  # the linear baseline, on the same candidates
+    assert hardest["top1_chance"] == 1 / 33 and hardest["rows"] == 2 * 2  # unseen subjects x runs
+    assert hardest["targets"] == 4 * 100 and any("SIM's released protocol" in n for n in result.notes)
     assert not (result.folder / "vsmae").exists()
+
+
+def test_both_protocols_score_the_same_predictions(movie) -> None:
+    from brainkit.evaluation.movie_retrieval import RetrievalConfig, retrieval_rows, score_settings
+
+    usable = usable_clips(movie.segment_of, movie.fmri.shape[2], 6, 3)
+    clips = split_clips(movie.segment_of, usable, 5)
+    settings = {"unseen_subjects": samples_of(np.array([0, 1]), clips["train"]),
+                "unseen_clips": samples_of(np.array([2, 3, 4]), clips["held_out"]),
+                "unseen_both": samples_of(np.array([0, 1]), clips["held_out"])}  # fmt: skip
+    stimulus = {"video": movie.video, "audio": movie.audio}
+
+    def perfect(samples):
+        return {d: stimulus[d][samples.run, samples.clip] for d in stimulus}
+
+    tables = {}
+    for protocol in ("sim", "all_targets"):
+        scores, _ = score_settings(perfect, stimulus, settings, clips, movie.segment_of, 0, movie.retest,
+                                   RetrievalConfig(protocol=protocol))  # fmt: skip
+        tables[protocol] = retrieval_rows({"scratch": scores}, {"scratch": "from scratch"})[0]
+    for sim, ours in zip(tables["sim"], tables["all_targets"]):
+        assert sim["top1 from scratch_mean"] == ours["top1 from scratch_mean"] == 1.0
+        assert (sim["top1_chance"], ours["top1_chance"]) == (1 / 33, 1 / 32)
+        assert sim["rows"] == 2 * sim["subjects"] and ours["rows"] == ours["subjects"]  # 2 runs
+        assert sim["targets"] == 100 * sim["rows"]  # 45-clip halves: every pool holds 32 negatives
+    with pytest.raises(ConfigError, match="evaluation.protocol must be one of"):
+        RetrievalConfig(protocol="paper")
+    with pytest.raises(ConfigError, match="needs the runs' test-retest mask"):
+        score_settings(perfect, stimulus, settings, clips, movie.segment_of, 0)
 
 
 @contextlib.contextmanager
@@ -303,7 +334,10 @@ def test_cli_run_sim_testing(tmp_path, capsys, one_torch_thread) -> None:
     out, cache = tmp_path / "run", tmp_path / "cache"
     assert main(["run", "sim", "--preset", "testing", "--out", str(out), "--set", f"cache_dir={cache}"]) == 0
     printed = capsys.readouterr().out
-    assert "SIM retrieval among 32 candidates" in printed and "unseen subjects, unseen clips" in printed
+    assert (
+        "SIM retrieval among 33 candidates (sim protocol" in printed
+        and "unseen subjects, unseen clips" in printed
+    )
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]
     soft = [r for r in metrics["main"] if r["negatives"] == "soft"]
     assert len(soft) == 6 and all(0.0 <= r["top1 from vsMAE_mean"] <= 1.0 for r in soft)

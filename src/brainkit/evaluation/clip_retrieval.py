@@ -1,4 +1,5 @@
-"""SIM's retrieval protocol for movie clips (METHODS.md sec. 1.5; SIM's ``tools/retrieval.py``).
+"""Our movie-clip retrieval protocol, the ``sim`` recipe's ``evaluation.protocol="all_targets"`` (METHODS.md
+sec. 1.5's reading of SIM's ``tools/retrieval.py``; the released code itself is :mod:`.sim_retrieval`).
 
 A run is a sequence of 1-s-shifted 3-s stimulus clips, clip ``c`` starting at second ``c``; each clip belongs to a
 movie segment (``segment_of[c] >= 0``) or to rest (``-1``). The fMRI sample that starts at frame ``t`` is paired
@@ -9,8 +10,9 @@ For each test clip (the target), 32 candidates are drawn: the target and 31 nega
 - ``hard``: from the *same* segment (``intra_movie_sample``),
 never a rest clip and never a clip starting within ``exclusion`` (3) seconds of the target. The fMRI embedding
 of the target ranks the candidates' stimulus embeddings by cosine similarity; top-k = the target within the
-first k (ties count against it). Repeated for ``n_tests`` (100) targets per subject; the mean and sd over
-subjects are reported. Chance: k / 32.
+first k (ties count against it). The recipe makes every clip of a setting a target and reports the mean and
+sd over subjects. Chance: k / 32. (SIM's released code differs: 32 negatives, 33 candidates, negatives from
+held-out halves only, 100 drawn targets per run; see :mod:`.sim_retrieval`.)
 """
 
 from __future__ import annotations

@@ -1,12 +1,20 @@
-"""Scoring of SIM-style movie retrieval: 32-candidate clip retrieval per setting (per subject, pooled over runs)
-and its tables, retrieval examples, patch importance by occlusion, embeddings, and the ridge baseline.
+"""Scoring of SIM-style movie retrieval per setting and its tables, retrieval examples, patch importance by
+occlusion, embeddings, and the ridge baseline.
 
-Retrieval (:mod:`brainkit.evaluation.clip_retrieval`): in each run of each subject, every clip of the setting
-is a target; its 31 negatives come from the same run's clips of the setting (soft: other segments, hard: the
-same segment; never within 3 s). A target whose pool is too small for 31 negatives of a kind (e.g. the short
-test-retest segment's unseen half, for hard negatives) is left out of that kind, and counted. A subject's top-k
-pools its runs' targets; the table gives mean and sd over subjects. Candidates are drawn from seeds fixed per
-(subject, run), so every model and both directions meet the same candidates: differences are paired.
+Retrieval has two protocols (:class:`RetrievalConfig`, the ``sim`` recipe's ``evaluation``):
+
+- ``"sim"`` (the default): SIM's released protocol (:mod:`brainkit.evaluation.sim_retrieval`): per (subject,
+  run) row 100 targets (a movie segment drawn uniformly, then a clip of the setting's half), each among 33
+  candidates (32 negatives from held-out halves, the test-retest segment never a target); chance k / 33; mean and
+  sd over rows.
+- ``"all_targets"`` (ours, :mod:`brainkit.evaluation.clip_retrieval`): in each run of each subject, every clip
+  of the setting is a target; its 31 negatives come from the same run's clips of the setting (soft: other
+  segments, hard: the same segment; never within 3 s); 32 candidates, chance k / 32. A target whose pool is too
+  small for 31 negatives of a kind (e.g. the short test-retest segment's unseen half, for hard negatives) is
+  left out of that kind, and counted. A subject's top-k pools its runs' targets; mean and sd over subjects.
+
+Both draw candidates from seeds fixed per (subject, run), so every model and both directions meet the same
+candidates: differences are paired.
 
 Occlusion: a patch is set to 0 (the per-frame cortex mean of z-scored data) in all frames of a sample; its
 importance is the drop of the cosine similarity between the sample's fMRI embedding and its own clip's video
@@ -20,15 +28,39 @@ candidates, as a model's embeddings.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from brainkit.data.movie_samples import SETTINGS, MovieArrays, Samples, setting_segments
+from brainkit.errors import ConfigError
+from brainkit.evaluation import sim_retrieval
 from brainkit.evaluation.clip_retrieval import KINDS, clip_retrieval, draw_candidates, summarise
 
 N_CANDIDATES, EXCLUSION, KS = 32, 3, (1, 5, 10)
 DIRECTIONS = ("video", "audio")
+PROTOCOLS = ("sim", "all_targets")
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How retrieval is scored (module doc): ``protocol`` "sim" (SIM's released protocol) or "all_targets"."""
+
+    protocol: str = "sim"
+    n_targets: int = (
+        sim_retrieval.N_TARGETS
+    )  # per (subject, run) row, protocol "sim" (SIM's nbr_clip_to_test)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS or self.n_targets < 1:
+            raise ConfigError(f"evaluation.protocol must be one of {PROTOCOLS} and evaluation.n_targets >= 1, "
+                              f"found {self.protocol!r}, {self.n_targets}.")  # fmt: skip
+
+    @property
+    def n_candidates(self) -> int:
+        return sim_retrieval.N_CANDIDATES if self.protocol == "sim" else N_CANDIDATES
 
 
 def eligible_targets(segments: np.ndarray, kind: str) -> np.ndarray:
@@ -86,13 +118,21 @@ def retrieval_examples(
     n_queries: int = 4,
     k: int = 5,
     seed: int = 0,
+    retest: np.ndarray | None = None,
 ) -> tuple[int, np.ndarray, np.ndarray] | None:
     """Examples from the first subject and run of ``samples``: (run, query clips (n_queries,), the ``k`` best of
-    each query's 32 soft candidates by cosine similarity (n_queries, k)); None when no target is eligible."""
+    each query's soft candidates by cosine similarity (n_queries, k)); None when no target is eligible.
+
+    ``retest`` None: ours, 32 candidates from ``segments`` (the setting's); given: SIM's protocol, queries in the
+    held-out halves and 33 candidates from its soft video pools, ``segments`` the FULL runs' ``segment_of``."""
     subject, run = samples.subject[0], samples.run[0]
     rows = np.flatnonzero((samples.subject == subject) & (samples.run == run))
-    ok = eligible_targets(segments[run], "soft")
-    rows = rows[ok[samples.clip[rows]]]
+    if retest is None:
+        rows = rows[eligible_targets(segments[run], "soft")[samples.clip[rows]]]
+    else:
+        bounds, is_retest = sim_retrieval.segment_table(segments[run], retest[run])
+        choices = sim_retrieval.target_choices(bounds, is_retest, "held_out", samples.clip[rows])
+        rows = rows[np.isin(samples.clip[rows], np.concatenate([np.zeros(0, int), *choices]))]
     if not len(rows):
         return None
     rng = np.random.default_rng(seed)
@@ -100,16 +140,26 @@ def retrieval_examples(
     unit = stimulus[run] / np.maximum(np.linalg.norm(stimulus[run], axis=1, keepdims=True), 1e-12)
     retrieved = []
     for row in chosen:
-        candidates = draw_candidates(
-            int(samples.clip[row]), segments[run], "soft", rng, N_CANDIDATES, EXCLUSION
-        )
+        target = int(samples.clip[row])
+        if retest is None:
+            candidates = draw_candidates(target, segments[run], "soft", rng, N_CANDIDATES, EXCLUSION)
+        else:
+            pool = sim_retrieval.candidate_pools(bounds, is_retest, [target], "soft", "video")[0]
+            negatives = rng.choice(pool, min(len(pool), sim_retrieval.N_NEGATIVES), replace=False)
+            candidates = np.concatenate([[target], negatives])
         retrieved.append(candidates[np.argsort(-(unit[candidates] @ fmri[row]), kind="stable")[:k]])
     return int(run), samples.clip[chosen], np.stack(retrieved)
 
 
-def score_settings(predict, stimulus: dict, setting_samples: dict, clips: dict, segment_of, seed: int):
+def score_settings(predict, stimulus: dict, setting_samples: dict, clips: dict, segment_of, seed: int,
+                   retest: np.ndarray | None = None, evaluation: RetrievalConfig = RetrievalConfig()):  # fmt: skip
     """Retrieval in every setting, kind and direction: ``predict(samples)`` -> ``{"video", "audio"}`` (n, d)
-    compared with ``stimulus[direction]`` (n_runs, n_clips, d). Returns (scores, predictions per setting)."""
+    compared with ``stimulus[direction]`` (n_runs, n_clips, d); ``segment_of`` / ``retest`` (n_runs, n_clips)
+    the runs' layout (``retest`` needed by the "sim" protocol). Returns (scores, predictions per setting);
+    a score holds ``rows`` (per subject, or per (subject, run) for "sim"), ``n_subjects``, ``n_scored``,
+    ``n_left`` (targets left out)."""
+    if evaluation.protocol == "sim" and retest is None:
+        raise ConfigError("the sim retrieval protocol needs the runs' test-retest mask (retest=).")
     scores, predictions = {}, {}
     for setting, (_, _, which) in SETTINGS.items():
         samples = setting_samples[setting]
@@ -117,16 +167,22 @@ def score_settings(predict, stimulus: dict, setting_samples: dict, clips: dict, 
         segments = setting_segments(segment_of, clips[which])
         for kind in KINDS:
             for direction in DIRECTIONS:
-                per_subject, n_scored, n_left = retrieval_scores(
-                    predicted[direction], samples, stimulus[direction], segments, kind, seed=seed
-                )
-                scores[(setting, kind, direction)] = {"per_subject": per_subject, "n_scored": n_scored,
-                                                      "n_left": n_left}  # fmt: skip
+                if evaluation.protocol == "sim":
+                    rows, n_scored, n_left = sim_retrieval.sim_retrieval_scores(
+                        predicted[direction], samples, stimulus[direction], segment_of, retest, which, kind,
+                        direction, seed, evaluation.n_targets)  # fmt: skip
+                else:
+                    rows, n_scored, n_left = retrieval_scores(
+                        predicted[direction], samples, stimulus[direction], segments, kind, seed=seed
+                    )
+                scores[(setting, kind, direction)] = {"rows": rows, "n_subjects": len(np.unique(samples.subject)),
+                                                      "n_scored": n_scored, "n_left": n_left}  # fmt: skip
     return scores, predictions
 
 
 def retrieval_rows(scores: dict, labels: dict[str, str]) -> tuple[list[dict], list[dict]]:
-    """The main table (top-1 per method, chance, vsMAE - scratch) and the full one (top-1/5/10 per method);
+    """The main table (top-1 per method, chance, vsMAE - scratch) and the full one (top-1/5/10 per method),
+    mean and sd over the score's rows (subjects, or (subject, run) rows for the "sim" protocol);
     ``scores[method][(setting, kind, direction)]`` from :func:`score_settings`, ``labels``: method -> column
     label, in column order."""
     methods = list(labels)
@@ -136,15 +192,16 @@ def retrieval_rows(scores: dict, labels: dict[str, str]) -> tuple[list[dict], li
             for direction in DIRECTIONS:
                 first = scores[methods[0]][(setting, kind, direction)]
                 row: dict = {"setting": description, "negatives": kind, "retrieval": f"fMRI->{direction}",
-                             "subjects": len(first["per_subject"]), "targets": first["n_scored"]}  # fmt: skip
+                             "subjects": first["n_subjects"], "rows": len(first["rows"]),
+                             "targets": first["n_scored"]}  # fmt: skip
                 for method in methods:
                     result = scores[method][(setting, kind, direction)]
-                    summary = summarise(result["per_subject"]) if result["per_subject"] else {}
+                    summary = summarise(result["rows"]) if result["rows"] else {}
                     row[f"top1 {labels[method]}_mean"] = summary.get("top1_mean")
                     row[f"top1 {labels[method]}_sd"] = summary.get("top1_sd")
                     full.append({"method": labels[method], "setting": description, "negatives": kind,
                                  "retrieval": f"fMRI->{direction}", **summary})  # fmt: skip
-                row["top1_chance"] = 1 / N_CANDIDATES
+                row["top1_chance"] = first["rows"][0]["top1_chance"] if first["rows"] else None
                 ours, theirs = row.get("top1 from vsMAE_mean"), row.get("top1 from scratch_mean")
                 if ours is not None and theirs is not None:
                     row["top1 vsMAE - scratch"] = ours - theirs
@@ -267,6 +324,6 @@ class RidgeBaseline:
         return {"video": predicted[:, :d_video], "audio": predicted[:, d_video:]}
 
 
-__all__ = ["DIRECTIONS", "RidgeBaseline", "correlation", "eligible_targets", "embed_fmri", "embed_stimuli",
+__all__ = ["DIRECTIONS", "PROTOCOLS", "RetrievalConfig", "RidgeBaseline", "correlation", "eligible_targets", "embed_fmri", "embed_stimuli",
            "importance_maps", "mean_frames", "occlusion_importance", "patch_means", "patches_to_vertices",
            "retrieval_examples", "retrieval_rows", "retrieval_scores", "score_settings"]  # fmt: skip

@@ -22,7 +22,6 @@ from brainkit.errors import DataError
 from brainkit.report.plots import RetrievalGrid
 from brainkit.surface import icosphere, order_of
 
-CHANCE = 1 / 32
 # the column labels of the methods in the tables
 LABELS = {"scratch": "from scratch", "vsmae": "from vsMAE", "ridge": "ridge baseline"}
 
@@ -85,9 +84,31 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f} %"
 
 
+def table_title(evaluation) -> str:
+    """The main table's title: the protocol, its candidate count and over what the mean and sd run."""
+    over = "(subject, run) rows" if evaluation.protocol == "sim" else "subjects"
+    return (f"SIM retrieval among {evaluation.n_candidates} candidates ({evaluation.protocol} protocol, chance "
+            f"1/{evaluation.n_candidates}): top-1 (fraction), mean and sd over {over}")  # fmt: skip
+
+
+def protocol_note(evaluation) -> str:
+    """What the retrieval protocol of the tables is (docs/methods/sim.md, "Retrieval protocol")."""
+    n = evaluation.n_candidates
+    if evaluation.protocol == "sim":
+        return (f"Retrieval: SIM's released protocol (evaluation.protocol=sim): per subject and run, "
+                f"{evaluation.n_targets} targets (a movie segment drawn uniformly, then a clip of the setting's "
+                f"half; the test-retest segment is never a target), each among {n} candidates: the target and 32 "
+                "negatives from the held-out halves of the other segments (soft, test-retest included) or of its "
+                "own (hard), video negatives never within 3 s of it, audio ones only not the target. Chance: "
+                f"top-1 1/{n} = {100 / n:.1f} %, top-k k/{n}. Mean and sd over (subject, run) rows.")  # fmt: skip
+    return (f"Retrieval: every clip of the setting is a target (evaluation.protocol=all_targets), among {n} "
+            "candidates: the target and 31 negatives of the setting's clips in its run (soft: other segments, "
+            f"hard: its own), never within 3 s. Chance: top-1 1/{n} = {100 / n:.1f} %. Mean and sd over subjects.")  # fmt: skip
+
+
 def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
     data, groups, clips = context["data"], context["groups"], context["clips"]
-    encoder = context["encoder"]
+    encoder, chance = context["encoder"], 1 / config.evaluation.n_candidates
     names = {k: ", ".join(data.subjects[i] for i in v) for k, v in groups.items()}
     notes = [
         f"Data: {len(data.subjects)} subjects x {data.fmri.shape[1]} runs of the built-in movie dataset "
@@ -97,6 +118,7 @@ def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
         f"segment's first half minus its last {config.gap_clips} clips / second half). SiT {encoder.dim} wide x "
         f"{encoder.depth} blocks on {encoder.n_patches} patches of {encoder.n_patch_vertices} vertices; "
         f"{context['n_parameters']:,} trainable parameters; {config.training.steps} steps of {config.training.batch_size}.",
+        protocol_note(config.evaluation),
         "The test-retest segment (same content at the end of every run) is split into halves at the same place in "
         "every run, like the other segments, so its unseen half is unseen in every run; candidates come from the "
         "target's own run, so a repeat never competes with itself, and training batches never hold two copies.",
@@ -111,14 +133,14 @@ def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
             values = ", ".join(f"{label} {_percent(row.get(f'top1 {label}_mean'))}" for label in shown)
             parts.append(f"{kind} negatives: {values}")
         notes.append(
-            f"Top-1 fMRI->video, {description}: " + "; ".join(parts) + f" (chance {100 * CHANCE:.1f} %)."
+            f"Top-1 fMRI->video, {description}: " + "; ".join(parts) + f" (chance {100 * chance:.1f} %)."
         )
     best = by[(SETTINGS["unseen_both"][0], "soft", "fMRI->video")]
     top = max((best.get(f"top1 {label}_mean") or 0.0) for label in labels)
-    if top < 2 * CHANCE:
+    if top < 2 * chance:
         notes.append(
             f"Top-1 in the hardest setting (unseen subjects and clips, soft, video) is {_percent(top)}: NOT well "
-            f"above the {100 * CHANCE:.1f} % chance. See the monitoring curves: if they still rise, train longer "
+            f"above the {100 * chance:.1f} % chance. See the monitoring curves: if they still rise, train longer "
             "(training.steps); if they are flat, the data's signal is too weak for this model."
         )
     if config.ridge_alpha is not None:
@@ -132,7 +154,7 @@ def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
                 f"{verdict} the ridge baseline (fMRI frames' mean -> stimulus features, alpha {config.ridge_alpha:g}) "
                 f"{_percent(ridge)}."
             )
-            if sim < 2 * CHANCE <= ridge:
+            if sim < 2 * chance <= ridge:
                 notes.append(
                     f"fMRI->{direction} on unseen clips is near chance for SIM although the data carry the signal "
                     f"(the linear baseline finds it): SIM's shared fMRI embedding is trained mostly towards video, "
@@ -157,7 +179,13 @@ def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
             f"{r['vertices']:.2f} over cortex vertices."
         )
     left = {key: v["n_left"] for key, v in context["scores"][config.inits[0]].items() if v["n_left"]}
-    if left:
+    if left and config.evaluation.protocol == "sim":
+        notes.append(
+            "Targets drawn but skipped, their pool holding fewer than 32 negatives (the released code stops "
+            "there): " + ", ".join(f"{s} {k} {d}: {n}" for (s, k, d), n in left.items())
+            + " (a hard pool is the target's own held-out half, minus its 7-clip window for video)."
+        )  # fmt: skip
+    elif left:
         notes.append(
             "Targets left out for lack of 31 negatives of the kind: "
             + ", ".join(f"{s} {k} {d}: {n}" for (s, k, d), n in left.items())
@@ -264,5 +292,5 @@ def write_vsmae_report(config, folder: Path, rows, history, example, data, n_par
     return notes
 
 
-__all__ = ["LABELS", "notes_for", "retrieval_grid", "surface_figure", "surface_maps_figure", "to_fsaverage5",
+__all__ = ["LABELS", "notes_for", "protocol_note", "table_title", "retrieval_grid", "surface_figure", "surface_maps_figure", "to_fsaverage5",
            "training_curves", "write_sim_report", "write_vsmae_report"]  # fmt: skip

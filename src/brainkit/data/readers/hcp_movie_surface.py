@@ -9,14 +9,13 @@ Each run (TR 1 s) alternates rest and movie clips and ends with the test-retest 
 ``SEGMENTS`` holds each run's (first, last) frames of its clips, 0-based and inclusive, the last one the
 test-retest clip:
 
-- MOVIE1 is SIM's own (``tools/datasets.py``: rest 0-19, clips 20-263, 285-504, 526-713, 734-797, test-retest
-  818-900; METHODS.md sec. 1.1).
-- MOVIE2-4 are not in METHODS.md; they come from a public HCP 7T movie analysis script (MATLAB,
-  ``clips_label1..4``: "the start and end time_point of the clips", 1-based TRs; it lists MOVIE1 as 21-274,
-  285-516, 527-724, 735-808, 819-911), converted to 0-based. For MOVIE1 its starts agree with SIM's within 1 s
-  but its ends run ~10 s later than SIM's: SIM's segments stop ~10 s before the clip ends. So for MOVIE2-4 the
-  ends below are the clips' full ends, not SIM's; pass ``segments=`` to :func:`read_movie_run` for other bounds.
-  ``CLIP_TIMES`` keeps that script's numbers for all four runs (one convention throughout).
+- All four are SIM's own (metrics-lab/sim ``tools/datasets.py``, ``fmri_session_structure``, the table its
+  training reads), in frames = seconds (TR 1 s). SIM's ``tools/retrieval.py`` holds a second copy that the
+  released evaluation reads: the same bounds except that each run's first segment starts at 21, not 20 (and
+  MOVIE1's fourth rest starts at 714). Pass ``segments=`` to :func:`read_movie_run` for that copy.
+- ``CLIP_TIMES`` keeps another source's numbers for all four runs: a public HCP 7T movie analysis script
+  (MATLAB, ``clips_label1..4``: "the start and end time_point of the clips", 1-based TRs). Its starts agree
+  with SIM's within 1 s, but its ends run up to 11 s later: SIM's segments stop before each clip ends.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from brainkit.errors import ConfigError, DataError, FileFormatError
 PATTERN = "{subject}/MNINonLinear/Results/{session}/{session}_Atlas_1.6mm_MSMAll_hp2000_clean.dtseries.nii"
 SESSION = re.compile(r"^tfMRI_MOVIE([1-4])_7T_(AP|PA)$")
 N_FRAMES = {1: 921, 2: 918, 3: 915, 4: 901}  # SIM's split CSV (nbr_frames)
-# (first frame, last frame) of each movie segment, inclusive; the last one is the test-retest clip.
 # Public MATLAB script (see the module docstring), 1-based (first, last) TRs of every clip of each run.
 CLIP_TIMES = {
     1: ((21, 274), (285, 516), (527, 724), (735, 808), (819, 911)),
@@ -40,9 +38,13 @@ CLIP_TIMES = {
     3: ((21, 211), (222, 416), (427, 640), (651, 802), (813, 905)),
     4: ((21, 263), (274, 513), (524, 788), (799, 891)),
 }
+# (first frame, last frame) of each movie segment, 0-based and inclusive; the last one is the test-retest clip.
+# From metrics-lab/sim tools/datasets.py (fmri_session_structure: movie_sample_1, ..., test_retest).
 SEGMENTS = {
-    1: ((20, 263), (285, 504), (526, 713), (734, 797), (818, 900)),  # SIM's tools/datasets.py
-    **{m: tuple((a - 1, b - 1) for a, b in CLIP_TIMES[m]) for m in (2, 3, 4)},  # CLIP_TIMES, 0-based
+    1: ((20, 263), (285, 504), (526, 713), (734, 797), (818, 900)),
+    2: ((20, 246), (267, 525), (545, 794), (815, 897)),
+    3: ((20, 199), (221, 404), (425, 628), (650, 791), (812, 894)),
+    4: ((20, 252), (272, 501), (522, 777), (798, 880)),
 }
 
 
