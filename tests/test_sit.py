@@ -169,3 +169,31 @@ def test_sphere_positions_and_decoder_locality_prior() -> None:
     assert model(torch.randn(2, 3, 80, 7), mask).shape == (2, 3, 80, 7)
     with pytest.raises(ConfigError, match="20 \\* 4\\*\\*patch_order = n_patches \\(81\\)"):
         SiT(dataclasses.replace(config.encoder, n_patches=81))
+
+
+def test_released_mode_is_sims_forward_path_by_hand() -> None:
+    """released=True: MAE's [sin | cos] table (SIM's models/pos_emb.py) and a second final LayerNorm
+    (mlp_head[0] after vit-pytorch's own norm): 384 more parameters than ours at the SIM sizes."""
+    from brainkit.models import count_parameters
+
+    with torch.device("meta"):
+        released = build_model("sit", model_config("sit", "sim_released"))
+        ours = build_model("sit", model_config("sit", "sim"))
+    assert count_parameters(released) == 5_358_528 and count_parameters(ours) == 5_358_144
+    options = {"n_patches": 5, "n_patch_vertices": 7, "released": True}
+    model = build_model("sit", model_config("sit", "testing", options)).eval()  # dim 12
+    table = model.positions
+    assert table[1, 0].item() == pytest.approx(0.841471, abs=1e-6)  # sin(1)
+    assert table[1, 6].item() == pytest.approx(0.540302, abs=1e-6)  # cos(1): the cosines start at dim / 2
+    assert table[1, 1].item() == pytest.approx(0.213780, abs=2e-6)  # sin(10000 ** (-2 / 12)) = sin(0.215443)
+    interleaved = build_model("sit", model_config("sit", "testing", {**options, "released": False}))
+    assert interleaved.positions[1, 1].item() == pytest.approx(0.540302, abs=1e-6)  # cos(1) next to sin(1)
+    with torch.no_grad():
+        model.head_norm.weight.zero_()
+        model.head_norm.bias.fill_(0.25)
+        out = model(torch.randn(2, 3, 5, 7))
+    assert torch.equal(out, torch.full((2, 6, 12), 0.25))  # the second norm's output is what comes out
+    with pytest.raises(ConfigError, match="released=True is SIM's table over the patch index"):
+        build_model(
+            "sit", model_config("sit", "testing", {**options, "positions": "sphere", "patch_order": 0})
+        )

@@ -49,6 +49,10 @@ class SiTConfig:
     # The patch table (brainkit.surface.patch_grid): "icosphere", "file:PATH" or "sim:DIR"; read only where the
     # patch centres are needed (positions="sphere", vsMAE's distance bias), in the file's patch order.
     patches: str = "icosphere"
+    # True: SIM's forward path (models/clip.py fMRIEncoder over models/sit.py with current vit-pytorch): the fixed
+    # table in MAE's [sin | cos] layout (models/pos_emb.py; ours interleaves) and two LayerNorms at the end, the
+    # vit-pytorch Transformer's own final norm and then mlp_head[0] (ours: one). Needs positions="index".
+    released: bool = False
 
 
 POSITIONS = ("index", "sphere")
@@ -59,7 +63,7 @@ PRESETS: dict[str, SiTConfig] = {
     # patches, 3 frames as channels [config/CLIP-fmri-video-audio/hparams.yml; METHODS.md sec. 1.3].
     "sim": SiTConfig(
         n_patches=1280, n_patch_vertices=45, n_frames=3
-    ),  # 5,358,144 params (METHODS.md: ~5.36 M)
+    ),  # 5,358,144 params (METHODS.md: ~5.36 M); sim_released below: 5,358,528
     # SiT-tiny / small / base: 192/12/3, 384/12/6, 768/12/12 [Dahan et al. 2022, Table 1; SIM config comments].
     "tiny": SiTConfig(dim=192, depth=12, n_heads=3),
     "small": SiTConfig(dim=384, depth=12, n_heads=6),
@@ -69,6 +73,9 @@ PRESETS: dict[str, SiTConfig] = {
     "cpu_small": SiTConfig(dim=96, depth=2, n_heads=3, head_dim=32, mlp_ratio=2.0, positions="sphere"),
     "testing": SiTConfig(dim=12, depth=2, n_heads=2, head_dim=6, mlp_ratio=2.0),
 }
+# SIM's forward path exactly ([sin | cos] positions, the second final LayerNorm): 5,358,528 parameters, SIM's
+# count with current vit-pytorch (the cls token is fMRIEncoder's, use_class_token_fmri_encoder).
+PRESETS["sim_released"] = SiTConfig(n_patches=1280, n_patch_vertices=45, n_frames=3, released=True)
 
 
 class Attention(nn.Module):
@@ -147,10 +154,12 @@ def patch_positions(
     patch_order: int | None,
     patches: str = "icosphere",
     n_patch_vertices: int | None = None,
+    layout: str = "interleaved",
 ) -> torch.Tensor:
-    """The fixed position table (n_patches, dim) of a patch grid (``patches``: see :func:`patch_centres`)."""
+    """The fixed position table (n_patches, dim) of a patch grid (``patches``: see :func:`patch_centres`);
+    ``layout`` of the index table: "interleaved" (ours) or "concat" ([sin | cos], SIM's released table)."""
     if positions == "index":
-        return sincos_embedding(n_patches, config_dim)
+        return sincos_embedding(n_patches, config_dim, layout)
     return sphere_sincos(patch_centres(n_patches, patch_order, patches, n_patch_vertices), config_dim)
 
 
@@ -204,20 +213,28 @@ class SiT(nn.Module):
             raise ConfigError(f"SiT: dim must be even for the sin-cos positions, found {config.dim}.")
         if config.positions not in POSITIONS:
             raise ConfigError(f"SiT: positions {config.positions!r} is not one of {POSITIONS}.")
+        if config.released and config.positions != "index":
+            raise ConfigError(
+                f"SiT: released=True is SIM's table over the patch index; set positions='index' (found "
+                f"{config.positions!r})."
+            )
         from brainkit.surface.patch_grid import parse as parse_patches
 
         parse_patches(config.patches)  # a clear error for a malformed spec; the files are read only if needed
         self.config = config
         self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
+        layout = "concat" if config.released else "interleaved"
         table = patch_positions(config.dim, config.n_patches, config.positions, config.patch_order,
-                                config.patches, config.n_patch_vertices)  # fmt: skip
+                                config.patches, config.n_patch_vertices, layout)  # fmt: skip
         self.register_buffer("positions", table, persistent=False)
         self.blocks = nn.ModuleList(
             Block(config.dim, config.n_heads, config.head_dim, config.mlp_ratio, config.dropout)
             for _ in range(config.depth)
         )
         self.norm = nn.LayerNorm(config.dim)
+        # released: SIM applies mlp_head[0] after the Transformer's own final norm
+        self.head_norm = nn.LayerNorm(config.dim) if config.released else nn.Identity()
         nn.init.normal_(self.cls_token, std=0.02)
 
     def forward(self, x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
@@ -233,7 +250,7 @@ class SiT(nn.Module):
         tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)
-        return self.norm(tokens)
+        return self.head_norm(self.norm(tokens))
 
 
 __all__ = [
