@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT
@@ -197,3 +197,41 @@ def test_released_mode_is_sims_forward_path_by_hand() -> None:
         build_model(
             "sit", model_config("sit", "testing", {**options, "positions": "sphere", "patch_order": 0})
         )
+
+
+def test_sims_released_encoder_keys_load_by_hand() -> None:
+    """SIM's fMRIEncoder names (vit-pytorch Transformer: layers.i.0 Attention, layers.i.1 FeedForward.net) in a
+    whole SIM checkpoint (prefix fmri_encoder.) load into a released SiT and give the same network."""
+    from brainkit.models.sit import load_released
+
+    options = {"n_patches": 5, "n_patch_vertices": 7, "released": True}
+    torch.manual_seed(0)
+    source = build_model("sit", model_config("sit", "testing", options)).eval()
+    names = {"attention.norm": "0.norm", "attention.qkv": "0.to_qkv", "attention.out": "0.to_out.0",
+             "norm": "1.net.0", "mlp.fc1": "1.net.1", "mlp.fc2": "1.net.4"}  # fmt: skip
+    state = {"fmri_encoder.cls_token": source.cls_token, "fmri_wrapper.proj.weight": torch.ones(2)}
+    for key, value in source.state_dict().items():
+        if key.startswith("blocks."):
+            _, i, rest = key.split(".", 2)
+            stem, leaf = rest.rsplit(".", 1)
+            key = f"encoder.transformer.layers.{i}.{names[stem]}.{leaf}"
+        else:
+            key = {"patch_embedding.weight": "encoder.to_patch_embedding.1.weight",
+                   "patch_embedding.bias": "encoder.to_patch_embedding.1.bias", "norm.weight":
+                   "encoder.transformer.norm.weight", "norm.bias": "encoder.transformer.norm.bias",
+                   "head_norm.weight": "encoder.mlp_head.0.weight", "head_norm.bias": "encoder.mlp_head.0.bias",
+                   "cls_token": "cls_token"}[key]  # fmt: skip
+        state[f"fmri_encoder.{key}"] = value.clone()
+    state["fmri_encoder.encoder.pos_embedding"] = source.positions[None].clone()
+    state["fmri_encoder.encoder.cls_token"] = torch.zeros(1, 1, 12)  # the SiT's own, unused on this path
+    target = build_model("sit", model_config("sit", "testing", options)).eval()
+    load_released(target, state, "sim.ckpt")
+    x = torch.randn(2, 3, 5, 7)
+    with torch.no_grad():
+        assert torch.equal(target(x), source(x))
+    ours = build_model("sit", model_config("sit", "testing", {**options, "released": False}))
+    wrong = dict(state, **{"fmri_encoder.encoder.pos_embedding": ours.positions[None]})  # interleaved table
+    with pytest.raises(CheckpointError, match="is not the \\[sin \\| cos\\] table"):
+        load_released(target, wrong, "sim.ckpt")
+    with pytest.raises(ConfigError, match="released=True"):
+        load_released(ours, state, "sim.ckpt")

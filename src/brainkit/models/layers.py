@@ -120,7 +120,11 @@ def sincos_embedding(n: int, dim: int, layout: str = "interleaved") -> torch.Ten
     if layout == "concat":
         if dim % 2:
             raise ConfigError(f"sincos_embedding: layout 'concat' needs an even dim, found {dim}.")
-        return torch.cat([torch.sin(position * frequency), torch.cos(position * frequency)], dim=1)
+        # the frequencies as MAE's numpy code forms them in float32, 1 / 10000 ** (i / (dim / 2)): the same
+        # values as above up to rounding, which at a thousand positions reaches 1e-4 in the table
+        half = torch.arange(dim // 2, dtype=torch.float32) / (dim / 2)
+        angle = position * (1.0 / torch.pow(torch.tensor(10000.0), half))
+        return torch.cat([torch.sin(angle), torch.cos(angle)], dim=1)
     if layout != "interleaved":
         raise ConfigError(f"sincos_embedding: layout must be 'interleaved' or 'concat', found {layout!r}.")
     table = torch.zeros(n, dim)

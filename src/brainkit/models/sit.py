@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
@@ -253,6 +253,52 @@ class SiT(nn.Module):
         return self.head_norm(self.norm(tokens))
 
 
+# SIM's fMRIEncoder state-dict keys (metrics-lab/sim models/clip.py over models/sit.py, vit-pytorch's
+# Transformer: layers.i.0 = Attention(norm, to_qkv, to_out.0), layers.i.1 = FeedForward.net (0 LayerNorm,
+# 1 Linear, 4 Linear), then its own norm) -> ours, for a SiT built with ``released=True``. In a whole SIM
+# checkpoint they carry the prefix ``fmri_encoder.`` (see :func:`load_released`).
+RELEASED_RULES = [
+    (r"encoder\.to_patch_embedding\.1\.(weight|bias)", r"patch_embedding.\1"),
+    (r"cls_token", "cls_token"),  # fMRIEncoder's own (use_class_token_fmri_encoder), no position added
+    (r"encoder\.transformer\.layers\.(\d+)\.0\.norm\.(weight|bias)", r"blocks.\1.attention.norm.\2"),
+    (r"encoder\.transformer\.layers\.(\d+)\.0\.to_qkv\.weight", r"blocks.\1.attention.qkv.weight"),
+    (r"encoder\.transformer\.layers\.(\d+)\.0\.to_out\.0\.(weight|bias)", r"blocks.\1.attention.out.\2"),
+    (r"encoder\.transformer\.layers\.(\d+)\.1\.net\.0\.(weight|bias)", r"blocks.\1.norm.\2"),
+    (r"encoder\.transformer\.layers\.(\d+)\.1\.net\.1\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+    (r"encoder\.transformer\.layers\.(\d+)\.1\.net\.4\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+    (r"encoder\.transformer\.norm\.(weight|bias)", r"norm.\1"),
+    (r"encoder\.mlp_head\.0\.(weight|bias)", r"head_norm.\1"),
+    # not on fMRIEncoder's path: the SiT's own cls token and classification layer; the fixed table is
+    # compared with ours in load_released
+    (r"encoder\.(cls_token|mlp_head\.1\.weight|mlp_head\.1\.bias|pos_embedding)", None),
+]
+
+
+def load_released(model: SiT, weights: dict[str, torch.Tensor], source: str) -> None:
+    """Load SIM's fMRI encoder (its ``fMRIEncoder`` state dict, or a whole SIM checkpoint: the
+    ``fmri_encoder.`` entries are taken) into ``model`` (``released=True``, e.g. the ``sim_released`` preset);
+    the released fixed ``pos_embedding`` is compared with ours (refused beyond 1e-4). Raises
+    :class:`~brainkit.errors.CheckpointError` listing what does not fit."""
+    from brainkit.models.released import map_state
+
+    if not model.config.released:
+        raise ConfigError(
+            "SIM's released encoder weights need a SiT with released=True (preset sim_released)."
+        )
+    prefix = "fmri_encoder."
+    if any(k.startswith(prefix) for k in weights):
+        weights = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+    table = weights.get("encoder.pos_embedding")
+    if table is not None:
+        table = table.reshape(-1, table.shape[-1])[: model.config.n_patches]
+        if table.shape != model.positions.shape or (table - model.positions).abs().max() > 1e-4:
+            raise CheckpointError(
+                f"{source}: its encoder.pos_embedding is not the [sin | cos] table of this SiT "
+                f"{tuple(model.positions.shape)}; check the patch count and width of the preset."
+            )
+    model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), source=source))
+
+
 __all__ = [
     "SiT",
     "SiTConfig",
@@ -260,6 +306,7 @@ __all__ = [
     "Block",
     "check_clips",
     "clip_example",
+    "load_released",
     "patch_centres",
     "patch_positions",
 ]
