@@ -46,8 +46,8 @@ def test_list_shows_registries(capsys):
         "mindeye_mlp",
     ):
         assert name in out
-    (line,) = [line for line in out.splitlines() if line.strip().startswith("lite_mind ") and "demo" in line]
-    assert "[cpu_small, demo, nsd_subj01, testing]" in line
+    (line,) = [line for line in out.splitlines() if line.strip().startswith("*lite_mind ") and "demo" in line]
+    assert "[cpu_small, demo, nsd_subj01, nsd_subj01_released, testing]" in line  # * = an importer
 
 
 def test_train_then_eval(tiny_config, tmp_path, capsys):
