@@ -207,3 +207,7 @@ def test_read_images_keeps_order_and_checks_range(tmp_path):
         handle.create_dataset("images", data=np.zeros((2, 4, 4, 3), np.uint8))
     with pytest.raises(FileFormatError, match="no dataset 'imgBrick'"):
         read_images(tmp_path, [0])
+    with h5py.File(tmp_path / "nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5", "w") as handle:
+        handle.create_dataset("imgBrick", data=np.full((2, 4, 4, 3), 0.8, np.float32))  # 0-1 floats
+    with pytest.raises(FileFormatError, match="imgBrick holds float32, expected uint8"):
+        read_images(tmp_path, [0])

@@ -347,6 +347,11 @@ def read_images(root: str | Path, nsd_ids: Sequence[int], image_size: int | None
         brick = handle["imgBrick"]
         if brick.ndim != 4 or brick.shape[-1] != 3:
             raise FileFormatError(f"{path}: imgBrick has shape {brick.shape}, expected (73000, 425, 425, 3).")
+        if brick.dtype != np.uint8:  # NSD's imgBrick is uint8 0-255; a cast would turn 0-1 floats black
+            raise FileFormatError(
+                f"{path}: imgBrick holds {brick.dtype}, expected uint8 (0-255) as NSD releases it; a float brick "
+                "in 0-1 would be cast to black images. Use the released nsd_stimuli.hdf5, or save it as uint8."
+            )
         if len(nsd_ids) and (nsd_ids.min() < 0 or nsd_ids.max() >= brick.shape[0]):
             raise DataError(
                 f"nsdId out of range 0-{brick.shape[0] - 1} in {path}: {nsd_ids.min()}-{nsd_ids.max()}."
@@ -355,7 +360,7 @@ def read_images(root: str | Path, nsd_ids: Sequence[int], image_size: int | None
         out = np.empty((len(nsd_ids), height, width, 3), dtype=np.uint8)
         for row, nsd_id in enumerate(tqdm(nsd_ids, desc="NSD images", disable=None, leave=False)):
             try:
-                image = np.asarray(brick[int(nsd_id)], dtype=np.uint8)
+                image = np.asarray(brick[int(nsd_id)])
             except OSError as error:
                 raise FileFormatError(
                     f"Cannot read image {nsd_id} from {path}: {error}. Download it again."
