@@ -376,3 +376,23 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
                                clip_config.high_dim, clip_config.feature_clip, joint_space=True)  # fmt: skip
     rows = stimuli.positions(with_clip.ids[("train", "sub01")])
     np.testing.assert_allclose(b.high, high[rows], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("model_preset=typo", "has no preset 'typo'"),
+        ('methods=["nope"]', "methods must include 'clip_mused'"),
+        ("data.fooo=1", "takes no option\\(s\\) \\['fooo'\\]"),
+        ("model.dimm=3", "unknown key\\(s\\) \\['dimm'\\]"),
+        ('released_subjects=["a", "a"]', "must be distinct subject names"),
+    ],
+)
+def test_bad_settings_fail_before_any_data_is_built(tmp_path, capsys, setting, message) -> None:
+    import re
+
+    from brainkit.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "clip_mused", "--preset", "testing", "--out", str(out), "--set", setting]) == 2
+    assert re.search(message, capsys.readouterr().err) and not out.exists()

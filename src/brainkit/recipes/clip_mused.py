@@ -311,6 +311,25 @@ class CLIPMUSEDRecipe:
             "rows are taken in the file's class order, which must be the dataset's.",
         ]
 
+    @staticmethod
+    def check(config: CLIPMUSEDRecipeConfig) -> None:
+        """What the run would otherwise meet only after building the data: the methods, the dataset's options
+        (against its factory's signature), the model preset and options of every network method, and
+        ``released_subjects``. Raises :class:`ConfigError`; builds nothing."""
+        from brainkit.registry import DATASETS
+
+        check_methods(config)
+        DATASETS.check_options(config.dataset, config.data, "data")
+        for method in config.methods:
+            if method != "srm":
+                options = dict(config.model) | METHODS[method][1]
+                model_config("clip_mused", config.model_preset, options, where=f"model ({method})")
+        subjects = config.released_subjects
+        if subjects is not None and (not subjects or len(set(subjects)) != len(subjects)):
+            raise ConfigError(
+                f"released_subjects {list(subjects)} must be distinct subject names, at least one."
+            )
+
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
         with torch_threads(config.threads):
