@@ -27,7 +27,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import sincos_embedding
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.registry import MODELS
@@ -325,21 +325,15 @@ def load_released(model: DCMAE, weights: dict[str, torch.Tensor], source: str) -
     released ``pad_to_patch_size``). Its fixed positional tables are checked against ours (max abs difference
     1e-4: a file with other tables is refused) and not loaded; ``nature_img_*`` entries are not loaded. Returns
     notes on what was left out; raises :class:`~brainkit.errors.CheckpointError` listing what does not fit."""
-    from brainkit.models.released import map_state
+    from brainkit.models.released import check_fixed_table, map_state
 
     if not model.config.released:
         raise ConfigError(
             "Released Vis-Dec DC-MAE weights need released=True (the paper_released preset): its [sin | cos] "
             "positional tables and mask count."
         )
-    for key, ours in (("pos_embed", model.positions), ("decoder_pos_embed", model.decoder_positions)):
-        if key in weights:
-            table = weights[key].reshape(-1, weights[key].shape[-1])
-            if table.shape != ours.shape or (table - ours).abs().max() > 1e-4:
-                raise CheckpointError(
-                    f"{source}: its {key} {tuple(weights[key].shape)} is not the [sin | cos] table of this "
-                    f"model {tuple(ours.shape)}; check the voxel count and sizes of the preset."
-                )
+    check_fixed_table(weights.get("pos_embed"), model.positions, "pos_embed", source)
+    check_fixed_table(weights.get("decoder_pos_embed"), model.decoder_positions, "decoder_pos_embed", source)
     model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), source=source))
     dropped = sorted({k.split(".")[0] for k in weights if k.startswith("nature_img_")})
     return (

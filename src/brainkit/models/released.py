@@ -91,4 +91,21 @@ def map_state(
     return {k: out[k].contiguous() for k in target}
 
 
-__all__ = ["Rule", "map_state", "rename"]
+def check_fixed_table(
+    released: torch.Tensor | None, ours: torch.Tensor, key: str, source: str, rows: int | None = None
+) -> None:
+    """A released checkpoint's fixed (not trained) positional table ``released`` against the one our model
+    computes, ``ours`` (n, dim): the first ``rows`` rows (all when None) of ``released`` flattened to (-1, dim)
+    must equal it to 1e-4, else :class:`CheckpointError` (another layout, width or patch count). ``None``: the
+    file has no such table, nothing to check. The table itself is not loaded: ours is computed."""
+    if released is None:
+        return
+    table = released.reshape(-1, released.shape[-1])[:rows]
+    if table.shape != ours.shape or (table - ours).abs().max() > 1e-4:
+        raise CheckpointError(
+            f"{source}: its {key} {tuple(released.shape)} is not the [sin | cos] table of this model "
+            f"{tuple(ours.shape)}; check the sizes of the preset (voxel or patch count, width)."
+        )
+
+
+__all__ = ["Rule", "check_fixed_table", "map_state", "rename"]

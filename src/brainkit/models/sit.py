@@ -23,7 +23,7 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
@@ -279,7 +279,7 @@ def load_released(model: SiT, weights: dict[str, torch.Tensor], source: str) -> 
     ``fmri_encoder.`` entries are taken) into ``model`` (``released=True``, e.g. the ``sim_released`` preset);
     the released fixed ``pos_embedding`` is compared with ours (refused beyond 1e-4). Raises
     :class:`~brainkit.errors.CheckpointError` listing what does not fit."""
-    from brainkit.models.released import map_state
+    from brainkit.models.released import check_fixed_table, map_state
 
     if not model.config.released:
         raise ConfigError(
@@ -288,14 +288,8 @@ def load_released(model: SiT, weights: dict[str, torch.Tensor], source: str) -> 
     prefix = "fmri_encoder."
     if any(k.startswith(prefix) for k in weights):
         weights = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-    table = weights.get("encoder.pos_embedding")
-    if table is not None:
-        table = table.reshape(-1, table.shape[-1])[: model.config.n_patches]
-        if table.shape != model.positions.shape or (table - model.positions).abs().max() > 1e-4:
-            raise CheckpointError(
-                f"{source}: its encoder.pos_embedding is not the [sin | cos] table of this SiT "
-                f"{tuple(model.positions.shape)}; check the patch count and width of the preset."
-            )
+    table = weights.get("encoder.pos_embedding")  # SIM adds its first n_patches rows
+    check_fixed_table(table, model.positions, "encoder.pos_embedding", source, model.config.n_patches)
     model.load_state_dict(map_state(weights, RELEASED_RULES, model.state_dict(), source=source))
 
 
