@@ -382,7 +382,7 @@ def test_prepare_uses_both_towers_of_a_local_clip_for_the_high_level_target(tmp_
     ("setting", "message"),
     [
         ("model_preset=typo", "has no preset 'typo'"),
-        ('methods=["nope"]', "methods must include 'clip_mused'"),
+        ('methods=["nope"]', "methods\\[0\\]='nope' is not allowed"),
         ("data.fooo=1", "takes no option\\(s\\) \\['fooo'\\]"),
         ("model.dimm=3", "unknown key\\(s\\) \\['dimm'\\]"),
         ('released_subjects=["a", "a"]', "must be distinct subject names"),

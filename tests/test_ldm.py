@@ -232,7 +232,7 @@ def test_missing_folder_and_subfolders_raise(tmp_path) -> None:
 
 
 def test_bad_configs_raise() -> None:
-    with pytest.raises(ConfigError, match="scheduler must be one of"):
+    with pytest.raises(ConfigError, match="set scheduler to one of"):
         build_scheduler(replace(TINY, scheduler="euler"))
     with pytest.raises(ConfigError, match="must be divisible"):
         build_unet(replace(TINY, image_size=18))

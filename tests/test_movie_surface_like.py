@@ -142,13 +142,13 @@ def test_independent_soundtrack_changes_only_the_sound(built, tmp_path) -> None:
 def test_bad_config_raises() -> None:
     with pytest.raises(ConfigError, match="preset"):
         msl.load_movie_surface_like("cpu_huge")
-    with pytest.raises(ConfigError, match="order must be 1..5"):
+    with pytest.raises(ConfigError, match="order=6 is out of range: allowed 1 <= x <= 5"):
         msl.MovieSurfaceConfig(order=6)
     with pytest.raises(ConfigError, match="last_rest_seconds"):
         msl.MovieSurfaceConfig(last_rest_seconds=2)
     with pytest.raises(ConfigError, match="snr"):
         msl.MovieSurfaceConfig(snr=(0.5, 0.1))
-    with pytest.raises(ConfigError, match="soundtrack must be one of"):
+    with pytest.raises(ConfigError, match="set soundtrack to one of"):
         msl.MovieSurfaceConfig(soundtrack="music")
     with pytest.raises(ConfigError, match="n_voices"):
         msl.MovieSurfaceConfig(n_voices=0)

@@ -233,7 +233,7 @@ def test_both_protocols_score_the_same_predictions(movie) -> None:
         assert (sim["top1_chance"], ours["top1_chance"]) == (1 / 33, 1 / 32)
         assert sim["rows"] == 2 * sim["subjects"] and ours["rows"] == ours["subjects"]  # 2 runs
         assert sim["targets"] == 100 * sim["rows"]  # 45-clip halves: every pool holds 32 negatives
-    with pytest.raises(ConfigError, match="evaluation.protocol must be one of"):
+    with pytest.raises(ConfigError, match="set protocol to one of"):
         RetrievalConfig(protocol="paper")
     with pytest.raises(ConfigError, match="needs the runs' test-retest mask"):
         score_settings(perfect, stimulus, settings, clips, movie.segment_of, 0)

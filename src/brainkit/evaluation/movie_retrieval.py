@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.data.movie_samples import SETTINGS, MovieArrays, Samples, setting_segments
 from brainkit.errors import ConfigError
 from brainkit.evaluation import sim_retrieval
@@ -45,18 +46,12 @@ PROTOCOLS = ("sim", "all_targets")
 
 
 @dataclass(frozen=True)
-class RetrievalConfig:
+class RetrievalConfig(Checked):
     """How retrieval is scored (module doc): ``protocol`` "sim" (SIM's released protocol) or "all_targets"."""
 
-    protocol: str = "sim"
-    n_targets: int = (
-        sim_retrieval.N_TARGETS
-    )  # per (subject, run) row, protocol "sim" (SIM's nbr_clip_to_test)
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS or self.n_targets < 1:
-            raise ConfigError(f"evaluation.protocol must be one of {PROTOCOLS} and evaluation.n_targets >= 1, "
-                              f"found {self.protocol!r}, {self.n_targets}.")  # fmt: skip
+    protocol: str = choice("sim", PROTOCOLS, fix="sim: SIM's released protocol; all_targets: ours")
+    # per (subject, run) row, protocol "sim" (SIM's nbr_clip_to_test)
+    n_targets: int = bounded(sim_retrieval.N_TARGETS, ge=1, le=1_000_000)
 
     @property
     def n_candidates(self) -> int:

@@ -31,43 +31,51 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import Dropout
 from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class CLIPMUSEDConfig:
-    """CLIP-MUSED's hyperparameters; ``n_subjects``, ``n_classes`` (and ``n_rois`` for nsd) come from the data."""
+class CLIPMUSEDConfig(Checked):
+    """CLIP-MUSED's hyperparameters; ``n_subjects``, ``n_classes`` (and ``n_rois`` for nsd) come from the data.
+    Bounds and the hcp layout (two token blocks after layers 3 and 4 of width ``dim``) are checked when the config
+    is built; the grid against the strides and the data-given sizes when the model is."""
 
-    variant: str = "hcp"  # "hcp": MNI volume; "nsd": ROI patches
-    grid: tuple[int, int, int] = (112, 128, 112)  # hcp input volume (X, Y, Z)
-    stem_channels: tuple[int, int] = (32, 64)
-    stem_kernel: int = 7
-    stem_strides: tuple[int, int] = (2, 2)
-    layer_channels: tuple[int, int, int, int] = (64, 128, 512, 512)
-    layer_strides: tuple[int, int, int, int] = (1, 2, 2, 1)
-    blocks_per_layer: int = 2  # ResNet-18: two basic blocks per layer
-    shallow_hidden: int | None = None  # token-mixing width after layer 2; None: positions // 2; 0: none
-    n_rois: int | None = None  # nsd
-    roi_size: int = 0  # nsd
-    dim: int = 512  # token width (hcp: must equal the last two layer widths)
-    n_heads: int = 4
-    head_dim: int = 64
-    ff_hidden: tuple[int, ...] = (256, 512)  # one token-attention block per entry (hcp: exactly two)
-    dropout: float = 0.0
+    variant: str = choice("hcp", ("hcp", "nsd"))  # "hcp": MNI volume; "nsd": ROI patches
+    grid: tuple[int, int, int] = bounded((112, 128, 112), ge=1, le=4096)  # hcp input volume (X, Y, Z)
+    stem_channels: tuple[int, int] = bounded((32, 64), ge=1, le=65_536)
+    stem_kernel: int = bounded(7, ge=1, le=63)
+    stem_strides: tuple[int, int] = bounded((2, 2), ge=1, le=16)
+    layer_channels: tuple[int, int, int, int] = bounded((64, 128, 512, 512), ge=1, le=65_536)
+    layer_strides: tuple[int, int, int, int] = bounded((1, 2, 2, 1), ge=1, le=16)
+    blocks_per_layer: int = bounded(2, ge=1, le=100)  # ResNet-18: two basic blocks per layer
+    # token-mixing width after layer 2; None: positions // 2; 0: none
+    shallow_hidden: int | None = bounded(None, ge=0, le=1_000_000)
+    n_rois: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the data")  # nsd
+    roi_size: int = bounded(0, ge=0, le=1_000_000)  # nsd
+    dim: int = bounded(512, ge=1, le=65_536)  # token width (hcp: must equal the last two layer widths)
+    n_heads: int = bounded(4, ge=1, le=1024)
+    head_dim: int = bounded(64, ge=1, le=65_536)
+    # one token-attention block per entry (hcp: exactly two)
+    ff_hidden: tuple[int, ...] = bounded((256, 512), ge=1, le=1_000_000)
+    dropout: float = bounded(0.0, ge=0, lt=1)
     subject_tokens: bool = True  # False: one token pair shared by all subjects (ablation)
-    token_init_std: float = 0.02  # released: subject tokens drawn from N(0, 0.02)
-    readout: str = (
-        "tokens"  # "tokens": classifier on [high, low]; "mean": on mean brain token (pooled baseline)
-    )
+    token_init_std: float = bounded(0.02, ge=0, le=10)  # released: subject tokens drawn from N(0, 0.02)
+    # "tokens": classifier on [high, low]; "mean": on mean brain token (pooled baseline)
+    readout: str = choice("tokens", ("tokens", "mean"))
     # True: the blocks compute what the released code does (AttentionBlock.py): shallow attention
     # x + BN(channel MLP(x)), then + BN(position MLP); token attention without inner residuals and without a qkv
     # bias, BN(attention) -> BN(FF), its output ADDED to the brain tokens and REPLACING the subject tokens.
     # False (ours): pre-norm position mixing only; each sublayer residual, then BN. See docs/methods/clip_mused.md.
     released: bool = False
-    n_subjects: int | None = None
-    n_classes: int | None = None
+    n_subjects: int | None = bounded(None, ge=1, le=100_000, fix="set by the data")
+    n_classes: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the data")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_layout(self)
 
 
 def conv_output(size: int, kernel: int, stride: int) -> int:
@@ -344,25 +352,28 @@ def feature_shapes(c: CLIPMUSEDConfig) -> list[tuple[int, int, int]]:
     return shapes
 
 
+def _check_layout(c: CLIPMUSEDConfig) -> None:
+    """What needs no data: the token blocks and (hcp) their widths."""
+    if not c.ff_hidden:
+        raise ConfigError("clip_mused: ff_hidden needs at least one entry (one token-attention block each).")
+    if c.variant == "hcp" and (
+        len(c.ff_hidden) != 2 or c.layer_channels[2] != c.dim or c.layer_channels[3] != c.dim
+    ):
+        raise ConfigError(
+            "clip_mused (hcp): two token-attention blocks (ff_hidden has 2 entries) after layers 3 and 4, "
+            f"whose widths must equal dim={c.dim}; found ff_hidden={c.ff_hidden}, "
+            f"layer_channels={c.layer_channels}."
+        )
+
+
 def _check_config(c: CLIPMUSEDConfig) -> None:
-    if c.variant not in ("hcp", "nsd"):
-        raise ConfigError(f"clip_mused: variant must be 'hcp' or 'nsd', found {c.variant!r}.")
-    if c.readout not in ("tokens", "mean"):
-        raise ConfigError(f"clip_mused: readout must be 'tokens' or 'mean', found {c.readout!r}.")
     if c.n_subjects is None or c.n_classes is None or c.n_subjects < 1 or c.n_classes < 1:
         raise ConfigError(
             f"clip_mused: n_subjects and n_classes come from the dataset and must be >= 1, found "
             f"{c.n_subjects} and {c.n_classes}."
         )
-    if not c.ff_hidden:
-        raise ConfigError("clip_mused: ff_hidden needs at least one entry (one token-attention block each).")
+    _check_layout(c)
     if c.variant == "hcp":
-        if len(c.ff_hidden) != 2 or c.layer_channels[2] != c.dim or c.layer_channels[3] != c.dim:
-            raise ConfigError(
-                "clip_mused (hcp): two token-attention blocks (ff_hidden has 2 entries) after layers 3 and 4, "
-                f"whose widths must equal dim={c.dim}; found ff_hidden={c.ff_hidden}, "
-                f"layer_channels={c.layer_channels}."
-            )
         if min(feature_shapes(c)[-1]) < 1:
             raise ConfigError(f"clip_mused: grid {c.grid} is too small for the strides.")
     elif c.n_rois is None or c.n_rois < 1 or c.roi_size < 1:

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from brainkit.checkpoint import atomic_folder, check_tensors, load_checkpoint, save_checkpoint
-from brainkit.config import from_dict, to_dict
+from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
 from brainkit.models.dc_mae import PRESETS as DC_MAE_PRESETS
@@ -106,23 +106,25 @@ def preprocess_images(
 
 
 @dataclass(frozen=True)
-class CrossModalConfig:
+class CrossModalConfig(Checked):
     """The cross-attention stacks and the tuning loss. Numbers: Vis-Dec phase 2 [METHODS.md sec. 4.3].
 
     ``fmri`` and ``image`` (``transformers.ViTMAEConfig`` keyword arguments) describe the two MAEs: set from the
     modules :class:`CrossModalMAE` is given, read by :meth:`CrossModalMAE.from_config` to build them.
     """
 
-    image_cross_layers: int = 3  # Vis-Dec's layer_cross: 3 extra cross-attention layers on the image side
-    fmri_cross_layers: int = 1  # the fMRI side's cross-attention (one stack; our reading of MAEforFMRICross)
-    cross_heads: int = 16  # our choice: divides both widths of the paper models (768, 1024)
-    cross_mlp_ratio: float = 4.0  # our choice: ViT's MLP ratio
-    fmri_mask_ratio: float = 0.75
-    image_mask_ratio: float = 0.5
-    fmri_recon_weight: float = 0.25
-    image_recon_weight: float = 1.5
-    image_mean: tuple[float, ...] = IMAGENET_MEAN
-    image_std: tuple[float, ...] = IMAGENET_STD
+    # Vis-Dec's layer_cross: 3 extra cross-attention layers on the image side
+    image_cross_layers: int = bounded(3, ge=0, le=100, fix="0: no cross-attention (an ablation)")
+    # the fMRI side's cross-attention (one stack; our reading of MAEforFMRICross)
+    fmri_cross_layers: int = bounded(1, ge=0, le=100, fix="0: no cross-attention (an ablation)")
+    cross_heads: int = bounded(16, ge=1, le=1024)  # our choice: divides both widths of the paper models
+    cross_mlp_ratio: float = bounded(4.0, gt=0, le=64)  # our choice: ViT's MLP ratio
+    fmri_mask_ratio: float = bounded(0.75, gt=0, lt=1)
+    image_mask_ratio: float = bounded(0.5, gt=0, lt=1)
+    fmri_recon_weight: float = bounded(0.25, ge=0)
+    image_recon_weight: float = bounded(1.5, ge=0)
+    image_mean: tuple[float, ...] = bounded(IMAGENET_MEAN, ge=0, le=1, fix="a channel mean of 0-1 pixels")
+    image_std: tuple[float, ...] = bounded(IMAGENET_STD, gt=0, fix="a channel standard deviation")
     fmri: DCMAEConfig | None = None
     image: dict[str, Any] | None = None
 
@@ -210,9 +212,6 @@ class CrossModalMAE(nn.Module):
     def __init__(self, fmri: DCMAE, image: nn.Module, config: CrossModalConfig | None = None) -> None:
         super().__init__()
         c = config or CrossModalConfig()
-        for name in ("fmri_mask_ratio", "image_mask_ratio"):
-            if not 0.0 < getattr(c, name) < 1.0:
-                raise ConfigError(f"cross-modal {name} must be in (0, 1), found {getattr(c, name)}.")
         self.fmri, self.image = fmri, image
         image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
         self.config = c = replace(c, fmri=fmri.config, image=image.config.to_diff_dict())

@@ -27,6 +27,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import sincos_embedding
 from brainkit.models.vsmae import random_patch_mask
@@ -34,25 +35,38 @@ from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class DCMAEConfig:
-    """DC-MAE. ``n_voxels`` comes from the data and must be a multiple of ``patch_size`` (see :func:`pad_voxels`)."""
+class DCMAEConfig(Checked):
+    """DC-MAE. ``n_voxels`` comes from the data and must be a multiple of ``patch_size`` (see :func:`pad_voxels`).
+    Bounds, even widths and heads dividing them are checked when the config is built."""
 
-    n_voxels: int | None = None
-    patch_size: int = 16
-    dim: int = 1024
-    depth: int = 24
-    n_heads: int = 16
-    mlp_ratio: float = 1.0
-    decoder_dim: int = 512
-    decoder_depth: int = 8
-    decoder_heads: int = 16
-    mask_ratio: float = 0.75
-    dropout: float = 0.0
+    n_voxels: int | None = bounded(
+        None, ge=2, le=10_000_000, fix="set by the data; more than 10 million voxels is not a brain recording"
+    )
+    patch_size: int = bounded(16, ge=1, le=100_000, fix="voxels per token")
+    dim: int = bounded(1024, ge=2, le=65_536)
+    depth: int = bounded(24, ge=1, le=1000)
+    n_heads: int = bounded(16, ge=1, le=1024)
+    mlp_ratio: float = bounded(1.0, gt=0, le=64)
+    decoder_dim: int = bounded(512, ge=2, le=65_536)
+    decoder_depth: int = bounded(8, ge=1, le=1000)
+    decoder_heads: int = bounded(16, ge=1, le=1024)
+    mask_ratio: float = bounded(0.75, gt=0, lt=1)
+    dropout: float = bounded(0.0, ge=0, lt=1)
     # True: compute what Vis-Dec's released code computes (docs/methods/vis_dec.md, "Reference mode"): [sin | cos]
     # positional tables, int(n_patches * (1 - mask_ratio)) patches kept, and (in pad_voxels) a whole patch of
     # padding when the voxel count is already a multiple of the patch size. False: ours (interleaved sin-cos,
     # round(mask_ratio * n_patches) hidden, no padding when none is needed).
     released: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for width, heads in (("dim", "n_heads"), ("decoder_dim", "decoder_heads")):
+            w, h = getattr(self, width), getattr(self, heads)
+            if w % 2 or w % h:
+                raise ConfigError(
+                    f"DC-MAE {width}={w} must be even (sin-cos positions) and a multiple of {heads}={h}; change "
+                    "one of them."
+                )
 
 
 PRESETS: dict[str, DCMAEConfig] = {
@@ -159,13 +173,6 @@ def check_config(config: DCMAEConfig) -> None:
             f"two patches). Pad the voxels first: brainkit.models.dc_mae.pad_voxels(x, {config.patch_size}) "
             "repeats the first voxels at the end, as Mind-Vis does."
         )
-    if not 0.0 < config.mask_ratio < 1.0:
-        raise ConfigError(f"DC-MAE: mask_ratio must be in (0, 1), found {config.mask_ratio}.")
-    for name in ("dim", "decoder_dim"):
-        if getattr(config, name) % 2:
-            raise ConfigError(
-                f"DC-MAE: {name} must be even (sin-cos positions), found {getattr(config, name)}."
-            )
 
 
 @MODELS.register(

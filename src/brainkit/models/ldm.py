@@ -27,37 +27,70 @@ import torch
 from torch import nn
 
 from brainkit.checkpoint import atomic_folder
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.registry import MODELS
 
 N_CONTEXT_TOKENS = 77  # the paper's context length (Mind-Vis/Vis-Dec map fMRI tokens to 77, METHODS.md 4.4)
 SCHEDULERS = ("pndm", "ddim")  # pndm = the paper's PLMS sampler (METHODS.md 4.4), ddim its usual alternative
+BETA_SCHEDULES = (
+    "scaled_linear",
+    "linear",
+    "squaredcos_cap_v2",
+)  # the schedules both diffusers samplers take
 
 
 @dataclass(frozen=True)
-class LDMConfig:
+class LDMConfig(Checked):
     """A latent diffusion model built from scratch (ignored where a pretrained folder gives the networks).
 
     ``vae_channels`` has one entry per VAE block: the latent side is ``image_size / 2 ** (len - 1)``.
     ``unet_channels`` has one entry per UNet level; every level but the last has cross-attention.
     """
 
-    image_size: int = 64
-    latent_channels: int = 4
-    vae_channels: tuple[int, ...] = (32, 64, 64)
-    vae_layers_per_block: int = 1
-    unet_channels: tuple[int, ...] = (64, 128)
-    unet_layers_per_block: int = 1
-    cross_attention_dim: int = 128
-    attention_head_dim: int = 16
-    norm_groups: int = 16
-    scheduler: str = "pndm"
-    n_train_timesteps: int = 1000
-    beta_schedule: str = "scaled_linear"  # diffusers' latent-diffusion default (0.00085 .. 0.012)
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    n_tokens: int | None = None  # the fMRI encoder's tokens and width (LatentDiffusion's context mapper)
-    fmri_dim: int | None = None
+    image_size: int = bounded(64, ge=8, le=4096, fix="pixels per side")
+    latent_channels: int = bounded(4, ge=1, le=1024)
+    vae_channels: tuple[int, ...] = bounded((32, 64, 64), ge=1, le=65_536)
+    vae_layers_per_block: int = bounded(1, ge=1, le=100)
+    unet_channels: tuple[int, ...] = bounded((64, 128), ge=1, le=65_536)
+    unet_layers_per_block: int = bounded(1, ge=1, le=100)
+    cross_attention_dim: int = bounded(128, ge=1, le=65_536)
+    attention_head_dim: int = bounded(16, ge=1, le=65_536)
+    norm_groups: int = bounded(16, ge=1, le=1024)
+    scheduler: str = choice("pndm", SCHEDULERS)
+    n_train_timesteps: int = bounded(1000, ge=2, le=100_000)
+    # diffusers' latent-diffusion default (0.00085 .. 0.012)
+    beta_schedule: str = choice("scaled_linear", BETA_SCHEDULES)
+    beta_start: float = bounded(0.00085, gt=0, lt=1)
+    beta_end: float = bounded(0.012, gt=0, lt=1)
+    # the fMRI encoder's tokens and width (LatentDiffusion's context mapper)
+    n_tokens: int | None = bounded(None, ge=2, le=1_000_000, fix="set by the fMRI encoder")
+    fmri_dim: int | None = bounded(None, ge=1, le=65_536, fix="set by the fMRI encoder")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_config(self)
+
+
+def _check_config(config: LDMConfig) -> None:
+    if not config.vae_channels or not config.unet_channels:
+        raise ConfigError("LDM vae_channels and unet_channels need at least one entry each.")
+    if config.beta_end <= config.beta_start:
+        raise ConfigError(
+            f"LDM beta_end={config.beta_end} must be above beta_start={config.beta_start} (the noise grows)."
+        )
+    factor = 2 ** (len(config.vae_channels) - 1)
+    if config.image_size % (factor * 2 ** (len(config.unet_channels) - 1)):
+        raise ConfigError(
+            f"LDM image_size {config.image_size} must be divisible by the VAE factor {factor} times the UNet's "
+            f"{2 ** (len(config.unet_channels) - 1)}; choose a multiple of "
+            f"{factor * 2 ** (len(config.unet_channels) - 1)}."
+        )
+    for channels in (config.vae_channels, config.unet_channels):
+        if any(c % config.norm_groups for c in channels):
+            raise ConfigError(
+                f"LDM channels {channels} must be multiples of norm_groups {config.norm_groups}."
+            )
 
 
 PRESETS = {
@@ -84,23 +117,6 @@ PRESETS = {
     # its networks come from ldm_dir (a diffusers folder), this config only fixes the image side and the sampler.
     "paper": LDMConfig(image_size=256, scheduler="pndm"),
 }
-
-
-def _check_config(config: LDMConfig) -> None:
-    if config.scheduler not in SCHEDULERS:
-        raise ConfigError(f"LDM scheduler must be one of {SCHEDULERS}, found {config.scheduler!r}.")
-    factor = 2 ** (len(config.vae_channels) - 1)
-    if config.image_size % (factor * 2 ** (len(config.unet_channels) - 1)):
-        raise ConfigError(
-            f"LDM image_size {config.image_size} must be divisible by the VAE factor {factor} times the UNet's "
-            f"{2 ** (len(config.unet_channels) - 1)}; choose a multiple of "
-            f"{factor * 2 ** (len(config.unet_channels) - 1)}."
-        )
-    for channels in (config.vae_channels, config.unet_channels):
-        if any(c % config.norm_groups for c in channels):
-            raise ConfigError(
-                f"LDM channels {channels} must be multiples of norm_groups {config.norm_groups}."
-            )
 
 
 def latent_side(config: LDMConfig) -> int:

@@ -13,16 +13,19 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class LinearEncodingConfig:
+class LinearEncodingConfig(Checked):
     """Sizes from the data: ``n_features`` (the stimulus features' width) and ``n_voxels`` (the outputs)."""
 
-    n_features: int | None = None
-    n_voxels: int | None = None
+    n_features: int | None = bounded(None, ge=1, le=10_000_000, fix="set by the stimulus features")
+    n_voxels: int | None = bounded(
+        None, ge=1, le=10_000_000, fix="set by the data; more than 10 million voxels is not a brain recording"
+    )
     bias: bool = True
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT, SiTConfig, clip_example
@@ -28,19 +29,31 @@ from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class SIMConfig:
+class SIMConfig(Checked):
     """Tri-modal model. ``video_dim`` / ``audio_dim`` come from the stimulus encoders (768 for VideoMAE ViT-B
-    and wav2vec2 base)."""
+    and wav2vec2 base). Bounds are checked when the config is built."""
 
     encoder: SiTConfig = field(default_factory=lambda: SIT_PRESETS["sim"])
-    video_dim: int | None = None
-    audio_dim: int | None = None
-    embedding_dim: int = 384  # clip_embedding_dimension [SIM config]
-    dropout: float = 0.0  # the heads' dropout; its value is not in METHODS.md (our choice)
-    loss_weights: tuple[float, float, float] = (0.8, 0.1, 0.1)  # (fMRI-video, fMRI-audio, video-audio) [SIM]
-    loss_divisor: float = 6.0  # tools/train_fmri_clip_ddp.py divides the weighted sum by 6 [SIM]
-    temperature_video: float = 1.0  # logits x exp(1.0) [SIM config]
-    temperature_audio: float = 0.5  # logits x exp(0.5) [SIM config]; also used for video-audio (our choice)
+    video_dim: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the video encoder")
+    audio_dim: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the audio encoder")
+    embedding_dim: int = bounded(384, ge=1, le=65_536)  # clip_embedding_dimension [SIM config]
+    dropout: float = bounded(0.0, ge=0, lt=1)  # the heads' dropout; not in METHODS.md (our choice)
+    # (fMRI-video, fMRI-audio, video-audio) [SIM]
+    loss_weights: tuple[float, float, float] = bounded((0.8, 0.1, 0.1), ge=0, fix="a non-negative weight")
+    # tools/train_fmri_clip_ddp.py divides the weighted sum by 6 [SIM]
+    loss_divisor: float = bounded(6.0, gt=0)
+    # logits x exp(1.0) [SIM config]
+    temperature_video: float = bounded(1.0, ge=-10, le=10, fix="the logits are scaled by exp(this)")
+    # logits x exp(0.5) [SIM config]; also used for video-audio (our choice)
+    temperature_audio: float = bounded(0.5, ge=-10, le=10, fix="the logits are scaled by exp(this)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.loss_weights) != 3 or sum(self.loss_weights) <= 0:
+            raise ConfigError(
+                f"SIM loss_weights={list(self.loss_weights)} must be 3 non-negative weights (fMRI-video, "
+                "fMRI-audio, video-audio), not all 0."
+            )
 
 
 PRESETS: dict[str, SIMConfig] = {
@@ -113,10 +126,6 @@ class SIM(nn.Module):
         self.fmri_head = ProjectionHead(config.encoder.dim, config.embedding_dim, config.dropout)
         self.video_head = ProjectionHead(config.video_dim, config.embedding_dim, config.dropout)
         self.audio_head = ProjectionHead(config.audio_dim, config.embedding_dim, config.dropout)
-        if len(config.loss_weights) != 3 or min(config.loss_weights) < 0 or config.loss_divisor <= 0:
-            raise ConfigError(
-                f"SIM: loss_weights must be 3 non-negative numbers, found {config.loss_weights}."
-            )
         self.objective = LogitScales(config)  # named ``objective`` for the checkpoints' keys
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,29 +23,31 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
+POSITIONS = ("index", "sphere")
+
 
 @dataclass(frozen=True)
-class SiTConfig:
+class SiTConfig(Checked):
     """SiT encoder. ``n_patches`` and ``n_patch_vertices`` come from the patch grid (1280 and 45 at ico6/ico3);
-    ``n_frames`` is the clip length in frames (3 in SIM)."""
+    ``n_frames`` is the clip length in frames (3 in SIM). Bounds are checked when the config is built."""
 
-    n_patches: int | None = None
-    n_patch_vertices: int | None = None
-    n_frames: int = 3
-    dim: int = 192
-    depth: int = 12
-    n_heads: int = 3
-    head_dim: int = 64
-    mlp_ratio: float = 4.0
-    dropout: float = 0.0
-    positions: str = (
-        "index"  # "index": SIM's 1-D sin-cos over the patch number; "sphere": of the patch centre
-    )
-    patch_order: int | None = None  # the patch grid's icosphere order (needed by positions="sphere")
+    n_patches: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the patch grid")
+    n_patch_vertices: int | None = bounded(None, ge=1, le=1_000_000, fix="set by the patch grid")
+    n_frames: int = bounded(3, ge=1, le=1000, fix="frames per clip, as channels")
+    dim: int = bounded(192, ge=2, le=65_536, fix="an even token width")
+    depth: int = bounded(12, ge=1, le=1000, fix="transformer blocks")
+    n_heads: int = bounded(3, ge=1, le=1024)
+    head_dim: int = bounded(64, ge=1, le=65_536)
+    mlp_ratio: float = bounded(4.0, gt=0, le=64)
+    dropout: float = bounded(0.0, ge=0, lt=1)
+    # "index": SIM's 1-D sin-cos over the patch number; "sphere": of the patch centre
+    positions: str = choice("index", POSITIONS)
+    patch_order: int | None = bounded(None, ge=0, le=7, fix="the patch grid's icosphere order")
     # The patch table (brainkit.surface.patch_grid): "icosphere", "file:PATH" or "sim:DIR"; read only where the
     # patch centres are needed (positions="sphere", vsMAE's distance bias), in the file's patch order.
     patches: str = "icosphere"
@@ -54,8 +56,18 @@ class SiTConfig:
     # vit-pytorch Transformer's own final norm and then mlp_head[0] (ours: one). Needs positions="index".
     released: bool = False
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from brainkit.surface.patch_grid import parse as parse_patches
 
-POSITIONS = ("index", "sphere")
+        if self.dim % 2:
+            raise ConfigError(f"SiT dim={self.dim} must be even for the sin-cos positions; set an even dim.")
+        if self.released and self.positions != "index":
+            raise ConfigError(
+                f"SiT released=True is SIM's table over the patch index; set positions='index' (found "
+                f"{self.positions!r})."
+            )
+        parse_patches(self.patches)  # a clear error for a malformed spec; the files are read only if needed
 
 
 PRESETS: dict[str, SiTConfig] = {
@@ -207,20 +219,6 @@ class SiT(nn.Module):
             raise ConfigError(
                 "SiT: n_patches and n_patch_vertices must be set (they come from the patch grid)."
             )
-        if min(config.n_patches, config.n_patch_vertices, config.n_frames, config.depth, config.n_heads) < 1:
-            raise ConfigError(f"SiT: sizes must be positive, found {config}.")
-        if config.dim % 2:
-            raise ConfigError(f"SiT: dim must be even for the sin-cos positions, found {config.dim}.")
-        if config.positions not in POSITIONS:
-            raise ConfigError(f"SiT: positions {config.positions!r} is not one of {POSITIONS}.")
-        if config.released and config.positions != "index":
-            raise ConfigError(
-                f"SiT: released=True is SIM's table over the patch index; set positions='index' (found "
-                f"{config.positions!r})."
-            )
-        from brainkit.surface.patch_grid import parse as parse_patches
-
-        parse_patches(config.patches)  # a clear error for a malformed spec; the files are read only if needed
         self.config = config
         self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))

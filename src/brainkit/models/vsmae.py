@@ -21,6 +21,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import (
@@ -36,18 +37,25 @@ from brainkit.registry import MODELS
 
 
 @dataclass(frozen=True)
-class VSMAEConfig:
-    """vsMAE = a SiT encoder + a pretraining decoder. ``mask_ratio``: fraction of patches hidden per clip."""
+class VSMAEConfig(Checked):
+    """vsMAE = a SiT encoder + a pretraining decoder. ``mask_ratio``: fraction of patches hidden per clip. Bounds
+    are checked when the config is built."""
 
     encoder: SiTConfig = field(default_factory=SiTConfig)
-    mask_ratio: float = 0.5  # unpublished; our choice (docs/methods/sim.md)
-    decoder_dim: int = 96  # unpublished; MAE-style narrow decoder (our choice)
-    decoder_depth: int = 2
-    decoder_heads: int = 3
-    decoder_head_dim: int = 32
-    decoder_distance_bias: float = (
-        0.0  # > 0: decoder attention logits - this x angle (rad) between patch centres
-    )
+    mask_ratio: float = bounded(0.5, gt=0, lt=1)  # unpublished; our choice (docs/methods/sim.md)
+    decoder_dim: int = bounded(96, ge=2, le=65_536)  # unpublished; MAE-style narrow decoder (our choice)
+    decoder_depth: int = bounded(2, ge=1, le=1000)
+    decoder_heads: int = bounded(3, ge=1, le=1024)
+    decoder_head_dim: int = bounded(32, ge=1, le=65_536)
+    # > 0: decoder attention logits - this x angle (rad) between patch centres
+    decoder_distance_bias: float = bounded(0.0, ge=0, le=1000)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.decoder_dim % 2:
+            raise ConfigError(
+                f"vsMAE decoder_dim={self.decoder_dim} must be even for the sin-cos positions; set an even width."
+            )
 
 
 PRESETS: dict[str, VSMAEConfig] = {
@@ -137,8 +145,6 @@ class VSMAE(nn.Module):
 
     def __init__(self, config: VSMAEConfig) -> None:
         super().__init__()
-        if not 0.0 < config.mask_ratio < 1.0:
-            raise ConfigError(f"vsMAE mask_ratio must be in (0, 1), found {config.mask_ratio}.")
         self.config = config
         self.encoder = SiT(config.encoder)
         self.decoder = Decoder(config)

@@ -34,23 +34,24 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.objectives.masked import masked_patch_loss
 
 
 @dataclass(frozen=True)
-class DoubleContrastiveConfig:
+class DoubleContrastiveConfig(Checked):
     """Weights of the DC-MAE loss terms (README run of Vis-Dec: 1 / 1 / 0.5), the InfoNCE temperature and the
     form: ``"ours"`` (both views in every term, two-way InfoNCE) or ``"released"`` (the released code's: see the
     module docstring). :func:`loss_weights` builds one from a named weight set."""
 
-    contrast_weight: float = 1.0
-    self_weight: float = 1.0
-    cross_weight: float = 0.5
-    temperature: float = 0.1  # tau [code/config.py; METHODS.md sec. 4.2]
-    mse_weight: float = 1.0  # the released mask_loss_weight (config.py: 1)
-    form: str = "ours"
+    contrast_weight: float = bounded(1.0, ge=0)
+    self_weight: float = bounded(1.0, ge=0)
+    cross_weight: float = bounded(0.5, ge=0)
+    temperature: float = bounded(0.1, gt=0, le=100)  # tau [code/config.py; METHODS.md sec. 4.2]
+    mse_weight: float = bounded(1.0, ge=0)  # the released mask_loss_weight (config.py: 1)
+    form: str = choice("ours", ("ours", "released"))
 
 
 # The two readings of Vis-Dec's phase-1 loss weights (docs/methods/vis_dec.md, "Reference mode").
@@ -93,11 +94,6 @@ class DoubleContrastiveLoss(torch.nn.Module):
     def __init__(self, config: DoubleContrastiveConfig | None = None) -> None:
         super().__init__()
         self.config = config or DoubleContrastiveConfig()
-        for name in ("mse_weight", "contrast_weight", "self_weight", "cross_weight"):
-            if getattr(self.config, name) < 0:
-                raise ConfigError(f"DC-MAE loss: {name} must be >= 0, found {getattr(self.config, name)}.")
-        if self.config.form not in ("ours", "released"):
-            raise ConfigError(f"DC-MAE loss: form must be 'ours' or 'released', found {self.config.form!r}.")
         self.infonce = InfoNCE(InfoNCEConfig(temperature=self.config.temperature))
         # InfoNCE(brain, stimulus) one-way: each stimulus row picks its brain row, so query = the stimulus side
         self.one_way = InfoNCE(InfoNCEConfig(temperature=self.config.temperature, bidirectional=False))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
+from brainkit.config import bounded, check_bounds
 from brainkit.errors import ConfigError
 
 
@@ -23,13 +24,15 @@ class MaskingConfig:
     """How tokens are hidden. ``masking=False`` trains a plain autoencoder (the BrainAE ablation)."""
 
     masking: bool = True
-    mask_ratio_range: tuple[float, float] = (0.0, 0.8)  # BrainMAE: a random ratio per batch in (0, 0.8)
-    eval_mask_ratio: float = (
-        0.7  # BrainMAE's quoted ratio (METHODS.md: unverified), for validation/evaluation
-    )
-    masked_weight: float = 0.75  # lambda: 0.75 masked + 0.25 visible (METHODS.md sec. 5)
+    # BrainMAE: a random ratio per batch in (0, 0.8)
+    mask_ratio_range: tuple[float, float] = bounded((0.0, 0.8), ge=0, lt=1)
+    # BrainMAE's quoted ratio (METHODS.md: unverified), for validation/evaluation
+    eval_mask_ratio: float = bounded(0.7, gt=0, lt=1)
+    # lambda: 0.75 masked + 0.25 visible (METHODS.md sec. 5)
+    masked_weight: float = bounded(0.75, ge=0, le=1)
 
     def __post_init__(self) -> None:
+        check_bounds(self, "masking")
         low, high = self.mask_ratio_range
         if not 0.0 <= low <= high < 1.0:
             raise ConfigError(

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
 from brainkit.objectives.contrastive import gather_batch
 from brainkit.registry import OBJECTIVES
@@ -55,16 +56,17 @@ def orthogonality_loss(high: torch.Tensor, low: torch.Tensor, tokens: str = "nor
 
 
 @dataclass(frozen=True)
-class SemanticLossConfig:
+class SemanticLossConfig(Checked):
     """Loss weights; defaults are the paper's HCP settings (README command = argparse defaults)."""
 
-    bce: float = 1.0
-    orthogonality: float = 1e-3
-    rsm_high: float = 1e-3
-    rsm_low: float = 0.1
+    bce: float = bounded(1.0, ge=0, fix="a loss weight; 0 turns the term off")
+    orthogonality: float = bounded(1e-3, ge=0, fix="a loss weight; 0 turns the term off")
+    rsm_high: float = bounded(1e-3, ge=0, fix="a loss weight; 0 turns the term off")
+    rsm_low: float = bounded(0.1, ge=0, fix="a loss weight; 0 turns the term off")
     # several processes: the RSM and orthogonality terms over the global batch (all_gather with gradients)
     gather: bool = True
-    orthogonality_tokens: str = "normalized"  # "raw": the released code (see the module docstring)
+    # "raw": the released code (see the module docstring)
+    orthogonality_tokens: str = choice("normalized", ORTHOGONALITY_TOKENS)
 
 
 @OBJECTIVES.register("clip_mused_semantic", help="Multi-label BCE + RSM (high, low) + orthogonality.")
@@ -74,16 +76,6 @@ class SemanticLoss(nn.Module):
     def __init__(self, config: SemanticLossConfig | None = None) -> None:
         super().__init__()
         self.config = config or SemanticLossConfig()
-        for name in ("bce", "orthogonality", "rsm_high", "rsm_low"):
-            if getattr(self.config, name) < 0:
-                raise ConfigError(
-                    f"SemanticLoss: weight {name} must be >= 0, found {getattr(self.config, name)}."
-                )
-        if self.config.orthogonality_tokens not in ORTHOGONALITY_TOKENS:
-            raise ConfigError(
-                f"SemanticLoss: orthogonality_tokens={self.config.orthogonality_tokens!r}; choose one of "
-                f"{ORTHOGONALITY_TOKENS} (raw: the released code)."
-            )
 
     def forward(
         self,

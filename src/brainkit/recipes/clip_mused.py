@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.config import choice, from_dict, to_dict
+from brainkit.config import Checked, bounded, choice, from_dict, to_dict
 from brainkit.data import load_dataset
 from brainkit.data.semantic import (
     SampleArrays,
@@ -96,7 +96,10 @@ ATTENTION_LR_SCALE = 0.1  # released: the token-attention blocks train at 0.1 x 
 
 
 @dataclass(frozen=True)
-class CLIPMUSEDRecipeConfig:
+class CLIPMUSEDRecipeConfig(Checked):
+    """Everything the recipe does; bounds are checked when the config is built, ``check`` the methods, dataset
+    options and every network's model config before any data."""
+
     dataset: str = "hcp_movie_like"
     data: dict[str, Any] = field(default_factory=dict)  # options of the dataset factory
     cache_dir: str | None = None
@@ -107,10 +110,9 @@ class CLIPMUSEDRecipeConfig:
     # classes with no positive / no negative test sample: "exclude" them from mAP / AUC, or score them as the
     # released test() does ("released": AP 0, AUC 1); see brainkit.evaluation.multilabel
     undefined_classes: str = choice("exclude", UNDEFINED)
-    high_dim: int = (
-        64  # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
-    )
-    feature_clip: float = 1.5  # released -thres=1.5
+    # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
+    high_dim: int = bounded(64, ge=1, le=100_000)
+    feature_clip: float = bounded(1.5, gt=0, le=1000)  # released -thres=1.5
     clip_model_dir: str | None = (
         None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
     )
@@ -118,10 +120,10 @@ class CLIPMUSEDRecipeConfig:
     # subject tokens is this list's subject r, matched to the data's subjects by name on import-weights. None: the
     # data's own subject order.
     released_subjects: tuple[str, ...] | None = None
-    srm_components: int = 32
-    srm_c: float = 0.1
-    methods: tuple[str, ...] = tuple(METHODS)
-    threads: int | None = None
+    srm_components: int = bounded(32, ge=1, le=100_000)
+    srm_c: float = bounded(0.1, gt=0, fix="the inverse regularisation of the SRM logistic regression")
+    methods: tuple[str, ...] = choice(tuple(METHODS), tuple(METHODS))
+    threads: int | None = bounded(None, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
 
 
 # seconds: 12 mm brain, 2 subjects, weight-free low/image/text encoders (the labels still come from the real

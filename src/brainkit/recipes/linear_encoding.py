@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainkit.config import Checked, bounded
 from brainkit.data import load_dataset
 from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.transforms import Standardizer
@@ -51,7 +52,7 @@ CHECKPOINT = "checkpoint"
 
 
 @dataclass(frozen=True)
-class LinearEncodingRecipeConfig:
+class LinearEncodingRecipeConfig(Checked):
     """Everything the recipe does; ``brainkit run linear_encoding --set key=value`` changes any field."""
 
     data: str = "nsd_like"  # a trial-based dataset whose test set averages repeats (raw_test_trials in info)
@@ -60,7 +61,7 @@ class LinearEncodingRecipeConfig:
     features: str = "efficientnet_lite0"  # the stimulus encoder whose features predict the voxels
     encoder_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
-    val_fraction: float = 0.1
+    val_fraction: float = bounded(0.1, gt=0, lt=1)
     training: TrainingConfig = TrainingConfig(
         epochs=30,
         batch_size=128,
@@ -71,12 +72,15 @@ class LinearEncodingRecipeConfig:
         progress=False,
         checkpoint_every=10,  # the resumable state (~60 MB at 4k voxels) every 10 epochs; best on improvement
     )
-    ridge_alphas: tuple[float, ...] = (1e1, 1e2, 1e3, 1e4, 1e5)  # the reference's per-voxel grid
-    min_ceiling: float = (
-        1.0  # voxels with a lower noise ceiling (percent) are left out of the share of ceiling
-    )
-    seed: int = 0
-    threads: int | None = 1  # torch threads (one: the machine is shared)
+    ridge_alphas: tuple[float, ...] = bounded(
+        (1e1, 1e2, 1e3, 1e4, 1e5), gt=0
+    )  # the reference's per-voxel grid
+    # voxels with a lower noise ceiling (percent) are left out of the share of ceiling
+    min_ceiling: float = bounded(1.0, ge=0, le=100, fix="a noise ceiling in percent")
+    seed: int = bounded(0, ge=0)
+    threads: int | None = bounded(
+        1, ge=0, le=4096, fix="torch threads; 0 or null: as they are"
+    )  # torch threads (one: the machine is shared)
 
 
 TESTING_DATA = {

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.config import from_dict, to_dict
+from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.recipes import RecipeOutput
 from brainkit.registry import RECIPES
@@ -38,27 +38,30 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class VSMAERecipeConfig:
-    """Everything the recipe does; ``brainkit run vsmae --set key=value`` changes any field."""
+class VSMAERecipeConfig(Checked):
+    """Everything the recipe does; ``brainkit run vsmae --set key=value`` changes any field. Bounds are checked
+    when the config is built; :meth:`VSMAERecipe.check` builds the model config too, before any data."""
 
     model_preset: str = "cpu_small"  # a vsmae preset (models/vsmae.py)
-    mask_ratio: float | None = None  # None: the preset's (0.5)
+    mask_ratio: float | None = bounded(None, gt=0, lt=1, fix="None: the preset's (0.5)")
     encoder_options: dict[str, Any] = field(
         default_factory=dict
     )  # SiT config changes, e.g. {"positions": "sphere"}
     model_options: dict[str, Any] = field(
         default_factory=dict
     )  # vsMAE config changes, e.g. {"decoder_dim": 32}
-    fine_order: int = 5  # the data's icosphere (5 = fsaverage5 itself; lower orders are its first vertices)
-    coarse_order: int = 1  # the patch grid: ico5 / ico1 = 80 patches of 153 vertices (ico5 / ico2: 320 of 45)
+    # the data's icosphere (5 = fsaverage5 itself; lower orders are its first vertices)
+    fine_order: int = bounded(5, ge=1, le=6, fix="the built-in rest data are fsaverage5 (order 5)")
+    # the patch grid: ico5 / ico1 = 80 patches of 153 vertices (ico5 / ico2: 320 of 45)
+    coarse_order: int = bounded(1, ge=0, le=5, fix="below fine_order")
     # The patch table (brainkit.surface.patch_grid, docs/surface.md): "icosphere" (ours), "file:PATH" (a CSV in
     # SIM's layout indexing our icosphere's vertices) or "sim:DIR" (SIM's released tables and template sphere).
     patches: str = "icosphere"
-    n_frames: int = 3  # frames per clip, as channels (SIM)
-    train_fraction: float = 0.7
-    gap_frames: int = 5  # frames dropped between the pretraining and held-out parts
-    train_step: int = 2  # a pretraining clip starts every this many frames
-    eval_step: int = 3  # held-out clips do not overlap
+    n_frames: int = bounded(3, ge=1, le=100)  # frames per clip, as channels (SIM)
+    train_fraction: float = bounded(0.7, gt=0, lt=1, fix="the share of each run used for pretraining")
+    gap_frames: int = bounded(5, ge=0, le=10_000)  # frames dropped between the pretraining and held-out parts
+    train_step: int = bounded(2, ge=1, le=10_000)  # a pretraining clip starts every this many frames
+    eval_step: int = bounded(3, ge=1, le=10_000)  # held-out clips do not overlap
     # A constant learning rate after warmup (min_lr = lr): the hidden-patch loss falls late (after epoch 25).
     training: TrainingConfig = field(
         default_factory=lambda: TrainingConfig(
@@ -71,9 +74,17 @@ class VSMAERecipeConfig:
             progress=False,
         )
     )
-    n_eval_masks: int = 3
-    neighbours: int = 6  # k of the neighbour-interpolation baseline
-    seed: int = 0
+    n_eval_masks: int = bounded(3, ge=1, le=1000)
+    neighbours: int = bounded(6, ge=1, le=1000)  # k of the neighbour-interpolation baseline
+    seed: int = bounded(0, ge=0)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.coarse_order >= self.fine_order:
+            raise ConfigError(
+                f"vsmae coarse_order={self.coarse_order} must be below fine_order={self.fine_order}: the patches "
+                "are triangles of the coarse icosphere cut from the fine one."
+            )
 
 
 PRESETS = {
@@ -99,8 +110,15 @@ PRESETS = {
 
 def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int):
     """The vsMAE of ``config.model_preset`` for this patch grid (sizes from the data)."""
+    from brainkit.models.vsmae import VSMAE
+
+    return VSMAE(vsmae_config(config, n_patches, n_patch_vertices))
+
+
+def vsmae_config(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int):
+    """The vsMAE config of ``config``: its model preset, the patch grid's sizes, then the options."""
     from brainkit.models.vsmae import PRESETS as MODEL_PRESETS
-    from brainkit.models.vsmae import VSMAE, VSMAEConfig
+    from brainkit.models.vsmae import VSMAEConfig
 
     presets = {**MODEL_PRESETS, "sim_ico5": MODEL_PRESETS["sim"]}
     if config.model_preset not in presets:
@@ -112,7 +130,20 @@ def build_vsmae(config: VSMAERecipeConfig, n_patches: int, n_patch_vertices: int
     data.update(config.model_options)
     if config.mask_ratio is not None:
         data["mask_ratio"] = config.mask_ratio
-    return VSMAE(from_dict(VSMAEConfig, data, where="vsmae model config"))
+    return from_dict(VSMAEConfig, data, where="vsmae model config")
+
+
+def triangle_grid_sizes(fine_order: int, coarse_order: int) -> tuple[int, int]:
+    """(n_patches, n_patch_vertices) of the icosphere's triangle patches: 20 * 4**coarse triangles, each holding
+    (s + 1)(s + 2) / 2 vertices of the fine sphere, s = 2**(fine - coarse) (ico6/ico3: 1,280 of 45)."""
+    side = 2 ** (fine_order - coarse_order)
+    return 20 * 4**coarse_order, (side + 1) * (side + 2) // 2
+
+
+def check_vsmae(config: VSMAERecipeConfig):
+    """The model config of ``config`` built with the icosphere grid's sizes (a table from a file is read only
+    by the run): :class:`ConfigError` for a preset, option or bound the run would meet later."""
+    return vsmae_config(config, *triangle_grid_sizes(config.fine_order, config.coarse_order))
 
 
 def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
@@ -258,6 +289,16 @@ class VSMAERecipe:
     Config = VSMAERecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
+
+    @staticmethod
+    def check(config: VSMAERecipeConfig) -> None:
+        """The model preset, options and sizes, and the data's order, before the rest data are read."""
+        if config.fine_order > 5:
+            raise ConfigError(
+                f"vsmae fine_order={config.fine_order}: the built-in rest data are fsaverage5; set fine_order to "
+                "5 or below."
+            )
+        check_vsmae(config)
 
     def run(self, config: VSMAERecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         from brainkit.models import count_parameters, save_model

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError
 
 CLIP_SECONDS = 3
@@ -17,26 +18,35 @@ LAG = 6  # SIM's temporal_lag: the fMRI sample at frame t pairs with clip max(0,
 
 
 @dataclass(frozen=True)
-class MovieSurfaceConfig:
-    """Sizes and parameters of a build; every field has a default (the ``cpu_small`` preset)."""
+class MovieSurfaceConfig(Checked):
+    """Sizes and parameters of a build; every field has a default (the ``cpu_small`` preset). Bounds (with upper
+    limits, so a typo cannot ask for terabytes) are checked when the config is built."""
 
-    n_subjects: int = 16
-    n_runs: int = 2
-    order: int = 5  # icosphere order of the data: 5 = fsaverage5 (10,242 vertices per hemisphere)
-    n_segments: int = 3  # movie segments per run, before the test-retest segment
-    segment_seconds: tuple[int, int] = (90, 120)  # length range; >= 90 so half a segment holds >= 38 clips
-    first_rest_seconds: int = 20  # HCP runs start with 20 s of rest (METHODS.md 1.1: rest 0-19)
-    rest_seconds: int = 15  # between segments (HCP: ~20 s)
-    retest_seconds: int = 50  # HCP's test-retest clip is ~83 s; shorter here to keep the build small
-    last_rest_seconds: int = 12  # after the retest segment, so its response (lag 6 + HRF) is recorded
-    fps: int = 4
-    frame_size: int = 128
-    thumbnail_size: int = 64
-    snr: tuple[float, float] = (0.3, 0.8)  # signal/noise amplitude ratio per subject, uniform in this range
-    shared_tuning: float = 0.7  # fraction of the encoding-map variance shared by all subjects
-    n_video_components: int = 16
-    n_audio_components: int = 8
-    map_smoothing_degrees: float = 8.0
+    n_subjects: int = bounded(16, ge=1, le=1000)
+    n_runs: int = bounded(2, ge=1, le=100)
+    # icosphere order of the data: 5 = fsaverage5 (10,242 vertices per hemisphere)
+    order: int = bounded(5, ge=1, le=5, fix="the real run is fsaverage5")
+    n_segments: int = bounded(3, ge=1, le=100)  # movie segments per run, before the test-retest segment
+    # length range; >= 90 so half a segment holds >= 38 clips
+    segment_seconds: tuple[int, int] = bounded((90, 120), ge=2 * CLIP_SECONDS, le=3600)
+    first_rest_seconds: int = bounded(20, ge=1, le=3600)  # HCP runs start with 20 s of rest (METHODS.md 1.1)
+    rest_seconds: int = bounded(15, ge=1, le=3600)  # between segments (HCP: ~20 s)
+    # HCP's test-retest clip is ~83 s; shorter here to keep the build small
+    retest_seconds: int = bounded(50, ge=1, le=3600)
+    # after the retest segment, so its response (lag 6 + HRF) is recorded
+    last_rest_seconds: int = bounded(
+        12, ge=LAG, le=3600, fix="at least the lag, so the last response is recorded"
+    )
+    fps: int = bounded(4, ge=1, le=60)
+    frame_size: int = bounded(128, ge=8, le=1024)
+    thumbnail_size: int = bounded(64, ge=4, le=1024)
+    # signal/noise amplitude ratio per subject, uniform in this range
+    snr: tuple[float, float] = bounded((0.3, 0.8), gt=0, le=1000)
+    # fraction of the encoding-map variance shared by all subjects
+    shared_tuning: float = bounded(0.7, ge=0, le=1)
+    n_video_components: int = bounded(16, ge=1, le=10_000)
+    n_audio_components: int = bounded(8, ge=1, le=10_000)
+    map_smoothing_degrees: float = bounded(8.0, gt=0, le=180)
     video_encoder: str = "video_efficientnet_lite0"
     video_options: dict[str, Any] = field(default_factory=lambda: {"image_size": 128})
     audio_encoder: str = "audio_torchcrepe"
@@ -47,50 +57,19 @@ class MovieSurfaceConfig:
     # "scenes": each shot is spoken by the voice tied to what it shows (a segment's n_voices speakers, each with
     # its own pitch and room tone), so sound and pictures share the scene as in a film; "independent": random
     # recordings in one voice, unrelated to the pictures (stimuli.speech; docs/methods/sim.md shows what it does to SIM)
-    soundtrack: str = "scenes"
-    n_voices: int = 4
-    seed: int = 0
+    soundtrack: str = choice("scenes", SOUNDTRACKS)
+    n_voices: int = bounded(4, ge=1, le=100)
+    seed: int = bounded(0, ge=0)
 
     def __post_init__(self) -> None:
-        positive = (
-            "n_subjects",
-            "n_runs",
-            "n_segments",
-            "fps",
-            "frame_size",
-            "thumbnail_size",
-            "retest_seconds",
-        )
-        for name in positive:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(f"MovieSurfaceConfig.{name} must be a positive integer, found {value!r}.")
-        if self.soundtrack not in SOUNDTRACKS:
-            raise ConfigError(
-                f"MovieSurfaceConfig.soundtrack must be one of {SOUNDTRACKS}, found {self.soundtrack!r}."
-            )
-        if not isinstance(self.n_voices, int) or self.n_voices < 1:
-            raise ConfigError(
-                f"MovieSurfaceConfig.n_voices must be a positive integer, found {self.n_voices!r}."
-            )
-        if not isinstance(self.order, int) or not 1 <= self.order <= 5:
-            raise ConfigError(
-                f"MovieSurfaceConfig.order must be 1..5 (the real run is fsaverage5), found {self.order!r}."
-            )
+        super().__post_init__()
         low, high = self.segment_seconds
         if not 2 * CLIP_SECONDS <= low <= high:
             raise ConfigError(
                 f"segment_seconds must be (low, high) with {2 * CLIP_SECONDS} <= low <= high, found {self.segment_seconds}."
             )
-        if self.last_rest_seconds < LAG or self.first_rest_seconds < 1 or self.rest_seconds < 1:
-            raise ConfigError(
-                f"Rest periods must be >= 1 s and last_rest_seconds >= the lag ({LAG} s) so the last response is "
-                f"recorded; found first {self.first_rest_seconds}, between {self.rest_seconds}, last {self.last_rest_seconds}."
-            )
-        if not 0 < self.snr[0] <= self.snr[1]:
-            raise ConfigError(f"snr must be (low, high) with 0 < low <= high, found {self.snr}.")
-        if not 0.0 <= self.shared_tuning <= 1.0:
-            raise ConfigError(f"shared_tuning must be in [0, 1], found {self.shared_tuning}.")
+        if not self.snr[0] <= self.snr[1]:
+            raise ConfigError(f"snr must be (low, high) with low <= high, found {self.snr}.")
 
 
 PRESETS: dict[str, MovieSurfaceConfig] = {

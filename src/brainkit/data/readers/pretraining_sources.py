@@ -60,6 +60,12 @@ def read_pretraining_source(kind: str, **options: Any) -> dict[str, np.ndarray]:
     (``folder/<subject>/HCP_visual_voxel.npz``, Vis-Dec's layout), ``window`` (10)
     -> ``hcp_visual.hcp_visual_samples`` of each. ``nitime``: no options -> ``nitime_bold.nitime_bold_voxels``.
     """
+    return pretraining_reader(kind, options)(**options)
+
+
+def pretraining_reader(kind: str, options: dict[str, Any]) -> Any:
+    """The reader of source ``kind`` after checking that it takes ``options`` (:class:`ConfigError` if not);
+    reads nothing, so a recipe can check its sources before any data are built."""
     import inspect
 
     from brainkit.data.readers import bold5000, god
@@ -78,7 +84,7 @@ def read_pretraining_source(kind: str, **options: Any) -> dict[str, np.ndarray]:
         raise ConfigError(
             f"Pretraining source {kind!r}: bad options {sorted(options)} ({err}); see read_pretraining_source."
         ) from None
-    return readers[kind](**options)
+    return readers[kind]
 
 
 def load_pretraining_voxels(

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.config import from_dict, to_dict
+from brainkit.config import Checked, bounded, choice, from_dict, to_dict
 from brainkit.data import dataset_accepts, load_dataset
 from brainkit.errors import ConfigError
 from brainkit.evaluation.reconstruction import metrics_table
@@ -56,18 +56,23 @@ from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
 from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
 from brainkit.registry import RECIPES
 from brainkit.report.vis_dec import guidance_note, guidance_rows, write_vis_dec_report
+from brainkit.stimuli.lite0_taps import TAPS
 from brainkit.training import TrainingConfig, torch_threads
 
 log = logging.getLogger(__name__)
+FEATURE_TAPS = tuple(t for t in TAPS if t != "logits")  # EfficientNet-Lite0 feature spaces of the metrics
 
 
 @dataclass(frozen=True)
-class VisDecRecipeConfig:
+class VisDecRecipeConfig(Checked):
+    """Everything the recipe does; ``brainkit run vis_dec --set key=value`` changes any field. Bounds are checked
+    when the config is built; ``check`` the presets, their options and the dataset's, before any data."""
+
     dataset: str = "nsd_like"
     data: dict[str, Any] = field(default_factory=dict)  # options of the dataset factory
     cache_dir: str | None = None
     subject: str = "subj01"
-    n_test_images: int = 100  # test stimuli reconstructed and scored (0 = all)
+    n_test_images: int = bounded(100, ge=0, le=10_000_000)  # test stimuli reconstructed and scored (0 = all)
     # The defaults are the cpu_small schedule. Measured on the shared 2-core machine (1 thread, under load): 2
     # DC-MAE epochs 345 s, image MAE + 1 cross-modal epoch ~190 s, VAE ~16 s and UNet ~15 s per epoch, phase 3
     # ~45 s per epoch (3,000 trials), sampling 100 x 3 images ~50 s. The validation losses flatten by these epochs.
@@ -78,7 +83,7 @@ class VisDecRecipeConfig:
     # released script computes: 0.5 / 0.5 / 0.5); objectives.double_contrastive.LOSS_WEIGHTS. The loss takes the
     # released form when the DC-MAE config has released=True (e.g. dc_mae_preset=paper_released), which also
     # pads the voxels the released way (docs/methods/vis_dec.md, "Reference mode").
-    dc_mae_loss: str = "as_described"
+    dc_mae_loss: str = choice("as_described", tuple(LOSS_WEIGHTS))
     pretrain: TrainingConfig = TrainingConfig(
         epochs=2, batch_size=100, lr=1e-3, betas=BETAS, warmup_epochs=0.5, min_lr=1e-5
     )
@@ -111,25 +116,25 @@ class VisDecRecipeConfig:
         epochs=5, batch_size=32, lr=1e-3, weight_decay=0.0, warmup_epochs=0.5, min_lr=1e-5
     )
     train_encoder: bool = False  # the paper trains the fMRI encoder in phase 3 too ("rest trainable")
-    n_samples: int = 3  # reconstructions per test fMRI
-    n_steps: int = 25  # sampler steps
+    n_samples: int = bounded(3, ge=1, le=1000)  # reconstructions per test fMRI
+    n_steps: int = bounded(25, ge=1, le=10_000)  # sampler steps
     # classifier-free guidance against the zero context (1 = none, as the paper). None: chosen among
     # guidance_candidates on n_val_images training images held out of every phase (their trials averaged, like the
     # test set), 1 sample each, by guidance_layer 2-way identification (recipes/vis_dec/sampling.select_guidance);
     # a number fixes it and holds nothing out. (The first cpu_small run's 3 had been picked on the test images.)
-    guidance_scale: float | None = None
-    guidance_candidates: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
-    n_val_images: int = 50
-    guidance_layer: str = "lite0_block4"
-    sample_seed: int = 0
+    guidance_scale: float | None = bounded(None, ge=1, le=1000, fix="1 = no guidance; None: chosen")
+    guidance_candidates: tuple[float, ...] = bounded((1.0, 2.0, 3.0, 5.0), ge=1, le=1000)
+    n_val_images: int = bounded(50, ge=0, le=1_000_000)
+    guidance_layer: str = choice("lite0_block4", FEATURE_TAPS)
+    sample_seed: int = bounded(0, ge=0)
     # evaluation
-    metric_trials: int = 200
-    n_way: tuple[int, ...] = (2, 50)
-    feature_layers: tuple[str, ...] = ("lite0_block4", "lite0_block10", "lite0_pooled")
+    metric_trials: int = bounded(200, ge=1, le=1_000_000)
+    n_way: tuple[int, ...] = bounded((2, 50), ge=2, le=1_000_000, fix="N-way identification needs N >= 2")
+    feature_layers: tuple[str, ...] = choice(("lite0_block4", "lite0_block10", "lite0_pooled"), FEATURE_TAPS)
     clip_model_dir: str | None = None  # a local CLIP folder adds the clip feature space to the metrics
-    n_shown: int = 10  # rows of the report grid
-    seed: int = 0
-    threads: int | None = 1
+    n_shown: int = bounded(10, ge=1, le=1000)  # rows of the report grid
+    seed: int = bounded(0, ge=0)
+    threads: int | None = bounded(1, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
     # More phase-1 (DC-MAE) pretraining voxels from other sources, e.g. {"nitime": {}} (the two real 4D BOLD runs
     # that install with nitime) or {"god": {"folder": ...}, "bold5000": {...}, "hcp": {...}}: read by
     # data.readers.pretraining_sources.load_pretraining_voxels, wrap-padded to the built-in data's voxel count and
@@ -214,6 +219,11 @@ class VisDecRecipe:
     )  # any trial-based dataset with stimulus images: yours through brainkit.run(..., dataset=)
 
     @staticmethod
+    def check(config: VisDecRecipeConfig) -> None:
+        """Every preset, option and bound of the four networks and the data, before anything is built."""
+        _check(config)
+
+    @staticmethod
     def with_dataset(config: VisDecRecipeConfig, name: str, options: dict[str, Any]) -> VisDecRecipeConfig:
         return replace(config, dataset=name, data=options)
 
@@ -272,11 +282,33 @@ class VisDecRecipe:
 
 
 def _check(config: VisDecRecipeConfig) -> None:
-    """Refuse settings the recipe cannot run with (before any work)."""
+    """Refuse settings the recipe cannot run with, before any work: the dataset's options, every phase's preset
+    and options (DC-MAE, image MAE, cross-modal, LDM), the extra pretraining sources, the guidance search."""
+    from brainkit.data.readers.pretraining_sources import pretraining_reader
+    from brainkit.models.cross_modal import CROSS_PRESETS, IMAGE_MAE_PRESETS, CrossModalConfig
+    from brainkit.registry import DATASETS
+
+    DATASETS.check_options(config.dataset, config.data, "vis_dec data")
+    phases.dc_mae_config(config)
+    if not config.image_mae_dir and config.image_mae_preset not in IMAGE_MAE_PRESETS:
+        raise ConfigError(
+            f"vis_dec: image_mae_preset must be one of {sorted(IMAGE_MAE_PRESETS)}, found "
+            f"{config.image_mae_preset!r} (or set image_mae_dir to a local ViT-MAE folder)."
+        )
+    if config.cross_modal_preset not in CROSS_PRESETS:
+        raise ConfigError(
+            f"vis_dec: cross_modal_preset must be one of {sorted(CROSS_PRESETS)}, found "
+            f"{config.cross_modal_preset!r}."
+        )
+    cross = to_dict(CROSS_PRESETS[config.cross_modal_preset]) | dict(config.cross_modal_options)
+    from_dict(CrossModalConfig, cross, "vis_dec cross_modal_options")
     if config.ldm_preset not in LDM_PRESETS:
         raise ConfigError(
             f"vis_dec: ldm_preset must be one of {sorted(LDM_PRESETS)}, found {config.ldm_preset!r}."
         )
+    from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="vis_dec ldm")
+    for kind, options in config.extra_pretraining.items():
+        pretraining_reader(kind, dict(options))
     if config.ldm_preset == "paper" and not config.ldm_dir:
         raise ConfigError(
             "vis_dec: the paper preset fine-tunes a pretrained 256 px latent diffusion model; set "
@@ -289,14 +321,6 @@ def _check(config: VisDecRecipeConfig) -> None:
             "vis_dec: choosing the guidance scale (guidance_scale=None) needs n_val_images >= 2 and "
             f"guidance_candidates >= 1, found {config.n_val_images} and {config.guidance_candidates}; or fix "
             "it, e.g. guidance_scale=1."
-        )
-    if config.dc_mae_loss not in LOSS_WEIGHTS:
-        raise ConfigError(
-            f"vis_dec: dc_mae_loss must be one of {sorted(LOSS_WEIGHTS)}, found {config.dc_mae_loss!r}."
-        )
-    if config.n_samples < 1 or config.n_steps < 1:
-        raise ConfigError(
-            f"vis_dec: n_samples and n_steps must be >= 1, found {config.n_samples}, {config.n_steps}."
         )
 
 

@@ -34,13 +34,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainkit.config import from_dict, to_dict
+from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.data import movie_samples as ms
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation import movie_retrieval as mr
 from brainkit.objectives.contrastive import gather_batch
 from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
+from brainkit.recipes.sim.check import check_sim, movie_config
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
     VSMAERecipeConfig,
@@ -59,7 +60,7 @@ INITS = {"scratch": report.LABELS["scratch"], "vsmae": report.LABELS["vsmae"]}
 
 
 @dataclass(frozen=True)
-class SIMFitOptions:
+class SIMFitOptions(Checked):
     """What SIM's fit adds to the trainer's config.
 
     MAE fine-tuning remedies for the vsMAE-initialised encoder only (1.0 / 0: off; the scratch model's encoder
@@ -68,10 +69,11 @@ class SIMFitOptions:
     x layer_decay ** (d + 1); linear-probe-then-fine-tune (LP-FT, Kumar et al. 2022): the encoder frozen (rate 0)
     for the first ``pretrained_frozen_steps`` steps."""
 
-    n_monitor: int = 128  # samples in the monitoring set (unseen subjects, training clips): curves only
-    pretrained_lr_scale: float = 1.0
-    pretrained_layer_decay: float = 1.0
-    pretrained_frozen_steps: int = 0
+    # samples in the monitoring set (unseen subjects, training clips): curves only
+    n_monitor: int = bounded(128, ge=1, le=1_000_000)
+    pretrained_lr_scale: float = bounded(1.0, gt=0, le=1000)
+    pretrained_layer_decay: float = bounded(1.0, gt=0, le=1)
+    pretrained_frozen_steps: int = bounded(0, ge=0)
 
 
 # SIM's fit: steps of a global batch of distinct contents, AdamW, warmup then cosine, monitoring every 50 steps
@@ -80,8 +82,10 @@ SIM_TRAINING = TrainingConfig(steps=300, batch_size=32, lr=1e-3, min_lr=1e-5, we
 
 
 @dataclass(frozen=True)
-class SIMRecipeConfig:
-    """Everything the recipe does; ``brainkit run sim --set key=value`` changes any field."""
+class SIMRecipeConfig(Checked):
+    """Everything the recipe does; ``brainkit run sim --set key=value`` changes any field. Bounds are checked
+    when the config is built; :meth:`SIMRecipe.check` the data preset and options, the vsMAE and the SIM model
+    config, before any data are built."""
 
     data: str = "cpu_small"  # a movie_surface_like preset
     data_options: dict[str, Any] = field(default_factory=dict)  # its MovieSurfaceConfig field changes
@@ -94,16 +98,19 @@ class SIMRecipeConfig:
     training: TrainingConfig = SIM_TRAINING  # the tri-modal fit (its seed is `seed`)
     fit: SIMFitOptions = SIMFitOptions()
     inits: tuple[str, ...] = ("scratch", "vsmae")
-    n_test_subjects: int = 4
-    gap_clips: int = 5  # training clips dropped before each segment's held-out half (data/movie_samples.py)
-    n_importance: int = 32  # unseen-subject, unseen-clip samples occluded patch by patch
+    n_test_subjects: int = bounded(4, ge=1, le=100_000, fix="below the data's subject count")
+    # training clips dropped before each segment's held-out half (data/movie_samples.py)
+    gap_clips: int = bounded(5, ge=0, le=100_000)
+    # unseen-subject, unseen-clip samples occluded patch by patch
+    n_importance: int = bounded(32, ge=1, le=1_000_000)
     # evaluation.protocol: "sim" (SIM's released one, the default) or "all_targets" (ours)
     evaluation: mr.RetrievalConfig = mr.RetrievalConfig()
     # The linear baseline (None: none). Fixed, not tuned: 1e3 to 1e5 moved its unseen-clip top-1 by at most 0.04
     # (video) on the cpu_small data.
-    ridge_alpha: float | None = 1e4
-    seed: int = 0
-    threads: int | None = 1  # torch threads (one: the machine is shared)
+    ridge_alpha: float | None = bounded(1e4, gt=0, fix="None: no ridge baseline")
+    seed: int = bounded(0, ge=0)
+    # torch threads (one: the machine is shared)
+    threads: int | None = bounded(1, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
 
 
 def _vsmae(epochs: int, **changes: Any) -> VSMAERecipeConfig:
@@ -245,13 +252,7 @@ def load_movie_data(config: SIMRecipeConfig):
     """The built-in movie dataset of ``config.data`` with ``config.data_options``."""
     from brainkit.data.builtin import movie_surface_like as movies
 
-    if config.data not in movies.PRESETS:
-        raise ConfigError(
-            f"movie_surface_like has no preset {config.data!r}; presets: {sorted(movies.PRESETS)}."
-        )
-    options = to_dict(movies.PRESETS[config.data]) | dict(config.data_options)
-    dataset_config = from_dict(movies.MovieSurfaceConfig, options, where="sim data_options")
-    return movies.load_movie_surface_like(dataset_config, cache_dir=config.cache_dir)
+    return movies.load_movie_surface_like(movie_config(config), cache_dir=config.cache_dir)
 
 
 def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
@@ -439,6 +440,11 @@ class SIMRecipe:
     Config = SIMRecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run sim --out DIR --resume` continues an interrupted run, in either phase
+
+    @staticmethod
+    def check(config: SIMRecipeConfig) -> None:
+        """The data preset and options, the vsMAE and SIM model configs, the subject split (recipes/sim/check.py)."""
+        check_sim(config, INITS)
 
     def run(self, config: SIMRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_inits(config)
