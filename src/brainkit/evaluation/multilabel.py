@@ -25,12 +25,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchmetrics.functional.classification import (
-    binary_auroc,
-    binary_average_precision,
-    multilabel_auroc,
-    multilabel_average_precision,
-)
 
 from brainkit.errors import DataError
 
@@ -75,6 +69,14 @@ def multilabel_metrics(
     both = torch.nonzero((positives > 0) & (negatives > 0)).flatten()
     if len(scored) == 0:
         raise DataError("multilabel metrics: no class has a positive sample; mAP is undefined.")
+    # imported here: torchmetrics takes ~2 s to import, which a config check or `brainkit --help` should not pay
+    from torchmetrics.functional.classification import (
+        binary_auroc,
+        binary_average_precision,
+        multilabel_auroc,
+        multilabel_average_precision,
+    )
+
     n_classes = y.shape[1]
     average_precision = _macro(
         multilabel_average_precision, binary_average_precision, p[:, scored], y[:, scored]
