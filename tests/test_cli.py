@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -140,6 +141,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "Lite-Mind" in out and "Ridge" in out and "MindEye MLP" in out and "10-way chance" in out
+    # tables split, notes wrapped (only a long run-folder path may exceed the width)
+    assert max(len(line) for line in out.splitlines() if str(folder) not in line) <= 120
+    assert "fMRI → image top-1" in out and "%" in out  # the report's labels, shares as percentages
     assert (folder / "report.html").is_file() and (folder / "report_retrieval.png").is_file()
     assert {"lite_mind", "ridge", "mindeye_mlp"} <= {p.name for p in folder.iterdir()}
     saved = json.loads((folder / "metrics.json").read_text())
@@ -173,7 +177,12 @@ def test_tables_split_into_blocks_that_fit_the_terminal():
     assert all(len(line) <= 120 for line in text.splitlines())
     blocks = text.split("\n\n")
     assert len(blocks) > 1 and all(block.startswith("method") for block in blocks)
-    assert sum(block.splitlines()[0].count("a_long_metric_name_") for block in blocks) == 12
+    assert sum(block.splitlines()[0].count("a long metric name ") for block in blocks) == 12
+    shares = format_table(
+        [{"method": "lite_mind", "fmri_to_image/300way_top1": 0.25, "top1_chance": 1 / 300}]
+    )
+    assert re.split(r"\s{2,}", shares.splitlines()[0])[:2] == ["method", "fMRI → image, 300-way top-1"]
+    assert "25.0%" in shares and "0.33%" in shares and "Lite-Mind" in shares  # the labels report.html shows
     tables = metrics_tables({"rows": [{"method": "x", "mAP": 0.3}], "A": {"top1": 0.1}, "B": {"top1": 0.2},
                              "n_subjects": 4, "categories": ["cat", "dog"]})  # fmt: skip
     assert tables == {"rows": [{"method": "x", "mAP": 0.3}],

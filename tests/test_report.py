@@ -74,12 +74,16 @@ def test_tiny_report_is_valid_self_contained_html(tmp_path):
     assert checker.stack == [], f"unclosed tags {checker.stack}"
     assert text.startswith("<!DOCTYPE html>")
     assert "<title>Run &lt;1&gt;</title>" in text
-    for value in ("lite_mind", "15,700,000", "812.2", "0.4125", "0.9461 &plusmn; 0.0123", "(chance 0.001)",
-                  "(chance 0.003333)", "ridge &lt;baseline&gt;", "0.0831"):  # fmt: skip
+    # human labels, shares as percentages with their chance and sd (in points); other numbers as they are
+    for value in ("Lite-Mind", "15,700,000", "812.2", "41.2%", "94.6% &plusmn; 1.2", "(chance 0.10%)",
+                  "(chance 0.33%)", "ridge &lt;baseline&gt;", "8.3%", "<th>fMRI → image, top-1</th>",
+                  "<th>fMRI → image, 300-way top-1</th>", "<th>parameters</th>"):  # fmt: skip
         assert value in text, value
     assert "Lite-Mind beats ridge &amp; the MLP on top-1." in text
     assert len(re.findall(r"<tr>", text)) == 3  # header + 2 methods
-    assert "<th>fmri_to_image/top1_chance</th>" not in text and "300way_top1_sd</th>" not in text
+    headers = re.findall(r"<th>(.*?)</th>", text)
+    assert not any("_" in h or "/" in h for h in headers), headers  # no code keys
+    assert "top-1 chance</th>" not in text and "300-way top-1 sd</th>" not in text
     # two embedded PNGs, identical to the files saved beside the HTML
     assert len(checker.sources) == 2
     saved = sorted(p.name for p in path.parent.iterdir())

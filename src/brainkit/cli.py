@@ -11,29 +11,20 @@ from pathlib import Path
 
 from brainkit.errors import BrainkitError
 
-PERCENT_KEYS = ("top", "-way", "accuracy")  # shares shown as percentages; other floats as plain numbers
-
-
-def _format_value(key: str, value) -> str:
-    if isinstance(value, float) and key not in ("train_s",):
-        if any(word in key for word in PERCENT_KEYS):
-            return f"{100 * value:.1f}%" if "chance" not in key else f"{100 * value:.2f}%"
-        return f"{value:.4g}"
-    if isinstance(value, int) and key == "params":
-        return f"{value:,}"
-    return str(value)
-
-
 TERMINAL_WIDTH = 120
 
 
 def format_table(rows: list[dict], width: int = TERMINAL_WIDTH) -> str:
-    """A plain-text table with one row per method, no wider than ``width``: when the columns do not fit, the table
-    is split into blocks of columns, each repeating the first (the method) column."""
+    """A plain-text table with one row per method, no wider than ``width``, labelled and formatted as the HTML
+    reports are (:mod:`brainkit.report.labels`): when the columns do not fit, the table is split into blocks of
+    columns, each repeating the first (the method) column."""
     if not rows:
         return "(no results)"
+    from brainkit.report.labels import column_label, format_value
+
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    cells = [[_format_value(k, r.get(k, "")) for k in keys] for r in rows]
+    cells = [[format_value(k, r.get(k, "")) for k in keys] for r in rows]
+    keys = [column_label(k) for k in keys]  # the same labels and formats as report.html
     widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
     blocks, current, used = [], [], widths[0]
     for i in range(1, len(keys)):
@@ -78,9 +69,11 @@ def metrics_tables(metrics: dict) -> dict[str, list[dict]]:
 
 def _print_closing(notes: list[str], folder: Path, seconds: float) -> None:
     """The notes as bullets, then where the run folder and its report are, and how long it took."""
-    for note in notes:
-        print(f"- {note}")
-    print(f"\nRun folder: {folder}  (report: {folder / 'report.html'})")
+    import textwrap
+
+    for note in notes:  # wrapped to the terminal tables' width
+        print(textwrap.fill(note, TERMINAL_WIDTH, initial_indent="- ", subsequent_indent="  "))
+    print(f"\nRun folder: {folder}\nReport:     {folder / 'report.html'}")
     print(f"Total time: {seconds:.0f} s")
 
 
@@ -206,8 +199,10 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         f"{n} image pairs ({pairs.layout} layout), {k} sample(s) each, {args.trials} trials, seed {args.seed}\n"
     )
     print(format_table(metrics_table(metrics, shuffled)))
-    for note in notes:
-        print(f"- {note}")
+    import textwrap
+
+    for note in notes:  # wrapped to the terminal tables' width
+        print(textwrap.fill(note, TERMINAL_WIDTH, initial_indent="- ", subsequent_indent="  "))
     if args.out:
         write_metrics(args.out, metrics, shuffled, names=pairs.names, folder=args.folder)
         print(f"\nWrote {args.out}")

@@ -10,6 +10,7 @@ classification numbers (n-way, top-1) of every row beside chance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -52,9 +53,15 @@ def metric_row(method: str, what: str, metrics: dict[str, float]) -> dict[str, A
     return row
 
 
-def compare_notes(rows: dict[str, dict[str, float]], name: str, baselines: tuple[str, ...]) -> list[str]:
+def compare_notes(
+    rows: dict[str, dict[str, float]],
+    name: str,
+    baselines: tuple[str, ...],
+    label: Callable[[str], str] = str,
+) -> list[str]:
     """Plain sentences: on how many metrics ``rows[name]`` beats each of ``baselines``, and every row's n-way and
-    top-1 numbers beside chance. Lower is better for ``mse``; higher for the others."""
+    top-1 numbers beside chance, each metric named by ``label(key)`` (the reports pass their human labels). Lower
+    is better for ``mse``; higher for the others."""
     ours = rows[name]
     keys = _metric_keys(ours)
     notes = []
@@ -65,14 +72,18 @@ def compare_notes(rows: dict[str, dict[str, float]], name: str, baselines: tuple
         ]
         notes.append(
             f"{name} beats the {other_name} baseline on {len(better)} of {len(keys)} metrics"
-            + (f"; not on {', '.join(sorted(set(keys) - set(better)))}." if len(better) < len(keys) else ".")
+            + (
+                f"; not on {', '.join(label(k) for k in sorted(set(keys) - set(better)))}."
+                if len(better) < len(keys)
+                else "."
+            )
         )
     others = [key for key in rows if key != name]
     for key in keys:
         if key.endswith("way") or key.endswith("top1"):
             chance = ours.get(f"{key}_chance")
             notes.append(
-                f"{key}: {name} {100 * ours[key]:.1f}%, "
+                f"{label(key)}: {name} {100 * ours[key]:.1f}%, "
                 + ", ".join(f"{other} {100 * rows[other][key]:.1f}%" for other in others)
                 + (f" (chance {100 * chance:.1f}%)." if chance is not None else ".")
             )

@@ -331,8 +331,16 @@ def load_cross_modal(folder: str | Path) -> tuple[CrossModalMAE, dict[str, Any]]
 def save_image_mae(folder: str | Path, model: nn.Module) -> Path:
     """The image MAE alone in the Hugging Face layout (safetensors), written atomically; reload it with
     :func:`load_image_mae`."""
-    with atomic_folder(folder) as tmp:
-        model.save_pretrained(str(tmp), safe_serialization=True)
+    from transformers.utils import logging as hf_logging
+
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its one-shard "Writing model shards" bar means nothing to the user
+    try:
+        with atomic_folder(folder) as tmp:
+            model.save_pretrained(str(tmp), safe_serialization=True)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     return Path(folder)
 
 

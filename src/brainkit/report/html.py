@@ -14,7 +14,6 @@ import os
 import re
 import tempfile
 from datetime import UTC, datetime
-from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 
 from brainkit.checkpoint import atomic_write_text
 from brainkit.errors import DataError
+from brainkit.report import labels
 from brainkit.report.plots import RetrievalGrid, curves_figure, figure_png, retrieval_figure
 
 logger = logging.getLogger(__name__)
@@ -50,15 +50,10 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def format_value(value: object) -> str:
-    """How a table cell shows a value: ints with thousands separators, floats to 4 significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool) or not isinstance(value, Real):
-        return str(value)
-    if isinstance(value, Integral):
-        return f"{int(value):,}"
-    return f"{float(value):.4g}"
+def format_value(value: object, key: str = "") -> str:
+    """How a table cell shows a value (:func:`brainkit.report.labels.format_value`): shares of column ``key`` as
+    percentages, ints with thousands separators, floats to 4 significant digits."""
+    return labels.format_value(key, value)
 
 
 def _columns(table: list[dict]) -> list[str]:
@@ -77,20 +72,28 @@ def _columns(table: list[dict]) -> list[str]:
 
 
 def _cell(row: dict, key: str) -> str:
-    text = html.escape(format_value(row.get(key)))
+    text = html.escape(format_value(row.get(key), key))
     base = key[: -len("_mean")] if key.endswith("_mean") else key
     if base != key and row.get(f"{base}_sd") is not None:
-        text += f" &plusmn; {html.escape(format_value(row[f'{base}_sd']))}"
+        text += f" &plusmn; {html.escape(_spread(row[f'{base}_sd'], key))}"
     chance = row.get(f"{base}_chance")
     if chance is not None:
-        text += f' <span class="chance">(chance {html.escape(format_value(chance))})</span>'
+        text += f' <span class="chance">(chance {html.escape(format_value(chance, f"{base}_chance"))})</span>'
     return text
 
 
+def _spread(sd: object, key: str) -> str:
+    """An sd beside its mean: in percentage points for a share."""
+    if labels.is_share(key) and isinstance(sd, float):
+        return f"{100 * sd:.1f}"
+    return format_value(sd, "")
+
+
 def table_html(table: list[dict]) -> str:
-    """An HTML table, one row per method; ``X_chance`` is shown beside ``X`` (or ``X_mean``), ``X_sd`` after ``X_mean``."""
+    """An HTML table, one row per method, with human column labels (:mod:`brainkit.report.labels`); ``X_chance``
+    is shown beside ``X`` (or ``X_mean``), ``X_sd`` after ``X_mean``, shares as percentages."""
     columns = _columns(table)
-    header = "".join(f"<th>{html.escape(column)}</th>" for column in columns)
+    header = "".join(f"<th>{html.escape(labels.column_label(column))}</th>" for column in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{_cell(row, column)}</td>" for column in columns) + "</tr>\n" for row in table
     )

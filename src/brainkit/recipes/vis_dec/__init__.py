@@ -55,6 +55,7 @@ from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays
 from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
 from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
 from brainkit.registry import RECIPES
+from brainkit.report.labels import column_label
 from brainkit.report.vis_dec import guidance_note, guidance_rows, write_vis_dec_report
 from brainkit.stimuli.lite0_taps import TAPS
 from brainkit.training import TrainingConfig, torch_threads
@@ -379,7 +380,7 @@ def _report(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.Latent
         "VAE ceiling": "VAE encode + decode of the real image (no diffusion)",
     }
     table = [metric_row(name, what[name], row) for name, row in raw.items()]
-    notes = compare_notes(raw, "Vis-Dec", ("shuffled pairs", "no fMRI"))
+    notes = compare_notes(raw, "Vis-Dec", ("shuffled pairs", "no fMRI"), label=column_label)
     notes.append(
         f"Data: {dataset_name} {config.subject}, {len(arrays.train_voxels)} training trials of "
         f"{len(arrays.train_images)} images, {arrays.n_raw_voxels} voxels (padded to {arrays.train_voxels.shape[1]}); "
