@@ -374,6 +374,7 @@ class CLIPMUSEDRecipe:
             {s: samples.test[s].labels for s in samples.subjects},
             dataset.info["mask"],
             dataset.info["categories"],
+            dataset.info.get("affine"),  # the grid's MNI affine: the attention drawn on the MNI template
         )
         return RecipeOutput(tables, notes, run_metrics(rows, dataset))
 

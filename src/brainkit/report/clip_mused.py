@@ -79,9 +79,41 @@ def attention_volume(attention: np.ndarray, token_shape: tuple[int, ...], mask: 
 
 
 def attention_figure(
-    volumes: np.ndarray, mask: np.ndarray, names: tuple[str, ...] = ("high-level", "low-level")
+    volumes: np.ndarray,
+    mask: np.ndarray,
+    affine: np.ndarray | None = None,
+    names: tuple[str, ...] = ("high-level", "low-level"),
 ) -> Figure:
-    """Sagittal, coronal and axial slices through the attention-weighted centre, colours from the brain's min to max."""
+    """One row per token kind: the attention volume (X, Y, Z, in the grid of ``mask``) above the brain's least
+    attended voxel, as a statistical map.
+
+    With ``affine`` (the grid's voxel -> MNI mm, ``dataset.info["affine"]``), drawn by nilearn's
+    ``plot_stat_map`` over the MNI152 template that installs with nilearn (offline), in neurological view (left on the left) with its L/R marks and MNI coordinates, cut at the attention-weighted centre. Without one,
+    plain sagittal / coronal / axial slices of the grid, marked "grid space (no affine)"."""
+    if affine is None:
+        return _grid_slices(volumes, mask, names)
+    import nibabel as nib
+    from nilearn import datasets, plotting
+
+    template = datasets.load_mni152_template(resolution=2)
+    figure = Figure(figsize=(10, 3.3 * len(volumes)))
+    for row, (volume, name) in enumerate(zip(volumes, names)):
+        low = volume[mask].min()
+        shown = np.where(mask, volume - low, 0.0).astype(np.float32)  # 0 = the brain's least-attended voxel
+        centre = ndimage.center_of_mass(shown) if shown.sum() > 0 else np.array(mask.shape) / 2
+        cut = (np.append(centre, 1.0) @ np.asarray(affine).T)[:3]  # grid index -> MNI mm
+        axes = figure.add_subplot(len(volumes), 1, row + 1)
+        plotting.plot_stat_map(
+            nib.Nifti1Image(shown, np.asarray(affine, dtype=float)), bg_img=template, cut_coords=cut,
+            display_mode="ortho", axes=axes, figure=figure, cmap="hot", colorbar=True, annotate=True,
+            draw_cross=False, threshold=1e-12, symmetric_cbar=False, black_bg=False, transparency=0.8,
+            title=f"{name} token (MNI {cut.round(0).astype(int).tolist()} mm)",
+        )  # fmt: skip
+    return figure
+
+
+def _grid_slices(volumes: np.ndarray, mask: np.ndarray, names: tuple[str, ...]) -> Figure:
+    """Sagittal, coronal and axial slices through the attention-weighted centre, in grid space."""
     figure = Figure(figsize=(10, 3.3 * len(volumes)))
     for row, (volume, name) in enumerate(zip(volumes, names)):
         low, high = volume[mask].min(), volume[mask].max()
@@ -98,7 +130,7 @@ def attention_figure(
             image = np.where(outline, image, np.nan)  # outside the brain: blank
             shown = axis.imshow(image, origin="lower", cmap="hot", vmin=low, vmax=high)
             axis.contour(outline, levels=[0.5], colors="cyan", linewidths=0.6)
-            axis.set_title(f"{name} token: {title} (slice {peak[(0, 1, 2)[column]]})", fontsize=9)
+            axis.set_title(f"{name} token: {title} (grid space, no affine; slice {peak[column]})", fontsize=9)
             axis.set_xticks([])
             axis.set_yticks([])
         figure.colorbar(shown, ax=figure.axes[-3:], shrink=0.8, label="attention of the voxel's token")
@@ -115,6 +147,7 @@ def write(
     test_labels: dict[str, np.ndarray],
     mask: np.ndarray,
     categories: list[str],
+    affine: np.ndarray | None = None,
 ) -> tuple[dict[str, list[dict]], list[str]]:
     """Write ``folder/report.html``; returns its tables (title -> rows) and notes.
 
@@ -139,7 +172,7 @@ def write(
         attention = np.mean([extras[s]["attention"] for s in subjects], axis=0)
         volumes = attention_volume(attention, extras["token_shape"], mask)
         caption = "Attention of the subject tokens over the brain (last block, mean over heads, test samples, subjects)"
-        figures[caption] = attention_figure(volumes, mask)
+        figures[caption] = attention_figure(volumes, mask, affine)
     curves = {
         method: [
             {"epoch": r["epoch"]} | {k: v for k, v in r.items() if k.startswith(("train_", "val_"))}
