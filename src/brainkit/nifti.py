@@ -35,9 +35,7 @@ BLOCK = 1 << 20  # bytes read (and at most decompressed) at a time
 GZIP_SUFFIXES = (".gz", ".mgz")  # the suffixes nibabel opens through gzip
 _RESERVED_FLAGS = 0xE0
 _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 0x02, 0x04, 0x08, 0x10
-_verified: set[tuple[str, int, int, int]] = (
-    set()
-)  # (resolved path, inode, size, mtime_ns) of files that passed
+_verified: set[tuple[str, int, int, int]] = set()  # (resolved path, inode, size, mtime_ns) of whole files
 _lock = threading.Lock()
 
 
@@ -62,19 +60,24 @@ def verify_gzip(path: str | os.PathLike) -> None:
     Raises :class:`FileFormatError` naming the file, what failed and the fix.
     """
     resolved = Path(path).resolve()
-    stat = resolved.stat()  # FileNotFoundError for a missing file, as nibabel would raise
-    key = (str(resolved), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if key in _verified:
+    if _key(resolved, os.stat(resolved)) in _verified:  # FileNotFoundError for a missing file, as nibabel's
         return
     with open(resolved, "rb") as handle:
+        before = _key(resolved, os.fstat(handle.fileno()))
         problem = _check_members(_Stream(handle))
+        after = _key(resolved, os.fstat(handle.fileno()))
     if problem is not None:
         raise FileFormatError(
             f"{path} is not an intact gzip file: {problem}. Re-download or re-copy the file (compare its size and "
             "checksum with the source's)."
         )
-    with _lock:
-        _verified.add(key)
+    if before == after:  # not remembered when the file changed while it was read
+        with _lock:
+            _verified.add(before)
+
+
+def _key(resolved: Path, stat: os.stat_result) -> tuple[str, int, int, int]:
+    return str(resolved), stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class _Stream:
