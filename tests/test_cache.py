@@ -79,11 +79,39 @@ def test_damaged_entry_is_logged_and_recomputed(tmp_path, calls, caplog):
     entries = sorted(tmp_path.rglob("*.npy"))
     data = entries[0].read_bytes()
     entries[0].write_bytes(data[: len(data) // 2])  # truncated
-    np.save(entries[1], np.zeros(3, dtype=np.float32))  # wrong shape
+    cache_module._atomic_save_entry(entries[1], np.zeros(3, dtype=np.float32))  # wrong shape, valid digest
     with caplog.at_level(logging.WARNING, logger="brainkit.stimuli.cache"):
         again = embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
     assert calls["image"] == 9 and np.array_equal(first, again)
     assert "damaged" in caplog.text and "expected float32 (5,)" in caplog.text
+
+
+def test_a_changed_value_does_not_match_its_checksum_and_is_recomputed(tmp_path, calls, caplog):
+    first = embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
+    entries = sorted(tmp_path.rglob("*.sum.npy"))
+    assert len(entries) == 7
+    np.save(entries[0], np.zeros(5, dtype=np.float32))  # a valid-looking all-zero entry over a valid one
+    data = bytearray(entries[1].read_bytes())
+    data[-32 - 20 : -32] = bytes(20)  # its values zeroed, its header and digest kept
+    entries[1].write_bytes(data)
+    data = bytearray(entries[2].read_bytes())
+    data[-32 - 1] ^= 0x01  # one bit of one value
+    entries[2].write_bytes(data)
+    with caplog.at_level(logging.WARNING, logger="brainkit.stimuli.cache"):
+        again = embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
+    assert calls["image"] == 10 and np.array_equal(first, again)
+    assert caplog.text.count("does not match its checksum") == 3
+    assert not (again == 0).all(axis=1).any()
+
+
+def test_entries_without_a_checksum_are_not_trusted(tmp_path, calls):
+    """Entries of the layout before checksums (``<key>.npy``) are recomputed, never read."""
+    first = embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
+    for entry in tmp_path.rglob("*.sum.npy"):
+        np.save(entry.with_name(entry.name.replace(".sum.npy", ".npy")), np.zeros(5, dtype=np.float32))
+        entry.unlink()
+    again = embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
+    assert calls["image"] == 14 and np.array_equal(first, again)
 
 
 def test_an_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
@@ -95,6 +123,7 @@ def test_an_interrupted_write_leaves_no_entry(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         embed_stimuli(make_stimuli(), "pixel_projection", cache_dir=tmp_path, dim=5)
     assert not list(tmp_path.rglob("*.npy")) and not list(tmp_path.rglob("*.tmp"))
+    assert list(tmp_path.rglob("encoder.json"))  # the run got as far as writing entries
 
 
 def test_missing_media_and_bad_batch_size_raise(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -158,8 +159,51 @@ def test_a_damaged_cached_build_is_rebuilt(tmp_path, caplog):
     (stimuli_file,) = tmp_path.glob("nsd_like/*/stimuli.npz")
     stimuli_file.write_bytes(stimuli_file.read_bytes()[:100])
     again = build_nsd_like(cache_dir=tmp_path, **FAST)
-    assert "unreadable" in caplog.text
+    assert "is damaged or incomplete (stimuli.npz has 100 bytes, its manifest says" in caplog.text
     np.testing.assert_array_equal(again.train["subj01"].values, first.train["subj01"].values)
+
+
+def test_a_flipped_byte_or_a_missing_manifest_rebuilds_with_a_warning(built, tmp_path, caplog, monkeypatch):
+    """info.json has no checksum of its own: a changed digit in it loaded as a different parameter before manifests
+    (an .npz's zip CRCs catch most changed bytes in arrays; the manifest is checked first); a folder without a
+    manifest (a crash between saving it and writing one) is not trusted either."""
+    folder, dataset = built
+    (cached,) = folder.glob("nsd_like/*/")
+    copy = tmp_path / "nsd_like" / cached.name
+    shutil.copytree(cached, copy)
+    builds = []
+    build = nsd_like._build
+    monkeypatch.setattr(nsd_like, "_build", lambda *a: builds.append(1) or build(*a))
+    info = copy / "info.json"
+    assert info.read_text().count('"median_snr": 0.34,') == 1
+    info.write_text(info.read_text().replace('"median_snr": 0.34,', '"median_snr": 0.24,'))  # one byte
+    again = build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert builds == [1] and "info.json does not match the sha256 its manifest recorded" in caplog.text
+    assert again.info["parameters"]["median_snr"] == 0.34
+    subject_file = copy / "subj05.npz"
+    data = bytearray(subject_file.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    subject_file.write_bytes(data)
+    caplog.clear()
+    again = build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert builds == [1, 1] and "subj05.npz does not match the sha256 its manifest recorded" in caplog.text
+    np.testing.assert_array_equal(again.train["subj05"].values, dataset.train["subj05"].values)
+    (copy / "manifest.json").unlink()
+    caplog.clear()
+    build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert builds == [1, 1, 1] and "is damaged or incomplete (it has no manifest.json)" in caplog.text
+    assert (copy / "manifest.json").is_file()
+    build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert builds == [1, 1, 1]
+
+
+def test_a_whole_build_that_load_cannot_read_is_rebuilt(built, tmp_path, caplog, monkeypatch):
+    folder, _ = built
+    (cached,) = folder.glob("nsd_like/*/")
+    shutil.copytree(cached, tmp_path / "nsd_like" / cached.name)
+    monkeypatch.setattr(nsd_like, "_load", lambda folder: np.load(folder / "no_such.npz"))
+    build_nsd_like(cache_dir=tmp_path, **FAST)
+    assert "is unreadable" in caplog.text and "no_such.npz" in caplog.text
 
 
 def test_a_first_build_says_so_and_the_next_notice_gives_its_time(tmp_path, capsys):

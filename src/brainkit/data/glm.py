@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from brainkit.errors import ConfigError, DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -417,14 +418,13 @@ def read_masked_run(path: str | Path, mask: np.ndarray, block_volumes: int = 64)
     Volumes are read in blocks of ``block_volumes``, so the whole run is never in memory at once. Raises
     :class:`DataError` when the run is not 4-D or its spatial shape is not the mask's.
     """
-    import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     path = Path(path)
     mask = np.asarray(mask, dtype=bool)
     try:
-        image = nib.load(str(path), keep_file_open=True)
-    except FileNotFoundError:
+        image = load_nifti(path, keep_file_open=True)
+    except (FileNotFoundError, FileFormatError):
         raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as error:
         raise FileFormatError(f"Cannot open the run {path}: {error}. Is the file complete?") from error

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from brainkit.errors import DataError
+from brainkit.nifti import load_nifti
 
 
 @dataclass
@@ -137,12 +138,11 @@ def parcellate_volume(
     -------
     values : (n_times, n_rois) float32, and the label ids (n_rois,).
     """
-    import nibabel as nib
     from nilearn.maskers import NiftiLabelsMasker
 
-    img = nib.load(img) if isinstance(img, str) or hasattr(img, "__fspath__") else img
+    img = load_nifti(img) if isinstance(img, str) or hasattr(img, "__fspath__") else img
     labels_img = (
-        nib.load(labels_img)
+        load_nifti(labels_img)
         if isinstance(labels_img, str) or hasattr(labels_img, "__fspath__")
         else labels_img
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.errors import DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 HEMISPHERES = {"left": "CIFTI_STRUCTURE_CORTEX_LEFT", "right": "CIFTI_STRUCTURE_CORTEX_RIGHT"}
 
@@ -34,12 +35,12 @@ class HemisphereFrames:
 
 
 def _load(path: Path):
-    import nibabel as nib
-
     if not path.is_file():
         raise FileFormatError(f"{path} does not exist.")
     try:
-        return nib.load(path)
+        return load_nifti(path)  # CIFTI, GIFTI or mgh; a compressed file (.mgz) is verified whole first
+    except FileFormatError:
+        raise
     except Exception as err:  # nibabel raises many types for a damaged file
         raise FileFormatError(f"{path} could not be read by nibabel ({type(err).__name__}: {err}).") from None
 

@@ -1,5 +1,12 @@
 """The on-disk cache every built-in dataset shares: a build is keyed by its parameters and the fingerprints of the
-encoders it uses, loaded when present and readable, otherwise built and saved whole (or not at all)."""
+encoders it uses, loaded when present, whole and readable, otherwise built and saved whole (or not at all).
+
+Whole means the folder matches its ``manifest.json`` (the size and sha256 of every file, :mod:`brainkit.checkpoint`),
+written after the dataset's own ``save`` has put the folder in place: a file changed or damaged since, or a folder
+a crash left between the two (no manifest), is rebuilt with a warning, never loaded. Measured on this project's
+2-core machine: checking the default nsd_like build (434 MB, 6 files) takes 0.3 s (0.7 s when its files are not in
+the page cache yet), beside the 1.6-2.1 s its ``load`` takes.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from brainkit.checkpoint import manifest_problem, write_manifest
 from brainkit.data.schema import DecodingDataset, Stimuli
 from brainkit.stimuli.cache import default_cache_dir
 
@@ -33,21 +41,29 @@ def cached_build(
 ) -> DecodingDataset:
     """``load(folder)`` of the build keyed by ``key_parts`` under ``cache_dir/name``, or ``build(root)`` + ``save``.
 
-    ``key_parts`` (JSON-ready: version, parameters, encoder fingerprints) pick the folder; an unreadable cached
-    build is rebuilt with a warning.
+    ``key_parts`` (JSON-ready: version, parameters, encoder fingerprints) pick the folder; a cached build that
+    does not match its manifest, or that ``load`` cannot read, is rebuilt with a warning. ``save`` writes the
+    folder whole or not at all; the manifest is written after it.
     """
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     key = hashlib.sha1(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:16]
     folder = root / name / key
     if folder.is_dir() and not rebuild:
-        try:
-            return load(folder)
-        except UNREADABLE as err:
-            logger.warning("Cached %s build %s is unreadable (%s); rebuilding it.", name, folder, err)
+        problem = manifest_problem(folder)
+        if problem is not None:
+            logger.warning(
+                "Cached %s build %s is damaged or incomplete (%s); rebuilding it.", name, folder, problem
+            )
+        else:
+            try:
+                return load(folder)
+            except UNREADABLE as err:
+                logger.warning("Cached %s build %s is unreadable (%s); rebuilding it.", name, folder, err)
     _notice(name, root / name / TIMING, folder)
     start = time.perf_counter()
     dataset = build(root)
     save(folder, dataset)
+    write_manifest(folder)  # last: a folder without one (a crash before this line) is rebuilt, not trusted
     seconds = time.perf_counter() - start
     try:
         (root / name / TIMING).write_text(json.dumps({"seconds": round(seconds, 1)}))

@@ -13,6 +13,7 @@ import numpy as np
 
 from brainkit.data.packaged import package_file
 from brainkit.errors import ConfigError
+from brainkit.nifti import load_nifti
 
 N_VERTICES_HEMI = 10242  # fsaverage5
 REST_RUN = "datasets/preprocessing/sub-010188_ses-02_task-rest_acq-AP_run-01.fsa5.{hemi}.mgz"
@@ -46,11 +47,9 @@ def rest_frames() -> np.ndarray:
 
     Medial-wall vertices (all zero in the file) stay zero.
     """
-    import nibabel as nib
-
     hemis = []
     for hemi in ("lh", "rh"):
-        data = np.asarray(nib.load(_brainspace_file(REST_RUN.format(hemi=hemi))).dataobj, dtype=np.float32)
+        data = np.asarray(load_nifti(_brainspace_file(REST_RUN.format(hemi=hemi))).dataobj, dtype=np.float32)
         hemis.append(data.reshape(N_VERTICES_HEMI, -1))
     series = np.concatenate(hemis).T  # (time, vertex)
     std = series.std(axis=0)

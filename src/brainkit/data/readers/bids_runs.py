@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from brainkit.errors import ConfigError, DataError
+from brainkit.nifti import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,7 @@ def _repetition_time(layout, bold: Path) -> float:
     metadata = layout.get_metadata(str(bold))
     if "RepetitionTime" in metadata:
         return float(metadata["RepetitionTime"])
-    import nibabel as nib
-
-    header = nib.load(str(bold)).header
+    header = load_nifti(bold).header
     zooms = header.get_zooms()
     spatial, temporal = header.get_xyzt_units()
     tr = float(zooms[3]) if len(zooms) > 3 else 0.0

@@ -33,6 +33,7 @@ from brainkit.data.readers.pretraining_voxels import (
     window_average,
 )
 from brainkit.errors import FileFormatError
+from brainkit.nifti import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def read_visual_voxels(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileFormatError(f"{path} does not exist; expected a CIFTI-2 dtseries (*.dtseries.nii).")
     try:
-        image = nib.load(str(path))
+        image = load_nifti(path)
         if not isinstance(image, nib.Cifti2Image):
             raise FileFormatError(f"{path} is a {type(image).__name__}, not a CIFTI-2 file (*.dtseries.nii).")
         series, models = image.header.get_axis(0), image.header.get_axis(1)

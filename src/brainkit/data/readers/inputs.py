@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.errors import DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
 def _nifti(path: Path, mask: np.ndarray | None) -> np.ndarray:
-    import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     if mask is None:
@@ -33,9 +33,11 @@ def _nifti(path: Path, mask: np.ndarray | None) -> np.ndarray:
             "data carry none: pass mask=... (--mask FILE), or give the masked voxels as a .npy matrix."
         )
     try:
-        data = np.asarray(nib.load(str(path)).get_fdata(dtype=np.float32))
+        data = np.asarray(load_nifti(path).get_fdata(dtype=np.float32))
     except FileNotFoundError:
         raise FileFormatError(f"Input {path} does not exist.") from None
+    except FileFormatError:
+        raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as err:
         raise FileFormatError(f"Cannot read NIfTI input {path}: {err}.") from None
     if data.ndim == 3:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.errors import ConfigError, DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +124,15 @@ class MovieRun:
         normalisation: str = "minmax",
         tr: float | None = None,
     ) -> None:
-        import nibabel as nib
         from nibabel.filebasedimages import ImageFileError
 
         self.path = Path(path)
         try:
-            self.image = nib.load(str(self.path), mmap=True, keep_file_open=True)
+            self.image = load_nifti(self.path, mmap=True, keep_file_open=True)
         except FileNotFoundError:
             raise FileFormatError(f"Movie run {self.path} does not exist; check the dataset root.") from None
+        except FileFormatError:
+            raise
         except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as err:
             raise FileFormatError(f"Cannot open movie run {self.path}: {err}. Download it again.") from err
         if len(self.image.shape) != 4:

@@ -20,20 +20,22 @@ import numpy as np
 
 from brainkit.data.packaged import package_file
 from brainkit.errors import DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 NITIME_BOLD_TR = 1.35
 NITIME_RUNS = ("data/fmri1.nii.gz", "data/fmri2.nii.gz")
 
 
 def _read_run(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     try:
-        image = nib.load(str(path))
+        image = load_nifti(path)
         data = np.asarray(image.get_fdata(dtype=np.float32))
     except FileNotFoundError:
         raise FileFormatError(f"BOLD run {path} does not exist.") from None
+    except FileFormatError:
+        raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as err:
         raise FileFormatError(f"Cannot read BOLD run {path}: {err}.") from None
     if data.ndim != 4 or data.shape[-1] < 2:

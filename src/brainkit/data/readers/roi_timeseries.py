@@ -23,6 +23,7 @@ import numpy as np
 from brainkit.data.packaged import package_file
 from brainkit.data.timeseries import RoiTimeSeries, clean, parcellate_surface
 from brainkit.errors import DataError, FileFormatError
+from brainkit.nifti import load_nifti
 
 NITIME_TR = 1.89
 NITIME_NUISANCE = ("WM", "Vent", "Brain")
@@ -107,11 +108,9 @@ def desikan_killiany_fsaverage5() -> tuple[np.ndarray, list[str]]:
 @functools.cache
 def brainspace_rest_dk() -> RoiTimeSeries:
     """The real fsaverage5 resting-state run in Desikan-Killiany ROIs, confounds regressed out: (652, 68)."""
-    import nibabel as nib
-
     hemis = [
         np.asarray(
-            nib.load(
+            load_nifti(
                 package_file("brainspace", f"{BRAINSPACE_RUN}.fsa5.{h}.mgz", "brainspace_rest_dk")
             ).dataobj
         )

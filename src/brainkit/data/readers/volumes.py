@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.errors import FileFormatError
+from brainkit.nifti import load_nifti
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +33,13 @@ def read_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     affine : float array, shape (4, 4)
         Voxel index -> millimetres.
     """
-    import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     path = Path(path)
     try:
-        image = nib.load(str(path))
+        image = load_nifti(path)
         data = np.asanyarray(image.dataobj)
-    except FileNotFoundError:
+    except (FileNotFoundError, FileFormatError):
         raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as error:
         raise FileFormatError(f"Cannot read NIfTI volume {path}: {error}. {_TRUNCATED_HINT}") from error
@@ -158,12 +158,11 @@ def _hdf5_dataset(handle, path: Path, dataset: str):
 
 
 def _load_nifti(path: Path):
-    import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     try:  # an open gzip stream reads trial blocks in one pass; reopening it per block costs quadratic time
-        return nib.load(str(path), keep_file_open=True)
-    except FileNotFoundError:
+        return load_nifti(path, keep_file_open=True)
+    except (FileNotFoundError, FileFormatError):
         raise
     except (OSError, EOFError, ValueError, zlib.error, ImageFileError) as error:
         raise FileFormatError(f"Cannot open NIfTI file {path}: {error}. {_TRUNCATED_HINT}") from error
