@@ -145,6 +145,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert max(len(line) for line in out.splitlines() if str(folder) not in line) <= 120
     assert "fMRI → image top-1" in out and "%" in out  # the report's labels, shares as percentages
     assert (folder / "report.html").is_file() and (folder / "report_retrieval.png").is_file()
+    assert (
+        len(list(folder.glob("report_where_each_decoder_reads_from_*fsaverage5.png"))) == 1
+    )  # the brain map
     assert {"lite_mind", "ridge", "mindeye_mlp"} <= {p.name for p in folder.iterdir()}
     saved = json.loads((folder / "metrics.json").read_text())
     rows = saved["tables"]["fMRI-to-image retrieval"]

@@ -96,12 +96,26 @@ def write_lite_mind_report(
     grids: dict[str, RetrievalGrid],
     dataset: str = "nsd_like",
     subject: str = "subj01",
+    maps: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """The run's HTML page (and its PNGs beside it)."""
+    """The run's HTML page (and its PNGs beside it); ``maps``: decoder label -> (20484,) saliency on fsaverage5
+    (NaN off the recorded vertices), drawn as brain maps."""
+    from brainkit.report.brain_maps import fsaverage5_maps_figure
+
     title = (
         DEMO_TITLE if dataset == "nsd_like" else f"brainkit: fMRI-to-image retrieval on {dataset} {subject}"
     )
-    return write_report(path, title=title, table=rows, curves=curves, retrieval=grids, notes=notes)
+    figures = {}
+    if maps:
+        caption = (
+            f"Where each decoder reads from: gradient x input saliency of every recorded vertex ({subject}, test "
+            "set), on fsaverage5"
+        )
+        label = "mean |x * d cos(decoded, true embedding) / dx| over the test stimuli (grey: not recorded)"
+        figures[caption] = fsaverage5_maps_figure(maps, label)
+    return write_report(
+        path, title=title, table=rows, curves=curves, retrieval=grids, notes=notes, figures=figures
+    )
 
 
 def gallery_figure(images: np.ndarray, ids: np.ndarray, scores: np.ndarray, max_rows: int = 12):

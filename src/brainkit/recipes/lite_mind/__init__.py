@@ -326,6 +326,29 @@ def load_decoder(config: LiteMindRecipeConfig, folder: Path, data: PreparedData)
     return Scored(metrics, meta.get("n_parameters", 0), meta.get("train_seconds", 0.0), history, predictions)
 
 
+def saliency_maps(
+    config: LiteMindRecipeConfig, data: PreparedData, plan: list[Decoder], folder: Path
+) -> dict[str, np.ndarray]:
+    """Each trained decoder's gradient x input saliency on the test set (:mod:`brainkit.evaluation.saliency`)
+    on fsaverage5 (20484,), when the dataset places its voxels on fsaverage5 vertices
+    (``info["voxel_vertices"]``, as nsd_like does); {} otherwise."""
+    from brainkit.evaluation.saliency import input_saliency
+    from brainkit.models import load_model
+    from brainkit.report.brain_maps import on_fsaverage5
+
+    vertices = data.dataset.info.get("voxel_vertices", {}).get(config.data.subject)
+    if vertices is None:
+        return {}
+    values = data.dataset.test[config.data.subject].values
+    maps = {}
+    for decoder in plan:
+        model, _ = load_model(folder / decoder.folder / "checkpoint")
+        standardizer = Standardizer.load(folder / decoder.folder / "preprocess.safetensors")
+        saliency = input_saliency(model, standardizer.transform(values), data.test.y)
+        maps[decoder.label] = on_fsaverage5(saliency, np.asarray(vertices))
+    return maps
+
+
 def released_scale(data: PreparedData) -> float:
     """The factor from the dataset's voxel values to what the released Lite-Mind read. Its fmri2nsd.py saves the
     NSD betas as stored (int16: percent signal change x 300), neither z-scored nor rescaled; brainkit's NSD reader
@@ -466,8 +489,9 @@ class LiteMindRecipe:
         grids = retrieval_grids(data.dataset.stimuli.images, positions, queries, retrieved)
         curves = {label: s.history for label, s in scored.items()}
         write_lite_mind_report(
-            folder / "report.html", rows, notes, curves, grids, config.data.name, config.data.subject
-        )
+            folder / "report.html", rows, notes, curves, grids, config.data.name, config.data.subject,
+            maps=saliency_maps(config, data, plan, folder),
+        )  # fmt: skip
         metrics = {d.label: scored[d.label].metrics for d in plan}
         return RecipeOutput({TABLE: rows}, notes, metrics)
 
