@@ -148,3 +148,35 @@ def test_resume_continues_exactly(full_run, cache_dir, tmp_path, monkeypatch):
     assert json.loads((run / "metrics.json").read_text())["metrics"] == full_run.metrics
     for subject in ("subj01", "subj05"):
         assert _history(run, subject) and _history(run, subject) == _history(full_run.folder, subject)
+
+
+def test_resume_refuses_changed_settings_unless_allowed_and_records_them(cache_dir, tmp_path, monkeypatch):
+    """A changed setting on --resume is refused by name with the way to allow it; allowed (by field name), the
+    run continues with it, config.json holds it, config_changes.jsonl and the phase's done.json record it; a
+    change of where it runs (threads) is never refused; --allow-changes without --resume is refused."""
+    import brainkit.training.phase
+    from brainkit.errors import ConfigError
+    from brainkit.recipes import run_recipe
+    from brainkit.testing import SimulatedKill, killing_train
+
+    run, partial = tmp_path / "run", tmp_path / ".run.partial"
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("linear_encoding_subj01", 2))
+    with pytest.raises(SimulatedKill):
+        run_recipe("linear_encoding", preset="testing", folder=run, overrides=[f"cache_dir={cache_dir}"])
+    lr = json.loads((partial / "config.json").read_text())["config"]["training"]["lr"]
+    changed = ["training.lr=0.0123", "threads=2"]
+    with pytest.raises(
+        ConfigError,
+        match=r"differ from its saved config.json in \['training.lr'\].*--allow-changes training.lr",
+    ):
+        run_recipe("linear_encoding", folder=run, resume=True, overrides=changed)
+    with pytest.raises(ConfigError, match="--allow-changes applies to --resume only"):
+        run_recipe("linear_encoding", folder=tmp_path / "other", allow_changes=("lr",))
+    monkeypatch.setattr(brainkit.training.phase, "train", killing_train("nothing"))
+    run_recipe("linear_encoding", folder=run, resume=True, overrides=changed, allow_changes=("lr",))
+    assert json.loads((run / "config.json").read_text())["config"]["training"]["lr"] == 0.0123
+    (record,) = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+    assert record["changes"] == {"threads": [1, 2], "training.lr": [lr, 0.0123]}
+    done = json.loads((run / "train" / "linear_encoding_subj01" / "done.json").read_text())
+    assert done["changes"] == [{"step": 2, "changes": {"lr": [lr, 0.0123]}}]  # from the step it held
+    assert json.loads((run / "train" / "linear_encoding_subj05" / "done.json").read_text())["changes"] == []

@@ -91,6 +91,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides=overrides,
         config_file=args.config,
         resume=args.resume,
+        allow_changes=tuple(k.strip() for k in args.allow_changes.split(",") if k.strip()),
     )
     for title, rows in result.tables.items():
         print(f"{title}\n")
@@ -263,6 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--resume", action="store_true", help="continue the interrupted run whose folder is --out"
         )
+        command.add_argument(
+            "--allow-changes", default="", metavar="KEYS",
+            help="with --resume: continue with these changed settings (comma-separated, e.g. training.lr,epochs); "
+            "recorded in the run's config_changes.jsonl",
+        )  # fmt: skip
 
     recipe = sub.add_parser("run", help="run a method's recipe (train, evaluate, report) into a run folder")
     recipe.add_argument("recipe", help="recipe name (see brainkit list)")

@@ -41,6 +41,7 @@ from brainkit.checkpoint import FILE_MODE, atomic_write_text
 from brainkit.config import apply_overrides, from_dict, load_config_file, to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.registry import RECIPES
+from brainkit.training.config import RESUMABLE_CHANGES
 
 log = logging.getLogger(__name__)
 DEFAULT_PRESET = "cpu_small"
@@ -242,6 +243,7 @@ def run_recipe(
     config_file: str | Path | None = None,
     resume: bool = False,
     dataset: Any = None,
+    allow_changes: tuple[str, ...] | list[str] = (),
 ) -> RecipeResult:
     """Run recipe ``name`` into ``folder`` (default ``runs/NAME-<time>``); the folder appears only when done.
 
@@ -250,9 +252,14 @@ def run_recipe(
 
     The work happens in ``.FOLDER.partial`` beside it, locked (``fcntl.flock``) so that a second run into the
     same folder refuses to start. On failure it is removed, unless the recipe can resume (``resumable``) and a
-    trainer ``state/`` exists: then ``resume=True`` continues it with its saved ``config.json`` (``overrides``
-    still apply; the trainer refuses changes it cannot continue with).
+    trainer ``state/`` exists: then ``resume=True`` continues it with its saved ``config.json``. A resumed run
+    refuses any setting that differs from that config (``overrides``, or a preset / file given again) unless
+    ``allow_changes`` names it (a dotted path such as ``training.lr``, or a field name such as ``lr`` matching
+    every path that ends in it); accepted changes are appended to ``config_changes.jsonl`` in the run folder and
+    recorded in each resumed trainer phase's state.
     """
+    if allow_changes and not resume:
+        raise ConfigError("--allow-changes applies to --resume only: a new run takes its settings as given.")
     cls = RECIPES.get(name)
     if resume and not getattr(cls, "resumable", False):
         raise ConfigError(
@@ -276,7 +283,7 @@ def run_recipe(
     start = time.perf_counter()
     try:
         if resume:
-            config = _resumed_config(name, cls, work, config, preset, overrides, config_file)
+            config = _resumed_config(name, cls, work, config, preset, overrides, config_file, allow_changes)
             if hasattr(cls, "check"):
                 cls.check(config)
         if dataset is not None:
@@ -287,7 +294,10 @@ def run_recipe(
             work / "config.json", json.dumps({"recipe": name, "config": to_dict(config)}, indent=2)
         )
         runnable = in_folder(cls, config, work)
-        output = cls().run(runnable, work, resume=True) if resume else cls().run(runnable, work)
+        from brainkit.training import allowing_changes
+
+        with allowing_changes(allow_changes):
+            output = cls().run(runnable, work, resume=True) if resume else cls().run(runnable, work)
         seconds = time.perf_counter() - start
         summary = {"recipe": name, "seconds": seconds, "tables": output.tables, "notes": output.notes}
         atomic_write_text(work / "metrics.json", json.dumps({**summary, "metrics": output.metrics}, indent=2))
@@ -317,22 +327,48 @@ def _resumed_config(
     preset: str | None,
     overrides: list[str] | None,
     config_file: str | Path | None,
+    allow_changes: tuple[str, ...] | list[str] = (),
 ) -> Any:
-    """The saved config of the interrupted run in ``work`` plus ``overrides``; a config given as well (or built
-    from ``preset`` / ``config_file`` and the overrides) must equal it."""
+    """The config to resume with: the saved config of the interrupted run in ``work``, with ``overrides`` (or
+    the config given / built from ``preset`` / ``config_file``). A difference from the saved config is refused
+    unless ``allow_changes`` names every changed key; allowed ones are appended to ``config_changes.jsonl``."""
     saved_name, saved = _saved_config(work)
     if saved_name != name:
         raise ConfigError(f"{work} is a run of recipe {saved_name!r}, not {name!r}.")
+    original = to_dict(from_dict(cls.Config, saved, where=f"{work}/config.json"))
     resumed = from_dict(cls.Config, apply_overrides(saved, overrides or []), where=f"{work}/config.json")
     if config is None and (preset is not None or config_file is not None):
         config = recipe_config(name, preset, overrides, config_file)
-    if config is not None and to_dict(config) != to_dict(resumed):
-        changed = _changed_keys(to_dict(resumed), to_dict(config))
+    resumed = resumed if config is None else config
+    changed = _changed_keys(original, to_dict(resumed))
+    free = (*RESUMABLE_CHANGES, "cache_dir")  # where and how it runs, not what it computes: never refused
+    allowed = (*allow_changes, *free)
+    refused = [k for k in changed if not any(k == a or k.startswith(f"{a}.") or k.endswith(f".{a}") for a in allowed)]  # fmt: skip
+    if refused:
         raise ConfigError(
-            f"Cannot resume {work}: the config given differs from its saved config.json in {changed}. "
-            "Resume with the same command, or with --out and --resume alone."
+            f"Cannot resume {work}: the settings given differ from its saved config.json in {refused}. Resume "
+            f"with --out and --resume alone, or continue with the new values on purpose: --allow-changes "
+            f"{','.join(refused)} (recorded in config_changes.jsonl)."
         )
+    if changed:
+        new = to_dict(resumed)
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "changes": {k: [_lookup(original, k), _lookup(new, k)] for k in changed}}  # fmt: skip
+        log.warning("Resuming %s with changed settings %s, as allowed.", work, record["changes"])
+        path = work / CHANGES
+        previous = path.read_text() if path.is_file() else ""
+        atomic_write_text(path, previous + json.dumps(record) + "\n")
     return resumed
+
+
+CHANGES = "config_changes.jsonl"  # settings changed on --resume --allow-changes, one record per resumption
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:

@@ -9,12 +9,12 @@
 """
 
 from brainkit.training.config import TrainingConfig
-from brainkit.training.loop import FitResult, make_fabric, torch_threads, train
+from brainkit.training.loop import FitResult, allowing_changes, make_fabric, torch_threads, train
 from brainkit.training.phase import phase_done, read_history, train_phase, write_imported_phase
 from brainkit.training.schedule import learning_rate
 from brainkit.training.supervised import Arrays, SupervisedTask, fit, predict, top1_accuracy
 from brainkit.training.task import Task
 
-__all__ = ["Arrays", "FitResult", "SupervisedTask", "Task", "TrainingConfig", "fit", "learning_rate",
+__all__ = ["Arrays", "FitResult", "SupervisedTask", "Task", "TrainingConfig", "allowing_changes", "fit", "learning_rate",
            "make_fabric", "phase_done", "predict", "read_history", "top1_accuracy", "torch_threads", "train",
            "train_phase", "write_imported_phase"]  # fmt: skip

@@ -16,6 +16,7 @@ checkpoint continues exactly, with no generator state to save.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import shutil
@@ -50,6 +51,8 @@ class FitResult:
     best: dict[str, Any] | None = None
     steps: int = 0
     stopped_early: bool = False
+    # settings changed when the run was resumed (allowing_changes): [{"step", "changes": {field: [old, new]}}]
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -109,16 +112,42 @@ def _split(out: Any, name: str, step: int) -> tuple[torch.Tensor, dict[str, torc
     return loss, parts
 
 
-def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) -> None:
+# Training settings a resumed run may change because its user asked (``brainkit run --resume --allow-changes``;
+# :func:`allowing_changes`): field names or dotted paths ending in one ("training.lr", "lr").
+_ALLOWED: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("allowed_changes", default=())
+
+
+@contextlib.contextmanager
+def allowing_changes(keys: tuple[str, ...] | list[str]):
+    """Within the block, resuming a phase accepts changes of the training settings named in ``keys`` (a field
+    name such as ``lr`` or a path ending in one, ``pretrain.lr``); each accepted change is recorded in the
+    phase's state (``changes``) and logged. Every other change still refuses to resume."""
+    token = _ALLOWED.set(tuple(keys))
+    try:
+        yield
+    finally:
+        _ALLOWED.reset(token)
+
+
+def _check_resume(meta: dict[str, Any], config: TrainingConfig, folder: Path) -> dict[str, list[Any]]:
+    """The allowed changes of ``config`` against the saved state's settings, {field: [old, new]}; raises for
+    any other change."""
     saved, now = meta.get("training", {}), to_dict(config)
     defaults = to_dict(TrainingConfig())  # a key newer than the saved state had its default then
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k, defaults[k]) != now[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in changed)
+    allowed = _ALLOWED.get()
+    refused = [k for k in changed if not any(a == k or a.endswith(f".{k}") for a in allowed)]
+    if refused:
+        detail = ", ".join(f"{k}: {saved.get(k, defaults[k])!r} -> {now[k]!r}" for k in refused)
         raise ConfigError(
             f"Cannot resume {folder} with other settings ({detail}): the run so far used the saved ones. "
-            "Resume with the same settings, or start a new run."
+            f"Resume with the same settings, continue with these on purpose (--allow-changes {','.join(refused)}), "
+            "or start a new run."
         )
+    changes = {k: [saved.get(k, defaults[k]), now[k]] for k in changed}
+    if changes:
+        log.warning("Resuming %s with changed settings %s, as allowed.", folder, changes)
+    return changes
 
 
 def _history_text(history: list[dict[str, Any]]) -> str:
@@ -258,6 +287,9 @@ def train(
         optimizer = _optimizer(task, config)
         history: list[dict[str, Any]] = []
         step, best, sums = 0, None, {}
+        changes: list[
+            dict[str, Any]
+        ] = []  # settings changed on resumption (allowing_changes), with their step
         if resume:
             if out is None or not recover_folder(out / STATE):
                 raise CheckpointError(
@@ -265,8 +297,9 @@ def train(
                     "interruption). Start without --resume."
                 )
             meta = load_state(out / STATE, task, optimizer)
-            _check_resume(meta, config, out / STATE)
+            changed = _check_resume(meta, config, out / STATE)
             step, history, best, sums = meta["step"], meta["history"], meta["best"], meta["sums"]
+            changes = meta.get("changes", []) + ([{"step": step, "changes": changed}] if changed else [])
             if (
                 rank == 0
             ):  # the state's history is the truth: a kill before history.jsonl was written lost a line
@@ -290,7 +323,7 @@ def train(
                 save_weights(out / BEST, task, {"task": name, "step": step, "record": best})
             if state:
                 meta = {"training": to_dict(config), "task": name, "step": step, "history": history,
-                        "best": best, "sums": sums}  # fmt: skip
+                        "best": best, "sums": sums, "changes": changes}  # fmt: skip
                 save_state(out / STATE, task, optimizer, meta)
             atomic_write_text(out / HISTORY, _history_text(history))
 
@@ -391,6 +424,5 @@ def train(
             elif best_weights is not None:
                 task.load_state_dict(best_weights)
     stopped = config.patience is not None and step < total and _stale(history, best) >= config.patience
-    return FitResult(
-        history=history, seconds=time.perf_counter() - start, best=best, steps=step, stopped_early=stopped
-    )
+    return FitResult(history=history, seconds=time.perf_counter() - start, best=best, steps=step,
+                     stopped_early=stopped, changes=changes)  # fmt: skip

@@ -69,6 +69,7 @@ def train_phase(
         "best": result.best,
         "steps": result.steps,
         "stopped_early": result.stopped_early,
+        "changes": result.changes,  # settings changed on resumption, with the step from which they held
     }
     atomic_write_text(folder / DONE, json.dumps(done, indent=1))
     remove_folder(folder / STATE)
