@@ -81,6 +81,9 @@ def test_recipe_end_to_end(tmp_path, capsys) -> None:
     assert (folder / "checkpoints" / "sg-brainmae" / "model.safetensors").is_file()
     assert (folder / "checkpoints" / "real_nitime" / "config.json").is_file()
     html = (folder / "report.html").read_text()
+    from brainkit.testing import report_problems
+
+    assert report_problems(folder / "report.html") == []  # human labels, percentages, version, command
     assert "ROI embeddings" in html and "Learned attention" in html and "Masked-signal reconstruction" in html
     # every network is a finished phase (no state left); `brainkit eval` reloads them and gives the same metrics
     phases = sorted(p.name for p in (folder / "train").iterdir())

@@ -145,6 +145,9 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert max(len(line) for line in out.splitlines() if str(folder) not in line) <= 120
     assert "fMRI → image top-1" in out and "%" in out  # the report's labels, shares as percentages
     assert (folder / "report.html").is_file() and (folder / "report_retrieval.png").is_file()
+    from brainkit.testing import report_problems
+
+    assert report_problems(folder / "report.html") == []
     assert (
         len(list(folder.glob("report_where_each_decoder_reads_from_*fsaverage5.png"))) == 1
     )  # the brain map

@@ -330,15 +330,20 @@ def test_cli_runs_testing_preset(tmp_path, cache_dir, capsys) -> None:
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
+    from brainkit.report.labels import value_label
+
     for method in ("clip_mused", "no_rsm", "no_orthogonality", "no_subject_tokens", "per_subject", "pooled", "srm",
                    "label_frequency"):  # fmt: skip
-        assert method in printed
+        assert value_label(method) in printed  # each method under its label
     assert "mAP per subject" in printed and "CLIP-MUSED (mAP" in printed
     saved = json.loads((out / "metrics.json").read_text())
     rows = {row["method"]: row for row in saved["metrics"]["rows"]}
     assert rows["label_frequency"]["AUC"] == pytest.approx(0.5)
     assert all(0 <= row["mAP"] <= 1 for row in rows.values())
     report = (out / "report.html").read_text()
+    from brainkit.testing import report_problems
+
+    assert report_problems(out / "report.html") == []  # human labels, percentages, version, command
     assert "Attention of the subject tokens" in report and "coloured by category" in report
     assert (out / "checkpoints" / "clip_mused" / "model.safetensors").is_file()
     assert (out / "checkpoints" / "per_subject_sub02" / "config.json").is_file()

@@ -96,6 +96,9 @@ def test_recipe_testing_preset_end_to_end(full_run):
     assert (folder / "report.html").is_file() and (
         folder / "subj01" / "checkpoint" / "model.safetensors"
     ).is_file()
+    from brainkit.testing import report_problems
+
+    assert report_problems(folder / "report.html") == []
     phase = folder / "train" / "linear_encoding_subj01"
     assert phase_done(phase) and (phase / "best").is_dir() and not (phase / "state").exists()
     assert json.loads((folder / "metrics.json").read_text())["recipe"] == "linear_encoding"

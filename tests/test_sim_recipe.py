@@ -344,6 +344,9 @@ def test_cli_run_sim_testing(tmp_path, capsys, one_torch_thread) -> None:
     assert all(r["top1 vsMAE - scratch"] is not None for r in soft)
     assert set(metrics["importance_correlation"]) == {"scratch", "vsmae"}
     report = (out / "report.html").read_text()
+    from brainkit.testing import report_problems
+
+    assert report_problems(out / "report.html") == []  # human labels, percentages, version, command
     assert (
         "Which patches matter" in report and "Retrieval examples" in report and "vsMAE masked-patch" in report
     )

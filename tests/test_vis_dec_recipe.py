@@ -135,6 +135,9 @@ def test_testing_preset_run_folder(full_run) -> None:
     stages = {row["stage"] for row in saved["tables"]["Time per stage (s)"]}
     assert {"phase 1: DC-MAE pretraining", "phase 3: LDM fine-tuning", "sampling"} <= stages
     report = (out / "report.html").read_text()
+    from brainkit.testing import report_problems
+
+    assert report_problems(out / "report.html") == []  # human labels, percentages, version, command
     assert "Real test images and their reconstructions" in report and "Training curves, per phase" in report
     unet, vae, _ = load_pretrained_ldm(out / "ldm_finetuned")
     assert unet.config.cross_attention_dim == 16

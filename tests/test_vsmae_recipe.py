@@ -115,6 +115,9 @@ def test_cli_run_vsmae_testing(cli_run) -> None:
     )
     assert (out / "checkpoints" / "sit_encoder" / "model.safetensors").is_file()
     assert (out / "report.html").is_file()
+    from brainkit.testing import report_problems
+
+    assert report_problems(out / "report.html") == []
     from brainkit.models import load_model
 
     encoder, metadata = load_model(out / "checkpoints" / "sit_encoder")

@@ -199,7 +199,9 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     print(
         f"{n} image pairs ({pairs.layout} layout), {k} sample(s) each, {args.trials} trials, seed {args.seed}\n"
     )
-    print(format_table(metrics_table(metrics, shuffled)))
+    from brainkit.report.labels import column_label
+
+    print(format_table(metrics_table(metrics, shuffled, label=column_label)))
     import textwrap
 
     for note in notes:  # wrapped to the terminal tables' width

@@ -215,3 +215,24 @@ def write_alias_bomb(path: str | Path) -> Path:
     path = Path(path)
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def report_problems(path: str | Path) -> list[str]:
+    """What keeps the ``report.html`` at ``path`` from being read by a person (empty when none): a table header
+    or cell that is a code key (``snake_case``, ``a/b``), no percentage anywhere in the tables of a report whose
+    headers name shares (top-k, N-way, accuracy), no brainkit version or command in the header."""
+    import html
+    import re
+
+    from brainkit.report.labels import is_share
+
+    text = Path(path).read_text()
+    headers = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", text)]
+    cells = [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", text)]
+    problems = [f"code key as a header: {h!r}" for h in headers if "_" in h or "/" in h]
+    problems += [f"code key as a cell: {c!r}" for c in cells if re.fullmatch(r"[a-z0-9]+(_[a-z0-9]+)+", c)]
+    if any(is_share(h) for h in headers) and not any("%" in c for c in cells):
+        problems.append("shares shown as fractions: no percentage in the tables")
+    if "by brainkit" not in text or "Command:" not in text:
+        problems.append("no brainkit version / command in the header")
+    return problems

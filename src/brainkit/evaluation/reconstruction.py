@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -378,9 +378,10 @@ def evaluate_reconstructions(
 
 
 def metrics_table(
-    metrics: dict[str, float], shuffled: dict[str, float] | None = None
+    metrics: dict[str, float], shuffled: dict[str, float] | None = None, label: Callable[[str], str] = str
 ) -> list[dict[str, str]]:
-    """Rows for printing: metric, value (+- sd), best of k, shuffled baseline, chance; shares as percentages."""
+    """Rows for printing: metric (named by ``label(key)``: the reports pass their human labels), value (+- sd),
+    best of k, shuffled baseline, chance; shares as percentages."""
     rows = []
     for key, value in metrics.items():
         if key.endswith(("_sd", "_chance", "_best_of_k")) or key in ("n_images", "n_samples", "trials"):
@@ -393,7 +394,7 @@ def metrics_table(
             return f"{100 * number:.1f}%" if share else f"{number:.4f}"
 
         sd = metrics.get(f"{key}_sd")
-        row = {"metric": key, "value": show(value) + (f" +- {show(sd)}" if sd is not None else "")}
+        row = {"metric": label(key), "value": show(value) + (f" +- {show(sd)}" if sd is not None else "")}
         if any(k.endswith("_best_of_k") for k in metrics):
             row["best_of_k"] = show(metrics.get(f"{key}_best_of_k"))
         if shuffled is not None:

@@ -43,6 +43,7 @@ KEY_LABELS = {
 # method / setting values written as code keys
 VALUE_LABELS = {
     "clip_mused": "CLIP-MUSED",
+    "per_subject": "one model per subject",
     "no_rsm": "without the RSM losses",
     "no_orthogonality": "without the orthogonality loss",
     "no_subject_tokens": "without subject tokens",

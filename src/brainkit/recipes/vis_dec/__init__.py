@@ -408,7 +408,7 @@ def _report(config: VisDecRecipeConfig, arrays: VisDecArrays, ldm: phases.Latent
         f"Vis-Dec image reconstruction on {dataset_name} ({config.subject})",
         table,
         notes,
-        {"Metric suite: Vis-Dec vs shuffled": metrics_table(raw["Vis-Dec"], raw["shuffled pairs"]),
+        {"Metric suite: Vis-Dec vs shuffled": metrics_table(raw["Vis-Dec"], raw["shuffled pairs"], label=column_label),
          "Guidance scale on the validation split": chosen_rows, "Time per stage": timing, "Parameters": params},
         shown,
         histories,
