@@ -166,3 +166,25 @@ def test_eval_and_resume_give_the_run_metrics(cli_run, tmp_path, monkeypatch, on
     shutil.rmtree(run / "checkpoints" / "vsmae")
     with pytest.raises(CheckpointError, match="checkpoints/vsmae/model.safetensors does not exist"):
         evaluate_run(run)
+
+
+def test_vertex_correlation_by_hand():
+    from brainkit.evaluation.surface_reconstruction import vertex_correlation
+
+    # two patches of two vertices (vertex 1 shared), one frame, four clips; patch 0 hidden in clips 0-2 only
+    patches = np.array([[0, 1], [1, 2]])
+    masks = np.array([[True, False], [True, False], [True, False], [False, True]])
+    clips = np.arange(16, dtype=np.float32).reshape(4, 1, 2, 2)
+    weight = np.ones((2, 2), np.float32)
+    prediction = clips.copy()
+    prediction[:, 0, 0, 0] = [
+        3.0,
+        1.0,
+        2.0,
+        0.0,
+    ]  # vertex 0: truth 0, 4, 8 in clips 0-2 -> r(3,1,2 ; 0,4,8) = -0.5
+    r = vertex_correlation(prediction, clips, masks, weight, patches)
+    assert r.shape == (3,) and r[0] == pytest.approx(-0.5)
+    assert np.isnan(r[1])  # always shown by the visible patch: never scored
+    assert np.isnan(r[2])  # hidden in one clip only: fewer than 3 values
+    assert np.isnan(vertex_correlation(np.zeros_like(clips), clips, masks, weight, patches)[0])  # constant

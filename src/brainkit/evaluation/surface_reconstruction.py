@@ -64,6 +64,31 @@ def masked_correlation(
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def vertex_correlation(
+    prediction: np.ndarray,
+    clips: np.ndarray,
+    masks: np.ndarray,
+    vertex_weight: np.ndarray,
+    patches: np.ndarray,
+) -> np.ndarray:
+    """(n_vertices,) Pearson r per vertex of the fine sphere between prediction and truth, over the clips, frames
+    and patches in which that vertex was hidden and scored (as :func:`masked_correlation` pools them); NaN where a
+    vertex was scored fewer than 3 times or either side is constant there."""
+    _check(clips, masks, patches)
+    keep = np.broadcast_to(hidden_vertex_weight(masks, vertex_weight, patches)[:, None] > 0, clips.shape)
+    vertex = np.broadcast_to(patches, clips.shape)[keep]
+    a, b = prediction[keep].astype(np.float64), clips[keep].astype(np.float64)
+    size = int(patches.max()) + 1
+    n = np.bincount(vertex, minlength=size).astype(float)
+    sums = [np.bincount(vertex, weights=w, minlength=size) for w in (a, b, a * b, a * a, b * b)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_a, mean_b = sums[0] / n, sums[1] / n
+        cov = sums[2] / n - mean_a * mean_b
+        var_a, var_b = sums[3] / n - mean_a**2, sums[4] / n - mean_b**2
+        r = cov / np.sqrt(var_a * var_b)
+    return np.where((n >= 3) & (var_a > 1e-12) & (var_b > 1e-12), r, np.nan)
+
+
 def visible_mean(clips: np.ndarray, masks: np.ndarray, patches: np.ndarray, cortex: np.ndarray) -> np.ndarray:
     """Baseline: hidden patches filled with the frame's mean over visible cortex vertices."""
     _check(clips, masks, patches)

@@ -219,6 +219,7 @@ def evaluate(
         masked_correlation,
         masked_mse,
         neighbour_interpolation,
+        vertex_correlation,
         visible_mean,
     )
     from brainkit.models.vsmae import random_patch_mask
@@ -247,6 +248,10 @@ def evaluate(
             )
         if seed == 0:
             example = {"truth": clips[0], "mask": masks[0], **{k: v[0] for k, v in predictions.items()}}
+            example["vertex_r"] = {  # per-vertex r over every hidden vertex of this mask draw
+                name: vertex_correlation(predictions[name], clips, masks, weight, patches)
+                for name in ("vsMAE", "neighbour interpolation")
+            }
     rows = []
     for name, values in scores.items():
         mse, r = np.array(values).T

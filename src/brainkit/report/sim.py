@@ -258,6 +258,14 @@ def _draw(ax, xyz, faces, values, limit, cmap="RdBu_r") -> None:
     ax.set_axis_off()
 
 
+def _scored(maps: dict[str, np.ndarray], data: dict[str, Any]) -> np.ndarray:
+    """The cortex vertices every map scores (finite r), as the mask the surface maps draw."""
+    scored = np.asarray(data["cortex"], dtype=bool).copy()
+    for values in maps.values():
+        scored &= np.isfinite(values[: len(scored)])
+    return scored
+
+
 def write_vsmae_report(config, folder: Path, rows, history, example, data, n_parameters: int) -> list[str]:
     from brainkit.report.html import write_report
 
@@ -280,6 +288,12 @@ def write_vsmae_report(config, folder: Path, rows, history, example, data, n_par
         figures[
             "A held-out frame on the inflated left hemisphere: truth and reconstructions of the hidden patches"
         ] = figure
+    if example.get("vertex_r"):
+        maps = {f"{name}: r per vertex": values for name, values in example["vertex_r"].items()}
+        figures[
+            "Where the hidden patches are recovered: per-vertex correlation of reconstruction and truth over the "
+            "held-out clips (one mask draw; grey: not scored)"
+        ] = surface_maps_figure({k: np.nan_to_num(v, nan=0.0) for k, v in maps.items()}, _scored(maps, data))
     write_report(
         folder / "report.html",
         title="brainkit: vsMAE pretraining on the real fsaverage5 resting-state run",
