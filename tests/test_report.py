@@ -85,9 +85,9 @@ def test_tiny_report_is_valid_self_contained_html(tmp_path):
     assert not any("_" in h or "/" in h for h in headers), headers  # no code keys
     assert "top-1 chance</th>" not in text and "300-way top-1 sd</th>" not in text
     # two embedded PNGs, identical to the files saved beside the HTML
-    assert len(checker.sources) == 2
+    assert len(checker.sources) == 3  # every method against chance, the curves, the retrieval grids
     saved = sorted(p.name for p in path.parent.iterdir())
-    assert saved == ["report.html", "report_curves.png", "report_retrieval.png"]  # and no temporary files
+    assert saved == ["report.html", "report_curves.png", "report_methods.png", "report_retrieval.png"]
     embedded = {base64.b64decode(src.split(",", 1)[1]) for src in checker.sources}
     assert embedded == {(path.parent / name).read_bytes() for name in saved[1:]}
     assert all(png.startswith(b"\x89PNG") for png in embedded)
@@ -140,3 +140,18 @@ def test_report_header_names_version_command_machine_and_config(tmp_path):
     page = write_report(tmp_path / "report.html", "t", [{"method": "m", "top1": 0.5}], {}, {}, []).read_text()
     assert f"by brainkit {__version__}" in page and "Command: " in page and "Machine: " in page
     assert "torch " in page and "Config: config.json beside this page" in page
+
+
+def test_methods_figure_puts_every_method_beside_chance():
+    from brainkit.report.plots import methods_figure
+
+    table, _, _, _ = _inputs()
+    figure = methods_figure(table)
+    axes = [a for a in figure.axes if a.get_visible()]
+    assert len(axes) == 2  # the two share columns; sizes and times are not scores
+    top1 = axes[0]
+    assert top1.get_xlabel() == "fMRI → image, top-1 (%)"
+    assert [t.get_text() for t in top1.get_yticklabels()] == ["Lite-Mind", "ridge <baseline>"]
+    (chance,) = [line for line in top1.get_lines() if line.get_linestyle() == "--"]
+    assert chance.get_xdata()[0] == pytest.approx(0.1)  # 0.001 as a percentage
+    assert methods_figure(table[:1]) is None  # one method: nothing to compare

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from brainkit.checkpoint import atomic_write_text
 from brainkit.errors import DataError
 from brainkit.report import labels
-from brainkit.report.plots import RetrievalGrid, curves_figure, figure_png, retrieval_figure
+from brainkit.report.plots import RetrievalGrid, curves_figure, figure_png, methods_figure, retrieval_figure
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +195,10 @@ def write_report(
         _check_inputs(title, rows, {}, {}, [])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    captions = {"curves": "Training curves", "retrieval": "Retrieval examples"}
-    built = {"curves": curves_figure(curves), "retrieval": retrieval_figure(retrieval)}
+    captions = {"methods": "Every method against chance (dashed)", "curves": "Training curves",
+                "retrieval": "Retrieval examples"}  # fmt: skip
+    built = {"methods": methods_figure(table), "curves": curves_figure(curves),
+             "retrieval": retrieval_figure(retrieval)}  # fmt: skip
     for caption, figure in figures.items():
         slug = re.sub(r"[^a-z0-9]+", "_", caption.lower()).strip("_") or "figure"
         while slug in built:

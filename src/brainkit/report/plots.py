@@ -14,8 +14,10 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from brainkit.errors import DataError
+from brainkit.report.labels import column_label, is_share, value_label
 
 CORRECT_COLOUR = "#1a9850"
 
@@ -118,8 +120,10 @@ def curves_figure(curves: dict[str, list[dict]]) -> Figure | None:
             if points:
                 epochs, values = zip(*sorted(points))
                 axis.plot(epochs, values, marker="o", markersize=3, color=colours[method], label=method)
-        axis.set_title(key)
+        axis.set_title(column_label(key))
         axis.set_xlabel("epoch")
+        axis.set_ylabel(column_label(key))
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
         axis.grid(alpha=0.3)
     for axis in axes[len(keys) :]:
         axis.set_visible(False)
@@ -176,4 +180,65 @@ def retrieval_figure(grids: dict[str, RetrievalGrid]) -> Figure | None:
                     axis.add_patch(frame)
             row += 1
     figure.suptitle("Retrieval from brain data (green frame = the true image)", fontsize=9)
+    return figure
+
+
+NOT_SCORES = ("params", "n_parameters", "parameters", "train_s", "seconds", "steps")
+
+
+def _score_keys(table: list[dict]) -> list[str]:
+    """The table's score columns: a float in at least two rows, not a size or a time, not an ``_sd`` /
+    ``_chance`` shown with another column; shares first."""
+    keys = list(dict.fromkeys(k for row in table for k in row))
+    scores = [
+        k for k in keys
+        if not k.endswith(("_sd", "_chance", " sd", " chance")) and k not in NOT_SCORES and not k.startswith("n_")
+        and sum(isinstance(r.get(k), float) and math.isfinite(r[k]) for r in table) >= 2
+    ]  # fmt: skip
+    return sorted(scores, key=lambda k: not is_share(k))
+
+
+def _chance(table: list[dict], key: str) -> float | None:
+    base = key[: -len("_mean")] if key.endswith("_mean") else key
+    for name in (f"{base}_chance", f"{key}_chance"):
+        values = [r[name] for r in table if isinstance(r.get(name), float)]
+        if values:
+            return float(np.mean(values))
+    return None
+
+
+def methods_figure(table: list[dict], max_panels: int = 6) -> Figure | None:
+    """Every method against chance: one panel per score column (at most ``max_panels``, shares first), a dot per
+    method (the table's first column names it) with its sd as a bar, the column's chance level (``X_chance``) as a
+    dashed line; shares in percent. None when fewer than two rows share a score."""
+    keys = _score_keys(table)[:max_panels]
+    if not keys or len(table) < 2:
+        return None
+    first = next(iter(table[0]))
+    names = [str(value_label(r.get(first, ""))) for r in table]
+    n_columns = min(3, len(keys))
+    n_rows = math.ceil(len(keys) / n_columns)
+    height = max(2.4, 0.28 * len(names) + 1.2)
+    figure = Figure(figsize=(4.4 * n_columns, height * n_rows), layout="constrained")
+    axes = figure.subplots(n_rows, n_columns, squeeze=False).ravel()
+    for axis, key in zip(axes, keys):
+        scale = 100.0 if is_share(key) else 1.0
+        base = key[: -len("_mean")] if key.endswith("_mean") else key
+        for y, row in enumerate(table):
+            value = row.get(key)
+            if not isinstance(value, float) or not math.isfinite(value):
+                continue
+            sd = row.get(f"{base}_sd")
+            axis.errorbar(scale * value, y, xerr=scale * sd if isinstance(sd, float) else None, fmt="o",
+                          color="C0", ecolor="C0", capsize=3)  # fmt: skip
+        chance = _chance(table, key)
+        if chance is not None:
+            axis.axvline(scale * chance, color="0.4", linestyle="--", linewidth=1, label="chance")
+            axis.legend(fontsize=7, loc="best")
+        axis.set_yticks(range(len(names)), names, fontsize=8)
+        axis.invert_yaxis()
+        axis.set_xlabel(column_label(key) + (" (%)" if scale == 100.0 else ""))
+        axis.grid(axis="x", alpha=0.3)
+    for axis in axes[len(keys) :]:
+        axis.set_visible(False)
     return figure
