@@ -318,16 +318,6 @@ class ReferenceNetwork:
             raise ConfigError(f"Reference network {name!r} cannot use device {device!r}: {err}") from None
         self.device = device
 
-    @classmethod
-    def from_model(
-        cls, name: str, model: nn.Module, device: str = "cpu", batch_size: int = 16
-    ) -> ReferenceNetwork:
-        """Wrap an already-built network (tests; weights loaded elsewhere)."""
-        self = cls.__new__(cls)
-        self.name, self.spec, self.batch_size, self.device = name, _spec(name), batch_size, device
-        self.model = model.eval().requires_grad_(False).to(device)
-        return self
-
     def features(self, images: np.ndarray, taps: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         """uint8 images (n, H, W, 3) -> {tap: float32 (n, features)} after MindEye's preprocessing."""
         taps = tuple(taps or self.spec.taps)
