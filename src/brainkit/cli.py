@@ -194,7 +194,11 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
         n_way=n_way,
         clip_model_dir=args.clip_model_dir,
         pixels=args.pixels,
+        reference_weights=args.reference_weights,
     )
+    from brainkit.evaluation.literature import absent_columns_note
+
+    notes.append(absent_columns_note(metrics) or "")
     n, k = pairs.recon.shape[:2]
     print(
         f"{n} image pairs ({pairs.layout} layout), {k} sample(s) each, {args.trials} trials, seed {args.seed}\n"
@@ -204,10 +208,11 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     print(format_table(metrics_table(metrics, shuffled, label=column_label)))
     import textwrap
 
-    for note in notes:  # wrapped to the terminal tables' width
+    for note in filter(None, notes):  # wrapped to the terminal tables' width
         print(textwrap.fill(note, TERMINAL_WIDTH, initial_indent="- ", subsequent_indent="  "))
     if args.out:
-        write_metrics(args.out, metrics, shuffled, names=pairs.names, folder=args.folder)
+        info = dict(names=pairs.names, folder=args.folder, reference_weights=args.reference_weights)
+        write_metrics(args.out, metrics, shuffled, **info)
         print(f"\nWrote {args.out}")
     return 0
 
@@ -356,6 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     metrics.add_argument(
         "--clip-model-dir", help="a local openai/clip-vit-large-patch14 folder: adds CLIP features"
+    )
+    metrics.add_argument(
+        "--reference-weights",
+        metavar="FOLDER",
+        help="a folder with MindEye's evaluation weights under their released names (alexnet-owt-7be5be79.pth, "
+        "inception_v3_google-0cc3c7bd.pth, efficientnet_b1-c27df63c.pth, swav_800ep_pretrain.pth.tar; any of "
+        "them, e.g. ~/.cache/torch/hub/checkpoints): adds the literature's AlexNet(2), AlexNet(5), Inception, "
+        "EffNet-B, SwAV columns",
     )
     metrics.set_defaults(func=_cmd_metrics)
 

@@ -29,6 +29,9 @@ key                                     meaning
                                         the real image; a reconstruction succeeds when, in its softmax
                                         probabilities, the GT class ranks first among itself and 49 random
                                         other classes; mean, sd over trials; chance 1/50
+``AlexNet(2)``, ``AlexNet(5)``,         the literature's columns, as MindEye's evaluation computes them, when
+``Inception``, ``CLIP``, ``EffNet-B``,  ``reference_weights`` (the torchvision / SwAV files) or ``clip_model_dir``
+``SwAV`` (+ ``_sd``, ``_chance``)       give their networks (:mod:`brainkit.evaluation.literature`)
 ``n_images``, ``n_samples``, ``trials``  what the numbers were computed on
 ======================================  =====================================================================
 
@@ -52,7 +55,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,6 +63,7 @@ import numpy as np
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.identification import correlation_matrix, n_way_trials
+from brainkit.evaluation.literature import IDENTIFICATION_COLUMNS, literature_features, literature_scores
 from brainkit.evaluation.pixels import PROTOCOLS as PIXEL_PROTOCOLS
 from brainkit.evaluation.pixels import pixel_metrics, resize_images
 
@@ -87,6 +91,7 @@ class _Prepared:
     real_features: dict[str, np.ndarray]
     recon_features: dict[str, np.ndarray]
     semantic: bool
+    literature: dict = field(default_factory=dict)  # {column: (real (n, d), recon (n * k, d))}
 
 
 def _check_images(real: Any, recon: Any, image_size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -178,11 +183,15 @@ def _prepare(
     image_size: int | None,
     semantic: bool,
     extractor: FeatureExtractor | None,
+    reference_weights: Any = None,
 ) -> _Prepared:
     real, recon = _check_images(real, recon, image_size)
     n, k = recon.shape[:2]
     _check_scoring(n, n_way, trials, feature_layers, clip_model_dir)
     flat_recon = recon.reshape(n * k, *recon.shape[2:])
+    literature = {}
+    if reference_weights is not None or clip_model_dir is not None:
+        literature = literature_features(real, flat_recon, reference_weights, clip_model_dir, device)
     taps = list(dict.fromkeys([*feature_layers, *(["logits"] if semantic else [])]))
     real_features: dict[str, np.ndarray] = {}
     recon_features: dict[str, np.ndarray] = {}
@@ -204,7 +213,7 @@ def _prepare(
             raise RuntimeError(f"feature tap {name!r} returned the wrong number of rows.")
         recon_features[name] = values.reshape(n, k, -1)
         real_features[name] = real_features[name].reshape(n, -1)
-    return _Prepared(real, recon, real_features, recon_features, semantic)
+    return _Prepared(real, recon, real_features, recon_features, semantic, literature)
 
 
 def _score(
@@ -250,6 +259,7 @@ def _score(
         accuracy = n_way_trials(probabilities, gt_classes, SEMANTIC_N_WAY, trials, _rng(seed, key))
         out[key], out[f"{key}_sd"] = float(accuracy.mean()), float(accuracy.std())
         out[f"{key}_chance"] = 1 / SEMANTIC_N_WAY
+    out.update(literature_scores(prepared.literature, pairing, k))
     out.update(n_images=float(n), n_samples=float(k), trials=float(trials))
     return out
 
@@ -278,6 +288,7 @@ def _evaluate(
     semantic: bool = True,
     extractor: FeatureExtractor | None = None,
     pixels: str = "reference",
+    reference_weights: Any = None,
 ) -> list[dict[str, float]]:
     """The ``tables`` ("true" pairs, "shuffled" baseline) from one computation of the network features."""
     prepared = _prepare(
@@ -291,6 +302,7 @@ def _evaluate(
         image_size=image_size,
         semantic=semantic,
         extractor=extractor,
+        reference_weights=reference_weights,
     )
     n = len(prepared.real)
     pairings = {"true": lambda: np.arange(n), "shuffled": lambda: _derangement(n, seed)}
@@ -319,6 +331,7 @@ def reconstruction_metrics(
     semantic: bool = True,
     extractor: FeatureExtractor | None = None,
     pixels: str = "reference",
+    reference_weights: str | Path | dict[str, str | Path] | None = None,
 ) -> dict[str, float]:
     """The metric table (keys in the module docstring) of reconstructions against their real images.
 
@@ -349,11 +362,16 @@ def reconstruction_metrics(
     pixels : str
         ``"reference"`` (the field's PixCorr and SSIM: grayscale Gaussian-window SSIM at 425 px) or ``"vis_dec"``
         (Vis-Dec's RGB 7 x 7 SSIM); see :mod:`brainkit.evaluation.pixels`.
+    reference_weights : str, Path or dict, optional
+        A folder holding the released files of MindEye's evaluation networks (``alexnet-owt-7be5be79.pth``,
+        ``inception_v3_google-0cc3c7bd.pth``, ``efficientnet_b1-c27df63c.pth``, ``swav_800ep_pretrain.pth.tar``;
+        any subset), or {network: file}: adds the literature's columns (:mod:`brainkit.evaluation.literature`).
     """
     options = dict(n_way=n_way, trials=trials, feature_layers=feature_layers, clip_model_dir=clip_model_dir)
     options.update(
         device=device, image_size=image_size, semantic=semantic, extractor=extractor, pixels=pixels
     )
+    options.update(reference_weights=reference_weights)
     return _evaluate(real, recon, seed, ["true"], **options)[0]
 
 
@@ -386,7 +404,7 @@ def metrics_table(
     for key, value in metrics.items():
         if key.endswith(("_sd", "_chance", "_best_of_k")) or key in ("n_images", "n_samples", "trials"):
             continue
-        share = key.endswith("way") or key.endswith("top1")
+        share = key.endswith(("way", "top1")) or key in IDENTIFICATION_COLUMNS
 
         def show(number: float | None, share: bool = share) -> str:
             if number is None:

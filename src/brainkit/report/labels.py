@@ -70,7 +70,8 @@ WORDS = [
     (re.compile(r"\bmse\b"), "MSE"),
     (re.compile(r"\bauroc\b", re.IGNORECASE), "AUROC"),
 ]
-SHARE = re.compile(r"top-?\d+|\d+-?way|accuracy")
+# shares: top-k, N-way, accuracy, and the literature's two-way identification columns (evaluation.literature)
+SHARE = re.compile(r"top-?\d+|\d+-?way|accuracy|^AlexNet\(\d\)|^Inception(_|$)|^CLIP(_|$)")
 ALREADY_PERCENT = re.compile(r"share_of_ceiling|share_r_above|ceiling|%")
 
 

@@ -484,6 +484,20 @@ class CLIPVision(Encoder):
             states = model.vision_model(pixel_values=pixels).last_hidden_state  # (n, n_tokens, width)
             return model.visual_projection(model.vision_model.post_layernorm(states)).numpy()
 
+    def pixel_statistics(self) -> tuple[int, list[float], list[float]]:
+        """(image_size, mean, std) of the model: what a caller that resizes and normalises itself needs."""
+        processor, model = self._model()
+        return model.config.image_size, list(processor.image_mean), list(processor.image_std)
+
+    def embed_pixel_values(self, pixel_values: Any) -> np.ndarray:
+        """CLIP's image embedding (n, projection_dim) of float (n, 3, image_size, image_size) images that the caller
+        resized and normalised itself (MindEye's evaluation preprocesses its own way, not as the processor)."""
+        import torch
+
+        _, model = self._model()
+        with torch.inference_mode():
+            return model(pixel_values=pixel_values).image_embeds.numpy()
+
 
 @ENCODERS.register(
     "clip_vit_l14", help="CLIP ViT-L/14 image tokens (257, 768) from a local model_dir (image)."

@@ -133,6 +133,8 @@ class VisDecRecipeConfig(Checked):
     n_way: tuple[int, ...] = bounded((2, 50), ge=2, le=1_000_000, fix="N-way identification needs N >= 2")
     feature_layers: tuple[str, ...] = choice(("lite0_block4", "lite0_block10", "lite0_pooled"), FEATURE_TAPS)
     clip_model_dir: str | None = None  # a local CLIP folder adds the clip feature space to the metrics
+    # a folder with MindEye's evaluation weights (alexnet-owt-7be5be79.pth, ...) adds the literature's columns
+    reference_weights: str | None = None
     n_shown: int = bounded(10, ge=1, le=1000)  # rows of the report grid
     seed: int = bounded(0, ge=0)
     threads: int | None = bounded(1, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
@@ -354,7 +356,8 @@ def _scores(
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """(Vis-Dec and its baselines on every metric, the run's ``metrics``: those scores and the guidance choice)."""
     options = {"seed": config.seed, "n_way": tuple(config.n_way), "trials": config.metric_trials,
-               "feature_layers": tuple(config.feature_layers), "clip_model_dir": config.clip_model_dir}  # fmt: skip
+               "feature_layers": tuple(config.feature_layers), "clip_model_dir": config.clip_model_dir,
+               "reference_weights": config.reference_weights}  # fmt: skip
     baselines = {"no fMRI": images["no fMRI"], "VAE ceiling": images["VAE ceiling"]}
     raw = score_with_baselines(images["real"], images["Vis-Dec"], baselines, name="Vis-Dec", **options)
     scale, val_scores = guidance
