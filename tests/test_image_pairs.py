@@ -104,7 +104,11 @@ def test_cli_prints_the_table_and_writes_json(tmp_path, capsys, one_torch_thread
     printed = capsys.readouterr().out
     assert code == 0
     assert "4 image pairs (real_recon layout), 1 sample(s) each, 20 trials, seed 3" in printed
-    assert "EffNet-Lite0 pooled (ours) 2-way" in printed and "100.0% +- 0.0%" in printed and "shuffled" in printed
+    assert (
+        "EffNet-Lite0 pooled (ours) 2-way" in printed
+        and "100.0% +- 0.0%" in printed
+        and "shuffled" in printed
+    )
     assert "50-way identification left out: it needs 50 image pairs, found 4." in printed
     saved = json.loads(out.read_text())
     assert saved["metrics"]["ssim"] == pytest.approx(1.0) and saved["metrics"]["trials"] == 20

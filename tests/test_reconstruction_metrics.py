@@ -15,10 +15,10 @@ from brainkit.evaluation.reconstruction import (
     DEFAULT_LAYERS,
     applicable_n_way,
     evaluate_reconstructions,
-    metrics_table,
     reconstruction_metrics,
     shuffled_baseline,
 )
+from brainkit.evaluation.reconstruction_tables import metrics_table
 from brainkit.testing import photo_crops
 
 pytest.importorskip("efficientnet_lite_pytorch")

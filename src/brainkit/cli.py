@@ -177,12 +177,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_metrics(args: argparse.Namespace) -> int:
     from brainkit.evaluation.image_pairs import read_image_pairs
-    from brainkit.evaluation.reconstruction import (
-        applicable_n_way,
-        evaluate_reconstructions,
-        metrics_table,
-        write_metrics,
-    )
+    from brainkit.evaluation.reconstruction import applicable_n_way, evaluate_reconstructions
+    from brainkit.evaluation.reconstruction_tables import metrics_table, write_metrics
 
     pairs = read_image_pairs(args.folder, image_size=args.image_size)
     n_way, notes = applicable_n_way(len(pairs.names), args.n_way)

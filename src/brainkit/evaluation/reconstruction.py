@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +63,7 @@ import numpy as np
 
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.identification import correlation_matrix, n_way_trials
-from brainkit.evaluation.literature import IDENTIFICATION_COLUMNS, literature_features, literature_scores
+from brainkit.evaluation.literature import literature_features, literature_scores
 from brainkit.evaluation.pixels import PROTOCOLS as PIXEL_PROTOCOLS
 from brainkit.evaluation.pixels import pixel_metrics, resize_images
 
@@ -395,33 +395,6 @@ def evaluate_reconstructions(
     return metrics, shuffled
 
 
-def metrics_table(
-    metrics: dict[str, float], shuffled: dict[str, float] | None = None, label: Callable[[str], str] = str
-) -> list[dict[str, str]]:
-    """Rows for printing: metric (named by ``label(key)``: the reports pass their human labels), value (+- sd),
-    best of k, shuffled baseline, chance; shares as percentages."""
-    rows = []
-    for key, value in metrics.items():
-        if key.endswith(("_sd", "_chance", "_best_of_k")) or key in ("n_images", "n_samples", "trials"):
-            continue
-        share = key.endswith(("way", "top1")) or key in IDENTIFICATION_COLUMNS
-
-        def show(number: float | None, share: bool = share) -> str:
-            if number is None:
-                return "-"
-            return f"{100 * number:.1f}%" if share else f"{number:.4f}"
-
-        sd = metrics.get(f"{key}_sd")
-        row = {"metric": label(key), "value": show(value) + (f" +- {show(sd)}" if sd is not None else "")}
-        if any(k.endswith("_best_of_k") for k in metrics):
-            row["best_of_k"] = show(metrics.get(f"{key}_best_of_k"))
-        if shuffled is not None:
-            row["shuffled"] = show(shuffled.get(key))
-        row["chance"] = show(metrics.get(f"{key}_chance"))
-        rows.append(row)
-    return rows
-
-
 def applicable_n_way(n: int, n_way: Sequence[int] | None = None) -> tuple[tuple[int, ...], list[str]]:
     """``n_way`` as given (checked later), or the default sizes that ``n`` pairs allow and a note per size left out."""
     if n_way is not None:
@@ -433,40 +406,3 @@ def applicable_n_way(n: int, n_way: Sequence[int] | None = None) -> tuple[tuple[
         if w > n
     ]
     return kept, notes
-
-
-def write_metrics(
-    path: str | Path,
-    metrics: dict[str, float],
-    shuffled: dict[str, float] | None = None,
-    **info: Any,
-) -> Path:
-    """Write ``{"metrics": ..., "shuffled_baseline": ..., **info}`` as JSON, atomically (temporary file, rename)."""
-    import json
-    import os
-    import tempfile
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "metrics": metrics,
-        "shuffled_baseline": shuffled,
-        **{k: _jsonable(v) for k, v in info.items()},
-    }
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=2)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value

@@ -43,8 +43,8 @@ import torch
 from brainkit.config import Checked, bounded, choice, from_dict, to_dict
 from brainkit.data import dataset_accepts, load_dataset
 from brainkit.errors import ConfigError
-from brainkit.evaluation.reconstruction import metrics_table
 from brainkit.evaluation.reconstruction_baselines import compare_notes, metric_row, score_with_baselines
+from brainkit.evaluation.reconstruction_tables import metrics_table
 from brainkit.models import count_parameters
 from brainkit.models.ldm import PRESETS as LDM_PRESETS
 from brainkit.models.ldm import LDMConfig
