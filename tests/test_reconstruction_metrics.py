@@ -78,9 +78,10 @@ def test_identical_pairs_score_perfectly_and_shuffled_pairs_near_chance(photos, 
             layer
         )  # (an exact copy among the distractors pushes it lower)
     assert shuffled["pixel_corr"] < 0.3 and shuffled["mse"] > 0.02
-    # the reference SSIM compares 64 px photos upsampled to 425 px in grayscale: smooth images keep luminance and
-    # contrast terms high, so unrelated pairs score ~0.51 here (Vis-Dec's RGB 7 x 7 SSIM: < 0.3)
-    assert 0.3 < shuffled["ssim"] < 0.6
+    # the reference SSIM compares 64 px photos upsampled (via 256) to 425 px in grayscale, one 1-D SSIM per column
+    # (MindEye's multichannel=True on a gray image): smooth columns keep luminance and contrast terms high, so
+    # unrelated pairs score 0.62 here (the 2-D SSIM: 0.51; Vis-Dec's RGB 7 x 7 SSIM: < 0.3)
+    assert 0.45 < shuffled["ssim"] < 0.75
     assert shuffled_baseline(photos, photos, trials=TRIALS, extractor=lite0) == shuffled
 
 

@@ -2,12 +2,17 @@
 
 Two protocols (``pixel_metrics(..., protocol=)``):
 
-- ``"reference"`` (default): the field's reference evaluation, as MindEye / MindEye2's final evaluations (and
-  Brain-Diffuser before them) compute PixCorr and SSIM on NSD. Both images as floats in [0, 1] are resized to
-  ``REFERENCE_SIZE`` (425) px, bilinear with antialiasing and not rounded (torchvision's ``Resize(425)`` on
-  tensors); PixCorr is the Pearson correlation of all RGB values of the resized pair; SSIM is scikit-image's
-  ``structural_similarity`` of the two grayscale images (``skimage.color.rgb2gray``) with a Gaussian window
-  (``gaussian_weights=True, sigma=1.5, use_sample_covariance=False``) at ``data_range=1.0``.
+- ``"reference"`` (default): the field's reference evaluation, as MindEye's ``Reconstruction_Metrics.py`` and
+  MindEye2's ``final_evaluations.ipynb`` compute PixCorr and SSIM on NSD. Both images, as floats in [0, 1], are
+  first resized to ``EVAL_SIZE`` x ``EVAL_SIZE`` (256; ``transforms.Resize((256, 256))`` on tensors), then to
+  ``REFERENCE_SIZE`` (425, ``transforms.Resize(425, BILINEAR)``): bilinear, ``align_corners=False``, no
+  antialiasing (what torchvision's ``Resize`` does to tensors in the versions MindEye pins, 0.15.2 / 0.16.0) and
+  not rounded. PixCorr is the Pearson correlation of all RGB values of the resized pair. SSIM is MindEye's call
+  ``structural_similarity(rgb2gray(recon), rgb2gray(real), multichannel=True, gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1.0)``: on a 2-D grayscale image ``multichannel=True`` (today's
+  ``channel_axis=-1``) makes scikit-image treat each of the 425 columns as a channel, so the score is the mean of
+  425 one-dimensional Gaussian SSIMs down the columns, not the 2-D SSIM (0.779 vs 0.821 on one noisy pair);
+  brainkit computes what that call computes.
 - ``"vis_dec"``: what Vis-Dec's ``eval_metrics.py`` computes (METHODS.md 4.5): no resize, PixCorr of the uint8
   values, SSIM ``structural_similarity(real, recon, data_range=255, channel_axis=-1)`` on uint8 RGB: 7 x 7
   uniform windows, the SSIM of each channel averaged. Its numbers are higher or lower than the reference's on
@@ -34,19 +39,21 @@ def resize_images(images: np.ndarray, size: int) -> np.ndarray:
 
 
 PROTOCOLS = ("reference", "vis_dec")
-REFERENCE_SIZE = 425  # px: NSD's stimulus size, to which MindEye's evaluation resizes both images
+EVAL_SIZE = 256  # px: MindEye resizes both image sets to 256 x 256 before any metric
+REFERENCE_SIZE = 425  # px: NSD's stimulus size, to which MindEye's PixCorr and SSIM then resize both images
 
 
-def float_resize(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (n, h, w, 3) -> float64 (n, size, size, 3) in [0, 1]: bilinear with antialiasing, not rounded
-    (``torch.nn.functional.interpolate(..., antialias=True)``, what torchvision's ``Resize`` runs on tensors)."""
+def reference_resize(images: np.ndarray) -> np.ndarray:
+    """uint8 (n, h, w, 3) -> float64 (n, 425, 425, 3) in [0, 1]: MindEye's two bilinear resizes (to 256 x 256,
+    then 425), ``align_corners=False``, no antialiasing, not rounded (float32 arithmetic, as its tensors)."""
     import torch
 
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(torch.float32) / 255.0
-    if x.shape[-2:] != (size, size):
-        x = torch.nn.functional.interpolate(
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )
+    for size in (EVAL_SIZE, REFERENCE_SIZE):
+        if x.shape[-2:] != (size, size):
+            x = torch.nn.functional.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=False
+            )
     return x.permute(0, 2, 3, 1).double().numpy()
 
 
@@ -77,8 +84,8 @@ def pixel_metrics(real: np.ndarray, recon: np.ndarray, protocol: str = "referenc
             for s in range(k):
                 ssim[i, s] = structural_similarity(real[i], recon[i, s], data_range=255, channel_axis=-1)
         return {"pixel_corr": corr, "ssim": ssim, "mse": mse}
-    big_real = float_resize(real, REFERENCE_SIZE)
-    big_recon = float_resize(recon.reshape(n * k, *recon.shape[2:]), REFERENCE_SIZE).reshape(
+    big_real = reference_resize(real)
+    big_recon = reference_resize(recon.reshape(n * k, *recon.shape[2:])).reshape(
         n, k, REFERENCE_SIZE, REFERENCE_SIZE, 3
     )
     corr = _correlation(big_real.reshape(n, 1, -1), big_recon.reshape(n, k, -1))
@@ -88,6 +95,7 @@ def pixel_metrics(real: np.ndarray, recon: np.ndarray, protocol: str = "referenc
             ssim[i, s] = structural_similarity(
                 rgb2gray(big_recon[i, s]),
                 gray,
+                channel_axis=-1,  # MindEye's multichannel=True on a grayscale image: SSIM per column
                 gaussian_weights=True,
                 sigma=1.5,
                 use_sample_covariance=False,
