@@ -71,7 +71,11 @@ def test_train_then_eval(tiny_config, tmp_path, capsys):
     assert main(["eval", str(run)]) == 0
     table = capsys.readouterr().out
     assert table.startswith("metrics\n") and "MindEye MLP" in table and "%" in table
-    assert all(len(line) <= 120 for line in table.splitlines())
+    assert all(len(line) <= 120 for line in table.splitlines() if str(run) not in line)
+    from brainkit.testing import report_problems
+
+    assert report_problems(run / "eval_report.html") == []  # the same report component as the run's
+    assert main(["eval", str(run), "--report", ""]) == 0 and "Report:" not in capsys.readouterr().out
     assert main(["eval", str(run), "--json"]) == 0
     again = json.loads(capsys.readouterr().out)["MindEye MLP"]
     assert again == pytest.approx({k: v for k, v in metrics.items() if k in again})

@@ -123,7 +123,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"{title}\n\n{format_table(rows)}\n")
     if not tables:
         print(json.dumps(metrics, indent=2))
+    if args.report != "":
+        _eval_report(
+            Path(args.report) if args.report else Path(args.run) / "eval_report.html", args.run, tables
+        )
     return 0
+
+
+def _eval_report(path: Path, run: str, tables: dict[str, list[dict]]) -> None:
+    """The re-evaluated metrics as a report page (the same component as every run's report.html)."""
+    from brainkit.report.html import write_report
+
+    titled = dict(tables)
+    main_title, main = next(iter(titled.items()), ("metrics", []))
+    titled.pop(main_title, None)
+    notes = [f"Metrics recomputed from the checkpoints in {run} by `brainkit eval` (nothing trained)."]
+    try:
+        write_report(path, f"brainkit eval: {Path(run).name}", main, {}, {}, notes, tables=titled)
+    except OSError as err:
+        print(f"(no report written: {path} is not writable: {err.strerror})", file=sys.stderr)
+        return
+    print(f"Report: {path}")
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -300,6 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("eval", help="re-evaluate a finished run folder")
     evaluate.add_argument("run", help="a run folder written by brainkit run (or train, demo)")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON instead of tables")
+    evaluate.add_argument(
+        "--report", default=None, metavar="FILE",
+        help="write the metrics as an HTML report here (default: RUN/eval_report.html; --report '' for none)",
+    )  # fmt: skip
     evaluate.set_defaults(func=_cmd_eval)
 
     importing = sub.add_parser(
