@@ -149,6 +149,38 @@ def test_testing_preset_run_folder(full_run) -> None:
 
 
 @pytest.mark.slow
+def test_predict_reconstructs_new_recordings_as_the_run_did(full_run, tmp_path, capsys) -> None:
+    """The run's own test fMRI through brainkit.load(RUN).predict give exactly its reconstructions.npz images;
+    other subjects, voxel counts and a gallery are refused; `brainkit predict` writes the images."""
+    from brainkit.data import load_dataset
+    from brainkit.errors import DataError
+    from brainkit.recipes.loaded import load
+
+    run = load(full_run.folder)
+    config = run.config
+    dataset = load_dataset(config.dataset, **config.data, cache_dir=config.cache_dir)
+    n_test = len(np.load(full_run.folder / "reconstructions.npz")["test_ids"])
+    raw = dataset.test[config.subject].values[:n_test]
+    images = run.predict(raw)
+    with np.load(full_run.folder / "reconstructions.npz") as saved:
+        assert images.dtype == np.uint8 and np.array_equal(images, saved["vis_dec"])
+    assert run.predict(raw[:2], n_samples=1, seed=5).shape == (2, 1, 16, 16, 3)
+    with pytest.raises(DataError, match="the input is from subject 'subj02'"):
+        run.predict(raw, subject="subj02")
+    with pytest.raises(DataError, match="the input has 3 features"):
+        run.predict(raw[:, :3])
+    with pytest.raises(ConfigError, match="does not rank a gallery"):
+        run.retrieve(raw, np.zeros((2, 16, 16, 3), np.uint8))
+    np.save(tmp_path / "new.npy", raw[:3])
+    out = tmp_path / "images.npy"
+    assert (
+        main(["predict", str(full_run.folder), "--input", str(tmp_path / "new.npy"), "--out", str(out)]) == 0
+    )
+    assert np.array_equal(np.load(out), run.predict(raw[:3]))  # the same call: the same images
+    assert "Decoded 3 sample(s), each (2, 16, 16, 3)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
 def test_eval_reproduces_the_run_metrics_exactly(full_run, tmp_path) -> None:
     """`brainkit eval` reloads the checkpoints and samples again with the run's seeds: the same numbers, exactly."""
     assert evaluate_run(full_run.folder) == full_run.metrics

@@ -183,7 +183,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     tmp = out.with_name(f".{out.name}.tmp.npy")
     np.save(tmp, predicted)
     tmp.replace(out)
-    print(f"Decoded {len(predicted)} sample(s) -> {tuple(predicted.shape[1:])} embeddings: {out}")
+    print(f"Decoded {len(predicted)} sample(s), each {tuple(predicted.shape[1:])}: {out}")
     if args.gallery:
         html = out.with_suffix(".html")
         found = run.retrieve(source, args.gallery, k=args.k, html=html, **options)

@@ -2,7 +2,8 @@
 
 :class:`Run` reads the folder's ``config.json`` (recipe and config) and ``metrics.json``; :meth:`Run.evaluate`
 scores it again, and :meth:`Run.predict` / :meth:`Run.retrieve` decode new recordings with the recipe's
-``predictor`` (Lite-Mind and its baselines today: see :mod:`brainkit.recipes.lite_mind.decoding`).
+``predictor``: Lite-Mind and its baselines decode embeddings and retrieve (:mod:`brainkit.recipes.lite_mind.decoding`),
+vis_dec reconstructs images (:mod:`brainkit.recipes.vis_dec.predict`).
 """
 
 from __future__ import annotations

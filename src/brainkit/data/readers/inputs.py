@@ -96,6 +96,48 @@ def read_brain_input(path: str | Path, mask: np.ndarray | None = None) -> np.nda
     return values
 
 
+def brain_matrix(
+    x: object,
+    expected: dict,
+    mask: np.ndarray | None = None,
+    subject: str | None = None,
+    space: str | None = None,
+) -> np.ndarray:
+    """``x`` (an array (n, n_voxels) or (n_voxels,), or a .npy / NIfTI / GIFTI file) checked against what a run
+    was trained on (``expected``: ``subject``, ``space``, ``n_voxels``) and against the ``subject`` / ``space``
+    the caller says it is from; returns the raw (n, n_voxels) float32 matrix. Raises :class:`DataError` saying
+    what differs."""
+    trained = f"subject {expected['subject']!r}, space {expected['space']!r}, {expected['n_voxels']} voxels"
+    if subject is not None and subject != expected["subject"]:
+        raise DataError(
+            f"This run decodes {trained}; the input is from subject {subject!r}. A decoder fits only the "
+            "voxels of the subject it was trained on: train a run on that subject."
+        )
+    if space is not None and space != expected["space"]:
+        raise DataError(
+            f"This run decodes {trained}; the input is in space {space!r}. Resample it to "
+            f"{expected['space']!r} first."
+        )
+    if isinstance(x, str | Path):
+        values = read_brain_input(x, mask)
+    else:
+        values = np.asarray(x)
+        values = values[None] if values.ndim == 1 else values
+        if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+            raise DataError(
+                f"Expected brain data of shape (n, n_voxels); found {values.dtype} {values.shape}."
+            )
+        if not np.isfinite(values).all():
+            raise DataError("The brain data contain NaN or inf; mask those voxels or drop those samples.")
+        values = values.astype(np.float32, copy=False)
+    if values.shape[1] != expected["n_voxels"]:
+        raise DataError(
+            f"This run decodes {trained}; the input has {values.shape[1]} features. Give the same voxels "
+            "in the same order (for NIfTI, the same grid: the run applies its own mask)."
+        )
+    return values
+
+
 def read_image_folder(folder: str | Path, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(file names (n,), uint8 RGB images (n, size, size, 3)) of every image in ``folder``, sorted by name."""
     from PIL import Image, UnidentifiedImageError

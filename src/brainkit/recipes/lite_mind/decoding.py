@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from brainkit.checkpoint import load_tensors
-from brainkit.data.readers.inputs import read_brain_input, read_image_folder
+from brainkit.data.readers.inputs import brain_matrix, read_image_folder
 from brainkit.data.schema import Stimuli
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
@@ -83,38 +83,7 @@ class Decoders:
         """``x`` (an array (n, n_voxels) or (n_voxels,), or a .npy / NIfTI / GIFTI file) checked against what the
         decoder was trained on: subject, space and voxel count; returns the raw (n, n_voxels) float32 matrix."""
         chosen = self._decoder(decoder)
-        expected = chosen.inputs
-        trained = (
-            f"subject {expected['subject']!r}, space {expected['space']!r}, {expected['n_voxels']} voxels"
-        )
-        if subject is not None and subject != expected["subject"]:
-            raise DataError(
-                f"This run decodes {trained}; the input is from subject {subject!r}. A decoder fits only the "
-                "voxels of the subject it was trained on: train a run on that subject."
-            )
-        if space is not None and space != expected["space"]:
-            raise DataError(
-                f"This run decodes {trained}; the input is in space {space!r}. Resample it to "
-                f"{expected['space']!r} first."
-            )
-        if isinstance(x, str | Path):
-            values = read_brain_input(x, chosen.mask)
-        else:
-            values = np.asarray(x)
-            values = values[None] if values.ndim == 1 else values
-            if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
-                raise DataError(
-                    f"Expected brain data of shape (n, n_voxels); found {values.dtype} {values.shape}."
-                )
-            if not np.isfinite(values).all():
-                raise DataError("The brain data contain NaN or inf; mask those voxels or drop those samples.")
-            values = values.astype(np.float32, copy=False)
-        if values.shape[1] != expected["n_voxels"]:
-            raise DataError(
-                f"This run decodes {trained}; the input has {values.shape[1]} features. Give the same voxels "
-                "in the same order (for NIfTI, the same grid: the run applies its own mask)."
-            )
-        return values
+        return brain_matrix(x, chosen.inputs, chosen.mask, subject, space)
 
     def predict(
         self, x: Any, subject: str | None = None, space: str | None = None, decoder: str | None = None

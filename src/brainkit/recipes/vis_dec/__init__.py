@@ -221,6 +221,13 @@ class VisDecRecipe:
         "trials",
     )  # any trial-based dataset with stimulus images: yours through brainkit.run(..., dataset=)
 
+    def predictor(self, config: VisDecRecipeConfig, folder: Path):
+        """The run, ready to reconstruct images from new recordings (:mod:`brainkit.recipes.vis_dec.predict`)."""
+        from brainkit.recipes.vis_dec.predict import VisDecPredictor
+
+        with torch_threads(config.threads):
+            return VisDecPredictor(config, folder, _inputs)
+
     @staticmethod
     def check(config: VisDecRecipeConfig) -> None:
         """Every preset, option and bound of the four networks and the data, before anything is built."""

@@ -42,6 +42,10 @@ class VisDecArrays:
     n_raw_voxels: int
     val_voxels: np.ndarray
     val_images: np.ndarray
+    standardizer: Standardizer | None = (
+        None  # fitted on the training trials: new recordings go through it too
+    )
+    space: str = ""  # the subject's data space (what new recordings must be in)
 
 
 def wrap_pad(x: np.ndarray, multiple: int, released: bool = False) -> np.ndarray:
@@ -94,6 +98,8 @@ def prepare_arrays(
             scaler.transform(val.values if val is not None else train.values[:0]), patch_size, released
         ),
         val_images=stimuli.images[stimuli.positions(val.stimulus_ids if val is not None else [])],
+        standardizer=scaler,
+        space=str(train.space),
     )
 
 
