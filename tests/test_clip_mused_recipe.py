@@ -278,6 +278,49 @@ def _histories(folder) -> dict[str, list[dict]]:
             for phase in sorted((folder / "train").iterdir())}  # fmt: skip
 
 
+def test_predict_gives_the_probabilities_the_run_scored(short_run, tmp_path, capsys) -> None:
+    """The run's own test data through brainkit.load(RUN).predict give exactly the probabilities its evaluation
+    scores (the main network and the per-subject one); bad subjects, decoders and voxel counts are refused."""
+    from brainkit.errors import DataError
+    from brainkit.recipes.clip_mused import load_network, prepare
+    from brainkit.recipes.loaded import load
+
+    run = load(short_run.folder)
+    dataset, samples, grid = prepare(run.config)
+    scored = load_network("clip_mused", samples, grid, run.config, short_run.folder)
+    per_subject = load_network("per_subject", samples, grid, run.config, short_run.folder)
+    for subject in samples.subjects:
+        raw = dataset.test[subject].values
+        got = run.predict(raw, subject=subject)
+        assert got.shape == (len(raw), len(run.predictor.categories)) and got.dtype == np.float32
+        np.testing.assert_array_equal(got, scored.scores[subject].astype(np.float32))
+        own = run.predict(raw, subject=subject, decoder="per_subject")
+        np.testing.assert_array_equal(own, per_subject.scores[subject].astype(np.float32))
+    first = samples.subjects[0]
+    with pytest.raises(DataError, match="say which one the input is from"):
+        run.predict(dataset.test[first].values)
+    with pytest.raises(DataError, match="the input is from subject 'nobody'"):
+        run.predict(dataset.test[first].values, subject="nobody")
+    with pytest.raises(ConfigError, match="has no network 'no_rsm'"):
+        run.predict(dataset.test[first].values, subject=first, decoder="no_rsm")
+    with pytest.raises(DataError, match="the input has 3 features"):
+        run.predict(dataset.test[first].values[:, :3], subject=first)
+    np.save(tmp_path / "new.npy", dataset.test[first].values[:4])
+    out = tmp_path / "p.npy"
+    args = [
+        "predict",
+        str(short_run.folder),
+        "--input",
+        str(tmp_path / "new.npy"),
+        "--subject",
+        first,
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    np.testing.assert_array_equal(np.load(out), run.predict(dataset.test[first].values[:4], subject=first))
+
+
 def test_resume_continues_exactly(short_run, tmp_path, cache_dir, monkeypatch, capsys) -> None:
     """Killed in CLIP-MUSED's training, then in the second per-subject network's: each --resume reloads the
     finished networks (not retrained), continues the interrupted one, and the run ends as the uninterrupted one."""

@@ -3,7 +3,8 @@
 :class:`Run` reads the folder's ``config.json`` (recipe and config) and ``metrics.json``; :meth:`Run.evaluate`
 scores it again, and :meth:`Run.predict` / :meth:`Run.retrieve` decode new recordings with the recipe's
 ``predictor``: Lite-Mind and its baselines decode embeddings and retrieve (:mod:`brainkit.recipes.lite_mind.decoding`),
-vis_dec reconstructs images (:mod:`brainkit.recipes.vis_dec.predict`).
+vis_dec reconstructs images (:mod:`brainkit.recipes.vis_dec.predict`), clip_mused gives category probabilities
+(:mod:`brainkit.recipes.clip_mused.decode`).
 """
 
 from __future__ import annotations

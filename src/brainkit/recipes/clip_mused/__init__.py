@@ -332,6 +332,12 @@ class CLIPMUSEDRecipe:
                 f"released_subjects {list(subjects)} must be distinct subject names, at least one."
             )
 
+    def predictor(self, config: CLIPMUSEDRecipeConfig, folder: Path):
+        """The run, ready to decode new recordings into category probabilities (recipes/clip_mused/decode.py)."""
+        from brainkit.recipes.clip_mused.decode import CLIPMUSEDPredictor
+
+        return CLIPMUSEDPredictor(config, folder)
+
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
         with torch_threads(config.threads):
@@ -400,10 +406,14 @@ def check_methods(config: CLIPMUSEDRecipeConfig) -> None:
         )
 
 
+def dataset_options(config: CLIPMUSEDRecipeConfig) -> dict[str, Any]:
+    """The dataset factory's options of ``config`` (its ``data``, and the cache folder)."""
+    return dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
+
+
 def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, VolumeGrid]:
     """(the dataset, its samples with stimulus targets, the volume grid of its mask): deterministic in ``config``."""
-    options = dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
-    dataset = load_dataset(config.dataset, **options)
+    dataset = load_dataset(config.dataset, **dataset_options(config))
     samples = semantic_samples(
         dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
     )

@@ -1,0 +1,95 @@
+"""A finished clip_mused run decoding new recordings into category probabilities: ``brainkit.load(RUN).predict(x,
+subject=...)`` / ``brainkit predict RUN --input new.npy --subject sub01 --out probabilities.npy``.
+
+The recordings (an array (n, n_voxels), or a .npy / NIfTI / GIFTI file; NIfTI is masked with the dataset's brain
+mask) of one of the run's subjects go through what that subject's test data went through: z-scored with its
+training trials' statistics, scattered into the model's volume grid, then the trained network with that subject's
+tokens (``decoder``: a network method of the run, default ``clip_mused``; ``per_subject`` uses that subject's own
+network) and a sigmoid. Output: float32 (n, n_classes) in the order of :attr:`CLIPMUSEDPredictor.categories`. The
+run's own test data give exactly the probabilities the run scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainkit.data.readers.inputs import brain_matrix
+from brainkit.data.semantic import SampleArrays, VolumeGrid
+from brainkit.data.transforms import Standardizer
+from brainkit.errors import CheckpointError, ConfigError, DataError
+
+
+class CLIPMUSEDPredictor:
+    """The run in ``folder`` (config ``config``): its data's mask, categories and per-subject z-scoring, and
+    its networks, loaded when first used."""
+
+    def __init__(self, config: Any, folder: Path) -> None:
+        from brainkit.data import load_dataset
+        from brainkit.recipes.clip_mused import dataset_options
+
+        self.config, self.folder = config, Path(folder)
+        dataset = load_dataset(config.dataset, **dataset_options(config))
+        self.subjects = list(dataset.subjects)
+        self.categories = list(dataset.info["categories"])
+        self.mask = np.asarray(dataset.info["mask"], dtype=bool)
+        self.grid = VolumeGrid(self.mask)
+        self._inputs = {s: {"subject": s, "space": str(dataset.train[s].space), "n_voxels": int(self.mask.sum())}
+                        for s in self.subjects}  # fmt: skip
+        self._scalers = {s: Standardizer().fit(dataset.train[s].values) for s in self.subjects}
+        self._models: dict[str, Any] = {}
+
+    def _network(self, decoder: str | None, subject: str) -> tuple[Any, int]:
+        """(the network of ``decoder`` for ``subject``, that subject's index in it)."""
+        from brainkit.models import load_model
+        from brainkit.recipes.clip_mused import METHODS
+
+        method = decoder or "clip_mused"
+        networks = [m for m in self.config.methods if m != "srm"]
+        if method not in networks:
+            raise ConfigError(f"This clip_mused run has no network {method!r}; its networks: {networks}.")
+        per_subject = METHODS[method][3]
+        name = f"{method}_{subject}" if per_subject else method
+        if name not in self._models:
+            path = self.folder / "checkpoints" / name
+            if not (path / "model.safetensors").is_file():
+                raise CheckpointError(f"{path} is missing: {self.folder} is not a finished clip_mused run.")
+            model, meta = load_model(path)
+            self._models[name] = (model.eval(), meta.get("subjects", "").split(","))
+        model, order = self._models[name]
+        return model, (0 if per_subject else order.index(subject))
+
+    def predict(self, x: Any, subject: str | None = None, space: str | None = None,
+                decoder: str | None = None) -> np.ndarray:  # fmt: skip
+        """float32 (n, n_classes): each category's probability for the n recordings of ``x`` from ``subject``."""
+        from brainkit.recipes.clip_mused import predict
+
+        if subject is None:
+            if len(self.subjects) > 1:
+                raise DataError(
+                    f"This clip_mused run decodes the subjects {self.subjects}; say which one the input is from "
+                    "(subject=..., --subject)."
+                )
+            subject = self.subjects[0]
+        if subject not in self._inputs:
+            raise DataError(
+                f"This clip_mused run decodes the subjects {self.subjects}; the input is from subject {subject!r}. "
+                "Its tokens are learnt per subject: train a run that includes that subject."
+            )
+        values = brain_matrix(x, self._inputs[subject], self.mask, subject, space)
+        model, index = self._network(decoder, subject)
+        n = len(values)
+        arrays = SampleArrays(self._scalers[subject].transform(values), np.full(n, index),
+                              np.zeros((n, len(self.categories)), np.float32), np.zeros((n, 0), np.float32),
+                              np.zeros((n, 0), np.float32))  # fmt: skip
+        return predict(model, arrays, self.grid)["scores"].astype(np.float32)
+
+    def retrieve(self, x: Any, gallery: Any, **options: Any) -> Any:
+        raise ConfigError(
+            "A clip_mused run predicts category probabilities (predict); it does not rank an image gallery."
+        )
+
+
+__all__ = ["CLIPMUSEDPredictor"]
