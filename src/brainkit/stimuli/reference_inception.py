@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from brainkit.stimuli.reference_networks import IMAGENET_MEAN, IMAGENET_STD
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # torchvision's ImageNet normalisation (every reference network)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class BasicConv2d(nn.Module):

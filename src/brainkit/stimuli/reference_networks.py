@@ -38,9 +38,8 @@ from torch import nn
 
 from brainkit.checkpoint import check_tensors, read_torch_weights
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.stimuli.reference_inception import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MINDEYE_SIZE = 256  # px: MindEye2 final_evaluations.ipynb resizes every image to 256 x 256 first
 
 

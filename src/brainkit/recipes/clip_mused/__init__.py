@@ -336,7 +336,8 @@ class CLIPMUSEDRecipe:
         """The run, ready to decode new recordings into category probabilities (recipes/clip_mused/decode.py)."""
         from brainkit.recipes.clip_mused.decode import CLIPMUSEDPredictor
 
-        return CLIPMUSEDPredictor(config, folder)
+        dataset = load_dataset(config.dataset, **dataset_options(config))
+        return CLIPMUSEDPredictor(config, folder, dataset, METHODS, predict)
 
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)

@@ -26,12 +26,10 @@ class CLIPMUSEDPredictor:
     """The run in ``folder`` (config ``config``): its data's mask, categories and per-subject z-scoring, and
     its networks, loaded when first used."""
 
-    def __init__(self, config: Any, folder: Path) -> None:
-        from brainkit.data import load_dataset
-        from brainkit.recipes.clip_mused import dataset_options
-
-        self.config, self.folder = config, Path(folder)
-        dataset = load_dataset(config.dataset, **dataset_options(config))
+    def __init__(self, config: Any, folder: Path, dataset: Any, methods: dict, predict: Any) -> None:
+        """``dataset``: the run's data; ``methods``: the recipe's METHODS; ``predict``: its scoring forward pass
+        (model, SampleArrays, VolumeGrid) -> {"scores": ...} (so these are the evaluation's own)."""
+        self.config, self.folder, self._methods, self._predict = config, Path(folder), methods, predict
         self.subjects = list(dataset.subjects)
         self.categories = list(dataset.info["categories"])
         self.mask = np.asarray(dataset.info["mask"], dtype=bool)
@@ -44,13 +42,12 @@ class CLIPMUSEDPredictor:
     def _network(self, decoder: str | None, subject: str) -> tuple[Any, int]:
         """(the network of ``decoder`` for ``subject``, that subject's index in it)."""
         from brainkit.models import load_model
-        from brainkit.recipes.clip_mused import METHODS
 
         method = decoder or "clip_mused"
         networks = [m for m in self.config.methods if m != "srm"]
         if method not in networks:
             raise ConfigError(f"This clip_mused run has no network {method!r}; its networks: {networks}.")
-        per_subject = METHODS[method][3]
+        per_subject = self._methods[method][3]
         name = f"{method}_{subject}" if per_subject else method
         if name not in self._models:
             path = self.folder / "checkpoints" / name
@@ -64,8 +61,6 @@ class CLIPMUSEDPredictor:
     def predict(self, x: Any, subject: str | None = None, space: str | None = None,
                 decoder: str | None = None) -> np.ndarray:  # fmt: skip
         """float32 (n, n_classes): each category's probability for the n recordings of ``x`` from ``subject``."""
-        from brainkit.recipes.clip_mused import predict
-
         if subject is None:
             if len(self.subjects) > 1:
                 raise DataError(
@@ -84,7 +79,7 @@ class CLIPMUSEDPredictor:
         arrays = SampleArrays(self._scalers[subject].transform(values), np.full(n, index),
                               np.zeros((n, len(self.categories)), np.float32), np.zeros((n, 0), np.float32),
                               np.zeros((n, 0), np.float32))  # fmt: skip
-        return predict(model, arrays, self.grid)["scores"].astype(np.float32)
+        return self._predict(model, arrays, self.grid)["scores"].astype(np.float32)
 
     def retrieve(self, x: Any, gallery: Any, **options: Any) -> Any:
         raise ConfigError(

@@ -26,10 +26,9 @@ class VisDecPredictor:
     """The run in ``folder`` (config ``config``), loaded once: ``predict`` reconstructs images from voxels."""
 
     def __init__(self, config: Any, folder: Path, inputs: Any) -> None:
-        from brainkit.recipes.vis_dec import _inputs
-
+        """``inputs``: the recipe's ``_inputs`` (config -> dataset name, LDM config, the subject's arrays)."""
         self.config, self.folder = config, Path(folder)
-        dataset_name, ldm_config, arrays = inputs(config) if inputs is not None else _inputs(config)
+        _, ldm_config, arrays = inputs(config)
         self.arrays = arrays
         self.expected = {"subject": config.subject, "space": arrays.space, "n_voxels": arrays.n_raw_voxels}
         self.patch_size = phases.dc_mae_config(config).patch_size
