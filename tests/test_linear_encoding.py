@@ -99,6 +99,7 @@ def test_recipe_testing_preset_end_to_end(full_run):
     from brainkit.testing import report_problems
 
     assert report_problems(folder / "report.html") == []
+    assert len(list(folder.glob("report_where_the_features_predict_*fsaverage5.png"))) == 1  # the brain map
     phase = folder / "train" / "linear_encoding_subj01"
     assert phase_done(phase) and (phase / "best").is_dir() and not (phase / "state").exists()
     assert json.loads((folder / "metrics.json").read_text())["recipe"] == "linear_encoding"

@@ -281,7 +281,10 @@ class LinearEncodingRecipe:
             "share_of_ceiling: 100 x sign(r) r^2 / noise ceiling (percent), median over voxels whose ceiling is at "
             f"least {config.min_ceiling} %.",
         ]
-        write_encoding_report(folder / "report.html", rows, histories, correlations, ceilings, notes)
+        vertices = dataset.info.get("voxel_vertices")  # fsaverage5 vertices of the voxels (nsd_like), if any
+        write_encoding_report(
+            folder / "report.html", rows, histories, correlations, ceilings, notes, vertices
+        )
         return RecipeOutput({TABLE: rows}, notes, {"rows": metric_rows})
 
     def evaluate(self, config: LinearEncodingRecipeConfig, folder: Path) -> dict[str, list[dict[str, Any]]]:

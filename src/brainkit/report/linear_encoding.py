@@ -44,8 +44,24 @@ def write_encoding_report(
     correlations: dict[tuple[str, str], np.ndarray],
     ceilings: dict[str, np.ndarray],
     notes: list[str],
+    vertices: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """``report.html``: the table, training curves per subject, and :func:`correlation_figure`."""
+    """``report.html``: the table, training curves per subject, :func:`correlation_figure` and, when the data
+    place the voxels on fsaverage5 (``vertices``: subject -> (n_voxels,) vertex indices), each subject's test
+    correlation of the trained model per vertex."""
+    from brainkit.report.brain_maps import fsaverage5_maps_figure, on_fsaverage5
+
     figures = {"Test voxel correlations and explained variance against the noise ceiling":
                correlation_figure(correlations, ceilings)}  # fmt: skip
+    maps = {
+        f"linear encoding, {subject}": on_fsaverage5(r, np.asarray(vertices[subject]))
+        for (subject, method), r in correlations.items()
+        if method == "linear_encoding" and vertices and subject in vertices
+    }
+    if maps:
+        figures[
+            "Where the features predict the responses: test correlation per recorded vertex, on fsaverage5"
+        ] = fsaverage5_maps_figure(
+            maps, "Pearson r of predicted and measured test responses (grey: not recorded)"
+        )
     return write_report(path, "Linear encoding model vs ridge", rows, histories, {}, notes, figures=figures)
