@@ -92,13 +92,26 @@ def pixel_metrics(real: np.ndarray, recon: np.ndarray, protocol: str = "referenc
     for i in range(n):
         gray = rgb2gray(big_real[i])
         for s in range(k):
-            ssim[i, s] = structural_similarity(
-                rgb2gray(big_recon[i, s]),
-                gray,
-                channel_axis=-1,  # MindEye's multichannel=True on a grayscale image: SSIM per column
-                gaussian_weights=True,
-                sigma=1.5,
-                use_sample_covariance=False,
-                data_range=1.0,
-            )
+            ssim[i, s] = column_ssim(rgb2gray(big_recon[i, s]), gray)
     return {"pixel_corr": corr, "ssim": ssim, "mse": mse}
+
+
+def column_ssim(recon: np.ndarray, real: np.ndarray, sigma: float = 1.5, truncate: float = 3.5) -> float:
+    """MindEye's ``structural_similarity(recon, real, multichannel=True, gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1.0)`` on two 2-D grayscale images, vectorised: scikit-image reads
+    each column as a channel, so every column gets a 1-D SSIM (Gaussian window, ``mode="reflect"``, the first and
+    last ``(win - 1) // 2`` samples cropped, win = 2 * int(truncate * sigma + 0.5) + 1 = 11) and the columns are
+    averaged. Equal to scikit-image's loop over the columns to 1e-15 (tests/test_pixel_protocols.py), ~8x faster."""
+    from scipy.ndimage import gaussian_filter1d
+
+    x, y = np.asarray(recon, dtype=np.float64), np.asarray(real, dtype=np.float64)
+    c1, c2 = (0.01 * 1.0) ** 2, (0.03 * 1.0) ** 2  # K1, K2 at data_range 1
+
+    def smooth(a: np.ndarray) -> np.ndarray:
+        return gaussian_filter1d(a, sigma, axis=0, mode="reflect", truncate=truncate)
+
+    ux, uy = smooth(x), smooth(y)
+    vx, vy, vxy = smooth(x * x) - ux * ux, smooth(y * y) - uy * uy, smooth(x * y) - ux * uy
+    s_map = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux**2 + uy**2 + c1) * (vx + vy + c2))
+    pad = int(truncate * sigma + 0.5)
+    return float(s_map[pad:-pad].mean())
