@@ -41,7 +41,7 @@ from brainkit.evaluation import movie_retrieval as mr
 from brainkit.objectives.contrastive import gather_batch
 from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.sim.check import check_sim, movie_config
+from brainkit.recipes.sim.check import check_inits, check_sim, movie_config
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
     VSMAERecipeConfig,
@@ -447,22 +447,16 @@ class SIMRecipe:
         check_sim(config, INITS)
 
     def run(self, config: SIMRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
-        check_inits(config)
+        check_inits(config, INITS)
         with torch_threads(config.threads):
             return run_sim(config, folder, load_movie_data(config), resume)
 
     def evaluate(self, config: SIMRecipeConfig, folder: Path) -> dict[str, Any]:
         """The run's ``metrics`` recomputed from its checkpoints (:func:`evaluate_sim`); equal to them, since
         the metrics leave out wall-clock seconds (the phases' ``done.json`` hold those)."""
-        check_inits(config)
+        check_inits(config, INITS)
         with torch_threads(config.threads):
             return evaluate_sim(config, folder, load_movie_data(config))
-
-
-def check_inits(config: SIMRecipeConfig) -> None:
-    unknown = sorted(set(config.inits) - set(INITS))
-    if unknown or not config.inits:
-        raise ConfigError(f"sim recipe: inits must come from {sorted(INITS)}, found {list(config.inits)}.")
 
 
 __all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",

@@ -28,6 +28,13 @@ def movie_config(config: Any):
     return from_dict(movies.MovieSurfaceConfig, options, where="sim data_options")
 
 
+def check_inits(config: Any, inits: dict[str, str]) -> None:
+    """``config.inits``: at least one, each a known encoder initialisation (a key of ``inits``)."""
+    unknown = sorted(set(config.inits) - set(inits))
+    if unknown or not config.inits:
+        raise ConfigError(f"sim recipe: inits must come from {sorted(inits)}, found {list(config.inits)}.")
+
+
 def check_sim(config: Any, inits: dict[str, str]) -> None:
     """Raise :class:`ConfigError` for what a ``sim`` run of ``config`` would meet only after building its data
     (``inits``: the known encoder initialisations)."""
@@ -35,9 +42,7 @@ def check_sim(config: Any, inits: dict[str, str]) -> None:
     from brainkit.recipes.vsmae import check_vsmae, encoder_checkpoint
     from brainkit.registry import ENCODERS
 
-    unknown = sorted(set(config.inits) - set(inits))
-    if unknown or not config.inits:
-        raise ConfigError(f"sim recipe: inits must come from {sorted(inits)}, found {list(config.inits)}.")
+    check_inits(config, inits)
     data = movie_config(config)
     for role, name, options in (("video", data.video_encoder, data.video_options),
                                 ("audio", data.audio_encoder, data.audio_options)):  # fmt: skip

@@ -31,8 +31,8 @@ class VisDecPredictor:
         _, ldm_config, arrays = inputs(config)
         self.arrays = arrays
         self.expected = {"subject": config.subject, "space": arrays.space, "n_voxels": arrays.n_raw_voxels}
-        self.patch_size = phases.dc_mae_config(config).patch_size
-        self.released = phases.dc_mae_config(config).released
+        dc_mae = phases.dc_mae_config(config)
+        self.patch_size, self.released = dc_mae.patch_size, dc_mae.released
         self.ldm, self.conditioner = phases.load_trained(
             config, ldm_config, arrays.train_voxels.shape[1], self.folder
         )
