@@ -118,6 +118,16 @@ def test_every_registered_dataset_declares_a_contract_container():
     assert designs["movie_surface_like"] == designs["rest_surface"] == "continuous"
 
 
+def test_every_registered_dataset_says_its_space_and_what_it_needs_on_disk():
+    """`brainkit list` prints each dataset's space and files; every factory gives both when it registers."""
+    from brainkit.registry import DATASETS
+
+    for name in DATASETS.names():
+        details = DATASETS.details(name)
+        assert set(details) == {"space", "needs"}, (name, details)
+        assert all(isinstance(text, str) and len(text) > 5 for text in details.values()), (name, details)
+
+
 def test_decoding_dataset_is_the_trial_container():
     dataset = tiny_decoding_dataset()
     assert dataset.design == "trials" and dataset.subjects == sorted(dataset.train)

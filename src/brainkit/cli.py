@@ -247,16 +247,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
     from brainkit.data.contract import returns_of
     from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
 
-    print("datasets [design; recipes that read your data of that design]:")
+    print(
+        "datasets (design: what a row is; space: of the brain values; on disk: what it reads; recipes: those that"
+    )
+    print("read any dataset of this design as data of your own, see docs/your_data.md):")
     readers: dict[str, list[str]] = {}
     for name in RECIPES:
         for design in getattr(RECIPES.get(name), "DESIGNS", ()):
             readers.setdefault(design, []).append(name)
     for name in DATASETS:
         design = getattr(returns_of(DATASETS.get(name)), "design", "?")
-        print(
-            f"  {name:28s} {DATASETS.describe(name)}  [{design}; {', '.join(readers.get(design, [])) or '-'}]"
-        )
+        details = DATASETS.details(name)
+        print(f"  {name:28s} {DATASETS.describe(name)}")
+        print(f"  {'':28s}   design: {design}; recipes: {', '.join(readers.get(design, [])) or '-'}")
+        print(f"  {'':28s}   space: {details.get('space', '?')}")
+        print(f"  {'':28s}   on disk: {details.get('needs', '?')}")
     for title, registry in (("encoders", ENCODERS), ("objectives", OBJECTIVES)):
         print(f"{title}:")
         for name in registry:

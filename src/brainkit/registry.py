@@ -55,14 +55,20 @@ class Registry(Generic[T]):
         self._discovered = not packages
         self._entries: dict[str, T] = {}
         self._help: dict[str, str] = {}
+        self._details: dict[str, dict[str, str]] = {}
 
-    def register(self, name: str, help: str | None = None) -> Callable[[T], T]:
-        """Decorator that registers ``obj`` under ``name`` and sets its ``registry_name``; a duplicate raises."""
+    def register(self, name: str, help: str | None = None, **details: str) -> Callable[[T], T]:
+        """Decorator that registers ``obj`` under ``name`` and sets its ``registry_name``; a duplicate raises.
+
+        ``details`` are short texts ``brainkit list`` prints beside the entry (datasets: ``space``, the space
+        of the brain values, and ``needs``, what must be on disk).
+        """
 
         def decorator(obj: T) -> T:
             if name in self._entries:
                 raise ConfigError(f"{self.kind} {name!r} is already registered; pick another name.")
             self._entries[name] = obj
+            self._details[name] = dict(details)
             obj.registry_name = name
             doc = help or (getattr(obj, "__doc__", None) or "").strip().splitlines()
             self._help[name] = doc if isinstance(doc, str) else (doc[0] if doc else "")
@@ -137,6 +143,11 @@ class Registry(Generic[T]):
     def describe(self, name: str) -> str:
         self.get(name)
         return self._help[name]
+
+    def details(self, name: str) -> dict[str, str]:
+        """The texts given to :meth:`register` beside ``help`` (datasets: ``space``, ``needs``)."""
+        self.get(name)
+        return dict(self._details[name])
 
     def names(self) -> list[str]:
         self.discover()

@@ -151,7 +151,10 @@ def task_schedule(n_frames: int, tr: float, block_seconds: float, rng: np.random
 
 
 @DATASETS.register(
-    "hcp_cohort", help="simulated ROI cohort on real HCP Schaefer-100 connectivity (age/sex/behaviour, tasks)"
+    "hcp_cohort",
+    space="Schaefer-100 ROIs (HCP's group connectivity, brainspace)",
+    needs="nothing: simulated on brainspace's packaged HCP connectomes, cached",
+    help="simulated ROI cohort on real HCP Schaefer-100 connectivity (age/sex/behaviour, tasks)",
 )
 def hcp_cohort(
     n_subjects: int = 120,

@@ -55,7 +55,10 @@ def default_features(image_size: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 @DATASETS.register(
-    "hcp_movie_like", help="Simulated HCP-movie-like volumes: 4 subjects, MNI 6 mm, multi-label categories."
+    "hcp_movie_like",
+    space="MNI152 6 mm volume grid (masked)",
+    needs="nothing: built from packaged real images and atlases, cached",
+    help="Simulated HCP-movie-like volumes: 4 subjects, MNI 6 mm, multi-label categories.",
 )
 def build_hcp_movie_like(
     cache_dir: str | Path | None = None,

@@ -212,6 +212,8 @@ def resolve_config(config: MovieSurfaceConfig | str) -> MovieSurfaceConfig:
 
 @DATASETS.register(
     "movie_surface_like",
+    space="order-5 icosphere (fsaverage5 mesh), both hemispheres",
+    needs="nothing: built from packaged real images, sounds and a real rest run, cached",
     help="Simulated surface movie runs (ico5, SIM's design) with video and audio features.",
 )
 def load_movie_surface_like(

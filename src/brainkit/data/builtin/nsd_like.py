@@ -69,7 +69,10 @@ def default_features(image_size: int) -> dict[str, tuple[str, dict[str, Any]]]:
 
 
 @DATASETS.register(
-    "nsd_like", help="Simulated NSD: 4 subjects, real images, single-trial train, averaged test."
+    "nsd_like",
+    space="nsdgeneral-like voxels (simulated)",
+    needs="nothing: built from packaged real images and a real rest run, cached",
+    help="Simulated NSD: 4 subjects, real images, single-trial train, averaged test.",
 )
 def build_nsd_like(
     cache_dir: str | Path | None = None,

@@ -53,7 +53,12 @@ def rest_on_icosphere(cache_dir: str | None = None) -> dict[str, HemisphereFrame
     return out
 
 
-@DATASETS.register("rest_surface", help="A real rest run (brainspace, fsaverage5) on ico5, both hemispheres.")
+@DATASETS.register(
+    "rest_surface",
+    space="order-5 icosphere (fsaverage5 resampled), both hemispheres",
+    needs="nothing: brainspace's packaged rest run",
+    help="A real rest run (brainspace, fsaverage5) on ico5, both hemispheres.",
+)
 def load_rest_surface(cache_dir: str | None = None) -> RestSurface:
     """The rest run of :func:`rest_on_icosphere` as a contract container (the frames are read once per process)."""
     info = {"source": "brainspace " + REST_RUN.format(hemi="{lh,rh}"), "order": 5, "preprocessing": __doc__}

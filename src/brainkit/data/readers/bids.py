@@ -235,9 +235,11 @@ def read_subject(
 
 @DATASETS.register(
     "bids",
-    help="Your recordings: a BIDS folder (raw, or fMRIPrep derivatives with space=/derivatives=) -> single-trial "
-    "betas (GLM, LSA/LSS). Needs root=, task=; per run a *_bold.nii[.gz] with RepetitionTime, an events.tsv "
-    "(onset, duration, stim_file) and images under stimuli/; raw runs need mask=.",
+    space="the runs' grid: raw runs under mask=, or fMRIPrep's space= (e.g. MNI152NLin2009cAsym)",
+    needs="root=, task=: sub-*/[ses-*/]func/*_bold.nii[.gz] + .json (RepetitionTime) + _events.tsv, "
+    "stimuli/ images; mask= (raw) or derivatives= with space=",
+    help="Your recordings: a BIDS folder (raw runs, or fMRIPrep derivatives) -> single-trial betas (nilearn GLM, "
+    "least-squares-all or -separate).",
 )
 def load_bids(
     root: str | Path,

@@ -428,7 +428,13 @@ def _check_sessions(subject: str, sessions: Sequence[int], design: NSDDesign) ->
     return sessions
 
 
-@DATASETS.register("nsd", help="The Natural Scenes Dataset read from its released files (needs root=...).")
+@DATASETS.register(
+    "nsd",
+    help="The Natural Scenes Dataset read from its released files (needs root=...).",
+    space="the ROI's voxels (roi=, default nsdgeneral) of func1pt8mm or func1mm native space",
+    needs="root=: nsddata/ (experiments/nsd/nsd_expdesign.mat, ppdata/<subj>/<res>/roi/), "
+    "nsddata_betas/ppdata/<subj>/<res>/<version>/betas_session*.{hdf5,nii.gz}, nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+)
 def load_nsd(
     root: str | Path,
     subjects: Sequence[str | int] = ("subj01",),

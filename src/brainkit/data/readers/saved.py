@@ -148,6 +148,8 @@ def _tensors(root: Path, index: dict[str, Any], name: str) -> dict[str, np.ndarr
 
 @DATASETS.register(
     "folder",
+    space="what the saved dataset names (dataset.json)",
+    needs="root=: a folder brainkit.data.save_dataset wrote (dataset.json + safetensors files, checksummed)",
     help="Your trial-based data saved with brainkit.data.save_dataset (e.g. from from_arrays): root=DIR with dataset.json",
 )
 def folder_dataset(root: str) -> DecodingDataset:
