@@ -103,7 +103,8 @@ def test_sessions_and_the_registry(tmp_path):
     from brainkit.registry import DATASETS
 
     assert returns_of(DATASETS.get("bids")) is DecodingDataset
-    assert "stim_file" in DATASETS.describe("bids") and "mask=" in DATASETS.describe("bids")
+    needs = DATASETS.details("bids")["needs"]
+    assert "stim_file" in needs and "mask=" in needs and "fsLR" in DATASETS.details("bids")["space"]
     example = write_bids_folder(tmp_path / "ds", n_subjects=1, n_trials_per_run=12, n_test_stimuli=4,
                                 derivatives=False, session="pre")  # fmt: skip
     data = load_bids(example.root, example.task, sessions=["ses-pre"], mask=example.mask_path, image_size=8)
@@ -284,3 +285,94 @@ def test_user_data_with_a_recipe_that_cannot_read_it_says_which_can(tmp_path):
     ):
         brainkit.run("brain_mae", tiny_decoding_dataset(), preset="testing", out=tmp_path / "r")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.fixture(scope="module")
+def surface_example(tmp_path_factory):
+    return write_bids_folder(
+        tmp_path_factory.mktemp("bids_surface") / "ds", n_subjects=1, surfaces=True, n_medial_wall=4
+    )
+
+
+@pytest.mark.parametrize("space", ["fsaverage5", "fsLR"])
+def test_fmriprep_surface_runs_give_the_betas_of_the_same_signal_in_the_volume(surface_example, space):
+    """GIFTI pairs (with a constant medial wall, left out and counted) and CIFTI runs carry the brain voxels'
+    series: the betas equal those of the volume run, vertex for voxel."""
+    options = dict(root=surface_example.root, task=surface_example.task, derivatives=surface_example.derivatives,
+                   confounds=list(MOTION), image_size=None)  # fmt: skip
+    volume = load_bids(space=surface_example.space, **options)
+    surface = load_bids(space=space, **options)
+    kept = surface.info["masks"]["sub-01"]
+    n_brain = int(surface_example.mask.sum())
+    assert kept.shape == ((n_brain + 8,) if space == "fsaverage5" else (n_brain,))
+    assert surface.info["excluded_vertices"] == {"sub-01": 8 if space == "fsaverage5" else 0}
+    assert surface.train["sub-01"].space == space and surface.info["affines"] == {"sub-01": None}
+    for part in ("train", "test"):
+        np.testing.assert_allclose(
+            getattr(surface, part)["sub-01"].values, getattr(volume, part)["sub-01"].values, atol=1e-5
+        )
+
+
+def test_surface_runs_take_no_mask_and_need_both_hemispheres(surface_example, tmp_path):
+    import shutil
+
+    options = dict(task=surface_example.task, space="fsaverage5", image_size=None)
+    with pytest.raises(ConfigError, match="take no mask="):
+        load_bids(surface_example.root, derivatives=surface_example.derivatives, mask=surface_example.mask_path,
+                  **options)  # fmt: skip
+    root = tmp_path / "ds"
+    shutil.copytree(surface_example.root, root)
+    next(root.glob("derivatives/fmriprep/sub-01/func/*run-2_hemi-R_*.func.gii")).unlink()
+    with pytest.raises(DataError, match="no right hemisphere .*run-2_hemi-R_space-fsaverage5_bold.func.gii"):
+        load_bids(root, derivatives=root / "derivatives" / "fmriprep", **options)
+
+
+def test_a_run_on_surface_betas_predicts_from_gifti_pairs_and_cifti(surface_example, tmp_path, capsys):
+    """Lite-Mind on fsaverage5 betas; prediction from the two hemispheres' GIFTI files (every vertex: the run
+    applies its vertex mask), from CIFTI and from .npy agree; a NIfTI volume is refused with the reason."""
+    import nibabel as nib
+
+    import brainkit
+    from brainkit.cli import main
+
+    run = tmp_path / "run"
+    options = (f"data.options={{root: {surface_example.root}, task: {surface_example.task}, space: fsaverage5, "
+               f"derivatives: {surface_example.derivatives}}}")  # fmt: skip
+    assert main(["run", "lite_mind", "--preset", "testing", "--out", str(run), "--set", "data.name=bids",
+                 "--set", "data.subject=sub-01", "--set", options, "--set", "evaluation.n_way=8",
+                 "--set", f"data.cache_dir={tmp_path / 'cache'}"]) == 0  # fmt: skip
+    dataset = load_bids(surface_example.root, surface_example.task, space="fsaverage5",
+                        derivatives=surface_example.derivatives, image_size=None)  # fmt: skip
+    kept, betas = dataset.info["masks"]["sub-01"], dataset.test["sub-01"].values
+    whole = np.zeros((len(betas), kept.size), np.float32)
+    whole[:, kept] = betas
+    half = (kept.size) // 2
+    files = []
+    for hemi, part in (("L", whole[:, :half]), ("R", whole[:, half:])):
+        image = nib.gifti.GiftiImage(darrays=[nib.gifti.GiftiDataArray(row) for row in part])
+        files.append(tmp_path / f"betas_hemi-{hemi}.func.gii")
+        nib.save(image, files[-1])
+    expected = brainkit.load(run).predict(betas, subject="sub-01", space="fsaverage5")
+    np.testing.assert_array_equal(brainkit.load(run).predict([str(f) for f in files]), expected)
+    assert main(["predict", str(run), "--input", *map(str, files), "--out", str(tmp_path / "p.npy")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), expected)
+    from nibabel.cifti2 import cifti2_axes
+
+    brain = cifti2_axes.BrainModelAxis.from_surface(np.arange(half), half, "CortexLeft") + (
+        cifti2_axes.BrainModelAxis.from_surface(np.arange(kept.size - half), kept.size - half, "CortexRight")
+    )
+    header = nib.cifti2.Cifti2Header.from_axes((cifti2_axes.SeriesAxis(0, 1, len(whole)), brain))
+    nib.save(nib.Cifti2Image(whole, header), tmp_path / "betas.dtseries.nii")
+    np.testing.assert_array_equal(brainkit.load(run).predict(str(tmp_path / "betas.dtseries.nii")), expected)
+    np.save(tmp_path / "kept.npy", betas)
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "kept.npy"), "--out", str(tmp_path / "q.npy")])
+        == 0
+    )
+    np.testing.assert_array_equal(np.load(tmp_path / "q.npy"), expected)
+    nib.save(nib.Nifti1Image(np.zeros((2, 2, 2, 3), np.float32), np.eye(4)), tmp_path / "v.nii.gz")
+    assert (
+        main(["predict", str(run), "--input", str(tmp_path / "v.nii.gz"), "--out", str(tmp_path / "r.npy")])
+        == 2
+    )
+    assert "trained on surface vertices" in capsys.readouterr().err

@@ -168,13 +168,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
     run = load(args.run)
     options = {"subject": args.subject, "space": args.space, "decoder": args.decoder}
+    inputs = args.input[0] if len(args.input) == 1 else list(args.input)  # two: a GIFTI pair (left, right)
     if args.mask:
         from brainkit.data.readers.inputs import read_brain_input
         from brainkit.data.readers.volumes import read_volume
 
-        source = read_brain_input(args.input, read_volume(args.mask)[0] != 0)
+        source = read_brain_input(inputs, read_volume(args.mask)[0] != 0)
     else:
-        source = args.input
+        source = inputs
     out = Path(args.out)
     if out.suffix != ".npy":
         raise BrainkitError(f"--out {out}: predictions are written as a .npy file; name it e.g. pred.npy.")
@@ -349,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     predicting = sub.add_parser("predict", help="decode new recordings with a finished run")
     predicting.add_argument("run", help="a run folder written by brainkit run (a recipe that can predict)")
-    predicting.add_argument("--input", required=True, help="brain data: .npy (n, voxels), NIfTI or GIFTI")
+    predicting.add_argument(
+        "--input",
+        required=True,
+        nargs="+",
+        help="brain data: .npy (n, voxels), NIfTI, CIFTI, or GIFTI (two files: left, right hemisphere)",
+    )
     predicting.add_argument("--out", required=True, help="where to write the decoded embeddings (.npy)")
     predicting.add_argument("--subject", help="the input's subject (checked against the run's)")
     predicting.add_argument("--space", help="the input's space (checked against the run's)")

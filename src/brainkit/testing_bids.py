@@ -12,7 +12,12 @@
   (``DatasetType: derivative``, ``GeneratedBy: fMRIPrep``) and, per run, ``..._space-<space>_desc-preproc_bold``
   (+ json), ``..._space-<space>_desc-brain_mask`` and ``..._desc-confounds_timeseries.tsv`` (``trans_x`` ...
   ``rot_z``, ``trans_x_derivative1``, ``framewise_displacement`` with n/a in the first row, ``csf``,
-  ``white_matter``).
+  ``white_matter``);
+- with ``surfaces=True`` (needs ``derivatives``), per run also fMRIPrep's surface outputs of the same signal:
+  ``..._hemi-{L,R}_space-fsaverage5_bold.func.gii`` (+ json; the brain voxels split into a left and a right
+  "hemisphere", each with ``n_medial_wall`` constant vertices appended, as a medial wall) and
+  ``..._space-fsLR_den-91k_bold.dtseries.nii`` (CIFTI-2: the same vertices as two cortical surfaces, TR as
+  the series step; no medial wall, as in real 91k files).
 
 The signal (identical in the raw and the preprocessed runs, on one grid): stimulus features ``f(i)`` = PCA
 components of the images' 8 x 8 grey thumbnails (``n_features``, unit variance); each subject's voxels respond
@@ -82,6 +87,34 @@ def _save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> None:
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2) + "\n")
+
+
+def _save_surfaces(stem: Path, bold: np.ndarray, tr: float, task: str, n_medial_wall: int) -> None:
+    """fMRIPrep's surface outputs of a run's (n_scans, n_brain) series: a GIFTI pair and a 91k-style CIFTI."""
+    import nibabel as nib
+    from nibabel.cifti2 import cifti2_axes
+
+    half = bold.shape[1] // 2
+    hemispheres = {"L": bold[:, :half], "R": bold[:, half:]}
+    for hemi, values in hemispheres.items():
+        padded = np.concatenate([values, np.zeros((len(values), n_medial_wall), np.float32)], axis=1)
+        image = nib.gifti.GiftiImage(
+            darrays=[nib.gifti.GiftiDataArray(row.astype(np.float32), intent="NIFTI_INTENT_TIME_SERIES")
+                     for row in padded]
+        )  # fmt: skip
+        name = f"{stem.name}_hemi-{hemi}_space-fsaverage5_bold"
+        nib.save(image, stem.parent / f"{name}.func.gii")
+        _write_json(stem.parent / f"{name}.json", {"RepetitionTime": tr, "TaskName": task})
+    brain = cifti2_axes.BrainModelAxis.from_surface(
+        np.arange(half), half, "CortexLeft"
+    ) + cifti2_axes.BrainModelAxis.from_surface(
+        np.arange(bold.shape[1] - half), bold.shape[1] - half, "CortexRight"
+    )
+    series = cifti2_axes.SeriesAxis(start=0.0, step=tr, size=len(bold), unit="second")
+    header = nib.cifti2.Cifti2Header.from_axes((series, brain))
+    name = f"{stem.name}_space-fsLR_den-91k_bold"
+    nib.save(nib.Cifti2Image(bold.astype(np.float32), header), stem.parent / f"{name}.dtseries.nii")
+    _write_json(stem.parent / f"{name}.json", {"RepetitionTime": tr, "TaskName": task})
 
 
 def _ellipsoid(shape: tuple[int, int, int]) -> np.ndarray:
@@ -167,6 +200,8 @@ def write_bids_folder(
     motion_artefact: float = 3.0,
     image_size: int = 32,
     session: str | None = None,
+    surfaces: bool = False,
+    n_medial_wall: int = 3,
     seed: int = 0,
 ) -> BIDSExample:
     """Write the BIDS folder described in the module docstring; returns what it wrote (:class:`BIDSExample`).
@@ -182,6 +217,8 @@ def write_bids_folder(
     from brainkit.testing import photo_crops
 
     root = Path(root)
+    if surfaces and not derivatives:
+        raise ValueError("surfaces=True writes fMRIPrep surface outputs: it needs derivatives=True.")
     rng = np.random.default_rng(seed)
     n_train_per_run = n_trials_per_run - n_test_stimuli
     if n_train_per_run < 1:
@@ -255,6 +292,8 @@ def write_bids_folder(
             _save_nifti(Path(f"{prefix}_desc-brain_mask.nii.gz"), mask.astype(np.uint8), affine)
             confounds.to_csv(derivatives_root / func / f"{stem}_desc-confounds_timeseries.tsv", sep="\t",
                              index=False, na_rep="n/a")  # fmt: skip
+            if surfaces:
+                _save_surfaces(derivatives_root / func / stem, bold[:, mask.ravel()], tr, task, n_medial_wall)
     return BIDSExample(
         root=root, task=task, subjects=[f"sub-{s}" for s in subjects], runs=list(range(1, n_runs + 1)), tr=tr,
         space=space, derivatives=derivatives_root, mask_path=root / "brain_mask.nii.gz", mask=mask,

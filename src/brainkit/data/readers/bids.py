@@ -15,7 +15,11 @@ What it needs on disk (paths relative to ``root``):
 - ``stimuli/<stim_file>``: the images (any format PIL reads), loaded as RGB uint8, resized to ``image_size``;
 - with ``space=``: the fMRIPrep folder ``derivatives=`` holding ``*_space-<space>_desc-preproc_bold.nii.gz``,
   ``*_space-<space>_desc-brain_mask.nii.gz`` (unless ``mask=``) and ``*_desc-confounds_timeseries.tsv`` (when
-  ``confounds=`` names columns); raw runs need ``mask=`` (a brain or ROI mask on the runs' grid).
+  ``confounds=`` names columns); raw runs need ``mask=`` (a brain or ROI mask on the runs' grid);
+- with a surface ``space=`` (``fsaverage5``, ``fsnative``..., or ``fsLR``): fMRIPrep's
+  ``*_hemi-{L,R}_space-<space>_bold.func.gii`` pairs (a ``RepetitionTime`` in their JSON sidecars) or its
+  ``*_space-fsLR_den-91k_bold.dtseries.nii``; no mask: the vertices that vary in every run of a subject are
+  kept (:mod:`brainkit.data.readers.surface_runs`), the others counted in ``info["excluded_vertices"]``.
 
 The split: ``test_stimuli=[ids]`` or ``test_runs=[run indices]`` say which trials are test; by default the
 stimuli shown more than once to some subject are the test stimuli (for every subject), the rest train.
@@ -36,7 +40,8 @@ import numpy as np
 import pandas as pd
 
 from brainkit.data.glm import GLMConfig, check_confounds, fit_single_trials, read_masked_run
-from brainkit.data.readers.bids_runs import BIDSRun, find_runs, subject_label
+from brainkit.data.readers.bids_runs import SURFACE_SPACES, BIDSRun, find_runs, subject_label
+from brainkit.data.readers.surface_runs import read_surface_run, usable_vertices
 from brainkit.data.readers.volumes import read_volume, voxel_coordinates
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError, DataError, FileFormatError
@@ -107,16 +112,22 @@ def subject_mask(subject: str, runs: list[BIDSRun], mask: Any) -> tuple[np.ndarr
     return _mask_of(mask)
 
 
-def run_betas(
-    run: BIDSRun, trials, others, mask, affine, glm: GLMConfig, confounds, zscore: bool
-) -> np.ndarray:
-    """The (n_trials, n_voxels) float32 betas of one run, z-scored per voxel within the run when ``zscore``."""
+def masked_volume_run(run: BIDSRun, mask: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The (n_scans, n_voxels) series of a NIfTI run's ``mask`` voxels; the run must lie where the mask does."""
     timeseries, image = read_masked_run(run.bold, mask)
     if not np.allclose(np.asarray(image.affine), affine, atol=1e-3):
         raise DataError(
             f"{run.name}: the run and the mask share a shape but not a position (affines differ:\n"
             f"{np.round(image.affine, 3)}\nvs\n{np.round(affine, 3)}). Use a mask in the run's space."
         )
+    return timeseries
+
+
+def run_betas(
+    run: BIDSRun, trials, others, timeseries: np.ndarray, glm: GLMConfig, confounds, zscore: bool
+) -> np.ndarray:
+    """The (n_trials, n_features) float32 betas of one run's (n_scans, n_features) ``timeseries``, z-scored per
+    voxel / vertex within the run when ``zscore``."""
     table = None
     if confounds:
         full = pd.read_csv(run.confounds, sep="\t", na_values=["n/a"])
@@ -214,13 +225,29 @@ def read_subject(
     session_number: dict[str | None, int],
     space: str,
 ) -> tuple[BrainSamples, np.ndarray, np.ndarray]:
-    """All trials of one subject's runs as :class:`BrainSamples` (runs in order), its mask and affine."""
-    mask_array, affine = subject_mask(subject, runs, mask)
+    """All trials of one subject's runs as :class:`BrainSamples` (runs in order), its mask and affine.
+
+    Volume runs: the (X, Y, Z) mask and its (4, 4) affine. Surface runs: the (n_vertices,) mask of the vertices
+    usable in every run (:func:`~brainkit.data.readers.surface_runs.usable_vertices`) and no affine.
+    """
+    if runs[0].kind == "volume":
+        mask_array, affine = subject_mask(subject, runs, mask)
+        series = (masked_volume_run(run, mask_array, affine) for run in runs)
+    else:
+        whole = [read_surface_run(run.bold, run.bold_right) for run in runs]
+        mask_array, affine = usable_vertices(whole, f"sub-{subject}"), None
+        if not mask_array.all():
+            logger.warning(
+                "sub-%s: %d of %d vertices are constant or not finite in some run (e.g. the medial wall); "
+                "the other %d are kept (info['masks'] records which).",
+                subject, int((~mask_array).sum()), mask_array.size, int(mask_array.sum()),
+            )  # fmt: skip
+        series = (values[:, mask_array] for values in whole)
     values, ids, sessions, run_index, trial = [], [], [], [], []
-    for run in runs:
+    for run, timeseries in zip(runs, series):
         trials, others = read_events(run, stimulus_column)
         record_stimulus_files(trials, run, stimulus_column, stimuli_dir, file_of)
-        values.append(run_betas(run, trials, others, mask_array, affine, glm, confounds, zscore))
+        values.append(run_betas(run, trials, others, timeseries, glm, confounds, zscore))
         ids.append(trials[stimulus_column].astype(str).to_numpy())
         sessions.append(np.full(len(trials), session_number[run.session]))
         run_index.append(np.full(len(trials), run.run))
@@ -228,16 +255,17 @@ def read_subject(
     samples = BrainSamples(
         subject=f"sub-{subject}", values=np.concatenate(values), stimulus_ids=np.concatenate(ids), space=space,
         session=np.concatenate(sessions), run=np.concatenate(run_index), trial=np.concatenate(trial),
-        feature_coords=voxel_coordinates(mask_array, affine),
+        feature_coords=None if affine is None else voxel_coordinates(mask_array, affine),
     )  # fmt: skip
     return samples, mask_array, affine
 
 
 @DATASETS.register(
     "bids",
-    space="the runs' grid: raw runs under mask=, or fMRIPrep's space= (e.g. MNI152NLin2009cAsym)",
-    needs="root=, task=: sub-*/[ses-*/]func/*_bold.nii[.gz] + .json (RepetitionTime) + _events.tsv, "
-    "stimuli/ images; mask= (raw) or derivatives= with space=",
+    space="the runs' grid: raw runs under mask=, or fMRIPrep's space= (a volume such as MNI152NLin2009cAsym, or "
+    "a surface: fsaverage5 GIFTI pairs, fsLR CIFTI)",
+    needs="root=, task=: sub-*/[ses-*/]func/*_bold.nii[.gz] + .json (RepetitionTime) + _events.tsv "
+    "(onset, duration, stim_file), stimuli/ images; mask= (raw) or derivatives= with space=",
     help="Your recordings: a BIDS folder (raw runs, or fMRIPrep derivatives) -> single-trial betas (nilearn GLM, "
     "least-squares-all or -separate).",
 )
@@ -302,7 +330,8 @@ def load_bids(
         and trial (0-based among the run's trials); ``test["sub-01"]``: one row per test stimulus;
         ``space`` = ``space`` or "native"; ``feature_coords`` in mm. ``info["masks"][subject]`` is the
         (X, Y, Z) bool mask whose ``numpy.nonzero`` order the voxels follow, ``info["affines"]`` its (4, 4)
-        affine (to write betas back as volumes).
+        affine (to write betas back as volumes); for surface runs the (n_vertices,) bool mask of the kept
+        vertices (left hemisphere first) and no affine.
     """
     if test_runs is not None and test_stimuli is not None:
         raise ConfigError("Give test_runs or test_stimuli, not both.")
@@ -311,6 +340,11 @@ def load_bids(
         slice_time_ref=slice_time_ref,
     )  # fmt: skip
     derivative = space is not None
+    if space in SURFACE_SPACES and mask is not None:
+        raise ConfigError(
+            f"space={space!r} reads surface runs (GIFTI / CIFTI), which take no mask=: every vertex that varies "
+            "in every run is kept. Leave mask= unset."
+        )
     if not derivative and mask is None:
         raise ConfigError(
             "Raw runs need mask=<file> (a brain or ROI mask on the runs' grid, values > 0 kept); or read "
@@ -318,7 +352,8 @@ def load_bids(
         )
     runs = find_runs(
         root, task, subjects, sessions, space=space, derivatives=derivatives,
-        confounds=bool(confounds), masks=derivative and mask is None, filters=filters,
+        confounds=bool(confounds), masks=derivative and mask is None and space not in SURFACE_SPACES,
+        filters=filters,
     )  # fmt: skip
     root = Path(root)
     stimuli_dir = Path(stimuli_dir) if stimuli_dir is not None else root / "stimuli"
@@ -393,6 +428,8 @@ def load_bids(
         "masks": masks,
         "affines": affines,
     }  # fmt: skip
+    if space in SURFACE_SPACES:  # vertices left out: constant or not finite in some run (usable_vertices)
+        info["excluded_vertices"] = {name: int((~kept).sum()) for name, kept in masks.items()}
     return DecodingDataset(
         name="bids", stimuli=Stimuli(ids=ids, images=images), train=train, test=test, info=info
     )

@@ -5,7 +5,9 @@ fMRIPrep derivatives (``space="MNI152NLin2009cAsym"``, ``derivatives=<folder>``)
 ``*_task-<task>_..._space-<space>_desc-preproc_bold.nii.gz``; next to each, ``*_space-<space>_desc-brain_mask``
 and ``*_desc-confounds_timeseries.tsv``. In both, events come from the raw dataset (``*_events.tsv``, found by
 BIDS inheritance with :meth:`bids.BIDSLayout.get_nearest`) and the TR from the BOLD's JSON sidecar
-(``RepetitionTime``; else the NIfTI header). pybids does the parsing of names, entities and inheritance, which
+(``RepetitionTime``; else the NIfTI header). Surface outputs (``space`` one of :data:`SURFACE_SPACES`): fMRIPrep's
+``*_hemi-L_space-<space>_bold.func.gii`` with its ``hemi-R`` twin (fsaverage*, fsnative), or its CIFTI
+``*_space-fsLR_den-91k_bold.dtseries.nii`` (fsLR); no brain mask. pybids does the parsing of names, entities and inheritance, which
 BIDS defines in detail (sessions optional, runs optional, sidecars inherited from higher folders).
 """
 
@@ -23,8 +25,10 @@ from brainkit.nifti import load_nifti
 logger = logging.getLogger(__name__)
 
 NIFTI = [".nii", ".nii.gz"]
+# fMRIPrep's surface output spaces: GIFTI hemisphere pairs, except fsLR (CIFTI grayordinates)
+SURFACE_SPACES = ("fsaverage", "fsaverage3", "fsaverage4", "fsaverage5", "fsaverage6", "fsnative", "fsLR")
 # entities a derivative BOLD has that its raw events / confounds / mask files may lack
-_DERIVATIVE_ENTITIES = ["extension", "suffix", "desc", "space", "res", "den", "cohort"]
+_DERIVATIVE_ENTITIES = ["extension", "suffix", "desc", "space", "res", "den", "cohort", "hemi"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,13 @@ class BIDSRun:
     tr: float
     mask: Path | None = None
     confounds: Path | None = None
+    bold_right: Path | None = None  # a GIFTI run's right hemisphere (``bold`` is the left one)
+
+    @property
+    def kind(self) -> str:
+        """``"volume"`` (NIfTI), ``"gifti"`` (a hemisphere pair) or ``"cifti"`` (grayordinates)."""
+        name = self.bold.name
+        return "gifti" if name.endswith(".gii") else "cifti" if name.endswith(".dtseries.nii") else "volume"
 
     @property
     def name(self) -> str:
@@ -84,6 +95,15 @@ def _repetition_time(layout, bold: Path) -> float:
     metadata = layout.get_metadata(str(bold))
     if "RepetitionTime" in metadata:
         return float(metadata["RepetitionTime"])
+    if bold.name.endswith(".gii"):
+        raise DataError(
+            f"{bold}: no RepetitionTime in its JSON sidecar (a GIFTI series carries none). Add "
+            f'"RepetitionTime": <seconds> to {bold.name.split(".")[0]}.json (fMRIPrep writes it there).'
+        )
+    if bold.name.endswith(".dtseries.nii"):
+        from brainkit.data.readers.surface_runs import cifti_repetition_time
+
+        return cifti_repetition_time(bold)
     header = load_nifti(bold).header
     zooms = header.get_zooms()
     spatial, temporal = header.get_xyzt_units()
@@ -146,7 +166,7 @@ def find_runs(
     root : the BIDS dataset (holds ``dataset_description.json``, ``sub-*/``, ``stimuli/``)
     task : the ``task-<label>`` of the runs
     subjects, sessions : labels ("01" or "sub-01"; "ses-" may be left out); None = all
-    space : fMRIPrep output space; None = the raw runs
+    space : fMRIPrep output space (a volume space, or a surface one of SURFACE_SPACES); None = the raw runs
     derivatives : the fMRIPrep folder (needed with ``space``)
     confounds, masks : also find each run's ``desc-confounds_timeseries.tsv`` / ``desc-brain_mask``
         (derivatives only)
@@ -170,12 +190,22 @@ def find_runs(
             "Confounds and per-run brain masks come from fMRIPrep derivatives: pass space= and derivatives=, "
             "or, for raw runs, a mask= file and no confounds."
         )
+    surface = space in SURFACE_SPACES
+    if surface and masks:
+        raise ConfigError(
+            f"space={space!r} reads surface runs, which have no brain mask: vertices are kept unless their series "
+            "is constant or not finite (see brainkit.data.readers.surface_runs). Leave mask= unset."
+        )
     layout = open_layout(root, derivatives)
     derivative = space is not None
-    query: dict[str, Any] = {"task": task, "suffix": "bold", "extension": NIFTI, "datatype": "func"}
-    query.update(
-        {"scope": "derivatives", "space": space, "desc": "preproc"} if derivative else {"scope": "raw"}
-    )
+    extension = (".dtseries.nii" if space == "fsLR" else ".func.gii") if surface else NIFTI
+    query: dict[str, Any] = {"task": task, "suffix": "bold", "extension": extension, "datatype": "func"}
+    if surface:
+        query.update({"scope": "derivatives", "space": space} | ({} if space == "fsLR" else {"hemi": "L"}))
+    else:
+        query.update(
+            {"scope": "derivatives", "space": space, "desc": "preproc"} if derivative else {"scope": "raw"}
+        )
     if subjects is not None:
         query["subject"] = [subject_label(s) for s in subjects]
     if sessions is not None:
@@ -223,7 +253,14 @@ def find_runs(
                 f"{bold.name.split('_space-')[0].split('_bold')[0]}_events.tsv next to the raw run, or one "
                 "inherited from a higher folder). Every run needs its events (onset, duration, stim_file)."
             )
-        mask = confound_file = None
+        mask = confound_file = right = None
+        if surface and space != "fsLR":
+            right = bold.with_name(bold.name.replace("_hemi-L_", "_hemi-R_"))
+            if not right.is_file():
+                raise DataError(
+                    f"{bold}: no right hemisphere {right.name} beside it. A GIFTI run is read as both "
+                    "hemispheres (left then right vertices), as fMRIPrep writes them."
+                )
         if masks:
             mask = _nearest(
                 layout,
@@ -265,9 +302,10 @@ def find_runs(
                 tr=_repetition_time(layout, bold),
                 mask=mask,
                 confounds=confound_file,
+                bold_right=right,
             )  # fmt: skip
         )
     return sorted(runs, key=lambda r: (r.subject, r.session or "", r.run))
 
 
-__all__ = ["BIDSRun", "find_runs", "open_layout", "subject_label"]
+__all__ = ["BIDSRun", "SURFACE_SPACES", "find_runs", "open_layout", "subject_label"]

@@ -6,7 +6,12 @@ trained on:
 - ``.npy``: a 2-D array (n_samples, n_features), or 1-D (one sample); read with ``allow_pickle=False``;
 - ``.nii`` / ``.nii.gz``: a 4-D series (X, Y, Z, n) or one 3-D volume, masked with the run's brain mask (voxels in
   ``numpy.nonzero(mask)`` order, as every volume reader of brainkit orders them); the mask is required;
-- ``.gii``: a GIFTI series, one data array per sample (n_vertices,) -> (n_samples, n_vertices).
+- ``.gii``: a GIFTI series, one data array per sample (n_vertices,) -> (n_samples, n_vertices); two GIFTI files
+  (a list: left, right hemisphere, as fMRIPrep writes them) are joined, left vertices first;
+- ``.dtseries.nii`` / ``.dscalar.nii``: a CIFTI-2 matrix (n_samples, n_grayordinates).
+
+A run trained on surface runs keeps the vertices that varied in every run (a (n_vertices,) bool mask): surface
+input with all the surface's vertices is masked with it, input with only the kept ones is taken as it is.
 
 :func:`read_image_folder` reads a folder of images (PNG / JPEG / ...) as uint8 RGB squares, sorted by file name.
 """
@@ -18,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from brainkit.data.readers.surface_runs import gifti_arrays, read_cifti_series
 from brainkit.errors import DataError, FileFormatError
 from brainkit.nifti import load_nifti
 
@@ -31,6 +37,11 @@ def _nifti(path: Path, mask: np.ndarray | None) -> np.ndarray:
         raise DataError(
             f"{path} is a NIfTI volume; decoding it needs the brain mask the run was trained with. This run's "
             "data carry none: pass mask=... (--mask FILE), or give the masked voxels as a .npy matrix."
+        )
+    if mask.ndim == 1:
+        raise DataError(
+            f"{path} is a NIfTI volume, but this run was trained on surface vertices: give GIFTI (.func.gii, both "
+            "hemispheres), CIFTI (.dtseries.nii) or a .npy matrix in the run's space."
         )
     try:
         data = np.asarray(load_nifti(path).get_fdata(dtype=np.float32))
@@ -51,22 +62,35 @@ def _nifti(path: Path, mask: np.ndarray | None) -> np.ndarray:
 
 
 def _gifti(path: Path) -> np.ndarray:
-    import nibabel as nib
-
-    try:
-        image = nib.load(str(path))
-    except FileNotFoundError:
-        raise FileFormatError(f"Input {path} does not exist.") from None
-    except Exception as err:  # nibabel's GIFTI parser raises many kinds (XML, base64, gzip)
-        raise FileFormatError(f"Cannot read GIFTI input {path}: {err}.") from None
-    arrays = [np.asarray(d.data, dtype=np.float32).ravel() for d in image.darrays]
+    arrays = [np.asarray(a, dtype=np.float32).ravel() for a in gifti_arrays(path, "input")]
     if not arrays or len({a.size for a in arrays}) != 1:
         raise FileFormatError(f"{path}: expected one data array per sample, all the same length.")
     return np.stack(arrays)
 
 
-def read_brain_input(path: str | Path, mask: np.ndarray | None = None) -> np.ndarray:
-    """The samples in ``path`` as (n_samples, n_features) float32 (see the module docstring)."""
+def _on_surface(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Surface input with every vertex of a surface-trained run's (n_vertices,) mask -> the kept vertices."""
+    if mask is not None and mask.ndim == 1 and values.shape[1] == mask.size:
+        return np.ascontiguousarray(values[:, mask.astype(bool)])
+    return values
+
+
+def read_brain_input(path: str | Path | list | tuple, mask: np.ndarray | None = None) -> np.ndarray:
+    """The samples in ``path`` as (n_samples, n_features) float32 (see the module docstring); a list of two
+    GIFTI files is one run's left and right hemisphere."""
+    if isinstance(path, list | tuple):
+        names = [Path(p) for p in path]
+        if len(names) != 2 or not all(p.name.lower().endswith(".gii") for p in names):
+            raise DataError(
+                f"A list of inputs must be two GIFTI files (left, right hemisphere); found {[str(p) for p in names]}."
+            )
+        parts = [read_brain_input(p) for p in names]
+        if parts[0].shape[0] != parts[1].shape[0]:
+            raise DataError(
+                f"{names[0]} has {parts[0].shape[0]} samples but {names[1]} has {parts[1].shape[0]}: the two "
+                "hemispheres must hold the same samples."
+            )
+        return _on_surface(np.concatenate(parts, axis=1), mask)
     path = Path(path)
     if not path.is_file():
         raise FileFormatError(f"Input {path} does not exist.")
@@ -77,13 +101,16 @@ def read_brain_input(path: str | Path, mask: np.ndarray | None = None) -> np.nda
         except ValueError as err:
             raise FileFormatError(f"Cannot read {path} as a numeric .npy array: {err}.") from None
         values = values[None] if values.ndim == 1 else values
+    elif name.endswith((".dtseries.nii", ".dscalar.nii")):
+        values = _on_surface(read_cifti_series(path, "input"), mask)
     elif name.endswith((".nii", ".nii.gz")):
         values = _nifti(path, mask)
     elif name.endswith(".gii"):
-        values = _gifti(path)
+        values = _on_surface(_gifti(path), mask)
     else:
         raise DataError(
-            f"Cannot read {path}: give a .npy matrix, a NIfTI (.nii/.nii.gz) or a GIFTI (.gii) file."
+            f"Cannot read {path}: give a .npy matrix, a NIfTI (.nii/.nii.gz), a GIFTI (.gii) or a CIFTI "
+            "(.dtseries.nii / .dscalar.nii) file."
         )
     if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
         raise DataError(
@@ -118,7 +145,9 @@ def brain_matrix(
             f"This run decodes {trained}; the input is in space {space!r}. Resample it to "
             f"{expected['space']!r} first."
         )
-    if isinstance(x, str | Path):
+    if isinstance(x, str | Path) or (
+        isinstance(x, list | tuple) and all(isinstance(p, str | Path) for p in x)
+    ):
         values = read_brain_input(x, mask)
     else:
         values = np.asarray(x)
