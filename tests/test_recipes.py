@@ -191,5 +191,11 @@ def test_one_set_of_data_keys_for_every_recipe_that_reads_your_data() -> None:
         ConfigError, match=r"'hcp_cohort' is a 'cohort' dataset.*Recipes and the data designs"
     ):
         recipe_config("lite_mind", "testing", ["data.name=hcp_cohort"])
-    with pytest.raises(ConfigError, match=r"Recipe 'vsmae' reads only its built-in data.*lite_mind: trials"):
+    with pytest.raises(
+        ConfigError, match=r"Recipe 'brain_mae' reads only its built-in data.*lite_mind: trials"
+    ):
+        recipe_config("brain_mae", "testing", ["data.name=bids"])
+    with pytest.raises(ConfigError, match=r"'vsmae' reads continuous datasets; 'bids' is a 'trials' dataset"):
         recipe_config("vsmae", "testing", ["data.name=bids"])
+    surface = recipe_config("vsmae", "testing", ["data.name=bids_surface", "data.options.root=/d"])
+    assert (surface.data, surface.data_options) == ("bids_surface", {"root": "/d"})

@@ -9,7 +9,7 @@ import pytest
 from sim_fixture import recording_resume
 
 from brainkit.cli import main
-from brainkit.errors import DataError
+from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.surface_reconstruction import (
     masked_correlation,
     masked_mse,
@@ -71,7 +71,7 @@ def test_real_run_on_icosphere() -> None:
 
     dataset = load_dataset("rest_surface")  # the registered container of the same frames
     assert dataset.design == "continuous" and dataset.subjects == ["sub-010188"]
-    assert np.array_equal(dataset.hemispheres["left"].frames, left.frames) and dataset.order == 5
+    assert np.array_equal(dataset.runs[0].hemispheres["left"].frames, left.frames) and dataset.order == 5
     cut = clips(left.frames, np.asarray(triangle_patches(5, 2)), n_frames=3, step=100)
     assert cut.shape == (7, 3, 320, 45)
 
@@ -188,3 +188,59 @@ def test_vertex_correlation_by_hand():
     assert np.isnan(r[1])  # always shown by the visible patch: never scored
     assert np.isnan(r[2])  # hidden in one clip only: fewer than 3 values
     assert np.isnan(vertex_correlation(np.zeros_like(clips), clips, masks, weight, patches)[0])  # constant
+
+
+def test_your_fmriprep_surface_runs_through_vsmae(tmp_path, capsys, one_torch_thread) -> None:
+    """A BIDS folder of fMRIPrep fsaverage5 rest runs (the real brainspace run, written as GIFTI pairs) is read
+    on the icosphere exactly as the built-in run is prepared, and `brainkit run vsmae` pretrains on it with the
+    uniform data keys; `brainkit eval` gives the run's metrics."""
+    from brainkit.data import load_dataset
+    from brainkit.data.builtin.rest_surface import REST_RUN
+    from brainkit.data.packaged import package_file
+    from brainkit.data.surface_frames import frames_on_icosphere
+    from brainkit.surface.readers import read_surface_frames
+    from brainkit.testing_bids import write_rest_surface_folder
+
+    write_rest_surface_folder(tmp_path / "ds", n_subjects=2, n_frames=80)
+    data = load_dataset("bids_surface", root=str(tmp_path / "ds"), task="rest")
+    assert data.subjects == ["sub-01", "sub-02"] and data.order == 5 and len(data.runs) == 2
+    assert data.runs[1].label == "sub-02_task-rest" and data.info["tr"] == {
+        "sub-01": [0.72],
+        "sub-02": [0.72],
+    }
+    real = {h: read_surface_frames(package_file("brainspace", REST_RUN.format(hemi=s), "rest")) for h, s in
+            (("left", "lh"), ("right", "rh"))}  # fmt: skip
+    expected = frames_on_icosphere(real["left"][80:160], real["right"][80:160], 5)
+    for hemi in ("left", "right"):
+        np.testing.assert_allclose(data.runs[1].hemispheres[hemi].frames, expected[hemi].frames, atol=1e-5)
+        assert np.array_equal(data.runs[1].hemispheres[hemi].mask, expected[hemi].mask)
+
+    run = tmp_path / "run"
+    options = f"data.options={{root: {tmp_path / 'ds'}, task: rest}}"
+    assert main(["run", "vsmae", "--preset", "testing", "--out", str(run), "--set", "data.name=bids_surface",
+                 "--set", options]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert (
+        "fMRIPrep fsaverage GIFTI runs of a BIDS dataset, read with pybids: 2 run(s) of 2 subject(s)"
+        in printed
+    )
+    metrics = json.loads((run / "metrics.json").read_text())["metrics"]
+    assert metrics["n_train_clips"] == 2 * 2 * len(range(0, int(0.7 * 80) - 3 + 1, 6))
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == metrics
+
+
+def test_vsmae_data_errors(tmp_path) -> None:
+    from brainkit.data import load_dataset
+    from brainkit.recipes import recipe_config, run_recipe
+
+    with pytest.raises(ConfigError, match="fsnative and fsLR surfaces need a registration"):
+        load_dataset("bids_surface", root=str(tmp_path), task="rest", space="fsLR")
+    with pytest.raises(ConfigError, match="'nsd_like' is a 'trials' dataset"):
+        recipe_config("vsmae", "testing", ["data.name=nsd_like"])
+    with pytest.raises(
+        ConfigError, match="vsmae reads surface runs on an icosphere .* gives a MovieSurfaceData"
+    ):
+        run_recipe("vsmae", preset="testing", folder=tmp_path / "r",
+                   overrides=["data.name=movie_surface_like", "data.options={config: testing}"])  # fmt: skip
+    assert not (tmp_path / "r").exists()

@@ -117,6 +117,51 @@ def _save_surfaces(stem: Path, bold: np.ndarray, tr: float, task: str, n_medial_
     _write_json(stem.parent / f"{name}.json", {"RepetitionTime": tr, "TaskName": task})
 
 
+def write_rest_surface_folder(
+    root: str | Path, n_subjects: int = 2, n_frames: int = 120, tr: float = 0.72, task: str = "rest"
+) -> Path:
+    """A BIDS dataset with fMRIPrep-style fsaverage5 rest runs made of the real brainspace rest run
+    (sub-010188, 652 frames of 10,242 vertices per hemisphere): subject k gets frames ``[k * n_frames,
+    (k + 1) * n_frames)`` of it, written as ``derivatives/fmriprep/sub-XX/func/sub-XX_task-rest_hemi-{L,R}_
+    space-fsaverage5_bold.func.gii`` (+ JSON with ``RepetitionTime``), no events. Returns the fMRIPrep folder."""
+    import nibabel as nib
+
+    from brainkit.data.builtin.rest_surface import REST_RUN
+    from brainkit.data.packaged import package_file
+    from brainkit.surface.readers import read_surface_frames
+
+    root = Path(root)
+    if n_subjects * n_frames > 652:
+        raise ValueError(f"the real run has 652 frames; {n_subjects} x {n_frames} do not fit.")
+    frames = {
+        hemi: read_surface_frames(
+            package_file("brainspace", REST_RUN.format(hemi=short), "the real rest run")
+        )
+        for hemi, short in (("L", "lh"), ("R", "rh"))
+    }
+    _write_json(
+        root / "dataset_description.json", {"Name": "real rest run, fsaverage5", "BIDSVersion": "1.8.0"}
+    )
+    derivatives = root / "derivatives" / FMRIPREP
+    _write_json(derivatives / "dataset_description.json", {
+        "Name": "fMRIPrep-style outputs", "BIDSVersion": "1.8.0", "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "fMRIPrep", "Version": "23.2.0"}]})  # fmt: skip
+    for k in range(n_subjects):
+        subject = f"{k + 1:02d}"
+        (root / f"sub-{subject}").mkdir(parents=True, exist_ok=True)
+        func = derivatives / f"sub-{subject}" / "func"
+        for hemi, values in frames.items():
+            part = values[k * n_frames : (k + 1) * n_frames]
+            image = nib.gifti.GiftiImage(
+                darrays=[nib.gifti.GiftiDataArray(row, intent="NIFTI_INTENT_TIME_SERIES") for row in part]
+            )
+            name = f"sub-{subject}_task-{task}_hemi-{hemi}_space-fsaverage5_bold"
+            func.mkdir(parents=True, exist_ok=True)
+            nib.save(image, func / f"{name}.func.gii")
+            _write_json(func / f"{name}.json", {"RepetitionTime": tr, "TaskName": task})
+    return derivatives
+
+
 def _ellipsoid(shape: tuple[int, int, int]) -> np.ndarray:
     grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
     return sum(g**2 for g in grid) <= 1.05
@@ -301,4 +346,4 @@ def write_bids_folder(
     )  # fmt: skip
 
 
-__all__ = ["BIDSExample", "MOTION", "stimulus_features", "write_bids_folder"]
+__all__ = ["BIDSExample", "MOTION", "stimulus_features", "write_bids_folder", "write_rest_surface_folder"]

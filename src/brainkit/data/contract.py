@@ -12,9 +12,10 @@ The design kinds and their containers:
     features) paired with one shared :class:`Stimuli` set. NSD betas (``nsd``, ``nsd_like``) and HCP movie
     seconds taken as samples (``hcp_movie_like``).
 ``"continuous"`` (:class:`brainkit.data.builtin.movie_surface_like.MovieSurfaceData`,
-:class:`brainkit.data.builtin.rest_surface.RestSurface`)
+:class:`brainkit.data.surface_frames.SurfaceFrames`)
     Time series of frames on a space, stimuli (if any) as per-second features aligned with the frames:
-    surface movie runs with video and audio features (``movie_surface_like``), a rest run (``rest_surface``).
+    surface movie runs with video and audio features (``movie_surface_like``), surface runs on an icosphere
+    (the real rest run ``rest_surface``, your fMRIPrep surface runs ``bids_surface``).
 ``"cohort"`` (:class:`brainkit.data.builtin.hcp_cohort.Cohort`)
     Many subjects' ROI time series (rest and task runs) with a phenotype table (``hcp_cohort``).
 """

@@ -42,6 +42,10 @@ class VSMAERecipeConfig(Checked):
     """Everything the recipe does; ``brainkit run vsmae --set key=value`` changes any field. Bounds are checked
     when the config is built; :meth:`VSMAERecipe.check` builds the model config too, before any data."""
 
+    # The surface runs (design "continuous", frames on an icosphere: brainkit.data.surface_frames): the real
+    # brainspace rest run, or yours (`--set data.name=bids_surface --set data.options.root=DIR ...`).
+    data: str = "rest_surface"
+    data_options: dict[str, Any] = field(default_factory=dict)
     model_preset: str = "cpu_small"  # a vsmae preset (models/vsmae.py)
     mask_ratio: float | None = bounded(None, gt=0, lt=1, fix="None: the preset's (0.5)")
     encoder_options: dict[str, Any] = field(
@@ -51,7 +55,7 @@ class VSMAERecipeConfig(Checked):
         default_factory=dict
     )  # vsMAE config changes, e.g. {"decoder_dim": 32}
     # the data's icosphere (5 = fsaverage5 itself; lower orders are its first vertices)
-    fine_order: int = bounded(5, ge=1, le=6, fix="the built-in rest data are fsaverage5 (order 5)")
+    fine_order: int = bounded(5, ge=1, le=7, fix="at most the data's order (the built-in rest run: 5)")
     # the patch grid: ico5 / ico1 = 80 patches of 153 vertices (ico5 / ico2: 320 of 45)
     coarse_order: int = bounded(1, ge=0, le=5, fix="below fine_order")
     # The patch table (brainkit.surface.patch_grid, docs/surface.md): "icosphere" (ours), "file:PATH" (a CSV in
@@ -146,33 +150,67 @@ def check_vsmae(config: VSMAERecipeConfig):
     return vsmae_config(config, *triangle_grid_sizes(config.fine_order, config.coarse_order))
 
 
+def surface_runs(config: VSMAERecipeConfig):
+    """The :class:`~brainkit.data.surface_frames.SurfaceFrames` of ``config.data`` (a clear error for another
+    container, or an icosphere below ``fine_order``)."""
+    from brainkit.data import load_dataset
+    from brainkit.data.surface_frames import SurfaceFrames
+
+    data = load_dataset(config.data, **config.data_options)
+    if not isinstance(data, SurfaceFrames):
+        raise ConfigError(
+            f"vsmae reads surface runs on an icosphere (rest_surface, bids_surface: brainkit.data.surface_frames); "
+            f"{config.data!r} gives a {type(data).__name__}."
+        )
+    if config.fine_order > data.order:
+        raise ConfigError(
+            f"vsmae fine_order={config.fine_order} is above the data's icosphere order {data.order} "
+            f"({config.data}); set fine_order to {data.order} or below."
+        )
+    return data
+
+
 def prepare(config: VSMAERecipeConfig) -> dict[str, Any]:
-    """Real clips on the icosphere: pretraining and held-out clips of both hemispheres, patches, cortex."""
-    from brainkit.data.builtin.rest_surface import clips, rest_on_icosphere
+    """Real clips on the icosphere: pretraining and held-out clips of both hemispheres of every run, patches,
+    the cortex (vertices with signal in every run)."""
+    from brainkit.data.builtin.rest_surface import clips
     from brainkit.surface import icosphere, n_vertices
     from brainkit.surface.patch_grid import patch_grid
 
-    if not 0 <= config.coarse_order <= config.fine_order <= 5:
-        raise ConfigError(f"need 0 <= coarse_order <= fine_order <= 5 (the run is on ico5), found {config}.")
-    rest = rest_on_icosphere()
+    if not 0 <= config.coarse_order <= config.fine_order:
+        raise ConfigError(f"need 0 <= coarse_order <= fine_order, found {config}.")
+    data = surface_runs(config)
     n = n_vertices(config.fine_order)
     patches = np.asarray(
         patch_grid(config.patches, config.fine_order, config.coarse_order).in_brainkit_order()
     )
-    cortex = rest["left"].mask[:n] & rest["right"].mask[:n]
-    train, held_out = [], []
-    for hemi in ("left", "right"):
-        frames = rest[hemi].frames[:, :n]
-        cut = int(config.train_fraction * len(frames))
-        train.append(clips(frames[:cut], patches, config.n_frames, config.train_step))
-        held_out.append(clips(frames[cut + config.gap_frames :], patches, config.n_frames, config.eval_step))
+    cortex = np.ones(n, dtype=bool)
+    train, held_out, n_frames = [], [], 0
+    for run in data.runs:
+        n_frames += len(run.hemispheres["left"].frames)
+        for hemi in ("left", "right"):
+            cortex &= run.hemispheres[hemi].mask[:n]
+            frames = run.hemispheres[hemi].frames[:, :n]
+            cut = int(config.train_fraction * len(frames))
+            if len(frames) - cut - config.gap_frames < config.n_frames or cut < config.n_frames:
+                raise ConfigError(
+                    f"vsmae: {run.subject} {run.label} has {len(frames)} frames, too few to cut "
+                    f"{config.train_fraction:.0%} for pretraining and, after {config.gap_frames} gap frames, held-out "
+                    f"clips of {config.n_frames} frames; use longer runs or lower n_frames / gap_frames."
+                )
+            train.append(clips(frames[:cut], patches, config.n_frames, config.train_step))
+            held_out.append(
+                clips(frames[cut + config.gap_frames :], patches, config.n_frames, config.eval_step)
+            )
+    source = data.info.get("source", config.data)
     return {
         "train": np.concatenate(train),
         "held_out": np.concatenate(held_out),
         "patches": patches,
         "cortex": cortex,
         "unit": icosphere(config.fine_order).unit_vertices(),
-        "n_frames_total": len(rest["left"].frames),
+        "n_frames_total": n_frames,
+        "description": f"{source}: {len(data.runs)} run(s) of {len(data.subjects)} subject(s), {n_frames} frames",
     }
 
 
@@ -295,10 +333,29 @@ class VSMAERecipe:
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
+    DESIGNS = ("continuous",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
+    DATA_FIELDS = {"name": "data", "options": "data_options"}
+
+    @staticmethod
+    def with_dataset(config: VSMAERecipeConfig, name: str, options: dict[str, Any]) -> VSMAERecipeConfig:
+        return dataclasses.replace(config, data=name, data_options=options)
+
     @staticmethod
     def check(config: VSMAERecipeConfig) -> None:
-        """The model preset, options and sizes, and the data's order, before the rest data are read."""
-        if config.fine_order > 5:
+        """The dataset's options, the model preset, options and sizes, and (the built-in run) the data's order,
+        before the data are read."""
+        from brainkit.data.contract import returns_of
+        from brainkit.data.surface_frames import SurfaceFrames
+        from brainkit.registry import DATASETS
+
+        DATASETS.check_options(config.data, config.data_options, "data_options")
+        container = returns_of(DATASETS.get(config.data))
+        if container is not SurfaceFrames:
+            raise ConfigError(
+                f"vsmae reads surface runs on an icosphere (rest_surface, bids_surface: brainkit.data.surface_frames);"
+                f" {config.data!r} gives a {getattr(container, '__name__', container)}."
+            )
+        if config.data == "rest_surface" and config.fine_order > 5:
             raise ConfigError(
                 f"vsmae fine_order={config.fine_order}: the built-in rest data are fsaverage5; set fine_order to "
                 "5 or below."
@@ -319,7 +376,7 @@ class VSMAERecipe:
         training = dataclasses.replace(config.training, seed=config.seed)
         result = train_phase(task, training, folder / "train" / PHASE, resume, name="vsMAE")
         rows, example = evaluate(config, model, data)
-        save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": "brainspace rest run, ico5"})
+        save_model(folder / "checkpoints" / "vsmae", model, metadata={"data": data["description"]})
         save_model(folder / "checkpoints" / "sit_encoder", model.encoder, metadata={"pretrained": "vsmae"})
         from brainkit.report.sim import write_vsmae_report
 

@@ -277,7 +277,7 @@ def write_vsmae_report(config, folder: Path, rows, history, example, data, n_par
         f"held-out real frames: masked MSE {ours['masked_mse_mean']:.3f} vs {interpolation['masked_mse_mean']:.3f} "
         f"(visible-patch mean {by_name['visible-patch mean']['masked_mse_mean']:.3f}; mean +- sd over "
         f"{config.n_eval_masks} masks).",
-        f"Data: the real brainspace resting-state run ({data['n_frames_total']} frames), both hemispheres on ico"
+        f"Data: {data['description']}, both hemispheres on ico"
         f"{config.fine_order} (right mirrored onto left), demeaned and z-scored per frame; the first "
         f"{round(100 * config.train_fraction)}% of frames pretrain ({len(data['train'])} clips), the held-out "
         f"part gives {len(data['held_out'])} non-overlapping clips of {config.n_frames} frames.",

@@ -44,7 +44,7 @@ class BIDSRun:
     session: str | None
     run: int
     bold: Path
-    events: Path
+    events: Path | None  # None only for runs found with events=False that have none
     tr: float
     mask: Path | None = None
     confounds: Path | None = None
@@ -158,6 +158,7 @@ def find_runs(
     confounds: bool = False,
     masks: bool = False,
     filters: Mapping[str, Any] | None = None,
+    events: bool = True,
 ) -> list[BIDSRun]:
     """The runs of ``task``, sorted by subject, session and run, with their events, TR, masks and confounds.
 
@@ -172,6 +173,8 @@ def find_runs(
         (derivatives only)
     filters : more pybids entity filters for the BOLD files, e.g. ``{"acquisition": "highres"}``, ``{"echo": 1}``
         or ``{"res": "2"}``, when a run has several BOLD files
+    events : each run needs its events.tsv (task runs); False for runs read without (rest), whose ``events``
+        is then the events file when there is one, else None
 
     Raises :class:`DataError` when no run matches (saying which subjects, tasks and spaces exist), a requested
     subject has none, a run has no events.tsv, mask or confounds file, or two BOLD files share one run.
@@ -237,7 +240,7 @@ def find_runs(
                 "e.g. {'acquisition': ...}, {'echo': 1} or {'res': ...}."
             )
         seen[key] = bold
-        events = _nearest(
+        events_file = _nearest(
             layout,
             bold,
             entities,
@@ -247,7 +250,7 @@ def find_runs(
             extension=".tsv",
             scope="raw",
         )
-        if events is None:
+        if events_file is None and events:
             raise DataError(
                 f"{bold}: no events.tsv for this run (expected e.g. "
                 f"{bold.name.split('_space-')[0].split('_bold')[0]}_events.tsv next to the raw run, or one "
@@ -298,7 +301,7 @@ def find_runs(
                 session=key[1],
                 run=key[2],
                 bold=bold,
-                events=events,
+                events=events_file,
                 tr=_repetition_time(layout, bold),
                 mask=mask,
                 confounds=confound_file,

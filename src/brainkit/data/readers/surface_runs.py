@@ -34,7 +34,9 @@ def gifti_arrays(path: Path, what: str = "run") -> list[np.ndarray]:
     return [np.asarray(d.data) for d in getattr(image, "darrays", [])]
 
 
-def _gifti_series(path: Path) -> np.ndarray:
+def read_gifti_series(path: str | Path) -> np.ndarray:
+    """(n_scans, n_vertices) float32 of one hemisphere's GIFTI run (one 1-D data array per volume)."""
+    path = Path(path)
     arrays = gifti_arrays(path)
     if not arrays or any(a.ndim != 1 for a in arrays) or len({a.size for a in arrays}) != 1:
         raise FileFormatError(
@@ -46,7 +48,7 @@ def _gifti_series(path: Path) -> np.ndarray:
 
 def read_gifti_pair(left: str | Path, right: str | Path) -> np.ndarray:
     """(n_scans, n_left + n_right) float32: both hemispheres of one run, left vertices first."""
-    series = [_gifti_series(Path(left)), _gifti_series(Path(right))]
+    series = [read_gifti_series(Path(left)), read_gifti_series(Path(right))]
     if series[0].shape[0] != series[1].shape[0]:
         raise DataError(
             f"{left} has {series[0].shape[0]} volumes but {right} has {series[1].shape[0]}: the hemispheres of "
@@ -124,6 +126,7 @@ __all__ = [
     "gifti_arrays",
     "read_cifti_series",
     "read_gifti_pair",
+    "read_gifti_series",
     "read_surface_run",
     "usable_vertices",
 ]
