@@ -184,3 +184,58 @@ def test_resume_refuses_changed_settings_unless_allowed_and_records_them(cache_d
     done = json.loads((run / "train" / "linear_encoding_subj01" / "done.json").read_text())
     assert done["changes"] == [{"step": 2, "changes": {"lr": [lr, 0.0123]}}]  # from the step it held
     assert json.loads((run / "train" / "linear_encoding_subj05" / "done.json").read_text())["changes"] == []
+
+
+def test_recipe_reads_the_real_nsd_layout(tmp_path):
+    """linear_encoding on the `nsd` reader (NSD's released layout, tests/nsd_fixture.py): the single test trials it
+    keeps give the noise ceiling; `brainkit eval` gives the metrics again."""
+    from nsd_fixture import write_nsd_fixture
+
+    from brainkit.data import load_dataset
+    from brainkit.recipes import evaluate_run, run_recipe
+
+    write_nsd_fixture(tmp_path / "nsd", n_sessions=3)
+    dataset = load_dataset("nsd", root=str(tmp_path / "nsd"), image_size=16)
+    raw = dataset.info["raw_test_trials"]["subj01"]
+    assert len(raw) > len(dataset.test["subj01"]) and set(raw.stimulus_ids) == set(
+        dataset.test["subj01"].stimulus_ids
+    )
+    overrides = ["data=nsd", f"data_options={{root: {tmp_path / 'nsd'}, image_size: 16}}", "subjects=[subj01]",
+                 "val_fraction=0.4", "encoder_options={dim: 6, grid: 2}"]  # fmt: skip
+    result = run_recipe("linear_encoding", preset="testing", overrides=overrides, folder=tmp_path / "run")
+    rows = result.metrics["rows"]
+    assert [r["method"] for r in rows] == ["linear_encoding", "ridge"] and rows[0][
+        "n_voxels"
+    ] == raw.n_features
+    assert evaluate_run(tmp_path / "run") == result.metrics
+
+
+def test_recipe_reads_your_trials_and_says_when_single_test_trials_are_missing(tmp_path):
+    """Your arrays with unaveraged test repeats (through brainkit.run: every subject of them) are averaged here and
+    give the noise ceiling; averaged test rows without single trials (GOD's) are refused with a clear error."""
+    import brainkit
+    from brainkit.data import from_arrays
+    from brainkit.recipes import run_recipe
+    from brainkit.testing import tiny_decoding_dataset
+    from brainkit.testing_kamitani import write_god_folder
+
+    tiny = tiny_decoding_dataset(
+        n_train_stimuli=30, n_test_stimuli=8, voxels={"a": 13, "b": 9}, image_size=16
+    )
+    rng = np.random.default_rng(0)
+    test = {
+        s: np.repeat(tiny.test[s].values, 3, axis=0) + rng.normal(size=(24, tiny.n_features(s)))
+        for s in tiny.subjects
+    }
+    dataset = from_arrays(
+        {s: tiny.train[s].values for s in tiny.subjects}, {s: tiny.train[s].stimulus_ids for s in tiny.subjects},
+        test, np.repeat(tiny.test["a"].stimulus_ids, 3), space="native", stimulus_ids=tiny.stimuli.ids,
+        images=tiny.stimuli.images, average_test_repeats=False,
+    )  # fmt: skip
+    result = brainkit.run("linear_encoding", dataset, preset="testing", overrides=["encoder_options={dim: 6, grid: 2}"],
+                          out=tmp_path / "mine")  # fmt: skip
+    assert sorted({r["subject"] for r in result.metrics["rows"]}) == ["a", "b"]
+    write_god_folder(tmp_path / "god", subjects=(1,))
+    overrides = ["data=god", f"data_options={{root: {tmp_path / 'god'}}}", "subjects=[sbj_1]"]
+    with pytest.raises(DataError, match="holds no single test trials for sbj_1"):
+        run_recipe("linear_encoding", preset="testing", overrides=overrides, folder=tmp_path / "god_run")

@@ -127,7 +127,8 @@ def _presets():
 
 
 # presets that need the user's local files: their check asks for them by name
-NEEDS_FILES = {("vis_dec", "paper"): "set ldm_dir="}
+NEEDS_FILES = {("vis_dec", "paper"): "set ldm_dir=", ("vis_dec", "god"): "needs data.root",
+               ("vis_dec", "bold5000"): "needs data.root"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("recipe", "preset"), _presets(), ids=[f"{r}:{p}" for r, p in _presets()])

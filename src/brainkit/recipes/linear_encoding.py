@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from brainkit.config import Checked, bounded
-from brainkit.data import load_dataset
+from brainkit.data import dataset_accepts, load_dataset
 from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
@@ -55,9 +55,11 @@ CHECKPOINT = "checkpoint"
 class LinearEncodingRecipeConfig(Checked):
     """Everything the recipe does; ``brainkit run linear_encoding --set key=value`` changes any field."""
 
-    data: str = "nsd_like"  # a trial-based dataset whose test set averages repeats (raw_test_trials in info)
+    # a trial-based dataset with single test trials: raw_test_trials in info (nsd_like, nsd, bold5000), or a test
+    # set of unaveraged repeats (averaged here)
+    data: str = "nsd_like"
     data_options: dict[str, Any] = field(default_factory=dict)
-    subjects: tuple[str, ...] = ("subj01", "subj02", "subj05", "subj07")
+    subjects: tuple[str, ...] = ("subj01", "subj02", "subj05", "subj07")  # () = every subject of the data
     features: str = "efficientnet_lite0"  # the stimulus encoder whose features predict the voxels
     encoder_options: dict[str, Any] = field(default_factory=dict)
     cache_dir: str | None = None
@@ -135,10 +137,13 @@ def subject_data(
     subject = dataset.check_subject(subject)
     train, test = dataset.train[subject], dataset.test[subject]
     raw = dataset.info.get("raw_test_trials", {}).get(subject)
+    if raw is None and len(np.unique(test.stimulus_ids)) < len(test) and (test.n_repeats == 1).all():
+        raw, test = test, test.average_repeats()  # the test set holds the single trials themselves
     if raw is None:
         raise DataError(
-            f"linear_encoding: dataset {dataset.name!r} has no raw_test_trials for {subject}; the noise ceiling "
-            "needs the single test trials. Use a dataset that keeps them (nsd_like, nsd)."
+            f"linear_encoding: dataset {dataset.name!r} holds no single test trials for {subject} (its test rows "
+            "are averaged and info has no raw_test_trials); the noise ceiling needs them. Use a dataset that keeps "
+            "them (nsd_like, nsd, bold5000), or your arrays with from_arrays(..., average_test_repeats=False)."
         )
     if not 0 < config.val_fraction < 1:
         raise ConfigError(f"linear_encoding: val_fraction must lie in (0, 1), found {config.val_fraction}.")
@@ -239,7 +244,7 @@ def score_subject(
 def _inputs(config: LinearEncodingRecipeConfig):
     """(dataset, stimulus features (n_stimuli, n_features)) of ``config``: what ``run`` and ``evaluate`` share."""
     options = dict(config.data_options)
-    if config.cache_dir is not None:
+    if config.cache_dir is not None and dataset_accepts(config.data, "cache_dir"):
         options.setdefault("cache_dir", config.cache_dir)
     dataset = load_dataset(config.data, **options)
     features = embed_stimuli(dataset.stimuli, config.features, cache_dir=config.cache_dir,
@@ -261,12 +266,22 @@ class LinearEncodingRecipe:
     Config = LinearEncodingRecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run linear_encoding --out DIR --resume` continues an interrupted run
+    DESIGNS = (
+        "trials",
+    )  # any trial-based dataset with single test trials: yours through brainkit.run(..., dataset=)
+
+    @staticmethod
+    def with_dataset(
+        config: LinearEncodingRecipeConfig, name: str, options: dict[str, Any]
+    ) -> LinearEncodingRecipeConfig:
+        """``config`` reading dataset ``name`` (every subject of it) instead."""
+        return dataclasses.replace(config, data=name, data_options=dict(options), subjects=())
 
     def run(self, config: LinearEncodingRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         with torch_threads(config.threads):
             dataset, features = _inputs(config)
             rows, metric_rows, histories, correlations, ceilings = [], [], {}, {}, {}
-            for subject in config.subjects:
+            for subject in config.subjects or dataset.subjects:
                 data = subject_data(dataset, features, subject, config)
                 model, result = fit_encoder(data, config, folder, subject, resume)
                 scored, by_method = score_subject(subject, data, model, config)
@@ -295,7 +310,7 @@ class LinearEncodingRecipe:
         with torch_threads(config.threads):
             dataset, features = _inputs(config)
             rows = []
-            for subject in config.subjects:
+            for subject in config.subjects or dataset.subjects:
                 data = subject_data(dataset, features, subject, config)
                 rows += score_subject(subject, data, load_encoder(folder, subject), config)[0]
         return {"rows": rows}

@@ -19,6 +19,12 @@ holds), the row order of arr_1 relative to the test images (so we return arr_1 u
 
 Preprocessing (:func:`god_pretraining_voxels`) follows Mind-Vis: ROI mask, wrap-pad to a multiple of 16, global
 z-score with the training statistics (test data gets the training mean and std).
+
+:func:`load_god` (registered as dataset ``"god"``) returns the decoding split Mind-Vis and Vis-Dec use, as trials
+with their images: train = the rows of arr_0, each paired with ``train_images[arr_3[i]]`` (stimulus id
+``god-train-NNNN``, the row of ``train_images``); test = the 50 averaged rows of arr_2, row j paired with
+``test_images[j]`` (``god-test-NN``). The ROI voxels are given as stored (no padding, no z-scoring: a recipe does
+its own). arr_1 is not paired (its row order is unknown), so the single test trials are not in the dataset.
 """
 
 from __future__ import annotations
@@ -30,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.data.readers.pretraining_voxels import PATCH_SIZE, global_zscore, pad_to_multiple
-from brainkit.errors import FileFormatError
+from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
+from brainkit.errors import DataError, FileFormatError
+from brainkit.registry import DATASETS
 
 FMRI_KEYS = ("arr_0", "arr_1", "arr_2", "arr_3")
 
@@ -134,3 +142,86 @@ def god_pretraining_voxels(
         data = read_god_subject(folder, subject, roi)
         out[data.subject] = global_zscore(pad_to_multiple(data.train, PATCH_SIZE))
     return out
+
+
+def god_subjects(folder: str | Path) -> list[int]:
+    """The subject numbers k of the ``sbj_k.npz`` files in ``folder``, sorted; raises when there are none."""
+    folder = Path(folder)
+    numbers = sorted(int(p.stem[4:]) for p in folder.glob("sbj_*.npz") if p.stem[4:].isdigit())
+    if not numbers:
+        found = sorted(p.name for p in folder.iterdir())[:10] if folder.is_dir() else "no such folder"
+        raise FileFormatError(
+            f"No GOD subject files sbj_1.npz ... sbj_5.npz in {folder} (found: {found}). Point root at the "
+            "Mind-Vis / Vis-Dec folder data/Kamitani/npz, which holds them and images_256.npz."
+        )
+    return numbers
+
+
+@DATASETS.register(
+    "god",
+    help="Generic Object Decoding (Horikawa & Kamitani 2017), Mind-Vis npz layout, with its images (needs root=...).",
+    space="the voxel columns of the ROI mask roi= (default VC) in each subject's npz",
+    needs="root=: sbj_{1..5}.npz (arr_0..arr_3 + ROI masks) and images_256.npz (train_images, test_images)",
+)
+def load_god(
+    root: str | Path, subjects: tuple[int | str, ...] | None = None, roi: str = "VC"
+) -> DecodingDataset:
+    """GOD as trials with images: Mind-Vis's split (see the module docstring).
+
+    Parameters
+    ----------
+    root : the folder of ``sbj_{k}.npz`` and ``images_256.npz`` (Mind-Vis's ``data/Kamitani/npz``)
+    subjects : subject numbers 1-5 (or ``"sbj_3"``); None = every ``sbj_k.npz`` in ``root``
+    roi : the ROI mask key of the npz files (``"VC"``, the visual cortex, as Mind-Vis and Vis-Dec)
+
+    Returns
+    -------
+    DecodingDataset
+        Subjects ``"sbj_k"``; train (1200, n_roi_voxels) single presentations, test (50, n_roi_voxels) averaged
+        (``n_repeats``: arr_1's trials per test image when they divide evenly, else 1); stimuli: the 1200 + 50
+        images of ``images_256.npz``.
+    """
+    root = Path(root)
+    numbers = god_subjects(root) if subjects is None else list(subjects)
+    if not numbers:
+        raise DataError("god: subjects is empty; name at least one (1-5) or leave it unset for all.")
+    train_images, test_images = read_god_images(root)
+    if train_images.shape[1:] != test_images.shape[1:]:
+        raise FileFormatError(
+            f"{root / 'images_256.npz'}: train_images are {train_images.shape[1:]} but test_images "
+            f"{test_images.shape[1:]}; both should be (256, 256, 3)."
+        )
+    train_ids = np.array([f"god-train-{i:04d}" for i in range(len(train_images))])
+    test_ids = np.array([f"god-test-{j:02d}" for j in range(len(test_images))])
+    train, test, n_voxels, trials_per_image = {}, {}, {}, {}
+    for number in numbers:
+        data = read_god_subject(root, number, roi)
+        god_training_images(data, train_images)  # checks arr_3 against the images
+        if len(data.test) != len(test_images):
+            raise FileFormatError(
+                f"{root / (data.subject + '.npz')}: arr_2 has {len(data.test)} averaged test rows but images_256.npz "
+                f"has {len(test_images)} test_images; row j of arr_2 must show test_images[j]."
+            )
+        per_image = (
+            len(data.test_trials) // len(data.test) if len(data.test_trials) % len(data.test) == 0 else 1
+        )
+        space = f"god_{roi}"
+        train[data.subject] = BrainSamples(data.subject, data.train, train_ids[data.train_image_index], space)
+        test[data.subject] = BrainSamples(
+            data.subject, data.test, test_ids, space, n_repeats=np.full(len(test_ids), per_image)
+        )
+        n_voxels[data.subject] = int(data.train.shape[1])
+        trials_per_image[data.subject] = per_image
+    stimuli = Stimuli(
+        ids=np.concatenate([train_ids, test_ids]), images=np.concatenate([train_images, test_images])
+    )
+    info = {
+        "source": "Generic Object Decoding (Horikawa & Kamitani 2017), Mind-Vis / Vis-Dec npz release",
+        "root": str(root),
+        "roi": roi,
+        "n_voxels": n_voxels,
+        "split": "train: arr_0 rows with train_images[arr_3]; test: arr_2 (averaged per image) with test_images",
+        "test_trials_per_image": trials_per_image,
+        "units": "as stored in the npz files (not z-scored here)",
+    }
+    return DecodingDataset(name="god", stimuli=stimuli, train=train, test=test, info=info)

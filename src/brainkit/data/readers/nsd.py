@@ -473,7 +473,7 @@ def load_nsd(
         raise DataError(f"subjects must be non-empty and distinct, found {list(subjects)}.")
     design = read_design(root)
     stim_info = read_stim_info(root)
-    train, test, used_sessions, invalid_counts, n_voxels = {}, {}, {}, {}, {}
+    train, test, raw_test, used_sessions, invalid_counts, n_voxels = {}, {}, {}, {}, {}, {}
     for subject in names:
         chosen = (
             _default_sessions(subject, design)
@@ -511,7 +511,8 @@ def load_nsd(
         )
         shared = trials["shared"].to_numpy()
         train[subject] = samples.select(~shared)
-        test[subject] = samples.select(shared).average_repeats()
+        raw_test[subject] = samples.select(shared)
+        test[subject] = raw_test[subject].average_repeats()
         used_sessions[subject] = chosen
         n_voxels[subject] = int(mask.sum())
         logger.info(
@@ -539,5 +540,6 @@ def load_nsd(
         "coco_id": stim_info.loc[nsd_ids, "cocoId"].to_numpy(),
         "shared1000": stim_info.loc[nsd_ids, "shared1000"].to_numpy(dtype=bool),
         "invalid_values": invalid_counts,
+        "raw_test_trials": raw_test,  # the single trials of the test images, before averaging (noise ceilings)
     }
     return DecodingDataset(name="nsd", stimuli=stimuli, train=train, test=test, info=info)

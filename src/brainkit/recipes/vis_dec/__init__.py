@@ -31,6 +31,7 @@ metrics hold no timings or training curves; those are in the tables, ``report.ht
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -214,6 +215,11 @@ class VisDecRecipe:
             metric_trials=1000,
             threads=None,
         ),
+        # The real GOD / BOLD5000 downloads (docs/datasets.md), the cpu_small schedule: phase 1 on the subject's
+        # training fMRI, phases 2-3 on its (trial, image) pairs, reconstruction of its averaged test images (GOD's 50,
+        # BOLD5000's repeated 113). Name the folder: --set data.root=DIR (GOD: data/Kamitani/npz).
+        "god": VisDecRecipeConfig(dataset="god", subject="sbj_3", n_test_images=0),  # README: GOD subject 3
+        "bold5000": VisDecRecipeConfig(dataset="bold5000", subject="CSI1", n_test_images=0),
     }  # fmt: skip
 
     resumable = True  # `brainkit run vis_dec --out DIR --resume` continues an interrupted run
@@ -300,6 +306,13 @@ def _check(config: VisDecRecipeConfig) -> None:
     from brainkit.registry import DATASETS
 
     DATASETS.check_options(config.dataset, config.data, "vis_dec data")
+    required = [n for n, p in inspect.signature(DATASETS.get(config.dataset)).parameters.items()
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in config.data]  # fmt: skip
+    if required:
+        raise ConfigError(
+            f"vis_dec: dataset {config.dataset!r} needs data.{required[0]}; e.g. --set data.{required[0]}=DIR "
+            "(the folder you downloaded: docs/datasets.md)."
+        )
     phases.dc_mae_config(config)
     if not config.image_mae_dir and config.image_mae_preset not in IMAGE_MAE_PRESETS:
         raise ConfigError(

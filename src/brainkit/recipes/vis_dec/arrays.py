@@ -46,6 +46,20 @@ class VisDecArrays:
         None  # fitted on the training trials: new recordings go through it too
     )
     space: str = ""  # the subject's data space (what new recordings must be in)
+    mask: np.ndarray | None = (
+        None  # (X, Y, Z) bool brain mask of the voxels (info["mask"] or ["masks"]), for NIfTI
+    )
+
+
+def brain_mask(dataset: DecodingDataset, subject: str, n_voxels: int) -> np.ndarray | None:
+    """The dataset's (X, Y, Z) brain mask of ``subject``'s voxels: ``info["mask"]`` (one for all) or
+    ``info["masks"][subject]`` (bids), when it is boolean and holds ``n_voxels`` voxels; None otherwise."""
+    info = dataset.info
+    masks = info.get("masks")
+    mask = info.get("mask", masks.get(subject) if isinstance(masks, dict) else None)
+    if isinstance(mask, np.ndarray) and mask.dtype == bool and int(mask.sum()) == n_voxels:
+        return mask
+    return None
 
 
 def wrap_pad(x: np.ndarray, multiple: int, released: bool = False) -> np.ndarray:
@@ -100,6 +114,7 @@ def prepare_arrays(
         val_images=stimuli.images[stimuli.positions(val.stimulus_ids if val is not None else [])],
         standardizer=scaler,
         space=str(train.space),
+        mask=brain_mask(dataset, subject, train.values.shape[1]),
     )
 
 

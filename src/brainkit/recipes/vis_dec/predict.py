@@ -1,8 +1,9 @@
 """A finished vis_dec run decoding new recordings into images: ``brainkit.load(RUN).predict(x)`` /
 ``brainkit predict RUN --input new.npy --out images.npy``.
 
-The new recordings (an array (n, n_voxels) or a .npy / NIfTI / GIFTI file, the run's subject and voxels) go
-through what the run's test fMRI went through: z-scored with the training trials' statistics, wrap-padded to the
+The new recordings (an array (n, n_voxels) or a .npy / NIfTI / GIFTI file, the run's subject and voxels; a NIfTI
+series (X, Y, Z[, n]) is masked with the run's data's brain mask, ``info["mask"]`` / ``info["masks"][subject]``, or
+with ``mask=`` (an (X, Y, Z) array or a NIfTI mask file), voxels in ``numpy.nonzero`` order) go through what the run's test fMRI went through: z-scored with the training trials' statistics, wrap-padded to the
 DC-MAE's patch size, mapped by the fine-tuned fMRI conditioner to the LDM's context, then sampled with the run's
 sampler, step count and the guidance scale it chose (``metrics.json``). The same rows in the same order with the
 same ``seed`` give exactly the run's ``reconstructions.npz`` images. Output: uint8 (n, n_samples, S, S, 3).
@@ -41,9 +42,17 @@ class VisDecPredictor:
             raise CheckpointError(f"{self.folder} has no metrics.json; it is not a finished vis_dec run.")
         self.guidance_scale = float(json.loads(metrics.read_text())["metrics"]["guidance"]["scale"])
 
-    def voxels(self, x: Any, subject: str | None = None, space: str | None = None) -> np.ndarray:
-        """The model's input for ``x``: checked, z-scored with the run's training statistics, wrap-padded."""
-        values = brain_matrix(x, self.expected, None, subject, space)
+    def voxels(
+        self, x: Any, subject: str | None = None, space: str | None = None, mask: Any = None
+    ) -> np.ndarray:
+        """The model's input for ``x``: checked (NIfTI masked with ``mask`` or the run's data's mask), z-scored with
+        the run's training statistics, wrap-padded."""
+        if isinstance(mask, str | Path):
+            from brainkit.data.readers.volumes import read_volume
+
+            mask = read_volume(mask)[0] != 0
+        mask = self.arrays.mask if mask is None else np.asarray(mask, dtype=bool)
+        values = brain_matrix(x, self.expected, mask, subject, space)
         return wrap_pad(self.arrays.standardizer.transform(values), self.patch_size, self.released)
 
     def predict(
@@ -54,16 +63,17 @@ class VisDecPredictor:
         decoder: str | None = None,
         n_samples: int | None = None,
         seed: int | None = None,
+        mask: Any = None,
     ) -> np.ndarray:
         """uint8 (n, n_samples, S, S, 3): images reconstructed from the n recordings of ``x`` (``n_samples`` and
-        ``seed`` default to the run's ``n_samples`` and ``sample_seed``)."""
+        ``seed`` default to the run's ``n_samples`` and ``sample_seed``; ``mask``: see :meth:`voxels`)."""
         if decoder not in (None, "Vis-Dec", "vis_dec"):
             raise ConfigError(f"A vis_dec run has one decoder, Vis-Dec; found decoder={decoder!r}.")
         n = self.config.n_samples if n_samples is None else int(n_samples)
         if n < 1:
             raise ConfigError(f"n_samples must be >= 1, found {n}.")
         seed = self.config.sample_seed if seed is None else int(seed)
-        return sampling.reconstruct(self.ldm, self.conditioner, self.voxels(x, subject, space), n,
+        return sampling.reconstruct(self.ldm, self.conditioner, self.voxels(x, subject, space, mask), n,
                                     self.config.n_steps, seed, guidance_scale=self.guidance_scale)  # fmt: skip
 
     def retrieve(self, x: Any, gallery: Any, **options: Any) -> Any:
