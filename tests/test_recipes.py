@@ -197,5 +197,9 @@ def test_one_set_of_data_keys_for_every_recipe_that_reads_your_data() -> None:
         recipe_config("brain_mae", "testing", ["data.name=bids"])
     with pytest.raises(ConfigError, match=r"'vsmae' reads continuous datasets; 'bids' is a 'trials' dataset"):
         recipe_config("vsmae", "testing", ["data.name=bids"])
+    encoding = recipe_config("linear_encoding", "testing", ["data.name=bids", "data.options.root=/d"])
+    assert (encoding.data, encoding.data_options, encoding.subjects) == ("bids", {"root": "/d"}, ())
+    two = recipe_config("linear_encoding", "testing", ["data.name=bids", "data.subjects=[sub-01, sub-02]"])
+    assert two.subjects == ("sub-01", "sub-02")
     surface = recipe_config("vsmae", "testing", ["data.name=bids_surface", "data.options.root=/d"])
     assert (surface.data, surface.data_options) == ("bids_surface", {"root": "/d"})

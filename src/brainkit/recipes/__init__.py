@@ -11,9 +11,9 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
   building its data (model names, option keys); :func:`run_recipe` calls it before it creates any folder;
 - optionally ``DESIGNS`` (the data designs it reads: ``("trials",)``) and ``with_dataset(config, name, options)``:
   the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses);
-  ``DATA_FIELDS``: where its config keeps the dataset's ``name``, ``options`` and (one-subject recipes)
-  ``subject`` (e.g. ``{"name": "dataset", "options": "data", "subject": "subject"}``), so that the same
-  overrides ``data.name=bids``, ``data.options.root=DIR``, ``data.subject=sub-01`` work for every recipe; and
+  ``DATA_FIELDS``: where its config keeps the dataset's ``name``, ``options`` and ``subject`` (one-subject
+  recipes) or ``subjects`` (several; reset to all of them when another dataset is named), e.g.
+  ``{"name": "dataset", "options": "data", "subject": "subject"}``, so that the same overrides ``data.name=bids``, ``data.options.root=DIR``, ``data.subject=sub-01`` work for every recipe; and
   ``predictor(config, folder)``: an object with ``predict(x, ...)`` for :func:`brainkit.load` and
   ``brainkit predict``.
 
@@ -94,7 +94,8 @@ def _file_config(name: str, path: str | Path) -> dict[str, Any]:
     return data
 
 
-DATA_KEYS = ("name", "options", "subject")  # data.<key> overrides every recipe with DATA_FIELDS takes
+# data.<key> overrides every recipe with DATA_FIELDS takes ("subjects": a recipe that reads several, () = all)
+DATA_KEYS = ("name", "options", "subject", "subjects")
 
 
 def data_overrides(name: str, cls: Any, overrides: list[str]) -> list[str]:
@@ -186,6 +187,12 @@ def _fresh_options(cls: Any, data: dict[str, Any], overrides: list[str]) -> dict
     for part in options[:-1]:
         holder = holder.setdefault(part, {})
     holder[options[-1]] = {}
+    if "subjects" in fields:  # the preset's subjects are its own dataset's: another one reads all of its own
+        holder = data
+        *parents, last = fields["subjects"].split(".")
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder[last] = []
     return data
 
 

@@ -269,6 +269,7 @@ class LinearEncodingRecipe:
     DESIGNS = (
         "trials",
     )  # any trial-based dataset with single test trials: yours through brainkit.run(..., dataset=)
+    DATA_FIELDS = {"name": "data", "options": "data_options", "subjects": "subjects"}
 
     @staticmethod
     def with_dataset(
