@@ -35,6 +35,7 @@ from brainkit.data.semantic import (
     SemanticSamples,
     VolumeGrid,
     aligned_training_data,
+    semantic_mask,
     semantic_samples,
     stack_subjects,
 )
@@ -116,6 +117,10 @@ class CLIPMUSEDRecipeConfig(Checked):
     clip_model_dir: str | None = (
         None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
     )
+    # role (low / image / text) -> [encoder, options] for a dataset that names none (yours: from_arrays, folder,
+    # bids): computed on its images and labels, or embeddings it carries under those names. None: EfficientNet-
+    # Lite0 early / pooled and MiniLM, as the built-in data.
+    features: dict[str, Any] | None = None
     # The released model's subject order (its dataset/subject_IDs_train.txt): row r of a released checkpoint's
     # subject tokens is this list's subject r, matched to the data's subjects by name on import-weights. None: the
     # data's own subject order.
@@ -142,6 +147,13 @@ FAST_TEST_DATA = {
         "text": ["hashed_words", {"dim": 11}],
     },
     "n_components": {"low": 4, "image": 5, "text": 3},
+}
+# seconds: the tiny HCP folder of brainkit.testing_hcp (every labelled second, the runs' own grid)
+FAST_HCP_DATA = {
+    "clips": "all",
+    "grid": "run",
+    "image_size": 32,
+    "features": FAST_TEST_DATA["features"],
 }
 
 
@@ -263,6 +275,11 @@ class CLIPMUSEDRecipe:
 
     # The released weights' model (`brainkit import-weights clip_mused model.pth --preset hcp_released`): the hcp
     # preset, the CLIP-MUSED network alone, the released subject order (dataset/subject_IDs_train.txt).
+    # The paper's settings on the real HCP 7T movie volumes: `brainkit run clip_mused --preset hcp_real --set
+    # data.root=/data/HCP` (the hcp_movie dataset: docs/datasets.md, "HCP 7T movie (MNI volumes)").
+    PRESETS["hcp_real"] = replace(PRESETS["hcp"], dataset="hcp_movie", data={})
+    # seconds: the same dataset on the tiny folder brainkit.testing_hcp writes (`--set data.root=DIR`)
+    PRESETS["testing_hcp"] = replace(PRESETS["testing"], dataset="hcp_movie", data=FAST_HCP_DATA)
     PRESETS["hcp_released"] = replace(
         PRESETS["hcp"],
         methods=("clip_mused",),
@@ -272,6 +289,15 @@ class CLIPMUSEDRecipe:
     )  # fmt: skip
 
     resumable = True  # `brainkit run clip_mused --out DIR --resume` continues an interrupted run
+    # any trial-based dataset with multi-label categories and a volume mask: yours through brainkit.run(...,
+    # dataset=) (brainkit.data.semantic.check_semantic_dataset says what it lacks)
+    DESIGNS = ("trials",)
+
+    @staticmethod
+    def with_dataset(
+        config: CLIPMUSEDRecipeConfig, name: str, options: dict[str, Any]
+    ) -> CLIPMUSEDRecipeConfig:
+        return replace(config, dataset=name, data=dict(options))
 
     def import_weights(
         self, config: CLIPMUSEDRecipeConfig, weights: dict[str, torch.Tensor], folder: Path, source: dict
@@ -322,6 +348,7 @@ class CLIPMUSEDRecipe:
 
         check_methods(config)
         DATASETS.check_options(config.dataset, config.data, "data")
+        _check_required(config)
         for method in config.methods:
             if method != "srm":
                 options = dict(config.model) | METHODS[method][1]
@@ -379,7 +406,7 @@ class CLIPMUSEDRecipe:
             {method: result.history for method, result in results.items() if method != "srm"},
             results["clip_mused"].extras,
             {s: samples.test[s].labels for s in samples.subjects},
-            dataset.info["mask"],
+            semantic_mask(dataset),
             dataset.info["categories"],
             dataset.info.get("affine"),  # the grid's MNI affine: the attention drawn on the MNI template
         )
@@ -416,9 +443,31 @@ def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, Volume
     """(the dataset, its samples with stimulus targets, the volume grid of its mask): deterministic in ``config``."""
     dataset = load_dataset(config.dataset, **dataset_options(config))
     samples = semantic_samples(
-        dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
+        dataset,
+        config.high_dim,
+        config.feature_clip,
+        config.clip_model_dir,
+        config.cache_dir,
+        config.features,
     )
-    return dataset, samples, VolumeGrid(dataset.info["mask"])
+    return dataset, samples, VolumeGrid(semantic_mask(dataset))
+
+
+def _check_required(config: CLIPMUSEDRecipeConfig) -> None:
+    """A ConfigError for each option the dataset factory needs and ``config.data`` lacks (``hcp_movie``'s root)."""
+    import inspect
+
+    from brainkit.registry import DATASETS
+
+    parameters = inspect.signature(DATASETS.get(config.dataset)).parameters.values()
+    missing = [p.name for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    missing = [name for name in missing if name not in config.data]
+    if missing:
+        example = " ".join(f"--set data.{name}=..." for name in missing)
+        raise ConfigError(
+            f"clip_mused: dataset {config.dataset!r} needs data.{', data.'.join(missing)} (e.g. {example}; "
+            "hcp_movie: the folder of the HCP download)."
+        )
 
 
 def scored_rows(

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from brainkit.data.readers.inputs import brain_matrix
-from brainkit.data.semantic import SampleArrays, VolumeGrid
+from brainkit.data.semantic import SampleArrays, VolumeGrid, semantic_mask
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
 
@@ -32,7 +32,7 @@ class CLIPMUSEDPredictor:
         self.config, self.folder, self._methods, self._predict = config, Path(folder), methods, predict
         self.subjects = list(dataset.subjects)
         self.categories = list(dataset.info["categories"])
-        self.mask = np.asarray(dataset.info["mask"], dtype=bool)
+        self.mask = np.asarray(semantic_mask(dataset), dtype=bool)
         self.grid = VolumeGrid(self.mask)
         self._inputs = {s: {"subject": s, "space": str(dataset.train[s].space), "n_voxels": int(self.mask.sum())}
                         for s in self.subjects}  # fmt: skip
