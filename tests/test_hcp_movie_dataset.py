@@ -72,6 +72,20 @@ def test_samples_are_the_delayed_volumes_with_their_seconds_labels_and_frames(hc
     assert set(dataset.info["parameters"]["features"]) == {"low", "image", "text"}
 
 
+def test_frames_are_the_ones_on_screen_at_each_second(hcp) -> None:
+    """frame_offset picks the frame within the second: the writer's bar grows by height / 24 rows per frame."""
+    from brainkit.data.readers.hcp_movie_frames import second_frames
+
+    path = hcp.root / "Post_20140821_version" / "7T_MOVIE3_CC2_v2.mp4"
+    seconds = np.array([5, 0, 23, 5])
+    start, middle = second_frames(path, seconds, 32), second_frames(path, seconds, 32, offset=0.5)
+    rows = lambda frames: (frames[:, :, 16] > 240).all(-1).sum(1)  # noqa: E731  white rows of the bar
+    assert (rows(start) <= 2).all() and (abs(rows(middle) - 16) <= 2).all()  # frame 0 vs frame 12 of 24
+    np.testing.assert_array_equal(start[0], start[3])  # a repeated second, asked twice
+    with pytest.raises(DataError, match="the movie ends at 24.00 s, but second 24"):
+        second_frames(path, np.array([3, 24]), 32)
+
+
 def test_template_mask_and_hcp_cut(tmp_path, cache_dir) -> None:
     """Real-shaped 113 x 136 x 113 runs at 1.6 mm: the released cut to 112 x 128 x 112 and its affine."""
     from brainkit.data.readers.movie_volumes import HCP_MNI_SHAPE, GridWindow, template_mask
@@ -165,6 +179,9 @@ def test_clip_mused_runs_on_it_end_to_end(hcp, tmp_path, cache_dir, capsys) -> N
     assert (out / "report.html").is_file()
     capsys.readouterr()
     assert main(["eval", str(out)]) == 0
+    from brainkit.recipes import evaluate_run
+
+    assert evaluate_run(out) == metrics  # reloaded from the checkpoints: the run's numbers exactly
     run = load(out)
     dataset, samples, grid = prepare(run.config)
     scored = load_network("clip_mused", samples, grid, run.config, out)

@@ -8,7 +8,8 @@
 - ``7T_movie_resources/WordNetFeatures.hdf5``: HCP's datasets ``MOVIE1_CC1`` ... ``MOVIE4_HO2`` (n_seconds,
   n_categories) 0/1 and ``synsets`` (WordNet names, bytes);
 - ``Post_20140821_version/7T_MOVIE{1..4}_*_v2.mp4``: H.264 movies at 24 fps written with PyAV, one colour per
-  second (its red, green and blue levels follow the second's first three categories), ``frame_size`` pixels.
+  second (its red, green and blue levels follow the second's first three categories) with a white bar down the
+  middle that grows through the second (frame f of 24: 1 + f * height / 24 rows), ``frame_size`` pixels.
 
 The signal: each category ``c`` has a smooth random map ``w_c`` over the brain (the same in every subject, times
 a subject gain); the volume at TR ``t + delay`` is ``sum_c y_c(t) w_c + noise`` on a baseline of 1,000 (0 outside
@@ -60,7 +61,10 @@ def _write_movie(path: Path, table: np.ndarray, frame_size: tuple[int, int], fps
             for frame in range(fps):
                 image = np.empty((height, width, 3), np.uint8)
                 image[:] = colour
-                image[: 1 + frame * height // fps, :4] = 255  # a bar that grows within the second
+                centre = width // 2
+                image[: 1 + frame * height // fps, centre - 2 : centre + 2] = (
+                    255  # a white bar growing in the second
+                )
                 for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                     container.mux(packet)
         for packet in stream.encode():
