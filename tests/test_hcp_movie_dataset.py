@@ -104,6 +104,32 @@ def test_template_mask_and_hcp_cut(tmp_path, cache_dir) -> None:
         GridWindow((15, 18, 15), "hcp")
 
 
+@pytest.mark.slow
+def test_real_shaped_runs_are_cut_to_the_released_grid(tmp_path, cache_dir) -> None:
+    """HCP's 113 x 136 x 113 runs at 1.6 mm (8 volumes each, unpacked .nii): the default grid "hcp" gives the
+    released 112 x 128 x 112 cut, its affine, and each sample is the masked, normalised volume 4 TRs later."""
+    from brainkit.testing_hcp import hcp_affine
+
+    example = write_hcp_movie_folder(tmp_path / "HCP", subjects=("100610", "102816"), n_seconds=8, voxel_mm=1.6,
+                                     shape=(113, 136, 113), compress=False)  # fmt: skip
+    dataset = _load(example.root, cache_dir, grid="hcp")
+    mask = dataset.info["mask"]
+    assert mask.shape == (112, 128, 112) and 400_000 < mask.sum() < 500_000
+    np.testing.assert_allclose(dataset.info["affine"], hcp_affine(1.6) @ _shift(2, 4, 0))
+    assert dataset.train["102816"].values.shape == (12, mask.sum())  # 3 movies x (8 - 4) seconds
+    run = np.asarray(nib.load(example.root / "102816/MNINonLinear/Results/tfMRI_MOVIE4_7T_AP/tfMRI_MOVIE4_7T_AP.nii")
+                     .dataobj, np.float32)[2:, 4:-5, :-2]  # fmt: skip
+    kept = run[mask[:111, :127, :111]]  # (n_voxels, 8), the grid's voxels in C order
+    expected = ((kept - kept.min(1, keepdims=True)) / np.ptp(kept, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(dataset.test["102816"].values, expected[4:8], atol=1e-6)
+
+
+def _shift(*voxels: int) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, 3] = voxels
+    return out
+
+
 def test_reader_errors(hcp, tmp_path, cache_dir) -> None:
     import shutil
 

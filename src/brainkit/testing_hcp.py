@@ -81,8 +81,10 @@ def write_hcp_movie_folder(
     snr: float = 2.0,
     frame_size: tuple[int, int] = (48, 32),
     seed: int = 0,
+    compress: bool = True,
 ) -> HCPMovieExample:
-    """Write the folder (module docstring): ``n_seconds`` per movie (labels, movie and run alike)."""
+    """Write the folder (module docstring): ``n_seconds`` per movie (labels, movie and run alike); the runs as
+    ``.nii.gz`` (HCP's), or ``.nii`` with ``compress=False`` (read memory-mapped)."""
     import h5py
     import nibabel as nib
     from scipy.ndimage import gaussian_filter
@@ -108,7 +110,7 @@ def write_hcp_movie_folder(
             image.header["pixdim"][4] = 1.0
             folder = root / subject / "MNINonLinear" / "Results" / name
             folder.mkdir(parents=True, exist_ok=True)
-            nib.save(image, folder / f"{name}.nii.gz")
+            nib.save(image, folder / f"{name}.nii{'.gz' if compress else ''}")
     resources = root / "7T_movie_resources"
     resources.mkdir(parents=True, exist_ok=True)
     with h5py.File(resources / "WordNetFeatures.hdf5", "w") as handle:
