@@ -147,6 +147,8 @@ def test_reader_errors(hcp, tmp_path, cache_dir) -> None:
         _load(hcp.root, cache_dir, train_movies=[1, 4])
     with pytest.raises(ConfigError, match="hcp_movie options.delay"):
         _load(hcp.root, cache_dir, delay=-1)
+    with pytest.raises(ConfigError, match=r"features maps the roles .* to \[encoder, options\]"):
+        _load(hcp.root, cache_dir, features={"low": "pixel_projection", "image": "x", "text": "y"})
     with pytest.raises(ConfigError, match="over max_gb"):
         _load(hcp.root, cache_dir, max_gb=1e-6)
 

@@ -93,6 +93,8 @@ def check_semantic_dataset(dataset: DecodingDataset) -> np.ndarray:
 
 def _embedding(stimuli, spec: list | tuple, cache_dir: str | Path | None) -> np.ndarray:
     """The stimuli's embedding named ``spec[0]``: one they carry, else computed with that encoder."""
+    if not isinstance(spec, list | tuple) or not spec or not isinstance(spec[0], str) or len(spec) > 2:
+        raise DataError(f"features: each role takes [encoder, options] (or [encoder]), found {spec!r}.")
     name, options = spec[0], dict(spec[1]) if len(spec) > 1 else {}
     if name in stimuli.embeddings:
         return stimuli.embedding(name)

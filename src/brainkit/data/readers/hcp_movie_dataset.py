@@ -187,11 +187,18 @@ def load_hcp_movie(
     is_train = np.concatenate([np.full(len(seconds[m]), m in opts.train_movies) for m in movies])
     keep = _classes(table[is_train], opts, len(names))
     features = {
-        role: [spec[0], dict(spec[1])]
-        for role, spec in (opts.features or default_features(opts.image_size)).items()
+        role: list(spec) for role, spec in (opts.features or default_features(opts.image_size)).items()
     }
-    if set(features) != set(ROLES):
-        raise ConfigError(f"hcp_movie: features takes the roles {list(ROLES)}; found {sorted(features)}.")
+    bad = [
+        r
+        for r, spec in features.items()
+        if len(spec) != 2 or not isinstance(spec[0], str) or not isinstance(spec[1], dict)
+    ]
+    if set(features) != set(ROLES) or bad:
+        raise ConfigError(
+            f"hcp_movie: features maps the roles {list(ROLES)} to [encoder, options], e.g. low: "
+            f"[efficientnet_lite0_early, {{}}]; found {opts.features!r}."
+        )
     for name, encoder_options in features.values():
         embed_stimuli(stimuli, name, cache_dir=cache_dir, **encoder_options)
 
