@@ -217,6 +217,12 @@ def test_clip_mused_runs_on_it_end_to_end(hcp, tmp_path, cache_dir, capsys) -> N
         got = run.predict(dataset.test[subject].values, subject=subject)
         np.testing.assert_array_equal(got, scored.scores[subject].astype(np.float32))
     assert got.shape == (20, len(SYNSETS))
+    # a run file on HCP's grid: masked with the run mask and min-max normalised over its volumes, as in training
+    path = hcp.root / "104416/MNINonLinear/Results/tfMRI_MOVIE4_7T_AP/tfMRI_MOVIE4_7T_AP.nii.gz"
+    from_file = run.predict(str(path), subject="104416")
+    np.testing.assert_allclose(
+        from_file[4:], scored.scores["104416"], atol=1e-5
+    )  # volumes 4.. = seconds 0..19
 
 
 def test_hcp_real_preset_needs_only_the_root(tmp_path, capsys) -> None:

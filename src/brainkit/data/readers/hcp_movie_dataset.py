@@ -131,7 +131,8 @@ def load_hcp_movie(
     DecodingDataset
         ``train[s]`` / ``test[s]``: (n_seconds, n_voxels) float32, one row per stimulus second; ``stimuli``: ids
         ``movie<m>_s<tttt>``, ``images`` (n, image_size, image_size, 3) uint8, ``labels`` (text), the three
-        embeddings; ``info``: ``mask`` (grid bool), ``affine``, ``labels`` (n_stimuli, n_categories) uint8,
+        embeddings; ``info``: ``mask`` (grid bool), ``run_mask`` (the same voxels on the runs' grid), ``affine``,
+        ``labels`` (n_stimuli, n_categories) uint8,
         ``categories``, ``parameters`` (with ``features``), ``counts``.
     """
     options = {k: v for k, v in locals().items() if k not in ("root", "cache_dir")}
@@ -224,6 +225,7 @@ def load_hcp_movie(
         "parameters": {"root": str(root), "subjects": subjects, "features": features}
         | {k: getattr(opts, k) for k in ("train_movies", "test_movies", "clips", "delay", "normalisation", "mask", "variant")},
         "mask": window.grid_mask(brain),
+        "run_mask": run_mask,  # the same voxels on the runs' own grid: what a new run file is masked with
         "affine": window.affine(first.affine),
         "labels": table[:, keep].astype(np.uint8),
         "categories": [names[c] for c in keep],

@@ -268,12 +268,20 @@ def masked_run(image, run_mask: np.ndarray, normalisation: str = "minmax", block
         raise DataError(
             f"{image.get_filename()}: the run holds NaN or infinite values inside the brain mask."
         )
+    return normalise_run(out, normalisation)
+
+
+def normalise_run(values: np.ndarray, normalisation: str) -> np.ndarray:
+    """A run's (n_volumes, n_voxels) float32 normalised per voxel over its volumes, in place: ``"minmax"`` to
+    [0, 1], ``"zscore"``, ``"none"``; a constant voxel becomes 0."""
     if normalisation == "minmax":
-        low, span = out.min(0), np.ptp(out, axis=0)
+        low, span = values.min(0), np.ptp(values, axis=0)
     elif normalisation == "zscore":
-        low, span = out.mean(0), out.std(0)
+        low, span = values.mean(0), values.std(0)
+    elif normalisation == "none":
+        return values
     else:
-        return out
-    out -= low
-    out /= np.where(span > 1e-8, span, np.inf)
-    return out
+        raise ConfigError(f"normalisation must be minmax, zscore or none, found {normalisation!r}.")
+    values -= low
+    values /= np.where(span > 1e-8, span, np.inf)
+    return values

@@ -2,7 +2,10 @@
 subject=...)`` / ``brainkit predict RUN --input new.npy --subject sub01 --out probabilities.npy``.
 
 The recordings (an array (n, n_voxels), or a .npy / NIfTI / GIFTI file; NIfTI is masked with the dataset's brain
-mask) of one of the run's subjects go through what that subject's test data went through: z-scored with its
+mask) of one of the run's subjects go through what that subject's test data went through. On ``hcp_movie`` runs a
+NIfTI file is taken as one whole run on HCP's grid, as the training runs were read: masked with
+``info["run_mask"]`` and normalised per voxel over its volumes (the dataset's ``normalisation``); its volumes are
+decoded as they are (no delay: pass the volumes you mean, e.g. ``delay`` TRs after the seconds). Then: z-scored with its
 training trials' statistics, scattered into the model's volume grid, then the trained network with that subject's
 tokens (``decoder``: a network method of the run, default ``clip_mused``; ``per_subject`` uses that subject's own
 network) and a sigmoid. Output: float32 (n, n_classes) in the order of :attr:`CLIPMUSEDPredictor.categories`. The
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from brainkit.data.readers.inputs import brain_matrix
+from brainkit.data.readers.movie_volumes import normalise_run
 from brainkit.data.semantic import SampleArrays, VolumeGrid, semantic_mask
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
@@ -37,6 +41,12 @@ class CLIPMUSEDPredictor:
         self._inputs = {s: {"subject": s, "space": str(dataset.train[s].space), "n_voxels": int(self.mask.sum())}
                         for s in self.subjects}  # fmt: skip
         self._scalers = {s: Standardizer().fit(dataset.train[s].values) for s in self.subjects}
+        run_mask = dataset.info.get("run_mask")  # hcp_movie: a run file is masked on its own grid, normalised
+        self._run = (
+            None
+            if run_mask is None
+            else (np.asarray(run_mask, bool), dataset.info.get("parameters", {}).get("normalisation", "none"))
+        )
         self._models: dict[str, Any] = {}
 
     def _network(self, decoder: str | None, subject: str) -> tuple[Any, int]:
@@ -73,7 +83,11 @@ class CLIPMUSEDPredictor:
                 f"This clip_mused run decodes the subjects {self.subjects}; the input is from subject {subject!r}. "
                 "Its tokens are learnt per subject: train a run that includes that subject."
             )
-        values = brain_matrix(x, self._inputs[subject], self.mask, subject, space)
+        is_file = isinstance(x, str | Path)
+        mask = self._run[0] if is_file and self._run is not None else self.mask
+        values = brain_matrix(x, self._inputs[subject], mask, subject, space)
+        if is_file and self._run is not None:
+            values = normalise_run(values.copy(), self._run[1])
         model, index = self._network(decoder, subject)
         n = len(values)
         arrays = SampleArrays(self._scalers[subject].transform(values), np.full(n, index),
