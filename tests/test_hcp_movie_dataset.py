@@ -220,9 +220,18 @@ def test_clip_mused_runs_on_it_end_to_end(hcp, tmp_path, cache_dir, capsys) -> N
     # a run file on HCP's grid: masked with the run mask and min-max normalised over its volumes, as in training
     path = hcp.root / "104416/MNINonLinear/Results/tfMRI_MOVIE4_7T_AP/tfMRI_MOVIE4_7T_AP.nii.gz"
     from_file = run.predict(str(path), subject="104416")
-    np.testing.assert_allclose(
-        from_file[4:], scored.scores["104416"], atol=1e-5
-    )  # volumes 4.. = seconds 0..19
+    # volumes 4.. show seconds 0..19
+    np.testing.assert_allclose(from_file[4:], scored.scores["104416"], atol=1e-5)
+    # predicting needs only the run folder (predictor/ holds the masks, categories and z-scoring), not the data
+    import shutil
+
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    saved = json.loads((moved / "config.json").read_text())
+    saved["config"]["data"]["root"] = str(tmp_path / "data_gone")
+    (moved / "config.json").write_text(json.dumps(saved))
+    alone = load(moved).predict(dataset.test["100610"].values, subject="100610")
+    np.testing.assert_array_equal(alone, scored.scores["100610"].astype(np.float32))
 
 
 def test_hcp_real_preset_needs_only_the_root(tmp_path, capsys) -> None:

@@ -184,10 +184,13 @@ class CLIPMUSEDRecipe:
 
     def predictor(self, config: CLIPMUSEDRecipeConfig, folder: Path):
         """The run, ready to decode new recordings into category probabilities (recipes/clip_mused/decode.py)."""
-        from brainkit.recipes.clip_mused.decode import CLIPMUSEDPredictor
+        from brainkit.recipes.clip_mused.decode import STATE, CLIPMUSEDPredictor, PredictorState
 
-        dataset = load_dataset(config.dataset, **dataset_options(config))
-        return CLIPMUSEDPredictor(config, folder, dataset, METHODS, predict)
+        if (Path(folder) / STATE / "inputs.json").is_file():
+            state = PredictorState.load(Path(folder))
+        else:  # a run from before the state was saved: read the data again
+            state = PredictorState.from_dataset(load_dataset(config.dataset, **dataset_options(config)))
+        return CLIPMUSEDPredictor(config, folder, state, METHODS, predict)
 
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
@@ -233,6 +236,9 @@ class CLIPMUSEDRecipe:
             dataset.info["categories"],
             dataset.info.get("affine"),  # the grid's MNI affine: the attention drawn on the MNI template
         )
+        from brainkit.recipes.clip_mused.decode import PredictorState
+
+        PredictorState.from_dataset(dataset).save(folder)  # brainkit.load(run).predict without the data
         return RecipeOutput(tables, notes, run_metrics(rows, dataset))
 
 
