@@ -164,3 +164,32 @@ def test_report_extra_figures_and_tables(tmp_path) -> None:
     assert (tmp_path / "report_roi_embeddings_t_sne.png").stat().st_size > 1000
     with pytest.raises(DataError, match="caption to a matplotlib Figure"):
         write_report(tmp_path / "r2.html", "t", [], {}, {}, [], figures={"x": "not a figure"})
+
+
+def test_one_set_of_data_keys_for_every_recipe_that_reads_your_data() -> None:
+    """`data.name`, `data.options[.KEY]` and `data.subject` land where each recipe keeps them; a dataset of a
+    design the recipe does not read, or a recipe that reads only its built-in data, is an error saying which
+    recipes read which designs."""
+    overrides = ["data.name=bids", "data.options={root: /data/ds, task: images}", "data.options.mask=/m.nii.gz",
+                 "data.subject=sub-01"]  # fmt: skip
+    lite = recipe_config("lite_mind", "testing", overrides)
+    assert (lite.data.name, lite.data.subject) == ("bids", "sub-01")
+    assert lite.data.options == {"root": "/data/ds", "task": "images", "mask": "/m.nii.gz"}
+    vis = recipe_config("vis_dec", "testing", overrides)
+    assert (vis.dataset, vis.subject, vis.data) == ("bids", "sub-01", lite.data.options)
+    assert recipe_config("vis_dec", "testing", ["data.seed=3"]).data["seed"] == 3  # its own keys still work
+    # Another dataset starts from no options (the preset's belong to its own dataset); the same one keeps them.
+    for recipe in ("lite_mind", "vis_dec"):
+        config = recipe_config(
+            recipe, "testing", ["data.name=bids", "data.options.root=/d", "data.options.task=x"]
+        )
+        assert (config.data.options if recipe == "lite_mind" else config.data) == {"root": "/d", "task": "x"}
+    preset = recipe_config("lite_mind", "testing").data
+    same = recipe_config("lite_mind", "testing", [f"data.name={preset.name}", "data.options.seed=5"]).data
+    assert same.options == {**preset.options, "seed": 5}
+    with pytest.raises(
+        ConfigError, match=r"'hcp_cohort' is a 'cohort' dataset.*Recipes and the data designs"
+    ):
+        recipe_config("lite_mind", "testing", ["data.name=hcp_cohort"])
+    with pytest.raises(ConfigError, match=r"Recipe 'vsmae' reads only its built-in data.*lite_mind: trials"):
+        recipe_config("vsmae", "testing", ["data.name=bids"])

@@ -10,7 +10,10 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
 - optionally ``check(config)``: raises :class:`ConfigError` for names and options the run would meet only after
   building its data (model names, option keys); :func:`run_recipe` calls it before it creates any folder;
 - optionally ``DESIGNS`` (the data designs it reads: ``("trials",)``) and ``with_dataset(config, name, options)``:
-  the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses), and
+  the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses);
+  ``DATA_FIELDS``: where its config keeps the dataset's ``name``, ``options`` and (one-subject recipes)
+  ``subject`` (e.g. ``{"name": "dataset", "options": "data", "subject": "subject"}``), so that the same
+  overrides ``data.name=bids``, ``data.options.root=DIR``, ``data.subject=sub-01`` work for every recipe; and
   ``predictor(config, folder)``: an object with ``predict(x, ...)`` for :func:`brainkit.load` and
   ``brainkit predict``.
 
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from brainkit.checkpoint import FILE_MODE, atomic_write_text
-from brainkit.config import apply_overrides, from_dict, load_config_file, to_dict
+from brainkit.config import apply_overrides, from_dict, load_config_file, parse_override, to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.registry import RECIPES
 from brainkit.training.config import RESUMABLE_CHANGES
@@ -91,6 +94,56 @@ def _file_config(name: str, path: str | Path) -> dict[str, Any]:
     return data
 
 
+DATA_KEYS = ("name", "options", "subject")  # data.<key> overrides every recipe with DATA_FIELDS takes
+
+
+def data_overrides(name: str, cls: Any, overrides: list[str]) -> list[str]:
+    """``overrides`` with the uniform data keys (``data.name=``, ``data.options[.KEY]=``, ``data.subject=``)
+    moved to where recipe ``name`` keeps them (its ``DATA_FIELDS``); a recipe that reads only its built-in data,
+    or a key it does not have, is a :class:`ConfigError` saying which recipes read which designs."""
+    fields = getattr(cls, "DATA_FIELDS", None)
+    moved = []
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        parts = key.strip().split(".")
+        if len(parts) < 2 or parts[0] != "data" or parts[1] not in DATA_KEYS or not sep:
+            moved.append(text)
+            continue
+        if fields is None:
+            raise ConfigError(
+                f"Recipe {name!r} reads only its built-in data, so {key.strip()!r} cannot be set. Recipes and the "
+                f"data designs they read: {_designs_table()}."
+            )
+        if parts[1] not in fields:
+            raise ConfigError(
+                f"Recipe {name!r} has no {'.'.join(parts[:2])!r} (it reads the dataset's "
+                f"{', '.join('data.' + k for k in fields)})."
+            )
+        moved.append(".".join([fields[parts[1]], *parts[2:]]) + sep + value)
+    return moved
+
+
+def _check_design(name: str, cls: Any, config: Any) -> None:
+    """A :class:`ConfigError` when the dataset ``config`` names is of a design recipe ``name`` does not read."""
+    fields = getattr(cls, "DATA_FIELDS", None)
+    if fields is None:
+        return
+    from brainkit.data.contract import returns_of
+    from brainkit.registry import DATASETS
+
+    node: Any = config
+    for part in fields["name"].split("."):
+        node = getattr(node, part)
+    design = getattr(returns_of(DATASETS.get(node)), "design", None)
+    if design not in getattr(cls, "DESIGNS", ()):
+        readers = [n for n in RECIPES if design in getattr(RECIPES.get(n), "DESIGNS", ())]
+        raise ConfigError(
+            f"Recipe {name!r} reads {', '.join(cls.DESIGNS)} datasets; {node!r} is a {design!r} dataset, which "
+            f"{', '.join(readers) or 'no recipe'} read{'s' if len(readers) == 1 else ''}. Recipes and the data "
+            f"designs they read: {_designs_table()}."
+        )
+
+
 def recipe_config(
     name: str,
     preset: str | None = None,
@@ -98,15 +151,42 @@ def recipe_config(
     config_file: str | Path | None = None,
 ) -> Any:
     """The config of recipe ``name``: ``preset`` (default ``cpu_small``) or a YAML/JSON ``config_file`` (its
-    keys over the config's defaults; a run's ``config.json`` works too), then ``key=value`` overrides."""
+    keys over the config's defaults; a run's ``config.json`` works too), then ``key=value`` overrides (the
+    uniform ``data.name`` / ``data.options`` / ``data.subject`` keys: :func:`data_overrides`)."""
     cls = RECIPES.get(name)
+    overrides = data_overrides(name, cls, overrides or [])
     if config_file is not None and preset is not None:
         raise ConfigError("Give a preset or a config file, not both (put the preset's changes in the file).")
     if config_file is not None:
         data, where = _file_config(name, config_file), str(config_file)
     else:
         data, where = to_dict(_preset(name, cls, preset or DEFAULT_PRESET)), f"{name} config"
-    return from_dict(cls.Config, apply_overrides(data, overrides or []), where=where)
+    config = from_dict(
+        cls.Config, apply_overrides(_fresh_options(cls, data, overrides), overrides), where=where
+    )
+    _check_design(name, cls, config)
+    return config
+
+
+def _fresh_options(cls: Any, data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``data`` without the preset's dataset options when ``overrides`` name another dataset: the preset's
+    options belong to its own dataset, so ``data.name=bids data.options.root=DIR`` means bids with root=DIR."""
+    fields = getattr(cls, "DATA_FIELDS", None)
+    if fields is None:
+        return data
+    names = [parse_override(text) for text in overrides if text.partition("=")[0].strip() == fields["name"]]
+    path, options = fields["name"].split("."), fields["options"].split(".")
+    node: Any = data
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not names or names[-1][1] == node:
+        return data
+    data = json.loads(json.dumps(data))
+    holder = data
+    for part in options[:-1]:
+        holder = holder.setdefault(part, {})
+    holder[options[-1]] = {}
+    return data
 
 
 def saved_run(folder: str | Path) -> tuple[str, Any, Any]:
@@ -336,7 +416,11 @@ def _resumed_config(
     if saved_name != name:
         raise ConfigError(f"{work} is a run of recipe {saved_name!r}, not {name!r}.")
     original = to_dict(from_dict(cls.Config, saved, where=f"{work}/config.json"))
-    resumed = from_dict(cls.Config, apply_overrides(saved, overrides or []), where=f"{work}/config.json")
+    resumed = from_dict(
+        cls.Config,
+        apply_overrides(saved, data_overrides(name, cls, overrides or [])),
+        where=f"{work}/config.json",
+    )
     if config is None and (preset is not None or config_file is not None):
         config = recipe_config(name, preset, overrides, config_file)
     resumed = resumed if config is None else config

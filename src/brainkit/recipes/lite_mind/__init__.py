@@ -393,6 +393,7 @@ class LiteMindRecipe:
     PRESETS = PRESETS
     resumable = True  # `brainkit run lite_mind --resume` continues an interrupted run
     DESIGNS = ("trials",)  # reads any trial-based dataset: yours through brainkit.run(..., dataset=...)
+    DATA_FIELDS = {"name": "data.name", "options": "data.options", "subject": "data.subject"}
 
     @staticmethod
     def with_dataset(

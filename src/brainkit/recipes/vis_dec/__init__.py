@@ -220,6 +220,7 @@ class VisDecRecipe:
     DESIGNS = (
         "trials",
     )  # any trial-based dataset with stimulus images: yours through brainkit.run(..., dataset=)
+    DATA_FIELDS = {"name": "dataset", "options": "data", "subject": "subject"}
 
     def predictor(self, config: VisDecRecipeConfig, folder: Path):
         """The run, ready to reconstruct images from new recordings (:mod:`brainkit.recipes.vis_dec.predict`)."""
