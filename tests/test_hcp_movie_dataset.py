@@ -243,3 +243,6 @@ def test_hcp_real_preset_needs_only_the_root(tmp_path, capsys) -> None:
     assert config.model_preset == "hcp" and config.training.epochs == 500 and config.training.batch_size == 64
     assert main(["run", "clip_mused", "--preset", "hcp_real", "--out", str(tmp_path / "r")]) == 2
     assert "needs data.root" in capsys.readouterr().err
+    # the uniform data keys: another dataset starts from no options, data.options.root lands in data.root
+    uniform = recipe_config("clip_mused", "testing", ["data.name=hcp_movie", f"data.options.root={tmp_path}"])
+    assert uniform.dataset == "hcp_movie" and uniform.data == {"root": str(tmp_path)}

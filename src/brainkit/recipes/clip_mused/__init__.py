@@ -115,6 +115,9 @@ class CLIPMUSEDRecipe:
     # any trial-based dataset with multi-label categories and a volume mask: yours through brainkit.run(...,
     # dataset=) (brainkit.data.semantic.check_semantic_dataset says what it lacks)
     DESIGNS = ("trials",)
+    # the uniform keys data.name / data.options (brainkit.recipes.data_overrides): config.dataset / config.data;
+    # data.<option> (e.g. data.root) sets an option of the dataset directly
+    DATA_FIELDS = {"name": "dataset", "options": "data"}
 
     @staticmethod
     def with_dataset(
