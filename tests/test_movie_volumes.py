@@ -139,7 +139,7 @@ def test_hcp_movie_samples(tmp_path) -> None:
         only[0]
     with pytest.raises(FileFormatError, match="no run"):
         HCPMovieSamples(tmp_path, tmp_path / "WordNetFeatures.hdf5", ["999999"], (1,))
-    with pytest.raises(FileFormatError, match=r"expected datasets 'MOVIE2'"):
+    with pytest.raises(FileFormatError, match=r"expected HCP.s datasets .MOVIE2_HO1."):
         read_wordnet_labels(tmp_path / "WordNetFeatures.hdf5", 2)
     with pytest.raises(ConfigError, match="movie must be one of"):
         run_path(tmp_path, "100610", 5)

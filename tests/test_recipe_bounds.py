@@ -127,8 +127,13 @@ def _presets():
 
 
 # presets that need the user's local files: their check asks for them by name
-NEEDS_FILES = {("vis_dec", "paper"): "set ldm_dir=", ("vis_dec", "god"): "needs data.root",
-               ("vis_dec", "bold5000"): "needs data.root"}  # fmt: skip
+NEEDS_FILES = {
+    ("vis_dec", "paper"): "set ldm_dir=",
+    ("vis_dec", "god"): "needs data.root",
+    ("vis_dec", "bold5000"): "needs data.root",
+    ("clip_mused", "hcp_real"): "needs data.root",  # the HCP download
+    ("clip_mused", "testing_hcp"): "needs data.root",  # the folder brainkit.testing_hcp writes
+}
 
 
 @pytest.mark.parametrize(("recipe", "preset"), _presets(), ids=[f"{r}:{p}" for r, p in _presets()])

@@ -3,8 +3,12 @@ the low- and high-level stimulus targets, plus the scatter of masked voxels back
 
 :func:`semantic_samples` builds them from a :class:`~brainkit.data.schema.DecodingDataset` whose ``info`` has
 ``labels`` (n_stimuli, n_classes), ``mask`` (X, Y, Z) and ``parameters["features"]`` (the stimulus embeddings by
-role: ``low``, ``image``, ``text``), as ``hcp_movie_like`` and the HCP movie reader give. Everything that is
-fitted (voxel z-scores, the target PCA) is fitted on the training split only.
+role: ``low``, ``image``, ``text``), as ``hcp_movie_like`` and ``hcp_movie`` give. Your own data
+(:func:`brainkit.data.from_arrays`, a saved ``folder``, ``bids``) need ``info["labels"]``, ``info["categories"]``
+and a volume mask (``info["mask"]``, or ``bids``' ``info["masks"]`` when every subject's is the same); the targets
+then come from the encoders the caller names (``features``), computed on the stimuli's images and labels, or from
+embeddings the stimuli carry under those names: :func:`check_semantic_dataset` says what is missing and how to
+give it. Everything that is fitted (voxel z-scores, the target PCA) is fitted on the training split only.
 """
 
 from __future__ import annotations
@@ -23,6 +27,78 @@ from brainkit.stimuli.cache import embed_stimuli
 from brainkit.stimuli.semantic_features import semantic_targets
 
 FIELDS = ("values", "subject", "labels", "high", "low")
+ROLES = ("low", "image", "text")
+HOW = (
+    "CLIP-MUSED decodes multi-label categories from brain volumes. Give them with your data: "
+    "from_arrays(..., info={'labels': Y, 'categories': names, 'mask': mask}) with Y 0/1 (n_stimuli, n_classes) "
+    "in the order of stimulus_ids, names the n_classes category names, and mask a bool (X, Y, Z) volume whose "
+    "True voxels (C order, numpy.flatnonzero) are your columns, the same grid for every subject"
+)
+
+
+def semantic_mask(dataset: DecodingDataset) -> np.ndarray:
+    """The dataset's one volume mask (X, Y, Z) bool: ``info["mask"]``, or ``info["masks"]`` when every subject's
+    is the same (``bids`` in a common space). Raises DataError saying how to give one."""
+    info = dataset.info
+    if "mask" in info:
+        mask = np.asarray(info["mask"])
+    elif isinstance(info.get("masks"), dict) and info["masks"]:
+        masks = [np.asarray(m, dtype=bool) for m in info["masks"].values()]
+        if any(m.shape != masks[0].shape or not np.array_equal(m, masks[0]) for m in masks):
+            raise DataError(
+                f"{dataset.name}: the subjects' brain masks (info['masks']) differ; CLIP-MUSED reads every subject "
+                "on one grid. Use runs in one standard space with one mask (bids: space=MNI152NLin2009cAsym and "
+                "mask=<one NIfTI>)."
+            )
+        mask = masks[0]
+    else:
+        raise DataError(f"{dataset.name} has no volume mask (info['mask']). {HOW}.")
+    if mask.ndim != 3 or mask.dtype != np.bool_:
+        raise DataError(
+            f"{dataset.name}: info['mask'] must be a bool (X, Y, Z) volume, found {mask.dtype} {mask.shape}."
+        )
+    for subject in dataset.subjects:
+        for part in (dataset.train[subject], dataset.test[subject]):
+            if part.values.shape[1] != int(mask.sum()):
+                raise DataError(
+                    f"{dataset.name}: subject {subject} has {part.values.shape[1]} features, the mask "
+                    f"{int(mask.sum())} voxels; the columns must be the mask's True voxels in C order."
+                )
+    return mask
+
+
+def check_semantic_dataset(dataset: DecodingDataset) -> np.ndarray:
+    """Raise DataError unless ``dataset`` has what CLIP-MUSED reads: labels (n_stimuli, n_classes) 0/1 in the
+    stimuli's order, one category name per class, and a volume mask; returns the mask."""
+    if not isinstance(dataset, DecodingDataset):
+        raise DataError(f"CLIP-MUSED reads trial-based datasets; {type(dataset).__name__} is not one.")
+    info, n = dataset.info, len(dataset.stimuli)
+    if "labels" not in info or "categories" not in info:
+        missing = [k for k in ("labels", "categories") if k not in info]
+        raise DataError(f"{dataset.name} has no {' or '.join(missing)} in its info. {HOW}.")
+    labels = np.asarray(info["labels"])
+    if labels.ndim != 2 or len(labels) != n or not np.isin(labels, (0, 1)).all():
+        raise DataError(
+            f"{dataset.name}: info['labels'] must be 0/1 (n_stimuli={n}, n_classes), one row per stimulus in "
+            f"stimulus order; found {labels.dtype} {labels.shape}."
+        )
+    categories = info["categories"]
+    if not isinstance(categories, list | tuple) or len(categories) != labels.shape[1]:
+        raise DataError(
+            f"{dataset.name}: info['categories'] must list {labels.shape[1]} category names (one per label "
+            f"column), found {categories!r:.80}."
+        )
+    return semantic_mask(dataset)
+
+
+def _embedding(stimuli, spec: list | tuple, cache_dir: str | Path | None) -> np.ndarray:
+    """The stimuli's embedding named ``spec[0]``: one they carry, else computed with that encoder."""
+    if not isinstance(spec, list | tuple) or not spec or not isinstance(spec[0], str) or len(spec) > 2:
+        raise DataError(f"features: each role takes [encoder, options] (or [encoder]), found {spec!r}.")
+    name, options = spec[0], dict(spec[1]) if len(spec) > 1 else {}
+    if name in stimuli.embeddings:
+        return stimuli.embedding(name)
+    return embed_stimuli(stimuli, name, cache_dir=cache_dir, **options)
 
 
 @dataclass
@@ -89,25 +165,37 @@ def semantic_samples(
     feature_clip: float = 1.5,
     clip_model_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    features: dict[str, list] | None = None,
 ) -> SemanticSamples:
     """Standardised voxels (training statistics per subject), labels and stimulus targets of every subject.
 
     ``high_dim``: common PCA width of the image and text features; ``feature_clip``: the targets' clip value;
     ``clip_model_dir``: a local CLIP folder whose image and text towers replace the dataset's image and text
-    features (joint space: ``high_dim`` is not used then). See :func:`~brainkit.stimuli.semantic_features.semantic_targets`.
+    features (joint space: ``high_dim`` is not used then); ``features``: role -> [encoder, options] for a
+    dataset that names none (``info["parameters"]["features"]``), e.g. yours. See
+    :func:`~brainkit.stimuli.semantic_features.semantic_targets`.
     """
-    stimuli, labels = dataset.stimuli, dataset.info["labels"]
-    features = {role: spec[0] for role, spec in dataset.info["parameters"]["features"].items()}
+    check_semantic_dataset(dataset)
+    stimuli, labels = dataset.stimuli, np.asarray(dataset.info["labels"])
+    named = dataset.info.get("parameters", {}).get("features") or features
+    if named is None:
+        from brainkit.data.builtin.hcp_movie_like import default_features
+
+        size = 160 if stimuli.images is None else int(stimuli.images.shape[1])
+        named = default_features(size)
+    if set(named) != set(ROLES):
+        raise DataError(f"semantic_samples: features takes the roles {list(ROLES)}, found {sorted(named)}.")
+    embedded = {role: _embedding(stimuli, named[role], cache_dir) for role in ROLES}
     subjects = list(dataset.subjects)
     train_rows = stimuli.positions(np.unique(dataset.train[subjects[0]].stimulus_ids))
-    image, text = stimuli.embedding(features["image"]), stimuli.embedding(features["text"])
+    image, text = embedded["image"], embedded["text"]
     if clip_model_dir:  # both towers of the local CLIP: image and label text in CLIP's joint space
         image, text = (
             embed_stimuli(stimuli, encoder, cache_dir=cache_dir, model_dir=clip_model_dir)
             for encoder in ("clip_vit_l14_pooled", "clip_text")
         )
     low, high = semantic_targets(
-        stimuli.embedding(features["low"]),
+        embedded["low"],
         image,
         text,
         train_rows,

@@ -4,12 +4,14 @@ Expected layout (docs/datasets.md, "HCP 7T movie")::
 
     <root>/<subject>/MNINonLinear/Results/tfMRI_MOVIE1_7T_AP/tfMRI_MOVIE1_7T_AP.nii.gz   (113, 136, 113, T), TR 1 s
     <root>/<subject>/MNINonLinear/Results/tfMRI_MOVIE2_7T_PA/...   MOVIE3_7T_PA, MOVIE4_7T_AP (HCP's names)
-    <labels>.hdf5    datasets "MOVIE1".."MOVIE4": (n_seconds, n_categories) 0/1, row t = second t of the movie;
-                     dataset "names": (n_categories,) WordNet synset names (bytes or str)
+    <root>/7T_movie_resources/WordNetFeatures.hdf5   HCP's WordNet annotation (859 categories, Huth et al. 2012):
+                     datasets "MOVIE1_CC1", "MOVIE2_HO1", "MOVIE3_CC2", "MOVIE4_HO2": (n_seconds, n_categories)
+                     0/1, row t = second t of the movie; "synsets": (n_categories,) WordNet synset names
 
-The run files are HCP's own; the label file is the HCP 7T WordNet annotation arranged per movie (the released
-code reads ``features/WordNetFeatures.hdf5``, not shipped; this arrangement is our assumption). Samples: one
-per stimulus second, the fMRI volume ``delay`` TRs later (4 in the paper), read lazily from each run.
+Both are HCP's own files (the released CLIP-MUSED code reads the same ``WordNetFeatures.hdf5`` by those movie
+names). A table arranged as "MOVIE1".."MOVIE4" + "names" is read too. Samples: one per stimulus second, the fMRI
+volume ``delay`` TRs later (4 in the paper), read lazily from each run. The registered dataset ``hcp_movie``
+(:mod:`brainkit.data.readers.hcp_movie_dataset`) builds CLIP-MUSED's data from these files and the movies.
 """
 
 from __future__ import annotations
@@ -27,21 +29,30 @@ MOVIE_RUNS = {
     3: "tfMRI_MOVIE3_7T_PA",
     4: "tfMRI_MOVIE4_7T_AP",
 }
+# HCP's dataset names in WordNetFeatures.hdf5 (the released CLIP-MUSED loader's movie_names)
+LABEL_KEYS = {1: "MOVIE1_CC1", 2: "MOVIE2_HO1", 3: "MOVIE3_CC2", 4: "MOVIE4_HO2"}
+RUN_VARIANTS = ("", "_hp2000_clean")  # HCP's MNI runs: minimally preprocessed, or ICA-FIX cleaned
 FPS = 24  # the movie frame rate; the released clip_times_24.npy holds frame ranges at this rate
 
 
-def run_path(root: str | Path, subject: str, movie: int) -> Path:
-    """Where HCP keeps ``subject``'s MNI-space run of ``movie`` (``.nii.gz``, else an unpacked ``.nii``)."""
+def run_path(root: str | Path, subject: str, movie: int, variant: str = "") -> Path:
+    """Where HCP keeps ``subject``'s MNI-space run of ``movie`` (``.nii.gz``, else an unpacked ``.nii``);
+    ``variant`` ``"_hp2000_clean"`` names the ICA-FIX cleaned run."""
     if movie not in MOVIE_RUNS:
         raise ConfigError(f"HCP 7T movie: movie must be one of {sorted(MOVIE_RUNS)}, found {movie!r}.")
+    if variant not in RUN_VARIANTS:
+        raise ConfigError(
+            f"HCP 7T movie: run variant must be one of {list(RUN_VARIANTS)}, found {variant!r}."
+        )
     name = MOVIE_RUNS[movie]
     folder = Path(root) / subject / "MNINonLinear" / "Results" / name
     for suffix in (".nii.gz", ".nii"):
-        if (folder / f"{name}{suffix}").is_file():
-            return folder / f"{name}{suffix}"
+        if (folder / f"{name}{variant}{suffix}").is_file():
+            return folder / f"{name}{variant}{suffix}"
     raise FileFormatError(
-        f"HCP 7T movie: no run {folder / name}.nii.gz for subject {subject}, movie {movie}. Expected HCP's "
-        "layout <root>/<subject>/MNINonLinear/Results/<run>/<run>.nii.gz (docs/datasets.md)."
+        f"HCP 7T movie: no run {folder / name}{variant}.nii.gz for subject {subject}, movie {movie}. Expected "
+        "HCP's layout <root>/<subject>/MNINonLinear/Results/<run>/<run>.nii.gz (docs/datasets.md); leave the "
+        "subject out (data.subjects) if it lacks this run."
     )
 
 
@@ -56,19 +67,26 @@ def read_wordnet_labels(path: str | Path, movie: int) -> tuple[np.ndarray, list[
         )
     try:
         with h5py.File(path, "r") as handle:
-            key = f"MOVIE{movie}"
-            if key not in handle or "names" not in handle:
+            key = next((k for k in (LABEL_KEYS[movie], f"MOVIE{movie}") if k in handle), LABEL_KEYS[movie])
+            names_key = next((k for k in ("synsets", "names") if k in handle), "synsets")
+            if key not in handle or names_key not in handle:
                 raise FileFormatError(
-                    f"{path}: expected datasets {key!r} (n_seconds, n_categories) and 'names', found "
+                    f"{path}: expected HCP's datasets {key!r} (n_seconds, n_categories) and 'synsets', found "
                     f"{sorted(handle.keys())}."
                 )
             table = np.asarray(handle[key])
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in handle["names"][()]]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.ravel(handle[names_key][()])]
     except OSError as err:
         raise FileFormatError(f"Cannot read WordNet label file {path}: {err}.") from err
     if table.ndim != 2 or table.shape[1] != len(names) or not np.isin(table, (0, 1)).all():
         raise FileFormatError(
-            f"{path}: {key} must be a 0/1 table (n_seconds, {len(names)} categories), found shape {table.shape}."
+            f"{path}: {key} must be a 0/1 table (n_seconds, {len(names)} categories), found shape {table.shape}"
+            + (
+                " (transposed? rows must be seconds)"
+                if table.ndim == 2 and table.shape[0] == len(names)
+                else ""
+            )
+            + "."
         )
     return table.astype(np.uint8), names
 

@@ -15,6 +15,7 @@ The pipeline of CLIP-MUSED's released ``dataloader_HCP.py`` (../shared/METHODS.m
 from __future__ import annotations
 
 import logging
+import warnings
 import zlib
 from pathlib import Path
 
@@ -183,3 +184,104 @@ class MovieRun:
         out = np.zeros(volume.shape, dtype=np.float32)
         out[self.mask] = self.stats.transform(values) if self.stats is not None else values
         return hcp_crop_pad(out) if self.grid == "hcp" else crop_or_pad(out, self.grid)
+
+
+# --- whole runs, masked early (the registered ``hcp_movie`` dataset) -------------------------------------------
+
+
+class GridWindow:
+    """How a run's volume (X, Y, Z) maps onto the model grid: the crop window in the run, the padding before.
+
+    ``grid``: ``"hcp"`` (the released cut of 113 x 136 x 113 volumes: ``[2:, 4:-5, :-2]``, then one zero on each
+    far side: 112 x 128 x 112), ``"run"`` (the run's own shape) or 3 ints (centre crop / zero pad as
+    :func:`crop_or_pad`). A run-space voxel ``v`` inside the window sits at grid voxel ``v - start + before``.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], grid: str | tuple[int, int, int] | list[int]) -> None:
+        shape = tuple(int(s) for s in shape)
+        if grid == "hcp":
+            if shape != HCP_MNI_SHAPE:
+                raise DataError(
+                    f"grid 'hcp' is the released cut of HCP's 1.6 mm MNI volumes {HCP_MNI_SHAPE}; the runs are "
+                    f"{shape}. Set data.grid to 'run' or to 3 sizes (centre crop / pad)."
+                )
+            self.start, self.keep, self.before, self.shape = (2, 4, 0), (111, 127, 111), (0, 0, 0), HCP_GRID
+            return
+        target = shape if grid == "run" else tuple(int(g) for g in grid)
+        if len(target) != 3 or min(target) < 1:
+            raise ConfigError(f"grid must be 'hcp', 'run' or 3 positive sizes, found {grid!r}.")
+        self.start = tuple(max(0, (s - t) // 2) for s, t in zip(shape, target))
+        self.keep = tuple(min(s, t) for s, t in zip(shape, target))
+        self.before = tuple(max(0, t - s) // 2 for s, t in zip(shape, target))
+        self.shape = target
+
+    def _window(self, offset: tuple[int, ...]) -> tuple[slice, ...]:
+        return tuple(slice(o, o + k) for o, k in zip(offset, self.keep))
+
+    def run_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The run-space voxels read: ``mask`` (X, Y, Z) inside the window."""
+        out = np.zeros(mask.shape, bool)
+        out[self._window(self.start)] = mask[self._window(self.start)]
+        return out
+
+    def grid_mask(self, mask: np.ndarray) -> np.ndarray:
+        """The same voxels on the grid (its C order is the run-space C order: a translation)."""
+        out = np.zeros(self.shape, bool)
+        out[self._window(self.before)] = mask[self._window(self.start)]
+        return out
+
+    def affine(self, affine: np.ndarray) -> np.ndarray:
+        """The grid's voxel -> mm affine, from the run's."""
+        shift = np.eye(4)
+        shift[:3, 3] = np.subtract(self.start, self.before)
+        return np.asarray(affine, dtype=np.float64) @ shift
+
+
+def template_mask(affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """nilearn's MNI152 brain mask (packaged, offline) resampled onto a run's grid: linear, kept where >= 0.5."""
+    import nibabel as nib
+    from nilearn.datasets import load_mni152_brain_mask
+    from nilearn.image import resample_img
+
+    template = load_mni152_brain_mask()
+    image = nib.Nifti1Image(np.asarray(template.get_fdata(), np.float32), template.affine)
+    with warnings.catch_warnings():  # the linear resampling of a binary image is meant: kept where >= 0.5
+        warnings.filterwarnings("ignore", message="Resampling binary images", category=UserWarning)
+        resampled = resample_img(image, target_affine=affine, target_shape=tuple(shape),
+                                 interpolation="continuous", force_resample=True, copy_header=True)  # fmt: skip
+    return np.asarray(resampled.get_fdata()) >= 0.5
+
+
+def masked_run(image, run_mask: np.ndarray, normalisation: str = "minmax", block: int = 16) -> np.ndarray:
+    """float32 (n_volumes, n_voxels): the ``run_mask`` voxels (C order) of every volume, read in blocks of
+    ``block`` TRs front to back (a ``.nii.gz`` is decompressed once) and normalised per voxel over the run
+    (``"minmax"``: to [0, 1] as the released data; ``"zscore"``; ``"none"``); a constant voxel becomes 0.
+    Memory: the output plus one block of whole volumes."""
+    if normalisation not in ("minmax", "zscore", "none"):
+        raise ConfigError(f"normalisation must be minmax, zscore or none, found {normalisation!r}.")
+    n_volumes = image.shape[3]
+    out = np.empty((n_volumes, int(run_mask.sum())), np.float32)
+    for start in range(0, n_volumes, block):
+        values = np.asarray(image.dataobj[..., start : start + block], dtype=np.float32)[run_mask]
+        out[start : start + values.shape[1]] = values.T
+    if not np.isfinite(out).all():
+        raise DataError(
+            f"{image.get_filename()}: the run holds NaN or infinite values inside the brain mask."
+        )
+    return normalise_run(out, normalisation)
+
+
+def normalise_run(values: np.ndarray, normalisation: str) -> np.ndarray:
+    """A run's (n_volumes, n_voxels) float32 normalised per voxel over its volumes, in place: ``"minmax"`` to
+    [0, 1], ``"zscore"``, ``"none"``; a constant voxel becomes 0."""
+    if normalisation == "minmax":
+        low, span = values.min(0), np.ptp(values, axis=0)
+    elif normalisation == "zscore":
+        low, span = values.mean(0), values.std(0)
+    elif normalisation == "none":
+        return values
+    else:
+        raise ConfigError(f"normalisation must be minmax, zscore or none, found {normalisation!r}.")
+    values -= low
+    values /= np.where(span > 1e-8, span, np.inf)
+    return values

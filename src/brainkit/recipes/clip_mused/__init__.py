@@ -28,21 +28,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from brainkit.config import Checked, bounded, choice, from_dict, to_dict
-from brainkit.data import load_dataset
+from brainkit.config import from_dict, to_dict
+from brainkit.data import dataset_accepts, load_dataset
 from brainkit.data.semantic import (
-    SampleArrays,
     SemanticSamples,
     VolumeGrid,
     aligned_training_data,
+    semantic_mask,
     semantic_samples,
     stack_subjects,
 )
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.evaluation.multilabel import (
-    UNDEFINED,
     label_frequency_scores,
-    multilabel_metrics,
     score_subjects,
 )
 from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
@@ -50,182 +48,19 @@ from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
 from brainkit.recipes import RecipeOutput
+from brainkit.recipes.clip_mused.settings import (
+    FAST_HCP_DATA,
+    FAST_TEST_DATA,
+    METHODS,
+    RELEASED_TRAINING,
+    CLIPMUSEDRecipeConfig,
+)
+from brainkit.recipes.clip_mused.task import SemanticTask, predict
 from brainkit.registry import RECIPES
 from brainkit.report import clip_mused as report
-from brainkit.training import Task, TrainingConfig, torch_threads, train_phase
+from brainkit.training import TrainingConfig, torch_threads, train_phase
 
 log = logging.getLogger(__name__)
-
-# method -> (what it is, model changes, loss weights, one model per subject)
-NO_RSM = {"rsm_high": 0.0, "rsm_low": 0.0}
-METHODS: dict[str, tuple[str, dict[str, Any], dict[str, float], bool]] = {
-    "clip_mused": ("one model, subject tokens, BCE + RSM + orthogonality", {}, {}, False),
-    "no_rsm": ("ablation: without the two RSM losses", {}, NO_RSM, False),
-    "no_orthogonality": ("ablation: without the orthogonality loss", {}, {"orthogonality": 0.0}, False),
-    "no_subject_tokens": (
-        "ablation: one token pair shared by all subjects",
-        {"subject_tokens": False},
-        {},
-        False,
-    ),
-    "per_subject": ("baseline: one CLIP-MUSED model per subject, as many steps", {}, {}, True),
-    "pooled": (
-        "baseline: one plain model on pooled subjects, mean-token readout, BCE only",
-        {"readout": "mean"},
-        {**NO_RSM, "orthogonality": 0.0},
-        False,
-    ),
-    "srm": ("baseline: shared response model + one-vs-rest logistic regression", {}, {}, False),
-}
-
-# The released schedule (decoding_HCP_MS.py): Adam, no weight decay, no warmup, no clipping, lr x0.7 every 25
-# epochs (StepLR); the attention parameters at 0.1 x the rate (SemanticTask.parameter_groups).
-RELEASED_TRAINING = TrainingConfig(
-    epochs=12,
-    batch_size=32,
-    lr=1e-3,
-    optimizer="adam",
-    schedule="step",
-    lr_step_epochs=25,
-    lr_decay=0.7,
-    warmup_epochs=0,
-    grad_clip=None,
-    weight_decay=0,
-)
-ATTENTION_LR_SCALE = 0.1  # released: the token-attention blocks train at 0.1 x the learning rate
-
-
-@dataclass(frozen=True)
-class CLIPMUSEDRecipeConfig(Checked):
-    """Everything the recipe does; bounds are checked when the config is built, ``check`` the methods, dataset
-    options and every network's model config before any data."""
-
-    dataset: str = "hcp_movie_like"
-    data: dict[str, Any] = field(default_factory=dict)  # options of the dataset factory
-    cache_dir: str | None = None
-    model_preset: str = "cpu_small"
-    model: dict[str, Any] = field(default_factory=dict)  # overrides of the model preset
-    training: TrainingConfig = RELEASED_TRAINING
-    loss: SemanticLossConfig = SemanticLossConfig()  # the paper's HCP weights
-    # classes with no positive / no negative test sample: "exclude" them from mAP / AUC, or score them as the
-    # released test() does ("released": AP 0, AUC 1); see brainkit.evaluation.multilabel
-    undefined_classes: str = choice("exclude", UNDEFINED)
-    # common PCA dimension of image and text features (not used with clip_model_dir: CLIP's)
-    high_dim: int = bounded(64, ge=1, le=100_000)
-    feature_clip: float = bounded(1.5, gt=0, le=1000)  # released -thres=1.5
-    clip_model_dir: str | None = (
-        None  # a local CLIP folder: its image and text embeddings replace EfficientNet/MiniLM
-    )
-    # The released model's subject order (its dataset/subject_IDs_train.txt): row r of a released checkpoint's
-    # subject tokens is this list's subject r, matched to the data's subjects by name on import-weights. None: the
-    # data's own subject order.
-    released_subjects: tuple[str, ...] | None = None
-    srm_components: int = bounded(32, ge=1, le=100_000)
-    srm_c: float = bounded(0.1, gt=0, fix="the inverse regularisation of the SRM logistic regression")
-    methods: tuple[str, ...] = choice(tuple(METHODS), tuple(METHODS))
-    threads: int | None = bounded(None, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
-
-
-# seconds: 12 mm brain, 2 subjects, weight-free low/image/text encoders (the labels still come from the real
-# EfficientNet-Lite0 ImageNet classifier)
-FAST_TEST_DATA = {
-    "snr": [1.2, 0.5],
-    "n_train_stimuli": 32,
-    "n_test_stimuli": 8,
-    "image_size": 64,
-    "resolution_mm": 12,
-    "grid": [12, 16, 12],
-    "min_label_fraction": 0.1,
-    "features": {
-        "low": ["pixel_projection", {"dim": 13}],
-        "image": ["pixel_projection", {"dim": 17}],
-        "text": ["hashed_words", {"dim": 11}],
-    },
-    "n_components": {"low": 4, "image": 5, "text": 3},
-}
-
-
-class SemanticTask(Task):
-    """CLIP-MUSED's training step for the one trainer: each batch's volumes are scattered from the masked voxels
-    (the data stay (n_samples, n_voxels) in memory), the loss is :class:`SemanticLoss` (its parts logged), and the
-    token-attention parameters train at ``attention_lr_scale`` x the rate. With ``val``: ``val_map`` each period.
-    Checkpoint keys: ``model.*``."""
-
-    def __init__(
-        self,
-        model: CLIPMUSED,
-        loss: SemanticLoss,
-        data: SampleArrays,
-        grid: VolumeGrid,
-        val: SampleArrays | None = None,
-        attention_lr_scale: float = ATTENTION_LR_SCALE,
-    ) -> None:
-        super().__init__()
-        self.model, self.loss = model, loss
-        self.data, self.grid, self.val, self.attention_lr_scale = data, grid, val, attention_lr_scale
-
-    def n_samples(self) -> int:
-        return len(self.data.values)
-
-    def load(self, rows: torch.Tensor, drawn: Any) -> tuple[torch.Tensor, ...]:
-        return batch_tensors(self.data, np.asarray(rows), self.grid)
-
-    def forward(self, batch: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        x, subject, labels, high, low = batch
-        out = self.model(x, subject)
-        total, parts = self.loss(out.logits, labels, out.high, out.low, high, low)
-        return {"loss": total, **parts}
-
-    def validate(self) -> dict[str, float]:
-        if self.val is None:
-            return {}
-        scores = predict(self.model, self.val, self.grid)["scores"]
-        return {"val_map": multilabel_metrics(scores, self.val.labels)["mAP"]}
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        attention = self.model.attention_parameters()
-        ids = {id(p) for p in attention}
-        return [
-            {"params": [p for p in self.parameters() if id(p) not in ids]},
-            {"params": attention, "lr_scale": self.attention_lr_scale},
-        ]
-
-
-def batch_tensors(arrays: SampleArrays, rows: np.ndarray, grid: VolumeGrid) -> tuple[torch.Tensor, ...]:
-    """(volumes (b, X, Y, Z), subject (b,) int64, labels (b, n_classes), high (b, d_high), low (b, d_low))."""
-    return (
-        grid(arrays.values[rows]),
-        torch.from_numpy(arrays.subject[rows].astype(np.int64)),
-        torch.from_numpy(arrays.labels[rows].astype(np.float32)),
-        torch.from_numpy(arrays.high[rows]),
-        torch.from_numpy(arrays.low[rows]),
-    )
-
-
-@torch.no_grad()
-def predict(
-    model: CLIPMUSED, arrays: SampleArrays, grid: VolumeGrid, batch_size: int = 64
-) -> dict[str, np.ndarray]:
-    """Sigmoid probabilities (n, n_classes), the high/low tokens (n, dim) and the mean token attention (2, n_tokens)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    scores, highs, lows, attention = [], [], [], None
-    for start in range(0, len(arrays.values), batch_size):
-        rows = np.arange(start, min(start + batch_size, len(arrays.values)))
-        x, subject, *_ = (part.to(device) for part in batch_tensors(arrays, rows, grid))
-        out = model(x, subject, return_attention=True)
-        scores.append(torch.sigmoid(out.logits).cpu().numpy())
-        highs.append(out.high.cpu().numpy())
-        lows.append(out.low.cpu().numpy())
-        if out.attention is not None:
-            part = out.attention.sum(0).cpu()
-            attention = part if attention is None else attention + part
-    model.train(was_training)
-    result = {"scores": np.concatenate(scores), "high": np.concatenate(highs), "low": np.concatenate(lows)}
-    if attention is not None:
-        result["attention"] = (attention / len(arrays.values)).numpy()
-    return result
 
 
 @RECIPES.register(
@@ -263,6 +98,11 @@ class CLIPMUSEDRecipe:
 
     # The released weights' model (`brainkit import-weights clip_mused model.pth --preset hcp_released`): the hcp
     # preset, the CLIP-MUSED network alone, the released subject order (dataset/subject_IDs_train.txt).
+    # The paper's settings on the real HCP 7T movie volumes: `brainkit run clip_mused --preset hcp_real --set
+    # data.root=/data/HCP` (the hcp_movie dataset: docs/datasets.md, "HCP 7T movie (MNI volumes)").
+    PRESETS["hcp_real"] = replace(PRESETS["hcp"], dataset="hcp_movie", data={})
+    # seconds: the same dataset on the tiny folder brainkit.testing_hcp writes (`--set data.root=DIR`)
+    PRESETS["testing_hcp"] = replace(PRESETS["testing"], dataset="hcp_movie", data=FAST_HCP_DATA)
     PRESETS["hcp_released"] = replace(
         PRESETS["hcp"],
         methods=("clip_mused",),
@@ -272,6 +112,18 @@ class CLIPMUSEDRecipe:
     )  # fmt: skip
 
     resumable = True  # `brainkit run clip_mused --out DIR --resume` continues an interrupted run
+    # any trial-based dataset with multi-label categories and a volume mask: yours through brainkit.run(...,
+    # dataset=) (brainkit.data.semantic.check_semantic_dataset says what it lacks)
+    DESIGNS = ("trials",)
+    # the uniform keys data.name / data.options (brainkit.recipes.data_overrides): config.dataset / config.data;
+    # data.<option> (e.g. data.root) sets an option of the dataset directly
+    DATA_FIELDS = {"name": "dataset", "options": "data"}
+
+    @staticmethod
+    def with_dataset(
+        config: CLIPMUSEDRecipeConfig, name: str, options: dict[str, Any]
+    ) -> CLIPMUSEDRecipeConfig:
+        return replace(config, dataset=name, data=dict(options))
 
     def import_weights(
         self, config: CLIPMUSEDRecipeConfig, weights: dict[str, torch.Tensor], folder: Path, source: dict
@@ -322,6 +174,7 @@ class CLIPMUSEDRecipe:
 
         check_methods(config)
         DATASETS.check_options(config.dataset, config.data, "data")
+        _check_required(config)
         for method in config.methods:
             if method != "srm":
                 options = dict(config.model) | METHODS[method][1]
@@ -334,10 +187,13 @@ class CLIPMUSEDRecipe:
 
     def predictor(self, config: CLIPMUSEDRecipeConfig, folder: Path):
         """The run, ready to decode new recordings into category probabilities (recipes/clip_mused/decode.py)."""
-        from brainkit.recipes.clip_mused.decode import CLIPMUSEDPredictor
+        from brainkit.recipes.clip_mused.decode import STATE, CLIPMUSEDPredictor, PredictorState
 
-        dataset = load_dataset(config.dataset, **dataset_options(config))
-        return CLIPMUSEDPredictor(config, folder, dataset, METHODS, predict)
+        if (Path(folder) / STATE / "inputs.json").is_file():
+            state = PredictorState.load(Path(folder))
+        else:  # a run from before the state was saved: read the data again
+            state = PredictorState.from_dataset(load_dataset(config.dataset, **dataset_options(config)))
+        return CLIPMUSEDPredictor(config, folder, state, METHODS, predict)
 
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
@@ -379,10 +235,13 @@ class CLIPMUSEDRecipe:
             {method: result.history for method, result in results.items() if method != "srm"},
             results["clip_mused"].extras,
             {s: samples.test[s].labels for s in samples.subjects},
-            dataset.info["mask"],
+            semantic_mask(dataset),
             dataset.info["categories"],
             dataset.info.get("affine"),  # the grid's MNI affine: the attention drawn on the MNI template
         )
+        from brainkit.recipes.clip_mused.decode import PredictorState
+
+        PredictorState.from_dataset(dataset).save(folder)  # brainkit.load(run).predict without the data
         return RecipeOutput(tables, notes, run_metrics(rows, dataset))
 
 
@@ -409,16 +268,39 @@ def check_methods(config: CLIPMUSEDRecipeConfig) -> None:
 
 def dataset_options(config: CLIPMUSEDRecipeConfig) -> dict[str, Any]:
     """The dataset factory's options of ``config`` (its ``data``, and the cache folder)."""
-    return dict(config.data) | ({"cache_dir": config.cache_dir} if config.cache_dir else {})
+    cache = config.cache_dir and dataset_accepts(config.dataset, "cache_dir")  # a saved folder takes none
+    return dict(config.data) | ({"cache_dir": config.cache_dir} if cache else {})
 
 
 def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, VolumeGrid]:
     """(the dataset, its samples with stimulus targets, the volume grid of its mask): deterministic in ``config``."""
     dataset = load_dataset(config.dataset, **dataset_options(config))
     samples = semantic_samples(
-        dataset, config.high_dim, config.feature_clip, config.clip_model_dir, config.cache_dir
+        dataset,
+        config.high_dim,
+        config.feature_clip,
+        config.clip_model_dir,
+        config.cache_dir,
+        config.features,
     )
-    return dataset, samples, VolumeGrid(dataset.info["mask"])
+    return dataset, samples, VolumeGrid(semantic_mask(dataset))
+
+
+def _check_required(config: CLIPMUSEDRecipeConfig) -> None:
+    """A ConfigError for each option the dataset factory needs and ``config.data`` lacks (``hcp_movie``'s root)."""
+    import inspect
+
+    from brainkit.registry import DATASETS
+
+    parameters = inspect.signature(DATASETS.get(config.dataset)).parameters.values()
+    missing = [p.name for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    missing = [name for name in missing if name not in config.data]
+    if missing:
+        example = " ".join(f"--set data.{name}=..." for name in missing)
+        raise ConfigError(
+            f"clip_mused: dataset {config.dataset!r} needs data.{', data.'.join(missing)} (e.g. {example}; "
+            "hcp_movie: the folder of the HCP download)."
+        )
 
 
 def scored_rows(
