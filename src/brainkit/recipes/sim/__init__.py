@@ -41,7 +41,8 @@ from brainkit.evaluation import movie_retrieval as mr
 from brainkit.objectives.contrastive import gather_batch
 from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.sim.check import check_inits, check_sim, movie_config
+from brainkit.recipes.sim.check import check_inits, check_sim
+from brainkit.recipes.sim.datasets import load_movie_data
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
     VSMAERecipeConfig,
@@ -87,8 +88,11 @@ class SIMRecipeConfig(Checked):
     when the config is built; :meth:`SIMRecipe.check` the data preset and options, the vsMAE and the SIM model
     config, before any data are built."""
 
-    data: str = "cpu_small"  # a movie_surface_like preset
-    data_options: dict[str, Any] = field(default_factory=dict)  # its MovieSurfaceConfig field changes
+    # a movie_surface_like preset, or a registered surface movie dataset (hcp_movie_surface): recipes/sim/datasets.py
+    data: str = "cpu_small"
+    data_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # MovieSurfaceConfig changes, or the factory's options
     cache_dir: str | None = None
     # The pretraining; its model preset and patch grid (coarse_order) ARE the SIM encoder's. fine_order is set
     # to the movie data's order.
@@ -248,13 +252,6 @@ class SIMTask(Task):
         return {"monitor_loss": float(np.mean(losses)), "monitor_top1": hits / n}
 
 
-def load_movie_data(config: SIMRecipeConfig):
-    """The built-in movie dataset of ``config.data`` with ``config.data_options``."""
-    from brainkit.data.builtin import movie_surface_like as movies
-
-    return movies.load_movie_surface_like(movie_config(config), cache_dir=config.cache_dir)
-
-
 def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
     from brainkit.models.sim import SIM, SIMConfig
 
@@ -283,6 +280,8 @@ def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
     patches = np.asarray(patch_grid(vsmae.patches, vsmae.fine_order, vsmae.coarse_order).in_brainkit_order())
     encoder = build_vsmae(vsmae, *patches.shape).config.encoder
     usable = ms.usable_clips(data.segment_of, n_frames_total, data.lag, encoder.n_frames)
+    for run, n in enumerate(data.info.get("run_frames", ())):  # real runs of unequal lengths, padded
+        usable[run] &= np.arange(usable.shape[1]) + data.lag + encoder.n_frames <= n
     clips = ms.split_clips(data.segment_of, usable, config.gap_clips)
     groups = ms.choose_subjects(n_subjects, config.n_test_subjects, config.seed)
     arrays = ms.MovieArrays(np.asarray(data.fmri), patches, ms.standardise_features(data.video, clips["train"]),
@@ -362,7 +361,16 @@ def score_models(config: SIMRecipeConfig, split: dict[str, Any], data, models: d
         scores["ridge"] = ridge_scores(config, split, data)
     main, full = mr.retrieval_rows(scores, {method: report.LABELS[method] for method in scores})
     importance = {init: result["importance"] for init, result in results.items()}
-    vertex_maps, correlations = mr.importance_maps(importance, split["patches"], data.truth_map, data.cortex)
+    if data.truth_map is None:  # real data: the maps, nothing to correlate them with
+        n_vertices = len(data.cortex)
+        vertex_maps = {
+            k: mr.patches_to_vertices(v, split["patches"], n_vertices) for k, v in importance.items()
+        }
+        correlations = {}
+    else:
+        vertex_maps, correlations = mr.importance_maps(
+            importance, split["patches"], data.truth_map, data.cortex
+        )
     return {"results": results, "scores": scores, "main": main, "full": full, "vertex_maps": vertex_maps,
             "correlations": correlations}  # fmt: skip
 
@@ -400,7 +408,8 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data, resume: bool = False) -
     scored = score_models(config, split, data, models)
     main, full, scores = scored["main"], scored["full"], scored["scores"]
     maps = {f"importance, SIM {INITS[init]}": m for init, m in scored["vertex_maps"].items()}
-    maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
+    if data.truth_map is not None:
+        maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
     grids = {
         f"SIM {INITS[init]}": r["grid"] for init, r in scored["results"].items() if r["grid"] is not None
     }
