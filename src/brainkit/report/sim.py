@@ -111,7 +111,7 @@ def notes_for(config, main: list[dict], context: dict[str, Any]) -> list[str]:
     encoder, chance = context["encoder"], 1 / config.evaluation.n_candidates
     names = {k: ", ".join(data.subjects[i] for i in v) for k, v in groups.items()}
     notes = [
-        f"Data: {len(data.subjects)} subjects x {data.fmri.shape[1]} runs of the built-in movie dataset "
+        f"Data: {len(data.subjects)} subjects x {data.fmri.shape[1]} runs of {data.info.get('name', 'movie data')} "
         f"({config.data}), ico{data.order}; trained on {len(groups['train'])} subjects, unseen: {names['test']}. "
         f"Clips (3 s, every 1 s, fMRI {data.lag} s later, {encoder.n_frames} frames as channels): "
         f"{int(clips['train'].sum())} training and {int(clips['held_out'].sum())} unseen over all runs (each "

