@@ -195,11 +195,26 @@ def test_one_set_of_data_keys_for_every_recipe_that_reads_your_data() -> None:
         ConfigError, match=r"Recipe 'brain_mae' reads only its built-in data.*lite_mind: trials"
     ):
         recipe_config("brain_mae", "testing", ["data.name=bids"])
-    with pytest.raises(ConfigError, match=r"'vsmae' reads continuous datasets; 'bids' is a 'trials' dataset"):
+    with pytest.raises(ConfigError, match=r"'vsmae' reads frames datasets; 'bids' is a 'trials' dataset"):
         recipe_config("vsmae", "testing", ["data.name=bids"])
     encoding = recipe_config("linear_encoding", "testing", ["data.name=bids", "data.options.root=/d"])
     assert (encoding.data, encoding.data_options, encoding.subjects) == ("bids", {"root": "/d"}, ())
     two = recipe_config("linear_encoding", "testing", ["data.name=bids", "data.subjects=[sub-01, sub-02]"])
     assert two.subjects == ("sub-01", "sub-02")
+    movie = recipe_config("sim", "testing", ["data.name=hcp_movie_surface", "data.options.root=/d"])
+    assert (movie.data, movie.data_options) == ("hcp_movie_surface", {"root": "/d"})
+    assert recipe_config("sim", "testing").data == "testing"  # its built-in preset's name is no dataset: fine
+    with pytest.raises(ConfigError, match=r"'sim' reads continuous datasets; 'bids_surface' is a 'frames'"):
+        recipe_config("sim", "testing", ["data.name=bids_surface"])
     surface = recipe_config("vsmae", "testing", ["data.name=bids_surface", "data.options.root=/d"])
     assert (surface.data, surface.data_options) == ("bids_surface", {"root": "/d"})
+
+
+def test_an_in_memory_dataset_of_another_design_than_trials_is_refused_before_any_folder(tmp_path) -> None:
+    """The run saves the data it reads, in the trial format: frames or movies in memory are named instead."""
+    from brainkit.data.surface_frames import SurfaceFrames
+
+    frames = SurfaceFrames.__new__(SurfaceFrames)  # only its design is read before the refusal
+    with pytest.raises(ConfigError, match=r"'frames' dataset cannot be passed in memory.*data.name=NAME"):
+        run_recipe("vsmae", folder=tmp_path / "run", preset="testing", dataset=frames)
+    assert not list(tmp_path.iterdir())

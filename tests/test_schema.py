@@ -115,7 +115,8 @@ def test_every_registered_dataset_declares_a_contract_container():
         assert container.design in DESIGNS, (name, container.design)
         designs[name] = container.design
     assert designs["nsd_like"] == "trials" and designs["hcp_cohort"] == "cohort"
-    assert designs["movie_surface_like"] == designs["rest_surface"] == "continuous"
+    assert designs["movie_surface_like"] == designs["hcp_movie_surface"] == "continuous"
+    assert designs["rest_surface"] == designs["bids_surface"] == "frames"
 
 
 def test_every_registered_dataset_says_its_space_and_what_it_needs_on_disk():

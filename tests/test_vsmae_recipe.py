@@ -70,7 +70,7 @@ def test_real_run_on_icosphere() -> None:
     from brainkit.data import load_dataset
 
     dataset = load_dataset("rest_surface")  # the registered container of the same frames
-    assert dataset.design == "continuous" and dataset.subjects == ["sub-010188"]
+    assert dataset.design == "frames" and dataset.subjects == ["sub-010188"]
     assert np.array_equal(dataset.runs[0].hemispheres["left"].frames, left.frames) and dataset.order == 5
     cut = clips(left.frames, np.asarray(triangle_patches(5, 2)), n_frames=3, step=100)
     assert cut.shape == (7, 3, 320, 45)
@@ -238,9 +238,7 @@ def test_vsmae_data_errors(tmp_path) -> None:
         load_dataset("bids_surface", root=str(tmp_path), task="rest", space="fsLR")
     with pytest.raises(ConfigError, match="'nsd_like' is a 'trials' dataset"):
         recipe_config("vsmae", "testing", ["data.name=nsd_like"])
-    with pytest.raises(
-        ConfigError, match="vsmae reads surface runs on an icosphere .* gives a MovieSurfaceData"
-    ):
+    with pytest.raises(ConfigError, match="'movie_surface_like' is a 'continuous' dataset, which sim reads"):
         run_recipe("vsmae", preset="testing", folder=tmp_path / "r",
                    overrides=["data.name=movie_surface_like", "data.options={config: testing}"])  # fmt: skip
     assert not (tmp_path / "r").exists()

@@ -11,11 +11,13 @@ The design kinds and their containers:
     One brain pattern per stimulus presentation: per subject, train and test :class:`BrainSamples` (samples x
     features) paired with one shared :class:`Stimuli` set. NSD betas (``nsd``, ``nsd_like``) and HCP movie
     seconds taken as samples (``hcp_movie_like``).
-``"continuous"`` (:class:`brainkit.data.builtin.movie_surface_like.MovieSurfaceData`,
-:class:`brainkit.data.surface_frames.SurfaceFrames`)
-    Time series of frames on a space, stimuli (if any) as per-second features aligned with the frames:
-    surface movie runs with video and audio features (``movie_surface_like``), surface runs on an icosphere
-    (the real rest run ``rest_surface``, your fMRIPrep surface runs ``bids_surface``).
+``"continuous"`` (:class:`brainkit.data.builtin.movie_surface_like.MovieSurfaceData`)
+    Time series of frames on a space while a movie plays, the stimulus as per-second features aligned with the
+    frames: surface movie runs with video and audio (``movie_surface_like``, ``hcp_movie_surface``).
+``"frames"`` (:class:`brainkit.data.surface_frames.SurfaceFrames`)
+    Runs of frames on an icosphere and nothing else (no stimulus: rest, or a task whose events are not used),
+    for self-supervised pretraining: the real rest run ``rest_surface``, your fMRIPrep surface runs
+    ``bids_surface``.
 ``"cohort"`` (:class:`brainkit.data.builtin.hcp_cohort.Cohort`)
     Many subjects' ROI time series (rest and task runs) with a phenotype table (``hcp_cohort``).
 """
@@ -26,7 +28,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-DESIGNS = ("trials", "continuous", "cohort")
+DESIGNS = ("trials", "continuous", "frames", "cohort")
 
 
 class Dataset:

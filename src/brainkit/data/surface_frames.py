@@ -1,4 +1,4 @@
-"""The container of surface fMRI runs on an icosphere (design ``"continuous"``), and the step that puts a
+"""The container of surface fMRI runs on an icosphere (design ``"frames"``), and the step that puts a
 hemisphere pair on it.
 
 fsaverage's spheres *are* icospheres (fsaverage5 = order 5, fsaverage6 = order 6, fsaverage = order 7) and a
@@ -37,10 +37,10 @@ class SurfaceRun:
 
 @dataclass
 class SurfaceFrames(Dataset):
-    """Surface runs on the order-``order`` icosphere (design ``"continuous"`` of :mod:`brainkit.data.contract`),
+    """Surface runs on the order-``order`` icosphere (design ``"frames"`` of :mod:`brainkit.data.contract`),
     every run's hemispheres of one length; ``subjects`` in the order of their first run."""
 
-    design: ClassVar[str] = "continuous"
+    design: ClassVar[str] = "frames"
     runs: list[SurfaceRun]
     subjects: list[str]
     order: int

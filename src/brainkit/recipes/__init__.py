@@ -13,7 +13,8 @@ A recipe is a class registered in :data:`brainkit.registry.RECIPES` with
   the config reading dataset ``name`` with ``options`` instead (what ``run_recipe(..., dataset=...)`` uses);
   ``DATA_FIELDS``: where its config keeps the dataset's ``name``, ``options`` and ``subject`` (one-subject
   recipes) or ``subjects`` (several; reset to all of them when another dataset is named), e.g.
-  ``{"name": "dataset", "options": "data", "subject": "subject"}``, so that the same overrides ``data.name=bids``, ``data.options.root=DIR``, ``data.subject=sub-01`` work for every recipe; and
+  ``{"name": "dataset", "options": "data", "subject": "subject"}``, so that the same overrides
+  ``data.name=bids``, ``data.options.root=DIR``, ``data.subject=sub-01`` work for every recipe; and
   ``predictor(config, folder)``: an object with ``predict(x, ...)`` for :func:`brainkit.load` and
   ``brainkit predict``.
 
@@ -135,6 +136,8 @@ def _check_design(name: str, cls: Any, config: Any) -> None:
     node: Any = config
     for part in fields["name"].split("."):
         node = getattr(node, part)
+    if node not in DATASETS:  # a recipe's own name for its built-in data (sim: a movie_surface_like preset)
+        return
     design = getattr(returns_of(DATASETS.get(node)), "design", None)
     if design not in getattr(cls, "DESIGNS", ()):
         readers = [n for n in RECIPES if design in getattr(RECIPES.get(n), "DESIGNS", ())]
@@ -310,6 +313,12 @@ def _with_dataset(name: str, cls: Any, config: Any, dataset: Any) -> Any:
         raise ConfigError(
             f"Recipe {name!r} cannot read a {dataset.design!r} dataset of your own. Recipes and the data designs "
             f"they read: {_designs_table()}."
+        )
+    if dataset.design != "trials":
+        raise ConfigError(
+            f"A {dataset.design!r} dataset cannot be passed in memory (the run saves what it reads, and the saved "
+            "format holds trial datasets); name a registered dataset of that design instead "
+            "(`--set data.name=NAME --set data.options.root=DIR`, `brainkit list` shows them)."
         )
     return cls.with_dataset(config, "folder", {"root": f"{RUN_FOLDER}/{DATA_FOLDER}"})
 

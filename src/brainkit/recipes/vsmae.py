@@ -42,7 +42,7 @@ class VSMAERecipeConfig(Checked):
     """Everything the recipe does; ``brainkit run vsmae --set key=value`` changes any field. Bounds are checked
     when the config is built; :meth:`VSMAERecipe.check` builds the model config too, before any data."""
 
-    # The surface runs (design "continuous", frames on an icosphere: brainkit.data.surface_frames): the real
+    # The surface runs (design "frames", frames on an icosphere: brainkit.data.surface_frames): the real
     # brainspace rest run, or yours (`--set data.name=bids_surface --set data.options.root=DIR ...`).
     data: str = "rest_surface"
     data_options: dict[str, Any] = field(default_factory=dict)
@@ -333,7 +333,7 @@ class VSMAERecipe:
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
-    DESIGNS = ("continuous",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
+    DESIGNS = ("frames",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
     DATA_FIELDS = {"name": "data", "options": "data_options"}
 
     @staticmethod

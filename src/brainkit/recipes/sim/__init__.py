@@ -368,6 +368,14 @@ class SIMRecipe:
     Config = SIMRecipeConfig
     PRESETS = PRESETS
     resumable = True  # `brainkit run sim --out DIR --resume` continues an interrupted run, in either phase
+    # Surface movie runs (MovieSurfaceData): a movie_surface_like preset or a registered dataset of that container
+    # (`--set data.name=hcp_movie_surface --set data.options.root=DIR`).
+    DESIGNS = ("continuous",)
+    DATA_FIELDS = {"name": "data", "options": "data_options"}
+
+    @staticmethod
+    def with_dataset(config: SIMRecipeConfig, name: str, options: dict[str, Any]) -> SIMRecipeConfig:
+        return dataclasses.replace(config, data=name, data_options=dict(options))
 
     @staticmethod
     def check(config: SIMRecipeConfig) -> None:
