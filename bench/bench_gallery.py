@@ -2,6 +2,7 @@
 
     python bench/bench_gallery.py                      # 1,000,000 x 768, 1,000 + 1,000 queries (~3-5 min, 2 cores)
     python bench/bench_gallery.py --n-items 100000 --dim 128   # a quick run
+    python bench/bench_gallery.py --n-items 100000 --dim 128 --hnsw   # + HNSW: one add vs 65,536-row chunks
 
 The gallery is random Gaussian vectors (cosine metric). Two query sets of ``--n-queries`` each:
 ``noisy`` = a gallery item plus Gaussian noise of the same norm (cosine ~0.71 to its source, so every query has
@@ -78,6 +79,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-clusters", type=int, default=0, help="0: isotropic Gaussian gallery")
+    parser.add_argument(
+        "--hnsw", action="store_true", help="also HNSW: the gallery's one add vs chunked adds"
+    )
+    parser.add_argument("--hnsw-m", type=int, default=32)
+    parser.add_argument("--ef-search", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--no-ivf", action="store_true")
     args = parser.parse_args()
     faiss.omp_set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -117,6 +124,52 @@ def main() -> None:
     rows.append(("flat (exact)", "-", flat_build, flat_mem, batch_ms, single_ms, 1.0, 1.0, source_found))
     del flat
 
+    if args.hnsw:
+        rows += hnsw_rows(items, query_sets, truth, sources, args)
+    if not args.no_ivf:
+        rows += ivf_rows(items, query_sets, truth, sources, args)
+    print_table(rows, args.k)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(f"\n# loadavg at end {os.getloadavg()}; peak RSS {peak:.2f} GiB; total wall "
+          f"{time.perf_counter() - run_started:.0f} s")  # fmt: skip
+
+
+def hnsw_rows(items, query_sets, truth, sources, args) -> list[tuple]:
+    """The gallery's HNSW (one add of the whole normalised gallery) and, in the same run, the same index built
+    by adding ``ADD_CHUNK``-row chunks (what the gallery did before), at each ``--ef-search``."""
+    from brainkit.evaluation.gallery import ADD_CHUNK
+
+    rows = []
+    base_rss = rss_gib()
+    started = time.perf_counter()
+    one = Gallery.build(items, config=GalleryConfig(index_kind="hnsw", hnsw_m=args.hnsw_m))
+    one_build, one_mem = time.perf_counter() - started, rss_gib() - base_rss
+    started = time.perf_counter()
+    chunked = faiss.IndexHNSWFlat(args.dim, args.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    for start in range(0, len(items), ADD_CHUNK):
+        part = np.ascontiguousarray(items[start : start + ADD_CHUNK], dtype=np.float32).copy()
+        faiss.normalize_L2(part)
+        chunked.add(part)
+    chunked_build = time.perf_counter() - started
+    chunked_gallery = Gallery(one.config, chunked, one.ids_)
+    print(f"hnsw M={args.hnsw_m}: one add {one_build:.1f} s, {ADD_CHUNK:,}-row chunks {chunked_build:.1f} s")
+    for ef in args.ef_search:
+        for name, gallery, build, mem in (("hnsw one add", one, one_build, one_mem),
+                                          (f"hnsw {ADD_CHUNK}-row chunks", chunked_gallery, chunked_build, float("nan"))):  # fmt: skip
+            gallery.set_search_parameters(ef_search=ef)
+            found = {key: gallery.search(queries, args.k)[1] for key, queries in query_sets.items()}
+            batch_ms, single_ms = latency(gallery, query_sets["noisy"], args.k, args.n_single)
+            rows.append((
+                f"{name} M={args.hnsw_m}", f"ef={ef}", build, mem, batch_ms, single_ms,
+                recall(found["noisy"], truth["noisy"]), recall(found["random"], truth["random"]),
+                float(np.mean(found["noisy"][:, 0] == sources)),
+            ))  # fmt: skip
+    return rows
+
+
+def ivf_rows(items, query_sets, truth, sources, args) -> list[tuple]:
+    """IVF at each ``--nprobe``."""
+    rows = []
     base_rss = rss_gib()
     config = GalleryConfig(index_kind="ivf_flat", nlist=args.nlist, n_train=args.n_train, seed=args.seed)
     started = time.perf_counter()
@@ -135,17 +188,17 @@ def main() -> None:
             recall(found["noisy"], truth["noisy"]), recall(found["random"], truth["random"]),
             float(np.mean(found["noisy"][:, 0] == sources)),
         ))  # fmt: skip
+    return rows
 
+
+def print_table(rows: list[tuple], k: int) -> None:
     print()
-    print(f"| index | nprobe | build s | memory GiB | batch ms/query | single ms/query | recall@{args.k} noisy "
-          f"| recall@{args.k} random | source found @1 (noisy) |")  # fmt: skip
+    print(f"| index | nprobe / ef | build s | memory GiB | batch ms/query | single ms/query | recall@{k} noisy "
+          f"| recall@{k} random | source found @1 (noisy) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
     for name, nprobe, build, mem, batch_ms, single_ms, r_noisy, r_random, found1 in rows:
         print(f"| {name} | {nprobe} | {build:.1f} | {mem:.2f} | {batch_ms:.3f} | {single_ms:.2f} | "
               f"{r_noisy:.3f} | {r_random:.3f} | {found1:.3f} |")  # fmt: skip
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"\n# loadavg at end {os.getloadavg()}; peak RSS {peak:.2f} GiB; total wall "
-          f"{time.perf_counter() - run_started:.0f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

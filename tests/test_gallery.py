@@ -62,6 +62,33 @@ def test_hnsw_finds_exact_copies():
     np.testing.assert_array_equal(found[:, 0], np.arange(10))
 
 
+def test_hnsw_is_built_by_one_add_even_when_flat_rows_go_in_chunks(monkeypatch):
+    """A chunked HNSW add builds another (worse) graph; the gallery must equal one add of the normalised rows."""
+    import faiss
+
+    from brainkit.evaluation import gallery as module
+
+    embeddings = _embeddings(900, 12)
+    monkeypatch.setattr(module, "ADD_CHUNK", 200)  # 5 chunks of normalisation
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # HNSW construction is deterministic on one thread
+    try:
+        built = Gallery.build(embeddings, config=GalleryConfig(index_kind="hnsw", hnsw_m=8))
+        unit = embeddings.copy()
+        faiss.normalize_L2(unit)  # the same rounding as the gallery's normalisation
+        one = faiss.IndexHNSWFlat(12, 8, faiss.METRIC_INNER_PRODUCT)
+        one.add(unit)
+        chunked = faiss.IndexHNSWFlat(12, 8, faiss.METRIC_INNER_PRODUCT)
+        for start in range(0, 900, 200):
+            chunked.add(unit[start : start + 200])
+    finally:
+        faiss.omp_set_num_threads(threads)
+    one.hnsw.efSearch = chunked.hnsw.efSearch = built.index_.hnsw.efSearch  # a search setting, stored too
+    as_bytes = faiss.serialize_index
+    assert np.array_equal(as_bytes(one), as_bytes(built.index_))
+    assert not np.array_equal(as_bytes(chunked), as_bytes(one))  # the difference the single add avoids
+
+
 @pytest.mark.parametrize("kind", ["flat", "ivf_flat", "hnsw"])
 def test_save_load_round_trip(tmp_path, kind):
     embeddings = _embeddings(500, 9)
