@@ -99,6 +99,17 @@ def _rss_gb() -> float:
     return float("nan")
 
 
+def step_loss(forward, inputs: list, shapes: dict):
+    """The model's own loss when its output holds one, else the MSE of each declared output to zeros."""
+    from brainkit.models.base import output_tensors
+
+    tensors = output_tensors(forward(*inputs))
+    loss = tensors.get("loss")
+    return (
+        loss if loss is not None else sum(tensors[k].float().square().mean() for k in shapes if k in tensors)
+    )
+
+
 def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS."""
     import torch
@@ -106,7 +117,7 @@ def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
 
     from brainkit.errors import ConfigError
     from brainkit.models import build_model, count_parameters
-    from brainkit.models.base import example_config, output_tensors
+    from brainkit.models.base import example_config
 
     torch.manual_seed(0)
     config, used = _config(name, preset)
@@ -127,11 +138,7 @@ def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
     model.train()
 
     def step() -> None:
-        tensors = output_tensors(model(*inputs))
-        loss = tensors.get("loss")
-        if loss is None:
-            loss = sum(tensors[k].float().square().mean() for k in shapes if k in tensors)
-        loss.backward()
+        step_loss(model, inputs, shapes).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

@@ -21,3 +21,48 @@ def test_quick_bench_prints_a_line_per_model():
         assert float(fields["step_s"]) > 0 and 0 < float(fields["rss_gb"]) < 8
         assert 0 <= float(fields["pct_of_peak"]) <= 100
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
+
+
+GPU_SUITE = BENCH.parent / "gpu_suite.py"
+
+
+def test_gpu_suite_refuses_without_a_gpu_and_checks_its_code_path_on_the_cpu():
+    """bench/gpu_suite.py: exit 2 with the reason on a machine without CUDA; --cpu-check runs the same
+    measurement (fp32 and bf16 autocast, SDPA calls counted) at the testing presets."""
+    import pytest
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the refusal is not what it does")
+    refused = subprocess.run([sys.executable, str(GPU_SUITE)], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "needs a CUDA GPU" in refused.stderr
+    done = subprocess.run(
+        [sys.executable, str(GPU_SUITE), "--cpu-check", "--models", "sit"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if not line.startswith("#")]
+    assert [(line.split()[0], line.split()[2]) for line in lines] == [
+        ("sit", "mode=fp32"),
+        ("sit", "mode=bf16"),
+    ]
+    for line in lines:
+        fields = dict(part.split("=", 1) for part in line.split()[1:])
+        assert (
+            float(fields["step_s"]) > 0
+            and float(fields["samples_s"]) > 0
+            and 0 < float(fields["mfu_probe"]) < 1
+        )
+    assert all(
+        "sdpa=2_calls:default_kernels" in line for line in lines
+    )  # SiT-testing: 2 blocks, no flash on a CPU
+
+
+def test_gpu_suite_moves_every_training_config_of_a_recipe_and_knows_the_datasheet_peaks():
+    sys.path.insert(0, str(BENCH.parent))
+    import gpu_suite
+
+    sim = gpu_suite.training_overrides("sim", "testing", 7)
+    assert {"vsmae.training.accelerator=gpu", "training.precision=bf16-mixed", "training.steps=7"} <= set(sim)
+    assert len(sim) == 6  # the vsMAE phase and the tri-modal phase, three keys each
+    assert gpu_suite.nominal_peak("NVIDIA H200") == 989.0
+    assert gpu_suite.nominal_peak("NVIDIA H100 PCIe") == 756.0 and gpu_suite.nominal_peak("Tesla T4") is None

@@ -22,7 +22,7 @@ BAD = [
     ("sim", "threads=-1", "threads=-1 is out of range"),
     ("sim", "training.steps=0", "training.steps=0 is out of range"),
     ("sim", "inits=[scratch, typo]", "inits must come from ['scratch', 'vsmae']"),
-    ("sim", "data=typo", "movie_surface_like has no preset 'typo'"),
+    ("sim", "data=typo", "sim data='typo' is neither a movie_surface_like preset"),
     ("sim", "data_options.n_subjects=1000000000", "n_subjects=1000000000 is out of range: allowed 1 <= x <= 1000"),
     ("sim", "data_options.shared_tuning=2", "shared_tuning=2.0 is out of range: allowed 0 <= x <= 1"),
     ("sim", "data_options.fooo=1", "unknown key(s) ['fooo']"),
@@ -133,6 +133,7 @@ NEEDS_FILES = {
     ("vis_dec", "bold5000"): "needs data.root",
     ("clip_mused", "hcp_real"): "needs data.root",  # the HCP download
     ("clip_mused", "testing_hcp"): "needs data.root",  # the folder brainkit.testing_hcp writes
+    ("sim", "hcp_real"): "needs data_options.root",  # the HCP download
 }
 
 

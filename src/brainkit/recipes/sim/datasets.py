@@ -75,7 +75,10 @@ def data_summary(config: Any) -> DataSummary:
 
     named_dataset(config)
     if "root" not in config.data_options:
-        raise ConfigError(f"sim data={config.data!r} needs data_options.root: the folder of the download.")
+        raise ConfigError(
+            f"sim data={config.data!r} needs data_options.root: the folder of the download "
+            "(--set data.options.root=DIR)."
+        )
     options = from_dict(HCPSurfaceOptions, dict(config.data_options), where="sim data_options")
     return DataSummary({"video": (options.video_encoder, dict(options.video_options)),
                         "audio": (options.audio_encoder, dict(options.audio_options))}, options.order,
