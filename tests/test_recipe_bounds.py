@@ -21,7 +21,7 @@ BAD = [
     ("sim", "evaluation.n_targets=0", "evaluation.n_targets=0 is out of range"),
     ("sim", "threads=-1", "threads=-1 is out of range"),
     ("sim", "training.steps=0", "training.steps=0 is out of range"),
-    ("sim", "inits=[scratch, typo]", "inits must come from ['scratch', 'vsmae']"),
+    ("sim", "inits=[scratch, typo]", "inits must come from ['released', 'scratch', 'vsmae']"),
     ("sim", "data=typo", "sim data='typo' is neither a movie_surface_like preset"),
     ("sim", "data_options.n_subjects=1000000000", "n_subjects=1000000000 is out of range: allowed 1 <= x <= 1000"),
     ("sim", "data_options.shared_tuning=2", "shared_tuning=2.0 is out of range: allowed 0 <= x <= 1"),

@@ -3,7 +3,7 @@
 The recipe's config is built as for ``brainkit run`` (a preset, a config file, ``--set`` overrides: choose the
 preset whose sizes the released checkpoint has, usually ``paper``). The file is read with
 ``torch.load(weights_only=True)`` only (:func:`brainkit.checkpoint.read_torch_weights`: no code from a file ever
-runs), then the recipe's ``import_weights(config, weights, folder, source)`` hook maps the released keys onto its
+runs; a folder where the released code saves the model in several files, :func:`read_released`), then the recipe's ``import_weights(config, weights, folder, source)`` hook maps the released keys onto its
 networks (:func:`brainkit.models.released.map_state`) and writes them where its ``evaluate`` reads trained ones.
 Finally ``evaluate`` scores the imported networks on the config's data, into ``metrics.json``: the released model's
 numbers under brainkit's evaluation. Like every run folder the result is whole or absent (a locked
@@ -12,6 +12,7 @@ numbers under brainkit's evaluation. Like every run folder the result is whole o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -35,6 +36,39 @@ def importers() -> list[str]:
     return [name for name in RECIPES if hasattr(RECIPES.get(name), "import_weights")]
 
 
+def read_released(cls: Any, method: str, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The released tensors at ``path`` and their ``source`` record (file, sha256, tensor count).
+
+    A file is read whole (``RELEASED_METADATA``: classes the released scripts pickle beside the weights, read as
+    inert records). A folder is read where the recipe names the files its released code saves one part of the
+    model in (``RELEASED_FILES``: file name -> the key prefix its tensors get, e.g. SIM's
+    ``fmri-encoder-best.pt`` -> ``fmri_encoder.``); every named file must be there, and its sha256 is that of
+    the sorted ``name sha256`` lines of the files."""
+    metadata = getattr(cls, "RELEASED_METADATA", ())
+    if not path.is_dir():
+        weights = read_torch_weights(path, metadata)
+        return weights, {"file": str(path.resolve()), "sha256": sha256_file(path), "tensors": len(weights)}
+    files = getattr(cls, "RELEASED_FILES", None)
+    if not files:
+        raise ConfigError(
+            f"{path} is a folder; {method} import-weights reads one .pth / .ckpt file: name it."
+        )
+    missing = [name for name in files if not (path / name).is_file()]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks {missing}: {method}'s released code saves its model as {sorted(files)} in one folder."
+        )
+    weights: dict[str, Any] = {}
+    digests = []
+    for name, prefix in sorted(files.items()):
+        part = read_torch_weights(path / name, metadata)
+        weights |= {prefix + key: tensor for key, tensor in part.items()}
+        digests.append(f"{name} {sha256_file(path / name)}")
+    digest = hashlib.sha256("\n".join(digests).encode()).hexdigest()
+    source = {"file": str(path.resolve()), "sha256": digest, "tensors": len(weights), "files": sorted(files)}
+    return weights, source
+
+
 def import_run(
     method: str,
     path: str | Path,
@@ -54,13 +88,13 @@ def import_run(
         raise ConfigError(
             f"Recipe {method!r} cannot evaluate a run folder, so an imported one would be unusable."
         )
+    # IMPORT_OVERRIDES: what a run of imported weights always sets (sim: inits=[released]); the user's come after
+    overrides = list(getattr(cls, "IMPORT_OVERRIDES", ())) + list(overrides or [])
     config = recipe_config(method, preset, overrides, config_file)
     if hasattr(cls, "check"):
         cls.check(config)
-    # before any folder exists: a refused file leaves nothing behind. RELEASED_METADATA: classes the released
-    # scripts pickle beside the weights (their config objects), read as inert records
-    weights = read_torch_weights(path, getattr(cls, "RELEASED_METADATA", ()))
-    source = {"file": str(Path(path).resolve()), "sha256": sha256_file(path), "tensors": len(weights)}
+    # before any folder exists: a refused file leaves nothing behind
+    weights, source = read_released(cls, method, Path(path))
     folder = Path(folder)
     work = folder.parent / f".{folder.name}.partial"
     lock = _claim(method, cls, folder, work, resume=False)
@@ -92,4 +126,4 @@ def import_run(
     return RecipeResult({}, notes, metrics, folder=folder, seconds=seconds)
 
 
-__all__ = ["import_run", "importers"]
+__all__ = ["import_run", "importers", "read_released"]

@@ -23,7 +23,12 @@ from brainkit.report.plots import RetrievalGrid
 from brainkit.surface import icosphere, order_of
 
 # the column labels of the methods in the tables
-LABELS = {"scratch": "from scratch", "vsmae": "from vsMAE", "ridge": "ridge baseline"}
+LABELS = {
+    "scratch": "from scratch",
+    "vsmae": "from vsMAE",
+    "released": "released weights",
+    "ridge": "ridge baseline",
+}
 
 
 def to_fsaverage5(values: np.ndarray) -> np.ndarray:

@@ -36,10 +36,12 @@ from torch import nn
 
 from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.data import movie_samples as ms
+from brainkit.errors import ConfigError
 from brainkit.evaluation import movie_retrieval as mr
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.sim.check import check_inits, check_sim
 from brainkit.recipes.sim.datasets import load_movie_data
+from brainkit.recipes.sim.imported import RELEASED_FILES, import_released
 from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
@@ -55,7 +57,12 @@ from brainkit.training import TrainingConfig, torch_threads
 from brainkit.training.phase import load_result, train_phase
 
 log = logging.getLogger(__name__)
-INITS = {"scratch": report.LABELS["scratch"], "vsmae": report.LABELS["vsmae"]}
+# "released": weights imported with `brainkit import-weights sim DIR` (recipes/sim/imported.py), never trained here
+INITS = {
+    "scratch": report.LABELS["scratch"],
+    "vsmae": report.LABELS["vsmae"],
+    "released": report.LABELS["released"],
+}
 
 
 @dataclass(frozen=True)
@@ -372,6 +379,14 @@ class SIMRecipe:
     # (`--set data.name=hcp_movie_surface --set data.options.root=DIR`).
     DESIGNS = ("continuous",)
     DATA_FIELDS = {"name": "data", "options": "data_options"}
+    # `brainkit import-weights sim DIR`: SIM's run folder (its four *-best.pt files) or one whole-model file
+    RELEASED_FILES = RELEASED_FILES
+    IMPORT_OVERRIDES = ("inits=[released]",)
+
+    def import_weights(self, config: SIMRecipeConfig, weights: dict, folder: Path, source: dict) -> list[str]:
+        """SIM's released weights as this run's ``released`` init (recipes/sim/imported.py)."""
+        with torch_threads(config.threads):
+            return import_released(config, weights, folder, source)
 
     @staticmethod
     def with_dataset(config: SIMRecipeConfig, name: str, options: dict[str, Any]) -> SIMRecipeConfig:
@@ -384,6 +399,11 @@ class SIMRecipe:
 
     def run(self, config: SIMRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_inits(config, INITS)
+        if "released" in config.inits:
+            raise ConfigError(
+                "inits=[released] names weights imported with `brainkit import-weights sim DIR --out RUN`; a run "
+                "trains inits scratch and/or vsmae."
+            )
         with torch_threads(config.threads):
             return run_sim(config, folder, load_movie_data(config), resume)
 

@@ -21,6 +21,10 @@ def check_inits(config: Any, inits: dict[str, str]) -> None:
     unknown = sorted(set(config.inits) - set(inits))
     if unknown or not config.inits:
         raise ConfigError(f"sim recipe: inits must come from {sorted(inits)}, found {list(config.inits)}.")
+    if "released" in config.inits and len(config.inits) > 1:
+        raise ConfigError(
+            f"sim recipe: inits=[released] (imported weights) stands alone, found {list(config.inits)}."
+        )
 
 
 def check_sim(config: Any, inits: dict[str, str]) -> None:

@@ -1,0 +1,90 @@
+"""SIM's released training output as a run folder: ``brainkit import-weights sim DIR --out RUN``.
+
+SIM's ``tools/train_fmri_clip_ddp.py`` saves a trained tri-modal model as four files in its run folder, each a
+``{"model_state_dict": ...}`` of one part (:data:`RELEASED_FILES`): the fMRI encoder (``fMRIEncoder``: the SiT and,
+with ``use_class_token_fmri_encoder``, its own cls token) and the fMRI, video and audio ``Wrapper`` heads. A
+single file holding the whole ``CLIPfMRIVideoAudio`` state dict works too (the same key prefixes).
+
+What is mapped: the encoder by :func:`brainkit.models.sit.load_released` (a SiT with ``released=True``:
+``--set vsmae.encoder_options.released=true``), each ``Wrapper`` (``projection``, ``fc``, ``layer_norm``) onto our
+:class:`~brainkit.models.sim.ProjectionHead` (``project``, ``fc``, ``norm``). What is not: ``logit_scale`` (SIM's
+loss never reads it: its logit scales are the fixed temperatures of the config) and, in a whole-model file, the
+frozen ``video_encoder.`` / ``audio_encoder.`` (VideoMAE, wav2vec2): brainkit embeds the stimuli with the data's
+encoders (``data_options.video_encoder`` / ``audio_encoder``), which must be the ones the heads were trained on
+(768-d VideoMAE and wav2vec2 features for SIM's) — the heads' input sizes are checked against the data's.
+
+The imported network is the run's ``released`` init: ``checkpoints/sim_released`` and ``train/sim_released``
+(a finished phase with no steps), scored by the recipe's evaluation like a trained one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from brainkit.errors import CheckpointError, ConfigError
+
+RELEASED_FILES = {
+    "fmri-encoder-best.pt": "fmri_encoder.",
+    "fmri-wrapper-best.pt": "fmri_wrapper.",
+    "video-wrapper-best.pt": "video_wrapper.",
+    "audio-wrapper-best.pt": "audio_wrapper.",
+}
+HEAD_RULES = [
+    (r"(fmri|video|audio)_wrapper\.projection\.(weight|bias)", r"\1_head.project.\2"),
+    (r"(fmri|video|audio)_wrapper\.fc\.(weight|bias)", r"\1_head.fc.\2"),
+    (r"(fmri|video|audio)_wrapper\.layer_norm\.(weight|bias)", r"\1_head.norm.\2"),
+    (r"logit_scale", None),  # unused by SIM's loss (fixed temperatures)
+    (r"(video|audio)_encoder\..*", None),  # the frozen stimulus encoders: the data's encoders stand in
+]
+
+
+def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path, source: dict) -> list[str]:
+    """Load ``weights`` (module docstring) into a SIM built for ``config``'s data and write it as the run's
+    ``released`` init; returns the notes for the run's summary."""
+    from brainkit.models import save_model
+    from brainkit.models.released import map_state
+    from brainkit.models.sit import load_released
+    from brainkit.recipes.sim import build_sim, load_movie_data, prepare, sim_task
+    from brainkit.training.phase import write_imported_phase
+
+    if tuple(config.inits) != ("released",):
+        raise ConfigError(
+            f"sim import-weights writes the released init alone; found inits={list(config.inits)}."
+        )
+    data = load_movie_data(config)
+    split = prepare(config, data)
+    if not split["encoder"].released:
+        raise ConfigError(
+            "SIM's released encoder needs a SiT with released=True (its [sin | cos] table, its final LayerNorm): "
+            "--set vsmae.encoder_options.released=true."
+        )
+    torch.manual_seed(config.seed)
+    model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
+    encoder = {k: v for k, v in weights.items() if k.startswith("fmri_encoder.")}
+    if not encoder:
+        raise CheckpointError(f"{source['file']} holds no fmri_encoder.* tensors (SIM's fMRIEncoder).")
+    load_released(model.encoder, encoder, source["file"])
+    heads = {k: v for k, v in weights.items() if not k.startswith("fmri_encoder.")}
+    target = {k: v for k, v in model.state_dict().items() if k.split(".")[0].endswith("_head")}
+    model.load_state_dict(map_state(heads, HEAD_RULES, target, source=source["file"]), strict=False)
+    task = sim_task(config, model, split, pretrained=False)
+    write_imported_phase(task, config.training, folder / "train" / "sim_released", "SIM released", source)
+    train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
+    save_model(folder / "checkpoints" / "sim_released", model,
+               metadata={"init": "released", "imported": source["sha256"], "train_subjects": train_subjects})  # fmt: skip
+    skipped = sorted({k.split(".")[0] for k in heads if k.startswith(("video_encoder.", "audio_encoder."))})
+    notes = [
+        f"SIM imported from {Path(source['file']).name}: the SiT (released layout) and the fMRI, video and audio "
+        f"heads ({data.video.shape[-1]}-d video, {data.audio.shape[-1]}-d audio features from the data's encoders)."
+    ]
+    if skipped:
+        notes.append(
+            f"Not imported: {', '.join(skipped)} (frozen stimulus encoders; the data's encoders embed)."
+        )
+    return notes
+
+
+__all__ = ["HEAD_RULES", "RELEASED_FILES", "import_released"]
