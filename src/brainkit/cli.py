@@ -93,6 +93,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         resume=args.resume,
         allow_changes=tuple(k.strip() for k in args.allow_changes.split(",") if k.strip()),
     )
+    if result.folder is None:  # a secondary process of a multi-process run: rank 0 prints and writes
+        return 0
     for title, rows in result.tables.items():
         print(f"{title}\n")
         print(format_table(rows))

@@ -65,7 +65,7 @@ class RecipeOutput:
 
 @dataclass
 class RecipeResult(RecipeOutput):
-    folder: Path = Path(".")
+    folder: Path | None = Path(".")  # None: a secondary process of a multi-process run (it writes no folder)
     seconds: float = 0.0
 
 
@@ -375,6 +375,12 @@ def run_recipe(
         config = _with_dataset(name, cls, config, dataset)
     if config is not None and hasattr(cls, "check"):
         cls.check(config)
+    from brainkit.training.processes import is_primary_process
+
+    if not is_primary_process():  # rank > 0 of a multi-process run: the same work, written nowhere it stays
+        return _secondary_run(
+            name, cls, work, config, preset, overrides, config_file, resume, dataset, allow_changes
+        )
     lock = _claim(name, cls, folder, work, resume)
     start = time.perf_counter()
     try:
@@ -415,6 +421,48 @@ def run_recipe(
     return RecipeResult(output.tables, output.notes, output.metrics, folder=folder, seconds=seconds)
 
 
+def _secondary_run(name: str, cls: Any, work: Path, config: Any, preset: str | None, overrides: list[str] | None,
+                   config_file: str | Path | None, resume: bool, dataset: Any, allow_changes: Any) -> RecipeResult:  # fmt: skip
+    """A secondary process (rank > 0) of a multi-process run (:mod:`brainkit.training.processes`): the recipe in
+    a private scratch folder, removed at the end, so that only rank 0 writes the run folder; its trainer steps are
+    collective with rank 0's. Resuming, the scratch folder starts as a copy of rank 0's ``work`` and the trainer
+    reads its state from ``work`` itself. Returns the same tables and metrics as rank 0, with no folder."""
+    from brainkit.training import allowing_changes
+    from brainkit.training.processes import process_rank, reading_from
+
+    start = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix=f"brainkit-{name}-rank{process_rank()}-"))
+    try:
+        if resume:
+            _copy_tree(work, scratch)
+            config = _resumed_config(name, cls, work, config, preset, overrides, config_file, allow_changes,
+                                     record=False)  # fmt: skip
+        if dataset is not None:
+            from brainkit.data import save_dataset
+
+            save_dataset(dataset, scratch / DATA_FOLDER)
+        runnable = in_folder(cls, config, scratch)
+        with reading_from(scratch, work), allowing_changes(allow_changes):
+            output = cls().run(runnable, scratch, resume=True) if resume else cls().run(runnable, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return RecipeResult(
+        output.tables, output.notes, output.metrics, folder=None, seconds=time.perf_counter() - start
+    )
+
+
+def _copy_tree(source: Path, target: Path, attempts: int = 5) -> None:
+    """``source`` copied into ``target``, again while rank 0's atomic renames move files under the copy."""
+    for attempt in range(attempts):
+        try:
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(LOCK))
+            return
+        except (shutil.Error, FileNotFoundError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
 def _resumed_config(
     name: str,
     cls: Any,
@@ -424,6 +472,7 @@ def _resumed_config(
     overrides: list[str] | None,
     config_file: str | Path | None,
     allow_changes: tuple[str, ...] | list[str] = (),
+    record: bool = True,
 ) -> Any:
     """The config to resume with: the saved config of the interrupted run in ``work``, with ``overrides`` (or
     the config given / built from ``preset`` / ``config_file``). A difference from the saved config is refused
@@ -450,7 +499,7 @@ def _resumed_config(
             f"with --out and --resume alone, or continue with the new values on purpose: --allow-changes "
             f"{','.join(refused)} (recorded in config_changes.jsonl)."
         )
-    if changed:
+    if changed and record:
         new = to_dict(resumed)
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "changes": {k: [_lookup(original, k), _lookup(new, k)] for k in changed}}  # fmt: skip

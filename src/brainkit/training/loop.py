@@ -34,6 +34,7 @@ from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.training.batchnorm import synced_batchnorm
 from brainkit.training.config import RESUMABLE_CHANGES, TrainingConfig
+from brainkit.training.processes import primary_path
 from brainkit.training.schedule import learning_rate, total_steps
 from brainkit.training.state import load_state, load_weights, save_state, save_weights
 from brainkit.training.task import Task, take
@@ -291,13 +292,14 @@ def train(
             dict[str, Any]
         ] = []  # settings changed on resumption (allowing_changes), with their step
         if resume:
-            if out is None or not recover_folder(out / STATE):
+            source = primary_path(out) if out is not None else None  # a secondary process reads rank 0's
+            if source is None or not recover_folder(source / STATE):
                 raise CheckpointError(
-                    f"Cannot resume: {out}/{STATE} does not exist (no complete checkpoint was written before the "
-                    "interruption). Start without --resume."
+                    f"Cannot resume: {source}/{STATE} does not exist (no complete checkpoint was written before "
+                    "the interruption). Start without --resume."
                 )
-            meta = load_state(out / STATE, task, optimizer)
-            changed = _check_resume(meta, config, out / STATE)
+            meta = load_state(source / STATE, task, optimizer)
+            changed = _check_resume(meta, config, source / STATE)
             step, history, best, sums = meta["step"], meta["history"], meta["best"], meta["sums"]
             changes = meta.get("changes", []) + ([{"step": step, "changes": changed}] if changed else [])
             if (
@@ -420,7 +422,7 @@ def train(
         fabric.barrier()
         if config.restore_best and best is not None:
             if out is not None:
-                load_weights(out / BEST, task)
+                load_weights(primary_path(out) / BEST, task)  # written by rank 0 before the barrier
             elif best_weights is not None:
                 task.load_state_dict(best_weights)
     stopped = config.patience is not None and step < total and _stale(history, best) >= config.patience

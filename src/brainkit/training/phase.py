@@ -26,6 +26,7 @@ from brainkit.config import to_dict
 from brainkit.errors import CheckpointError
 from brainkit.training.config import TrainingConfig
 from brainkit.training.loop import HISTORY, STATE, FitResult, train
+from brainkit.training.processes import primary_path
 from brainkit.training.state import load_weights, save_weights
 from brainkit.training.task import Task
 
@@ -54,9 +55,10 @@ def train_phase(
     """
     folder = Path(folder)
     name = name or type(task).__name__
-    if resume and phase_done(folder):
-        return _reload(task, config, folder, name)
-    continuing = resume and recover_folder(folder / STATE)
+    source = primary_path(folder)  # a secondary process reads what rank 0 wrote (training/processes.py)
+    if resume and phase_done(source):
+        return _reload(task, config, source, name)
+    continuing = resume and recover_folder(source / STATE)
     if not continuing:
         shutil.rmtree(folder, ignore_errors=True)
     result = train(task, config, out_dir=folder, resume=continuing, name=name, **train_options)
