@@ -32,6 +32,7 @@ from brainkit.evaluation import movie_retrieval as mr
 from brainkit.evaluation import sim_retrieval
 from brainkit.recipes.sim.frames import is_cifti, read_frames
 from brainkit.recipes.sim.state import SIMState
+from brainkit.training import torch_threads
 
 TOLERANCE = 1e-3  # normalised=True: each frame's cortex mean within this of 0, its sd of 1
 
@@ -84,6 +85,10 @@ class SIMPredictor:
             raise DataError(f"The input is in space {space!r}; this sim run reads the {self.space} "
                             f"(ico{self.meta['order']} / fsaverage{self.meta['order']}).")  # fmt: skip
         if is_cifti(x):
+            if normalised:
+                raise ConfigError(
+                    f"{x} is a CIFTI file: it always goes through the dataset's pipeline; drop normalised=True."
+                )
             return self._cifti(Path(x), subject)
         frames, source = read_frames(x, self.meta["order"], self.meta["hemisphere"])
         n_vertices = len(self.cortex)
@@ -162,7 +167,9 @@ class SIMPredictor:
         arrays = ms.MovieArrays(values[None, None], self.state.arrays["patches"], empty, empty,
                                 np.zeros((1, n_samples), np.int64), lag, n_frames)  # fmt: skip
         zeros = np.zeros(n_samples, np.int64)
-        return mr.embed_fmri(model, arrays, ms.Samples(zeros, zeros, np.arange(n_samples))).astype(np.float32)
+        with torch_threads(self.config.threads):  # the run's thread count (one by default: a shared machine)
+            embedded = mr.embed_fmri(model, arrays, ms.Samples(zeros, zeros, np.arange(n_samples)))
+        return embedded.astype(np.float32)
 
     def _gallery_rows(self, run: str | None) -> np.ndarray:
         if run is None:
@@ -219,7 +226,7 @@ class SIMPredictor:
         scores, found = Gallery.build(embeddings, names).search(predicted, min(k, len(names)))
         out: dict[str, Any] = {"ids": found, "scores": scores, "clips": np.arange(len(predicted))}
         if run is not None:
-            out["accuracy"] = self.accuracy(predicted, run, subject, method, modality)
+            out["accuracy"] = self.accuracy(predicted, run, subject, method)
         if html is not None:
             if images is None:
                 raise ConfigError(
@@ -232,10 +239,14 @@ class SIMPredictor:
                                f"SIM ({method}) fMRI->{modality}")  # fmt: skip
         return out
 
-    def accuracy(self, predicted: np.ndarray, run: str, subject: str | None, method: str,
-                 modality: str) -> dict[str, Any]:  # fmt: skip
+    def accuracy(
+        self, predicted: np.ndarray, run: str, subject: str | None, method: str | None = None
+    ) -> dict:
         """Top-k of the embeddings ``predicted`` (n_samples, d) of a recording of movie ``run`` on its held-out
-        clips, by the run's protocol and seeds (:func:`brainkit.evaluation.movie_retrieval.score_settings`)."""
+        clips, by the run's protocol and seeds (:func:`brainkit.evaluation.movie_retrieval.score_settings`):
+        ``{"setting", "video" | "audio": {"soft" | "hard": {"top1", "top5", "top10", "top<k>_chance",
+        "targets"}}}``."""
+        method = self._method(method, None)
         r, meta, arrays = self._run_index(run), self.meta, self.state.arrays
         clips = np.flatnonzero(arrays["held_out"][r])
         if clips.max() >= len(predicted):
@@ -245,23 +256,27 @@ class SIMPredictor:
         subjects = meta["subjects"]
         index = subjects.index(subject) if subject in subjects else len(subjects)
         held = subject in subjects and subject not in meta["test_subjects"]
-        stimulus = np.zeros((*arrays["segment_of"].shape, predicted.shape[1]), np.float32)
-        stimulus[arrays["gallery_run"], arrays["gallery_clip"]] = self.state.embeddings[method][modality]
         samples = ms.Samples(np.full(len(clips), index), np.full(len(clips), r), clips)
         out: dict[str, Any] = {"setting": ms.SETTINGS["unseen_clips" if held else "unseen_both"][0]}
+        for modality in mr.DIRECTIONS:
+            out[modality] = self._scores(predicted[clips], samples, method, modality)
+        return out
+
+    def _scores(self, fmri: np.ndarray, samples: ms.Samples, method: str, modality: str) -> dict[str, Any]:
+        """Both kinds of negatives for one direction, one (subject, run) row (:meth:`accuracy`)."""
+        meta, arrays = self.meta, self.state.arrays
+        stimulus = np.zeros((*arrays["segment_of"].shape, fmri.shape[1]), np.float32)  # (n_runs, n_clips, d)
+        stimulus[arrays["gallery_run"], arrays["gallery_clip"]] = self.state.embeddings[method][modality]
+        out = {}
         for kind in ("soft", "hard"):
             if meta["protocol"] == "sim":
                 rows, n_scored, _ = sim_retrieval.sim_retrieval_scores(
-                    predicted[clips], samples, stimulus, arrays["segment_of"], arrays["retest"], "held_out", kind,
+                    fmri, samples, stimulus, arrays["segment_of"], arrays["retest"], "held_out", kind,
                     modality, meta["seed"], meta["n_targets"])  # fmt: skip
             else:
                 segments = ms.setting_segments(arrays["segment_of"], arrays["held_out"])
-                rows, n_scored, _ = mr.retrieval_scores(
-                    predicted[clips], samples, stimulus, segments, kind, meta["seed"]
-                )
-            out[kind] = {key: value for key, value in (rows[0] if rows else {}).items()} | {
-                "targets": n_scored
-            }
+                rows, n_scored, _ = mr.retrieval_scores(fmri, samples, stimulus, segments, kind, meta["seed"])
+            out[kind] = (dict(rows[0]) if rows else {}) | {"targets": n_scored}
         return out
 
 
