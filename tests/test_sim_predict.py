@@ -218,3 +218,31 @@ def test_state_is_saved_and_an_older_run_rebuilds_it(finished, movie, tmp_path, 
     for init, roles in saved.embeddings.items():
         assert all(np.array_equal(rebuilt.embeddings[init][r], values) for r, values in roles.items())
     assert not (older / "predictor").exists()  # read, not written into the run
+
+
+def test_accuracy_in_the_all_targets_protocol(finished, movie, split, one_torch_thread) -> None:
+    """Our protocol pools a subject's runs: each run's share, weighted by its targets, gives the evaluation's."""
+    from brainkit.data.movie_samples import setting_segments
+    from brainkit.evaluation.movie_retrieval import embed_fmri, embed_stimuli, retrieval_scores
+    from brainkit.recipes.sim import retrieval_seed
+    from brainkit.recipes.sim.predict import SIMPredictor
+    from brainkit.recipes.sim.state import SIMState
+
+    saved = finished.predictor.state
+    state = SIMState(saved.meta | {"protocol": "all_targets"}, saved.arrays, saved.embeddings)
+    predictor = SIMPredictor(finished.config, finished.folder, state)
+    model, samples = predictor.model("scratch"), split["settings"]["unseen_both"]
+    segments = setting_segments(movie.segment_of, split["clips"]["held_out"])
+    stimulus = embed_stimuli(model, split["arrays"])["video"]
+    for kind in ("soft", "hard"):
+        expected, _, _ = retrieval_scores(embed_fmri(model, split["arrays"], samples), samples, stimulus, segments,
+                                          kind, retrieval_seed(finished.config))  # fmt: skip
+        for row, s in zip(expected, split["groups"]["test"]):
+            parts = []
+            for r, run in enumerate(movie.runs):
+                predicted = predictor.predict(movie.fmri[s, r], method="scratch", normalised=True)
+                parts.append(predictor.accuracy(predicted, run, movie.subjects[s], "scratch")["video"][kind])
+            total = sum(p["targets"] for p in parts)
+            assert total > 0 and row["top1_chance"] == parts[0]["top1_chance"] == 1 / 32
+            for k in ("top1", "top5", "top10"):
+                assert sum(p[k] * p["targets"] for p in parts) / total == pytest.approx(row[k], abs=1e-12)
