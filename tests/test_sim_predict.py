@@ -138,9 +138,15 @@ def test_bad_input_says_what_differs(finished, movie, tmp_path) -> None:
         finished.predict(frames[:8])
     assert finished.predict(frames[:9], normalised=True).shape == (1, 16)
     broken = frames.copy()
-    broken[5, 3] = np.nan
-    with pytest.raises(DataError, match=r"1 NaN or inf values \(first in frame 5\)"):
+    cortex = np.flatnonzero(movie.cortex)
+    broken[5, cortex[3]] = np.nan
+    with pytest.raises(DataError, match=r"1 NaN or inf values on the run's cortex \(first in frame 5\)"):
         finished.predict(broken)
+    wall = frames.copy()
+    wall[:, ~movie.cortex] = np.nan  # not read: as the data's normalisation sets it to 0
+    assert np.array_equal(finished.predict(wall), finished.predict(frames))
+    with pytest.raises(DataError, match="not 0 on the run's medial wall"):
+        finished.predict(wall, normalised=True)
     with pytest.raises(DataError, match="holds bool values"):
         finished.predict(frames > 0)
     with pytest.raises(DataError, match=r"shape \(2, 238, 642\)"):

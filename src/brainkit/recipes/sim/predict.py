@@ -103,9 +103,9 @@ class SIMPredictor:
             raise DataError(f"{source} has {frames.shape[1]} vertices per frame{found}; this sim run's data are the "
                             f"{self.space}: {n_vertices} vertices in brainkit's order. Resample the recording "
                             f"onto it.{flipped}")  # fmt: skip
-        bad = ~np.isfinite(frames)
+        bad = ~np.isfinite(frames[:, self.cortex])  # the medial wall is not read (normalised: must be 0)
         if bad.any():
-            raise DataError(f"{source} has {int(bad.sum())} NaN or inf values (first in frame "
+            raise DataError(f"{source} has {int(bad.sum())} NaN or inf values on the run's cortex (first in frame "
                             f"{int(np.argwhere(bad)[0][0])}); fill or drop them first.")  # fmt: skip
         self._enough(frames, source)
         if not normalised:
@@ -140,10 +140,10 @@ class SIMPredictor:
         return self._enough(frames, str(path))
 
     def _check_normalised(self, frames: np.ndarray, source: str) -> None:
-        wall = frames[:, ~self.cortex]
-        if wall.size and np.abs(wall).max() > 0:
+        wall = frames[:, ~self.cortex] != 0  # NaN too
+        if wall.any():
             raise DataError(f"{source}: normalised=True, but it is not 0 on the run's medial wall "
-                            f"({int((wall != 0).any(axis=0).sum())} vertices): is it in another vertex order or mask? "
+                            f"({int(wall.any(axis=0).sum())} vertices): is it in another vertex order or mask? "
                             "Pass the raw frames with normalised=False.")  # fmt: skip
         cortex = frames[:, self.cortex].astype(np.float64)
         mean, sd = cortex.mean(axis=1), cortex.std(axis=1)
@@ -157,8 +157,9 @@ class SIMPredictor:
     def predict(self, x: Any, subject: str | None = None, space: str | None = None, method: str | None = None,
                 decoder: str | None = None, normalised: bool = False) -> np.ndarray:  # fmt: skip
         """float32 (n_samples, embedding_dim): the fMRI embedding of each window of ``x`` (module doc), row ``c``
-        the clip starting at second ``c``. ``subject``: needs no tokens here (SIM shares one encoder), checked
-        by :meth:`retrieve` only; ``decoder``: another name of ``method`` (``brainkit predict --decoder``)."""
+        the clip starting at second ``c``. ``subject``: SIM has no per-subject parts; it names whose sphere a 59k
+        CIFTI needs (and seeds :meth:`retrieve`'s candidates); ``decoder``: another name of ``method``
+        (``brainkit predict --decoder``)."""
         values = self.frames(x, normalised, space, subject)
         model = self.model(self._method(method, decoder))
         lag, n_frames = self.meta["lag"], self.meta["n_frames"]
