@@ -73,3 +73,15 @@ def test_sim_runs_and_evaluates_on_it(hcp_root, tmp_path, capsys) -> None:
     assert metrics["importance_correlation"] == {} and len(metrics["main"]) == 12
     assert main(["eval", str(out)]) == 0  # the metrics rebuilt from the checkpoints
     assert (out / "eval_report.html").is_file()
+    # a new CIFTI recording goes through the dataset's own pipeline: a subject's run gives its frames' embeddings
+    import brainkit
+    from brainkit.data.readers import hcp_movie_surface as hcp
+    from brainkit.testing_hcp_surface import PHASES
+
+    run = brainkit.load(out)
+    data = load_dataset("hcp_movie_surface", cache_dir=tmp_path / "cache", **dataset_options(hcp_root))
+    cifti = hcp_root / hcp.PATTERN.format(subject="102311", session=f"tfMRI_MOVIE2_7T_{PHASES[2]}")
+    expected = run.predict(data.fmri[1, 1], normalised=True)
+    assert np.array_equal(run.predict(cifti, subject="102311"), expected) and expected.shape == (140 - 8, 16)
+    with pytest.raises(DataError, match="its sphere is the subject's own; say which subject"):
+        run.predict(cifti)

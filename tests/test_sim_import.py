@@ -91,6 +91,11 @@ def test_sims_released_folder_becomes_a_run_with_those_weights(tmp_path, movie) 
         assert torch.equal(loaded.state_dict()[key], value), key
     assert meta["init"] == "released" and len(meta["imported"]) == 64
     assert again == result.metrics
+    import brainkit
+
+    run = brainkit.load(tmp_path / "run")  # the imported network predicts, from the saved state
+    frames = movie.fmri[0, 0]
+    assert run.predict(frames, normalised=True).shape == (len(frames) - 8, source.config.embedding_dim)
     assert "top1 released weights_mean" in result.metrics["main"][0]  # the released init's column
     assert any("SIM imported from released" in note for note in result.notes)
     # One file of the whole CLIPfMRIVideoAudio state dict (its frozen VideoMAE entries are named, not imported).

@@ -356,15 +356,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--input",
         required=True,
         nargs="+",
-        help="brain data: .npy (n, voxels), NIfTI, CIFTI, or GIFTI (two files: left, right hemisphere)",
+        help="brain data: .npy (n, voxels; a sim run: (n_frames, n_vertices)), NIfTI, CIFTI, or GIFTI (two files: "
+        "left, right hemisphere)",
     )
     predicting.add_argument("--out", required=True, help="where to write the decoded embeddings (.npy)")
     predicting.add_argument("--subject", help="the input's subject (checked against the run's)")
     predicting.add_argument("--space", help="the input's space (checked against the run's)")
-    predicting.add_argument("--decoder", help="which decoder of the run (default: its main model)")
+    predicting.add_argument(
+        "--decoder", help="which decoder of the run (default: its main model; a sim run: scratch or vsmae)"
+    )
     predicting.add_argument("--mask", help="a NIfTI brain mask for NIfTI input (default: the run's own)")
     predicting.add_argument(
-        "--gallery", help="a folder of images to rank for each sample (writes OUT.json/.html)"
+        "--gallery",
+        help="a folder of images to rank for each sample (a sim run: 'test', its own test clips); writes OUT.json/.html",
     )
     predicting.add_argument("--k", type=int, default=5, help="gallery images per sample (default 5)")
     predicting.set_defaults(func=_cmd_predict)

@@ -4,7 +4,8 @@
 scores it again, and :meth:`Run.predict` / :meth:`Run.retrieve` decode new recordings with the recipe's
 ``predictor``: Lite-Mind and its baselines decode embeddings and retrieve (:mod:`brainkit.recipes.lite_mind.decoding`),
 vis_dec reconstructs images (:mod:`brainkit.recipes.vis_dec.predict`), clip_mused gives category probabilities
-(:mod:`brainkit.recipes.clip_mused.decode`).
+(:mod:`brainkit.recipes.clip_mused.decode`), sim embeds surface frames in its tri-modal space and ranks its test
+clips (:mod:`brainkit.recipes.sim.predict`).
 """
 
 from __future__ import annotations
@@ -52,11 +53,13 @@ class Run:
         return self._predictor
 
     def predict(self, x: Any, **options: Any) -> Any:
-        """Decode ``x`` (an array or a .npy / NIfTI / GIFTI file of new recordings); see the recipe's predictor."""
+        """Decode ``x`` (an array or a .npy / NIfTI / GIFTI / CIFTI file of new recordings); see the recipe's
+        predictor."""
         return self.predictor.predict(x, **options)
 
     def retrieve(self, x: Any, gallery: Any, **options: Any) -> Any:
-        """Rank ``gallery`` (a folder of images, or an image array) for each sample of ``x``."""
+        """Rank ``gallery`` (a folder of images, or an image array; a sim run: ``"test"``, its test clips) for each
+        sample of ``x``."""
         return self.predictor.retrieve(x, gallery, **options)
 
 

@@ -149,12 +149,35 @@ def _sphere(options: HCPSurfaceOptions, subject: str, hemisphere: str, n_vertice
 
 def _on_icosphere(options: HCPSurfaceOptions, run: hcp.MovieRun, segments, n_frames: int, cache_dir: Path):
     """One run: (frames (n_frames, n_ico) float32 normalised, cortex (n_ico,) bool, sphere path)."""
+    hemis, _ = hcp.read_movie_run(run, segments, n_frames)
+    return hemispheres_on_icosphere(hemis, options, run.subject, cache_dir)
+
+
+def cifti_on_icosphere(path: str | Path, options: HCPSurfaceOptions, subject: str | None,
+                       cache_dir: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Any CIFTI dense time series of HCP's grayordinates through the dataset's pipeline (module doc), e.g. a new
+    recording for a finished sim run: (frames (n_frames, n_ico) float32 normalised, cortex (n_ico,) bool).
+    ``subject``: whose 59k sphere under ``options.root`` (not needed for fsLR 32k or with ``options.spheres``)."""
+    from brainkit.surface.readers import read_cifti_hemispheres
+
+    hemis = read_cifti_hemispheres(path)
+    n_vertices = hemis[options.hemisphere].frames.shape[1]
+    if subject is None and options.spheres is None and n_vertices != FSLR32K:
+        raise DataError(f"{path} has {n_vertices} vertices per hemisphere (HCP's 59k fs_LR): its sphere is the "
+                        f"subject's own; say which subject it is (subject=..., --subject).")  # fmt: skip
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    frames, cortex, _ = hemispheres_on_icosphere(hemis, options, str(subject), cache)
+    return frames, cortex
+
+
+def hemispheres_on_icosphere(hemis: dict, options: HCPSurfaceOptions, subject: str, cache_dir: Path):
+    """A run's CIFTI hemispheres (``read_cifti_hemispheres``) -> (frames (n_frames, n_ico) float32 normalised,
+    cortex (n_ico,) bool, sphere path): the ``options.hemisphere`` demeaned, resampled, z-scored per frame."""
     from brainkit.surface.readers import normalise_frames
     from brainkit.surface.resample import hemisphere_to_icosphere
 
-    hemis, _ = hcp.read_movie_run(run, segments, n_frames)
     data = hemis[options.hemisphere]
-    sphere, path = _sphere(options, run.subject, options.hemisphere, data.frames.shape[1])
+    sphere, path = _sphere(options, subject, options.hemisphere, data.frames.shape[1])
     demeaned = normalise_frames(data.frames, data.mask, demean=True, per_frame=False)
     both = np.concatenate(
         [demeaned, data.mask[None].astype(np.float32)]
@@ -345,4 +368,4 @@ def load_hcp_movie_surface(
     return _load(folder)
 
 
-__all__ = ["HCPSurfaceOptions", "load_hcp_movie_surface"]
+__all__ = ["HCPSurfaceOptions", "cifti_on_icosphere", "hemispheres_on_icosphere", "load_hcp_movie_surface"]

@@ -75,6 +75,22 @@ def _on_surface(values: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return values
 
 
+def input_file(path: str | Path) -> Path:
+    """``path`` as a Path; :class:`FileFormatError` when no such file exists."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileFormatError(f"Input {path} does not exist.")
+    return path
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """The array in the ``.npy`` file ``path``, read with ``allow_pickle=False`` (an object array is refused)."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as err:
+        raise FileFormatError(f"Cannot read {path} as a numeric .npy array: {err}.") from None
+
+
 def read_brain_input(path: str | Path | list | tuple, mask: np.ndarray | None = None) -> np.ndarray:
     """The samples in ``path`` as (n_samples, n_features) float32 (see the module docstring); a list of two
     GIFTI files is one run's left and right hemisphere."""
@@ -91,15 +107,10 @@ def read_brain_input(path: str | Path | list | tuple, mask: np.ndarray | None = 
                 "hemispheres must hold the same samples."
             )
         return _on_surface(np.concatenate(parts, axis=1), mask)
-    path = Path(path)
-    if not path.is_file():
-        raise FileFormatError(f"Input {path} does not exist.")
+    path = input_file(path)
     name = path.name.lower()
     if name.endswith(".npy"):
-        try:
-            values = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise FileFormatError(f"Cannot read {path} as a numeric .npy array: {err}.") from None
+        values = read_npy(path)
         values = values[None] if values.ndim == 1 else values
     elif name.endswith((".dtseries.nii", ".dscalar.nii")):
         values = _on_surface(read_cifti_series(path, "input"), mask)
@@ -187,4 +198,4 @@ def read_image_folder(folder: str | Path, size: int = 256) -> tuple[np.ndarray, 
     return np.array([f.name for f in files]), images
 
 
-__all__ = ["read_brain_input", "read_image_folder"]
+__all__ = ["brain_matrix", "input_file", "read_brain_input", "read_image_folder", "read_npy"]

@@ -42,6 +42,7 @@ from brainkit.recipes import RecipeOutput
 from brainkit.recipes.sim.check import check_inits, check_sim
 from brainkit.recipes.sim.datasets import load_movie_data
 from brainkit.recipes.sim.imported import RELEASED_FILES, import_released
+from brainkit.recipes.sim.state import STATE, SIMState
 from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
@@ -224,6 +225,11 @@ def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
             "arrays": arrays, "settings": settings, "monitor": monitor, "importance": importance}  # fmt: skip
 
 
+def retrieval_seed(config: SIMRecipeConfig) -> int:
+    """The seed of the retrieval candidates (every model and the ridge baseline meet the same ones)."""
+    return config.seed + 17
+
+
 def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dict[str, Any]:
     """Retrieval scores in every setting, retrieval examples and occlusion importance of a trained SIM."""
     arrays, settings = split["arrays"], split["settings"]
@@ -234,7 +240,7 @@ def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dic
         return {"video": embedding, "audio": embedding}
 
     scores, predicted = mr.score_settings(predict, stimulus, settings, split["clips"], data.segment_of,
-                                          config.seed + 17, data.retest, config.evaluation)  # fmt: skip
+                                          retrieval_seed(config), data.retest, config.evaluation)  # fmt: skip
     sim = config.evaluation.protocol == "sim"  # SIM's pools come from the full runs' layout
     segments = data.segment_of if sim else ms.setting_segments(data.segment_of, split["clips"]["held_out"])
     examples = mr.retrieval_examples(predicted["unseen_both"]["video"], settings["unseen_both"], stimulus["video"],
@@ -255,7 +261,7 @@ def ridge_scores(config: SIMRecipeConfig, split: dict[str, Any], data) -> dict:
     baseline.fit(ms.samples_of(split["groups"]["train"], clips["train"]))
     stimulus = {"video": arrays.video, "audio": arrays.audio}
     return mr.score_settings(baseline.predict, stimulus, split["settings"], clips, data.segment_of,
-                             config.seed + 17, data.retest, config.evaluation)[0]  # fmt: skip
+                             retrieval_seed(config), data.retest, config.evaluation)[0]  # fmt: skip
 
 
 def phase_name(init: str) -> str:
@@ -348,6 +354,9 @@ def run_sim(config: SIMRecipeConfig, folder: Path, data, resume: bool = False) -
     report.write_sim_report(folder, main, full, curves, grids, maps, data.cortex, notes, reconstruction)
     tables = {report.table_title(config.evaluation): main}
     metrics = sim_metrics(scored, histories, split, data, reconstruction, n_parameters)
+    SIMState.from_run(config, split, data, models, retrieval_seed(config)).save(
+        folder
+    )  # predict without the data
     return RecipeOutput(tables, notes, metrics)
 
 
@@ -397,6 +406,22 @@ class SIMRecipe:
         """The data preset and options, the vsMAE and SIM model configs, the subject split (recipes/sim/check.py)."""
         check_sim(config, INITS)
 
+    def predictor(self, config: SIMRecipeConfig, folder: Path):
+        """The run, ready to embed new recordings and rank its test clips (recipes/sim/predict.py); a run from
+        before ``predictor/`` was saved rebuilds that state from its data and checkpoints."""
+        from brainkit.recipes.sim.predict import SIMPredictor
+
+        folder = Path(folder)
+        if not (folder / STATE / "inputs.json").is_file():
+            from brainkit.recipes.vsmae import run_model
+
+            with torch_threads(config.threads):
+                data = load_movie_data(config)
+                models = {init: run_model(folder, f"sim_{init}", "sim") for init in config.inits}
+                state = SIMState.from_run(config, prepare(config, data), data, models, retrieval_seed(config))
+            return SIMPredictor(config, folder, state)
+        return SIMPredictor(config, folder, SIMState.load(folder))
+
     def run(self, config: SIMRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_inits(config, INITS)
         if "released" in config.inits:
@@ -416,5 +441,5 @@ class SIMRecipe:
 
 
 __all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
-           "encoder_checkpoint", "evaluate_sim", "load_movie_data", "parameter_groups", "prepare", "run_sim",
+           "encoder_checkpoint", "evaluate_sim", "load_movie_data", "parameter_groups", "prepare", "retrieval_seed", "run_sim",
            "score_models", "sim_task", "train_sim"]  # fmt: skip

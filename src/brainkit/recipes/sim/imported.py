@@ -14,7 +14,8 @@ encoders (``data_options.video_encoder`` / ``audio_encoder``), which must be the
 (768-d VideoMAE and wav2vec2 features for SIM's) — the heads' input sizes are checked against the data's.
 
 The imported network is the run's ``released`` init: ``checkpoints/sim_released`` and ``train/sim_released``
-(a finished phase with no steps), scored by the recipe's evaluation like a trained one.
+(a finished phase with no steps), scored by the recipe's evaluation like a trained one, and the prediction state
+(``predictor/``), so ``brainkit predict`` / ``brainkit.load(RUN).predict`` embed new recordings with it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path,
     from brainkit.models import save_model
     from brainkit.models.released import map_state
     from brainkit.models.sit import load_released
-    from brainkit.recipes.sim import build_sim, load_movie_data, prepare, sim_task
+    from brainkit.recipes.sim import build_sim, load_movie_data, prepare, retrieval_seed, sim_task
+    from brainkit.recipes.sim.state import SIMState
     from brainkit.training.phase import write_imported_phase
 
     if tuple(config.inits) != ("released",):
@@ -75,6 +77,7 @@ def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path,
     train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
     save_model(folder / "checkpoints" / "sim_released", model,
                metadata={"init": "released", "imported": source["sha256"], "train_subjects": train_subjects})  # fmt: skip
+    SIMState.from_run(config, split, data, {"released": model}, retrieval_seed(config)).save(folder)  # predict
     skipped = sorted({k.split(".")[0] for k in heads if k.startswith(("video_encoder.", "audio_encoder."))})
     notes = [
         f"SIM imported from {Path(source['file']).name}: the SiT (released layout) and the fMRI, video and audio "
