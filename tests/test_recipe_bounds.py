@@ -133,6 +133,8 @@ NEEDS_FILES = {
     ("vis_dec", "bold5000"): "needs data.root",
     ("clip_mused", "hcp_real"): "needs data.root",  # the HCP download
     ("clip_mused", "testing_hcp"): "needs data.root",  # the folder brainkit.testing_hcp writes
+    ("clip_mused", "nsd"): r"needs data\.root, data\.coco_annotations",  # NSD + COCO's annotation files
+    ("clip_mused", "testing_nsd"): r"needs data\.root, data\.coco_annotations",  # tests/nsd_fixture.py's
 }
 
 

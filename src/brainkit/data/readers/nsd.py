@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from brainkit.data.readers.nsd_labels import semantic_info
 from brainkit.data.readers.volumes import read_masked_betas, read_volume, voxel_coordinates
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import DataError, FileFormatError
@@ -448,6 +449,8 @@ def load_nsd(
     zscore: bool = True,
     invalid: str = "zero",
     check_stim_info: bool = True,
+    coco_annotations: str | Path | None = None,
+    patch_rois: Sequence[str] | None = None,
 ) -> DecodingDataset:
     """NSD, standard split: single-trial train on unique images, shared-1000 test averaged over repeats.
 
@@ -460,12 +463,18 @@ def load_nsd(
     image_size : side of the square images returned; None = no images (``nsd_stimuli.hdf5`` is not read)
     beta_format, zscore, invalid : see :func:`read_session_betas`
     check_stim_info : cross-check the design against ``nsd_stim_info_merged.csv``
+    coco_annotations : folder of COCO's ``instances_train2017.json`` / ``instances_val2017.json``: fills
+        ``info["labels"]`` (n_stimuli, 80) multi-hot and ``info["categories"]`` (:mod:`.nsd_labels`), and the
+        stimuli's text labels (the names of their categories)
+    patch_rois : NSD ROI label volumes (``roi/<name>.nii.gz``, e.g. ``prf-visualrois``, ``floc-faces``) whose
+        ROIs group the voxels: ``info["rois"]`` (:func:`.nsd_labels.roi_groups`), CLIP-MUSED's ROI patches
 
     Returns
     -------
     DecodingDataset
         Stimulus ids ``"nsd-<nsdId>"`` (0-based nsdId); ``info["coco_id"]`` aligned with ``stimuli.ids``;
-        features = ROI voxels (``space=roi``), ``feature_coords`` in mm.
+        features = ROI voxels (``space=roi``), ``feature_coords`` in mm; ``info["masks"]`` each subject's
+        (X, Y, Z) bool mask of those voxels.
     """
     root = Path(root)
     names = [check_subject(s) for s in subjects]
@@ -473,7 +482,7 @@ def load_nsd(
         raise DataError(f"subjects must be non-empty and distinct, found {list(subjects)}.")
     design = read_design(root)
     stim_info = read_stim_info(root)
-    train, test, raw_test, used_sessions, invalid_counts, n_voxels = {}, {}, {}, {}, {}, {}
+    train, test, raw_test, used_sessions, invalid_counts, n_voxels, masks = {}, {}, {}, {}, {}, {}, {}
     for subject in names:
         chosen = (
             _default_sessions(subject, design)
@@ -514,7 +523,7 @@ def load_nsd(
         raw_test[subject] = samples.select(shared)
         test[subject] = raw_test[subject].average_repeats()
         used_sessions[subject] = chosen
-        n_voxels[subject] = int(mask.sum())
+        n_voxels[subject], masks[subject] = int(mask.sum()), mask
         logger.info(
             "NSD %s: %d voxels, %d train trials, %d test images (%d trials) from %d sessions.",
             subject, n_voxels[subject], len(train[subject]), len(test[subject]),
@@ -524,7 +533,9 @@ def load_nsd(
         np.concatenate([design.trials(s, used_sessions[s])["nsd_id"].to_numpy() for s in names])
     )
     images = read_images(root, nsd_ids, image_size) if image_size else None
-    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images)
+    semantic = semantic_info(root, names, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois)
+    texts = semantic.pop("texts", None)
+    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images, labels=texts)
     info = {
         "source": "Natural Scenes Dataset (Allen et al. 2022), read from its released files",
         "root": str(root),
@@ -541,5 +552,7 @@ def load_nsd(
         "shared1000": stim_info.loc[nsd_ids, "shared1000"].to_numpy(dtype=bool),
         "invalid_values": invalid_counts,
         "raw_test_trials": raw_test,  # the single trials of the test images, before averaging (noise ceilings)
+        "masks": masks,
+        **semantic,
     }
     return DecodingDataset(name="nsd", stimuli=stimuli, train=train, test=test, info=info)
