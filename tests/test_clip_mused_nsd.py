@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nsd_fixture import AFFINE, roi_truth, write_coco_annotations, write_nsd_fixture
+from nsd_fixture import AFFINE, N_SHARED, roi_truth, write_coco_annotations, write_nsd_fixture
 
 from brainkit.data.readers.nsd import load_nsd
 from brainkit.data.readers.nsd_labels import read_coco_labels
@@ -211,12 +211,17 @@ def test_testing_nsd_runs_evaluates_and_predicts(nsd, tmp_path, capsys) -> None:
         got = run.predict(test, subject=subject)
         assert got.shape == (len(test), 5) and got.dtype == np.float32
         np.testing.assert_array_equal(got, scored.scores[subject].astype(np.float32))
-    mask = truth["mask"]["subj02"]
-    volumes = np.zeros((*mask.shape, len(dataset.test["subj02"])), np.float32)
-    volumes[mask] = dataset.test["subj02"].values.T
-    nib.save(nib.Nifti1Image(volumes, AFFINE), tmp_path / "betas.nii.gz")
-    from_file = run.predict(str(tmp_path / "betas.nii.gz"), subject="subj02")
-    np.testing.assert_array_equal(from_file, scored.scores["subj02"].astype(np.float32))
+    # a session's beta file as NSD stores it (int16 X, Y, Z, trials): masked with subj02's nsdgeneral, / 300 and
+    # z-scored per voxel over its trials, as the dataset read it
+    betas = truth["betas"]["subj02"][2]
+    nib.save(nib.Nifti1Image(betas, AFFINE), tmp_path / "betas_session02.nii.gz")
+    session = betas[truth["mask"]["subj02"]].T.astype(np.float32) / np.float32(300)
+    session = (session - session.mean(0)) / session.std(0)
+    from_file = run.predict(str(tmp_path / "betas_session02.nii.gz"), subject="subj02")
+    np.testing.assert_allclose(from_file, run.predict(session, subject="subj02"), atol=1e-6)
+    as_read = load_nsd(root, subjects=(2,), sessions=(2,), image_size=None).train["subj02"]
+    rows = np.flatnonzero(truth["master"][1] >= N_SHARED)  # session 2's trials of non-shared images: train
+    np.testing.assert_allclose(as_read.values, session[rows], atol=1e-5)  # the same values as the dataset's
     # the run folder alone predicts (predictor/ holds the masks, ROI members, categories and z-scoring)
     state = json.loads((out / "predictor/inputs.json").read_text())
     assert (

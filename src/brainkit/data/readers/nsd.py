@@ -546,6 +546,9 @@ def load_nsd(
         "betas": version,
         "units": "z-scored per session and voxel" if zscore else "percent signal change",
         "stored_scale": None if zscore else BETA_SCALE,  # stored int16 value = this x the value given
+        # how one session's beta file becomes these values (a predictor's NIfTI input): / scale, then per voxel
+        # over its trials (brainkit.data.readers.movie_volumes.normalise_run)
+        "beta_files": {"scale": BETA_SCALE, "normalisation": "zscore" if zscore else "none"},
         "split": "train: single trials of non-shared images; test: shared1000 images averaged over repeats",
         "nsd_id": nsd_ids,
         "coco_id": stim_info.loc[nsd_ids, "cocoId"].to_numpy(),

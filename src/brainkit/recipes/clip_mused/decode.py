@@ -10,6 +10,12 @@ training trials' statistics, scattered into the model's volume grid, then the tr
 tokens (``decoder``: a network method of the run, default ``clip_mused``; ``per_subject`` uses that subject's own
 network) and a sigmoid. Output: float32 (n, n_classes) in the order of :attr:`CLIPMUSEDPredictor.categories`. The
 run's own test data give exactly the probabilities the run scored.
+
+On ``nsd`` runs (the nsd variant) the input is one subject's nsdgeneral betas: an array (n, n_voxels) as the
+dataset gives them (z-scored per session), or a NIfTI beta file as NSD stores it (``betas_sessionNN.nii.gz``, int16
+(X, Y, Z, n) on the subject's grid), masked with that subject's mask, divided by 300 and z-scored per voxel over
+its trials (``info["beta_files"]``: give a whole session, as the dataset z-scores over all its trials). Then the
+subject's training z-scoring and the run's ROI patching (``predictor/``: :class:`~brainkit.data.roi_patches.ROIPatches`).
 """
 
 from __future__ import annotations
@@ -41,13 +47,16 @@ class PredictorState:
     (``patches``). Saved in the run folder (``predictor/``) when the run ends, so predicting does not rebuild the
     data (the real HCP data take many minutes to read); runs without it rebuild it from their dataset."""
 
-    def __init__(self, subjects, spaces, categories, mask, scalers, run=None, patches=None) -> None:
+    def __init__(
+        self, subjects, spaces, categories, mask, scalers, run=None, patches=None, files=None
+    ) -> None:
         self.subjects, self.spaces, self.categories = list(subjects), dict(spaces), list(categories)
         if isinstance(mask, dict):
             mask = {s: np.asarray(m, bool) for s, m in mask.items()}
         elif mask is not None:
             mask = np.asarray(mask, bool)
         self.mask, self.scalers, self.run, self.patches = mask, scalers, run, patches
+        self.files = files  # nsd: a beta file's {"scale", "normalisation"} (info["beta_files"])
 
     def mask_of(self, subject: str) -> np.ndarray | None:
         """The (X, Y, Z) mask NIfTI input of ``subject`` is read with (None: the data carried none)."""
@@ -70,6 +79,7 @@ class PredictorState:
             {s: Standardizer().fit(dataset.train[s].values) for s in dataset.subjects},
             None if run_mask is None else (np.asarray(run_mask, bool), norm),
             patches,
+            dataset.info.get("beta_files"),
         )
 
     def save(self, folder: Path) -> None:
@@ -91,7 +101,7 @@ class PredictorState:
         masks = "per_subject" if isinstance(self.mask, dict) else "one" if self.mask is not None else "none"
         meta = {"subjects": self.subjects, "spaces": self.spaces, "categories": self.categories,
                 "normalisation": None if self.run is None else self.run[1], "masks": masks,
-                "rois": rois}  # fmt: skip
+                "rois": rois, "beta_files": self.files}  # fmt: skip
         atomic_write_text(folder / STATE / "inputs.json", json.dumps(meta, indent=1))
 
     @classmethod
@@ -108,7 +118,8 @@ class PredictorState:
         mask = {"one": lambda: arrays["mask"], "none": lambda: None,
                 "per_subject": lambda: {s: arrays[f"mask/{s}"] for s in subjects}}[masks]()  # fmt: skip
         patches = None if meta.get("rois") is None else ROIPatches.from_state(arrays, meta["rois"], subjects)
-        return cls(subjects, meta["spaces"], meta["categories"], mask, scalers, run, patches)
+        files = meta.get("beta_files")
+        return cls(subjects, meta["spaces"], meta["categories"], mask, scalers, run, patches, files)
 
 
 class CLIPMUSEDPredictor:
@@ -171,6 +182,9 @@ class CLIPMUSEDPredictor:
         values = brain_matrix(x, self._inputs[subject], mask, subject, space)
         if is_file and self._run is not None:
             values = normalise_run(values.copy(), self._run[1])
+        elif is_file and self._state.files is not None:  # nsd: one session's betas, as the dataset read them
+            files = self._state.files
+            values = normalise_run(values / np.float32(files["scale"]), files["normalisation"])
         model, index = self._network(decoder, subject)
         n = len(values)
         values = self._scalers[subject].transform(values)
