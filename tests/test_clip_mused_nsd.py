@@ -102,7 +102,6 @@ def test_coco_errors_say_what_is_wrong(nsd, tmp_path) -> None:
 def test_roi_groups_from_nsd_roi_volumes(nsd) -> None:
     root, truth, *_ = nsd
     data = _load(root, patch_rois=ROIS)
-    rois = data.info["rois"]
     expected = [
         "V1v",
         "V1d",
@@ -115,14 +114,15 @@ def test_roi_groups_from_nsd_roi_volumes(nsd) -> None:
         "floc-faces-2",
         "floc-faces-5",
     ]
-    assert rois["names"] == expected  # the colour table's names, else <file>-<value>
+    assert data.info["roi_names"] == expected  # the colour table's names, else <file>-<value>
     for subject in ("subj01", "subj02"):
         mask = truth["mask"][subject]
         np.testing.assert_array_equal(data.info["masks"][subject], mask)
         hand = roi_truth(root, subject, mask)
-        for name, row in zip(rois["names"], rois["members"][subject]):
+        for name, row in zip(data.info["roi_names"], data.info["roi_members"][subject]):
             np.testing.assert_array_equal(row, hand[name])
-    assert rois["n_voxels"]["subj02"][6] == 0 and rois["n_voxels"]["subj01"][6] == 2  # hV4: subj01 only
+    counts = data.info["roi_counts"]
+    assert counts["subj02"][6] == 0 and counts["subj01"][6] == 2  # hV4: subj01 only
     with pytest.raises(FileFormatError, match=r"Missing NSD ROI file .*roi/streams\.nii\.gz"):
         _load(root, patch_rois=["streams"])
     with pytest.raises(DataError, match="patch_rois takes a list"):
@@ -148,15 +148,15 @@ def test_roi_patches_interpolate_each_roi_to_roi_size() -> None:
     np.testing.assert_array_equal(
         same[:, 0], values[:, [1, 4, 6, 7]]
     )  # m == roi_size: the voxels as they are
-    info = {"names": ["a", "b", "empty"], "members": {"s": members}}
+    info = {"roi_names": ["a", "b", "empty"], "roi_members": {"s": members}}
     built = ROIPatches.from_info(info, ["s"], roi_size=3)
     assert built.names == ["a", "b", "rest"]  # empty everywhere: left out; the voxels in no ROI: one patch
     np.testing.assert_array_equal(built.members["s"][2], ~members.any(0))
     assert ROIPatches.from_info(info, ["s"], roi_size=3, rest=False).names == ["a", "b"]
     with pytest.raises(DataError, match=r"expected \(n, 9\) voxel values, found \(5, 8\)"):
         patches(values[:, :8], "s")
-    with pytest.raises(DataError, match=r"need info\['rois'\].*patch_rois"):
-        ROIPatches.from_info(None, ["s"], roi_size=3)
+    with pytest.raises(DataError, match=r"need info\['roi_names'\].*patch_rois"):
+        ROIPatches.from_info({}, ["s"], roi_size=3)
 
 
 def test_presets_name_what_the_real_data_need() -> None:
@@ -242,8 +242,39 @@ def test_nsd_variant_without_rois_or_labels_is_refused(nsd, tmp_path) -> None:
 
     no_rois = replace(base, data={"root": str(root), "coco_annotations": str(folder), "image_size": 32,
                                   "subjects": ["subj01"]})  # fmt: skip
-    with pytest.raises(DataError, match=r"ROI patches need info\['rois'\].*patch_rois=\[\.\.\.\]"):
+    with pytest.raises(DataError, match=r"ROI patches need info\['roi_names'\].*patch_rois=\[\.\.\.\]"):
         prepare(no_rois)
     no_labels = replace(base, data=dict(base.data) | {"root": str(root)})
     with pytest.raises(DataError, match=r"nsd has no labels or categories in its info"):
         prepare(no_labels)
+
+
+def test_your_arrays_with_roi_members_run_the_nsd_variant(nsd, tmp_path) -> None:
+    """from_arrays with labels, categories, roi_names and roi_members (subjects of different voxel counts, no
+    volume mask): saved with the run, trained, and predicting what it scored."""
+    import brainkit
+    from brainkit.data import from_arrays
+    from brainkit.recipes.clip_mused import load_network, prepare
+
+    root, *_, folder = nsd
+    data = load_nsd(root, subjects=(1, 2), image_size=32, coco_annotations=folder, patch_rois=ROIS)
+    subjects = data.subjects
+    info = {k: data.info[k] for k in ("labels", "categories", "roi_names", "roi_members")}
+    mine = from_arrays({s: data.train[s].values for s in subjects}, {s: data.train[s].stimulus_ids for s in subjects},
+                       {s: data.test[s].values for s in subjects}, {s: data.test[s].stimulus_ids for s in subjects},
+                       space="native", stimulus_ids=data.stimuli.ids, images=data.stimuli.images,
+                       labels=data.stimuli.labels, info=info)  # fmt: skip
+    features = "{low: [pixel_projection, {dim: 13}], image: [pixel_projection, {dim: 17}], text: [hashed_words, {dim: 11}]}"
+    model = "{roi_size: 3, dim: 6, n_heads: 2, head_dim: 3, ff_hidden: [7]}"
+    run = brainkit.run("clip_mused", mine, preset="testing", out=tmp_path / "run",
+                       overrides=[f"features={features}", "methods=[clip_mused]", "model_preset=nsd", f"model={model}",
+                                  f"cache_dir={tmp_path / 'c'}"])  # fmt: skip
+    dataset, samples, grid = prepare(run.config)
+    assert grid.shape == (10, 3)
+    scored = load_network("clip_mused", samples, grid, run.config, run.folder)
+    for subject in subjects:
+        got = run.predict(data.test[subject].values, subject=subject)
+        np.testing.assert_array_equal(got, scored.scores[subject].astype(np.float32))
+    nib.save(nib.Nifti1Image(np.zeros((7, 8, 9, 2), np.float32), AFFINE), tmp_path / "betas.nii.gz")
+    with pytest.raises(DataError, match=r"needs the brain mask the run was trained with"):
+        run.predict(str(tmp_path / "betas.nii.gz"), subject="subj01")  # no mask in the data: NIfTI is refused

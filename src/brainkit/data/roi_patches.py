@@ -1,7 +1,7 @@
 """ROI patches: each subject's voxels grouped by ROI, each group resampled to one length (CLIP-MUSED's nsd variant).
 
 ``ROIPatches(names, members, roi_size)``: ``members[subject]`` is a bool (n_rois, n_voxels) matrix over that
-subject's feature columns (``info["rois"]["members"]``, e.g. from the ``nsd`` dataset's ``patch_rois``); then
+subject's feature columns (``info["roi_members"]``, e.g. from the ``nsd`` dataset's ``patch_rois``); then
 ``patches(values, subject)`` maps (n, n_voxels) -> (n, n_rois, roi_size) float32. Subjects may have different
 voxel counts: the patches have one shape for all, which is what lets one model read every subject.
 
@@ -104,19 +104,21 @@ class ROIPatches:
         return patches.astype(np.float32, copy=False)
 
     @classmethod
-    def from_info(cls, rois: dict, subjects: Sequence[str], roi_size: int, rest: bool = True) -> ROIPatches:
-        """From a dataset's ``info["rois"]`` (``names``, ``members``): ROIs empty in every subject left out, and
-        with ``rest`` a last patch of the voxels in no ROI (when any subject has such voxels)."""
-        if not isinstance(rois, dict) or "names" not in rois or "members" not in rois:
+    def from_info(cls, info: dict, subjects: Sequence[str], roi_size: int, rest: bool = True) -> ROIPatches:
+        """From a dataset's ``info["roi_names"]`` (n_rois names) and ``info["roi_members"]`` ({subject: bool
+        (n_rois, n_voxels)}): ROIs empty in every subject left out, and with ``rest`` a last patch of the voxels in
+        no ROI (when any subject has such voxels)."""
+        if "roi_names" not in info or not isinstance(info.get("roi_members"), dict):
             raise DataError(
-                "ROI patches need info['rois'] = {'names': [...], 'members': {subject: bool (n_rois, n_voxels)}} "
-                "(the nsd dataset gives it with patch_rois=[...], e.g. ['prf-visualrois', 'floc-faces'])."
+                "ROI patches need info['roi_names'] = [n_rois names] and info['roi_members'] = {subject: bool "
+                "(n_rois, n_voxels)} over each subject's columns (the nsd dataset gives them with "
+                "patch_rois=[...], e.g. ['prf-visualrois', 'floc-faces'])."
             )
-        missing = [s for s in subjects if s not in rois["members"]]
+        missing = [s for s in subjects if s not in info["roi_members"]]
         if missing:
-            raise DataError(f"info['rois'] has no ROI members for subjects {missing}.")
-        names = list(rois["names"])
-        members = {s: np.asarray(rois["members"][s], dtype=bool) for s in subjects}
+            raise DataError(f"info['roi_members'] has no ROI members for subjects {missing}.")
+        names = list(info["roi_names"])
+        members = {s: np.asarray(info["roi_members"][s], dtype=bool) for s in subjects}
         used = np.any([m.any(axis=1) for m in members.values()], axis=0)
         if not used.all():
             logger.warning(

@@ -467,7 +467,8 @@ def load_nsd(
         ``info["labels"]`` (n_stimuli, 80) multi-hot and ``info["categories"]`` (:mod:`.nsd_labels`), and the
         stimuli's text labels (the names of their categories)
     patch_rois : NSD ROI label volumes (``roi/<name>.nii.gz``, e.g. ``prf-visualrois``, ``floc-faces``) whose
-        ROIs group the voxels: ``info["rois"]`` (:func:`.nsd_labels.roi_groups`), CLIP-MUSED's ROI patches
+        ROIs group the voxels: ``info["roi_names"]``, ``info["roi_members"]`` (:func:`.nsd_labels.roi_groups`),
+        CLIP-MUSED's ROI patches
 
     Returns
     -------

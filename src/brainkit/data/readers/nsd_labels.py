@@ -207,9 +207,10 @@ def roi_groups(
     masks: dict[str, np.ndarray],
     resolution: str,
 ) -> dict:
-    """``info["rois"]`` of a multi-subject NSD read: every subject's ROI rows over one common list of names (the
-    union over subjects, in order of appearance); an ROI absent from a subject has an all-False row there.
-    Returns {"files", "names", "members": {subject: bool (n_rois, n_voxels)}, "n_voxels": {subject: [per ROI]}}."""
+    """The ROI keys of a multi-subject NSD read's ``info``: every subject's ROI rows over one common list of names
+    (the union over subjects, in order of appearance); an ROI absent from a subject has an all-False row there.
+    Returns {"roi_files": files, "roi_names": names, "roi_members": {subject: bool (n_rois, n_voxels)},
+    "roi_counts": {subject: [voxels per ROI]}}."""
     read = {s: read_roi_groups(root, s, files, masks[s], resolution) for s in subjects}
     names: list[str] = []
     for subject in subjects:
@@ -221,14 +222,14 @@ def roi_groups(
         for row, name in zip(rows, own):
             members[subject][names.index(name)] = row
     counts = {s: members[s].sum(axis=1).tolist() for s in subjects}
-    return {"files": list(files), "names": names, "members": members, "n_voxels": counts}
+    return {"roi_files": list(files), "roi_names": names, "roi_members": members, "roi_counts": counts}
 
 
 def semantic_info(
     root, subjects, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois
 ) -> dict:
     """What ``load_nsd`` adds to ``info`` for ``coco_annotations`` (``labels``, ``categories``, ``coco_counts``, and
-    ``texts``: each stimulus's category names, its text label) and ``patch_rois`` (``rois``)."""
+    ``texts``: each stimulus's category names, its text label) and ``patch_rois`` (:func:`roi_groups`)."""
     out = {}
     if coco_annotations is not None:
         coco_ids = stim_info.loc[nsd_ids, "cocoId"].to_numpy()
@@ -239,5 +240,5 @@ def semantic_info(
     if patch_rois is not None:
         if isinstance(patch_rois, str) or not patch_rois:
             raise DataError(f"patch_rois takes a list of NSD ROI file names, found {patch_rois!r}.")
-        out["rois"] = roi_groups(root, subjects, list(patch_rois), masks, resolution)
+        out |= roi_groups(root, subjects, list(patch_rois), masks, resolution)
     return out

@@ -40,12 +40,12 @@ def prepare(config: CLIPMUSEDRecipeConfig) -> tuple[Any, SemanticSamples, Volume
 
 
 def roi_patches(config: CLIPMUSEDRecipeConfig, dataset: Any) -> ROIPatches | None:
-    """The nsd variant's ROI patching of ``dataset`` (its ``info["rois"]``, the model's ``roi_size``, the rest
+    """The nsd variant's ROI patching of ``dataset`` (its ``info["roi_names"]`` / ``["roi_members"]``, the model's ``roi_size``, the rest
     patch when ``config.roi_rest``); None for the hcp variant."""
     model = model_config("clip_mused", config.model_preset, dict(config.model), where="model")
     if model.variant != "nsd":
         return None
-    return ROIPatches.from_info(dataset.info.get("rois"), dataset.subjects, model.roi_size, config.roi_rest)
+    return ROIPatches.from_info(dataset.info, dataset.subjects, model.roi_size, config.roi_rest)
 
 
 def check_required(config: CLIPMUSEDRecipeConfig) -> None:
