@@ -434,7 +434,8 @@ def _check_sessions(subject: str, sessions: Sequence[int], design: NSDDesign) ->
     help="The Natural Scenes Dataset read from its released files (needs root=...).",
     space="the ROI's voxels (roi=, default nsdgeneral) of func1pt8mm or func1mm native space",
     needs="root=: nsddata/ (experiments/nsd/nsd_expdesign.mat, ppdata/<subj>/<res>/roi/), "
-    "nsddata_betas/ppdata/<subj>/<res>/<version>/betas_session*.{hdf5,nii.gz}, nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+    "nsddata_betas/ppdata/<subj>/<res>/<version>/betas_session*.{hdf5,nii.gz}, nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5; "
+    "for CLIP-MUSED also coco_annotations= (COCO 2017 instances_*.json) and patch_rois= (roi/*.nii.gz label files)",
 )
 def load_nsd(
     root: str | Path,

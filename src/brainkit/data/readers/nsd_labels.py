@@ -186,7 +186,13 @@ def read_roi_groups(
                 f"{root / relative} has shape {volume.shape}, the mask {mask.shape}: use the ROI files of the "
                 f"same resolution ({resolution})."
             )
-        values = np.rint(np.asarray(volume, dtype=np.float64)).astype(np.int64)
+        stored = np.asarray(volume, dtype=np.float64)
+        if not np.array_equal(stored, np.rint(stored)):
+            raise FileFormatError(
+                f"{root / relative} holds non-integer values; an ROI label volume holds ROI numbers (0 or -1: "
+                "none). Use NSD's roi/ file as released (not resampled with interpolation)."
+            )
+        values = stored.astype(np.int64)
         present = np.unique(values[values > 0]).tolist()
         inside = values[mask]
         for value, label in roi_names(root, subject, file, present).items():
