@@ -251,7 +251,7 @@ def test_nsd_variant_without_rois_or_labels_is_refused(nsd, tmp_path) -> None:
 
 def test_your_arrays_with_roi_members_run_the_nsd_variant(nsd, tmp_path) -> None:
     """from_arrays with labels, categories, roi_names and roi_members (subjects of different voxel counts, no
-    volume mask): saved with the run, trained, and predicting what it scored."""
+    volume mask): saved with the run, trained (and SRM on the flattened patches), predicting what it scored."""
     import brainkit
     from brainkit.data import from_arrays
     from brainkit.recipes.clip_mused import load_network, prepare
@@ -260,17 +260,20 @@ def test_your_arrays_with_roi_members_run_the_nsd_variant(nsd, tmp_path) -> None
     data = load_nsd(root, subjects=(1, 2), image_size=32, coco_annotations=folder, patch_rois=ROIS)
     subjects = data.subjects
     info = {k: data.info[k] for k in ("labels", "categories", "roi_names", "roi_members")}
-    mine = from_arrays({s: data.train[s].values for s in subjects}, {s: data.train[s].stimulus_ids for s in subjects},
+    same = data.train[
+        "subj01"
+    ].stimulus_ids  # both subjects "saw" subj01's training images: SRM can align them
+    mine = from_arrays({s: data.train[s].values for s in subjects}, {s: same for s in subjects},
                        {s: data.test[s].values for s in subjects}, {s: data.test[s].stimulus_ids for s in subjects},
                        space="native", stimulus_ids=data.stimuli.ids, images=data.stimuli.images,
                        labels=data.stimuli.labels, info=info)  # fmt: skip
     features = "{low: [pixel_projection, {dim: 13}], image: [pixel_projection, {dim: 17}], text: [hashed_words, {dim: 11}]}"
     model = "{roi_size: 3, dim: 6, n_heads: 2, head_dim: 3, ff_hidden: [7]}"
     run = brainkit.run("clip_mused", mine, preset="testing", out=tmp_path / "run",
-                       overrides=[f"features={features}", "methods=[clip_mused]", "model_preset=nsd", f"model={model}",
+                       overrides=[f"features={features}", "methods=[clip_mused,srm]", "model_preset=nsd", f"model={model}",
                                   f"cache_dir={tmp_path / 'c'}"])  # fmt: skip
     dataset, samples, grid = prepare(run.config)
-    assert grid.shape == (10, 3)
+    assert grid.shape == (10, 3) and [r["method"] for r in run.metrics["rows"]][:2] == ["clip_mused", "srm"]
     scored = load_network("clip_mused", samples, grid, run.config, run.folder)
     for subject in subjects:
         got = run.predict(data.test[subject].values, subject=subject)

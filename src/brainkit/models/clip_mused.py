@@ -12,8 +12,9 @@ Two variants:
   and a token-attention block after layers 3 and 4 (the 7 x 8 x 7 = 392 tokens of a 112 x 128 x 112 input).
   ``released=True`` (the ``hcp`` preset) computes the released blocks exactly (:func:`load_released` reads the
   released weights); ``released=False`` is our residual variant (see ``CLIPMUSEDConfig.released``).
-- ``nsd`` (paper only, no code released): ROI-based patches, each ROI's voxels (resampled to ``roi_size``)
-  embedded by its own linear map shared by all subjects, then token-attention blocks.
+- ``nsd`` (paper only, no code released): ROI-based patches, each ROI's voxels (resampled to ``roi_size`` by the
+  data pipeline: linear interpolation over the ROI's voxel vector, ``brainkit.data.roi_patches``) embedded by its
+  own linear map shared by all subjects, then token-attention blocks.
 
 ``forward(x, subject)``: ``x`` (batch, X, Y, Z) volumes (hcp) or (batch, n_rois, roi_size) patches (nsd),
 ``subject`` (batch,) integer indices -> :class:`CLIPMUSEDOutput` with ``logits`` (batch, n_classes),

@@ -5,7 +5,8 @@
 per-subject and pooled models on the one trainer (:class:`SemanticTask`), fits SRM + logistic regression, scores
 mAP / AUC / Hamming per subject against the label-frequency baseline (:mod:`brainkit.evaluation.multilabel`), and
 writes ``report.html`` (:mod:`brainkit.report.clip_mused`) and safetensors checkpoints under
-``checkpoints/<name>``.
+``checkpoints/<name>``. The nsd variant (``--preset nsd``: the real NSD with COCO's 80 categories) reads ROI
+patches instead of volumes (:mod:`brainkit.data.roi_patches`; docs/methods/clip_mused.md, "NSD variant").
 
 Each network is one resumable phase (:func:`brainkit.training.train_phase`) in ``train/<name>``: ``<name>`` is
 the method (``clip_mused``, ``no_rsm``, ... ``pooled``), or ``per_subject_<subject>`` for the per-subject
@@ -432,5 +433,9 @@ def run_srm(samples: SemanticSamples, config: CLIPMUSEDRecipeConfig) -> Scored:
     data, labels = aligned_training_data(samples)
     model = SRMClassifier(config.srm_components, c=config.srm_c, seed=config.training.seed).fit(data, labels)
     n_params = sum(w.size for w in model.srm.bases_) + (config.srm_components + 1) * len(model.trainable_)
-    scores = {s: model.predict_proba(samples.test[s].values, i) for i, s in enumerate(samples.subjects)}
+    tests = {
+        s: samples.test[s].values for s in samples.subjects
+    }  # nsd variant: patches flattened, as in training
+    tests = {s: values.reshape(len(values), -1) for s, values in tests.items()}
+    scores = {s: model.predict_proba(tests[s], i) for i, s in enumerate(samples.subjects)}
     return Scored(scores, int(n_params), time.perf_counter() - start)
