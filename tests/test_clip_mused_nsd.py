@@ -129,6 +129,15 @@ def test_roi_groups_from_nsd_roi_volumes(nsd) -> None:
         _load(root, patch_rois="streams")
 
 
+def test_present_subjects_are_those_with_files(nsd, tmp_path) -> None:
+    root, *_ = nsd
+    assert load_nsd(root, subjects="present", image_size=None).subjects == ["subj01", "subj02"]
+    with pytest.raises(
+        FileFormatError, match=r"subjects='present': no NSD subject has .*roi/nsdgeneral\.nii\.gz"
+    ):
+        load_nsd(tmp_path, subjects="present")
+
+
 def test_roi_patches_interpolate_each_roi_to_roi_size() -> None:
     members = np.zeros((3, 9), bool)
     members[0, [1, 4, 6, 7]] = True  # 4 voxels -> 7 points

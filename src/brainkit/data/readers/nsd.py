@@ -77,6 +77,19 @@ def _require(root: Path, relative: str) -> Path:
     return path
 
 
+def present_subjects(root: Path, roi: str = "nsdgeneral", resolution: str = "func1pt8mm") -> list[str]:
+    """The NSD subjects with an ROI file ``roi`` and a betas folder (``nsddata_betas/ppdata/<subj>/<res>``) under
+    ``root``; none raises :class:`FileFormatError`."""
+    found = [s for s in NSD_SUBJECTS if (root / roi_path(s, roi, resolution)).is_file()
+             and (root / f"nsddata_betas/ppdata/{s}/{resolution}").is_dir()]  # fmt: skip
+    if not found:
+        raise FileFormatError(
+            f"subjects='present': no NSD subject has {roi_path('subjXX', roi, resolution)} and "
+            f"nsddata_betas/ppdata/subjXX/{resolution}/ under {root}. {DOWNLOAD_HINT}"
+        )
+    return found
+
+
 def check_subject(subject: str | int) -> str:
     """``"subj01"``, ``"1"`` or ``1`` -> ``"subj01"``; anything else raises."""
     text = str(subject).strip().lower()
@@ -458,7 +471,8 @@ def load_nsd(
     Parameters
     ----------
     root : folder holding ``nsddata/``, ``nsddata_betas/``, ``nsddata_stimuli/``
-    subjects : "subj01".."subj08" (or 1-8)
+    subjects : "subj01".."subj08" (or 1-8), or "present": every subject whose ROI file and betas folder are under
+        ``root`` (:func:`present_subjects`)
     sessions : 1-based sessions for every subject; None = the first public release (37 sessions for
         subj01/02/05/07, 29 for subj03/06, 27 for subj04/08), capped by the design file
     image_size : side of the square images returned; None = no images (``nsd_stimuli.hdf5`` is not read)
@@ -479,7 +493,11 @@ def load_nsd(
         (X, Y, Z) bool mask of those voxels.
     """
     root = Path(root)
-    names = [check_subject(s) for s in subjects]
+    names = (
+        present_subjects(root, roi, resolution)
+        if subjects == "present"
+        else [check_subject(s) for s in subjects]
+    )
     if not names or len(set(names)) != len(names):
         raise DataError(f"subjects must be non-empty and distinct, found {list(subjects)}.")
     design = read_design(root)

@@ -116,7 +116,7 @@ FAST_HCP_DATA = {
 NSD_PATCH_ROIS = ["prf-visualrois", "floc-faces", "floc-bodies", "floc-places", "floc-words"]
 # seconds: the tiny NSD folder of tests/nsd_fixture.py (two subjects, its two ROI files, 8 px images)
 FAST_NSD_DATA = {
-    "subjects": ["subj01", "subj02"],
+    "subjects": "present",  # the fixture's subj01 and subj02
     "image_size": 32,
     "patch_rois": ["prf-visualrois", "floc-faces"],
 }
