@@ -11,7 +11,8 @@ The design is consistent across files, like the real release, only smaller:
 - ROI label volumes ``roi/prf-visualrois.nii.gz`` (values 1-7, with FreeSurfer's colour table
   ``nsddata/freesurfer/<subj>/label/prf-visualrois.mgz.ctab``) and ``roi/floc-faces.nii.gz`` (values 1, 2 and 5,
   no colour table): hV4 (7) lies inside subj01's nsdgeneral only, floc-faces 5 inside no subject's.
-- ``write_coco_annotations``: COCO 2017 ``instances_{train,val}2017.json`` for the images' cocoIds (the csv's
+- ``write_coco_annotations``: COCO 2017 ``instances_{train,val}2017.json`` and ``captions_{train,val}2017.json``
+  (three captions per image, see ``caption_of``) for the images' cocoIds (the csv's
   ``cocoSplit``: every fourth image is val2017), 5 categories with ids 1..9 with gaps, one image without
   annotations, and a COCO image NSD does not use.
 
@@ -200,6 +201,11 @@ def roi_truth(root: Path, subject: str, mask: np.ndarray) -> dict[str, np.ndarra
     return out | {f"floc-faces-{i}": floc == i for i in (1, 2, 5)}
 
 
+def caption_of(nsd_id: int, k: int) -> str:
+    """Caption number ``k`` (1 = the first, lowest annotation id) of image ``nsd_id`` in the fixture."""
+    return f"caption {k} of image {nsd_id}"
+
+
 def write_coco_annotations(root: str | Path, seed: int = 0) -> tuple[np.ndarray, list[str], Path]:
     """COCO instance files under ``root/coco/annotations`` for every image of the fixture's csv (its cocoId and
     cocoSplit); returns (labels uint8 (N_IMAGES, 5) by nsdId, category names, the folder)."""
@@ -228,4 +234,9 @@ def write_coco_annotations(root: str | Path, seed: int = 0) -> tuple[np.ndarray,
         content = {"info": {}, "licenses": [], "images": images, "annotations": annotations,
                    "categories": categories}  # fmt: skip
         (folder / f"instances_{split}.json").write_text(json.dumps(content))
+        captions = [{"id": 1000 * int(r) + k, "image_id": int(table["cocoId"].iloc[r]), "caption": caption_of(r, k)}
+                    for r in rows for k in (2, 1, 3)]  # fmt: skip
+        (folder / f"captions_{split}.json").write_text(
+            json.dumps({"images": images, "annotations": captions})
+        )
     return labels, [n for _, n in COCO_CATEGORIES], folder

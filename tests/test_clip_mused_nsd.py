@@ -49,6 +49,20 @@ def test_coco_labels_are_the_annotations_multi_hot_rows(nsd) -> None:
     assert data.stimuli.labels[row] == ", ".join(names)  # the text target: the image's category names
 
 
+def test_captions_as_the_text_labels(nsd) -> None:
+    from nsd_fixture import caption_of
+
+    root, *_, folder = nsd
+    data = _load(root, coco_annotations=folder, coco_text="captions")
+    assert data.stimuli.labels.tolist() == [
+        caption_of(i, 1) for i in data.info["nsd_id"]
+    ]  # the first caption
+    with pytest.raises(DataError, match="coco_text must be one of"):
+        _load(root, coco_annotations=folder, coco_text="caption")
+    with pytest.raises(DataError, match=r"coco_text='captions' reads COCO's caption files.*coco_annotations"):
+        _load(root, coco_text="captions")
+
+
 def test_labels_by_hand_category_order_and_gaps(tmp_path) -> None:
     """Three images written by hand: category ids 3, 11, 90 (gaps) in the file's order, repeats count once."""
     categories = [

@@ -465,6 +465,7 @@ def load_nsd(
     check_stim_info: bool = True,
     coco_annotations: str | Path | None = None,
     patch_rois: Sequence[str] | None = None,
+    coco_text: str = "categories",
 ) -> DecodingDataset:
     """NSD, standard split: single-trial train on unique images, shared-1000 test averaged over repeats.
 
@@ -480,7 +481,8 @@ def load_nsd(
     check_stim_info : cross-check the design against ``nsd_stim_info_merged.csv``
     coco_annotations : folder of COCO's ``instances_train2017.json`` / ``instances_val2017.json``: fills
         ``info["labels"]`` (n_stimuli, 80) multi-hot and ``info["categories"]`` (:mod:`.nsd_labels`), and the
-        stimuli's text labels (the names of their categories)
+        stimuli's text labels: ``coco_text="categories"`` the names of their categories, ``"captions"`` each
+        image's first COCO caption (``captions_{train,val}2017.json`` in the same folder)
     patch_rois : NSD ROI label volumes (``roi/<name>.nii.gz``, e.g. ``prf-visualrois``, ``floc-faces``) whose
         ROIs group the voxels: ``info["roi_names"]``, ``info["roi_members"]`` (:func:`.nsd_labels.roi_groups`),
         CLIP-MUSED's ROI patches
@@ -553,7 +555,9 @@ def load_nsd(
         np.concatenate([design.trials(s, used_sessions[s])["nsd_id"].to_numpy() for s in names])
     )
     images = read_images(root, nsd_ids, image_size) if image_size else None
-    semantic = semantic_info(root, names, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois)
+    semantic = semantic_info(
+        root, names, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois, coco_text
+    )
     texts = semantic.pop("texts", None)
     stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images, labels=texts)
     info = {

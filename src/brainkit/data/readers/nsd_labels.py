@@ -49,8 +49,8 @@ def coco_folder(folder: str | Path) -> Path:
     return folder
 
 
-def _read_instances(path: Path) -> tuple[list[tuple[int, str]], set[int], dict[int, list[int]]]:
-    """(categories as (id, name) in the file's order, the image ids, image id -> category ids)."""
+def _read_coco_json(path: Path, keys: tuple[str, ...], kind: str) -> dict:
+    """A COCO annotation file with the top-level ``keys`` (``kind``: what it is, for the errors)."""
     try:
         content = json.loads(path.read_text())
     except FileNotFoundError:
@@ -59,16 +59,42 @@ def _read_instances(path: Path) -> tuple[list[tuple[int, str]], set[int], dict[i
         raise FileFormatError(
             f"Cannot read {path} as JSON: {error}. The file looks truncated: unzip it again."
         ) from error
-    keys = sorted(content)[:8] if isinstance(content, dict) else type(content).__name__
-    if not isinstance(content, dict) or not {"categories", "images", "annotations"} <= set(content):
-        raise FileFormatError(f"{path} is not a COCO instances file: it needs categories, images and annotations "
-                              f"(found {keys}). {COCO_HINT}")  # fmt: skip
+    found = sorted(content)[:8] if isinstance(content, dict) else type(content).__name__
+    if not isinstance(content, dict) or not set(keys) <= set(content):
+        raise FileFormatError(f"{path} is not a COCO {kind} file: it needs {', '.join(keys)} (found {found}). "
+                              f"{COCO_HINT}")  # fmt: skip
+    return content
+
+
+def _read_instances(path: Path) -> tuple[list[tuple[int, str]], set[int], dict[int, list[int]]]:
+    """(categories as (id, name) in the file's order, the image ids, image id -> category ids)."""
+    content = _read_coco_json(path, ("categories", "images", "annotations"), "instances")
     categories = [(int(c["id"]), str(c["name"])) for c in content["categories"]]
     images = {int(image["id"]) for image in content["images"]}
     labelled: dict[int, list[int]] = {}
     for annotation in content["annotations"]:
         labelled.setdefault(int(annotation["image_id"]), []).append(int(annotation["category_id"]))
     return categories, images, labelled
+
+
+def read_coco_captions(folder: str | Path, coco_ids: Sequence[int], splits: Sequence[str]) -> list[str]:
+    """The first caption (lowest annotation id) of each image ``coco_ids``, from COCO's ``captions_<split>.json``
+    (in the folder of the instance files); an image without a caption raises :class:`DataError`."""
+    folder = coco_folder(folder)
+    first: dict[int, tuple[int, str]] = {}
+    for split in sorted(set(splits)):
+        content = _read_coco_json(folder / f"captions_{split}.json", ("images", "annotations"), "captions")
+        for annotation in content["annotations"]:
+            image, number = int(annotation["image_id"]), int(annotation["id"])
+            if image not in first or number < first[image][0]:
+                first[image] = (number, str(annotation["caption"]).strip())
+    missing = [int(i) for i in coco_ids if int(i) not in first]
+    if missing:
+        raise DataError(
+            f"{len(missing)} cocoId(s) have no caption in {folder}/captions_*.json, e.g. {missing[:3]}; use COCO "
+            "2017's caption files, or coco_text='categories'."
+        )
+    return [first[int(i)][1] for i in coco_ids]
 
 
 def read_coco_labels(
@@ -231,17 +257,35 @@ def roi_groups(
     return {"roi_files": list(files), "roi_names": names, "roi_members": members, "roi_counts": counts}
 
 
+COCO_TEXTS = ("categories", "captions")
+
+
 def semantic_info(
-    root, subjects, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois
+    root,
+    subjects,
+    nsd_ids,
+    stim_info,
+    masks,
+    resolution,
+    coco_annotations,
+    patch_rois,
+    coco_text="categories",
 ) -> dict:
     """What ``load_nsd`` adds to ``info`` for ``coco_annotations`` (``labels``, ``categories``, ``coco_counts``, and
-    ``texts``: each stimulus's category names, its text label) and ``patch_rois`` (:func:`roi_groups`)."""
+    ``texts``: each stimulus's text label, its category names or (``coco_text="captions"``) its first COCO
+    caption) and ``patch_rois`` (:func:`roi_groups`)."""
+    if coco_text not in COCO_TEXTS:
+        raise DataError(f"coco_text must be one of {list(COCO_TEXTS)}, found {coco_text!r}.")
+    if coco_text == "captions" and coco_annotations is None:
+        raise DataError("coco_text='captions' reads COCO's caption files: give coco_annotations=DIR as well.")
     out = {}
     if coco_annotations is not None:
         coco_ids = stim_info.loc[nsd_ids, "cocoId"].to_numpy()
         splits = coco_split_of(stim_info, nsd_ids)
         labels, categories, counts = read_coco_labels(coco_annotations, coco_ids, splits)
         texts = [", ".join(categories[c] for c in np.flatnonzero(row)) for row in labels]
+        if coco_text == "captions":
+            texts = read_coco_captions(coco_annotations, coco_ids, splits or ["train2017", "val2017"])
         out |= {"labels": labels, "categories": categories, "coco_counts": counts, "texts": np.array(texts)}
     if patch_rois is not None:
         if isinstance(patch_rois, str) or not patch_rois:

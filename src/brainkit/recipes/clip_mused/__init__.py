@@ -116,7 +116,13 @@ class CLIPMUSEDRecipe:
     # nsd --set data.root=/data/nsd --set data.coco_annotations=/data/coco/annotations` (a GPU job).
     PRESETS["nsd"] = CLIPMUSEDRecipeConfig(
         dataset="nsd",
-        data={"subjects": "present", "image_size": 224, "patch_rois": NSD_PATCH_ROIS},
+        # the text target: each image's first COCO caption (the paper: CLIP embeddings of image and caption)
+        data={
+            "subjects": "present",
+            "image_size": 224,
+            "patch_rois": NSD_PATCH_ROIS,
+            "coco_text": "captions",
+        },
         model_preset="nsd",
         training=replace(RELEASED_TRAINING, epochs=100, batch_size=64, lr=1e-4, accelerator="cuda"),
         loss=SemanticLossConfig(orthogonality=1e-3, rsm_high=1e-3, rsm_low=1e-4, orthogonality_tokens="raw"),
