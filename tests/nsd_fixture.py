@@ -8,11 +8,20 @@ The design is consistent across files, like the real release, only smaller:
 - Betas: int16 = percent signal change x 300, HDF5 (trials, Z, Y, X) and/or NIfTI (X, Y, Z, trials).
 - ``imgBrick`` (n_images, 12, 10, 3): image ``i`` is filled with the colour ``image_colour(i)``.
 
+- ROI label volumes ``roi/prf-visualrois.nii.gz`` (values 1-7, with FreeSurfer's colour table
+  ``nsddata/freesurfer/<subj>/label/prf-visualrois.mgz.ctab``) and ``roi/floc-faces.nii.gz`` (values 1, 2 and 5,
+  no colour table): hV4 (7) lies inside subj01's nsdgeneral only, floc-faces 5 inside no subject's.
+- ``write_coco_annotations``: COCO 2017 ``instances_{train,val}2017.json`` and ``captions_{train,val}2017.json``
+  (three captions per image, see ``caption_of``) for the images' cocoIds (the csv's
+  ``cocoSplit``: every fourth image is val2017), 5 categories with ids 1..9 with gaps, one image without
+  annotations, and a COCO image NSD does not use.
+
 All values are 1-based where NSD's are (the .mat file and the csv's trial numbers).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
@@ -91,7 +100,7 @@ def write_nsd_fixture(
     table = pd.DataFrame(
         {
             "cocoId": coco_id,
-            "cocoSplit": "train2017",
+            "cocoSplit": np.where(np.arange(N_IMAGES) % 4 == 0, "val2017", "train2017"),
             "cropBox": "(0, 0, 0.1, 0.1)",
             "loss": 0.0,
             "nsdId": np.arange(N_IMAGES),
@@ -130,6 +139,7 @@ def write_nsd_fixture(
         labels[inside & (labels == 0)] = 1
         masks[subject] = labels > 0
         write_nifti(root / f"nsddata/ppdata/{subject}/func1pt8mm/roi/nsdgeneral.nii.gz", labels)
+        write_roi_files(root, subject, masks[subject], seed + k)
         betas[subject] = {}
         beta_dir = root / f"nsddata_betas/ppdata/{subject}/func1pt8mm/betas_fithrf_GLMdenoise_RR"
         beta_dir.mkdir(parents=True, exist_ok=True)
@@ -157,3 +167,76 @@ def write_nifti(path: Path, values: np.ndarray) -> None:
     image = nib.Nifti1Image(values, AFFINE)
     image.header.set_data_dtype(values.dtype)
     nib.save(image, str(path))
+
+
+PRF_NAMES = ("V1v", "V1d", "V2v", "V2d", "V3v", "V3d", "hV4")
+COCO_CATEGORIES = ((1, "person"), (2, "bicycle"), (4, "motorcycle"), (7, "train"), (9, "boat"))
+
+
+def write_roi_files(root: Path, subject: str, mask: np.ndarray, seed: int) -> None:
+    """prf-visualrois (1-6 anywhere in the box, 7 = hV4 inside the mask of subj01 only, outside it otherwise) and
+    floc-faces (1, 2 sparse; 5 outside the mask), in the layout of NSD's ``roi/`` folder."""
+    rng = np.random.default_rng([seed, 7])
+    prf = rng.integers(0, 7, SHAPE).astype(np.int16)  # 0 = no ROI
+    prf[0] = -1  # NSD marks voxels outside the brain -1
+    inside, outside = np.argwhere(mask), np.argwhere(~mask & (prf >= 0))
+    for voxel in inside[:2] if subject == "subj01" else outside[:2]:
+        prf[tuple(voxel)] = 7
+    floc = np.where(rng.random(SHAPE) < 0.3, rng.integers(1, 3, SHAPE), 0).astype(np.int16)
+    floc[tuple(outside[-1])] = 5
+    folder = root / f"nsddata/ppdata/{subject}/func1pt8mm/roi"
+    write_nifti(folder / "prf-visualrois.nii.gz", prf)
+    write_nifti(folder / "floc-faces.nii.gz", floc)
+    ctab = root / f"nsddata/freesurfer/{subject}/label/prf-visualrois.mgz.ctab"
+    ctab.parent.mkdir(parents=True, exist_ok=True)
+    ctab.write_text("0 Unknown\n" + "".join(f"{i} {name}\n" for i, name in enumerate(PRF_NAMES, 1)))
+
+
+def roi_truth(root: Path, subject: str, mask: np.ndarray) -> dict[str, np.ndarray]:
+    """ROI name -> bool over the mask's voxels (numpy.nonzero order), from the written files."""
+    folder = root / f"nsddata/ppdata/{subject}/func1pt8mm/roi"
+    prf = np.asarray(nib.load(folder / "prf-visualrois.nii.gz").dataobj)[mask]
+    floc = np.asarray(nib.load(folder / "floc-faces.nii.gz").dataobj)[mask]
+    out = {name: prf == i for i, name in enumerate(PRF_NAMES, 1)}
+    return out | {f"floc-faces-{i}": floc == i for i in (1, 2, 5)}
+
+
+def caption_of(nsd_id: int, k: int) -> str:
+    """Caption number ``k`` (1 = the first, lowest annotation id) of image ``nsd_id`` in the fixture."""
+    return f"caption {k} of image {nsd_id}"
+
+
+def write_coco_annotations(root: str | Path, seed: int = 0) -> tuple[np.ndarray, list[str], Path]:
+    """COCO instance files under ``root/coco/annotations`` for every image of the fixture's csv (its cocoId and
+    cocoSplit); returns (labels uint8 (N_IMAGES, 5) by nsdId, category names, the folder)."""
+    root = Path(root)
+    table = pd.read_csv(root / "nsddata/experiments/nsd/nsd_stim_info_merged.csv", index_col=0)
+    rng = np.random.default_rng([seed, 80])
+    labels = (rng.random((N_IMAGES, len(COCO_CATEGORIES))) < 0.4).astype(np.uint8)
+    labels[:, 0] |= (np.arange(N_IMAGES) % 2).astype(np.uint8)  # "person" on every other image
+    labels[nsd_ids(seed)[0, 0]] = 0  # a shared image without any annotation
+    folder = root / "coco/annotations"
+    folder.mkdir(parents=True, exist_ok=True)
+    categories = [{"supercategory": "thing", "id": i, "name": n} for i, n in COCO_CATEGORIES]
+    next_id = 1
+    for split in ("train2017", "val2017"):
+        rows = np.flatnonzero(table["cocoSplit"].to_numpy() == split)
+        images = [{"id": int(table["cocoId"].iloc[r]), "file_name": f"{table['cocoId'].iloc[r]:012d}.jpg"}
+                  for r in rows]  # fmt: skip
+        images.append({"id": 7 + (split == "val2017"), "file_name": "not_in_nsd.jpg"})
+        annotations = []
+        for r in rows:
+            for c in np.flatnonzero(labels[r]):
+                for _ in range(1 + (r + c) % 2):  # some categories twice in one image: still one 1
+                    annotations.append({"id": next_id, "image_id": int(table["cocoId"].iloc[r]),
+                                        "category_id": COCO_CATEGORIES[c][0], "iscrowd": 0})  # fmt: skip
+                    next_id += 1
+        content = {"info": {}, "licenses": [], "images": images, "annotations": annotations,
+                   "categories": categories}  # fmt: skip
+        (folder / f"instances_{split}.json").write_text(json.dumps(content))
+        captions = [{"id": 1000 * int(r) + k, "image_id": int(table["cocoId"].iloc[r]), "caption": caption_of(r, k)}
+                    for r in rows for k in (2, 1, 3)]  # fmt: skip
+        (folder / f"captions_{split}.json").write_text(
+            json.dumps({"images": images, "annotations": captions})
+        )
+    return labels, [n for _, n in COCO_CATEGORIES], folder

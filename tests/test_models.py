@@ -41,6 +41,9 @@ PAPER_COUNTS = {
     # CLIP-MUSED hcp (released blocks), 9 subjects, 859 WordNet classes: 65,811,136 + classifier 880,475 (METHODS.md sec. 2.2:
     # ~65.8 M + 0.88 M; tests/test_clip_mused.py).
     ("clip_mused", "hcp", (("n_subjects", 9), ("n_classes", 859))): 66_691_611,
+    # CLIP-MUSED nsd (ours, paper's width 512 and 8 heads), 25 ROI patches, 8 subjects, 80 COCO categories:
+    # 8,411,136 + 131,584 per ROI + 1,024 per subject + 1,025 per class (models/clip_mused.py preset comment).
+    ("clip_mused", "nsd", (("n_rois", 25), ("n_subjects", 8), ("n_classes", 80))): 11_790_928,
     # BrainMAE at Schaefer-100, 15 s at TR 0.72 s (docs/methods/brain_mae.md; tests/test_brain_mae.py).
     ("brain_mae", "sg_paper", (("n_rois", 100), ("segment_frames", 21))): 631_669,
     ("brain_mae", "ag_paper", (("n_rois", 100), ("segment_frames", 21))): 499_189,

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from brainkit.data.roi_patches import ROIPatches
 from brainkit.data.schema import DecodingDataset
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import DataError
@@ -67,9 +68,10 @@ def semantic_mask(dataset: DecodingDataset) -> np.ndarray:
     return mask
 
 
-def check_semantic_dataset(dataset: DecodingDataset) -> np.ndarray:
+def check_semantic_dataset(dataset: DecodingDataset, volume: bool = True) -> np.ndarray | None:
     """Raise DataError unless ``dataset`` has what CLIP-MUSED reads: labels (n_stimuli, n_classes) 0/1 in the
-    stimuli's order, one category name per class, and a volume mask; returns the mask."""
+    stimuli's order, one category name per class, and (``volume``: the hcp variant) a volume mask; returns the
+    mask (None when not ``volume``: the nsd variant reads ROI patches, :mod:`brainkit.data.roi_patches`)."""
     if not isinstance(dataset, DecodingDataset):
         raise DataError(f"CLIP-MUSED reads trial-based datasets; {type(dataset).__name__} is not one.")
     info, n = dataset.info, len(dataset.stimuli)
@@ -88,7 +90,7 @@ def check_semantic_dataset(dataset: DecodingDataset) -> np.ndarray:
             f"{dataset.name}: info['categories'] must list {labels.shape[1]} category names (one per label "
             f"column), found {categories!r:.80}."
         )
-    return semantic_mask(dataset)
+    return semantic_mask(dataset) if volume else None
 
 
 def _embedding(stimuli, spec: list | tuple, cache_dir: str | Path | None) -> np.ndarray:
@@ -103,7 +105,8 @@ def _embedding(stimuli, spec: list | tuple, cache_dir: str | Path | None) -> np.
 
 @dataclass
 class SampleArrays:
-    """Rows of one or several subjects: ``values`` (n, n_voxels) masked, ``subject`` (n,) model indices,
+    """Rows of one or several subjects: ``values`` (n, n_voxels) masked (nsd variant: (n, n_rois, roi_size) ROI
+    patches), ``subject`` (n,) model indices,
     ``labels`` (n, n_classes) 0/1, ``high`` (n, d_high) and ``low`` (n, d_low) stimulus targets."""
 
     values: np.ndarray
@@ -166,16 +169,18 @@ def semantic_samples(
     clip_model_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     features: dict[str, list] | None = None,
+    patches: ROIPatches | None = None,
 ) -> SemanticSamples:
     """Standardised voxels (training statistics per subject), labels and stimulus targets of every subject.
 
     ``high_dim``: common PCA width of the image and text features; ``feature_clip``: the targets' clip value;
     ``clip_model_dir``: a local CLIP folder whose image and text towers replace the dataset's image and text
     features (joint space: ``high_dim`` is not used then); ``features``: role -> [encoder, options] for a
-    dataset that names none (``info["parameters"]["features"]``), e.g. yours. See
-    :func:`~brainkit.stimuli.semantic_features.semantic_targets`.
+    dataset that names none (``info["parameters"]["features"]``), e.g. yours; ``patches``: the nsd variant's ROI
+    patching, applied to each subject's standardised voxels (``values`` then (n, n_rois, roi_size); no volume
+    mask needed). See :func:`~brainkit.stimuli.semantic_features.semantic_targets`.
     """
-    check_semantic_dataset(dataset)
+    check_semantic_dataset(dataset, volume=patches is None)
     stimuli, labels = dataset.stimuli, np.asarray(dataset.info["labels"])
     named = dataset.info.get("parameters", {}).get("features") or features
     if named is None:
@@ -209,8 +214,9 @@ def semantic_samples(
         for part, samples in (("train", dataset.train[subject]), ("test", dataset.test[subject])):
             rows = stimuli.positions(samples.stimulus_ids)
             out.ids[(part, subject)] = samples.stimulus_ids
+            values = scaler.transform(samples.values)
             getattr(out, part)[subject] = SampleArrays(
-                scaler.transform(samples.values),
+                values if patches is None else patches(values, subject),
                 np.full(len(rows), index),
                 labels[rows].astype(np.float32),
                 high[rows],
@@ -235,6 +241,7 @@ def aligned_training_data(samples: SemanticSamples) -> tuple[list[np.ndarray], n
                 "responses cannot be aligned in time; use a dataset where every subject sees every training stimulus."
             )
         reference = ids[order] if reference is None else reference
-        data.append(samples.train[subject].values[order])
+        values = samples.train[subject].values[order]
+        data.append(values.reshape(len(values), -1))  # ROI patches (n, n_rois, roi_size): flattened
         labels = samples.train[subject].labels[order]
     return data, labels

@@ -12,8 +12,9 @@ Two variants:
   and a token-attention block after layers 3 and 4 (the 7 x 8 x 7 = 392 tokens of a 112 x 128 x 112 input).
   ``released=True`` (the ``hcp`` preset) computes the released blocks exactly (:func:`load_released` reads the
   released weights); ``released=False`` is our residual variant (see ``CLIPMUSEDConfig.released``).
-- ``nsd`` (paper only, no code released): ROI-based patches, each ROI's voxels (resampled to ``roi_size``)
-  embedded by its own linear map shared by all subjects, then token-attention blocks.
+- ``nsd`` (paper only, no code released): ROI-based patches, each ROI's voxels (resampled to ``roi_size`` by the
+  data pipeline: linear interpolation over the ROI's voxel vector, ``brainkit.data.roi_patches``) embedded by its
+  own linear map shared by all subjects, then token-attention blocks.
 
 ``forward(x, subject)``: ``x`` (batch, X, Y, Z) volumes (hcp) or (batch, n_rois, roi_size) patches (nsd),
 ``subject`` (batch,) integer indices -> :class:`CLIPMUSEDOutput` with ``logits`` (batch, n_classes),
@@ -390,9 +391,14 @@ CLIPMUSED.PRESETS.update(
         # blocks (AttentionBlock.py). 65,811,136 params + classifier 1,025 per class (METHODS.md: ~65.8 M + 0.88 M
         # for 859 classes).
         "hcp": CLIPMUSEDConfig(released=True),
-        # NSD variant: the paper describes ROI patches + a Transformer, no code or sizes released (UNVERIFIED):
-        # our choice, 512-wide tokens from ROIs resampled to 256 voxels, 4 blocks of 4 heads x 64, FF 1024.
-        "nsd": CLIPMUSEDConfig(variant="nsd", roi_size=256, ff_hidden=(1024, 1024, 1024, 1024)),
+        # NSD variant: the paper describes ROI patches + a Transformer, no code released. Its NSD settings (the
+        # paper's notes, shared/seeds): embedding 512 ("512, 24": 24 read as the ROI count, see
+        # recipes/clip_mused/settings.py NSD_PATCH_ROIS), 8 heads. Ours (UNVERIFIED): ROIs resampled to 256
+        # values, 8 heads x 64, 4 blocks of FF 1024. 8,411,136 + 131,584 per ROI + 1,024 per subject + 1,025
+        # per class (25 ROIs, 8 subjects, 80 classes: 11,790,928).
+        "nsd": CLIPMUSEDConfig(
+            variant="nsd", roi_size=256, n_heads=8, head_dim=64, ff_hidden=(1024, 1024, 1024, 1024)
+        ),
         # CPU-sized hcp variant (our choice) for the built-in 6 mm volumes: 28x32x28 -> stem /4 -> 7x8x7, layer 3
         # stride 2 -> 4x4x4 = 64 tokens (the paper has 392; attention over 392 tokens costs ~5x more on a CPU),
         # shallow attention over the 7x8x7 positions, one block per layer, 32-wide tokens.

@@ -145,7 +145,7 @@ def write(
     histories: dict[str, list[dict]],
     extras: dict[str, Any],
     test_labels: dict[str, np.ndarray],
-    mask: np.ndarray,
+    mask: np.ndarray | list[str],
     categories: list[str],
     affine: np.ndarray | None = None,
 ) -> tuple[dict[str, list[dict]], list[str]]:
@@ -153,12 +153,15 @@ def write(
 
     ``rows``: one per method (``method``, ``what``, ``mAP``, ``AUC``, ``hamming``, ``mAP/<subject>`` ...);
     ``histories``: training records per method (the trainer's); ``extras``: CLIP-MUSED's test predictions per
-    subject (``high``, ``low``, ``attention``) and its ``token_shape``; ``test_labels`` per subject.
+    subject (``high``, ``low``, ``attention``) and its ``token_shape``; ``test_labels`` per subject; ``mask``: the
+    volume mask (hcp variant), or the ROI names of the patches (nsd variant: the attention drawn per ROI).
     """
     per_subject = [{"method": r["method"], **{s: r[f"mAP/{s}"] for s in subjects}} for r in rows]
     table = [{k: v for k, v in r.items() if "/" not in k} for r in rows]
     n_classes = len(categories)
-    notes = compare(table, per_subject, subjects, int(mask.sum()), n_classes)
+    rois = None if isinstance(mask, np.ndarray) else list(mask)
+    brain = f"{int(mask.sum())} brain voxels" if rois is None else f"{len(rois)} ROI patches"
+    notes = compare(table, per_subject, subjects, brain, n_classes)
     notes.append(token_similarity_note(extras, subjects))
     high = np.concatenate([extras[s]["high"] for s in subjects])
     low = np.concatenate([extras[s]["low"] for s in subjects])
@@ -170,9 +173,13 @@ def write(
     }
     if "attention" in extras[subjects[0]]:
         attention = np.mean([extras[s]["attention"] for s in subjects], axis=0)
-        volumes = attention_volume(attention, extras["token_shape"], mask)
-        caption = "Attention of the subject tokens over the brain (last block, mean over heads, test samples, subjects)"
-        figures[caption] = attention_figure(volumes, mask, affine)
+        if rois is None:
+            volumes = attention_volume(attention, extras["token_shape"], mask)
+            caption = "Attention of the subject tokens over the brain (last block, mean over heads, test samples, subjects)"
+            figures[caption] = attention_figure(volumes, mask, affine)
+        else:
+            caption = "Attention of the subject tokens over the ROI patches (last block, mean over heads, test samples, subjects)"
+            figures[caption] = roi_attention_figure(attention, rois)
     curves = {
         method: [
             {"epoch": r["epoch"]} | {k: v for k, v in r.items() if k.startswith(("train_", "val_"))}
@@ -193,14 +200,32 @@ def write(
     return {MAIN_TABLE: table, "mAP per subject": per_subject}, notes
 
 
+def roi_attention_figure(attention: np.ndarray, names: list[str]) -> Figure:
+    """The high- and low-level tokens' attention (2, n_rois) over the ROI patches, one bar pair per ROI."""
+    if attention.shape != (2, len(names)):
+        raise DataError(f"roi_attention_figure: attention {attention.shape} for {len(names)} ROIs.")
+    figure = Figure(figsize=(max(6.0, 0.35 * len(names)), 3.6))
+    axis = figure.add_subplot(1, 1, 1)
+    positions = np.arange(len(names))
+    axis.bar(positions - 0.2, attention[0], 0.4, label="high-level token", color="C3")
+    axis.bar(positions + 0.2, attention[1], 0.4, label="low-level token", color="C0")
+    axis.set_xticks(positions, names, rotation=60, ha="right", fontsize=7)
+    axis.set_ylabel("attention")
+    axis.legend(fontsize=7)
+    figure.subplots_adjust(bottom=0.3)
+    return figure
+
+
 def compare(
-    table: list[dict], per_subject: list[dict], subjects: list[str], n_voxels: int, n_classes: int
+    table: list[dict], per_subject: list[dict], subjects: list[str], brain: int | str, n_classes: int
 ) -> list[str]:
-    """Plain statements, with the run's numbers, of what beat what."""
+    """Plain statements, with the run's numbers, of what beat what (``brain``: what the models read, e.g. "512
+    brain voxels"; an int is a voxel count)."""
+    brain = f"{brain} brain voxels" if isinstance(brain, int) else brain
     by = {row["method"]: row for row in table}
     ours = by["clip_mused"]["mAP"]
     notes = [
-        f"{len(subjects)} subjects, {n_voxels} brain voxels, {n_classes} categories; test mAP is the mean over "
+        f"{len(subjects)} subjects, {brain}, {n_classes} categories; test mAP is the mean over "
         f"subjects of the per-class average precision; chance (label frequency) mAP "
         f"{by['label_frequency']['mAP']:.3f}. One seed."
     ]

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from brainkit.data.readers.nsd_labels import semantic_info
 from brainkit.data.readers.volumes import read_masked_betas, read_volume, voxel_coordinates
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import DataError, FileFormatError
@@ -74,6 +75,19 @@ def _require(root: Path, relative: str) -> Path:
     if not path.is_file():
         raise FileFormatError(f"Missing NSD file {relative} (looked for {path}). {DOWNLOAD_HINT}")
     return path
+
+
+def present_subjects(root: Path, roi: str = "nsdgeneral", resolution: str = "func1pt8mm") -> list[str]:
+    """The NSD subjects with an ROI file ``roi`` and a betas folder (``nsddata_betas/ppdata/<subj>/<res>``) under
+    ``root``; none raises :class:`FileFormatError`."""
+    found = [s for s in NSD_SUBJECTS if (root / roi_path(s, roi, resolution)).is_file()
+             and (root / f"nsddata_betas/ppdata/{s}/{resolution}").is_dir()]  # fmt: skip
+    if not found:
+        raise FileFormatError(
+            f"subjects='present': no NSD subject has {roi_path('subjXX', roi, resolution)} and "
+            f"nsddata_betas/ppdata/subjXX/{resolution}/ under {root}. {DOWNLOAD_HINT}"
+        )
+    return found
 
 
 def check_subject(subject: str | int) -> str:
@@ -433,7 +447,8 @@ def _check_sessions(subject: str, sessions: Sequence[int], design: NSDDesign) ->
     help="The Natural Scenes Dataset read from its released files (needs root=...).",
     space="the ROI's voxels (roi=, default nsdgeneral) of func1pt8mm or func1mm native space",
     needs="root=: nsddata/ (experiments/nsd/nsd_expdesign.mat, ppdata/<subj>/<res>/roi/), "
-    "nsddata_betas/ppdata/<subj>/<res>/<version>/betas_session*.{hdf5,nii.gz}, nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5",
+    "nsddata_betas/ppdata/<subj>/<res>/<version>/betas_session*.{hdf5,nii.gz}, nsddata_stimuli/stimuli/nsd/nsd_stimuli.hdf5; "
+    "for CLIP-MUSED also coco_annotations= (COCO 2017 instances_*.json) and patch_rois= (roi/*.nii.gz label files)",
 )
 def load_nsd(
     root: str | Path,
@@ -448,32 +463,48 @@ def load_nsd(
     zscore: bool = True,
     invalid: str = "zero",
     check_stim_info: bool = True,
+    coco_annotations: str | Path | None = None,
+    patch_rois: Sequence[str] | None = None,
+    coco_text: str = "categories",
 ) -> DecodingDataset:
     """NSD, standard split: single-trial train on unique images, shared-1000 test averaged over repeats.
 
     Parameters
     ----------
     root : folder holding ``nsddata/``, ``nsddata_betas/``, ``nsddata_stimuli/``
-    subjects : "subj01".."subj08" (or 1-8)
+    subjects : "subj01".."subj08" (or 1-8), or "present": every subject whose ROI file and betas folder are under
+        ``root`` (:func:`present_subjects`)
     sessions : 1-based sessions for every subject; None = the first public release (37 sessions for
         subj01/02/05/07, 29 for subj03/06, 27 for subj04/08), capped by the design file
     image_size : side of the square images returned; None = no images (``nsd_stimuli.hdf5`` is not read)
     beta_format, zscore, invalid : see :func:`read_session_betas`
     check_stim_info : cross-check the design against ``nsd_stim_info_merged.csv``
+    coco_annotations : folder of COCO's ``instances_train2017.json`` / ``instances_val2017.json``: fills
+        ``info["labels"]`` (n_stimuli, 80) multi-hot and ``info["categories"]`` (:mod:`.nsd_labels`), and the
+        stimuli's text labels: ``coco_text="categories"`` the names of their categories, ``"captions"`` each
+        image's first COCO caption (``captions_{train,val}2017.json`` in the same folder)
+    patch_rois : NSD ROI label volumes (``roi/<name>.nii.gz``, e.g. ``prf-visualrois``, ``floc-faces``) whose
+        ROIs group the voxels: ``info["roi_names"]``, ``info["roi_members"]`` (:func:`.nsd_labels.roi_groups`),
+        CLIP-MUSED's ROI patches
 
     Returns
     -------
     DecodingDataset
         Stimulus ids ``"nsd-<nsdId>"`` (0-based nsdId); ``info["coco_id"]`` aligned with ``stimuli.ids``;
-        features = ROI voxels (``space=roi``), ``feature_coords`` in mm.
+        features = ROI voxels (``space=roi``), ``feature_coords`` in mm; ``info["masks"]`` each subject's
+        (X, Y, Z) bool mask of those voxels.
     """
     root = Path(root)
-    names = [check_subject(s) for s in subjects]
+    names = (
+        present_subjects(root, roi, resolution)
+        if subjects == "present"
+        else [check_subject(s) for s in subjects]
+    )
     if not names or len(set(names)) != len(names):
         raise DataError(f"subjects must be non-empty and distinct, found {list(subjects)}.")
     design = read_design(root)
     stim_info = read_stim_info(root)
-    train, test, raw_test, used_sessions, invalid_counts, n_voxels = {}, {}, {}, {}, {}, {}
+    train, test, raw_test, used_sessions, invalid_counts, n_voxels, masks = {}, {}, {}, {}, {}, {}, {}
     for subject in names:
         chosen = (
             _default_sessions(subject, design)
@@ -514,7 +545,7 @@ def load_nsd(
         raw_test[subject] = samples.select(shared)
         test[subject] = raw_test[subject].average_repeats()
         used_sessions[subject] = chosen
-        n_voxels[subject] = int(mask.sum())
+        n_voxels[subject], masks[subject] = int(mask.sum()), mask
         logger.info(
             "NSD %s: %d voxels, %d train trials, %d test images (%d trials) from %d sessions.",
             subject, n_voxels[subject], len(train[subject]), len(test[subject]),
@@ -524,7 +555,11 @@ def load_nsd(
         np.concatenate([design.trials(s, used_sessions[s])["nsd_id"].to_numpy() for s in names])
     )
     images = read_images(root, nsd_ids, image_size) if image_size else None
-    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images)
+    semantic = semantic_info(
+        root, names, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois, coco_text
+    )
+    texts = semantic.pop("texts", None)
+    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images, labels=texts)
     info = {
         "source": "Natural Scenes Dataset (Allen et al. 2022), read from its released files",
         "root": str(root),
@@ -535,11 +570,16 @@ def load_nsd(
         "betas": version,
         "units": "z-scored per session and voxel" if zscore else "percent signal change",
         "stored_scale": None if zscore else BETA_SCALE,  # stored int16 value = this x the value given
+        # how one session's beta file becomes these values (a predictor's NIfTI input): / scale, then per voxel
+        # over its trials (brainkit.data.readers.movie_volumes.normalise_run)
+        "beta_files": {"scale": BETA_SCALE, "normalisation": "zscore" if zscore else "none"},
         "split": "train: single trials of non-shared images; test: shared1000 images averaged over repeats",
         "nsd_id": nsd_ids,
         "coco_id": stim_info.loc[nsd_ids, "cocoId"].to_numpy(),
         "shared1000": stim_info.loc[nsd_ids, "shared1000"].to_numpy(dtype=bool),
         "invalid_values": invalid_counts,
         "raw_test_trials": raw_test,  # the single trials of the test images, before averaging (noise ceilings)
+        "masks": masks,
+        **semantic,
     }
     return DecodingDataset(name="nsd", stimuli=stimuli, train=train, test=test, info=info)

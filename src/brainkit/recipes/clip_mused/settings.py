@@ -78,6 +78,9 @@ class CLIPMUSEDRecipeConfig(Checked):
     # subject tokens is this list's subject r, matched to the data's subjects by name on import-weights. None: the
     # data's own subject order.
     released_subjects: tuple[str, ...] | None = None
+    # nsd variant: a last ROI patch "rest" of the voxels in none of the dataset's ROIs (brainkit.data.roi_patches);
+    # False: those voxels are not read by the model
+    roi_rest: bool = True
     srm_components: int = bounded(32, ge=1, le=100_000)
     srm_c: float = bounded(0.1, gt=0, fix="the inverse regularisation of the SRM logistic regression")
     methods: tuple[str, ...] = choice(tuple(METHODS), tuple(METHODS))
@@ -107,4 +110,13 @@ FAST_HCP_DATA = {
     "grid": "run",
     "image_size": 32,
     "features": FAST_TEST_DATA["features"],
+}
+# NSD's visual ROI files: prf-visualrois (V1v, V1d, V2v, V2d, V3v, V3d, hV4) + the four floc files (faces 5,
+# bodies 4, places 3, words 5 ROIs) = 24 ROIs, the "24" beside the 512 of the paper's NSD settings as we read it
+NSD_PATCH_ROIS = ["prf-visualrois", "floc-faces", "floc-bodies", "floc-places", "floc-words"]
+# seconds: the tiny NSD folder of tests/nsd_fixture.py (two subjects, its two ROI files, 8 px images)
+FAST_NSD_DATA = {
+    "subjects": "present",  # the fixture's subj01 and subj02
+    "image_size": 32,
+    "patch_rois": ["prf-visualrois", "floc-faces"],
 }
