@@ -41,7 +41,7 @@ from brainkit.evaluation import movie_retrieval as mr
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.sim.check import check_inits, check_sim
 from brainkit.recipes.sim.datasets import load_movie_data
-from brainkit.recipes.sim.imported import RELEASED_FILES, import_released
+from brainkit.recipes.sim.imported import RELEASED_FILES, load_released_sim
 from brainkit.recipes.sim.state import STATE, SIMState
 from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
@@ -393,9 +393,32 @@ class SIMRecipe:
     IMPORT_OVERRIDES = ("inits=[released]",)
 
     def import_weights(self, config: SIMRecipeConfig, weights: dict, folder: Path, source: dict) -> list[str]:
-        """SIM's released weights as this run's ``released`` init (recipes/sim/imported.py)."""
+        """SIM's released weights as this run's ``released`` init (recipes/sim/imported.py): its checkpoint, a
+        finished phase with no steps, the prediction state."""
+        from brainkit.models import save_model
+        from brainkit.training.phase import write_imported_phase
+
+        if tuple(config.inits) != ("released",):
+            raise ConfigError(
+                f"sim import-weights writes the released init alone; found inits={list(config.inits)}."
+            )
         with torch_threads(config.threads):
-            return import_released(config, weights, folder, source)
+            data = load_movie_data(config)
+            split = prepare(config, data)
+            torch.manual_seed(config.seed)
+            model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
+            notes = load_released_sim(model, split["encoder"], weights, source)
+            task = sim_task(config, model, split, pretrained=False)
+            write_imported_phase(
+                task, config.training, folder / "train" / "sim_released", "SIM released", source
+            )
+            save_model(
+                folder / "checkpoints" / "sim_released",
+                model,
+                {"init": "released", "imported": source["sha256"]},
+            )
+            SIMState.from_run(config, split, data, {"released": model}, retrieval_seed(config)).save(folder)
+        return notes
 
     @staticmethod
     def with_dataset(config: SIMRecipeConfig, name: str, options: dict[str, Any]) -> SIMRecipeConfig:

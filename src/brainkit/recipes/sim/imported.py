@@ -42,29 +42,20 @@ HEAD_RULES = [
 ]
 
 
-def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path, source: dict) -> list[str]:
-    """Load ``weights`` (module docstring) into a SIM built for ``config``'s data and write it as the run's
-    ``released`` init; returns the notes for the run's summary."""
-    from brainkit.models import save_model
+def load_released_sim(
+    model, encoder_config: Any, weights: dict[str, torch.Tensor], source: dict
+) -> list[str]:
+    """``weights`` (module docstring) loaded into ``model`` (a SIM built for the run's data, its SiT config
+    ``encoder_config``); returns the notes for the run's summary. Raises :class:`ConfigError` for our SiT layout
+    and :class:`CheckpointError` listing what does not fit."""
     from brainkit.models.released import map_state
     from brainkit.models.sit import load_released
-    from brainkit.recipes.sim import build_sim, load_movie_data, prepare, retrieval_seed, sim_task
-    from brainkit.recipes.sim.state import SIMState
-    from brainkit.training.phase import write_imported_phase
 
-    if tuple(config.inits) != ("released",):
-        raise ConfigError(
-            f"sim import-weights writes the released init alone; found inits={list(config.inits)}."
-        )
-    data = load_movie_data(config)
-    split = prepare(config, data)
-    if not split["encoder"].released:
+    if not encoder_config.released:
         raise ConfigError(
             "SIM's released encoder needs a SiT with released=True (its [sin | cos] table, its final LayerNorm): "
             "--set vsmae.encoder_options.released=true."
         )
-    torch.manual_seed(config.seed)
-    model = build_sim(config, split["encoder"], data.video.shape[-1], data.audio.shape[-1])
     encoder = {k: v for k, v in weights.items() if k.startswith("fmri_encoder.")}
     if not encoder:
         raise CheckpointError(f"{source['file']} holds no fmri_encoder.* tensors (SIM's fMRIEncoder).")
@@ -72,17 +63,12 @@ def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path,
     heads = {k: v for k, v in weights.items() if not k.startswith("fmri_encoder.")}
     target = {k: v for k, v in model.state_dict().items() if k.split(".")[0].endswith("_head")}
     model.load_state_dict(map_state(heads, HEAD_RULES, target, source=source["file"]), strict=False)
-    task = sim_task(config, model, split, pretrained=False)
-    write_imported_phase(task, config.training, folder / "train" / "sim_released", "SIM released", source)
-    train_subjects = ",".join(data.subjects[i] for i in split["groups"]["train"])
-    save_model(folder / "checkpoints" / "sim_released", model,
-               metadata={"init": "released", "imported": source["sha256"], "train_subjects": train_subjects})  # fmt: skip
-    SIMState.from_run(config, split, data, {"released": model}, retrieval_seed(config)).save(folder)  # predict
-    skipped = sorted({k.split(".")[0] for k in heads if k.startswith(("video_encoder.", "audio_encoder."))})
+    config = model.config
     notes = [
         f"SIM imported from {Path(source['file']).name}: the SiT (released layout) and the fMRI, video and audio "
-        f"heads ({data.video.shape[-1]}-d video, {data.audio.shape[-1]}-d audio features from the data's encoders)."
+        f"heads ({config.video_dim}-d video, {config.audio_dim}-d audio features from the data's encoders)."
     ]
+    skipped = sorted({k.split(".")[0] for k in heads if k.startswith(("video_encoder.", "audio_encoder."))})
     if skipped:
         notes.append(
             f"Not imported: {', '.join(skipped)} (frozen stimulus encoders; the data's encoders embed)."
@@ -90,4 +76,4 @@ def import_released(config: Any, weights: dict[str, torch.Tensor], folder: Path,
     return notes
 
 
-__all__ = ["HEAD_RULES", "RELEASED_FILES", "import_released"]
+__all__ = ["HEAD_RULES", "RELEASED_FILES", "load_released_sim"]
