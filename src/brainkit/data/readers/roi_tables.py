@@ -195,7 +195,7 @@ def _subject_id(value: Any) -> str:
 def read_phenotypes(path: Path, subjects: list[str], columns: Sequence[str] | None,
                     sources: dict[str, str]) -> tuple[dict[str, np.ndarray], dict[str, str], list[str]]:  # fmt: skip
     """The phenotype table for ``subjects`` (``participant_id`` + columns): {"subject", column: values}, the kind
-    of each column ("numeric" float64 / "categorical" str) and the table's subjects without runs."""
+    of each column ("numeric" float64 / "categorical" str) and every subject the table lists."""
     import pandas as pd
 
     if not path.is_file():
@@ -238,7 +238,7 @@ def read_phenotypes(path: Path, subjects: list[str], columns: Sequence[str] | No
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         kinds[column] = "numeric" if numeric else "categorical"
         out[column] = values.to_numpy(np.float64) if numeric else values.astype(str).to_numpy(dtype=str)
-    return out, kinds, sorted(set(ids) - set(subjects))
+    return out, kinds, ids
 
 
 @DATASETS.register(
@@ -321,7 +321,9 @@ def load_roi_tables(
     sources = {r.subject: r.info["source"] for r in reversed(runs)}
     found = sorted(sources)
     table = Path(participants) if participants is not None else root / "participants.tsv"
-    values, kinds, without = read_phenotypes(table, found, phenotypes, sources)
+    values, kinds, listed = read_phenotypes(table, found, phenotypes, sources)
+    chosen = None if subjects is None else {_subject_id(s) for s in subjects}
+    without = sorted(s for s in listed if s not in found and (chosen is None or s in chosen))
     if without:
         log.warning("roi_tables: %d subjects of %s have no %s tables and are left out: %s", len(without), table,
                     atlas, without[:10])  # fmt: skip

@@ -49,6 +49,7 @@ def fit_head(x: np.ndarray, y: np.ndarray, task: str) -> dict[str, np.ndarray]:
     from sklearn.linear_model import RidgeClassifierCV, RidgeCV
     from sklearn.preprocessing import StandardScaler
 
+    x = np.asarray(x, dtype=np.float64)  # as cross_validate gives the ridge head its features
     scaler = StandardScaler().fit(x)
     z = scaler.transform(x)
     head = (RidgeCV if task == "regression" else RidgeClassifierCV)(alphas=ALPHAS).fit(z, y)
