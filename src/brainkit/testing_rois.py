@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,14 +32,17 @@ TASK = "motorwm"
 
 @dataclass(frozen=True)
 class RoiTablesExample:
-    """What :func:`write_roi_tables` wrote: the folder, its subjects (``sub-XXX``), ROI count, TR, and the
-    cohort's phenotypes of those subjects (the truth the tables' signal carries)."""
+    """What :func:`write_roi_tables` wrote: the folder, its subjects (``sub-XXX``), ROI count, TR, the
+    cohort's phenotypes of those subjects (the truth the tables' signal carries) and the whole built-in cohort
+    the tables were sampled from (every ROI; the tables hold ``keep`` of them)."""
 
     root: Path
     subjects: list[str]
     n_rois: int
     tr: float
     phenotypes: dict[str, np.ndarray]
+    cohort: Any
+    keep: np.ndarray
 
 
 def _events(states: np.ndarray, tr: float) -> pd.DataFrame:
@@ -107,7 +111,7 @@ def write_roi_tables(
             _events(run.states, cohort.tr).to_csv(func / f"{run.subject}_task-{task}_events.tsv", sep="\t",
                                                    index=False)  # fmt: skip
     phenotypes = {k: v for k, v in cohort.phenotypes.items() if k != "snr"}
-    return RoiTablesExample(root, cohort.subjects, len(names), cohort.tr, phenotypes)
+    return RoiTablesExample(root, cohort.subjects, len(names), cohort.tr, phenotypes, cohort, keep)
 
 
 __all__ = ["RoiTablesExample", "write_roi_tables", "ATLAS", "TASK"]
