@@ -51,7 +51,7 @@ def embedding_figure(model, networks: list[str], name: str) -> tuple[Figure, str
     axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     text = (
-        f"ROI embeddings of {name}: k-means with {len(names)} clusters agrees with the Yeo-7 networks at adjusted "
+        f"ROI embeddings of {name}: k-means with {len(names)} clusters agrees with the ROIs' networks at adjusted "
         f"Rand index {ari:.2f} (0 = chance, 1 = identical)."
     )
     return figure, text
