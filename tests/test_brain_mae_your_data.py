@@ -68,6 +68,14 @@ def test_the_folder_reads_as_the_cohort_it_came_from(example, folder) -> None:
                           phenotypes=["age"])  # fmt: skip
     assert picked.subjects == ["sub-001", "sub-002"] and sorted(picked.phenotypes) == ["age", "subject"]
     assert {r.run for r in picked.runs} == {"rest"}
+    with pytest.raises(
+        DataError, match=r"subjects \['sub-042'\] have no Schaefer100 tables under .*; it has \['sub-000'"
+    ):
+        load_dataset("roi_tables", root=str(folder), subjects=["sub-001", "sub-042"])
+    with pytest.raises(
+        DataError, match=r"no Schaefer100 tables of tasks \['rets'\] .*its tasks: \['motorwm', 'rest'\]"
+    ):
+        load_dataset("roi_tables", root=str(folder), tasks=["rets"])
 
 
 def test_run_eval_and_predict_on_your_tables(run, folder, tmp_path, capsys) -> None:

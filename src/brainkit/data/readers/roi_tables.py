@@ -75,9 +75,23 @@ def find_tables(root: Path, atlas: str | None, tasks: Sequence[str] | None,
         raise ConfigError(f"roi_tables: no tables of atlas {atlas!r} under {root}; it holds {atlases}.")
     tables = [p for p in found if entities(p).get("atlas", entities(p).get("seg", "")) == atlas]
     if tasks is not None:
+        absent = [t for t in tasks if not any(entities(p).get("task") == t for p in tables)]
+        if absent:
+            found_tasks = sorted({entities(p).get("task", "") for p in tables})
+            raise DataError(
+                f"roi_tables: no {atlas} tables of tasks {absent} under {root}; its tasks: {found_tasks}."
+            )
         tables = [p for p in tables if entities(p).get("task") in tasks]
     if subjects is not None:
-        wanted = {_subject_id(s) for s in subjects}
+        wanted = [_subject_id(s) for s in subjects]
+        have = {f"sub-{entities(p).get('sub')}" for p in tables}
+        absent = [s for s in wanted if s not in have]
+        if absent:
+            raise DataError(
+                f"roi_tables: subjects {absent} have no {atlas} tables under {root}"
+                + (f" of tasks {list(tasks)}" if tasks is not None else "")
+                + f"; it has {sorted(have)[:10]}."
+            )
         tables = [p for p in tables if f"sub-{entities(p).get('sub')}" in wanted]
     if not tables:
         raise DataError(
