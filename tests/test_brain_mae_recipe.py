@@ -108,7 +108,7 @@ def test_resume_after_kills_in_pretraining_and_fine_tuning(tmp_path, monkeypatch
         "finetune_epochs=2",
         "n_eval_masks=1",
         "n_folds=2",
-        "cohort.n_subjects=10",
+        "data_options.n_subjects=10",
     ]
     full = run_recipe("brain_mae", folder=tmp_path / "full", preset="testing", overrides=overrides)
     run, partial = tmp_path / "run", tmp_path / ".run.partial"

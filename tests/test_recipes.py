@@ -192,9 +192,19 @@ def test_one_set_of_data_keys_for_every_recipe_that_reads_your_data() -> None:
     ):
         recipe_config("lite_mind", "testing", ["data.name=hcp_cohort"])
     with pytest.raises(
-        ConfigError, match=r"Recipe 'brain_mae' reads only its built-in data.*lite_mind: trials"
+        ConfigError, match=r"Recipe 'echo_for_tests' reads only its built-in data.*lite_mind: trials"
     ):
+        recipe_config("echo_for_tests", "testing", ["data.name=bids"])
+    with pytest.raises(ConfigError, match=r"'brain_mae' reads cohort datasets; 'bids' is a 'trials' dataset"):
         recipe_config("brain_mae", "testing", ["data.name=bids"])
+    cohort = recipe_config("brain_mae", "testing", ["data.name=roi_tables", "data.options.root=/d"])
+    assert (cohort.data, cohort.data_options) == (
+        "roi_tables",
+        {"root": "/d"},
+    )  # the preset's n_subjects: gone
+    assert (
+        recipe_config("brain_mae", "testing", ["data.options.n_subjects=9"]).data_options["n_subjects"] == 9
+    )
     with pytest.raises(ConfigError, match=r"'vsmae' reads frames datasets; 'bids' is a 'trials' dataset"):
         recipe_config("vsmae", "testing", ["data.name=bids"])
     encoding = recipe_config("linear_encoding", "testing", ["data.name=bids", "data.options.root=/d"])

@@ -187,6 +187,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     np.save(tmp, predicted)
     tmp.replace(out)
     print(f"Decoded {len(predicted)} sample(s), each {tuple(predicted.shape[1:])}: {out}")
+    if getattr(run.predictor, "targets", None):  # brain_mae: the saved phenotype heads' predictions too
+        table = out.with_suffix(".json")
+        atomic_write_text(table, json.dumps(run.predictor.phenotypes(source, decoder=args.decoder), indent=1))
+        print(f"Predicted phenotypes ({', '.join(run.predictor.targets)}): {table}")
     if args.gallery:
         html = out.with_suffix(".html")
         found = run.retrieve(source, args.gallery, k=args.k, html=html, **options)
@@ -357,7 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         nargs="+",
         help="brain data: .npy (n, voxels; a sim run: (n_frames, n_vertices)), NIfTI, CIFTI, or GIFTI (two files: "
-        "left, right hemisphere)",
+        "left, right hemisphere); brain_mae runs: one subject's ROI time series (.tsv/.csv with ROI names, or .npy "
+        "(n_frames, n_rois))",
     )
     predicting.add_argument("--out", required=True, help="where to write the decoded embeddings (.npy)")
     predicting.add_argument("--subject", help="the input's subject (checked against the run's)")

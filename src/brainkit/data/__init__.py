@@ -23,7 +23,7 @@ def load_dataset(name: str, **options: Any) -> Dataset:
 
     Returns the container of the dataset's design (:mod:`brainkit.data.contract`): a :class:`DecodingDataset`
     (trial-based: ``nsd``, ``nsd_like``, ``hcp_movie_like``), a continuous one (``movie_surface_like``,
-    ``rest_surface``) or a :class:`~brainkit.data.builtin.hcp_cohort.Cohort` (``hcp_cohort``); ``design`` says
+    ``rest_surface``) or a :class:`~brainkit.data.cohort.Cohort` (``hcp_cohort``, ``roi_tables``); ``design`` says
     which.
     """
     DATASETS.check_options(name, options, "options")

@@ -18,8 +18,8 @@ The design kinds and their containers:
     Runs of frames on an icosphere and nothing else (no stimulus: rest, or a task whose events are not used),
     for self-supervised pretraining: the real rest run ``rest_surface``, your fMRIPrep surface runs
     ``bids_surface``.
-``"cohort"`` (:class:`brainkit.data.builtin.hcp_cohort.Cohort`)
-    Many subjects' ROI time series (rest and task runs) with a phenotype table (``hcp_cohort``).
+``"cohort"`` (:class:`brainkit.data.cohort.Cohort`)
+    Many subjects' ROI time series (rest and task runs) with a phenotype table (``hcp_cohort``, your ``roi_tables``).
 """
 
 from __future__ import annotations

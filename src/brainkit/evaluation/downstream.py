@@ -155,31 +155,34 @@ def cross_validate(
 
 
 def downstream_rows(
-    methods: dict[str, tuple[np.ndarray, np.ndarray, Callable, Callable]],
-    targets: dict[str, np.ndarray],
+    methods: dict[str, tuple[np.ndarray, np.ndarray | None, Callable, Callable]],
+    targets: dict[str, tuple[np.ndarray, str]],
     groups: np.ndarray,
     states: Any,
     n_folds: int,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """One row per method: age and behaviour regression, sex and transient-state classification, each with its
-    chance level.
+    """One row per method: each target in order (regression: MAE, its chance level and r; classification:
+    accuracy, its chance level and AUROC), then the transient-state classification when ``states`` is given.
 
     ``methods[name] = (subject_x, state_x, head, state_head)``: per-subject inputs (n_subjects, ...) and per-window
-    inputs (n_windows, ...) with the heads that read them; ``targets`` has ``age``, ``behaviour`` and ``sex``
-    (n_subjects,), ``groups`` the subjects; ``states`` has ``labels`` and ``groups`` (n_windows,).
+    inputs (n_windows, ...) or None with the heads that read them; ``targets[name] = (values (n_subjects,),
+    "regression" | "classification")``, ``groups`` the subjects; ``states`` (or None) has ``labels`` and
+    ``groups`` (n_windows,).
     """
     rows = []
     for method, (subject_x, state_x, head, state_head) in methods.items():
         row: dict[str, Any] = {"method": method, "features": int(np.prod(subject_x.shape[1:]))}
-        for name in ("age", "behaviour"):
-            m = cross_validate(subject_x, targets[name], groups, "regression", n_folds, seed, head)
-            row |= {f"{name} MAE": m["mae"], f"{name} MAE_chance": m["mae_chance"], f"{name} r": m["r"]}
-        for name, x, y, g, h in (("sex", subject_x, targets["sex"], groups, head),
-                                 ("state", state_x, states.labels, states.groups, state_head)):  # fmt: skip
-            m = cross_validate(x, y, g, "classification", n_folds, seed, h)
-            row |= {f"{name} accuracy": m["accuracy"], f"{name} accuracy_chance": m["accuracy_chance"],
-                    f"{name} AUROC": m["auroc"]}  # fmt: skip
+        tasks = [(name, subject_x, values, groups, head, task) for name, (values, task) in targets.items()]
+        if states is not None:
+            tasks.append(("state", state_x, states.labels, states.groups, state_head, "classification"))
+        for name, x, y, g, h, task in tasks:
+            m = cross_validate(x, y, g, task, n_folds, seed, h)
+            if task == "regression":
+                row |= {f"{name} MAE": m["mae"], f"{name} MAE_chance": m["mae_chance"], f"{name} r": m["r"]}
+            else:
+                row |= {f"{name} accuracy": m["accuracy"], f"{name} accuracy_chance": m["accuracy_chance"],
+                        f"{name} AUROC": m["auroc"]}  # fmt: skip
         rows.append(row)
         log.info("downstream %s: %s", method, row)
     return rows
@@ -193,13 +196,14 @@ def readout(model: nn.Module, name: str, series: np.ndarray, batch: int = 32) ->
     return torch.cat([getattr(model, name)(x[i : i + batch]) for i in range(0, len(x), batch)])
 
 
-def subject_features(model: nn.Module, rest_runs: list, n_frames: int) -> np.ndarray:
-    """Each subject's frozen features: the learned connectivity of its tokens (Fisher z), averaged over the
-    300 s windows of its rest run. (The per-ROI token moments that suit transient states carry no
+def subject_features(model: nn.Module, rest_runs: list[list], n_frames: int) -> np.ndarray:
+    """Each subject's frozen features (n_subjects, n_rois (n_rois - 1) / 2): the learned connectivity of its
+    tokens (Fisher z), averaged over the ``n_frames`` windows (half-overlapping) of its rest runs
+    (``rest_runs[i]``: subject i's runs). (The per-ROI token moments that suit transient states carry no
     phenotype here: measured age r -0.19 with them, 0.56 with this readout.)"""
     rows = []
-    for run in rest_runs:
-        series = timeseries.windows(run.values, n_frames, n_frames // 2)
+    for runs in rest_runs:
+        series = np.concatenate([timeseries.windows(run.values, n_frames, n_frames // 2) for run in runs])
         rows.append(readout(model, "token_connectivity", series).mean(dim=0).numpy())
     return timeseries.fisher_z(np.stack(rows))
 

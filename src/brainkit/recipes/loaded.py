@@ -5,7 +5,8 @@ scores it again, and :meth:`Run.predict` / :meth:`Run.retrieve` decode new recor
 ``predictor``: Lite-Mind and its baselines decode embeddings and retrieve (:mod:`brainkit.recipes.lite_mind.decoding`),
 vis_dec reconstructs images (:mod:`brainkit.recipes.vis_dec.predict`), clip_mused gives category probabilities
 (:mod:`brainkit.recipes.clip_mused.decode`), sim embeds surface frames in its tri-modal space and ranks its test
-clips (:mod:`brainkit.recipes.sim.predict`).
+clips (:mod:`brainkit.recipes.sim.predict`), brain_mae encodes ROI time series and predicts phenotypes
+(:mod:`brainkit.recipes.brain_mae.predict`).
 """
 
 from __future__ import annotations

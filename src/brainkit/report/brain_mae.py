@@ -51,16 +51,18 @@ def embedding_figure(model, networks: list[str], name: str) -> tuple[Figure, str
     axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     text = (
-        f"ROI embeddings of {name}: k-means with {len(names)} clusters agrees with the Yeo-7 networks at adjusted "
+        f"ROI embeddings of {name}: k-means with {len(names)} clusters agrees with the ROIs' networks at adjusted "
         f"Rand index {ari:.2f} (0 = chance, 1 = identical)."
     )
     return figure, text
 
 
 def attention_figure(
-    model, networks: list[str], real_fc: np.ndarray, sample: np.ndarray, name: str
-) -> tuple[Figure, str]:
-    """The attention graph (rows: ROIs attending, ordered by network) beside the real group connectivity."""
+    model, networks: list[str], real_fc: np.ndarray, sample: np.ndarray, name: str,
+    reference: str = "real HCP group FC",
+) -> tuple[Figure, str]:  # fmt: skip
+    """The attention graph (rows: ROIs attending, ordered by network) beside a group connectivity
+    (``reference``: what it is)."""
     import torch
     from scipy.stats import spearmanr
 
@@ -70,9 +72,7 @@ def attention_figure(
     rows, cols = np.triu_indices(len(networks), k=1)
     rho = float(spearmanr(symmetric[rows, cols], real_fc[rows, cols])[0])
     figure = Figure(figsize=(11, 5))
-    for index, (matrix, title) in enumerate(
-        ((attention, f"{name} attention"), (real_fc, "real HCP group FC"))
-    ):
+    for index, (matrix, title) in enumerate(((attention, f"{name} attention"), (real_fc, reference))):
         axis = figure.add_subplot(1, 2, index + 1)
         shown = matrix[np.ix_(order, order)].copy()
         np.fill_diagonal(shown, np.nan)
@@ -89,8 +89,8 @@ def attention_figure(
         axis.set_title(title)
     figure.tight_layout()
     text = (
-        f"Attention of {name} (block 1, averaged over heads, symmetrised) correlates with the real HCP group "
-        f"connectivity at Spearman rho {rho:.2f} over the {len(rows)} ROI pairs."
+        f"Attention of {name} (block 1, averaged over heads, symmetrised) correlates with the {reference} at "
+        f"Spearman rho {rho:.2f} over the {len(rows)} ROI pairs."
     )
     return figure, text
 
@@ -149,7 +149,10 @@ def comparison_notes(config: Any, reconstruction: list[dict], table: list[dict])
         if row is baseline:
             continue
         parts = []
-        for key in ("age r", "behaviour r", "sex AUROC", "state accuracy"):
+        keys = [f"{n} r" for n in config.regression_targets] + [
+            f"{n} AUROC" for n in config.classification_targets
+        ]
+        for key in keys + (["state accuracy"] if config.states else []):
             diff = row[key] - baseline[key]
             parts.append(f"{key} {row[key]:.3f} ({'+' if diff >= 0 else ''}{diff:.3f} vs FC)")
         notes.append(f"{row['method']}: " + ", ".join(parts) + ".")
@@ -168,31 +171,46 @@ def report(
 ) -> list[str]:
     """Write ``folder/report.html`` (tables, curves, the three figures) and return its notes."""
     from brainkit.data.readers.roi_timeseries import hcp_connectomes
-    from brainkit.data.timeseries import windows
+    from brainkit.data.timeseries import connectivity, windows
     from brainkit.report.html import write_report
 
     notes = comparison_notes(config, reconstruction, table)
     figures = {}
     base = "SG-BrainMAE" if "SG-BrainMAE" in models else next(iter(models))
-    figure, text = embedding_figure(models[base], cohort.networks, base)
-    figures[f"ROI embeddings of {base} (PCA), coloured by Yeo-7 network"] = figure
-    notes.append(text)
-    sample = windows(cohort.runs_of("rest")[0].values, models[base].config.segment_frames * 4, 10**9)
-    figure, text = attention_figure(
-        models[base], cohort.networks, hcp_connectomes(100)["group"], sample, base
-    )
-    figures[f"Learned attention of {base} (block 1) beside the real HCP group connectivity"] = figure
+    if cohort.networks is not None:
+        figure, text = embedding_figure(models[base], cohort.networks, base)
+        figures[f"ROI embeddings of {base} (PCA), coloured by network"] = figure
+        notes.append(text)
+    rest = cohort.runs_of("rest")
+    frames = models[base].config.segment_frames * min(4, config.n_segments)
+    sample = windows(next(r for r in rest if r.n_times >= frames).values, frames, 10**9)
+    if config.data == "hcp_cohort":
+        group, reference = hcp_connectomes(100)["group"], "real HCP group FC"
+    else:  # your cohort: its own group connectivity (the mean over its rest runs)
+        group, reference = (
+            np.mean([connectivity(r.values) for r in rest], axis=0),
+            f"mean rest FC of {config.data}",
+        )
+    networks = cohort.networks or ["(no network labels)"] * len(cohort.roi_names)
+    figure, text = attention_figure(models[base], networks, group, sample, base, reference)
+    figures[f"Learned attention of {base} (block 1) beside the {reference}"] = figure
     notes.append(text)
     figures["Masked-signal reconstruction on held-out data"] = reconstruction_figure(examples)
     notes.append(
         f"Data: {cohort.info['summary']}; the first {config.n_pretrain_subjects} subjects pretrain, the other "
         f"{len(cohort.subjects) - config.n_pretrain_subjects} are only used downstream. Real runs: "
-        + ", ".join(config.real_sources)
-        + f" (pretrained on the first {round(100 * config.real_train_fraction)}% of frames)."
+        + (
+            ", ".join(config.real_sources)
+            + f" (pretrained on the first {round(100 * config.real_train_fraction)}% of frames)."
+            if config.real_sources
+            else "none (real_sources=[])."
+        )
     )
     write_report(
         folder / "report.html",
-        title="brainkit: BrainMAE on real ROI time series and the built-in HCP-like cohort",
+        title="brainkit: BrainMAE on real ROI time series and the built-in HCP-like cohort"
+        if config.data == "hcp_cohort"
+        else f"brainkit: BrainMAE on your ROI time series ({config.data})",
         table=table,
         curves={
             name: [{k: v for k, v in r.items() if k not in ("step", "seconds")} for r in history]

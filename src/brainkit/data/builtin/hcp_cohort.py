@@ -23,15 +23,12 @@ so a linear model of the right connectivity edges predicts age, sex and behaviou
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
 import numpy as np
 
-from brainkit.data.contract import Dataset
+from brainkit.data.cohort import Cohort
 from brainkit.data.readers.roi_timeseries import hcp_connectomes, schaefer_networks
 from brainkit.data.timeseries import RoiTimeSeries, zscore
-from brainkit.errors import ConfigError, DataError
+from brainkit.errors import ConfigError
 from brainkit.registry import DATASETS
 
 TR = 0.72  # HCP young adult fMRI
@@ -50,60 +47,6 @@ STATES = {
         "coupling": {"Frontoparietal": 0.15},
     },
 }
-
-
-@dataclass
-class Cohort(Dataset):
-    """Many subjects' ROI runs with a phenotype table (design ``"cohort"`` of :mod:`brainkit.data.contract`).
-
-    Attributes
-    ----------
-    runs : list[RoiTimeSeries]
-        ``run`` is ``"rest"`` or ``"task"``; task runs carry per-frame ``states``.
-    phenotypes : dict[str, np.ndarray]
-        ``subject`` (n_subjects,) plus one array per phenotype, aligned with ``subject``.
-    """
-
-    design: ClassVar[str] = "cohort"
-    name: str
-    runs: list[RoiTimeSeries]
-    phenotypes: dict[str, np.ndarray]
-    tr: float
-    roi_names: list[str]
-    networks: list[str] | None
-    info: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        subjects = list(self.phenotypes.get("subject", []))
-        for key, values in self.phenotypes.items():
-            if len(values) != len(subjects):
-                raise DataError(
-                    f"Cohort {self.name}: phenotype {key!r} has {len(values)} values for {len(subjects)} subjects."
-                )
-        for run in self.runs:
-            if run.subject not in subjects:
-                raise DataError(f"Cohort {self.name}: run of unknown subject {run.subject!r}.")
-            if run.n_rois != len(self.roi_names) or run.tr != self.tr:
-                raise DataError(
-                    f"Cohort {self.name}: run {run.subject}/{run.run} has {run.n_rois} ROIs at TR {run.tr} s; "
-                    f"the cohort has {len(self.roi_names)} at TR {self.tr} s."
-                )
-
-    @property
-    def subjects(self) -> list[str]:
-        return [str(s) for s in self.phenotypes["subject"]]
-
-    def runs_of(self, kind: str, subjects: list[str] | None = None) -> list[RoiTimeSeries]:
-        chosen = set(self.subjects if subjects is None else subjects)
-        return [r for r in self.runs if r.run == kind and r.subject in chosen]
-
-    def phenotype(self, name: str, subjects: list[str]) -> np.ndarray:
-        if name not in self.phenotypes:
-            raise ConfigError(
-                f"Cohort {self.name} has no phenotype {name!r}; it has {sorted(self.phenotypes)}."
-            )
-        index = {s: i for i, s in enumerate(self.subjects)}
-        return self.phenotypes[name][[index[s] for s in subjects]]
 
 
 def glover_hrf(tr: float, seconds: float = 32.0) -> np.ndarray:
