@@ -134,6 +134,7 @@ NEEDS_FILES = {
     ("clip_mused", "hcp_real"): "needs data.root",  # the HCP download
     ("clip_mused", "testing_hcp"): "needs data.root",  # the folder brainkit.testing_hcp writes
     ("sim", "hcp_real"): "needs data_options.root",  # the HCP download
+    ("brain_mae", "roi_tables"): "needs data.options.root",  # your ROI tables folder
     ("clip_mused", "nsd"): r"needs data\.root, data\.coco_annotations",  # NSD + COCO's annotation files
     ("clip_mused", "testing_nsd"): r"needs data\.root, data\.coco_annotations",  # tests/nsd_fixture.py's
 }
