@@ -14,15 +14,19 @@ import numpy as np
 
 from brainkit.config import Checked, bounded
 from brainkit.data import DecodingDataset, dataset_accepts, load_dataset
+from brainkit.data.disk_rows import is_lazy
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import DataError
 
 
 @dataclass
 class Arrays:
-    """Paired training arrays: ``x`` (n, n_voxels) float32 and ``y`` (n, *target_shape) float32."""
+    """Paired training arrays: ``x`` (n, n_voxels) float32 and ``y`` (n, *target_shape) float32.
 
-    x: np.ndarray
+    ``x`` may be rows read on demand (:class:`~brainkit.data.disk_rows.Standardized` rows of a subject streamed
+    from disk): indexing reads the rows asked for; their values were checked finite when the file was written."""
+
+    x: np.ndarray | Any
     y: np.ndarray
     name: str = "train"
 
@@ -32,7 +36,7 @@ class Arrays:
         if len(self.x) == 0:
             raise DataError(f"{self.name}: no samples.")
         for what, array in (("brain data", self.x), ("targets", self.y)):
-            if not np.isfinite(array).all():
+            if not is_lazy(array) and not np.isfinite(array).all():
                 raise DataError(f"{self.name}: {what} contain NaN or inf.")
 
 

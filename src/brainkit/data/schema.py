@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from brainkit.data.contract import Dataset
+from brainkit.data.disk_rows import DiskRows, row_blocks
 from brainkit.errors import DataError
 
 
@@ -119,7 +120,8 @@ class BrainSamples:
     Parameters
     ----------
     subject : str
-    values : float32 array, shape (n_samples, n_features)
+    values : float32 array, shape (n_samples, n_features), or :class:`~brainkit.data.disk_rows.DiskRows`
+        (rows on disk, read on demand: ``select`` stays lazy, ``average_repeats`` reads block by block)
     stimulus_ids : array of str, shape (n_samples,)
         The stimulus shown on each sample ("" for none, e.g. rest).
     space : str
@@ -143,13 +145,14 @@ class BrainSamples:
 
     def __post_init__(self) -> None:
         owner = f"BrainSamples(subject={self.subject!r})"
-        self.values = np.asarray(self.values, dtype=np.float32)
+        if not isinstance(self.values, DiskRows):  # rows on disk: float32 (n, d), checked finite when written
+            self.values = np.asarray(self.values, dtype=np.float32)
         if self.values.ndim != 2:
             raise DataError(
                 f"{owner}: values have shape {self.values.shape}, expected (n_samples, n_features)."
             )
         n = self.values.shape[0]
-        bad = ~np.isfinite(self.values)
+        bad = np.zeros((0, 0), bool) if isinstance(self.values, DiskRows) else ~np.isfinite(self.values)
         if bad.any():
             rows = np.unique(np.nonzero(bad)[0])
             raise DataError(
@@ -184,7 +187,7 @@ class BrainSamples:
         """The samples at ``rows`` (an index or boolean array)."""
         return BrainSamples(
             subject=self.subject,
-            values=self.values[rows],
+            values=self.values.select(rows) if isinstance(self.values, DiskRows) else self.values[rows],
             stimulus_ids=self.stimulus_ids[rows],
             space=self.space,
             session=self.session[rows],
@@ -199,7 +202,10 @@ class BrainSamples:
         ids, first, inverse = np.unique(self.stimulus_ids, return_index=True, return_inverse=True)
         order = np.argsort(first)
         sums = np.zeros((len(ids), self.n_features), dtype=np.float64)
-        np.add.at(sums, inverse, self.values)
+        for start, block in row_blocks(
+            self.values
+        ):  # rows added in order: the same sums in memory or on disk
+            np.add.at(sums, inverse[start : start + len(block)], block)
         counts = np.bincount(inverse, minlength=len(ids))
         mean = (sums / counts[:, None]).astype(np.float32)
         repeats = np.bincount(inverse, weights=self.n_repeats, minlength=len(ids)).astype(np.int64)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from brainkit.checkpoint import load_tensors, save_tensors
+from brainkit.data.disk_rows import DiskRows, Standardized, row_blocks
 from brainkit.errors import DataError
 
 
@@ -17,15 +19,27 @@ class Standardizer:
     Features with zero variance in training keep scale 1 (they become constant zeros, never NaN).
     """
 
-    def fit(self, x: np.ndarray) -> Standardizer:
-        """``x``: (n_samples, n_features) training values."""
-        x = np.asarray(x, dtype=np.float64)
-        self.mean_ = x.mean(axis=0).astype(np.float32)
-        scale = x.std(axis=0)
+    def fit(self, x: Any) -> Standardizer:
+        """``x``: (n_samples, n_features) training values, an array or rows on disk
+        (:class:`~brainkit.data.disk_rows.DiskRows`), read in the same blocks either way (float64 sums), so
+        both give the same statistics bit for bit."""
+        if len(x) == 0:
+            raise DataError("Standardizer.fit: no training samples.")
+        total = np.zeros(x.shape[1], dtype=np.float64)
+        for _, block in row_blocks(x):
+            total += block.sum(axis=0, dtype=np.float64)
+        mean = total / len(x)
+        squares = np.zeros_like(total)
+        for _, block in row_blocks(x):
+            squares += np.square(block - mean).sum(axis=0)
+        scale = np.sqrt(squares / len(x))
+        self.mean_ = mean.astype(np.float32)
         self.scale_ = np.where(scale > 1e-8, scale, 1.0).astype(np.float32)
         return self
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def transform(self, x: Any) -> Any:
+        """``x`` z-scored: an array for an array, :class:`~brainkit.data.disk_rows.Standardized` (z-scored as
+        each block is read) for rows on disk."""
         if not hasattr(self, "mean_"):
             raise DataError("Standardizer is not fitted; call fit(train_values) first.")
         if x.shape[-1] != self.mean_.shape[0]:
@@ -33,6 +47,8 @@ class Standardizer:
                 f"Data has {x.shape[-1]} features, but the standardizer was fitted on {self.mean_.shape[0]}. "
                 "Use the subject (voxel set) the run was trained on."
             )
+        if isinstance(x, DiskRows):
+            return Standardized(x, self)
         return ((x - self.mean_) / self.scale_).astype(np.float32)
 
     def save(self, path: str | Path) -> None:

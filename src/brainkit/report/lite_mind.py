@@ -3,6 +3,7 @@ sentences comparing them, and an HTML page with training curves and retrieval gr
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,15 @@ DEMO_TITLE = "brainkit demo: fMRI-to-image retrieval on the built-in NSD-like da
 def method_row(
     method: str, metrics: dict[str, float], n_parameters: int, train_seconds: float, n_way: int
 ) -> dict[str, Any]:
-    """One table row: parameters, training time, top-1 / top-5 and N-way retrieval beside their chance."""
+    """One table row: parameters, training time, top-k retrieval for each k scored (``evaluation.top_k``: top-1
+    and top-5 by default) and N-way retrieval, each beside its chance."""
     way = f"fmri_to_image/{n_way}way_top1"
     back = f"image_to_fmri/{n_way}way_top1"
-    row = {
-        "method": method,
-        "params": n_parameters,
-        "train_s": round(train_seconds, 1),
-        "fmri->image top1": metrics["fmri_to_image/top1"],
-        "top1 chance": metrics["fmri_to_image/top1_chance"],
-        "fmri->image top5": metrics["fmri_to_image/top5"],
-        "top5 chance": metrics["fmri_to_image/top5_chance"],
-    }
+    row: dict[str, Any] = {"method": method, "params": n_parameters, "train_s": round(train_seconds, 1)}
+    ks = sorted(int(key.rsplit("top", 1)[1]) for key in metrics if re.fullmatch(r"fmri_to_image/top\d+", key))
+    for k in ks:
+        row[f"fmri->image top{k}"] = metrics[f"fmri_to_image/top{k}"]
+        row[f"top{k} chance"] = metrics[f"fmri_to_image/top{k}_chance"]
     if f"{way}_mean" in metrics:
         row[f"fmri->image {n_way}-way"] = metrics[f"{way}_mean"]
         row[f"{n_way}-way sd"] = metrics[f"{way}_sd"]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from brainkit.data.disk_rows import is_lazy
 from brainkit.data.paired import Arrays
 from brainkit.training.config import TrainingConfig
 from brainkit.training.loop import FitResult, torch_threads, train
@@ -48,13 +49,17 @@ class SupervisedTask(Task):
     def __init__(self, model: nn.Module, objective: nn.Module, data: Arrays, val: Arrays | None = None):
         super().__init__()
         self.model, self.objective = model, objective
-        self.x, self.y = torch.as_tensor(data.x), torch.as_tensor(data.y)
+        # rows on disk (a streamed subject) stay there: each batch reads its rows
+        self.x = data.x if is_lazy(data.x) else torch.as_tensor(data.x)
+        self.y = torch.as_tensor(data.y)
         self.val = val
 
     def n_samples(self) -> int:
         return len(self.x)
 
     def load(self, rows: torch.Tensor, drawn: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if is_lazy(self.x):
+            return torch.from_numpy(self.x[np.asarray(rows)]), self.y[rows]
         return self.x[rows], self.y[rows]
 
     def forward(self, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -90,7 +95,8 @@ def fit(
     if hasattr(model, "fit_closed_form"):
         start = time.perf_counter()
         with torch_threads(config.threads):
-            model.fit_closed_form(torch.as_tensor(data.x), torch.as_tensor(data.y))
+            # the closed form needs every row at once: rows on disk are read whole here
+            model.fit_closed_form(torch.as_tensor(np.asarray(data.x)), torch.as_tensor(data.y))
         record: dict[str, Any] = {"step": 1, "epoch": 1}
         if val is not None:
             record["val_top1"] = top1_accuracy(predict(model, val.x), val.y)

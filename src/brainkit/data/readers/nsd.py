@@ -20,15 +20,19 @@ the images outside the shared 1000; test = the shared images, each averaged over
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from brainkit.data.disk_rows import DiskRows, stored_rows
 from brainkit.data.readers.nsd_labels import semantic_info
 from brainkit.data.readers.volumes import read_masked_betas, read_volume, voxel_coordinates
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
@@ -442,6 +446,68 @@ def _check_sessions(subject: str, sessions: Sequence[int], design: NSDDesign) ->
     return sessions
 
 
+def _embedding_rows(path: str | Path, nsd_ids: np.ndarray, name: str) -> np.ndarray:
+    """The rows ``nsd_ids`` of a precomputed embedding file (one row per 73k image, nsdId order)."""
+    path = Path(path)
+    try:
+        table = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise FileFormatError(f"Cannot read embedding {name!r} from {path}: {error}.") from error
+    if table.ndim < 2 or len(table) <= int(nsd_ids.max()):
+        raise DataError(
+            f"Embedding {name!r} ({path}) has shape {table.shape}: expected one row per NSD image in nsdId order "
+            f"(73000, ...), at least {int(nsd_ids.max()) + 1} rows for the images used."
+        )
+    return np.asarray(table[nsd_ids], dtype=np.float32)
+
+
+def _subject_betas(
+    root: Path,
+    subject: str,
+    sessions: list[int],
+    trials: pd.DataFrame,
+    mask: np.ndarray,
+    store: Any,
+    read: dict[str, Any],
+) -> tuple[np.ndarray | DiskRows, dict[int, dict[str, int]]]:
+    """A subject's betas (n_trials, n_voxels), in memory, or with ``store`` a folder, written there once
+    (:func:`brainkit.data.disk_rows.stored_rows`) and read on demand; and the sessions whose invalid values were
+    replaced, with their counts."""
+    n_voxels = int(mask.sum())
+
+    def fill(put: Callable[[int, np.ndarray], None]) -> dict[int, dict[str, int]]:
+        replaced = {}
+        for session in tqdm(sessions, desc=f"NSD {subject} sessions", disable=None, leave=False):
+            session_values, counts = read_session_betas(root, subject, session, mask, **read)
+            rows = np.nonzero((trials["session"] == session).to_numpy())[0]
+            if session_values.shape[0] != len(rows):
+                raise FileFormatError(
+                    f"{subject} session {session}: the betas hold {session_values.shape[0]} trials, "
+                    f"the design {len(rows)}. Use the betas and nsd_expdesign.mat of the same release."
+                )
+            if counts["non_finite"] or counts["constant_voxels"]:
+                replaced[session] = counts
+            put(int(rows[0]), session_values)  # a session's trials are consecutive rows (design.trials)
+        return replaced
+
+    if store is None:
+        values = np.empty((len(trials), n_voxels), dtype=np.float32)
+        return values, fill(lambda first, block: values.__setitem__(slice(first, first + len(block)), block))
+    files = [
+        _find_betas(root, subject, s, read["beta_format"], read["resolution"], read["version"])
+        for s in sessions
+    ]
+    key = {
+        "reader": "nsd", "subject": subject, "sessions": sessions, "mask_voxels": n_voxels,
+        "mask_sha256": hashlib.sha256(np.packbits(mask).tobytes()).hexdigest(), **read,
+        "files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+    }  # fmt: skip
+    name = f"nsd-{subject}-{hashlib.sha256(json.dumps(key).encode()).hexdigest()[:12]}"
+    rows, kept = stored_rows(store, name, key, (len(trials), n_voxels), lambda writer: fill(writer.write))
+    logger.info("NSD %s: betas on disk at %s (%d x %d), read on demand.", subject, rows.path, *rows.shape)
+    return rows, {int(session): counts for session, counts in kept.items()}
+
+
 @DATASETS.register(
     "nsd",
     help="The Natural Scenes Dataset read from its released files (needs root=...).",
@@ -466,6 +532,8 @@ def load_nsd(
     coco_annotations: str | Path | None = None,
     patch_rois: Sequence[str] | None = None,
     coco_text: str = "categories",
+    store: str | Path | None = None,
+    embeddings: dict[str, str | Path] | None = None,
 ) -> DecodingDataset:
     """NSD, standard split: single-trial train on unique images, shared-1000 test averaged over repeats.
 
@@ -486,6 +554,13 @@ def load_nsd(
     patch_rois : NSD ROI label volumes (``roi/<name>.nii.gz``, e.g. ``prf-visualrois``, ``floc-faces``) whose
         ROIs group the voxels: ``info["roi_names"]``, ``info["roi_members"]`` (:func:`.nsd_labels.roi_groups`),
         CLIP-MUSED's ROI patches
+    store : a folder where each subject's masked betas are written once (float32 ``nsd-<subj>-<key>.npy`` with a
+        ``.json`` of the files and options they come from; built again when those change) and then read on
+        demand (:class:`~brainkit.data.disk_rows.DiskRows`): a full subject (30,000 trials x 15,724 voxels,
+        1.9 GB) trains without being held in memory. None: in memory. The values are the same either way.
+    embeddings : precomputed targets, ``{name: path}`` of ``.npy`` files with one row per 73k image in nsdId
+        order (n >= 73000, *shape), e.g. CLIP embeddings computed elsewhere; they become the stimuli's
+        embedding ``name`` (``data.target=name``), so no image needs to be read or embedded
 
     Returns
     -------
@@ -515,21 +590,12 @@ def load_nsd(
         if check_stim_info:
             _check_stim_info(trials, stim_info, subject, design)
         mask, affine = read_roi_mask(root, subject, roi, resolution)
-        values = np.empty((len(trials), int(mask.sum())), dtype=np.float32)
-        for session in tqdm(chosen, desc=f"NSD {subject} sessions", disable=None, leave=False):
-            session_values, counts = read_session_betas(
-                root, subject, session, mask, beta_format=beta_format, resolution=resolution, version=version,
-                zscore=zscore, invalid=invalid,
-            )  # fmt: skip
-            expected = int((trials["session"] == session).sum())
-            if session_values.shape[0] != expected:
-                raise FileFormatError(
-                    f"{subject} session {session}: the betas hold {session_values.shape[0]} trials, "
-                    f"the design {expected}. Use the betas and nsd_expdesign.mat of the same release."
-                )
-            if counts["non_finite"] or counts["constant_voxels"]:
-                invalid_counts.setdefault(subject, {})[session] = counts
-            values[(trials["session"] == session).to_numpy()] = session_values
+        read = dict(
+            beta_format=beta_format, resolution=resolution, version=version, zscore=zscore, invalid=invalid
+        )
+        values, counts = _subject_betas(root, subject, chosen, trials, mask, store, read)
+        if counts:
+            invalid_counts[subject] = counts
         samples = BrainSamples(
             subject=subject,
             values=values,
@@ -559,7 +625,12 @@ def load_nsd(
         root, names, nsd_ids, stim_info, masks, resolution, coco_annotations, patch_rois, coco_text
     )
     texts = semantic.pop("texts", None)
-    stimuli = Stimuli(ids=np.char.add("nsd-", nsd_ids.astype(str)), images=images, labels=texts)
+    stimuli = Stimuli(
+        ids=np.char.add("nsd-", nsd_ids.astype(str)),
+        images=images,
+        labels=texts,
+        embeddings={name: _embedding_rows(path, nsd_ids, name) for name, path in (embeddings or {}).items()},
+    )
     info = {
         "source": "Natural Scenes Dataset (Allen et al. 2022), read from its released files",
         "root": str(root),

@@ -484,7 +484,9 @@ class LiteMindRecipe:
         positions = data.dataset.stimuli.positions(data.test_ids)
         queries = np.random.default_rng(0).choice(len(positions), size=min(8, len(positions)), replace=False)
         retrieved = {
-            label: top_k_indices(cosine_similarity(s.predictions, data.test.y), queries, k=5)
+            label: top_k_indices(
+                cosine_similarity(s.predictions, data.test.y), queries, k=min(5, len(positions))
+            )
             for label, s in scored.items()
         }
         grids = retrieval_grids(data.dataset.stimuli.images, positions, queries, retrieved)
