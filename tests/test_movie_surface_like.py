@@ -115,6 +115,24 @@ def test_signal_is_there_and_reliable(built) -> None:
     assert np.ptp(built.video[0, built.segment_of[0] >= 0], axis=0).max() > 0.1
 
 
+def test_streamed_build_equals_the_in_memory_statistics(built) -> None:
+    """The build writes one subject at a time and reads them back for its reliability: the same numbers as
+    the whole array in memory; the dataset comes back memory-mapped."""
+    from brainkit.data.builtin.movie_surface_like_config import LAG
+    from brainkit.data.builtin.movie_surface_like_simulation import retest_reliability
+
+    assert isinstance(built.fmri, np.memmap) and built.fmri.dtype == np.float32
+    design = msl.run_design(msl.PRESETS["testing"])
+    frames = [np.flatnonzero(row == design.retest_id) + LAG for row in design.second_segment]
+    truth, cortex = built.truth_map, built.cortex
+    signal = cortex & (truth >= np.quantile(truth[cortex], 0.9))
+    whole = np.array(built.fmri)  # in memory
+    assert built.info["test_retest"] == retest_reliability(whole, frames, cortex, signal)
+    assert built.info["test_retest_r_signal_per_subject"] == [
+        retest_reliability(whole[s : s + 1], frames, cortex, signal)["r_signal"] for s in range(len(whole))
+    ]
+
+
 @needs_speech
 def test_deterministic_and_cached(built, tmp_path) -> None:
     again = msl.load_movie_surface_like("testing", cache_dir=tmp_path)

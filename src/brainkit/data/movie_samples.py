@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from brainkit.data.frame_file import ArrayFrames, FrameFile, frame_source
 from brainkit.errors import ConfigError, DataError
 
 # name -> (description, subject group, clip group)
@@ -114,13 +115,16 @@ def setting_segments(segment_of: np.ndarray, clip_mask: np.ndarray) -> np.ndarra
     return np.where(clip_mask, segment_of, -1)
 
 
-def gather_clips(
-    fmri: np.ndarray, patches: np.ndarray, samples: Samples, lag: int, n_frames: int
-) -> torch.Tensor:
-    """The samples' fMRI: (len(samples), n_frames, n_patches, n_patch_vertices) float32."""
-    offsets = np.arange(n_frames)
-    frames = (samples.clip + lag)[:, None] + offsets  # (n, n_frames)
-    values = fmri[samples.subject[:, None], samples.run[:, None], frames]  # (n, n_frames, n_vertices)
+def sample_frames(fmri, samples: Samples, lag: int, n_frames: int) -> np.ndarray:
+    """The samples' frames (len(samples), n_frames, n_vertices), read through :func:`frame_source` (from disk,
+    window by window, when ``fmri`` is a memory map of a whole ``.npy`` file)."""
+    return frame_source(fmri).windows(samples.subject, samples.run, samples.clip + lag, n_frames)
+
+
+def gather_clips(fmri, patches: np.ndarray, samples: Samples, lag: int, n_frames: int) -> torch.Tensor:
+    """The samples' fMRI: (len(samples), n_frames, n_patches, n_patch_vertices) float32. ``fmri``: the array
+    (n_subjects, n_runs, n_frames_total, n_vertices) or its :func:`frame_source`."""
+    values = sample_frames(fmri, samples, lag, n_frames)  # (n, n_frames, n_vertices)
     return torch.from_numpy(np.ascontiguousarray(values[:, :, patches], dtype=np.float32))
 
 
@@ -142,15 +146,25 @@ def monitoring_set(pool: Samples, keys: np.ndarray, n: int, seed: int) -> Sample
 @dataclass
 class MovieArrays:
     """What training and embedding read: fmri (n_subjects, n_runs, n_frames, n_vertices), patches
-    (n_patches, n_patch_vertices), video / audio (n_runs, n_clips, d) standardised, keys (n_runs, n_clips)."""
+    (n_patches, n_patch_vertices), video / audio (n_runs, n_clips, d) standardised, keys (n_runs, n_clips).
 
-    fmri: np.ndarray
+    ``fmri`` is read through :func:`frame_source`: a memory map of a whole ``.npy`` file (the datasets' cached
+    builds) is read from disk batch by batch, never held, so memory stays flat however many subjects it has."""
+
+    fmri: np.ndarray | ArrayFrames | FrameFile
     patches: np.ndarray
     video: np.ndarray
     audio: np.ndarray
     keys: np.ndarray
     lag: int
     n_frames: int
+
+    def __post_init__(self) -> None:
+        self.fmri = frame_source(self.fmri)
+
+    def frames(self, samples: Samples) -> np.ndarray:
+        """(len(samples), n_frames, n_vertices): the samples' frames, in the array's dtype."""
+        return sample_frames(self.fmri, samples, self.lag, self.n_frames)
 
     def clips(self, samples: Samples) -> torch.Tensor:
         return gather_clips(self.fmri, self.patches, samples, self.lag, self.n_frames)
@@ -228,6 +242,7 @@ __all__ = [
     "content_keys",
     "gather_clips",
     "monitoring_set",
+    "sample_frames",
     "samples_of",
     "setting_segments",
     "split_clips",

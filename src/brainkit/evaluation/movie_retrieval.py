@@ -291,8 +291,7 @@ def mean_frames(arrays: MovieArrays, cortex: np.ndarray, samples: Samples, batch
     out = np.empty((len(samples), len(where)), dtype=np.float32)
     for start in range(0, len(samples), batch):
         part = samples[start : start + batch]
-        frames = (part.clip + arrays.lag)[:, None] + np.arange(arrays.n_frames)
-        values = arrays.fmri[part.subject[:, None], part.run[:, None], frames][:, :, where]
+        values = arrays.frames(part)[:, :, where]  # read in chunks (a file-backed fmri: from disk)
         out[start : start + len(part)] = values.mean(axis=1)
     return out
 

@@ -43,6 +43,7 @@ from brainkit.data.builtin.movie_surface_like_stimuli import (
     thumbnails,
 )
 from brainkit.data.contract import Dataset
+from brainkit.data.frame_file import FrameFile, FrameWriter
 from brainkit.errors import ConfigError
 from brainkit.registry import DATASETS
 from brainkit.stimuli.av_encoders import clip_features
@@ -80,7 +81,8 @@ class MovieSurfaceData(Dataset):
 # The build
 
 
-def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfaceData:
+def _build(config: MovieSurfaceConfig, design: Design, root: Path, frames_path: Path) -> MovieSurfaceData:
+    """The dataset, its frames written to ``frames_path`` one subject at a time (``fmri`` a memory map of it)."""
     from brainkit.data.builtin.hcp_cohort import glover_hrf
     from brainkit.data.builtin.rest_surface import rest_on_icosphere
     from brainkit.surface import n_vertices
@@ -114,27 +116,33 @@ def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfa
     gain_video, gain_audio = simulation.region_gains(config.order, cortex)
     gains = {"video": gain_video, "audio": gain_audio}
     n_frames = design.second_segment.shape[1]
-    fmri = np.empty((config.n_subjects, config.n_runs, n_frames, n_v), dtype=np.float32)
+    shape = (config.n_subjects, config.n_runs, n_frames, n_v)
+    writer = FrameWriter(frames_path, shape, np.float32)  # one subject in memory at a time
     weights, snrs, hemispheres = [], [], []
     for s in range(config.n_subjects):
         rng_s = np.random.default_rng([config.seed, 3, s])
         snr = float(rng_s.uniform(*config.snr))
         hemisphere = int(rng_s.integers(2))  # whose real noise: the left run or the mirrored right one
         maps = simulation.subject_maps(rng_s, shared, config.shared_tuning, config.order, degrees, cortex)
-        fmri[s], w = simulation.simulate_subject(
+        runs, w = simulation.simulate_subject(
             features, maps, gains, hrf, snr, rests[hemisphere], cortex, rng_s
         )
+        for r, frames in enumerate(runs):
+            writer.write(s, r, frames)
+        del runs
         weights.append(w)
         snrs.append(snr)
         hemispheres.append(("left", "right")[hemisphere])
     truth_map = np.mean(weights, axis=0).astype(np.float32)
     signal = cortex & (truth_map >= np.quantile(truth_map[cortex], 0.9))
     retest_frames = [np.flatnonzero(row == design.retest_id) + LAG for row in design.second_segment]
-    reliability = simulation.retest_reliability(fmri, retest_frames, cortex, signal)
-    per_subject = [
-        simulation.retest_reliability(fmri[s : s + 1], retest_frames, cortex, signal).get("r_signal")
-        for s in range(config.n_subjects)
-    ]
+    frames_file, pairs, per_subject = FrameFile(frames_path), [], []
+    for s in range(config.n_subjects):  # read back one subject at a time
+        runs = frames_file.windows([s] * config.n_runs, range(config.n_runs), [0] * config.n_runs, n_frames)
+        subject_pairs = simulation.retest_pairs(runs, retest_frames, cortex, signal)
+        pairs.extend(subject_pairs)
+        per_subject.append(simulation.reliability_summary(subject_pairs).get("r_signal"))
+    reliability = simulation.reliability_summary(pairs)
     segment_of = clip_segments(design)
     info = {
         "name": "movie_surface_like",
@@ -169,7 +177,7 @@ def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfa
         subjects=[f"sub-{s + 1:02d}" for s in range(config.n_subjects)],
         runs=[f"MOVIE{r + 1}" for r in range(config.n_runs)],
         order=config.order,
-        fmri=fmri,
+        fmri=np.load(frames_path, mmap_mode="r"),
         cortex=cortex,
         segment_of=segment_of,
         retest=segment_of == design.retest_id,
@@ -184,22 +192,21 @@ def _build(config: MovieSurfaceConfig, design: Design, root: Path) -> MovieSurfa
 _ARRAYS = ("cortex", "segment_of", "retest", "video", "audio", "thumbnails", "truth_map")
 
 
-def _save(folder: Path, data: MovieSurfaceData) -> None:
-    with atomic_folder(folder) as tmp:
-        np.save(tmp / "fmri.npy", data.fmri)
-        np.savez(tmp / "arrays.npz", **{name: getattr(data, name) for name in _ARRAYS})
-        meta = {"subjects": data.subjects, "runs": data.runs, "order": data.order, "info": data.info}
-        (tmp / "info.json").write_text(json.dumps(meta, indent=1))
-        for path in tmp.iterdir():
-            path.chmod(FILE_MODE)
-        tmp.chmod(FILE_MODE | 0o111)
+def _save(tmp: Path, data: MovieSurfaceData) -> None:
+    """Everything but ``fmri.npy`` (already written by :func:`_build`) into the build's temporary folder."""
+    np.savez(tmp / "arrays.npz", **{name: getattr(data, name) for name in _ARRAYS})
+    meta = {"subjects": data.subjects, "runs": data.runs, "order": data.order, "info": data.info}
+    (tmp / "info.json").write_text(json.dumps(meta, indent=1))
+    for path in tmp.iterdir():
+        path.chmod(FILE_MODE)
+    tmp.chmod(FILE_MODE | 0o111)
 
 
 def _load(folder: Path) -> MovieSurfaceData:
     meta = json.loads((folder / "info.json").read_text())
     with np.load(folder / "arrays.npz") as arrays:
         parts = {name: arrays[name] for name in _ARRAYS}
-    fmri = np.load(folder / "fmri.npy")
+    fmri = np.load(folder / "fmri.npy", mmap_mode="r")  # read window by window by SIM (data/frame_file.py)
     return MovieSurfaceData(meta["subjects"], meta["runs"], meta["order"], fmri, info=meta["info"], **parts)
 
 
@@ -246,10 +253,12 @@ def load_movie_surface_like(
             logger.warning(
                 "Cached movie_surface_like build %s is unreadable (%s); rebuilding it.", folder, err
             )
-    data = _build(config, design, root)
-    _save(folder, data)
+    with atomic_folder(folder) as tmp:
+        data = _build(config, design, root, tmp / "fmri.npy")
+        _save(tmp, data)
     logger.info("Built movie_surface_like in %.1f s (cached in %s).", data.info["build_seconds"], folder)
-    return data
+    del data  # its map of the temporary path: the cached folder is what is returned
+    return _load(folder)
 
 
 __all__ = [

@@ -140,29 +140,43 @@ def simulate_subject(
     return np.stack(runs).astype(np.float32), (snr * weights / scale).astype(np.float32)
 
 
+def retest_pairs(
+    runs: np.ndarray, retest_frames: list[np.ndarray], cortex: np.ndarray, signal: np.ndarray
+) -> list[tuple[float, float, float]]:
+    """One subject's runs (n_runs, n_frames, n_vertices): per pair of runs, (r over the cortex, r over
+    ``signal``, noise ceiling over ``signal``) of :func:`retest_reliability`."""
+    pairs = []
+    for a in range(len(runs)):
+        for b in range(a + 1, len(runs)):
+            x, y = runs[a, retest_frames[a]], runs[b, retest_frames[b]]
+            x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+            denominator = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
+            r = np.where(denominator > 0, (x * y).sum(axis=0) / np.maximum(denominator, 1e-12), 0.0)
+            pairs.append((r[cortex].mean(), r[signal].mean(), np.sqrt(np.maximum(r[signal], 0.0)).mean()))
+    return pairs
+
+
+def reliability_summary(pairs: list[tuple[float, float, float]]) -> dict[str, float]:
+    """The means of :func:`retest_pairs` rows (over subjects and pairs); {} without any."""
+    if not pairs:
+        return {}
+    per_cortex, per_signal, ceiling = zip(*pairs)
+    return {
+        "r_cortex": float(np.mean(per_cortex)),
+        "r_signal": float(np.mean(per_signal)),
+        "noise_ceiling_signal": float(np.mean(ceiling)),
+    }
+
+
 def retest_reliability(
     fmri: np.ndarray, retest_frames: list[np.ndarray], cortex: np.ndarray, signal: np.ndarray
 ) -> dict[str, float]:
     """Test-retest reliability over the repeated segment: per subject and pair of runs, the per-vertex
     correlation between the runs' responses (frames ``retest_frames[r]`` of run r, same length), averaged over
     the cortex (``r_cortex``) and over the vertices where ``signal`` is True (``r_signal``); the noise ceiling
-    sqrt(max(r, 0)) (the correlation a perfect model of the signal could reach in one run) over ``signal``."""
-    per_cortex, per_signal, ceiling = [], [], []
-    n_subjects, n_runs = fmri.shape[:2]
-    for s in range(n_subjects):
-        for a in range(n_runs):
-            for b in range(a + 1, n_runs):
-                x, y = fmri[s, a, retest_frames[a]], fmri[s, b, retest_frames[b]]
-                x, y = x - x.mean(axis=0), y - y.mean(axis=0)
-                denominator = np.sqrt((x**2).sum(axis=0) * (y**2).sum(axis=0))
-                r = np.where(denominator > 0, (x * y).sum(axis=0) / np.maximum(denominator, 1e-12), 0.0)
-                per_cortex.append(r[cortex].mean())
-                per_signal.append(r[signal].mean())
-                ceiling.append(np.sqrt(np.maximum(r[signal], 0.0)).mean())
-    if not per_cortex:
-        return {}
-    return {
-        "r_cortex": float(np.mean(per_cortex)),
-        "r_signal": float(np.mean(per_signal)),
-        "noise_ceiling_signal": float(np.mean(ceiling)),
-    }
+    sqrt(max(r, 0)) (the correlation a perfect model of the signal could reach in one run) over ``signal``.
+    ``fmri`` (n_subjects, n_runs, n_frames, n_vertices); one subject at a time: :func:`retest_pairs`."""
+    pairs = []
+    for s in range(fmri.shape[0]):
+        pairs.extend(retest_pairs(fmri[s], retest_frames, cortex, signal))
+    return reliability_summary(pairs)

@@ -16,9 +16,11 @@ each frame z-scored over the cortex (SIM's ``normalise``). The cortex is the CIF
 Stimulus: per-second video and audio embeddings of the movie by the configured encoders, clip c = the mean of
 seconds c..c+2; clip segments from SIM's table (``segments=`` to change it), the last one the test-retest clip.
 
-Memory: one run at a time; the frames are written to a cached ``fmri.npy`` (float32 (n_subjects, n_runs,
-n_frames, n_vertices), runs shorter than the longest padded with 0 and their extra clips rest) that is opened
-memory-mapped. Subjects without every asked-for movie are left out (named in ``info["left_out"]``) unless
+Memory: one run at a time; the frames are written run by run (:class:`~brainkit.data.frame_file.FrameWriter`,
+plain file writes) to a cached ``fmri.npy`` (float32 (n_subjects, n_runs, n_frames, n_vertices), runs shorter
+than the longest padded with 0 and their extra clips rest) that is opened memory-mapped; SIM reads its batches
+from the file window by window (:func:`~brainkit.data.frame_file.frame_source`), so memory stays flat in the
+number of subjects (docs/surface.md, "Streaming"). Subjects without every asked-for movie are left out (named in ``info["left_out"]``) unless
 ``subjects=`` names them, then their missing run is an error.
 """
 
@@ -40,6 +42,7 @@ from brainkit.config import Checked, bounded, choice, from_dict
 from brainkit.data.builtin.build_cache import UNREADABLE
 from brainkit.data.builtin.movie_surface_like import MovieSurfaceData
 from brainkit.data.builtin.movie_surface_like_config import CLIP_SECONDS
+from brainkit.data.frame_file import FrameWriter
 from brainkit.data.readers import hcp_movie_surface as hcp
 from brainkit.data.readers.hcp_movie_surface_stimuli import file_stamp, movie_file, movie_stimulus
 from brainkit.errors import ConfigError, DataError, FileFormatError
@@ -266,7 +269,7 @@ def _build(options: HCPSurfaceOptions, subjects, runs, left_out, folder: Path, c
     shape = (len(subjects), len(options.movies), max(counts.values()), n_vertices(options.order))
     cortex, spheres = None, set()
     with atomic_folder(folder) as tmp:
-        fmri = np.lib.format.open_memmap(tmp / "fmri.npy", mode="w+", dtype=np.float32, shape=shape)
+        fmri = FrameWriter(tmp / "fmri.npy", shape, np.float32)  # plain writes, run by run: nothing mapped
         for s, subject in enumerate(subjects):
             for r, movie in enumerate(options.movies):
                 run = runs[subject][movie]
@@ -276,11 +279,9 @@ def _build(options: HCPSurfaceOptions, subjects, runs, left_out, folder: Path, c
                 elif not np.array_equal(mask, cortex):
                     raise FileFormatError(f"{run.path}: its cortex (the CIFTI's {options.hemisphere} vertices) differs "
                                           "from the first run's; all runs must share one grayordinate structure.")  # fmt: skip
-                fmri[s, r, : len(frames)] = frames
+                fmri.write(s, r, frames)  # frames past a shorter run's end stay 0
                 spheres.add(str(sphere))
                 log.info("hcp_movie_surface: %s MOVIE%d on ico%d", subject, movie, options.order)
-        fmri.flush()
-        del fmri
         np.savez(tmp / "arrays.npz", cortex=cortex, **stimuli["arrays"])
         info = {"name": "hcp_movie_surface", "options": dataclasses.asdict(options), "left_out": left_out,
                 "runs": {f"{s}/MOVIE{m}": str(runs[s][m].path) for s in subjects for m in options.movies},

@@ -211,7 +211,7 @@ def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
         usable[run] &= np.arange(usable.shape[1]) + data.lag + encoder.n_frames <= n
     clips = ms.split_clips(data.segment_of, usable, config.gap_clips)
     groups = ms.choose_subjects(n_subjects, config.n_test_subjects, config.seed)
-    arrays = ms.MovieArrays(np.asarray(data.fmri), patches, ms.standardise_features(data.video, clips["train"]),
+    arrays = ms.MovieArrays(data.fmri, patches, ms.standardise_features(data.video, clips["train"]),
                             ms.standardise_features(data.audio, clips["train"]), ms.content_keys(data.retest),
                             int(data.lag), encoder.n_frames)  # fmt: skip
     settings = {
