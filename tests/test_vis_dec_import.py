@@ -18,7 +18,8 @@ from brainkit.cli import main
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.models import load_model
 from brainkit.recipes import evaluate_run
-from brainkit.recipes.imported import import_run
+from brainkit.recipes.imported import import_run, importers
+from brainkit.recipes.vis_dec.arrays import fit_voxels
 from brainkit.training import phase_done, read_history
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -71,6 +72,19 @@ def released_fmri(n_voxels=N_VOXELS, patch=4, dim=16, depth=2, decoder_dim=8, de
                 state[f"cross_blocks.{i}.{name}.weight"] = r(*shape)
                 state[f"cross_blocks.{i}.{name}.bias"] = r(shape[0])
     return state
+
+
+def test_fit_voxels_wraps_on_or_cuts_the_padded_voxels() -> None:
+    x = np.arange(10, dtype=np.float32).reshape(2, 5)
+    padded = np.concatenate([x, x[:, :3]], axis=1)  # released padding to the patch of 4: 8 voxels
+    np.testing.assert_array_equal(fit_voxels(x, 4, released=True), padded)
+    np.testing.assert_array_equal(
+        fit_voxels(x, 4, True, length=11), np.concatenate([padded, padded[:, :3]], 1)
+    )
+    np.testing.assert_array_equal(fit_voxels(x, 4, True, length=6), padded[:, :6])
+    assert "vis_dec" in importers()  # `brainkit list` marks it
+    with pytest.raises(ConfigError, match="n_voxels=50 is not a multiple of the patch size 4"):
+        import_run("vis_dec", "missing.pth", "run", "testing", ["n_voxels=50"])
 
 
 @pytest.fixture
@@ -144,7 +158,7 @@ def test_phase1_checkpoint_becomes_a_run_that_trains_phases_2_and_3(
     assert main(argv) == 0
     assert calls == LATER  # phase 1 reloaded from the import, never trained
     printed = capsys.readouterr().out
-    assert "Vis-Dec phase 1 (DC-MAE" in printed and "phase 2 and 3 trained here" in printed
+    assert "Vis-Dec phase 1 (DC-MAE" in printed and "phases 2 and 3 trained here" in printed
     phase1 = run / "train" / "phase1_dc_mae"
     done = json.loads((phase1 / "done.json").read_text())
     assert done["steps"] == 0 and done["imported"]["released_phase"] == 1 and not read_history(phase1)
@@ -170,10 +184,10 @@ def test_phase1_checkpoint_becomes_a_run_that_trains_phases_2_and_3(
 def test_phase2_checkpoint_gives_the_tuned_fmri_mae_and_trains_phase_3(
     tmp_path, cache_dir, save_released, monkeypatch
 ) -> None:
-    state = released_fmri(**(SIZES | {"decoder_depth": 2}), cross=2, seed=3)
+    state = released_fmri(**(SIZES | {"decoder_depth": 2, "n_voxels": 52}), cross=2, seed=3)
     path = save_released(tmp_path / "checkpoint_singlesub_mergconf.pth", state, phase=2)
     run = tmp_path / "run"
-    overrides = [f"cache_dir={cache_dir}"]
+    overrides = [f"cache_dir={cache_dir}", "n_voxels=52"]  # the 45 voxels padded to 48, then wrapped on to 52
     with pytest.raises(
         ConfigError, match=r"decoder_depth: the file's 2, the config's 1 \(--set dc_mae.decoder_depth=2\)"
     ):
@@ -224,7 +238,7 @@ def test_refused_files_leave_no_run_folder(tmp_path, cache_dir) -> None:
         "sizes.pth": ({"model": released_fmri(**(SIZES | {"dim": 24, "depth": 3}))}, ConfigError,
                       r"dim: the file's 24, the config's 16 \(--set dc_mae.dim=24\); depth: the file's 3"),
         "voxels.pth": ({"model": released_fmri(**(SIZES | {"n_voxels": 64}))}, ConfigError,
-                       r"pos_embed covers 64 voxels, this run's data gives 48"),
+                       r"pos_embed covers 64 voxels, this run's data gives 48 \(--set n_voxels=64 wraps"),
         "code.pth": ({"model": good, "hook": Hook()}, CheckpointError, r"pickles .*Hook, not only tensors"),
     }  # fmt: skip
     for name, (content, error, message) in cases.items():

@@ -75,6 +75,9 @@ class VisDecRecipeConfig(Checked):
     cache_dir: str | None = None
     subject: str = "subj01"
     n_test_images: int = bounded(100, ge=0, le=10_000_000)  # test stimuli reconstructed and scored (0 = all)
+    # None: the data's voxels, padded to the patch; a number: then wrapped on or cut to it (arrays.fit_voxels), as the
+    # released scripts fit a subject to a checkpoint's voxel count (import-weights: the file's pos_embed length x 16)
+    n_voxels: int | None = bounded(None, ge=2, le=10_000_000, fix="a multiple of the DC-MAE's patch size")
     # The defaults are the cpu_small schedule. Measured on the shared 2-core machine (1 thread, under load): 2
     # DC-MAE epochs 345 s, image MAE + 1 cross-modal epoch ~190 s, VAE ~16 s and UNet ~15 s per epoch, phase 3
     # ~45 s per epoch (3,000 trials), sampling 100 x 3 images ~50 s. The validation losses flatten by these epochs.
@@ -317,7 +320,11 @@ def _check(config: VisDecRecipeConfig) -> None:
             f"vis_dec: dataset {config.dataset!r} needs data.{required[0]}; e.g. --set data.{required[0]}=DIR "
             "(the folder you downloaded: docs/datasets.md)."
         )
-    phases.dc_mae_config(config)
+    dc_mae = phases.dc_mae_config(config)
+    if config.n_voxels is not None and config.n_voxels % dc_mae.patch_size:
+        raise ConfigError(
+            f"vis_dec: n_voxels={config.n_voxels} is not a multiple of the patch size {dc_mae.patch_size}."
+        )
     if not config.image_mae_dir and config.image_mae_preset not in IMAGE_MAE_PRESETS:
         raise ConfigError(
             f"vis_dec: image_mae_preset must be one of {sorted(IMAGE_MAE_PRESETS)}, found "
@@ -361,15 +368,8 @@ def _inputs(config: VisDecRecipeConfig) -> tuple[str, LDMConfig, VisDecArrays]:
     ldm_config = from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm")
     dc_mae = phases.dc_mae_config(config)
     n_val = config.n_val_images if config.guidance_scale is None else 0
-    arrays = prepare_arrays(
-        dataset,
-        config.subject,
-        config.n_test_images,
-        dc_mae.patch_size,
-        n_val=n_val,
-        seed=config.seed,
-        released=dc_mae.released,
-    )
+    arrays = prepare_arrays(dataset, config.subject, config.n_test_images, dc_mae.patch_size, n_val=n_val,
+                            seed=config.seed, released=dc_mae.released, length=config.n_voxels)  # fmt: skip
     return dataset.name, ldm_config, arrays
 
 

@@ -118,8 +118,8 @@ def check_sizes(config: Any, n_voxels: int, weights: dict[str, torch.Tensor], so
     for name, value in released_sizes(weights, source).items():
         if name == "n_voxels" and value != n_voxels:
             differ.append(
-                f"n_voxels: the file's pos_embed covers {value} voxels, this run's data gives {n_voxels} after the "
-                "released padding (use the subject / data the checkpoint was trained on)"
+                f"n_voxels: the file's pos_embed covers {value} voxels, this run's data gives {n_voxels} (--set "
+                f"n_voxels={value} wraps the data on or cuts it to that, as the released phase-2 script does)"
             )
         elif name != "n_voxels" and value != ours[name]:
             differ.append(
@@ -203,7 +203,8 @@ def import_weights(
         where = phase_folder(folder, "phase1_dc_mae")
         write_imported_phase(task, config.pretrain, where, "phase1_dc_mae", record)
         save_model(where / "checkpoint", model, metadata={"phase": "dc_mae", "imported": source["sha256"]})
-        told = f"Vis-Dec phase 1 (DC-MAE, {count_parameters(model):,} parameters) imported from {name}; phase 2 and 3 trained here."
+        later = "phases 2 and 3" if config.cross_modal else "phase 3 (cross_modal=false)"
+        told = f"Vis-Dec phase 1 (DC-MAE, {count_parameters(model):,} parameters) imported from {name}; {later} trained here."
     else:
         notes = load_phase2(model, weights, source["file"])
         where = phase_folder(folder, "phase2_cross_modal")
