@@ -24,9 +24,9 @@ Resume and re-evaluate: each trained network is a resumable phase in ``train/<na
 built right after seeding, so ``brainkit run vis_dec --out DIR --resume`` reloads the finished phases, continues
 the interrupted one and ends where the uninterrupted run does. ``brainkit eval DIR`` (:meth:`VisDecRecipe.evaluate`)
 reloads ``ldm_finetuned/``, ``fmri_conditioner/`` and ``ldm_pretrained/`` without training and samples with the
-run's seeds: the same ``metrics`` (the scores of the four rows and the guidance choice), exactly on CPU. The
-metrics hold no timings or training curves; those are in the tables, ``report.html`` and each phase's
-``history.jsonl``.
+run's seeds: the same ``metrics`` (the four rows' scores, the guidance choice), exactly on CPU; no timings or
+curves (those are in the tables, ``report.html``, each phase's ``history.jsonl``). ``brainkit import-weights
+vis_dec FILE`` starts a run from a released phase-1 or phase-2 checkpoint (:mod:`~brainkit.recipes.vis_dec.imported`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from brainkit.models.ldm import PRESETS as LDM_PRESETS
 from brainkit.models.ldm import LDMConfig
 from brainkit.objectives.double_contrastive import LOSS_WEIGHTS
 from brainkit.recipes import RecipeOutput
-from brainkit.recipes.vis_dec import phases, sampling
+from brainkit.recipes.vis_dec import imported, phases, sampling
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays
 from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
 from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
@@ -75,6 +75,9 @@ class VisDecRecipeConfig(Checked):
     cache_dir: str | None = None
     subject: str = "subj01"
     n_test_images: int = bounded(100, ge=0, le=10_000_000)  # test stimuli reconstructed and scored (0 = all)
+    # None: the data's voxels, padded to the patch; a number: then wrapped on or cut to it (arrays.fit_voxels), as the
+    # released scripts fit a subject to a checkpoint's voxel count (import-weights: the file's pos_embed length x 16)
+    n_voxels: int | None = bounded(None, ge=2, le=10_000_000, fix="a multiple of the DC-MAE's patch size")
     # The defaults are the cpu_small schedule. Measured on the shared 2-core machine (1 thread, under load): 2
     # DC-MAE epochs 345 s, image MAE + 1 cross-modal epoch ~190 s, VAE ~16 s and UNet ~15 s per epoch, phase 3
     # ~45 s per epoch (3,000 trials), sampling 100 x 3 images ~50 s. The validation losses flatten by these epochs.
@@ -223,10 +226,18 @@ class VisDecRecipe:
     }  # fmt: skip
 
     resumable = True  # `brainkit run vis_dec --out DIR --resume` continues an interrupted run
-    DESIGNS = (
-        "trials",
-    )  # any trial-based dataset with stimulus images: yours through brainkit.run(..., dataset=)
+    DESIGNS = ("trials",)  # any trial-based dataset with stimulus images (yours: brainkit.run(dataset=))
     DATA_FIELDS = {"name": "dataset", "options": "data", "subject": "subject"}
+    # `brainkit import-weights vis_dec FILE`: a released phase-1 or phase-2 checkpoint (vis_dec/imported.py)
+    RELEASED_METADATA, IMPORT_OVERRIDES = imported.RELEASED_METADATA, imported.IMPORT_OVERRIDES
+
+    def import_weights(
+        self, config: VisDecRecipeConfig, weights: dict, folder: Path, source: dict
+    ) -> list[str]:
+        """The released phase written as a finished phase of ``folder``, then the rest trained by :meth:`run`."""
+        _check(config)
+        with torch_threads(config.threads):
+            return imported.import_weights(config, weights, folder, source, _inputs, self._run)
 
     def predictor(self, config: VisDecRecipeConfig, folder: Path):
         """The run, ready to reconstruct images from new recordings (:mod:`brainkit.recipes.vis_dec.predict`)."""
@@ -280,13 +291,9 @@ class VisDecRecipe:
             ldm, conditioner, arrays, config.finetune, folder, resume
         )
         seconds["phase 3: LDM fine-tuning"] = time.perf_counter() - start
-        counts |= {
-            "VAE (frozen in phase 3)": count_parameters(ldm.vae, trainable_only=False),
-            "UNet": count_parameters(ldm.unet, trainable_only=False),
-            "context mapper (Conv1d x 2 + Linear)": count_parameters(
-                conditioner.mapper, trainable_only=False
-            ),
-        }
+        counts |= {"VAE (frozen in phase 3)": count_parameters(ldm.vae, trainable_only=False),
+                   "UNet": count_parameters(ldm.unet, trainable_only=False),
+                   "context mapper (Conv1d x 2 + Linear)": count_parameters(conditioner.mapper, trainable_only=False)}  # fmt: skip
         images, guidance = sampling.sample_run(config, ldm_config, ldm, conditioner, arrays, folder, seconds)
         np.savez_compressed(folder / "reconstructions.npz", test_ids=arrays.test_ids, real=images["real"],
                             vis_dec=images["Vis-Dec"], no_fmri=images["no fMRI"], vae=images["VAE ceiling"])  # fmt: skip
@@ -313,7 +320,11 @@ def _check(config: VisDecRecipeConfig) -> None:
             f"vis_dec: dataset {config.dataset!r} needs data.{required[0]}; e.g. --set data.{required[0]}=DIR "
             "(the folder you downloaded: docs/datasets.md)."
         )
-    phases.dc_mae_config(config)
+    dc_mae = phases.dc_mae_config(config)
+    if config.n_voxels is not None and config.n_voxels % dc_mae.patch_size:
+        raise ConfigError(
+            f"vis_dec: n_voxels={config.n_voxels} is not a multiple of the patch size {dc_mae.patch_size}."
+        )
     if not config.image_mae_dir and config.image_mae_preset not in IMAGE_MAE_PRESETS:
         raise ConfigError(
             f"vis_dec: image_mae_preset must be one of {sorted(IMAGE_MAE_PRESETS)}, found "
@@ -357,15 +368,8 @@ def _inputs(config: VisDecRecipeConfig) -> tuple[str, LDMConfig, VisDecArrays]:
     ldm_config = from_dict(LDMConfig, to_dict(LDM_PRESETS[config.ldm_preset]) | dict(config.ldm), where="ldm")
     dc_mae = phases.dc_mae_config(config)
     n_val = config.n_val_images if config.guidance_scale is None else 0
-    arrays = prepare_arrays(
-        dataset,
-        config.subject,
-        config.n_test_images,
-        dc_mae.patch_size,
-        n_val=n_val,
-        seed=config.seed,
-        released=dc_mae.released,
-    )
+    arrays = prepare_arrays(dataset, config.subject, config.n_test_images, dc_mae.patch_size, n_val=n_val,
+                            seed=config.seed, released=dc_mae.released, length=config.n_voxels)  # fmt: skip
     return dataset.name, ldm_config, arrays
 
 

@@ -69,6 +69,17 @@ def wrap_pad(x: np.ndarray, multiple: int, released: bool = False) -> np.ndarray
     return np.concatenate([x, x[:, :extra]], axis=1) if extra else x
 
 
+def fit_voxels(x: np.ndarray, multiple: int, released: bool = False, length: int | None = None) -> np.ndarray:
+    """:func:`wrap_pad`, then, with ``length``, wrapped on (``np.pad`` "wrap") or cut to ``length`` voxels: how the
+    released phase-2 script fits a subject to a checkpoint's voxel count (``num_voxels`` from its pos_embed)."""
+    x = wrap_pad(x, multiple, released)
+    if length is None or x.shape[1] == length:
+        return x
+    return (
+        np.pad(x, ((0, 0), (0, length - x.shape[1])), mode="wrap") if x.shape[1] < length else x[:, :length]
+    )
+
+
 def prepare_arrays(
     dataset: DecodingDataset,
     subject: str,
@@ -77,10 +88,11 @@ def prepare_arrays(
     n_val: int = 0,
     seed: int = 0,
     released: bool = False,
+    length: int | None = None,
 ) -> VisDecArrays:
     """The arrays of ``subject``; ``n_test`` > 0 keeps the first ``n_test`` test stimuli (0: all). ``n_val`` training
     images (a seeded draw) and all their trials leave the training set and become the validation split.
-    ``released``: the released code's padding (see :func:`wrap_pad`)."""
+    ``released``: the released code's padding; ``length``: then fitted to that many voxels (:func:`fit_voxels`)."""
     dataset.check_subject(subject)
     stimuli = dataset.stimuli
     if stimuli.images is None:
@@ -100,17 +112,19 @@ def prepare_arrays(
     train = train.select(~is_val)
     scaler = Standardizer().fit(train.values)
     train_ids, image_index = np.unique(train.stimulus_ids, return_inverse=True)
+
+    def fit(values: np.ndarray) -> np.ndarray:
+        return fit_voxels(scaler.transform(values), patch_size, released, length)
+
     return VisDecArrays(
-        train_voxels=wrap_pad(scaler.transform(train.values), patch_size, released),
+        train_voxels=fit(train.values),
         train_image_index=image_index.astype(np.int64),
         train_images=stimuli.images[stimuli.positions(train_ids)],
-        test_voxels=wrap_pad(scaler.transform(test.values), patch_size, released),
+        test_voxels=fit(test.values),
         test_images=stimuli.images[stimuli.positions(test.stimulus_ids)],
         test_ids=np.asarray(test.stimulus_ids),
         n_raw_voxels=train.values.shape[1],
-        val_voxels=wrap_pad(
-            scaler.transform(val.values if val is not None else train.values[:0]), patch_size, released
-        ),
+        val_voxels=fit(val.values if val is not None else train.values[:0]),
         val_images=stimuli.images[stimuli.positions(val.stimulus_ids if val is not None else [])],
         standardizer=scaler,
         space=str(train.space),

@@ -13,6 +13,7 @@ LDM before phase 3, diffusers layout; absent with ``ldm_dir``), ``ldm_finetuned/
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from torch import nn
 from brainkit.checkpoint import load_checkpoint, save_checkpoint
 from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError
-from brainkit.models import build_model, count_parameters, model_config
+from brainkit.models import build_model, count_parameters, load_model, model_config
 from brainkit.models.ldm import (
     FMRIConditioner,
     FMRIContextMapper,
@@ -42,7 +43,8 @@ from brainkit.objectives.double_contrastive import loss_weights
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, phase1_voxels, resized
 from brainkit.recipes.vis_dec.diffusion import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
 from brainkit.recipes.vis_dec.encoder import pretrain_dc_mae, pretrain_image_mae, tune_cross_modal
-from brainkit.training import TrainingConfig
+from brainkit.training import TrainingConfig, phase_done
+from brainkit.training.phase import DONE
 
 log = logging.getLogger(__name__)
 # the phases' names and folders (train/<name>), in training order; phase2_image_mae only without image_mae_dir,
@@ -67,7 +69,12 @@ def encoder_phases(
     config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float], resume: bool = False
 ) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
     """Run phase 1 (and phase 2 when ``config.cross_modal``); returns (fMRI encoder, histories, parameter counts).
-    ``resume``: reload the finished phases, continue an interrupted one."""
+    ``resume``: reload the finished phases, continue an interrupted one. A phase 2 imported from Vis-Dec's
+    released checkpoint (:func:`imported_encoder`) is that encoder: phases 1 and 2 are not trained."""
+    imported = imported_encoder(config, arrays.train_voxels.shape[1], folder)
+    if imported is not None:
+        seconds["phase 2: imported (released checkpoint)"] = 0.0
+        return imported, {}, {"DC-MAE (encoder + decoder, imported)": count_parameters(imported)}
     start = time.perf_counter()
     torch.manual_seed(config.seed)  # the DC-MAE's initial weights, whatever ran before (a cache hit or miss)
     model = build_model("dc_mae", dc_mae_config(config, arrays.train_voxels.shape[1]))
@@ -92,6 +99,23 @@ def encoder_phases(
         counts |= extra
         seconds["phase 2: image MAE + cross-modal tuning"] = time.perf_counter() - start
     return model, histories, counts
+
+
+def imported_encoder(config: Any, n_voxels: int, folder: Path) -> nn.Module | None:
+    """The tuned fMRI MAE of a phase 2 imported from Vis-Dec's released checkpoint
+    (:mod:`brainkit.recipes.vis_dec.imported`: ``train/phase2_cross_modal`` with an ``imported`` record in its
+    ``done.json`` and the DC-MAE in ``fmri_encoder/``), or None when phase 2 was not imported."""
+    phase = phase_folder(folder, "phase2_cross_modal")
+    if not phase_done(phase) or "imported" not in json.loads((phase / DONE).read_text()):
+        return None
+    model, _ = load_model(phase / "fmri_encoder")
+    expected = dc_mae_config(config, n_voxels)
+    if model.config != expected:
+        raise CheckpointError(
+            f"{phase / 'fmri_encoder'} holds a DC-MAE {to_dict(model.config)}, this run's config gives "
+            f"{to_dict(expected)}; import the released checkpoint again with this config."
+        )
+    return model
 
 
 def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: Path, resume: bool):

@@ -20,7 +20,7 @@ import numpy as np
 from brainkit.data.readers.inputs import brain_matrix
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.recipes.vis_dec import phases, sampling
-from brainkit.recipes.vis_dec.arrays import wrap_pad
+from brainkit.recipes.vis_dec.arrays import fit_voxels
 
 
 class VisDecPredictor:
@@ -53,7 +53,8 @@ class VisDecPredictor:
             mask = read_volume(mask)[0] != 0
         mask = self.arrays.mask if mask is None else np.asarray(mask, dtype=bool)
         values = brain_matrix(x, self.expected, mask, subject, space)
-        return wrap_pad(self.arrays.standardizer.transform(values), self.patch_size, self.released)
+        values = self.arrays.standardizer.transform(values)
+        return fit_voxels(values, self.patch_size, self.released, self.config.n_voxels)
 
     def predict(
         self,
