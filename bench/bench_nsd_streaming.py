@@ -23,7 +23,8 @@ Then, each in a FRESH subprocess, ``brainkit run lite_mind`` on it (model preset
 CLS-only Lite-Mind, 7.55 M parameters, 15,724 voxels -> 768; target ``clip_cls``; ``--steps`` optimiser steps at
 ``--batch-size``; no baselines): streamed (``data.options.store=``: betas read once into a float32 file on disk,
 batches read from it with pread) and, with ``--in-memory``, the same run with the betas in memory. Each child
-prints its VmHWM (peak resident set, /proc/self/status) at exit; one line per run:
+prints its VmHWM (peak resident set, /proc/self/status) at exit; first, the same model's steps alone on random
+tensors (``mode=model_only``: the share of the peak that is the model's step, not the data). One line per run:
 
     nsd_streaming mode=disk sessions=40 trials=30000 voxels=15724 rss_gb=... seconds=... store_gb=...
 """
@@ -160,6 +161,34 @@ sys.exit(code)
 """
 
 
+MODEL_ONLY = """
+import sys, torch
+from brainkit.models import build_model, model_config
+from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
+torch.manual_seed(0)
+n_voxels, batch, steps = (int(a) for a in sys.argv[1:4])
+model = build_model("lite_mind", model_config("lite_mind", "nsd_subj01_cls", {"n_voxels": n_voxels, "output_shape": [768]}))
+loss_fn, optimiser = InfoNCE(InfoNCEConfig(bidirectional=False)), torch.optim.AdamW(model.parameters(), lr=1e-4)
+for _ in range(steps):
+    loss = loss_fn(model(torch.randn(batch, n_voxels)), torch.randn(batch, 768))
+    optimiser.zero_grad(); loss.backward(); optimiser.step()
+hwm = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:")][0]
+print(f"CHILD_VMHWM_KB={hwm}", flush=True)
+"""
+
+
+def model_only(args: argparse.Namespace) -> tuple[float, float]:
+    """The same model's training steps on random tensors of the same sizes, no data at all: what of the runs' peak
+    is the model's own step (activations, gradients, optimiser state) rather than the data path."""
+    start = time.perf_counter()
+    command = [sys.executable, "-c", MODEL_ONLY, str(args.voxels), str(args.batch_size), "2"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("CHILD_VMHWM_KB=")]
+    if done.returncode != 0 or not lines:
+        sys.exit(f"the model-only step failed (rc {done.returncode}):\n{done.stderr[-3000:]}")
+    return int(lines[0].split("=")[1]) / 1024**2, time.perf_counter() - start
+
+
 def run(root: Path, out: Path, store: Path | None, args: argparse.Namespace) -> tuple[float, float]:
     options = {"root": str(root), "subjects": ["subj01"], "sessions": list(range(1, args.sessions + 1)),
                "image_size": None, "embeddings": {"clip_cls": str(root / "clip_cls.npy")},
@@ -206,6 +235,9 @@ def main() -> None:
         print(
             f"layout: {layout}, betas on disk {betas_gb:.2f} GB; load {open('/proc/loadavg').read().split()[:3]}"
         )
+        rss, seconds = model_only(args)
+        print(f"nsd_streaming mode=model_only voxels={args.voxels} batch={args.batch_size} rss_gb={rss:.2f} "
+              f"seconds={seconds:.0f} (2 steps of the model alone on random tensors)", flush=True)  # fmt: skip
         modes = [("disk", Path(scratch) / "store")] + ([("memory", None)] if args.in_memory else [])
         for mode, store in modes:
             rss, seconds = run(root, Path(scratch) / f"run-{mode}", store, args)
