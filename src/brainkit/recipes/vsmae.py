@@ -230,7 +230,8 @@ class VSMAETask(Task):
     def draw(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from brainkit.models.vsmae import random_patch_mask
 
-        return random_patch_mask(len(rows), self.clips.shape[2], self.model.config.mask_ratio, generator)
+        c = self.model.config
+        return random_patch_mask(len(rows), self.clips.shape[2], c.mask_ratio, generator, c.released)
 
     def load(self, rows: torch.Tensor, drawn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.clips[rows], drawn
@@ -239,7 +240,10 @@ class VSMAETask(Task):
         from brainkit.objectives.masked import masked_patch_loss
 
         x, mask = batch
-        return masked_patch_loss(self.model(x, mask), x, mask, self.vertex_weight.to(x.device))
+        # released: the released loss counts every vertex of the hidden patches (its medial-wall mask only
+        # zeroes the reconstructions it saves)
+        weight = None if self.model.config.released else self.vertex_weight.to(x.device)
+        return masked_patch_loss(self.model(x, mask), x, mask, weight)
 
 
 @torch.no_grad()
@@ -268,7 +272,9 @@ def evaluate(
     example = {}
     for seed in range(config.n_eval_masks):
         generator = torch.Generator().manual_seed(10_000 + seed)
-        masks = random_patch_mask(len(clips), patches.shape[0], model.config.mask_ratio, generator).numpy()
+        masks = random_patch_mask(
+            len(clips), patches.shape[0], model.config.mask_ratio, generator, model.config.released
+        ).numpy()
         predictions = {
             "vsMAE": predict(model, clips, masks),
             "neighbour interpolation": neighbour_interpolation(
