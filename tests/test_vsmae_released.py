@@ -185,3 +185,49 @@ def test_recipe_task_uses_the_released_loss() -> None:
         loss = task.forward(batch)
         assert torch.equal(loss, masked_patch_loss(model(*batch), batch[0], drawn))
         assert not torch.isclose(loss, masked_patch_loss(model(*batch), batch[0], drawn, weight))
+
+
+SMALL = [  # the testing recipe's grid (ico3 / ico1: 80 patches of 15 vertices, 3 frames) at a tiny width
+    "encoder_options={dim: 12, depth: 1, n_heads: 2, head_dim: 6}",
+    "model_options={decoder_dim: 8, decoder_depth: 1, decoder_heads: 2, decoder_head_dim: 4}",
+]
+
+
+def test_import_weights_writes_a_run_of_the_released_vsmae(tmp_path, one_torch_thread) -> None:
+    """A released encoder-decoder-best.pt (its key names, nested as the released script saves it) becomes a
+    vsmae run: the same network, a finished phase with no steps, metrics that `brainkit eval` reproduces."""
+    from brainkit.models import load_model
+    from brainkit.recipes import evaluate_run, recipe_config
+    from brainkit.recipes.imported import import_run
+    from brainkit.recipes.vsmae import check_vsmae
+    from brainkit.training.phase import load_result
+
+    config = recipe_config("vsmae", "testing", ["model_preset=sim_released", *SMALL])
+    torch.manual_seed(0)
+    source = VSMAE(check_vsmae(config)).eval()
+    state = released_names(source)
+    path = tmp_path / "encoder-decoder-best.pt"
+    torch.save({"epoch": 3, "model_state_dict": state, "optimizer_state_dict": {"state": {}, "param_groups": []},
+                "loss": 0.5}, path)  # fmt: skip
+    run = tmp_path / "run"
+    result = import_run("vsmae", path, run, "testing", SMALL)
+    imported = load_model(run / "checkpoints" / "vsmae")[0].eval()
+    x = torch.randn(2, 3, 80, 15)
+    mask = random_patch_mask(
+        2, 80, imported.config.mask_ratio, torch.Generator().manual_seed(0), released=True
+    )
+    with torch.no_grad():
+        assert torch.equal(imported(x, mask), source(x, mask))
+    assert imported.config.released and load_result(run / "train" / "vsmae").steps == 0
+    assert {row["method"] for row in result.metrics["reconstruction"]} >= {"vsMAE", "visible-patch mean"}
+    assert evaluate_run(run) == result.metrics
+    assert any("one-frame SiT without a cls token" in note for note in result.notes)
+    encoder_only = tmp_path / "encoder-best.pt"
+    torch.save(
+        {"model_state_dict": {k: v for k, v in state.items() if k.startswith("encoder.")}}, encoder_only
+    )
+    with pytest.raises(CheckpointError, match="it is the released encoder-\\*.pt"):
+        import_run("vsmae", encoder_only, tmp_path / "run2", "testing", SMALL)
+    with pytest.raises(ConfigError, match="needs model_preset=sim_released"):
+        import_run("vsmae", path, tmp_path / "run3", "testing", [*SMALL, "model_preset=testing"])
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()

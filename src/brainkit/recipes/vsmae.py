@@ -339,6 +339,9 @@ class VSMAERecipe:
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
+    IMPORT_OVERRIDES = (
+        "model_preset=sim_released",
+    )  # brainkit import-weights vsmae (recipes/vsmae_imported.py)
     DESIGNS = ("frames",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
     DATA_FIELDS = {"name": "data", "options": "data_options"}
 
@@ -393,6 +396,20 @@ class VSMAERecipe:
             f"Masked-patch reconstruction on held-out real frames (mask ratio {model.config.mask_ratio})": rows
         }
         return RecipeOutput(table, notes, vsmae_metrics(rows, result.history, data))
+
+    def import_weights(
+        self, config: VSMAERecipeConfig, weights: dict, folder: Path, source: dict
+    ) -> list[str]:
+        """A released vsMAE (``encoder-decoder-*.pt``) as this run's network (recipes/vsmae_imported.py)."""
+        from brainkit.recipes.vsmae_imported import write_released
+
+        torch.manual_seed(config.seed)
+        data = prepare(config)
+        model = build_vsmae(config, *data["patches"].shape)
+        weight = torch.as_tensor(data["cortex"][data["patches"]], dtype=torch.float32)
+        task = VSMAETask(model, torch.as_tensor(data["train"]), weight)
+        training = dataclasses.replace(config.training, seed=config.seed)
+        return write_released(task, training, weights, folder, source, data["description"])
 
     def evaluate(self, config: VSMAERecipeConfig, folder: Path) -> dict[str, Any]:
         """The run's metrics again: the reconstruction rows re-scored with ``checkpoints/vsmae`` (the same seeded
