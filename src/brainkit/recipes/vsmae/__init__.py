@@ -341,7 +341,7 @@ class VSMAERecipe:
 
     IMPORT_OVERRIDES = (
         "model_preset=sim_released",
-    )  # brainkit import-weights vsmae (recipes/vsmae_imported.py)
+    )  # brainkit import-weights vsmae (recipes/vsmae/imported.py)
     DESIGNS = ("frames",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
     DATA_FIELDS = {"name": "data", "options": "data_options"}
 
@@ -400,8 +400,8 @@ class VSMAERecipe:
     def import_weights(
         self, config: VSMAERecipeConfig, weights: dict, folder: Path, source: dict
     ) -> list[str]:
-        """A released vsMAE (``encoder-decoder-*.pt``) as this run's network (recipes/vsmae_imported.py)."""
-        from brainkit.recipes.vsmae_imported import write_released
+        """A released vsMAE (``encoder-decoder-*.pt``) as this run's network (recipes/vsmae/imported.py)."""
+        from brainkit.recipes.vsmae.imported import write_released
 
         torch.manual_seed(config.seed)
         data = prepare(config)
