@@ -1,6 +1,7 @@
 """vsMAE: masked autoencoding of surface fMRI clips, the self-supervised pretraining SIM initialises its fMRI
-encoder from (Dahan et al., ICLR 2025). Its code, mask ratio and decoder are unpublished (METHODS.md sec. 1.4):
-what is here is chosen, documented in docs/methods/sim.md, and every choice is a config field.
+encoder from (Dahan et al., ICLR 2025). SIM's repository has no vsMAE code (METHODS.md sec. 1.4); the lab's sMAE
+repository has it, without its training config (mask ratio, decoder sizes). Our default is chosen, documented in
+docs/methods/sim.md, and every choice is a config field; ``released=True`` is that code's computation.
 
 Read top to bottom: config and presets, the patch mask, the model (its loss is
 :func:`brainkit.objectives.masked.masked_patch_loss`).
@@ -14,7 +15,7 @@ cortex vertices (medial-wall vertices carry no signal and weigh 0).
 
 ``released=True`` computes what the released vsMAE computes (metrics-lab/surface-masked-autoencoders
 ``models/vsmae.py``, ``masking_type="tubelet"``, the frames concatenated as tokens, SIM's ``temporal_rep:
-concat``; docs/methods/sim.md "vsMAE reference mode"): every (frame, patch) is a token of ``n_patch_vertices``
+concat``; docs/methods/sim.md "vsMAE: released=True"): every (frame, patch) is a token of ``n_patch_vertices``
 values (frame-major, ``'t n v -> (t n) v'``), a hidden patch is hidden in every frame (a tube), the encoder has
 no cls token, both position tables are ``[sin | cos]`` over the ``n_frames * n_patches`` token index, each
 transformer ends in two LayerNorms, ``int(n_patches * (1 - mask_ratio))`` patches are kept, and the loss counts
