@@ -54,6 +54,10 @@ class SIMConfig(Checked):
                 f"SIM loss_weights={list(self.loss_weights)} must be 3 non-negative weights (fMRI-video, "
                 "fMRI-audio, video-audio), not all 0."
             )
+        if not self.encoder.class_token:
+            raise ConfigError(
+                "SIM's fMRI encoder has a cls token (fMRIEncoder); set encoder class_token=True."
+            )
 
 
 PRESETS: dict[str, SIMConfig] = {

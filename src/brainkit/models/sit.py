@@ -55,6 +55,8 @@ class SiTConfig(Checked):
     # table in MAE's [sin | cos] layout (models/pos_emb.py; ours interleaves) and two LayerNorms at the end, the
     # vit-pytorch Transformer's own final norm and then mlp_head[0] (ours: one). Needs positions="index".
     released: bool = False
+    # False: no cls token, the tokens are the patches alone (the released vsMAE's encoder, use_class_token False)
+    class_token: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -198,8 +200,9 @@ def clip_example(config: SiTConfig, batch: int, generator: torch.Generator) -> t
 )
 class SiT(nn.Module):
     """``forward(x, visible=None)``: clips (batch, n_frames, n_patches, n_patch_vertices) -> tokens
-    (batch, 1 + n_tokens, dim), token 0 the cls token, then one token per patch (all patches, or the
-    ``visible`` ones: a (batch, n_visible) long tensor of patch indices, in that order)."""
+    (batch, 1 + n_tokens, dim), token 0 the cls token (absent with ``class_token=False``), then one token per
+    patch (all patches, or the ``visible`` ones: a (batch, n_visible) long tensor of patch indices, in that
+    order)."""
 
     Config = SiTConfig
     PRESETS = PRESETS
@@ -211,7 +214,7 @@ class SiT(nn.Module):
         return (clip_example(config, batch, generator),)
 
     def output_shape_for(self, batch: int) -> tuple[int, ...]:
-        return (batch, 1 + self.config.n_patches, self.config.dim)
+        return (batch, int(self.config.class_token) + self.config.n_patches, self.config.dim)
 
     def __init__(self, config: SiTConfig) -> None:
         super().__init__()
@@ -221,7 +224,8 @@ class SiT(nn.Module):
             )
         self.config = config
         self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
+        if config.class_token:
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
         layout = "concat" if config.released else "interleaved"
         table = patch_positions(config.dim, config.n_patches, config.positions, config.patch_order,
                                 config.patches, config.n_patch_vertices, layout)  # fmt: skip
@@ -233,7 +237,8 @@ class SiT(nn.Module):
         self.norm = nn.LayerNorm(config.dim)
         # released: SIM applies mlp_head[0] after the Transformer's own final norm
         self.head_norm = nn.LayerNorm(config.dim) if config.released else nn.Identity()
-        nn.init.normal_(self.cls_token, std=0.02)
+        if config.class_token:  # drawn last, as before class_token existed (seeded runs stay the same)
+            nn.init.normal_(self.cls_token, std=0.02)
 
     def forward(self, x: torch.Tensor, visible: torch.Tensor | None = None) -> torch.Tensor:
         c = self.config
@@ -245,7 +250,8 @@ class SiT(nn.Module):
                     f"SiT: visible must be (batch, n_visible) patch indices, found {tuple(visible.shape)}."
                 )
             tokens = torch.gather(tokens, 1, visible[..., None].expand(-1, -1, c.dim))
-        tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
+        if c.class_token:
+            tokens = torch.cat([self.cls_token.expand(len(x), -1, -1), tokens], dim=1)
         for block in self.blocks:
             tokens = block(tokens)
         return self.head_norm(self.norm(tokens))

@@ -230,7 +230,8 @@ class VSMAETask(Task):
     def draw(self, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         from brainkit.models.vsmae import random_patch_mask
 
-        return random_patch_mask(len(rows), self.clips.shape[2], self.model.config.mask_ratio, generator)
+        c = self.model.config
+        return random_patch_mask(len(rows), self.clips.shape[2], c.mask_ratio, generator, c.released)
 
     def load(self, rows: torch.Tensor, drawn: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.clips[rows], drawn
@@ -239,7 +240,10 @@ class VSMAETask(Task):
         from brainkit.objectives.masked import masked_patch_loss
 
         x, mask = batch
-        return masked_patch_loss(self.model(x, mask), x, mask, self.vertex_weight.to(x.device))
+        # released: the released loss counts every vertex of the hidden patches (its medial-wall mask only
+        # zeroes the reconstructions it saves)
+        weight = None if self.model.config.released else self.vertex_weight.to(x.device)
+        return masked_patch_loss(self.model(x, mask), x, mask, weight)
 
 
 @torch.no_grad()
@@ -268,7 +272,9 @@ def evaluate(
     example = {}
     for seed in range(config.n_eval_masks):
         generator = torch.Generator().manual_seed(10_000 + seed)
-        masks = random_patch_mask(len(clips), patches.shape[0], model.config.mask_ratio, generator).numpy()
+        masks = random_patch_mask(
+            len(clips), patches.shape[0], model.config.mask_ratio, generator, model.config.released
+        ).numpy()
         predictions = {
             "vsMAE": predict(model, clips, masks),
             "neighbour interpolation": neighbour_interpolation(
@@ -333,6 +339,9 @@ class VSMAERecipe:
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
+    IMPORT_OVERRIDES = (
+        "model_preset=sim_released",
+    )  # brainkit import-weights vsmae (recipes/vsmae/imported.py)
     DESIGNS = ("frames",)  # surface runs on an icosphere (SurfaceFrames): rest_surface, bids_surface
     DATA_FIELDS = {"name": "data", "options": "data_options"}
 
@@ -387,6 +396,20 @@ class VSMAERecipe:
             f"Masked-patch reconstruction on held-out real frames (mask ratio {model.config.mask_ratio})": rows
         }
         return RecipeOutput(table, notes, vsmae_metrics(rows, result.history, data))
+
+    def import_weights(
+        self, config: VSMAERecipeConfig, weights: dict, folder: Path, source: dict
+    ) -> list[str]:
+        """A released vsMAE (``encoder-decoder-*.pt``) as this run's network (recipes/vsmae/imported.py)."""
+        from brainkit.recipes.vsmae.imported import write_released
+
+        torch.manual_seed(config.seed)
+        data = prepare(config)
+        model = build_vsmae(config, *data["patches"].shape)
+        weight = torch.as_tensor(data["cortex"][data["patches"]], dtype=torch.float32)
+        task = VSMAETask(model, torch.as_tensor(data["train"]), weight)
+        training = dataclasses.replace(config.training, seed=config.seed)
+        return write_released(task, training, weights, folder, source, data["description"])
 
     def evaluate(self, config: VSMAERecipeConfig, folder: Path) -> dict[str, Any]:
         """The run's metrics again: the reconstruction rows re-scored with ``checkpoints/vsmae`` (the same seeded
