@@ -68,8 +68,6 @@ def test_realistic_build_is_deterministic_and_keyed_apart(builds, tmp_path):
         np.testing.assert_array_equal(
             again.info["noiseless_responses"][subject], real.info["noiseless_responses"][subject]
         )
-    other = build_nsd_like(cache_dir=tmp_path, generative="realistic", **(TINY | {"seed": 1}))
-    assert not np.array_equal(other.train["subj05"].values, real.train["subj05"].values)
     # the default and the realistic option live in different cache folders of the same cache
     kinds = sorted(
         json.loads(f.read_text())["parameters"]["generative"] for f in folder.glob("nsd_like/*/info.json")

@@ -400,7 +400,7 @@ def _info(
     }
     if params["generative"] == "realistic":
         del model["pca_explained_variance"]
-        model |= realistic.describe(int(params["features"]["mid"][1].get("grid", realistic.GRID)))
+        model |= realistic.describe(params["features"])
     if params["noise_ceiling"] is not None:
         model["snr"] = (
             "log snr = log(snr_for_noise_ceiling(noise_ceiling, n_repeats)) + snr_spread * smooth field "

@@ -173,11 +173,11 @@ def voxel_signals(
     return signal
 
 
-def describe(grid: int) -> dict[str, str]:
+def describe(features: dict[str, Any]) -> dict[str, str]:
     """The realistic option's model in words, for ``dataset.info["generative_model"]``."""
     return {
-        "features": f"EfficientNet-Lite0 feature maps, never the pooled target: low = block {LAYER_BLOCKS['low']} "
-        f"(40 ch), mid = block {LAYER_BLOCKS['mid']} (112 ch), each on a {grid} x {grid} grid",
+        "features": "feature maps the pooled decoding target does not contain: "
+        + "; ".join(f"{role} = {name} {dict(opts)}" for role, (name, opts) in features.items()),
         "nonlinearity": "F = per-channel z-score (training images); E = max(0, F)^2; N_c = E_c / (sigma2 + "
         f"mean_c' E_c'), sigma2 = median pool; r = (sum_c w_c sum_p g(p) N_c(p))^{EXPONENT}",
         "receptive_fields": "2-D Gaussian over the grid, centre Phi(smooth field) (smoothed over "
