@@ -48,7 +48,10 @@ def test_list_shows_registries(capsys):
     ):
         assert name in out
     (line,) = [line for line in out.splitlines() if line.strip().startswith("*lite_mind ") and "demo" in line]
-    assert "[cpu_small, demo, nsd_subj01, nsd_subj01_released, testing]" in line  # * = an importer
+    assert (
+        "[cpu_small, cpu_small_realistic, demo, demo_realistic, nsd_subj01, nsd_subj01_released, testing]"
+        in line
+    )  # * = an importer
 
 
 def test_train_then_eval(tiny_config, tmp_path, capsys):

@@ -202,6 +202,9 @@ def test_demo_preset_is_todays_demo() -> None:
             epochs, lr, 250, 0.1, 2.0, 1e-5, 1.0
         )  # fmt: skip
     assert PRESETS["cpu_small"] == dataclasses.replace(demo, baselines=())
+    realistic = dataclasses.replace(demo.data, options={"generative": "realistic"})  # nsd_like's other option
+    assert PRESETS["demo_realistic"] == dataclasses.replace(demo, data=realistic)
+    assert PRESETS["cpu_small_realistic"] == dataclasses.replace(PRESETS["cpu_small"], data=realistic)
     paper = PRESETS["nsd_subj01"]
     assert (paper.training.epochs, paper.training.batch_size, paper.training.lr) == (1500, 1000, 1.171875e-4)
 

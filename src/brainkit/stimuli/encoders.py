@@ -262,7 +262,7 @@ class EfficientNetLite0(Encoder):
 
 # The three EfficientNet outputs come from one forward pass; a small memo of recent batches lets a caller that
 # asks for "pooled" then "early" on the same images (the nsd_like build does) pay for the network once.
-_LITE0_MEMO: OrderedDict[tuple, dict[str, np.ndarray]] = OrderedDict()
+_LITE0_MEMO: OrderedDict[tuple, dict[Any, np.ndarray]] = OrderedDict()
 _LITE0_MEMO_SIZE = 48
 
 
@@ -275,12 +275,11 @@ def _lite0_features(encoder: EfficientNetLite0, batch: np.ndarray) -> np.ndarray
         batch.shape,
         str(encoder.weights_path),
         encoder.image_size,
-        encoder.block,
-        encoder.grid,
     )
-    memo = _LITE0_MEMO.get(key)
-    if memo is not None and encoder.output in memo:
-        return memo[encoder.output]
+    wanted = ("early", encoder.block, encoder.grid) if encoder.output == "early" else encoder.output
+    memo = _LITE0_MEMO.get(key, {})
+    if wanted in memo:  # "pooled" is the same whatever block an earlier "early" call tapped
+        return memo[wanted]
     model = encoder._model()
     with torch.inference_mode():
         x = (_resize_batch(batch, encoder.image_size) - 127.0) / 128.0
@@ -297,7 +296,9 @@ def _lite0_features(encoder: EfficientNetLite0, batch: np.ndarray) -> np.ndarray
         if encoder.output == "tokens":
             spatial = head.flatten(2).transpose(1, 2)  # (n, g*g, 1280)
             result["tokens"] = torch.cat([pooled[:, None], spatial], dim=1).numpy()
-    _LITE0_MEMO[key] = {k: v for k, v in result.items() if k != "tokens"}  # tokens are big: not memoised
+    memo = memo | {"pooled": result["pooled"], ("early", encoder.block, encoder.grid): result["early"]}
+    _LITE0_MEMO[key] = memo  # tokens are big: not memoised
+    _LITE0_MEMO.move_to_end(key)
     while len(_LITE0_MEMO) > _LITE0_MEMO_SIZE:
         _LITE0_MEMO.popitem(last=False)
     return result[encoder.output]

@@ -14,24 +14,26 @@ Generative model, per subject s, voxel v (a posterior fsaverage5 vertex), stimul
     y_vt     = snr_v * x_v(i_t) + sqrt(1 - phi) * white_vt + sqrt(phi) * rest_vt,   then z-scored per session
 
 with gains low = 1 - a_v, high = 0.2 + 0.6 a_v, semantic = 0.8 a_v (a_v = 0 most posterior, 1 most anterior)
-and log snr_v = log(median_snr) + snr_spread * S(z'_s)_v + 0.3 (0.5 - a_v).
+and log snr_v = log(median_snr) + snr_spread * S(z'_s)_v + 0.3 (0.5 - a_v). That is ``generative="linear"``,
+the default. ``generative="realistic"`` replaces x_v by non-linear responses to EfficientNet-Lite0 feature maps
+that the decoding target does not contain (receptive fields, tuning, rectification, divisive normalisation;
+``nsd_like_realistic``) and sets the median SNR from a target noise ceiling (30 % by default).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from brainkit.data.builtin import nsd_like_realistic as realistic
 from brainkit.data.builtin import nsd_like_simulation as sim
-from brainkit.data.builtin.build_cache import cached_build, encoder_fingerprints, load_stimuli, save_stimuli
+from brainkit.data.builtin.build_cache import cached_build, encoder_fingerprints
+from brainkit.data.builtin.nsd_like_store import load as _load
+from brainkit.data.builtin.nsd_like_store import save as _save
 from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.schema import BrainSamples, DecodingDataset, Stimuli
 from brainkit.errors import ConfigError
@@ -41,7 +43,7 @@ from brainkit.stimuli.images import real_images
 
 logger = logging.getLogger(__name__)
 
-BUILD_VERSION = 1  # bump when the generative model changes: old cached builds are then ignored
+BUILD_VERSION = 2  # 2: noiseless responses saved, generative options. Bump when the generative model changes: old cached builds are then ignored
 
 # nsdgeneral voxel counts at 1.8 mm (the numbers MindEye and Lite-Mind use), divided by 4 and rounded half up.
 NSDGENERAL_VOXELS = {
@@ -57,6 +59,10 @@ NSDGENERAL_VOXELS = {
 VOXELS = {subject: int(count / 4 + 0.5) for subject, count in NSDGENERAL_VOXELS.items()}
 REGION_PER_HEMI = 2600  # posterior candidate vertices per hemisphere (~28 % of a hemisphere's cortex)
 ROLES = ("low", "high", "semantic")
+GENERATIVE = (
+    "linear",
+    "realistic",
+)  # linear: the model below; realistic: nsd_like_realistic (non-linear maps)
 
 
 def default_features(image_size: int) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -90,6 +96,8 @@ def build_nsd_like(
     n_components: dict[str, int] | None = None,
     features: dict[str, tuple[str, dict[str, Any]]] | None = None,
     n_voxels: dict[str, int] | None = None,
+    generative: str = "linear",
+    noise_ceiling: float | None = None,
     rebuild: bool = False,
 ) -> DecodingDataset:
     """Build (or read from the cache) the simulated NSD-like dataset.
@@ -122,6 +130,14 @@ def build_nsd_like(
         Override the encoders (tests use the weight-free ``pixel_projection`` and ``hashed_words``).
     n_voxels : dict subject -> int, optional
         Override voxel counts (small counts for quick tests).
+    generative : {"linear", "realistic"}
+        ``linear`` (default, the known answers of docs/datasets.md): voxels linear in the three embeddings above.
+        ``realistic``: voxels driven non-linearly by EfficientNet-Lite0 feature maps the decoding target does not
+        contain (:mod:`brainkit.data.builtin.nsd_like_realistic`); ``features`` then takes the roles low and
+        mid, ``n_components`` does not apply, and the target embedding (``efficientnet_lite0``) is added.
+    noise_ceiling : float, optional
+        Target median noise ceiling (percent, ``n_repeats``-trial averages): sets the median SNR in place of
+        ``median_snr``. Default: none for ``linear`` (``median_snr`` is used), 30 for ``realistic``.
     rebuild : bool
         Ignore a cached build.
 
@@ -129,7 +145,9 @@ def build_nsd_like(
     -------
     DecodingDataset
         ``train[s]``: single trials (n_train * n_repeats, n_voxels_s); ``test[s]``: averaged (n_test, n_voxels_s);
-        ``info["raw_test_trials"][s]``: the test trials before averaging; ``info["noise_ceiling"]``: per subject.
+        ``info["raw_test_trials"][s]``: the test trials before averaging; ``info["noise_ceiling"]``: per subject;
+        ``info["noiseless_responses"][s]``: (n_stimuli, n_voxels_s) the model's responses before noise (rows in
+        stimulus order), for best-achievable measurements.
     """
     params = _check_params(locals())
     return cached_build(
@@ -169,19 +187,30 @@ def _check_params(args: dict[str, Any]) -> dict[str, Any]:
     for name in ("median_snr", "smoothing_mm"):
         if not float(args[name]) > 0:
             raise ConfigError(f"nsd_like: {name} must be > 0, found {args[name]!r}.")
-    features = dict(args["features"] or default_features(args["image_size"]))
-    components = {"low": 32, "high": 64, "semantic": 16} | dict(args["n_components"] or {})
-    if set(features) != set(ROLES) or set(components) != set(ROLES):
-        raise ConfigError(
-            f"nsd_like: features and n_components take the roles {list(ROLES)}; found {sorted(features)} and "
-            f"{sorted(components)}."
-        )
-    by_name: dict[str, dict] = {}
-    for name, opts in features.values():
-        if by_name.setdefault(name, dict(opts)) != dict(opts):
+    generative = args["generative"]
+    if generative not in GENERATIVE:
+        raise ConfigError(f"nsd_like: generative must be one of {list(GENERATIVE)}, found {generative!r}.")
+    noise_ceiling = args["noise_ceiling"]
+    if generative == "realistic" and noise_ceiling is None:
+        noise_ceiling = 30.0  # NSD nsdgeneral: median ~25-35 % for 3-trial averages
+    if noise_ceiling is not None:
+        realistic.snr_for_noise_ceiling(float(noise_ceiling), args["n_repeats"])  # checks the range
+    if generative == "realistic":
+        features, components = _check_realistic_features(args)
+    else:
+        features = dict(args["features"] or default_features(args["image_size"]))
+        components = {"low": 32, "high": 64, "semantic": 16} | dict(args["n_components"] or {})
+        if set(features) != set(ROLES) or set(components) != set(ROLES):
             raise ConfigError(
-                f"nsd_like: encoder {name!r} is used twice with different options; use one setting."
+                f"nsd_like: features and n_components take the roles {list(ROLES)}; found {sorted(features)} "
+                f"and {sorted(components)}."
             )
+        by_name: dict[str, dict] = {}
+        for name, opts in features.values():
+            if by_name.setdefault(name, dict(opts)) != dict(opts):
+                raise ConfigError(
+                    f"nsd_like: encoder {name!r} is used twice with different options; use one setting."
+                )
     for subject in subjects:
         if not 2 <= n_voxels[subject] <= 2 * REGION_PER_HEMI:
             raise ConfigError(
@@ -200,10 +229,27 @@ def _check_params(args: dict[str, Any]) -> dict[str, Any]:
         "structured_noise": float(args["structured_noise"]),
         "shared_tuning": float(args["shared_tuning"]),
         "smoothing_mm": float(args["smoothing_mm"]),
-        "n_components": {role: int(components[role]) for role in ROLES},
-        "features": {role: [features[role][0], dict(features[role][1])] for role in ROLES},
+        "n_components": {role: int(n) for role, n in components.items()},
+        "features": {role: [name, dict(opts)] for role, (name, opts) in features.items()},
         "region_per_hemi": REGION_PER_HEMI,
+        "generative": generative,
+        "noise_ceiling": None if noise_ceiling is None else float(noise_ceiling),
     }
+
+
+def _check_realistic_features(args: dict[str, Any]) -> tuple[dict[str, tuple[str, dict]], dict[str, int]]:
+    features = dict(args["features"] or realistic.default_features(args["image_size"]))
+    if set(features) != set(realistic.ROLES):
+        raise ConfigError(
+            f"nsd_like: generative='realistic' takes features for the roles {list(realistic.ROLES)} (feature "
+            f"maps, e.g. efficientnet_lite0_early with block and grid); found {sorted(features)}."
+        )
+    if args["n_components"] is not None:
+        raise ConfigError(
+            "nsd_like: n_components applies to generative='linear' only (the realistic option uses whole "
+            "feature maps); leave it unset."
+        )
+    return {role: features[role] for role in realistic.ROLES}, {}
 
 
 def _build(params: dict[str, Any], root: Path) -> DecodingDataset:
@@ -212,38 +258,25 @@ def _build(params: dict[str, Any], root: Path) -> DecodingDataset:
     stimuli = Stimuli(ids=images.ids, images=images.images, labels=images.labels)
     train_rows = np.arange(n_train)  # real_images shuffles, so the first n_train are as random as any
 
-    feats, explained = {}, {}
-    for role in ROLES:
-        name, opts = params["features"][role]
-        embedding = embed_stimuli(stimuli, name, cache_dir=root, **opts)
-        feats[role], ratio = sim.pca_features(embedding, train_rows, params["n_components"][role])
-        explained[role] = float(ratio.sum())
-
     region = sim.candidate_region(params["region_per_hemi"])
     smoother = sim.CorticalSmoother(region, params["smoothing_mm"])
     position = sim.posterior_position(region)
-    shared_rng = np.random.default_rng([seed, 0])
-    shared = {
-        role: smoother(shared_rng.standard_normal((len(region), f.shape[1]))) for role, f in feats.items()
-    }
+    model = _linear_model if params["generative"] == "linear" else _realistic_model
+    signal_of, explained = model(params, stimuli, train_rows, region, smoother, root)
     coords = sim.fsaverage5()["pial"]
 
-    train, test, raw_test, ceilings, vertices = {}, {}, {}, {}, {}
+    train, test, raw_test, ceilings, vertices, noiseless = {}, {}, {}, {}, {}, {}
     for subject in params["subjects"]:
         rng = np.random.default_rng([seed, 1, zlib.crc32(subject.encode())])
         voxels = sim.pick_voxels(region, smoother, params["n_voxels"][subject], rng)
         a = position[voxels]
-        gains = sim.feature_gains(a)
-        rho = params["shared_tuning"]
-        signal = np.zeros((len(stimuli), len(voxels)))
-        for role in ROLES:
-            unique = smoother(rng.standard_normal(shared[role].shape))
-            weights = (np.sqrt(rho) * shared[role] + np.sqrt(1 - rho) * unique)[voxels]  # (n_voxels, k)
-            signal += gains[role] * (feats[role] @ weights.T) / np.sqrt(weights.shape[1])
-        signal -= signal[train_rows].mean(axis=0)
-        signal /= signal[train_rows].std(axis=0)
+        signal = signal_of(voxels, a, rng)  # (n_stimuli, n_voxels), unit variance over training stimuli
         log_snr = params["snr_spread"] * smoother(rng.standard_normal(len(region)))[voxels] + 0.3 * (0.5 - a)
-        snr = params["median_snr"] * np.exp(log_snr)
+        if params["noise_ceiling"] is None:
+            snr = params["median_snr"] * np.exp(log_snr)
+        else:  # the median SNR whose NSD noise ceiling is the one asked for
+            target = realistic.snr_for_noise_ceiling(params["noise_ceiling"], params["n_repeats"])
+            snr = target * np.exp(log_snr - np.median(log_snr))
 
         order, session, run, trial = sim.trial_schedule(np.arange(len(stimuli)), params["n_repeats"], rng)
         phi = params["structured_noise"]
@@ -266,13 +299,68 @@ def _build(params: dict[str, Any], root: Path) -> DecodingDataset:
         raw_test[subject] = samples.select(np.nonzero(~is_train)[0])
         test[subject] = raw_test[subject].average_repeats()
         vertices[subject] = region[voxels]
+        noiseless[subject] = (snr * signal).astype(np.float32)
         ceilings[subject] = _ceiling_summary(raw_test[subject], params["n_repeats"])
         logger.info(
             "nsd_like %s: %d voxels, median NC %.1f %%", subject, len(voxels), ceilings[subject]["median"]
         )
 
     info = _info(params, explained, ceilings, vertices, raw_test, images.sources)
+    info["noiseless_responses"] = noiseless
     return DecodingDataset(name="nsd_like", stimuli=stimuli, train=train, test=test, info=info)
+
+
+def _linear_model(params, stimuli, train_rows, region, smoother, root):
+    """The default model: x_v = sum_g gain_g(a_v) f_g . w_gv / sqrt(k_g) over PCA-reduced embeddings."""
+    feats, explained = {}, {}
+    for role in ROLES:
+        name, opts = params["features"][role]
+        embedding = embed_stimuli(stimuli, name, cache_dir=root, **opts)
+        feats[role], ratio = sim.pca_features(embedding, train_rows, params["n_components"][role])
+        explained[role] = float(ratio.sum())
+    shared_rng = np.random.default_rng([params["seed"], 0])
+    shared = {
+        role: smoother(shared_rng.standard_normal((len(region), f.shape[1]))) for role, f in feats.items()
+    }
+    rho = params["shared_tuning"]
+
+    def signal_of(voxels: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        gains = sim.feature_gains(a)
+        signal = np.zeros((len(stimuli), len(voxels)))
+        for role in ROLES:
+            unique = smoother(rng.standard_normal(shared[role].shape))
+            weights = (np.sqrt(rho) * shared[role] + np.sqrt(1 - rho) * unique)[voxels]  # (n_voxels, k)
+            signal += gains[role] * (feats[role] @ weights.T) / np.sqrt(weights.shape[1])
+        signal -= signal[train_rows].mean(axis=0)
+        return signal / signal[train_rows].std(axis=0)
+
+    return signal_of, explained
+
+
+def _realistic_model(params, stimuli, train_rows, region, smoother, root):
+    """Non-linear voxels on feature maps (nsd_like_realistic); the target embedding is added to the stimuli."""
+    maps = {}
+    for role in realistic.ROLES:
+        name, opts = params["features"][role]
+        maps[role] = embed_stimuli(stimuli, name, cache_dir=root, **opts)
+        del stimuli.embeddings[name]  # generating maps only: large, and never a decoding target
+    embed_stimuli(stimuli, "efficientnet_lite0", cache_dir=root, image_size=params["image_size"])
+    retinotopy = sim.CorticalSmoother(region, realistic.RETINOTOPY_MM)
+    shared_rng = np.random.default_rng([params["seed"], 0])
+    shared: dict[str, np.ndarray] = {}  # drawn on first use, in the same order for every subject
+    rho = params["shared_tuning"]
+
+    def signal_of(voxels: np.ndarray, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        def draw_field(what: str, n_columns: int) -> np.ndarray:
+            smooth = retinotopy if what == "centre" else smoother
+            if what not in shared:
+                shared[what] = smooth(shared_rng.standard_normal((len(region), n_columns)))
+            unique = smooth(rng.standard_normal((len(region), n_columns)))
+            return (np.sqrt(rho) * shared[what] + np.sqrt(1 - rho) * unique)[voxels]
+
+        return realistic.voxel_signals(maps, train_rows, a, draw_field)
+
+    return signal_of, {}
 
 
 def _ceiling_summary(raw: BrainSamples, n_repeats: int) -> dict[str, float]:
@@ -294,88 +382,44 @@ def _info(
     raw_test: dict[str, BrainSamples],
     sources: list[str],
 ) -> dict[str, Any]:
+    model = {
+        "voxels": f"posterior fsaverage5 vertices ({params['region_per_hemi']} per hemisphere, medial wall "
+        "excluded); a subject keeps the most posterior ones after a smooth random jitter, half per hemisphere",
+        "features": "PCA (fitted on training stimuli) of each embedding, component j scaled by var_j**-0.25",
+        "pca_explained_variance": explained,
+        "tuning": "w = sqrt(shared_tuning) * shared + sqrt(1 - shared_tuning) * subject-specific; both white "
+        "noise smoothed by a Gaussian (sigma smoothing_mm) over distance on the fsaverage sphere",
+        "gains": sim.GAINS,
+        "snr": "log snr = log(median_snr) + snr_spread * smooth field + 0.3 (0.5 - a)",
+        "noise": "sqrt(1 - structured_noise) * white + sqrt(structured_noise) * (random mix of two frames of "
+        "the real resting-state run sub-010188 (brainspace 0.3.0), z-scored per vertex)",
+        "trials": f"every image shown n_repeats times in random order; {sim.TRIALS_PER_SESSION} trials per "
+        f"session, {sim.RUNS_PER_SESSION} runs per session (session, run, trial numbered from 1); each "
+        "voxel z-scored within each session",
+        "test": "test rows average the n_repeats trials of each test image (raw trials in raw_test_trials)",
+    }
+    if params["generative"] == "realistic":
+        del model["pca_explained_variance"]
+        model |= realistic.describe(params["features"])
+    if params["noise_ceiling"] is not None:
+        model["snr"] = (
+            "log snr = log(snr_for_noise_ceiling(noise_ceiling, n_repeats)) + snr_spread * smooth field "
+            "+ 0.3 (0.5 - a), centred so its median is the first term"
+        )
     return {
         "description": "Simulated NSD-like data: real images, real embeddings, real cortical geometry and real "
         "resting-state noise; simulated voxel tuning. See docs/datasets.md.",
         "parameters": params,
-        "target_embedding": params["features"]["high"][0],
-        "generative_model": {
-            "voxels": f"posterior fsaverage5 vertices ({params['region_per_hemi']} per hemisphere, medial wall "
-            "excluded); a subject keeps the most posterior ones after a smooth random jitter, half per hemisphere",
-            "features": "PCA (fitted on training stimuli) of each embedding, component j scaled by var_j**-0.25",
-            "pca_explained_variance": explained,
-            "tuning": "w = sqrt(shared_tuning) * shared + sqrt(1 - shared_tuning) * subject-specific; both white "
-            "noise smoothed by a Gaussian (sigma smoothing_mm) over distance on the fsaverage sphere",
-            "gains": sim.GAINS,
-            "snr": "log snr = log(median_snr) + snr_spread * smooth field + 0.3 (0.5 - a)",
-            "noise": "sqrt(1 - structured_noise) * white + sqrt(structured_noise) * (random mix of two frames of "
-            "the real resting-state run sub-010188 (brainspace 0.3.0), z-scored per vertex)",
-            "trials": f"every image shown n_repeats times in random order; {sim.TRIALS_PER_SESSION} trials per "
-            f"session, {sim.RUNS_PER_SESSION} runs per session (session, run, trial numbered from 1); each "
-            "voxel z-scored within each session",
-            "test": "test rows average the n_repeats trials of each test image (raw trials in raw_test_trials)",
-        },
+        "target_embedding": "efficientnet_lite0"
+        if params["generative"] == "realistic"
+        else params["features"]["high"][0],
+        "generative_model": model,
         "noise_ceiling": ceilings,
         "noise_ceiling_formula": "NSD (Allen et al. 2022): ncsnr on z-scored raw test trials, NC for n_repeats avg",
         "voxel_vertices": vertices,
         "raw_test_trials": raw_test,
         "stimulus_sources": sources,
     }
-
-
-# --- cache of built arrays ---------------------------------------------------------------------------------------
-
-_SAMPLE_FIELDS = ("values", "stimulus_ids", "session", "run", "trial", "feature_coords")
-
-
-def _save(folder: Path, dataset: DecodingDataset) -> None:
-    """Write the build to ``folder`` through a temporary folder and one rename (whole or absent)."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
-    try:
-        save_stimuli(tmp / "stimuli.npz", dataset.stimuli)
-        info = dict(dataset.info)
-        for subject in dataset.subjects:
-            parts = {"train": dataset.train[subject], "test_trials": info["raw_test_trials"][subject]}
-            arrays = {
-                f"{part}:{field}": getattr(s, field) for part, s in parts.items() for field in _SAMPLE_FIELDS
-            }
-            np.savez(tmp / f"{subject}.npz", vertices=info["voxel_vertices"][subject], **arrays)
-        meta = {k: v for k, v in info.items() if k not in ("raw_test_trials", "voxel_vertices")}
-        (tmp / "info.json").write_text(json.dumps(meta, indent=1))
-        from brainkit.checkpoint import FILE_MODE
-
-        os.chmod(tmp, FILE_MODE | 0o111)  # mkdtemp alone would leave the folder 0700
-        if folder.exists():
-            shutil.rmtree(folder)
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not folder.is_dir():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same build first
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _load(folder: Path) -> DecodingDataset:
-    meta = json.loads((folder / "info.json").read_text())
-    stimuli = load_stimuli(folder / "stimuli.npz")
-    train, test, raw_test, vertices = {}, {}, {}, {}
-    for subject in meta["parameters"]["subjects"]:
-        with np.load(folder / f"{subject}.npz") as data:
-            parts = {
-                part: BrainSamples(
-                    subject=subject, space="nsdgeneral", **{f: data[f"{part}:{f}"] for f in _SAMPLE_FIELDS}
-                )
-                for part in ("train", "test_trials")
-            }
-            vertices[subject] = data["vertices"]
-        train[subject], raw_test[subject] = parts["train"], parts["test_trials"]
-        test[subject] = raw_test[subject].average_repeats()
-    info = meta | {"voxel_vertices": vertices, "raw_test_trials": raw_test}
-    return DecodingDataset(name="nsd_like", stimuli=stimuli, train=train, test=test, info=info)
 
 
 def raw_test_trials(dataset: DecodingDataset, subject: str) -> BrainSamples:

@@ -173,6 +173,12 @@ PRESETS["demo"] = dataclasses.replace(
     ),
 )
 
+# The same two on nsd_like's realistic generative option (docs/datasets.md, "The realistic option"): voxels driven
+# non-linearly by EfficientNet-Lite0 feature maps that the pooled target does not contain, noise ceiling ~30 %.
+REALISTIC_DATA = DataSpec(options={"generative": "realistic"})
+PRESETS["cpu_small_realistic"] = dataclasses.replace(PRESETS["cpu_small"], data=REALISTIC_DATA)
+PRESETS["demo_realistic"] = dataclasses.replace(PRESETS["demo"], data=REALISTIC_DATA)
+
 
 @dataclass
 class Decoder:
