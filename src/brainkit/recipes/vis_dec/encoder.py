@@ -38,8 +38,7 @@ from brainkit.models.cross_modal import (
     save_cross_modal,
     save_image_mae,
 )
-from brainkit.models.dc_mae import DCMAE
-from brainkit.models.vsmae import random_patch_mask
+from brainkit.models.dc_mae import DCMAE, patch_mask
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss
 from brainkit.recipes.vis_dec.fitting import fit_task
@@ -191,9 +190,10 @@ class CrossModalTask(Task):
         return len(self.x)
 
     def draw(self, rows: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fMRI mask (batch, n_fmri_patches) bool (True = hidden) and the image noise (batch, n_image)."""
+        """The fMRI mask (batch, n_fmri_patches) bool (True = hidden; released: MAE's count of kept patches) and
+        the image noise (batch, n_image)."""
         m = self.model
-        mask = random_patch_mask(len(rows), m.fmri.n_patches, m.config.fmri_mask_ratio, generator)
+        mask = patch_mask(len(rows), m.fmri.n_patches, m.config.fmri_mask_ratio, m.config.released, generator)
         return mask, torch.rand(len(rows), m.n_image_patches, generator=generator)
 
     def load(self, rows: torch.Tensor, drawn: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
