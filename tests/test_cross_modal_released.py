@@ -212,6 +212,15 @@ def test_tuning_draws_the_released_mask_count() -> None:
         task = CrossModalTask(model(released, n_voxels=24), voxels, images)
         mask, noise = task.draw(torch.arange(4), torch.Generator().manual_seed(0))
         assert (~mask).sum(1).tolist() == [shown] * 4 and noise.shape == (4, 16)
+        trained = {id(p) for group in task.parameter_groups() for p in group["params"]}
+        frozen = [p for p in task.model.image.vit.parameters() if p.requires_grad or id(p) in trained]
+        assert (
+            bool(frozen) != released
+        )  # released: the image encoder frozen, its cross layers and decoder not
+        decoder = [
+            p for p in task.model.image.decoder.parameters() if p.requires_grad
+        ]  # less its fixed table
+        assert decoder and all(id(p) in trained for p in (*task.model.image_cross.parameters(), *decoder))
 
 
 def test_paper_released_parameter_counts() -> None:

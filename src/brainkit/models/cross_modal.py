@@ -243,6 +243,8 @@ class CrossModalMAE(nn.Module):
     size, size) preprocessed, fmri_mask (batch, n_fmri_patches) bool (True = hidden), image_noise (batch,
     n_image_patches) float (ViT-MAE keeps the lowest ``1 - image_mask_ratio``); returns ``loss``, ``fmri_mse``,
     ``image_mse``, ``fmri_recon`` (batch, n_voxels) and ``image_recon`` (batch, n_image_patches, patch*patch*3).
+    With ``config.released`` the cross stacks are the released ones and each side attends to the other's whole
+    input (the module docstring); it sets the image decoder's final LayerNorm eps to the released 1e-5.
     """
 
     Config = CrossModalConfig

@@ -159,7 +159,9 @@ class ImageMAETask(Task):
 
 class CrossModalTask(Task):
     """Phase 2: :class:`CrossModalMAE` on (voxels, image) pairs: ``loss``, ``fmri_mse`` and ``image_mse``;
-    validation ``val_fmri_mse``, ``val_image_mse``, ``val_loss`` on fixed masks. Checkpoint keys: ``model.*``."""
+    validation ``val_fmri_mse``, ``val_image_mse``, ``val_loss`` on fixed masks. Checkpoint keys: ``model.*``.
+    With ``released=True`` the image MAE's encoder (``model.image.vit``) is frozen, as the released script freezes
+    it (``phase2_finetune_cross.load_model_image``: only its cross layers and decoder train)."""
 
     def __init__(
         self,
@@ -171,6 +173,8 @@ class CrossModalTask(Task):
     ) -> None:
         super().__init__()
         self.model = model
+        if model.config.released:
+            model.image.vit.requires_grad_(False)
         self.x, self.pixels = self._pairs(voxels, images, "training")
         self.val = None if val is None else self._pairs(*val, "validation")
         if self.val is not None:
