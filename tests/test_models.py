@@ -50,6 +50,9 @@ PAPER_COUNTS = {
     # Paper DC-MAE + facebook/vit-mae-base + cross stacks 29,142,528 + 17,584,128 (tests/test_cross_modal.py);
     # models/cross_modal.py preset comment.
     ("cross_modal", "paper", ()): 322_801_936,
+    # The same with the released cross layout, 3 + 3 layers at 768: 29,137,920 + 29,925,376
+    # (tests/test_cross_modal_released.py, by hand there).
+    ("cross_modal", "paper_released", ()): 335_138_576,
 }
 
 

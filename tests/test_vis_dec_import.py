@@ -37,9 +37,10 @@ def sincos(n_patches: int, dim: int) -> torch.Tensor:
 
 
 def released_fmri(n_voxels=N_VOXELS, patch=4, dim=16, depth=2, decoder_dim=8, decoder_depth=1, cross=0, width=12,
-                  seed=0) -> dict[str, torch.Tensor]:  # fmt: skip
+                  mlp=24, seed=0) -> dict[str, torch.Tensor]:  # fmt: skip
     """The released fMRI MAE's state dict (timm Blocks, MLP ratio 1), random values; ``cross`` > 0 adds phase
-    2's cross-attention: cross_map_in / out and ``cross`` ViT-MAE cross layers ``width`` wide (MLP 4 x)."""
+    2's cross-attention: cross_map_in / out and ``cross`` ViT-MAE cross layers ``width`` wide with an ``mlp``
+    wide MLP (the image MAE's sizes: the testing one's 12 and 24)."""
     g = torch.Generator().manual_seed(seed)
 
     def r(*shape):
@@ -66,7 +67,7 @@ def released_fmri(n_voxels=N_VOXELS, patch=4, dim=16, depth=2, decoder_dim=8, de
             layer = {f"{a}.attention.{p}": (width, width) for a in ("attention", "cross_attention")
                      for p in ("query", "key", "value")}  # fmt: skip
             layer |= {"attention.output.dense": (width, width), "cross_attention.output.dense": (width, width),
-                      "intermediate.dense": (4 * width, width), "output.dense": (width, 4 * width),
+                      "intermediate.dense": (mlp, width), "output.dense": (width, mlp),
                       "layernorm_before": (width,), "layernorm_after": (width,)}  # fmt: skip
             for name, shape in layer.items():
                 state[f"cross_blocks.{i}.{name}.weight"] = r(*shape)
@@ -184,7 +185,7 @@ def test_phase1_checkpoint_becomes_a_run_that_trains_phases_2_and_3(
 def test_phase2_checkpoint_gives_the_tuned_fmri_mae_and_trains_phase_3(
     tmp_path, cache_dir, save_released, monkeypatch
 ) -> None:
-    state = released_fmri(**(SIZES | {"decoder_depth": 2, "n_voxels": 52}), cross=2, seed=3)
+    state = released_fmri(**(SIZES | {"decoder_depth": 2, "n_voxels": 52}), cross=3, seed=3)
     path = save_released(tmp_path / "checkpoint_singlesub_mergconf.pth", state, phase=2)
     run = tmp_path / "run"
     overrides = [f"cache_dir={cache_dir}", "n_voxels=52"]  # the 45 voxels padded to 48, then wrapped on to 52
@@ -200,13 +201,20 @@ def test_phase2_checkpoint_gives_the_tuned_fmri_mae_and_trains_phase_3(
     calls = _trained(monkeypatch)
     result = import_run("vis_dec", path, run, "testing", overrides + ["dc_mae.decoder_depth=2"])
     assert calls == ["ldm_vae", "ldm_unet", "phase3_ldm"]  # phases 1 and 2 are the import
-    assert any("phase 2 imported" in note for note in result.notes)
-    assert any("not loaded (no counterpart" in n and "2 cross_blocks at width 12" in n for n in result.notes)
+    assert any("phase 2 imported" in n and "its cross-attention (" in n for n in result.notes)
+    assert not any("not loaded" in n for n in result.notes)  # nothing of the file's fMRI side is dropped
     phase2 = run / "train" / "phase2_cross_modal"
     done = json.loads((phase2 / "done.json").read_text())
     assert done["imported"]["released_phase"] == 2 and done["steps"] == 0
     assert not (run / "train" / "phase1_dc_mae").exists() and not (phase2 / "checkpoint").exists()
-    assert set(load_tensors(phase2 / "final" / WEIGHTS)) == {f"model.fmri.{k}" for k in load_model(phase2 / "fmri_encoder")[0].state_dict()}  # fmt: skip
+    final = load_tensors(phase2 / "final" / WEIGHTS)
+    fmri_keys = {f"model.fmri.{k}" for k in load_model(phase2 / "fmri_encoder")[0].state_dict()}
+    cross_keys = {k for k in final if k.startswith("model.fmri_cross.")}
+    assert set(final) == fmri_keys | cross_keys and len(cross_keys) == 4 + 3 * 24  # every cross_* tensor
+    for key, released in {"map_in.weight": "cross_map_in.weight", "map_out.bias": "cross_map_out.bias",
+                          "layers.2.cross_attn.key.weight": "cross_blocks.2.cross_attention.attention.key.weight",
+                          "layers.1.linear1.weight": "cross_blocks.1.intermediate.dense.weight"}.items():  # fmt: skip
+        assert torch.equal(final[f"model.fmri_cross.{key}"], state[released])
     conditioner, _ = load_checkpoint(
         run / "fmri_conditioner"
     )  # the encoder stays frozen in phase 3 (testing)
@@ -214,6 +222,38 @@ def test_phase2_checkpoint_gives_the_tuned_fmri_mae_and_trains_phase_3(
                           "decoder_blocks.1.mlp.fc1.weight", "encoder.layers.1.norm2.bias": "blocks.1.norm2.bias"}.items():  # fmt: skip
         assert torch.equal(conditioner[f"encoder.{key}"], state[released])
     _same_run_as_trained(run, json.loads((run / "metrics.json").read_text())["metrics"])
+
+
+def test_phase2_cross_layers_load_into_the_released_stack_or_are_dropped() -> None:
+    from brainkit.models import build_model, model_config
+    from brainkit.models.cross_modal import image_mae_config
+    from brainkit.models.cross_modal_released import FMRICrossReleased
+    from brainkit.recipes.vis_dec.imported import IMPORT_OVERRIDES, load_phase2
+
+    assert "cross_modal_options.released=true" in IMPORT_OVERRIDES  # an import sets it, as dc_mae.released
+    state = released_fmri(**(SIZES | {"decoder_depth": 2, "n_voxels": 52}), cross=3, seed=3)
+
+    def dc_mae():
+        return build_model(
+            "dc_mae", model_config("dc_mae", "testing", {"released": True, "decoder_depth": 2}, n_voxels=52)
+        )
+
+    model, stack = dc_mae(), FMRICrossReleased(16, image_mae_config(None, "testing"), 3)
+    assert load_phase2(model, state, "phase2.pth", stack) == []  # nothing left out
+    ours = stack.state_dict()
+    for key, released in {"map_in.bias": "cross_map_in.bias", "map_out.weight": "cross_map_out.weight",
+                          "layers.0.self_attn.value.bias": "cross_blocks.0.attention.attention.value.bias",
+                          "layers.1.self_attn.out.weight": "cross_blocks.1.attention.output.dense.weight",
+                          "layers.2.cross_attn.query.weight": "cross_blocks.2.cross_attention.attention.query.weight",
+                          "layers.0.linear2.weight": "cross_blocks.0.output.dense.weight",
+                          "layers.1.norm_before.bias": "cross_blocks.1.layernorm_before.bias"}.items():  # fmt: skip
+        assert torch.equal(ours[key], state[released]), key
+    assert torch.equal(
+        model.state_dict()["encoder.layers.0.linear1.weight"], state["blocks.0.mlp.fc1.weight"]
+    )
+    # brainkit's own layout (cross_modal_options.released=false): the cross layers are dropped, said in a note
+    notes = load_phase2(dc_mae(), state, "phase2.pth")
+    assert any("not loaded (no counterpart" in n and "3 cross_blocks at width 12" in n for n in notes)
 
 
 class Hook:  # a class a file pickles is code that loading it would run
@@ -235,6 +275,8 @@ def test_refused_files_leave_no_run_folder(tmp_path, cache_dir) -> None:
                        r"decoder_pred.bias: \(7,\)"),
         "cross.pth": ({"model": wrong_cross}, CheckpointError,
                       r"cross_blocks.0.foo.weight \(no rule.*cross_map_in.weight \(12, 5\)"),
+        "layers.pth": ({"model": released_fmri(**SIZES, cross=2)}, ConfigError,
+                       r"2 cross_blocks, the config's fmri_cross_layers=3 \(--set cross_modal_options.fmri_cross_layers=2"),
         "sizes.pth": ({"model": released_fmri(**(SIZES | {"dim": 24, "depth": 3}))}, ConfigError,
                       r"dim: the file's 24, the config's 16 \(--set dc_mae.dim=24\); depth: the file's 3"),
         "voxels.pth": ({"model": released_fmri(**(SIZES | {"n_voxels": 64}))}, ConfigError,

@@ -11,6 +11,10 @@ input. A cross block is ``torch.nn.TransformerDecoderLayer`` (pre-norm self-atte
 other modality, MLP). The loss is ``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image
 patches)`` with fMRI mask 0.75 and image mask 0.5 [Vis-Dec README, phase2_finetune_cross.py; METHODS.md 4.3].
 
+``released=True`` builds and computes the released layout instead (:mod:`brainkit.models.cross_modal_released`:
+ViT-MAE cross layers at the image width on both sides, the fMRI side mapped in and out around them, each side
+attending to the other's WHOLE input encoded without cross-attention); docs/methods/vis_dec.md, "Released weights".
+
 After tuning, ``encode(voxels)``: (batch, n_voxels) -> (batch, 1 + n_patches, fmri dim) is the fMRI encoder
 alone (no image needed), what phase 3 conditions on.
 """
@@ -31,6 +35,11 @@ from torch.nn import functional as F
 from brainkit.checkpoint import atomic_folder, check_tensors, load_checkpoint, save_checkpoint
 from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.models.cross_modal_released import (
+    RELEASED_DECODER_NORM_EPS,
+    FMRICrossReleased,
+    ImageCrossReleased,
+)
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
 from brainkit.models.dc_mae import PRESETS as DC_MAE_PRESETS
 from brainkit.registry import MODELS
@@ -41,6 +50,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # Small ViT-MAE configs (transformers.ViTMAEConfig keyword arguments; our choice) for when no pretrained image
 # MAE is at hand. facebook/vit-mae-base itself is 224 px, patch 16, 768/12/12, decoder 512/8/16.
 IMAGE_MAE_PRESETS: dict[str, dict[str, Any]] = {
+    # facebook/vit-mae-base's architecture (= ViTMAEConfig's defaults; Vis-Dec's vit_mae_model), randomly initialised:
+    # 224 px, patch 16, 768/12/12 (MLP 3072), decoder 512/8/16; 111,907,840 params.
+    "vit_mae_base": {},
     # 64 px, 8 px patches (64 patches), encoder 128/4/4 (MLP 256), decoder 64/2/4: ~0.67 M params.
     "cpu_small": dict(image_size=64, patch_size=8, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                       intermediate_size=256, decoder_hidden_size=64, decoder_num_hidden_layers=2,
@@ -77,6 +89,22 @@ def load_image_mae(directory: str | Path) -> nn.Module:
         return ViTMAEForPreTraining.from_pretrained(str(directory), local_files_only=True)
     except (OSError, ValueError) as err:
         raise CheckpointError(f"Cannot load the image MAE in {directory}: {err}") from None
+
+
+def image_mae_config(directory: str | Path | None = None, preset: str = "cpu_small") -> Any:
+    """The ``transformers.ViTMAEConfig`` of the image MAE a run uses (the local folder's ``config.json`` when given,
+    else the :data:`IMAGE_MAE_PRESETS` entry), without building the model."""
+    from transformers import ViTMAEConfig
+
+    if directory is not None:
+        if not (Path(directory) / "config.json").is_file():
+            raise CheckpointError(
+                f"No image MAE config at {directory}/config.json (a Hugging Face model folder)."
+            )
+        return ViTMAEConfig.from_pretrained(str(directory), local_files_only=True)
+    if preset not in IMAGE_MAE_PRESETS:
+        raise ConfigError(f"No image-MAE preset {preset!r}; presets: {sorted(IMAGE_MAE_PRESETS)}.")
+    return ViTMAEConfig(**IMAGE_MAE_PRESETS[preset])
 
 
 def image_norm_stats(directory: str | Path | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -125,6 +153,11 @@ class CrossModalConfig(Checked):
     image_recon_weight: float = bounded(1.5, ge=0)
     image_mean: tuple[float, ...] = bounded(IMAGENET_MEAN, ge=0, le=1, fix="a channel mean of 0-1 pixels")
     image_std: tuple[float, ...] = bounded(IMAGENET_STD, gt=0, fix="a channel standard deviation")
+    # True: the released layout and forward pass (models/cross_modal_released.py; docs/methods/vis_dec.md "Released
+    # weights"): cross layers at the image MAE's width with its heads and MLP (cross_heads, cross_mlp_ratio unused),
+    # the fMRI side's mapped in and out around a residual, attending to the whole image's tokens; the image side's
+    # before its final LayerNorm, attending to the whole fMRI's. False: ours (TransformerDecoderLayer stacks).
+    released: bool = False
     fmri: DCMAEConfig | None = None
     image: dict[str, Any] | None = None
 
@@ -136,6 +169,11 @@ CROSS_PRESETS: dict[str, CrossModalConfig] = {
     # With DC-MAE cpu_small (128) and the cpu_small image MAE (128): 4 heads.
     "cpu_small": CrossModalConfig(cross_heads=4),
     "testing": CrossModalConfig(cross_heads=2, cross_mlp_ratio=2.0),
+    # The released layout [code/config.py Config_MBM_finetune_cross: num_cross_encoder_layers 3 for both sides,
+    # do_cross_residual]; with DC-MAE paper and vit-mae-base: 29,137,920 params on the image side, 29,925,376 on
+    # the fMRI side (tests/test_cross_modal_released.py counts them on the meta device).
+    "paper_released": CrossModalConfig(fmri_cross_layers=3, released=True),
+    "testing_released": CrossModalConfig(fmri_cross_layers=3, released=True),
 }
 
 
@@ -148,6 +186,9 @@ PRESETS: dict[str, CrossModalConfig] = {
     "cpu_small": replace(CROSS_PRESETS["cpu_small"], fmri=DC_MAE_PRESETS["cpu_small"],
                          image=IMAGE_MAE_PRESETS["cpu_small"]),
     "testing": replace(CROSS_PRESETS["testing"], fmri=DC_MAE_PRESETS["testing"], image=IMAGE_MAE_PRESETS["testing"]),
+    # DC-MAE paper_released (164,419,600) + vit-mae-base (111,655,680 trainable) + the released cross stacks
+    # (59,063,296): 335,138,576 trainable parameters.
+    "paper_released": replace(CROSS_PRESETS["paper_released"], fmri=DC_MAE_PRESETS["paper_released"], image={}),
 }  # fmt: skip
 
 
@@ -202,6 +243,8 @@ class CrossModalMAE(nn.Module):
     size, size) preprocessed, fmri_mask (batch, n_fmri_patches) bool (True = hidden), image_noise (batch,
     n_image_patches) float (ViT-MAE keeps the lowest ``1 - image_mask_ratio``); returns ``loss``, ``fmri_mse``,
     ``image_mse``, ``fmri_recon`` (batch, n_voxels) and ``image_recon`` (batch, n_image_patches, patch*patch*3).
+    With ``config.released`` the cross stacks are the released ones and each side attends to the other's whole
+    input (the module docstring); it sets the image decoder's final LayerNorm eps to the released 1e-5.
     """
 
     Config = CrossModalConfig
@@ -216,6 +259,12 @@ class CrossModalMAE(nn.Module):
         image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
         self.config = c = replace(c, fmri=fmri.config, image=image.config.to_diff_dict())
         fmri_dim, image_dim = fmri.config.dim, image.config.hidden_size
+        if c.released:
+            # the released ViTMAEDecoder's final norm is nn.LayerNorm's default eps; transformers' uses layer_norm_eps
+            image.decoder.decoder_norm.eps = RELEASED_DECODER_NORM_EPS
+            self.image_cross = ImageCrossReleased(fmri_dim, image.config, c.image_cross_layers)
+            self.fmri_cross = FMRICrossReleased(fmri_dim, image.config, c.fmri_cross_layers)
+            return
         self.image_cross = CrossAttention(
             image_dim, fmri_dim, c.image_cross_layers, c.cross_heads, c.cross_mlp_ratio
         )
@@ -265,17 +314,35 @@ class CrossModalMAE(nn.Module):
         """(batch, n_voxels) -> (batch, 1 + n_patches, fmri dim): the tuned fMRI encoder, nothing hidden."""
         return self.fmri.encode(voxels)
 
+    def _whole_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(batch, 3, size, size) -> (batch, 1 + n_image_patches, image dim): the image encoder (final LayerNorm
+        included) with nothing hidden, patches in order (the released ``given_mask_ratio=0``)."""
+        config = self.image.config
+        ratio, config.mask_ratio = config.mask_ratio, 0.0  # ViT-MAE keeps int(n (1 - mask_ratio)) patches
+        try:
+            order = torch.arange(self.n_image_patches, dtype=pixels.dtype, device=pixels.device)
+            return self.image.vit(pixel_values=pixels, noise=order.expand(len(pixels), -1)).last_hidden_state
+        finally:
+            config.mask_ratio = ratio
+
     def forward(
         self, voxels: torch.Tensor, pixels: torch.Tensor, fmri_mask: torch.Tensor, image_noise: torch.Tensor
     ) -> dict[str, torch.Tensor]:
         if len(voxels) != len(pixels):
             raise DataError(f"cross-modal: {len(voxels)} fMRI samples but {len(pixels)} images.")
         c = self.config
-        fmri_tokens = self.fmri.encode_visible(voxels, fmri_mask)  # (b, 1 + visible, fmri dim)
-        encoded = self.image.vit(pixel_values=pixels, noise=image_noise)
-        image_tokens = encoded.last_hidden_state  # (b, 1 + visible, image dim)
-        fmri_mixed = self.fmri_cross(fmri_tokens, image_tokens)
-        image_mixed = self.image_cross(image_tokens, fmri_tokens)
+        if c.released:  # each side attends to the other's whole input, encoded without cross-attention
+            encoded = self.image.vit(pixel_values=pixels, noise=image_noise, output_hidden_states=True)
+            fmri_raw = self.fmri.encode_visible(voxels, fmri_mask, normed=False)  # (b, 1 + visible, fmri dim)
+            fmri_mixed = self.fmri.norm(self.fmri_cross(fmri_raw, self._whole_image(pixels)))
+            image_mixed = self.image_cross(encoded.hidden_states[-1], self.fmri.encode(voxels))
+            image_mixed = self.image.vit.layernorm(image_mixed)  # (b, 1 + visible, image dim)
+        else:
+            fmri_tokens = self.fmri.encode_visible(voxels, fmri_mask)  # (b, 1 + visible, fmri dim)
+            encoded = self.image.vit(pixel_values=pixels, noise=image_noise)
+            image_tokens = encoded.last_hidden_state  # (b, 1 + visible, image dim)
+            fmri_mixed = self.fmri_cross(fmri_tokens, image_tokens)
+            image_mixed = self.image_cross(image_tokens, fmri_tokens)
         fmri_recon = self.fmri.predict(self.fmri.decode_tokens(fmri_mixed, fmri_mask))
         image_recon = self.image.decoder(image_mixed, encoded.ids_restore).logits
         fmri_mse = _hidden_patch_mse(fmri_recon, voxels, fmri_mask, self.fmri.config.patch_size)
@@ -349,6 +416,7 @@ __all__ = [
     "IMAGE_MAE_PRESETS",
     "CrossModalConfig",
     "CrossModalMAE",
+    "image_mae_config",
     "load_cross_modal",
     "load_image_mae",
     "preprocess_images",

@@ -14,6 +14,8 @@ cross-contrast) live in :mod:`brainkit.objectives.double_contrastive`; the train
 Interfaces used by the later phases (docs/methods/vis_dec.md):
 - ``encode(x)``: (batch, n_voxels) -> (batch, 1 + n_patches, dim), cls first, nothing hidden (phase 3's input);
 - ``encode_visible(x, mask)``: (batch, n_voxels), (batch, n_patches) bool -> (batch, 1 + n_visible, dim);
+  ``normed=False`` stops before the final LayerNorm ``norm``, which the caller then applies (phase 2's released
+  layout puts its cross-attention in between);
 - ``decode(tokens, mask)``: -> (batch, n_patches, patch_size); ``decode_tokens`` stops before the prediction
   head so phase 2 can put cross-attention in between.
 """
@@ -250,18 +252,20 @@ class DCMAE(nn.Module):
         tokens = rearrange(self.patch_embed(x[:, None, :]), "b d n -> b n d")
         return tokens + self.positions[1:]
 
-    def _run_encoder(self, patches: torch.Tensor) -> torch.Tensor:
+    def _run_encoder(self, patches: torch.Tensor, normed: bool = True) -> torch.Tensor:
         cls = (self.cls_token + self.positions[:1]).expand(len(patches), -1, -1)
-        return self.norm(self.encoder(torch.cat([cls, patches], dim=1)))
+        tokens = self.encoder(torch.cat([cls, patches], dim=1))
+        return self.norm(tokens) if normed else tokens
 
-    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """(batch, n_voxels), mask (batch, n_patches) -> (batch, 1 + n_visible, dim), cls first."""
+    def encode_visible(self, x: torch.Tensor, mask: torch.Tensor, normed: bool = True) -> torch.Tensor:
+        """(batch, n_voxels), mask (batch, n_patches) -> (batch, 1 + n_visible, dim), cls first; ``normed=False``:
+        before the final LayerNorm (``self.norm``)."""
         self.check(x)
         n_visible = self._check_mask(mask, len(x))
         visible = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :n_visible]
         patches = self._embed(x)
         patches = patches.gather(1, visible[..., None].expand(-1, -1, patches.shape[-1]))
-        return self._run_encoder(patches)
+        return self._run_encoder(patches, normed)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, n_voxels) -> (batch, 1 + n_patches, dim): every patch visible, cls first."""

@@ -200,11 +200,12 @@ class VisDecRecipe:
         # The paper's sizes and schedule (METHODS.md 4.2-4.4): DC-MAE 1024/24/16 (~151 M) with phase 1's optimiser
         # (encoder.DC_MAE_PAPER_TRAINING: AdamW (0.9, 0.95) lr 2.5e-4, wd 0.05, batch 250, 140 epochs, 40 warmup,
         # clip 0.8, seed 2022); phase 2 as encoder.CROSS_MODAL_PAPER_TRAINING (lr 5.3e-5, 60 epochs) with
-        # facebook/vit-mae-base (set image_mae_dir); phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir,
+        # facebook/vit-mae-base (set image_mae_dir; without it one of its architecture is pretrained here); phase 3 fine-tunes a pretrained 256 px LDM (ldm_dir,
         # required) as diffusion.LDM_PAPER_TRAINING (batch 8, lr 5.3e-5, 700 epochs), the encoder trainable, PLMS
         # 250 steps, 5 samples per fMRI. A GPU job; not run here.
         "paper": VisDecRecipeConfig(
             dc_mae_preset="paper",
+            image_mae_preset="vit_mae_base",
             cross_modal_preset="paper",
             pretrain=replace(DC_MAE_PAPER_TRAINING, accelerator="cuda"),
             tune=replace(CROSS_MODAL_PAPER_TRAINING, accelerator="cuda"),

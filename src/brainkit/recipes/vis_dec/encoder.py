@@ -38,8 +38,7 @@ from brainkit.models.cross_modal import (
     save_cross_modal,
     save_image_mae,
 )
-from brainkit.models.dc_mae import DCMAE
-from brainkit.models.vsmae import random_patch_mask
+from brainkit.models.dc_mae import DCMAE, patch_mask
 from brainkit.objectives.contrastive import InfoNCE, InfoNCEConfig
 from brainkit.objectives.double_contrastive import DoubleContrastiveConfig, DoubleContrastiveLoss
 from brainkit.recipes.vis_dec.fitting import fit_task
@@ -160,7 +159,9 @@ class ImageMAETask(Task):
 
 class CrossModalTask(Task):
     """Phase 2: :class:`CrossModalMAE` on (voxels, image) pairs: ``loss``, ``fmri_mse`` and ``image_mse``;
-    validation ``val_fmri_mse``, ``val_image_mse``, ``val_loss`` on fixed masks. Checkpoint keys: ``model.*``."""
+    validation ``val_fmri_mse``, ``val_image_mse``, ``val_loss`` on fixed masks. Checkpoint keys: ``model.*``.
+    With ``released=True`` the image MAE's encoder (``model.image.vit``) is frozen, as the released script freezes
+    it (``phase2_finetune_cross.load_model_image``: only its cross layers and decoder train)."""
 
     def __init__(
         self,
@@ -172,6 +173,8 @@ class CrossModalTask(Task):
     ) -> None:
         super().__init__()
         self.model = model
+        if model.config.released:
+            model.image.vit.requires_grad_(False)
         self.x, self.pixels = self._pairs(voxels, images, "training")
         self.val = None if val is None else self._pairs(*val, "validation")
         if self.val is not None:
@@ -191,9 +194,10 @@ class CrossModalTask(Task):
         return len(self.x)
 
     def draw(self, rows: Any, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The fMRI mask (batch, n_fmri_patches) bool (True = hidden) and the image noise (batch, n_image)."""
+        """The fMRI mask (batch, n_fmri_patches) bool (True = hidden; released: MAE's count of kept patches) and
+        the image noise (batch, n_image)."""
         m = self.model
-        mask = random_patch_mask(len(rows), m.fmri.n_patches, m.config.fmri_mask_ratio, generator)
+        mask = patch_mask(len(rows), m.fmri.n_patches, m.config.fmri_mask_ratio, m.config.released, generator)
         return mask, torch.rand(len(rows), m.n_image_patches, generator=generator)
 
     def load(self, rows: torch.Tensor, drawn: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:

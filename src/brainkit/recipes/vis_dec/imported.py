@@ -20,9 +20,12 @@ The released code (soinx0629/vis_dec_neurips, commit eb2e419) distributes two ch
 The two are told apart by their keys (:func:`released_phase`). What is mapped: the fMRI MAE, encoder and
 decoder, onto brainkit's DC-MAE (:func:`brainkit.models.dc_mae.load_released`; ``released=True``, which
 :data:`IMPORT_OVERRIDES` sets) — for phase 2 that is the fMRI side of :class:`~brainkit.models.cross_modal.CrossModalMAE`
-(``model.fmri``). What is not: phase 2's ``cross_map_in``, ``cross_blocks`` and ``cross_map_out``, which have no
-counterpart in brainkit's fMRI-side cross-attention (another width, layer and residual layout:
-docs/methods/vis_dec.md, "Released weights"); they are checked against the fMRI width and dropped, as the
+(``model.fmri``) — and phase 2's ``cross_map_in``, ``cross_blocks`` and ``cross_map_out`` onto the released layout
+of its fMRI-side cross-attention (``model.fmri_cross``, :class:`~brainkit.models.cross_modal_released.FMRICrossReleased`:
+``cross_modal_options.released=true`` and ``fmri_cross_layers=3``, also set by :data:`IMPORT_OVERRIDES`; its width,
+heads and MLP are the run's image MAE's: ``image_mae_dir`` or ``image_mae_preset``, ``vit_mae_base`` in the
+``paper`` preset). Nothing of the fMRI side is dropped. With ``cross_modal_options.released=false`` (brainkit's
+own cross-attention, another layout) the cross layers are checked against the fMRI width and dropped, as the
 released phase 3 drops them too (``fmri_encoder.load_checkpoint`` keeps the encoder alone). The sizes the file
 implies (width, depth, MLP, decoder, voxels) are compared with the run's config first, one error naming them all.
 
@@ -30,8 +33,8 @@ The run folder: a phase-1 file becomes ``train/phase1_dc_mae`` (a finished phase
 :func:`brainkit.training.write_imported_phase`, and its ``checkpoint/``), then the recipe's own run resumes it
 (phase 2 and phase 3 trained on the config's data). A phase-2 file becomes ``train/phase2_cross_modal``: its
 ``fmri_encoder/`` (the tuned DC-MAE, what phase 3 conditions on) and a ``final/`` holding the fMRI side of the
-phase's task (``model.fmri.*``), no whole-model ``checkpoint/`` (the cross-modal model cannot be rebuilt from the
-file); :func:`~brainkit.recipes.vis_dec.phases.imported_encoder` hands that encoder to phase 3, the only phase
+phase's task (``model.fmri.*`` and, released, ``model.fmri_cross.*``), no whole-model ``checkpoint/`` (the image
+MAE is not in the file); :func:`~brainkit.recipes.vis_dec.phases.imported_encoder` hands that encoder to phase 3, the only phase
 trained.
 """
 
@@ -48,16 +51,24 @@ from torch import nn
 from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.models import build_model, count_parameters, save_model
+from brainkit.models.cross_modal import image_mae_config
+from brainkit.models.cross_modal_released import FMRICrossReleased, load_released_fmri_cross
 from brainkit.models.dc_mae import DCMAE, load_released
 from brainkit.models.dc_mae import RELEASED_METADATA as DC_MAE_METADATA
 from brainkit.objectives.double_contrastive import loss_weights
 from brainkit.recipes.vis_dec.encoder import DCMAETask
-from brainkit.recipes.vis_dec.phases import dc_mae_config, phase_folder
+from brainkit.recipes.vis_dec.phases import cross_modal_config, dc_mae_config, phase_folder
 from brainkit.training import write_imported_phase
 
 # phase 2's config_merge holds the image MAE's config, a transformers ViTMAEConfig: an inert record too
 RELEASED_METADATA = (*DC_MAE_METADATA, "transformers.models.vit_mae.configuration_vit_mae.ViTMAEConfig")
-IMPORT_OVERRIDES = ("dc_mae.released=true",)  # the released [sin | cos] tables, mask count and padding
+# the released [sin | cos] tables, mask count and padding; the released phase-2 cross-attention layout, 3 layers
+# (code/config.py Config_MBM_finetune_cross.num_cross_encoder_layers), for a phase-2 file's cross_* and for phase 2
+IMPORT_OVERRIDES = (
+    "dc_mae.released=true",
+    "cross_modal_options.released=true",
+    "cross_modal_options.fmri_cross_layers=3",
+)
 # phase 2's fMRI-side cross-attention (MAEforFMRICross: cross_map_in, cross_blocks = ViTMAELayer(cross), cross_map_out)
 CROSS_KEYS = [
     r"cross_map_(in|out)\.(weight|bias)",
@@ -131,10 +142,14 @@ def check_sizes(config: Any, n_voxels: int, weights: dict[str, torch.Tensor], so
         )
 
 
-def load_phase2(model: DCMAE, weights: dict[str, torch.Tensor], source: str) -> list[str]:
-    """The fMRI MAE of a released phase-2 ``MAEforFMRICross`` state dict into ``model``; its cross-attention
-    (``cross_*``, :data:`CROSS_KEYS`) checked against the fMRI width and dropped. Every problem, of the fMRI MAE
-    (:func:`~brainkit.models.released.map_state`) and of the cross keys, in one :class:`CheckpointError`."""
+def load_phase2(
+    model: DCMAE, weights: dict[str, torch.Tensor], source: str, cross_stack: FMRICrossReleased | None = None
+) -> list[str]:
+    """The fMRI MAE of a released phase-2 ``MAEforFMRICross`` state dict into ``model`` and its cross-attention
+    (``cross_*``) into ``cross_stack`` (:func:`~brainkit.models.cross_modal_released.load_released_fmri_cross`);
+    without one (brainkit's own layout) the cross keys (:data:`CROSS_KEYS`) are checked against the fMRI width and
+    dropped. Every problem, of the fMRI MAE (:func:`~brainkit.models.released.map_state`) and of the cross keys,
+    in one :class:`CheckpointError`."""
     cross = {k: v for k, v in weights.items() if k.startswith("cross_")}
     problems = [f"{k} (no rule of the released cross-attention layout)" for k in cross
                 if not any(re.fullmatch(p, k) for p in CROSS_KEYS)]  # fmt: skip
@@ -156,6 +171,9 @@ def load_phase2(model: DCMAE, weights: dict[str, torch.Tensor], source: str) -> 
     if problems:
         raise CheckpointError(f"{source} does not fit: released cross-attention: {'; '.join(problems)}.")
     width = w_in.shape[0]
+    if cross_stack is not None:
+        load_released_fmri_cross(cross_stack, cross, source)
+        return notes
     return notes + [
         f"not loaded (no counterpart in brainkit's fMRI-side cross-attention, docs/methods/vis_dec.md): "
         f"cross_map_in, {_count(cross, 'cross_blocks')} cross_blocks at width {width}, cross_map_out "
@@ -164,12 +182,13 @@ def load_phase2(model: DCMAE, weights: dict[str, torch.Tensor], source: str) -> 
 
 
 class FMRISide(nn.Module):
-    """The fMRI side of phase 2's task state (``model.fmri.*`` of a ``CrossModalTask``): what a released
-    phase-2 checkpoint holds of brainkit's cross-modal model, written as that phase's ``final/``."""
+    """The fMRI side of phase 2's task state (``model.fmri.*``, released also ``model.fmri_cross.*``, of a
+    ``CrossModalTask``): what a released phase-2 checkpoint holds of brainkit's cross-modal model, written as
+    that phase's ``final/``."""
 
-    def __init__(self, fmri: DCMAE) -> None:
+    def __init__(self, fmri: DCMAE, cross: nn.Module | None = None) -> None:
         super().__init__()
-        self.model = nn.ModuleDict({"fmri": fmri})
+        self.model = nn.ModuleDict({"fmri": fmri} | ({"fmri_cross": cross} if cross is not None else {}))
 
 
 def import_weights(
@@ -206,15 +225,20 @@ def import_weights(
         later = "phases 2 and 3" if config.cross_modal else "phase 3 (cross_modal=false)"
         told = f"Vis-Dec phase 1 (DC-MAE, {count_parameters(model):,} parameters) imported from {name}; {later} trained here."
     else:
-        notes = load_phase2(model, weights, source["file"])
+        cross = None
+        if cross_modal_config(config).released:  # the fMRI-side cross stack at the run's image MAE's sizes
+            image = image_mae_config(config.image_mae_dir, config.image_mae_preset)
+            cross = FMRICrossReleased(model.config.dim, image, cross_modal_config(config).fmri_cross_layers)
+        notes = load_phase2(model, weights, source["file"], cross)
         where = phase_folder(folder, "phase2_cross_modal")
-        write_imported_phase(FMRISide(model), config.tune, where, "phase2_cross_modal", record)
+        write_imported_phase(FMRISide(model, cross), config.tune, where, "phase2_cross_modal", record)
         save_model(
             where / "fmri_encoder", model, metadata={"phase": "cross_modal", "imported": source["sha256"]}
         )
+        held = f" and its cross-attention ({count_parameters(cross):,})" if cross is not None else ""
         told = (
             f"Vis-Dec phase 2 imported from {name}: the cross-modally tuned fMRI MAE ({count_parameters(model):,} "
-            "parameters; the image MAE is not in the released file); phase 3 (LDM) trained here."
+            f"parameters){held}; the image MAE is not in the released file; phase 3 (LDM) trained here."
         )
     output = run(config, folder, True)
     return [told, *notes, *output.notes]

@@ -65,6 +65,19 @@ def dc_mae_config(config: Any, n_voxels: int | None = None):
     return model_config("dc_mae", config.dc_mae_preset, dict(config.dc_mae), n_voxels=n_voxels)
 
 
+def cross_modal_config(config: Any):
+    """The cross-modal config of the recipe (``cross_modal_preset``, then ``cross_modal_options``)."""
+    from brainkit.config import from_dict
+    from brainkit.models.cross_modal import CROSS_PRESETS, CrossModalConfig
+
+    if config.cross_modal_preset not in CROSS_PRESETS:
+        raise ConfigError(
+            f"vis_dec: cross_modal_preset must be one of {sorted(CROSS_PRESETS)}, found {config.cross_modal_preset!r}."
+        )
+    base = to_dict(CROSS_PRESETS[config.cross_modal_preset])
+    return from_dict(CrossModalConfig, base | dict(config.cross_modal_options), "cross_modal")
+
+
 def encoder_phases(
     config: Any, arrays: VisDecArrays, folder: Path, seconds: dict[str, float], resume: bool = False
 ) -> tuple[nn.Module, dict[str, list[dict]], dict[str, int]]:
@@ -123,7 +136,6 @@ def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: P
     both MAEs tuned together on (trial, image) pairs. Returns the tuned DC-MAE (what phase 3 encodes with)."""
     from brainkit.config import from_dict
     from brainkit.models.cross_modal import (
-        CROSS_PRESETS,
         CrossModalConfig,
         image_norm_stats,
         load_image_mae,
@@ -132,12 +144,7 @@ def _cross_modal(config: Any, dc_mae: nn.Module, arrays: VisDecArrays, folder: P
 
     start = time.perf_counter()
     histories: dict[str, list[dict]] = {}
-    if config.cross_modal_preset not in CROSS_PRESETS:
-        raise ConfigError(
-            f"vis_dec: cross_modal_preset must be one of {sorted(CROSS_PRESETS)}, found {config.cross_modal_preset!r}."
-        )
-    base = to_dict(CROSS_PRESETS[config.cross_modal_preset])
-    cross = from_dict(CrossModalConfig, base | dict(config.cross_modal_options), "cross_modal")
+    cross = cross_modal_config(config)
     if config.image_mae_dir:
         image = load_image_mae(config.image_mae_dir)
         mean, std = image_norm_stats(config.image_mae_dir)
