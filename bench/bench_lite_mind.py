@@ -108,7 +108,7 @@ class RefBlock(nn.Module):
 class RefBackbone(nn.Module):
     def __init__(
         self, n_voxels=15724, patch=450, dims=(512, 256, 128, 257), depths=(2, 10, 2, 4), out_dim=768,
-        mlp_ratio=4.0, n_filters=2, drop=0.1, drop_path=0.15,
+        mlp_ratio=4.0, n_filters=2, drop=0.1, drop_path=0.15, cls_only=False,
     ):  # fmt: skip
         super().__init__()
         self.n = (n_voxels - patch) // patch + 1
@@ -122,7 +122,8 @@ class RefBackbone(nn.Module):
             j += depth
         self.downs.extend(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(self.n, out_dim)
+        self.cls_only = cls_only  # brainkit's CLS-only head (mean over patches, Linear), for its 1-D outputs
+        self.head = nn.Linear(dims[-1] if cls_only else self.n, out_dim)
 
     def forward(self, x):
         x = self.patch(x.view(x.shape[0], 1, -1)).flatten(2).transpose(1, 2) + self.pos
@@ -130,6 +131,8 @@ class RefBackbone(nn.Module):
             x = stage(x)
             if i < len(self.downs):
                 x = self.downs[i](x)
+        if self.cls_only:
+            return self.head(self.norm(x).mean(1))
         return self.head(self.norm(x).transpose(1, 2)).flatten(1)
 
 
@@ -137,13 +140,12 @@ def lite_mind_reference(model: nn.Module, config) -> tuple[nn.Module, object, in
     """For bench/bench_models.py: the reference at ``config``'s sizes, a forward taking brainkit's input (padded
     with zeros to ours' patch count, as ``voxel_remainder="pad"`` does, so both see the same patches), reference
     params - ours (the stored, never read ``FreMLP.embeddings``; with ours' diagonal FreMLP also the unread
-    off-diagonal d x d entries) and what the reference is; or why there is none."""
+    off-diagonal d x d entries) and what the reference is. A 1-D output uses ours' CLS-only head (mean over
+    patches, Linear), said in the note: the released DFTBackbone has only the token head."""
     c = config
-    if len(c.output_shape) != 2:
-        return "released_DFTBackbone_has_only_the_token_head"
     n_used = model.n_patches * c.patch_size
     reference = RefBackbone(n_used, c.patch_size, c.dims, c.depths, c.output_shape[-1], c.mlp_ratio,
-                            c.n_filters, c.dropout, c.drop_path)  # fmt: skip
+                            c.n_filters, c.dropout, c.drop_path, len(c.output_shape) == 1)  # fmt: skip
 
     def forward(x):
         x = F.pad(x, (0, n_used - x.shape[1])) if n_used > x.shape[1] else x[:, :n_used]
@@ -152,7 +154,10 @@ def lite_mind_reference(model: nn.Module, config) -> tuple[nn.Module, object, in
     per_block = [
         (d + (2 * (d * d - d) if c.fremlp == "diagonal" else 0)) * n for d, n in zip(c.dims, c.depths)
     ]
-    return reference, forward, sum(per_block), "Lite-Mind_DFTBackbone(bench_lite_mind.RefBackbone)"
+    note = "Lite-Mind_DFTBackbone(bench_lite_mind.RefBackbone)" + (
+        "+ours_CLS_head" if len(c.output_shape) == 1 else ""
+    )
+    return reference, forward, sum(per_block), note
 
 
 # ------------------------------------------------------------------------------------------- measuring

@@ -91,14 +91,23 @@ class Attention(nn.Module):
         return self.to_out(rearrange(torch.matmul(attn, v), "b h n d -> b n (h d)"))
 
 
+class FeedForward(nn.Module):
+    def __init__(self, dim, hidden_dim, dropout) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class DeepAttentionToken(nn.Module):
     def __init__(self, dim, heads, dim_head, mlp_dim, dropout) -> None:
         super().__init__()
         self.attention = Attention(dim, heads, dim_head, dropout)
         self.norm1 = nn.BatchNorm1d(dim)
-        self.FeedForward = nn.Sequential(
-            nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim)
-        )
+        self.FeedForward = FeedForward(dim, mlp_dim, dropout)
         self.norm2 = nn.BatchNorm1d(dim)
 
     def forward(self, x, hlv_token, llv_token):

@@ -36,6 +36,45 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
 
+def test_each_reference_computes_what_ours_computes_with_the_same_weights():
+    """The references are other layouts of the same function: ours, built with ``released=True``, loads the
+    reference's weights through brainkit's released-weights import and gives the same output."""
+    import torch
+
+    sys.path.insert(0, str(BENCH.parent))
+    import released_clip_mused
+    import released_dc_mae
+    import released_sit
+
+    from brainkit.models import build_model, clip_mused, dc_mae, model_config, sit
+
+    torch.manual_seed(0)
+    sizes = {"n_patches": 5, "n_patch_vertices": 7, "released": True}
+    ours = build_model("sit", model_config("sit", "testing", sizes)).eval()
+    reference, forward, _, _ = released_sit.sit_reference(ours, ours.config)
+    weights = {(k if k == "cls_token" else f"encoder.{k}"): v for k, v in reference.state_dict().items()}
+    sit.load_released(ours, weights | {"encoder.pos_embedding": reference.pos_embedding}, "reference")
+    x = torch.randn(2, 3, 5, 7)
+    torch.testing.assert_close(forward.eval()(x), ours(x), atol=1e-5, rtol=1e-4)
+
+    ours = build_model("dc_mae", model_config("dc_mae", "testing", {"released": True, "n_voxels": 52})).eval()
+    reference, forward, _, _ = released_dc_mae.dc_mae_reference(ours, ours.config)
+    dc_mae.load_released(ours, reference.state_dict(), "reference")
+    x, mask = torch.randn(3, 52), ours.random_mask(3)
+    torch.testing.assert_close(forward.eval()(x, mask), ours(x, mask), atol=1e-5, rtol=1e-4)
+
+    options = {"n_subjects": 3, "n_classes": 11, "released": True}
+    ours = build_model("clip_mused", model_config("clip_mused", "testing", options)).eval()
+    reference, forward, difference, _ = released_clip_mused.clip_mused_reference(ours, ours.config)
+    clip_mused.load_released(ours, reference.state_dict(), "reference")
+    x, subject = torch.randn(2, 9, 8, 7), torch.tensor([2, 0])
+    expected = ours(x, subject)
+    got = (reference.eval(), forward(x, subject))[1]
+    assert difference == 0
+    for key in ("logits", "high", "low"):
+        torch.testing.assert_close(got[key], getattr(expected, key), atol=1e-5, rtol=1e-4)
+
+
 def test_models_without_released_code_say_so():
     sys.path.insert(0, str(BENCH.parent))
     import bench_models
