@@ -81,12 +81,15 @@ class RefFreMLP(nn.Module):
 
 
 class RefBlock(nn.Module):
-    def __init__(self, dim: int, n: int, n_filters: int, drop_path: float) -> None:
+    def __init__(
+        self, dim: int, n: int, n_filters: int, drop_path: float, mlp_ratio: float = 4.0, drop: float = 0.1
+    ) -> None:
         super().__init__()
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(dim, eps=1e-6) for _ in range(3))
         self.filter = RefFilter(dim, n, n_filters)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.1), nn.Linear(4 * dim, dim))
-        self.drop = nn.Dropout(0.1)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(drop), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(drop)
         self.fremlp = RefFreMLP(dim, n)
         self.p = drop_path
 
@@ -104,20 +107,23 @@ class RefBlock(nn.Module):
 
 class RefBackbone(nn.Module):
     def __init__(
-        self, n_voxels=15724, patch=450, dims=(512, 256, 128, 257), depths=(2, 10, 2, 4), out_dim=768
-    ):
+        self, n_voxels=15724, patch=450, dims=(512, 256, 128, 257), depths=(2, 10, 2, 4), out_dim=768,
+        mlp_ratio=4.0, n_filters=2, drop=0.1, drop_path=0.15, cls_only=False,
+    ):  # fmt: skip
         super().__init__()
         self.n = (n_voxels - patch) // patch + 1
         self.patch = nn.Conv1d(1, dims[0], kernel_size=patch, stride=patch)
         self.pos = nn.Parameter(torch.zeros(1, self.n, dims[0]))
-        rates = torch.linspace(0, 0.15, sum(depths)).tolist()
+        rates = torch.linspace(0, drop_path, sum(depths)).tolist()
         self.stages, self.downs, j = nn.ModuleList(), nn.ModuleList(), 0
         for dim, depth in zip(dims, depths):
-            self.stages.append(nn.Sequential(*(RefBlock(dim, self.n, 2, rates[j + k]) for k in range(depth))))
+            blocks = (RefBlock(dim, self.n, n_filters, rates[j + k], mlp_ratio, drop) for k in range(depth))
+            self.stages.append(nn.Sequential(*blocks))
             j += depth
         self.downs.extend(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
-        self.head = nn.Linear(self.n, out_dim)
+        self.cls_only = cls_only  # brainkit's CLS-only head (mean over patches, Linear), for its 1-D outputs
+        self.head = nn.Linear(dims[-1] if cls_only else self.n, out_dim)
 
     def forward(self, x):
         x = self.patch(x.view(x.shape[0], 1, -1)).flatten(2).transpose(1, 2) + self.pos
@@ -125,7 +131,33 @@ class RefBackbone(nn.Module):
             x = stage(x)
             if i < len(self.downs):
                 x = self.downs[i](x)
+        if self.cls_only:
+            return self.head(self.norm(x).mean(1))
         return self.head(self.norm(x).transpose(1, 2)).flatten(1)
+
+
+def lite_mind_reference(model: nn.Module, config) -> tuple[nn.Module, object, int, str] | str:
+    """For bench/bench_models.py: the reference at ``config``'s sizes, a forward taking brainkit's input (padded
+    with zeros to ours' patch count, as ``voxel_remainder="pad"`` does, so both see the same patches), reference
+    params - ours (the stored, never read ``FreMLP.embeddings``; with ours' diagonal FreMLP also the unread
+    off-diagonal d x d entries) and what the reference is. A 1-D output uses ours' CLS-only head (mean over
+    patches, Linear), said in the note: the released DFTBackbone has only the token head."""
+    c = config
+    n_used = model.n_patches * c.patch_size
+    reference = RefBackbone(n_used, c.patch_size, c.dims, c.depths, c.output_shape[-1], c.mlp_ratio,
+                            c.n_filters, c.dropout, c.drop_path, len(c.output_shape) == 1)  # fmt: skip
+
+    def forward(x):
+        x = F.pad(x, (0, n_used - x.shape[1])) if n_used > x.shape[1] else x[:, :n_used]
+        return reference(x).view(x.shape[0], *c.output_shape)
+
+    per_block = [
+        (d + (2 * (d * d - d) if c.fremlp == "diagonal" else 0)) * n for d, n in zip(c.dims, c.depths)
+    ]
+    note = "Lite-Mind_DFTBackbone(bench_lite_mind.RefBackbone)" + (
+        "+ours_CLS_head" if len(c.output_shape) == 1 else ""
+    )
+    return reference, forward, sum(per_block), note
 
 
 # ------------------------------------------------------------------------------------------- measuring

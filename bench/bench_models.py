@@ -19,8 +19,13 @@ Presets: ``--quick`` = ``testing`` (tiny, for CI), ``cpu_small`` (default; the m
 one, else its testing preset), ``paper`` (the paper preset and data sizes, as in tests/test_models.py's counts;
 several GB for the big ones). Closed-form models (ridge) have no optimiser step and are reported as such.
 
-``ratio_vs_released``: only where a released-style reference of the model is implemented in a bench file (today
-Lite-Mind's, in bench/bench_lite_mind.py: run that for the ratio); "n/a" elsewhere, said on the line, not invented.
+``ratio_vs_released`` = the released-style reference's median step / ours, timed in the same process and the same
+interleaved rounds (probe, ours, reference), with the same input, the same loss and AdamW. The references are
+written in the bench files after the released code's layout (none is copied): SiT and SIM's fMRI path on
+vit-pytorch's Transformer (bench/released_sit.py), Vis-Dec's MAE on timm 0.5.4 Blocks (released_dc_mae.py),
+CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py). Their parameter
+count is checked against ours (``ref_params_diff``: 0, or the stated difference, else the run fails). "n/a" with
+the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
 """
 
 from __future__ import annotations
@@ -46,7 +51,39 @@ PAPER = {
     "brain_mae": ("sg_paper", {"n_rois": 100, "segment_frames": 21}),
     "cross_modal": ("paper", {}),
 }
-REFERENCES = {"lite_mind": "bench/bench_lite_mind.py"}
+# Data-given sizes of the cpu_small presets (the built-in data's, as their preset comments give them); models not
+# here take the testing sizes, and their testing preset where those do not fit.
+CPU_SMALL = {
+    "lite_mind": {"n_voxels": 3936, "output_shape": (1280,)},  # ~3,900 voxels -> EfficientNet-lite0's 1,280-d
+    "dc_mae": {"n_voxels": 3936},  # 246 patches of 16
+    "sit": {"n_patches": 1280, "n_patch_vertices": 45, "patch_order": 3},  # ico6 / ico3, positions="sphere"
+    "clip_mused": {"n_subjects": 4, "n_classes": 30},  # the preset's count: 196,974 params
+}
+# model -> (bench module, function(model, config) -> (reference, forward, params difference, note) or a reason)
+REFERENCES = {
+    "lite_mind": ("bench_lite_mind", "lite_mind_reference"),
+    "sit": ("released_sit", "sit_reference"),
+    "sim": ("released_sit", "sim_reference"),
+    "dc_mae": ("released_dc_mae", "dc_mae_reference"),
+    "clip_mused": ("released_clip_mused", "clip_mused_reference"),
+}
+NO_REFERENCE = {
+    "brain_mae": "no_released_code",
+    "cross_modal": "no_released_code_(our_model)",
+    "vsmae": "released_in_metrics-lab/sim,_reference_not_written",
+    "mindeye_mlp": "released_in_MindEyeV1,_reference_not_written",
+}
+
+
+def build_reference(name: str, model, config):
+    """The released-style reference of ``name`` at ``config`` (see REFERENCES), or the reason there is none."""
+    import importlib
+
+    if name not in REFERENCES:
+        return NO_REFERENCE.get(name, "no_released_style_reference")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    module, function = REFERENCES[name]
+    return getattr(importlib.import_module(module), function)(model, config)
 
 
 def peak_gflops(size: int = 2048) -> float:
@@ -80,7 +117,7 @@ def _config(name: str, preset: str):
         return model_config(name, paper, sizes), paper
     if preset == "cpu_small" and "cpu_small" in cls.PRESETS:
         testing = example_config(name)  # the testing sizes stand in for the data-given ones
-        sizes = {
+        sizes = CPU_SMALL.get(name) or {
             f: getattr(testing, f)
             for f in ("n_voxels", "output_shape")
             if getattr(testing, f, None) is not None
@@ -110,7 +147,7 @@ def step_loss(forward, inputs: list, shapes: dict):
     )
 
 
-def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
+def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -137,47 +174,79 @@ def measure(name: str, preset: str, batch: int, rounds: int) -> dict:
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
 
-    def step() -> None:
-        step_loss(model, inputs, shapes).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+    def make_step(module, forward):
+        trained = [p for p in module.parameters() if p.requires_grad]
+        adamw = torch.optim.AdamW(trained, lr=1e-4) if module is not model else optimizer
 
+        def step() -> None:
+            step_loss(forward, inputs, shapes).backward()
+            adamw.step()
+            adamw.zero_grad(set_to_none=True)
+
+        return step
+
+    step = make_step(model, model)
     with FlopCounterMode(display=False) as counter:
         step()
     flops = counter.get_total_flops()
-    times, peaks = [], []
+    rss = _rss_gb()  # ours alone: before the reference is built
+    torch.manual_seed(0)
+    built = build_reference(name, model, config)
+    steps, reference = [step], None
+    if not isinstance(built, str):
+        reference, forward, difference, note = built
+        reference.train()
+        ref_params = count_parameters(reference)
+        if ref_params - row["params"] != difference:
+            raise SystemExit(
+                f"{name}: the reference has {ref_params:,} parameters, ours {row['params']:,}: "
+                f"difference {ref_params - row['params']:+,}, stated {difference:+,}"
+            )
+        steps.append(make_step(reference, forward))
+        steps[1]()  # warm-up, as ours' counted step was
+        row |= {"reference": note, "ref_params_diff": f"{difference:+d}"}
+    times, peaks = [[] for _ in steps], []
     for _ in range(rounds):
-        peaks.append(peak_gflops())
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    seconds, peak = statistics.median(times), max(peaks)
+        peaks.append(peak_gflops(probe))
+        for timed, run in zip(times, steps):
+            start = time.perf_counter()
+            run()
+            timed.append(time.perf_counter() - start)
+    seconds, peak = statistics.median(times[0]), max(peaks)
     rate = flops / seconds / 1e9
+    if reference is None:
+        row["ratio_vs_released"] = f"n/a:{built}"
+    else:
+        row |= {"ref_step_s": round(statistics.median(times[1]), 4)}
+        row["ratio_vs_released"] = round(row["ref_step_s"] / seconds, 2)
     return row | {
         "step_s": round(seconds, 4),
         "gflop": round(flops / 1e9, 3),
         "gflops": round(rate, 1),
         "peak_gflops": round(peak, 1),
         "pct_of_peak": round(100 * rate / peak, 1),
-        "rss_gb": round(_rss_gb(), 3),
+        "rss_gb": round(rss, 3),
     }
 
 
 def _line(row: dict) -> str:
-    reference = REFERENCES.get(row["model"])
-    ratio = f"n/a:see_{reference}" if reference else "n/a:no_released_style_reference_yet"
     if "note" in row:
         return f"{row['model']} preset={row['preset']} params={row['params']:,} {row['note']} rss_gb={row['rss_gb']}"
+    reference = "".join(
+        f" {key}={row[key]}" for key in ("reference", "ref_params_diff", "ref_step_s") if key in row
+    )
     return (
         f"{row['model']} preset={row['preset']} batch={row['batch']} params={row['params']:,} step_s={row['step_s']} "
-        f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']} "
-        f"ratio_vs_released={ratio} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
+        f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']}{reference} "
+        f"ratio_vs_released={row['ratio_vs_released']} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="testing presets, 2 rounds (CI-sized)")
+    parser.add_argument(
+        "--quick", action="store_true", help="testing presets, 2 rounds, 1024^3 probe (CI-sized)"
+    )
     parser.add_argument("--preset", default="cpu_small", choices=("testing", "cpu_small", "paper"))
     parser.add_argument("--models", help="comma-separated model names (default: every registered model)")
     parser.add_argument("--rounds", type=int, default=5)
@@ -191,7 +260,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(measure(args.one, preset, args.batch, rounds)))
+        print(json.dumps(measure(args.one, preset, args.batch, rounds, 1024 if args.quick else 2048)))
         return
     from brainkit.registry import MODELS
 

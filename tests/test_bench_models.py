@@ -7,20 +7,100 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
 
 
-def test_quick_bench_prints_a_line_per_model():
+# a released-style reference each, and its parameters minus ours at the testing preset: Lite-Mind's stored, unread
+# FreMLP.embeddings (12 + 3); CLIP-MUSED's released blocks (no qkv bias, -36; channel MLP and BN1d, +37)
+RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1}
+
+
+def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released_style_reference():
+    names = ",".join((*RATIO_MODELS, "ridge"))
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--models", "lite_mind,ridge,sit"],
+        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--models", names],
         capture_output=True, text=True, timeout=300, check=True,
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if not line.startswith("#")]
-    assert sorted(line.split()[0] for line in lines) == ["lite_mind", "ridge", "sit"]
+    assert sorted(line.split()[0] for line in lines) == sorted(names.split(","))
     by_model = {line.split()[0]: line for line in lines}
-    for name in ("lite_mind", "sit"):
-        fields = dict(part.split("=", 1) for part in by_model[name].split()[1:])
+    for name in RATIO_MODELS:
+        line = by_model[name]
+        fields = dict(part.split("=", 1) for part in line.split()[1:])
         assert {"ratio_vs_released", "pct_of_peak", "rss_gb", "step_s", "gflop"} <= set(fields)
+        assert line.split()[-3:] == [
+            f"{k}={fields[k]}" for k in ("ratio_vs_released", "pct_of_peak", "rss_gb")
+        ]
         assert float(fields["step_s"]) > 0 and 0 < float(fields["rss_gb"]) < 8
         assert 0 <= float(fields["pct_of_peak"]) <= 100
+        # a number: the reference's median step / ours, both timed in the same rounds
+        assert float(fields["ratio_vs_released"]) > 0 and float(fields["ref_step_s"]) > 0
+        assert fields["reference"] and int(fields["ref_params_diff"]) == RATIO_MODELS[name]
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
+
+
+def test_each_reference_computes_what_ours_computes_with_the_same_weights():
+    """The references are other layouts of the same function: ours, built with ``released=True``, loads the
+    reference's weights through brainkit's released-weights import and gives the same output."""
+    import torch
+
+    sys.path.insert(0, str(BENCH.parent))
+    import released_clip_mused
+    import released_dc_mae
+    import released_sit
+
+    from brainkit.models import build_model, clip_mused, dc_mae, model_config, sit
+
+    torch.manual_seed(0)
+    sizes = {"n_patches": 5, "n_patch_vertices": 7, "released": True}
+    ours = build_model("sit", model_config("sit", "testing", sizes)).eval()
+    reference, forward, _, _ = released_sit.sit_reference(ours, ours.config)
+    weights = {(k if k == "cls_token" else f"encoder.{k}"): v for k, v in reference.state_dict().items()}
+    sit.load_released(ours, weights | {"encoder.pos_embedding": reference.pos_embedding}, "reference")
+    x = torch.randn(2, 3, 5, 7)
+    torch.testing.assert_close(forward.eval()(x), ours(x), atol=1e-5, rtol=1e-4)
+
+    ours = build_model("dc_mae", model_config("dc_mae", "testing", {"released": True, "n_voxels": 52})).eval()
+    reference, forward, _, _ = released_dc_mae.dc_mae_reference(ours, ours.config)
+    dc_mae.load_released(ours, reference.state_dict(), "reference")
+    x, mask = torch.randn(3, 52), ours.random_mask(3)
+    torch.testing.assert_close(forward.eval()(x, mask), ours(x, mask), atol=1e-5, rtol=1e-4)
+
+    options = {"n_subjects": 3, "n_classes": 11, "released": True}
+    ours = build_model("clip_mused", model_config("clip_mused", "testing", options)).eval()
+    reference, forward, difference, _ = released_clip_mused.clip_mused_reference(ours, ours.config)
+    clip_mused.load_released(ours, reference.state_dict(), "reference")
+    x, subject = torch.randn(2, 9, 8, 7), torch.tensor([2, 0])
+    expected = ours(x, subject)
+    got = (reference.eval(), forward(x, subject))[1]
+    assert difference == 0
+    for key in ("logits", "high", "low"):
+        torch.testing.assert_close(got[key], getattr(expected, key), atol=1e-5, rtol=1e-4)
+
+
+def test_models_without_released_code_say_so():
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_models
+
+    assert bench_models.build_reference("brain_mae", None, None) == "no_released_code"
+    assert bench_models.build_reference("linear_encoding", None, None) == "no_released_style_reference"
+
+
+def test_a_reference_whose_parameter_count_is_not_the_stated_one_fails_the_run(monkeypatch):
+    """The bench refuses a reference whose parameters differ from ours by other than the stated difference."""
+    import pytest
+
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_models
+    import released_sit
+
+    right = released_sit.sit_reference
+
+    def wrong(model, config):
+        reference, forward, _, note = right(model, config)
+        return reference, forward, 1, note
+
+    monkeypatch.setattr(released_sit, "sit_reference", wrong)
+    with pytest.raises(SystemExit, match=r"sit: the reference has 2,796 parameters, ours 2,796: difference \+0, "
+                       r"stated \+1"):  # fmt: skip
+        bench_models.measure("sit", "testing", 2, 1)
 
 
 GPU_SUITE = BENCH.parent / "gpu_suite.py"
