@@ -70,7 +70,7 @@ REFERENCES = {
 NO_REFERENCE = {
     "brain_mae": "no_released_code",
     "cross_modal": "no_released_code_(our_model)",
-    "vsmae": "released_in_metrics-lab/sim,_reference_not_written",
+    "vsmae": "released_in_metrics-lab/surface-masked-autoencoders,_reference_not_written",
     "mindeye_mlp": "released_in_MindEyeV1,_reference_not_written",
 }
 
