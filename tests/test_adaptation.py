@@ -61,6 +61,8 @@ def test_eval_recomputes_the_run_metrics_from_the_checkpoints(run) -> None:
     folder, _, _ = run
     saved = json.loads((folder / "metrics.json").read_text())["metrics"]
     assert json.loads(json.dumps(evaluate_run(folder))) == saved
+    cell = json.loads((folder / "k00030_seed1" / "scores.json").read_text())
+    assert cell["adapt"] == saved["cells"]["adapt/k=30/seed=1"]
 
 
 def test_adapting_trains_only_the_new_subjects_linear(run) -> None:

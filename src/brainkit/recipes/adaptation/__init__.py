@@ -209,10 +209,13 @@ def resolve_k(config: AdaptationConfig, n_trials: int, subject: str) -> list[int
 
 
 def phase_training(config: TrainingConfig, k: int, seed: int, min_steps: int) -> TrainingConfig:
-    """``config`` for k trials: ``epochs`` passes (at least ``min_steps`` steps), seeded with ``seed``."""
+    """``config`` for k trials: ``epochs`` passes (at least ``min_steps`` steps), seeded with ``seed``; unless
+    ``validate_every`` is set, validated (and its resumable state written) 4 times, not after every pass (a pass
+    over 50 trials is one step)."""
     per_epoch = max(1, k // min(config.batch_size, k))
     steps = config.steps if config.steps is not None else max(min_steps, config.epochs * per_epoch)
-    return dataclasses.replace(config, steps=steps, seed=seed)
+    every = config.validate_every if config.validate_every is not None else max(1, steps // 4)
+    return dataclasses.replace(config, steps=steps, seed=seed, validate_every=every)
 
 
 def build_shared(config: AdaptationConfig, n_voxels: dict[str, int], output_shape: tuple[int, ...]):
@@ -306,10 +309,12 @@ def run_cell(config: AdaptationConfig, plan: Plan, pretrained, folder: Path, k: 
     trained = train_phase(
         scratch_task, phase_training(config.scratch, k, seed, min_steps), cell / "scratch", resume
     )
-    return {
+    scores = {
         "adapt": {**score(config, Subject(model, plan.target), held.test), "train_s": adapted.seconds},
         "scratch": {**score(config, decoder, held.test), "train_s": trained.seconds},
     }
+    atomic_write_text(cell / "scores.json", json.dumps(scores, indent=1))  # this cell's, readable mid-run
+    return scores
 
 
 def cell_key(method: str, k: int, seed: int) -> str:
