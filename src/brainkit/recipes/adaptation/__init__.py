@@ -112,6 +112,8 @@ class AdaptationConfig:
 OBJECTIVE = ObjectiveSpec("infonce", {"temperature": 0.05, "bidirectional": False})
 # Sized for 2 shared CPU cores (our choice, not tuned): 6 pretraining epochs (216 one-subject steps of 250), and
 # 5 passes over the k trials with at least 60 steps for adapt and scratch (so every k gets 60 steps here).
+# Measured 2026-12-04 at load ~5 on 2 shared cores: cpu_small_mlp 1,357 s; cpu_small with k=[50, 150, all], 4
+# pretraining epochs and 30-36 steps per fit 1,044 s (docs/benchmarks.md, "New-subject adaptation").
 CPU_TRAINING = TrainingConfig(
     epochs=5, batch_size=250, lr=1e-3, weight_decay=0.1, warmup_epochs=1, min_lr=1e-5, grad_clip=1.0,
     progress=False, threads=2,
