@@ -91,6 +91,16 @@ BAD = [
     ("linear_encoding", "val_fraction=0", "val_fraction=0.0 is out of range: allowed 0 < x < 1"),
     ("linear_encoding", "ridge_alphas=[0]", "ridge_alphas[0]=0.0 is out of range: allowed x > 0"),
     ("linear_encoding", "min_ceiling=200", "min_ceiling=200.0 is out of range: allowed 0 <= x <= 100"),
+    # adaptation: the protocol's settings (k larger than the subject's trials needs the data: test_adaptation.py)
+    ("adaptation", "adaptation.k=[0]", "adaptation.k=[0]: each k must be a number of trials >= 1 or 'all'"),
+    ("adaptation", "adaptation.k=[most]", "each k must be a number of trials >= 1 or 'all'"),
+    ("adaptation", "adaptation.target_subject=subj09", "target_subject='subj09' is not a subject of the data"),
+    ("adaptation", "data.options.subjects=[subj01]", "adaptation needs at least 2 subjects"),
+    ("adaptation", "adaptation.seeds=[]", "give one or more distinct seeds"),
+    ("adaptation", "adaptation.seconds_per_trial=0", "seconds_per_trial=0.0 is out of range: allowed x > 0"),
+    ("adaptation", "adaptation.d_shared=0", "d_shared=0 is out of range"),
+    ("adaptation", "model.preset=typo", "Model 'lite_mind' has no preset 'typo'"),
+    ("adaptation", "data.options.fooo=1", "fooo"),
 ]  # fmt: skip
 
 # What each recipe's run builds first: replaced, so a check that lets a bad value through fails the test.
@@ -100,6 +110,7 @@ DATA_BUILDERS = {
     "vis_dec": ("brainkit.recipes.vis_dec", "_inputs"),
     "clip_mused": ("brainkit.recipes.clip_mused", "prepare"),
     "linear_encoding": ("brainkit.recipes.linear_encoding", "load_dataset"),
+    "adaptation": ("brainkit.recipes.adaptation", "open_dataset"),
 }
 
 
