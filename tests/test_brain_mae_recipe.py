@@ -92,6 +92,13 @@ def test_recipe_end_to_end(tmp_path, capsys) -> None:
         "pretrain-brainae", "pretrain-sg-brainmae", "real-nitime"]  # fmt: skip
     assert all(phase_done(folder / "train" / p) for p in phases) and not list(folder.rglob("state"))
     assert evaluate_run(folder) == metrics
+    from bench_checks import check_scores  # `brainkit bench` reads both tables, chance beside the phenotypes
+
+    tables = json.loads((folder / "metrics.json").read_text())["tables"]
+    rows = check_scores("brain_mae", tables, {"SG-BrainMAE", "ROI mean", "static FC + linear (baseline)"},
+                        {"age MAE", "age r", "sex AUROC", "state accuracy"})  # fmt: skip
+    assert {r["split"] for r in rows if r["task"] == "masked ROI reconstruction"} == {
+        row["data"] for row in metrics["reconstruction"]}  # fmt: skip
     (folder / "train" / "finetune-states-03" / "done.json").unlink()
     with pytest.raises(CheckpointError, match=r"finetune-states-03/done.json is missing.*--resume"):
         evaluate_run(folder)

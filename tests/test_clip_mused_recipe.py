@@ -444,3 +444,15 @@ def test_bad_settings_fail_before_any_data_is_built(tmp_path, capsys, setting, m
     out = tmp_path / "run"
     assert main(["run", "clip_mused", "--preset", "testing", "--out", str(out), "--set", setting]) == 2
     assert re.search(message, capsys.readouterr().err) and not out.exists()
+
+
+def test_bench_scores_of_a_run(short_run) -> None:
+    """`brainkit bench` reads mAP / AUC / Hamming of every method, the label-frequency row as their chance."""
+    from bench_checks import check_scores
+
+    rows = check_scores("clip_mused", short_run.tables, {"clip_mused", "per_subject", "srm"}, {"mAP", "AUC"})
+    chance = next(r for r in next(iter(short_run.tables.values())) if r["method"] == "label_frequency")
+    assert "label_frequency" not in {r["method"] for r in rows}
+    assert {r["chance"] for r in rows if r["metric"] == "mAP"} == {chance["mAP"]}
+    assert {r["role"] for r in rows} == {"method", "baseline"}
+    assert not next(r for r in rows if r["metric"] == "Hamming loss")["higher_is_better"]

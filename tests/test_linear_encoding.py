@@ -239,3 +239,15 @@ def test_recipe_reads_your_trials_and_says_when_single_test_trials_are_missing(t
     overrides = ["data=god", f"data_options={{root: {tmp_path / 'god'}}}", "subjects=[sbj_1]"]
     with pytest.raises(DataError, match="holds no single test trials for sbj_1"):
         run_recipe("linear_encoding", preset="testing", overrides=overrides, folder=tmp_path / "god_run")
+
+
+def test_bench_scores_of_a_run(full_run):
+    """`brainkit bench` reads each method's median r and share of the ceiling, the mean over subjects."""
+    import numpy as np
+    from bench_checks import check_scores
+
+    rows = check_scores("linear_encoding", full_run.tables, {"linear_encoding", "ridge"})
+    table = next(iter(full_run.tables.values()))
+    ridge = next(r for r in rows if r["method"] == "ridge" and r["metric"].startswith("median voxel r"))
+    assert ridge["value"] == np.mean([r["median_r"] for r in table if r["method"] == "ridge"])
+    assert ridge["role"] == "baseline" and ridge["chance"] == 0.0

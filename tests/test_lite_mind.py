@@ -365,3 +365,16 @@ def test_complex_square_and_power_differ_by_hand_on_one_frequency() -> None:
         "complex_square",
     )
     assert PRESETS["nsd_subj01"].spectrum == "power"
+
+
+def test_bench_scores_of_a_run(full_run) -> None:
+    """`brainkit bench` reads Lite-Mind and both baselines: top-k among all test images and N-way, with chance."""
+    from bench_checks import check_scores
+
+    rows = check_scores("lite_mind", full_run.tables, {"Lite-Mind", "Ridge", "MindEye MLP"},
+                        {"fMRI->image top-1 (10-way)", "image->fMRI top-1 (10-way)"})  # fmt: skip
+    table = full_run.tables["fMRI-to-image retrieval"]
+    mine = {(r["method"], r["metric"]): r for r in rows}
+    assert mine[("Ridge", "fMRI->image top-1 (10-way)")]["value"] == table[1]["fmri->image 10-way"]
+    assert mine[("Ridge", "fMRI->image top-1 (10-way)")]["role"] == "baseline"
+    assert mine[("Lite-Mind", "fMRI->image top-1 (10-way)")]["chance"] == 0.1

@@ -252,3 +252,17 @@ def test_accuracy_in_the_all_targets_protocol(finished, movie, split, one_torch_
             assert total > 0 and row["top1_chance"] == parts[0]["top1_chance"] == 1 / 32
             for k in ("top1", "top5", "top10"):
                 assert sum(p[k] * p["targets"] for p in parts) / total == pytest.approx(row[k], abs=1e-12)
+
+
+def test_bench_scores_of_a_run(finished) -> None:
+    """`brainkit bench` reads SIM's top-1 in every setting (unseen subjects / clips / both) beside 1/candidates."""
+    import json
+
+    from bench_checks import check_scores
+
+    tables = json.loads((finished.folder / "metrics.json").read_text())["tables"]
+    rows = check_scores("sim", tables, {"SIM (vsMAE init)", "SIM (from scratch)"})
+    table = next(iter(tables.values()))
+    assert {r["split"] for r in rows} == {row["setting"] for row in table}
+    assert {r["chance"] for r in rows} == {table[0]["top1_chance"]}
+    assert {r["role"] for r in rows} == {"method", "ablation"}  # ridge_alpha=null: no ridge baseline

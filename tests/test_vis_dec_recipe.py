@@ -255,3 +255,19 @@ def test_phase1_adds_extra_sources_wrap_padded_to_the_built_in_width() -> None:
     np.testing.assert_allclose(stacked[5:, nitime.shape[1] :], nitime[:, :16])  # wrap padding
     with pytest.raises(DataError, match="more than the common length"):
         phase1_voxels(SimpleNamespace(extra_pretraining={"nitime": {}}), train[:, :1792])
+
+
+def test_bench_scores_of_a_run(full_run) -> None:
+    """`brainkit bench` reads every reconstruction metric; the shuffled-pairs row is the chance of those with none."""
+    from bench_checks import check_scores
+
+    rows = check_scores("vis_dec", full_run.tables, {"Vis-Dec", "no fMRI", "VAE ceiling"},
+                        {"PixCorr", "SSIM", "MSE"})  # fmt: skip
+    table = full_run.tables["Vis-Dec vs baselines"]
+    shuffled = next(r for r in table if r["method"] == "shuffled pairs")
+    pixcorr = next(r for r in rows if r["method"] == "Vis-Dec" and r["metric"] == "PixCorr")
+    assert pixcorr["chance"] == shuffled["pixel_corr_mean"] and "shuffled pairs" not in {
+        r["method"] for r in rows
+    }
+    assert {r["role"] for r in rows} == {"method", "baseline", "ceiling"}
+    assert not next(r for r in rows if r["metric"] == "MSE")["higher_is_better"]

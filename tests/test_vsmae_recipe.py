@@ -242,3 +242,15 @@ def test_vsmae_data_errors(tmp_path) -> None:
         run_recipe("vsmae", preset="testing", folder=tmp_path / "r",
                    overrides=["data.name=movie_surface_like", "data.options={config: testing}"])  # fmt: skip
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_scores_of_a_run(cli_run) -> None:
+    """`brainkit bench` reads vsMAE's and the simple fills' masked MSE (no chance) and r (chance 0)."""
+    import json
+
+    from bench_checks import check_scores
+
+    out, _ = cli_run
+    tables = json.loads((out / "metrics.json").read_text())["tables"]
+    rows = check_scores("vsmae", tables, {"vsMAE", "neighbour interpolation"}, {"r (hidden patches)"})
+    assert all(r["chance"] is None for r in rows if r["metric"] == "masked MSE")

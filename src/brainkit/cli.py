@@ -250,6 +250,30 @@ def _integers(text: str) -> list[int]:
         ) from None
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from brainkit.benchmark import run_bench
+    from brainkit.benchmark.table import cell, headline, number
+
+    seeds = None if args.seeds is None else tuple(_integers(args.seeds))
+    only = tuple(name.strip() for name in args.only.split(",") if name.strip())
+    result = run_bench(
+        args.preset, args.out, seeds, only, args.dataset, tuple(args.set), args.jobs, args.threads
+    )
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for row in headline(result.rows):
+        place = (row["dataset"], row["task"], f"{row['split']}: {row['metric']}")
+        groups.setdefault(place, []).append(row)
+    for (dataset, task, what), rows in groups.items():
+        print(f"\n{dataset}, {task} ({what})\n")
+        print(format_table([{"method": r["method"], "role": r["role"], "mean [95 % interval]": cell(r),
+                             "chance": number(r["chance"]), "seeds": r["n_seeds"]} for r in rows]))  # fmt: skip
+    print(f"\nEvery metric: {result.out / 'bench.csv'}; page: {result.out / 'bench.html'}")
+    print(f"Total time: {result.seconds:.0f} s")
+    for failure in result.failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if result.failures else 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from brainkit.data.contract import returns_of
     from brainkit.registry import DATASETS, ENCODERS, MODELS, OBJECTIVES, RECIPES
@@ -413,6 +437,29 @@ def build_parser() -> argparse.ArgumentParser:
         "EffNet-B, SwAV columns",
     )
     metrics.set_defaults(func=_cmd_metrics)
+
+    bench = sub.add_parser(
+        "bench",
+        help="every method and baseline on the built-in data (or --dataset), seeds, intervals, one table",
+    )
+    bench.add_argument("--preset", default="cpu_small", help="testing, cpu_small (default) or full")
+    bench.add_argument(
+        "--out", help="the benchmark folder (default: runs/bench-<time>); again: reuses finished runs"
+    )
+    bench.add_argument("--seeds", help="comma-separated seeds (default: the preset's, 0,1,2)")
+    bench.add_argument(
+        "--only", default="", help="comma-separated recipes of the preset to run (default: all)"
+    )
+    bench.add_argument(
+        "--dataset", help="run on this registered dataset instead (e.g. nsd; options with --set)"
+    )
+    bench.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override every run's config (data.options.root=DIR, data.subject=S with --dataset; training.epochs=2)",
+    )  # fmt: skip
+    bench.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    bench.add_argument("--threads", type=int, help="torch threads per run (default: the CPUs / jobs)")
+    bench.set_defaults(func=_cmd_bench)
 
     listing = sub.add_parser("list", help="list datasets, encoders, models, objectives and presets")
     listing.set_defaults(func=_cmd_list)

@@ -259,12 +259,37 @@ def _timed(row: dict[str, Any], seconds: float | None) -> dict[str, Any]:
     return dict(items[:at] + [("train_s", seconds)] + items[at:])
 
 
+ENCODING_METRICS = {
+    "median_r": ("median voxel r", 0.0),
+    "median_share_of_ceiling": ("median % of noise ceiling", 0.0),
+}
+
+
+def bench_scores(tables: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The per-subject table as benchmark score rows (:mod:`brainkit.evaluation.scores`): each method's median
+    voxel r and share of the noise ceiling on the averaged test responses, the mean over subjects (chance 0)."""
+    from brainkit.evaluation.scores import score_row, table
+
+    rows = table(tables, "Linear encoding vs ridge")
+    out = []
+    for method in dict.fromkeys(row["method"] for row in rows):
+        mine = [row for row in rows if row["method"] == method]
+        role = "method" if method == "linear_encoding" else "baseline"
+        for key, (metric, chance) in ENCODING_METRICS.items():
+            value = float(np.mean([row[key] for row in mine]))
+            out.append(score_row(method, role, "voxel encoding", f"unseen stimuli ({len(mine)} subjects)",
+                                 f"{metric} (mean over subjects)", value, chance))  # fmt: skip
+    return out
+
+
 @RECIPES.register(
     "linear_encoding", help="Voxel-wise linear encoding model (one trainer) vs per-voxel ridge."
 )
 class LinearEncodingRecipe:
     Config = LinearEncodingRecipeConfig
     PRESETS = PRESETS
+    BENCH_SEEDS = ("seed",)  # `brainkit bench`: the init, batches and validation stimuli (test split fixed)
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     resumable = True  # `brainkit run linear_encoding --out DIR --resume` continues an interrupted run
     DESIGNS = (
         "trials",

@@ -339,6 +339,10 @@ def summary_metrics(
 )
 class AdaptationRecipe:
     Config = AdaptationConfig
+    # not a `brainkit bench` entry: a protocol over k with its own seeds and intervals (curve.csv, report.html)
+    BENCH_SKIP = (
+        "a protocol, not one number per method: its own curve over k with seeds (brainkit run adaptation)"
+    )
     PRESETS = PRESETS
     resumable = True
     DESIGNS = ("trials",)

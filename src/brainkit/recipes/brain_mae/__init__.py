@@ -33,6 +33,7 @@ from typing import Any
 
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.brain_mae.protocol import cohort_data, pretrain_variants, score
+from brainkit.recipes.brain_mae.scores import scores as bench_scores
 from brainkit.recipes.brain_mae.settings import (
     PRESETS,
     REAL_SOURCES,
@@ -54,6 +55,11 @@ from brainkit.registry import RECIPES
 )
 class BrainMAERecipe:
     Config = BrainMAERecipeConfig
+    BENCH_SEEDS = (
+        "seed",
+        "training.seed",
+    )  # what `brainkit bench`'s seed sets: init, masks, batches, the simulated cohort and its CV folds: a new draw of all
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = PRESETS
     resumable = True  # `brainkit run brain_mae --out DIR --resume` continues an interrupted run
 

@@ -50,6 +50,7 @@ from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.clip_mused.data import check_required, dataset_options, prepare, roi_patches
+from brainkit.recipes.clip_mused.scores import scores as bench_scores
 from brainkit.recipes.clip_mused.settings import (
     FAST_HCP_DATA,
     FAST_NSD_DATA,
@@ -72,6 +73,10 @@ log = logging.getLogger(__name__)
 )
 class CLIPMUSEDRecipe:
     Config = CLIPMUSEDRecipeConfig
+    BENCH_SEEDS = (
+        "training.seed",
+    )  # what `brainkit bench`'s seed sets: every network's init and batches and SRM's seed; the split stays
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = {
         # built-in 6 mm data, 4 subjects x 240 training volumes. One torch thread: on the shared 2-core machine two
         # threads ran 4x SLOWER than one (measured under load); set threads=2 on an idle machine.

@@ -35,6 +35,7 @@ from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.evaluation.retrieval import RetrievalSpec, cosine_similarity, score_predictions, top_k_indices
 from brainkit.recipes import RecipeOutput
+from brainkit.recipes.lite_mind.scores import scores as bench_scores
 from brainkit.registry import RECIPES
 from brainkit.training import TrainingConfig, fit, predict
 
@@ -396,6 +397,10 @@ def summarise(
 )
 class LiteMindRecipe:
     Config = LiteMindRecipeConfig
+    BENCH_SEEDS = (
+        "training.seed",
+    )  # what `brainkit bench`'s seed sets: the decoders' init, batches and validation images; the test images stay
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = PRESETS
     resumable = True  # `brainkit run lite_mind --resume` continues an interrupted run
     DESIGNS = ("trials",)  # reads any trial-based dataset: yours through brainkit.run(..., dataset=...)

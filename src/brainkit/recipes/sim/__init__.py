@@ -42,6 +42,7 @@ from brainkit.recipes import RecipeOutput
 from brainkit.recipes.sim.check import check_inits, check_sim
 from brainkit.recipes.sim.datasets import load_movie_data
 from brainkit.recipes.sim.imported import RELEASED_FILES, load_released_sim
+from brainkit.recipes.sim.scores import scores as bench_scores
 from brainkit.recipes.sim.state import STATE, SIMState
 from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
@@ -382,6 +383,10 @@ def evaluate_sim(config: SIMRecipeConfig, folder: Path, data) -> dict[str, Any]:
 @RECIPES.register("sim", help="SIM: SiT + vsMAE init, tri-modal fMRI/video/audio retrieval on surface movies")
 class SIMRecipe:
     Config = SIMRecipeConfig
+    BENCH_SEEDS = (
+        "seed",
+    )  # what `brainkit bench`'s seed sets: init, batches, the held-out subjects and the retrieval candidates: a new draw of all
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = PRESETS
     resumable = True  # `brainkit run sim --out DIR --resume` continues an interrupted run, in either phase
     # Surface movie runs (MovieSurfaceData): a movie_surface_like preset or a registered dataset of that container

@@ -55,6 +55,7 @@ from brainkit.recipes.vis_dec import imported, phases, sampling
 from brainkit.recipes.vis_dec.arrays import VisDecArrays, prepare_arrays
 from brainkit.recipes.vis_dec.diffusion import LDM_PAPER_TRAINING
 from brainkit.recipes.vis_dec.encoder import BETAS, CROSS_MODAL_PAPER_TRAINING, DC_MAE_PAPER_TRAINING
+from brainkit.recipes.vis_dec.scores import scores as bench_scores
 from brainkit.registry import RECIPES
 from brainkit.report.labels import column_label
 from brainkit.report.vis_dec import guidance_note, guidance_rows, write_vis_dec_report
@@ -171,6 +172,17 @@ _FAST_MAE = replace(_FAST, betas=BETAS)
 @RECIPES.register("vis_dec", help="Vis-Dec: DC-MAE + cross-modal tuning + fMRI-conditioned latent diffusion.")
 class VisDecRecipe:
     Config = VisDecRecipeConfig
+    BENCH_SEEDS = (
+        "seed",
+        "sample_seed",
+        "pretrain.seed",
+        "image_pretrain.seed",
+        "tune.seed",
+        "vae_training.seed",
+        "unet_training.seed",
+        "finetune.seed",
+    )  # what `brainkit bench`'s seed sets: every phase's init, masks, noise and batches, and the samples; the test images stay
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = {
         # built-in nsd_like subj01 (3,000 training trials, 3,931 voxels), 32 px LDM, on one CPU thread
         "cpu_small": VisDecRecipeConfig(),

@@ -30,6 +30,7 @@ import torch
 from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.recipes import RecipeOutput
+from brainkit.recipes.vsmae.scores import scores as bench_scores
 from brainkit.registry import RECIPES
 from brainkit.training import Task, TrainingConfig
 from brainkit.training.phase import load_result, train_phase
@@ -336,6 +337,10 @@ def vsmae_metrics(rows: list[dict], history: list[dict], data: dict[str, Any]) -
 @RECIPES.register("vsmae", help="vsMAE: SiT masked-autoencoder pretraining on the real fsaverage5 rest run")
 class VSMAERecipe:
     Config = VSMAERecipeConfig
+    BENCH_SEEDS = (
+        "seed",
+    )  # what `brainkit bench`'s seed sets: init, masks and batches; the held-out frames stay
+    scores = staticmethod(bench_scores)  # its tables as `brainkit bench` score rows
     PRESETS = PRESETS
     resumable = True  # `brainkit run vsmae --out DIR --resume` continues an interrupted pretraining
 
