@@ -206,3 +206,24 @@ def test_retrieve_embeds_a_folder_of_images_with_the_runs_encoder(tmp_path):
 
 def _unit(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_test_set_that_keeps_its_repeats_is_averaged_for_retrieval():
+    """Kept test repeats (average_test_repeats=False, as hcp_movie_like keeps them) would put a stimulus's target
+    into the gallery twice, tying with the right one; the paired data averages them to one row per stimulus."""
+    from brainkit.data.paired import DataSpec, prepare_data
+
+    arrays = _my_arrays()
+    noise = np.random.default_rng(3).normal(size=arrays["test"]["sub-01"].shape).astype(np.float32)
+    arrays["test"] = {s: np.concatenate([x, x + noise[:, : x.shape[1]]]) for s, x in arrays["test"].items()}
+    arrays["test_stimuli"] = {s: np.concatenate([i, i]) for s, i in arrays["test_stimuli"].items()}
+    kept = from_arrays(**arrays, average_test_repeats=False)
+    ids = kept.test["sub-01"].stimulus_ids
+    assert len(np.unique(ids)) * 2 == len(ids)
+    spec = DataSpec(name="my_lab", subject="sub-01", target="my_clip", val_fraction=0.0)
+    data = prepare_data(spec, kept)
+    averaged = prepare_data(spec, from_arrays(**arrays))  # the dataset averages them itself
+    assert sorted(data.test_ids) == sorted(np.unique(ids)) and len(data.test.x) == len(np.unique(ids))
+    order = np.argsort(data.test_ids)
+    again = np.argsort(averaged.test_ids)
+    np.testing.assert_allclose(data.test.x[order], averaged.test.x[again], rtol=1e-5, atol=1e-5)

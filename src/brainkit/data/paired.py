@@ -84,7 +84,8 @@ def targets_for(dataset: DecodingDataset, spec: DataSpec, ids: np.ndarray) -> np
 
 def prepare_data(spec: DataSpec, dataset: DecodingDataset | None = None, seed: int = 0) -> PreparedData:
     """Load the dataset, pick the subject, hold out ``val_fraction`` of TRAINING stimuli (seeded), z-score on
-    the remaining training trials, and pair every row with its target."""
+    the remaining training trials, average the test set's repeats when it has any (most datasets average them
+    already), and pair every row with its target."""
     dataset = dataset if dataset is not None else open_dataset(spec)
     subject = dataset.check_subject(spec.subject)
     train_samples, test_samples = dataset.train[subject], dataset.test[subject]
@@ -101,6 +102,10 @@ def prepare_data(spec: DataSpec, dataset: DecodingDataset | None = None, seed: i
         return Arrays(x, targets_for(dataset, spec, samples.stimulus_ids), name)
 
     val = paired(train_samples.select(is_val).average_repeats(), "val") if n_val else None
+    if len(np.unique(test_samples.stimulus_ids)) < len(test_samples.stimulus_ids):
+        # a dataset that keeps its test repeats (hcp_movie_like): one row per stimulus, so that retrieval ranks
+        # distinct candidates (a repeat's duplicate target would tie with the right one)
+        test_samples = test_samples.average_repeats()
     return PreparedData(
         dataset,
         standardizer,
