@@ -75,7 +75,7 @@ def test_scratch_and_adapt_see_the_same_nested_k_samples(config, prepared, tmp_p
         seconds = 0.0
 
     def record(task, training, folder, resume=False, name=None):
-        seen[name] = (task.data, training)
+        seen[name.split("_")[0]] = (task.data, training)
         return Fit()
 
     monkeypatch.setattr(cm_adaptation, "train_phase", record)
@@ -128,6 +128,25 @@ def test_testing_adaptation_end_to_end(run) -> None:
     for phase in ("pretrain", "k00006_seed0/adapt", "k00032_seed1/scratch"):
         assert (run.folder / phase / "final" / "model.safetensors").is_file(), phase
     assert any("smallest k (6 samples" in note for note in run.notes)
+
+
+def test_resume_reloads_the_finished_phases_and_ends_as_the_uninterrupted_run(run, cache_dir, tmp_path,
+                                                                              monkeypatch) -> None:  # fmt: skip
+    from brainkit.testing import SimulatedKill, killing_train
+    from brainkit.training import phase
+
+    folder, overrides = tmp_path / "run", [f"cache_dir={cache_dir}"]
+    calls: list[str] = []
+    monkeypatch.setattr(phase, "train", killing_train("scratch_k12_seed0", until_step=1, calls=calls))
+    with pytest.raises(SimulatedKill):
+        run_recipe("clip_mused", folder=folder, preset="testing_adaptation", overrides=overrides)
+    assert calls == ["pretrain", "adapt_k6_seed0", "scratch_k6_seed0", "adapt_k6_seed1", "scratch_k6_seed1",
+                     "adapt_k12_seed0", "scratch_k12_seed0"]  # fmt: skip
+    calls.clear()
+    monkeypatch.setattr(phase, "train", killing_train("nothing", calls=calls))
+    resumed = run_recipe("clip_mused", folder=folder, resume=True)
+    assert calls[0] == "scratch_k12_seed0" and "pretrain" not in calls and "adapt_k12_seed0" not in calls
+    assert resumed.metrics == run.metrics
 
 
 @pytest.mark.parametrize(

@@ -193,11 +193,11 @@ def run_cell(
     out = {}
     adapted = adapt_network(pretrained, config, grid, samples.n_classes, seed)
     task = TokenTask(adapted, semantic_loss(config), held.train, grid, lr_scale)
-    fit = train_phase(task, training, cell / "adapt", resume, name="adapt")
+    fit = train_phase(task, training, cell / "adapt", resume, name=f"adapt_k{k}_seed{seed}")
     out["adapt"] = score(adapted, held.test, grid, undefined, chance) | {"train_s": fit.seconds}
     scratch = build_network("clip_mused", config, grid, samples.n_classes, 1, seed)
     fit = train_phase(SemanticTask(scratch, semantic_loss(config), held.train, grid), training,
-                      cell / "scratch", resume, name="scratch")  # fmt: skip
+                      cell / "scratch", resume, name=f"scratch_k{k}_seed{seed}")  # fmt: skip
     out["scratch"] = score(scratch, held.test, grid, undefined, chance) | {"train_s": fit.seconds}
     return out
 
