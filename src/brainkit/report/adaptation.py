@@ -40,10 +40,13 @@ def score_keys(n_way: int, cells: dict[str, dict[str, float]]) -> dict[str, str]
 
 
 def curve_rows(cells: dict[str, dict[str, float]], ks: list[int], seeds: tuple[int, ...], seconds_per_trial: float,
-               n_way: int) -> list[dict[str, Any]]:  # fmt: skip
-    """One row per method and k: k, scan-minutes, seeds, and per score its mean, 95 % low and high, and chance."""
+               n_way: int, keys: dict[str, str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """One row per method and k: k, scan-minutes, seeds, and per score its mean, 95 % low and high, and chance.
+    ``cells["<method>/k=<k>/seed=<seed>"]`` holds each score ``key`` with its chance under ``key`` less ``_mean``,
+    plus ``_chance``, and ``train_s``; ``keys`` (column stem -> score key): the scores, by default
+    :func:`score_keys` (top-1 and N-way)."""
     rows = []
-    keys = score_keys(n_way, cells)
+    keys = score_keys(n_way, cells) if keys is None else keys
     for method in ("adapt", "scratch"):
         for k in ks:
             scored = [cells[f"{method}/k={k}/seed={seed}"] for seed in seeds]
@@ -68,8 +71,14 @@ def curve_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def curve_figure(rows: list[dict[str, Any]], seconds_per_trial: float) -> Figure:
-    """One panel per score: mean against k (log axis; scan-minutes on top), the 95 % interval shaded, chance dashed."""
+def retrieval_label(stem: str) -> str:
+    return f"fMRI → image {stem.replace('way_top1', '-way top-1').replace('top1', 'top-1')} (%)"
+
+
+def curve_figure(rows: list[dict[str, Any]], seconds_per_trial: float, labels: dict[str, str] = LABELS,
+                 ylabel=retrieval_label, unit: str = "trials") -> Figure:  # fmt: skip
+    """One panel per score: mean against k (log axis; scan-minutes on top), the 95 % interval shaded, chance dashed.
+    ``labels``: method -> legend; ``ylabel``: column stem -> axis label; ``unit``: what k counts."""
     stems = [key.removesuffix("_mean") for key in rows[0] if key.endswith("_mean")]
     figure = Figure(figsize=(5.2 * len(stems), 3.8), layout="constrained")
     axes = figure.subplots(1, len(stems), squeeze=False).ravel()
@@ -78,7 +87,7 @@ def curve_figure(rows: list[dict[str, Any]], seconds_per_trial: float) -> Figure
             mine = [r for r in rows if r["method"] == method]
             ks = [r["k"] for r in mine]
             axis.plot(
-                ks, [100 * r[f"{stem}_mean"] for r in mine], marker="o", color=colour, label=LABELS[method]
+                ks, [100 * r[f"{stem}_mean"] for r in mine], marker="o", color=colour, label=labels[method]
             )
             if mine[0][f"{stem}_low"] is not None:
                 low = [100 * r[f"{stem}_low"] for r in mine]
@@ -88,8 +97,8 @@ def curve_figure(rows: list[dict[str, Any]], seconds_per_trial: float) -> Figure
             100 * rows[0][f"{stem}_chance"], color="0.4", linestyle="--", linewidth=1, label="chance"
         )
         axis.set_xscale("log")
-        axis.set_xlabel("k (held-out subject's training trials)")
-        axis.set_ylabel(f"fMRI → image {stem.replace('way_top1', '-way top-1').replace('top1', 'top-1')} (%)")
+        axis.set_xlabel(f"k (held-out subject's training {unit})")
+        axis.set_ylabel(ylabel(stem))
         top = axis.secondary_xaxis(
             "top", functions=(lambda k: k * seconds_per_trial / 60, lambda m: m * 60 / seconds_per_trial)
         )
@@ -99,9 +108,10 @@ def curve_figure(rows: list[dict[str, Any]], seconds_per_trial: float) -> Figure
     return figure
 
 
-def smallest_k_note(rows: list[dict[str, Any]]) -> str:
-    """Whether adapting beats scratch at the smallest k, with the numbers."""
-    stem = [key.removesuffix("_mean") for key in rows[0] if key.endswith("_mean")][-1]
+def smallest_k_note(rows: list[dict[str, Any]], stem: str | None = None, unit: str = "trials") -> str:
+    """Whether adapting beats scratch at the smallest k, with the numbers, on the score ``stem`` (higher is better;
+    by default the last score of the rows)."""
+    stem = stem or [key.removesuffix("_mean") for key in rows[0] if key.endswith("_mean")][-1]
     k = min(r["k"] for r in rows)
     adapt, scratch = ([r for r in rows if r["method"] == m and r["k"] == k][0] for m in ("adapt", "scratch"))
 
@@ -118,7 +128,7 @@ def smallest_k_note(rows: list[dict[str, Any]]) -> str:
         adapt[f"{stem}_low"] > scratch[f"{stem}_high"] or scratch[f"{stem}_low"] > adapt[f"{stem}_high"]
     )
     return (
-        f"At the smallest k ({k} trials, {adapt['minutes']:g} scan-minutes), adapting the pretrained model "
+        f"At the smallest k ({k} {unit}, {adapt['minutes']:g} scan-minutes), adapting the pretrained model "
         f"{verdict} training from scratch: {stem.replace('_', ' ')} {shown(adapt)} vs {shown(scratch)} (mean [95 % "
         f"interval] over {adapt['n_seeds']} seeds; chance {100 * adapt[f'{stem}_chance']:.2f}%); the intervals "
         f"{'do not overlap' if separate else 'overlap'}."
@@ -147,6 +157,7 @@ __all__ = [
     "curve_figure",
     "curve_rows",
     "interval",
+    "retrieval_label",
     "smallest_k_note",
     "write_adaptation_report",
 ]

@@ -51,6 +51,7 @@ from brainkit.recipes.adaptation.tasks import (
 from brainkit.registry import RECIPES
 from brainkit.training import SupervisedTask, TrainingConfig, predict, train_phase
 from brainkit.training.state import load_weights
+from brainkit.training.subsets import k_training as phase_training
 
 log = logging.getLogger(__name__)
 METHODS = ("adapt", "scratch")
@@ -208,16 +209,6 @@ def resolve_k(config: AdaptationConfig, n_trials: int, subject: str) -> list[int
             f"use k <= {n_trials} or 'all'."
         )
     return sorted(set(ks))
-
-
-def phase_training(config: TrainingConfig, k: int, seed: int, min_steps: int) -> TrainingConfig:
-    """``config`` for k trials: ``epochs`` passes (at least ``min_steps`` steps), seeded with ``seed``; unless
-    ``validate_every`` is set, validated (and its resumable state written) 4 times, not after every pass (a pass
-    over 50 trials is one step)."""
-    per_epoch = max(1, k // min(config.batch_size, k))
-    steps = config.steps if config.steps is not None else max(min_steps, config.epochs * per_epoch)
-    every = config.validate_every if config.validate_every is not None else max(1, steps // 4)
-    return dataclasses.replace(config, steps=steps, seed=seed, validate_every=every)
 
 
 def build_shared(config: AdaptationConfig, n_voxels: dict[str, int], output_shape: tuple[int, ...]):

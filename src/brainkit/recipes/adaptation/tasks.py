@@ -24,6 +24,7 @@ from brainkit.data.paired import Arrays, DataSpec, prepare_data, targets_for
 from brainkit.data.schema import DecodingDataset
 from brainkit.data.transforms import Standardizer
 from brainkit.training import Task, predict, top1_accuracy
+from brainkit.training.subsets import nested_rows as trial_rows
 
 
 def subject_arrays(dataset: DecodingDataset, spec: DataSpec, subjects: list[str]) -> dict[str, Arrays]:
@@ -44,11 +45,6 @@ class HeldOut:
     train: Arrays
     test: Arrays
     standardizer: Standardizer
-
-
-def trial_rows(n_trials: int, k: int, seed: int) -> np.ndarray:
-    """The first ``k`` of a seeded permutation of ``n_trials`` rows, in ascending order."""
-    return np.sort(np.random.default_rng(seed).permutation(n_trials)[:k])
 
 
 def held_out_trials(dataset: DecodingDataset, spec: DataSpec, subject: str, k: int, seed: int) -> HeldOut:

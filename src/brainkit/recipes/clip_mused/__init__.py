@@ -44,7 +44,7 @@ from brainkit.evaluation.multilabel import (
     label_frequency_scores,
     score_subjects,
 )
-from brainkit.models import build_model, count_parameters, load_model, model_config, save_model
+from brainkit.models import count_parameters, load_model, model_config, save_model
 from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.models.srm import SRMClassifier
 from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
@@ -58,9 +58,10 @@ from brainkit.recipes.clip_mused.settings import (
     METHODS,
     NSD_PATCH_ROIS,
     RELEASED_TRAINING,
+    AdaptationSettings,
     CLIPMUSEDRecipeConfig,
 )
-from brainkit.recipes.clip_mused.task import SemanticTask, predict
+from brainkit.recipes.clip_mused.task import SemanticTask, build_network, predict
 from brainkit.registry import RECIPES
 from brainkit.report import clip_mused as report
 from brainkit.training import TrainingConfig, torch_threads, train_phase
@@ -144,6 +145,20 @@ class CLIPMUSEDRecipe:
         features=FAST_TEST_DATA["features"],
         methods=("clip_mused", "pooled"),  # each network costs seconds of trainer set-up
     )
+    # New-subject adaptation (recipes/clip_mused/adaptation.py, docs/methods/adaptation.md): the built-in
+    # hcp_movie_like (4 subjects x 240 training samples of 1 s), pretrain cpu_small on sub01-sub03 (10 epochs),
+    # adapt to sub04 with k = 30, 60, 120, 240 samples (0.5-4 scan-minutes), 3 seeds; adapt and scratch 10 passes
+    # over the k samples, at least 40 steps. Sized for 2 shared CPU cores (our choice, not tuned).
+    PRESETS["adaptation"] = replace(
+        PRESETS["cpu_small"], adaptation=AdaptationSettings(enabled=True, min_steps=40)
+    )
+    # seconds: three tiny subjects, k = 6, 12 and all, 2 seeds
+    PRESETS["testing_adaptation"] = replace(
+        PRESETS["testing"],
+        data=FAST_TEST_DATA | {"snr": [1.2, 0.8, 0.5]},
+        training=replace(PRESETS["testing"].training, epochs=1),
+        adaptation=AdaptationSettings(enabled=True, k=(6, 12, "all"), seeds=(0, 1), min_steps=2),
+    )
     PRESETS["hcp_released"] = replace(
         PRESETS["hcp"],
         methods=("clip_mused",),
@@ -214,6 +229,10 @@ class CLIPMUSEDRecipe:
         from brainkit.registry import DATASETS
 
         check_methods(config)
+        if config.adaptation.enabled:
+            from brainkit.recipes.clip_mused.adaptation import check_adaptation
+
+            check_adaptation(config)
         DATASETS.check_options(config.dataset, config.data, "data")
         check_required(config)
         for method in config.methods:
@@ -239,6 +258,12 @@ class CLIPMUSEDRecipe:
 
     def run(self, config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool = False) -> RecipeOutput:
         check_methods(config)
+        if config.adaptation.enabled:  # new-subject adaptation instead of the method comparison
+            from brainkit.recipes.clip_mused.adaptation import check_adaptation, run_adaptation
+
+            check_adaptation(config)
+            with torch_threads(config.threads):
+                return run_adaptation(config, folder, resume, prepare(config))
         with torch_threads(config.threads):
             return self._run(config, folder, resume)
 
@@ -249,6 +274,11 @@ class CLIPMUSEDRecipe:
         label-frequency row recomputed. Equal to the run's ``metrics`` on the same machine and thread count.
         Training seconds are not re-computable; they are in the run's tables (``train_s``), not in ``metrics``."""
         check_methods(config)
+        if config.adaptation.enabled:
+            raise ConfigError(
+                "brainkit eval does not re-score a clip_mused adaptation run yet: its scores are in the run's "
+                "metrics.json and curve.csv (each adapted and scratch network is in kK_seedS/<method>/final/)."
+            )
         with torch_threads(config.threads):
             dataset, samples, grid = prepare(config)
             results = {
@@ -351,23 +381,6 @@ def method_training(method: str, config: CLIPMUSEDRecipeConfig, n_groups: int) -
         lr_step_epochs=training.lr_step_epochs * n_groups,
         steps=None if training.steps is None else training.steps * n_groups,
     )
-
-
-def build_network(
-    method: str,
-    config: CLIPMUSEDRecipeConfig,
-    grid: VolumeGrid | PatchGrid,
-    n_classes: int,
-    n_subjects: int,
-    seed: int,
-) -> CLIPMUSED:
-    """The untrained network of ``method`` for ``n_subjects`` subjects, initialised from ``seed``."""
-    sizes = {"grid": list(grid.shape)} if isinstance(grid, VolumeGrid) else {"n_rois": grid.shape[0]}
-    options = (
-        dict(config.model) | METHODS[method][1] | sizes | {"n_classes": n_classes, "n_subjects": n_subjects}
-    )
-    torch.manual_seed(seed)
-    return build_model("clip_mused", model_config("clip_mused", config.model_preset, options))
 
 
 def train_network(

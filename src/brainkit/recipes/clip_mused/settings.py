@@ -50,6 +50,24 @@ ATTENTION_LR_SCALE = 0.1  # released: the token-attention blocks train at 0.1 x 
 
 
 @dataclass(frozen=True)
+class AdaptationSettings(Checked):
+    """New-subject adaptation (recipes/clip_mused/adaptation.py; off unless ``enabled``): pretrain CLIP-MUSED on
+    every subject but ``target_subject`` (null: the dataset's last), then for each k (samples of that subject's
+    training data, or ``"all"``) and seed: its subject tokens alone trained on k samples (``adapt``) vs the same
+    network from random init on those k samples (``scratch``). Both train ``training.epochs`` passes over the k
+    samples, at least ``min_steps`` steps."""
+
+    enabled: bool = False
+    target_subject: str | None = None
+    k: tuple[int | str, ...] = (30, 60, 120, "all")
+    seeds: tuple[int, ...] = bounded((0, 1, 2), ge=0)
+    seconds_per_sample: float = bounded(1.0, gt=0, fix="scan time of one sample (hcp_movie_like: TR 1 s)")
+    min_steps: int = bounded(40, ge=1, fix="the fewest optimiser steps of an adapt or scratch training")
+    # the learning rate of the adapted subject tokens; null: training.lr
+    adapt_lr: float | None = bounded(None, gt=0, fix="the subject tokens' learning rate when adapting")
+
+
+@dataclass(frozen=True)
 class CLIPMUSEDRecipeConfig(Checked):
     """Everything the recipe does; bounds are checked when the config is built, ``check`` the methods, dataset
     options and every network's model config before any data."""
@@ -85,6 +103,8 @@ class CLIPMUSEDRecipeConfig(Checked):
     srm_c: float = bounded(0.1, gt=0, fix="the inverse regularisation of the SRM logistic regression")
     methods: tuple[str, ...] = choice(tuple(METHODS), tuple(METHODS))
     threads: int | None = bounded(None, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
+    # new-subject adaptation instead of the method comparison (off by default; presets adaptation, testing_adaptation)
+    adaptation: AdaptationSettings = AdaptationSettings()
 
 
 # seconds: 12 mm brain, 2 subjects, weight-free low/image/text encoders (the labels still come from the real

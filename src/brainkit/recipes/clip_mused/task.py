@@ -1,4 +1,4 @@
-"""CLIP-MUSED's training step on the one trainer, its batches and its scoring forward pass."""
+"""CLIP-MUSED's networks (one per method), its training step on the one trainer, its batches and its scoring forward pass."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from brainkit.data.roi_patches import PatchGrid
 from brainkit.data.semantic import SampleArrays, VolumeGrid
 from brainkit.evaluation.multilabel import multilabel_metrics
+from brainkit.models import build_model, model_config
 from brainkit.models.clip_mused import CLIPMUSED
 from brainkit.objectives.semantic import SemanticLoss
-from brainkit.recipes.clip_mused.settings import ATTENTION_LR_SCALE
+from brainkit.recipes.clip_mused.settings import ATTENTION_LR_SCALE, METHODS, CLIPMUSEDRecipeConfig
 from brainkit.training import Task
 
 
@@ -96,3 +98,20 @@ def predict(
     if attention is not None:
         result["attention"] = (attention / len(arrays.values)).numpy()
     return result
+
+
+def build_network(
+    method: str,
+    config: CLIPMUSEDRecipeConfig,
+    grid: VolumeGrid | PatchGrid,
+    n_classes: int,
+    n_subjects: int,
+    seed: int,
+) -> CLIPMUSED:
+    """The untrained network of ``method`` for ``n_subjects`` subjects, initialised from ``seed``."""
+    sizes = {"grid": list(grid.shape)} if isinstance(grid, VolumeGrid) else {"n_rois": grid.shape[0]}
+    options = (
+        dict(config.model) | METHODS[method][1] | sizes | {"n_classes": n_classes, "n_subjects": n_subjects}
+    )
+    torch.manual_seed(seed)
+    return build_model("clip_mused", model_config("clip_mused", config.model_preset, options))
