@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from brainkit.benchmark.presets import BenchEntry
-from brainkit.config import to_dict
+from brainkit.config import from_dict, to_dict
 from brainkit.errors import ConfigError
 from brainkit.recipes import recipe_config, register_all
 from brainkit.registry import RECIPES
@@ -106,7 +106,14 @@ def _reused(job: Job) -> Outcome | None:
         return None
     saved = json.loads((job.folder / "config.json").read_text())
     wanted = to_dict(recipe_config(job.entry.recipe, job.entry.preset, list(job.overrides)))
-    if saved != {"recipe": job.entry.recipe, "config": json.loads(json.dumps(wanted))}:
+    cls = RECIPES.get(job.entry.recipe)
+    # through the config class, so that a field added since (at its default) is not a difference
+    same = saved.get("recipe") == job.entry.recipe and json.loads(json.dumps(wanted)) == json.loads(
+        json.dumps(
+            to_dict(from_dict(cls.Config, saved.get("config", {}), where=str(job.folder / "config.json")))
+        )
+    )
+    if not same:
         raise ConfigError(
             f"{job.folder} holds a run made with other settings than this benchmark's {job.name}; delete it, or "
             "give another --out."
