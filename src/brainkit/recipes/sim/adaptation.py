@@ -45,10 +45,9 @@ from brainkit.evaluation import sim_retrieval
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.sim.split import build_sim, prepare, retrieval_seed
 from brainkit.recipes.sim.task import SIMTask
-from brainkit.report.adaptation import curve_csv, curve_figure, curve_rows, smallest_k_note
-from brainkit.report.html import write_report
+from brainkit.report.adaptation import curve_figure, curve_rows, smallest_k_note, write_curve
 from brainkit.training import TrainingConfig, train_phase
-from brainkit.training.subsets import k_training, nested_rows
+from brainkit.training.subsets import check_k_and_seeds, held_out_subject, k_training, nested_rows
 
 ALIGNMENT = "vertex_affine"  # models/sim.py ALIGNMENTS: the subject-specific part adapting trains
 SCORES = {"top1": "top1", "top5": "top5"}  # curve column stem -> score key (fMRI -> video, soft negatives)
@@ -59,15 +58,7 @@ LABELS = {"adapt": "adapt (pretrained, new subject's alignment only)", "scratch"
 def check_adaptation(config: Any) -> None:
     """The adaptation settings that need no data. Raises :class:`ConfigError`."""
     spec = config.adaptation
-    bad = [
-        k for k in spec.k if not (k == "all" or (isinstance(k, int) and not isinstance(k, bool) and k >= 2))
-    ]
-    if not spec.k or bad:
-        raise ConfigError(
-            f"adaptation.k={list(spec.k)}: each k must be a number of clips >= 2 (a contrastive batch) or 'all'."
-        )
-    if not spec.seeds or len(set(spec.seeds)) < len(spec.seeds):
-        raise ConfigError(f"adaptation.seeds={list(spec.seeds)}: give one or more distinct seeds.")
+    check_k_and_seeds(spec.k, spec.seeds, "clips", minimum=2, why=" (a contrastive batch)")
     if tuple(config.inits) != ("scratch",):
         raise ConfigError(
             f"sim adaptation pretrains SIM itself on the other subjects, from random init (no vsMAE); found "
@@ -85,27 +76,14 @@ def check_adaptation(config: Any) -> None:
 def resolve(config: Any, data, split: dict[str, Any]) -> tuple[int, list[int], list[int]]:
     """(the held-out subject's index, the pretraining subjects' indices, the k values in clips), checked
     against the data."""
-    spec = config.adaptation
     subjects = list(data.subjects)
-    if len(subjects) < 2:
-        raise ConfigError(
-            f"sim adaptation needs at least 2 subjects (pretraining on the others, adapting to one); the data "
-            f"have {len(subjects)}: {subjects}."
-        )
-    if spec.target_subject is not None and spec.target_subject not in subjects:
-        raise ConfigError(
-            f"adaptation.target_subject={spec.target_subject!r} is not a subject of the data: {subjects}."
-        )
-    target = subjects.index(spec.target_subject) if spec.target_subject is not None else len(subjects) - 1
-    n = int(split["clips"]["train"].sum())
-    ks = [n if k == "all" else int(k) for k in spec.k]
-    over = sorted({k for k in ks if k > n})
-    if over:
-        raise ConfigError(
-            f"adaptation.k={over} exceeds the {n} training clips of the held-out subject {subjects[target]!r}; "
-            f"use k <= {n} or 'all'."
-        )
-    return target, [i for i in range(len(subjects)) if i != target], sorted(set(ks))
+    n = int(
+        split["clips"]["train"].sum()
+    )  # a subject's training samples: each (run, clip) of the training clips
+    spec = config.adaptation
+    name, ks = held_out_subject("sim", subjects, spec.target_subject, lambda s: n, spec.k, "clips")
+    target = subjects.index(name)
+    return target, [i for i in range(len(subjects)) if i != target], ks
 
 
 def k_clips(split: dict[str, Any], target: int, k: int, seed: int) -> tuple[np.ndarray, ms.Samples]:
@@ -230,7 +208,6 @@ def run_adaptation(config: Any, folder: Path, data, resume: bool = False) -> Rec
             scored = run_cell(config, split, data, pretrained, target, k, seed, folder, resume)
             cells.update({f"{method}/k={k}/seed={seed}": scores for method, scores in scored.items()})
     rows = curve_rows(cells, ks, spec.seeds, spec.seconds_per_clip, 0, keys=SCORES)
-    atomic_write_text(folder / "curve.csv", curve_csv(rows))
     n_candidates = config.evaluation.n_candidates
     notes = [
         smallest_k_note(rows, "top1", "clips"),
@@ -248,11 +225,9 @@ def run_adaptation(config: Any, folder: Path, data, resume: bool = False) -> Rec
     figure = curve_figure(
         rows, spec.seconds_per_clip, LABELS, lambda stem: f"fMRI → video {stem} (%)", "clips"
     )
-    write_report(folder / "report.html", f"SIM new-subject adaptation on {config.data}", rows, {}, {}, notes,
-                 figures={TABLE: figure})  # fmt: skip
-    metrics = {"cells": {key: {m: v for m, v in s.items() if m != "train_s"} for key, s in cells.items()},
-               "zero_shot": zero_shot, "target_subject": data.subjects[target], "pretraining_subjects": names,
-               "k": ks}  # fmt: skip
+    metrics = write_curve(folder, f"SIM new-subject adaptation on {config.data}", TABLE, rows, notes, figure, cells,
+                          zero_shot=zero_shot, target_subject=data.subjects[target], pretraining_subjects=names,
+                          k=ks)  # fmt: skip
     return RecipeOutput({TABLE: rows}, notes, metrics)
 
 
