@@ -21,11 +21,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from brainkit.config import Checked, bounded
+from brainkit.config import Checked, bounded, choice
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.models.sit import PRESETS as SIT_PRESETS
-from brainkit.models.sit import SiT, SiTConfig, clip_example
+from brainkit.models.sit import SiT, SiTConfig, check_clips, clip_example
 from brainkit.registry import MODELS
+
+# "none": SIM's model (one encoder for every subject); "vertex_affine": a subject's own input alignment in front of
+# it (:class:`VertexAffine`), what new-subject adaptation trains (recipes/sim/adaptation.py). Not SIM's.
+ALIGNMENTS = ("none", "vertex_affine")
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,9 @@ class SIMConfig(Checked):
     temperature_video: float = bounded(1.0, ge=-10, le=10, fix="the logits are scaled by exp(this)")
     # logits x exp(0.5) [SIM config]; also used for video-audio (our choice)
     temperature_audio: float = bounded(0.5, ge=-10, le=10, fix="the logits are scaled by exp(this)")
+    # a per-subject alignment of the input before the encoder (ALIGNMENTS); "none" (the default): SIM's model,
+    # bit-identical to a SIM built before this option existed
+    alignment: str = choice("none", ALIGNMENTS, fix="none: SIM's model; vertex_affine: x * scale + shift")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -81,6 +88,21 @@ class ProjectionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         projected = self.project(x)
         return self.norm(projected + self.drop(self.fc(self.act(projected))))
+
+
+class VertexAffine(nn.Module):
+    """One subject's alignment of its clips: (batch, n_frames, n_patches, n_patch_vertices) -> the same, every
+    patch vertex scaled and shifted (``x * scale + shift``, ``scale`` / ``shift`` (n_patches, n_patch_vertices),
+    shared by the frames), the identity at initialisation. It corrects a subject's response gain and offset
+    vertex by vertex in front of an encoder shared by all subjects; 2 x n_patches x n_patch_vertices parameters."""
+
+    def __init__(self, n_patches: int, n_patch_vertices: int) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(n_patches, n_patch_vertices))
+        self.shift = nn.Parameter(torch.zeros(n_patches, n_patch_vertices))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
 
 
 class LogitScales(nn.Module):
@@ -131,8 +153,18 @@ class SIM(nn.Module):
         self.video_head = ProjectionHead(config.video_dim, config.embedding_dim, config.dropout)
         self.audio_head = ProjectionHead(config.audio_dim, config.embedding_dim, config.dropout)
         self.objective = LogitScales(config)  # named ``objective`` for the checkpoints' keys
+        # drawn from no generator: the other parameters of a seeded SIM are the same with or without it
+        self.alignment = (
+            VertexAffine(config.encoder.n_patches, config.encoder.n_patch_vertices)
+            if config.alignment == "vertex_affine"
+            else None
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.alignment is not None:
+            e = self.config.encoder
+            check_clips(x, e.n_frames, e.n_patches, e.n_patch_vertices, "SIM")
+            x = self.alignment(x)
         tokens = self.encoder(x)[:, 1:]  # cls dropped (SIM's CLIP model)
         return self.fmri_head(tokens).mean(dim=1)  # avg_fmri: post_proj
 
@@ -162,4 +194,4 @@ class SIM(nn.Module):
         self.encoder.load_state_dict(encoder.state_dict())
 
 
-__all__ = ["SIM", "SIMConfig", "PRESETS", "ProjectionHead", "LogitScales"]
+__all__ = ["ALIGNMENTS", "SIM", "SIMConfig", "PRESETS", "ProjectionHead", "LogitScales", "VertexAffine"]

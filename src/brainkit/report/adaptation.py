@@ -135,6 +135,18 @@ def smallest_k_note(rows: list[dict[str, Any]], stem: str | None = None, unit: s
     )
 
 
+def write_curve(folder: Path, title: str, table: str, rows: list[dict[str, Any]], notes: list[str], figure: Figure,
+                cells: dict[str, dict[str, float]], **metrics: Any) -> dict[str, Any]:  # fmt: skip
+    """``curve.csv`` and ``report.html`` (``figure`` under ``table``) in ``folder``; returns the run's metrics: the
+    cells' scores without their training seconds (not re-computable), then ``metrics``."""
+    atomic_write_text(Path(folder) / "curve.csv", curve_csv(rows))
+    write_report(Path(folder) / "report.html", title, rows, {}, {}, notes, figures={table: figure})
+    return {
+        "cells": {key: {m: v for m, v in s.items() if m != "train_s"} for key, s in cells.items()},
+        **metrics,
+    }
+
+
 def write_adaptation_report(folder: Path, config: Any, metrics: dict[str, Any]) -> tuple[dict, list[str]]:
     """``curve.csv`` and ``report.html`` in ``folder``; returns the recipe's tables and notes."""
     rows = metrics["curve"]
@@ -160,4 +172,5 @@ __all__ = [
     "retrieval_label",
     "smallest_k_note",
     "write_adaptation_report",
+    "write_curve",
 ]

@@ -4,9 +4,11 @@ seeded, nested draw of k of a subject's training rows, and the training length o
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from brainkit.errors import ConfigError
 from brainkit.training.config import TrainingConfig
 
 
@@ -26,4 +28,44 @@ def k_training(config: TrainingConfig, k: int, seed: int, min_steps: int) -> Tra
     return dataclasses.replace(config, steps=steps, seed=seed, validate_every=every)
 
 
-__all__ = ["k_training", "nested_rows"]
+def check_k_and_seeds(ks: Sequence[int | str], seeds: Sequence[int], unit: str, minimum: int = 1,
+                      why: str = "") -> None:  # fmt: skip
+    """Raise :class:`ConfigError` unless every k is a whole number of ``unit`` >= ``minimum`` or "all", and the
+    seeds are one or more distinct ones (``why``: said after the minimum)."""
+    bad = [
+        k for k in ks if not (k == "all" or (isinstance(k, int) and not isinstance(k, bool) and k >= minimum))
+    ]
+    if not ks or bad:
+        raise ConfigError(
+            f"adaptation.k={list(ks)}: each k must be a number of {unit} >= {minimum}{why} or 'all'."
+        )
+    if not seeds or len(set(seeds)) < len(seeds):
+        raise ConfigError(f"adaptation.seeds={list(seeds)}: give one or more distinct seeds.")
+
+
+def held_out_subject(recipe: str, subjects: Sequence[str], target: str | None, n_train: Callable[[str], int],
+                     ks: Sequence[int | str], unit: str) -> tuple[str, list[int]]:  # fmt: skip
+    """(the held-out subject: ``target``, or the last of ``subjects`` when None; the distinct k values, sorted,
+    "all" = its ``n_train(subject)``), checked against the data: at least 2 subjects, a known target, no k above
+    its training ``unit``. Raises :class:`ConfigError`."""
+    subjects = list(subjects)
+    if len(subjects) < 2:
+        raise ConfigError(
+            f"{recipe} adaptation needs at least 2 subjects (pretraining on the others, adapting to one); the "
+            f"dataset has {len(subjects)}: {subjects}."
+        )
+    if target is not None and target not in subjects:
+        raise ConfigError(f"adaptation.target_subject={target!r} is not a subject of the data: {subjects}.")
+    name = target if target is not None else subjects[-1]
+    n = n_train(name)
+    values = [n if k == "all" else int(k) for k in ks]
+    over = sorted({k for k in values if k > n})
+    if over:
+        raise ConfigError(
+            f"adaptation.k={over} exceeds the {n} training {unit} of the held-out subject {name!r}; use "
+            f"k <= {n} or 'all'."
+        )
+    return name, sorted(set(values))
+
+
+__all__ = ["check_k_and_seeds", "held_out_subject", "k_training", "nested_rows"]

@@ -42,10 +42,9 @@ from brainkit.objectives.semantic import SemanticLoss, SemanticLossConfig
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.clip_mused.settings import METHODS, CLIPMUSEDRecipeConfig
 from brainkit.recipes.clip_mused.task import SemanticTask, build_network, predict
-from brainkit.report.adaptation import curve_csv, curve_figure, curve_rows, smallest_k_note
-from brainkit.report.html import write_report
+from brainkit.report.adaptation import curve_figure, curve_rows, smallest_k_note, write_curve
 from brainkit.training import TrainingConfig, train_phase
-from brainkit.training.subsets import k_training, nested_rows
+from brainkit.training.subsets import check_k_and_seeds, held_out_subject, k_training, nested_rows
 
 SUBJECT_PARAMETERS = ("tokens",)  # CLIP-MUSED's per-subject parameters: [high, low] token pair per subject
 SCORES = {"mAP": "mAP", "AUC": "AUC", "hamming": "hamming"}  # curve column stem -> multilabel_metrics key
@@ -56,13 +55,7 @@ LABELS = {"adapt": "adapt (pretrained, new subject's tokens only)", "scratch": "
 def check_adaptation(config: CLIPMUSEDRecipeConfig) -> None:
     """The adaptation settings that need no data. Raises :class:`ConfigError`."""
     spec = config.adaptation
-    bad = [
-        k for k in spec.k if not (k == "all" or (isinstance(k, int) and not isinstance(k, bool) and k >= 1))
-    ]
-    if not spec.k or bad:
-        raise ConfigError(f"adaptation.k={list(spec.k)}: each k must be a number of samples >= 1 or 'all'.")
-    if not spec.seeds or len(set(spec.seeds)) < len(spec.seeds):
-        raise ConfigError(f"adaptation.seeds={list(spec.seeds)}: give one or more distinct seeds.")
+    check_k_and_seeds(spec.k, spec.seeds, "samples")
     model = model_config("clip_mused", config.model_preset, dict(config.model), where="model")
     if not model.subject_tokens or model.readout != "tokens":
         raise ConfigError(
@@ -75,25 +68,9 @@ def resolve(config: CLIPMUSEDRecipeConfig, samples: SemanticSamples) -> tuple[st
     """(the held-out subject, the pretraining subjects, the k values in samples), checked against the data."""
     spec = config.adaptation
     subjects = list(samples.subjects)
-    if len(subjects) < 2:
-        raise ConfigError(
-            f"clip_mused adaptation needs at least 2 subjects (pretraining on the others, adapting to one); the "
-            f"dataset has {len(subjects)}: {subjects}."
-        )
-    if spec.target_subject is not None and spec.target_subject not in subjects:
-        raise ConfigError(
-            f"adaptation.target_subject={spec.target_subject!r} is not a subject of the data: {subjects}."
-        )
-    target = spec.target_subject if spec.target_subject is not None else subjects[-1]
-    n = len(samples.train[target].values)
-    ks = [n if k == "all" else int(k) for k in spec.k]
-    over = sorted({k for k in ks if k > n})
-    if over:
-        raise ConfigError(
-            f"adaptation.k={over} exceeds the {n} training samples of the held-out subject {target!r}; use "
-            f"k <= {n} or 'all'."
-        )
-    return target, [s for s in subjects if s != target], sorted(set(ks))
+    target, ks = held_out_subject("clip_mused", subjects, spec.target_subject,
+                                  lambda s: len(samples.train[s].values), spec.k, "samples")  # fmt: skip
+    return target, [s for s in subjects if s != target], ks
 
 
 @dataclass
@@ -221,7 +198,6 @@ def run_adaptation(config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool, pr
             scored = run_cell(config, dataset, samples, grid, pretrained, target, k, seed, folder, resume)
             cells.update({f"{method}/k={k}/seed={seed}": scores for method, scores in scored.items()})
     rows = curve_rows(cells, ks, spec.seeds, spec.seconds_per_sample, 0, keys=SCORES)
-    atomic_write_text(folder / "curve.csv", curve_csv(rows))
     notes = [
         smallest_k_note(rows, "mAP", "samples"),
         f"Pretrained on {', '.join(sources)} ({config.model_preset} CLIP-MUSED, {pretrain_fit.seconds:.0f} s); "
@@ -232,10 +208,8 @@ def run_adaptation(config: CLIPMUSEDRecipeConfig, folder: Path, resume: bool, pr
         "Scored on its whole test set; chance: every class at its training frequency (all training samples).",
     ]
     figure = curve_figure(rows, spec.seconds_per_sample, LABELS, lambda stem: f"test {stem} (%)", "samples")
-    write_report(folder / "report.html", f"CLIP-MUSED new-subject adaptation on {dataset.name}", rows, {}, {},
-                 notes, figures={TABLE: figure})  # fmt: skip
-    metrics = {"cells": {key: {m: v for m, v in s.items() if m != "train_s"} for key, s in cells.items()},
-               "target_subject": target, "pretraining_subjects": sources, "k": ks}  # fmt: skip
+    metrics = write_curve(folder, f"CLIP-MUSED new-subject adaptation on {dataset.name}", TABLE, rows, notes, figure,
+                          cells, target_subject=target, pretraining_subjects=sources, k=ks)  # fmt: skip
     return RecipeOutput({TABLE: rows}, notes, metrics)
 
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brainkit.config import Checked, bounded, from_dict, to_dict
+from brainkit.config import Checked, bounded
 from brainkit.data import movie_samples as ms
 from brainkit.errors import ConfigError
 from brainkit.evaluation import movie_retrieval as mr
@@ -43,12 +43,12 @@ from brainkit.recipes.sim.check import check_inits, check_sim
 from brainkit.recipes.sim.datasets import load_movie_data
 from brainkit.recipes.sim.imported import RELEASED_FILES, load_released_sim
 from brainkit.recipes.sim.scores import scores as bench_scores
+from brainkit.recipes.sim.split import build_sim, prepare, retrieval_seed
 from brainkit.recipes.sim.state import STATE, SIMState
 from brainkit.recipes.sim.task import SIMTask, parameter_groups
 from brainkit.recipes.vsmae import PRESETS as VSMAE_PRESETS
 from brainkit.recipes.vsmae import (
     VSMAERecipeConfig,
-    build_vsmae,
     encoder_checkpoint,
     pretrained_encoder,
     without_seconds,
@@ -82,6 +82,27 @@ class SIMFitOptions(Checked):
     pretrained_lr_scale: float = bounded(1.0, gt=0, le=1000)
     pretrained_layer_decay: float = bounded(1.0, gt=0, le=1)
     pretrained_frozen_steps: int = bounded(0, ge=0)
+
+
+@dataclass(frozen=True)
+class SIMAdaptationSettings(Checked):
+    """New-subject adaptation (recipes/sim/adaptation.py, docs/methods/adaptation.md; off unless ``enabled``):
+    SIM pretrained on every subject but ``target_subject`` (null: the dataset's last), then for each k (clips of
+    that subject's training clips, or ``"all"``) and seed: a fresh per-vertex input alignment of the subject
+    trained alone in front of the frozen pretrained SIM (``adapt``) vs SIM from random init on the same k clips
+    (``scratch``). Both train ``epochs`` passes over the k clips, at least ``min_steps`` steps, with the recipe's
+    ``training`` otherwise (its ``steps`` is the pretraining's)."""
+
+    enabled: bool = False
+    target_subject: str | None = None
+    k: tuple[int | str, ...] = (20, 40, 80, "all")
+    seeds: tuple[int, ...] = bounded((0, 1, 2), ge=0)
+    # what one clip adds to the scan: clips start one frame apart (movie_surface_like: TR 1 s)
+    seconds_per_clip: float = bounded(1.0, gt=0, fix="scan time one clip adds (movie_surface_like: TR 1 s)")
+    epochs: int = bounded(10, ge=1, le=100_000, fix="passes over the k clips of an adapt or scratch fit")
+    min_steps: int = bounded(40, ge=1, fix="the fewest optimiser steps of an adapt or scratch fit")
+    # the alignment's learning rate when adapting; null: training.lr
+    adapt_lr: float | None = bounded(None, gt=0, fix="the alignment's learning rate when adapting")
 
 
 # SIM's fit: steps of a global batch of distinct contents, AdamW, warmup then cosine, monitoring every 50 steps
@@ -122,6 +143,9 @@ class SIMRecipeConfig(Checked):
     seed: int = bounded(0, ge=0)
     # torch threads (one: the machine is shared)
     threads: int | None = bounded(1, ge=0, le=4096, fix="torch threads; 0 or null: as they are")
+    # new-subject adaptation instead of the comparison of inits (off by default; presets adaptation,
+    # testing_adaptation)
+    adaptation: SIMAdaptationSettings = SIMAdaptationSettings()
 
 
 def _vsmae(epochs: int, **changes: Any) -> VSMAERecipeConfig:
@@ -172,19 +196,38 @@ PRESETS = {
     ),
 }
 
+# New-subject adaptation (recipes/sim/adaptation.py, docs/methods/adaptation.md); no vsMAE pretraining (inits
+# scratch: SIM itself is pretrained on the other subjects), one held-out subject (the data's last).
+# Minutes on one CPU thread: the built-in data at order 3 (642 vertices, weight-free encoders), 6 subjects, 2 runs
+# of 4 segments of 80-90 s; SiT cpu_small (96 wide x 2 blocks) on ico3/ico1 patches (80 of 15 vertices);
+# pretraining 300 steps on 5 subjects, then k = 10, 20, 40, 80 and all training clips of the sixth, seeds 0-2.
+PRESETS["adaptation"] = SIMRecipeConfig(
+    data="testing",
+    data_options={"n_subjects": 6, "n_segments": 4, "segment_seconds": [80, 90]},
+    vsmae=dataclasses.replace(VSMAE_PRESETS["testing"], model_preset="cpu_small"),
+    model={"embedding_dim": 32},
+    inits=("scratch",),
+    training=dataclasses.replace(SIM_TRAINING, steps=300, batch_size=16, lr=2e-3, warmup_steps=10),
+    fit=SIMFitOptions(n_monitor=32),
+    n_test_subjects=1,
+    ridge_alpha=None,
+    adaptation=SIMAdaptationSettings(enabled=True, k=(10, 20, 40, 80, "all"), epochs=10, min_steps=30),
+)
+# Seconds: the testing preset's data and model, 3 training subjects and the fourth held out, k = 4, 8, all.
+PRESETS["testing_adaptation"] = dataclasses.replace(
+    PRESETS["testing"],
+    inits=("scratch",),
+    n_test_subjects=1,
+    ridge_alpha=None,
+    adaptation=SIMAdaptationSettings(enabled=True, k=(4, 8, "all"), seeds=(0, 1), epochs=1, min_steps=2),
+)
+
 # The real HCP 7T movie runs (`--set data_options.root=DIR`, the download's folder): the paper's settings, the
 # data on ico5 (the vsMAE pretraining's rest run is fsaverage5; SIM: ico6) with the offline encoders
 # (EfficientNet-Lite0, torchcrepe; SIM's VideoMAE / wav2vec2 load from local folders: data_options.*_encoder).
 PRESETS["hcp_real"] = dataclasses.replace(
     PRESETS["paper"], data="hcp_movie_surface", data_options={"order": 5}
 )
-
-
-def build_sim(config: SIMRecipeConfig, encoder, video_dim: int, audio_dim: int):
-    from brainkit.models.sim import SIM, SIMConfig
-
-    options = {"encoder": to_dict(encoder), "video_dim": video_dim, "audio_dim": audio_dim, **config.model}
-    return SIM(from_dict(SIMConfig, options, where="sim model"))
 
 
 def sim_task(config: SIMRecipeConfig, model, split: dict[str, Any], pretrained: bool) -> SIMTask:
@@ -195,40 +238,6 @@ def sim_task(config: SIMRecipeConfig, model, split: dict[str, Any], pretrained: 
     )
     sampler = ms.BatchDraw(split["arrays"].keys, split["groups"]["train"], split["clips"]["train"])
     return SIMTask(model, split["arrays"], sampler, split["monitor"], *options)
-
-
-def prepare(config: SIMRecipeConfig, data) -> dict[str, Any]:
-    """Patches, the encoder config, clip halves, subject groups, arrays and the fixed sample sets."""
-    from brainkit.surface.patch_grid import patch_grid
-
-    ms.check_dataset(data)
-    n_subjects, _, n_frames_total, _ = data.fmri.shape
-    vsmae = dataclasses.replace(config.vsmae, fine_order=int(data.order), seed=config.seed)
-    # The data are in brainkit's vertex order; a SIM table ("sim:DIR") is renumbered onto it (docs/surface.md).
-    patches = np.asarray(patch_grid(vsmae.patches, vsmae.fine_order, vsmae.coarse_order).in_brainkit_order())
-    encoder = build_vsmae(vsmae, *patches.shape).config.encoder
-    usable = ms.usable_clips(data.segment_of, n_frames_total, data.lag, encoder.n_frames)
-    for run, n in enumerate(data.info.get("run_frames", ())):  # real runs of unequal lengths, padded
-        usable[run] &= np.arange(usable.shape[1]) + data.lag + encoder.n_frames <= n
-    clips = ms.split_clips(data.segment_of, usable, config.gap_clips)
-    groups = ms.choose_subjects(n_subjects, config.n_test_subjects, config.seed)
-    arrays = ms.MovieArrays(data.fmri, patches, ms.standardise_features(data.video, clips["train"]),
-                            ms.standardise_features(data.audio, clips["train"]), ms.content_keys(data.retest),
-                            int(data.lag), encoder.n_frames)  # fmt: skip
-    settings = {
-        name: ms.samples_of(groups[who], clips[which]) for name, (_, who, which) in ms.SETTINGS.items()
-    }
-    monitor = ms.monitoring_set(
-        settings["unseen_subjects"], arrays.keys, config.fit.n_monitor, config.seed + 3
-    )
-    importance = ms.monitoring_set(settings["unseen_both"], arrays.keys, config.n_importance, config.seed + 5)
-    return {"vsmae": vsmae, "patches": patches, "encoder": encoder, "clips": clips, "groups": groups,
-            "arrays": arrays, "settings": settings, "monitor": monitor, "importance": importance}  # fmt: skip
-
-
-def retrieval_seed(config: SIMRecipeConfig) -> int:
-    """The seed of the retrieval candidates (every model and the ridge baseline meet the same ones)."""
-    return config.seed + 17
 
 
 def evaluate(config: SIMRecipeConfig, model, split: dict[str, Any], data) -> dict[str, Any]:
@@ -431,8 +440,13 @@ class SIMRecipe:
 
     @staticmethod
     def check(config: SIMRecipeConfig) -> None:
-        """The data preset and options, the vsMAE and SIM model configs, the subject split (recipes/sim/check.py)."""
+        """The data preset and options, the vsMAE and SIM model configs, the subject split (recipes/sim/check.py),
+        and the adaptation settings when enabled."""
         check_sim(config, INITS)
+        if config.adaptation.enabled:
+            from brainkit.recipes.sim.adaptation import check_adaptation
+
+            check_adaptation(config)
 
     def predictor(self, config: SIMRecipeConfig, folder: Path):
         """The run, ready to embed new recordings and rank its test clips (recipes/sim/predict.py); a run from
@@ -457,6 +471,12 @@ class SIMRecipe:
                 "inits=[released] names weights imported with `brainkit import-weights sim DIR --out RUN`; a run "
                 "trains inits scratch and/or vsmae."
             )
+        if config.adaptation.enabled:  # new-subject adaptation instead of the comparison of inits
+            from brainkit.recipes.sim.adaptation import check_adaptation, run_adaptation
+
+            check_adaptation(config)
+            with torch_threads(config.threads):
+                return run_adaptation(config, folder, load_movie_data(config), resume)
         with torch_threads(config.threads):
             return run_sim(config, folder, load_movie_data(config), resume)
 
@@ -464,10 +484,15 @@ class SIMRecipe:
         """The run's ``metrics`` recomputed from its checkpoints (:func:`evaluate_sim`); equal to them, since
         the metrics leave out wall-clock seconds (the phases' ``done.json`` hold those)."""
         check_inits(config, INITS)
+        if config.adaptation.enabled:
+            raise ConfigError(
+                "brainkit eval does not re-score a sim adaptation run yet: its scores are in the run's metrics.json "
+                "and curve.csv (each adapted and scratch SIM is in kK_seedS/<method>/final/)."
+            )
         with torch_threads(config.threads):
             return evaluate_sim(config, folder, load_movie_data(config))
 
 
-__all__ = ["PRESETS", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
+__all__ = ["PRESETS", "SIMAdaptationSettings", "SIMFitOptions", "SIMRecipe", "SIMRecipeConfig", "SIMTask", "build_sim",
            "encoder_checkpoint", "evaluate_sim", "load_movie_data", "parameter_groups", "prepare", "retrieval_seed", "run_sim",
            "score_models", "sim_task", "train_sim"]  # fmt: skip
