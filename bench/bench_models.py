@@ -11,7 +11,7 @@ process, rounds interleave a peak probe and the model's step, so both see the sa
   ~165-170 GFLOP/s on 2 threads; the ~1.7x oneDNN advantage reported on another machine did not show);
 - step: the model's example input (``cls.example``, the battery interface of models/base.py) at the preset,
   forward, the model's own loss when its output holds one (else the MSE of each declared output to zeros),
-  backward, AdamW step. FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one step (matmuls and
+  backward, AdamW step (ours: fused, as brainkit's trainer builds it; the reference: torch's default AdamW). FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one step (matmuls and
   convolutions; FFTs and elementwise ops are not counted), so "pct_of_peak" is counted work / median step time /
   best probe rate of the same process.
 
@@ -23,9 +23,15 @@ several GB for the big ones). Closed-form models (ridge) have no optimiser step 
 interleaved rounds (probe, ours, reference), with the same input, the same loss and AdamW. The references are
 written in the bench files after the released code's layout (none is copied): SiT and SIM's fMRI path on
 vit-pytorch's Transformer (bench/released_sit.py), Vis-Dec's MAE on timm 0.5.4 Blocks (released_dc_mae.py),
-CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py). Their parameter
+CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py), the released
+vsMAE's tubelet path (released_vsmae.py; vsMAE's paper row is the ``sim_released`` preset) and MindEye v1's
+BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser). Their parameter
 count is checked against ours (``ref_params_diff``: 0, or the stated difference, else the run fails). "n/a" with
 the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
+``ratio_at_peak`` = the reference's step / (ours' counted FLOPs at the probe's peak): the ratio ours would reach
+with its counted work at the machine's fp32 limit, so a target above it needs less work, not a faster kernel.
+``--profile K`` prints, under each line, the K operators with the most own CPU time in one step (ours, then the
+reference), with their share of the step and the GFLOP/s of the matmuls and convolutions among them.
 """
 
 from __future__ import annotations
@@ -45,12 +51,25 @@ PAPER = {
     "mindeye_mlp": ("mindeye_nsd_subj01", {}),
     "sit": ("sim", {}),
     "sim": ("sim", {}),
-    "vsmae": ("sim", {}),
+    "vsmae": (
+        "sim_released",
+        {},
+    ),  # the released computation at SIM's sizes (vsMAE's training config is unpublished)
     "dc_mae": ("paper", {}),
     "clip_mused": ("hcp", {"n_subjects": 9, "n_classes": 859}),
     "brain_mae": ("sg_paper", {"n_rois": 100, "segment_frames": 21}),
     "cross_modal": ("paper", {}),
 }
+# Models whose paper setting the bench cannot build, and why.
+PAPER_SKIP = {
+    "ldm": "its_paper_networks_are_a_pretrained_256px_LDM_loaded_from_ldm_dir;_built_here_only_the_image_side_is_set",
+}
+
+
+class NotRun(Exception):
+    """The model is not measured at this preset (the message says why)."""
+
+
 # Data-given sizes of the cpu_small presets (the built-in data's, as their preset comments give them); models not
 # here take the testing sizes, and their testing preset where those do not fit.
 CPU_SMALL = {
@@ -66,12 +85,16 @@ REFERENCES = {
     "sim": ("released_sit", "sim_reference"),
     "dc_mae": ("released_dc_mae", "dc_mae_reference"),
     "clip_mused": ("released_clip_mused", "clip_mused_reference"),
+    "vsmae": ("released_vsmae", "vsmae_reference"),
+    "mindeye_mlp": ("released_mindeye", "mindeye_reference"),
 }
 NO_REFERENCE = {
     "brain_mae": "no_released_code",
-    "cross_modal": "no_released_code_(our_model)",
-    "vsmae": "released_in_metrics-lab/surface-masked-autoencoders,_reference_not_written",
-    "mindeye_mlp": "released_in_MindEyeV1,_reference_not_written",
+    # Vis-Dec phases 2 and 3 are released (soinx0629/vis_dec_neurips); their step is mostly what ours runs too:
+    # transformers' ViTMAE (phase 2's image side) and a diffusers-style UNet (phase 3)
+    "cross_modal": "released_in_vis_dec_neurips_phase2,_reference_not_written",
+    "ldm": "released_in_vis_dec_neurips_phase3,_reference_not_written",
+    "linear_encoding": "no_released_code_(our_baseline)",
 }
 
 
@@ -111,8 +134,10 @@ def _config(name: str, preset: str):
 
     cls = MODELS.get(name)
     if preset == "paper":
-        if name not in PAPER:
-            raise SystemExit(f"{name}: no paper preset row in bench/bench_models.py")
+        if name in PAPER_SKIP:
+            raise NotRun(PAPER_SKIP[name])
+        if name not in PAPER:  # a baseline of ours with no paper setting
+            return example_config(name), "testing(no_paper_preset)"
         paper, sizes = PAPER[name]
         return model_config(name, paper, sizes), paper
     if preset == "cpu_small" and "cpu_small" in cls.PRESETS:
@@ -147,7 +172,26 @@ def step_loss(forward, inputs: list, shapes: dict):
     )
 
 
-def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) -> dict:
+def op_profile(step, top: int) -> list[str]:
+    """One ``step`` under torch.profiler: the ``top`` operators by own CPU time, each with its share of the step
+    and, for matmuls and convolutions (the profiler's FLOP estimate), its GFLOP/s."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    lines = []
+    for event in events[:top]:
+        rate = f" {event.flops / event.self_cpu_time_total / 1e3:.0f}GFLOP/s" if event.flops else ""
+        lines.append(
+            f"{event.key} {event.self_cpu_time_total / 1e3:.1f}ms {100 * event.self_cpu_time_total / total:.1f}%"
+            f" calls={event.count}{rate}"
+        )
+    return lines
+
+
+def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048, profile: int = 0) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -155,9 +199,13 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) 
     from brainkit.errors import ConfigError
     from brainkit.models import build_model, count_parameters
     from brainkit.models.base import example_config
+    from brainkit.training.loop import fused_ok
 
     torch.manual_seed(0)
-    config, used = _config(name, preset)
+    try:
+        config, used = _config(name, preset)
+    except NotRun as reason:
+        return {"model": name, "preset": preset, "not_run": str(reason)}
     try:
         model = build_model(name, config)
     except ConfigError:  # a cpu_small preset whose data-given sizes the battery's testing sizes do not fill
@@ -171,12 +219,22 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) 
     inputs = type(model).example(config, batch, torch.Generator().manual_seed(1))
     shapes = model.output_shape_for(batch)
     shapes = shapes if isinstance(shapes, dict) else {"output": shapes}
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(
+        trained, lr=1e-4, fused=fused_ok(trained)
+    )  # as brainkit's trainer builds it
     model.train()
+
+    ours_ids = {id(p) for p in model.parameters()}
 
     def make_step(module, forward):
         trained = [p for p in module.parameters() if p.requires_grad]
-        adamw = torch.optim.AdamW(trained, lr=1e-4) if module is not model else optimizer
+        if module is model:
+            adamw = optimizer
+        else:  # the reference: torch's default AdamW (the per-tensor loop on the CPU), as the released code's
+            adamw = torch.optim.AdamW(trained, lr=1e-4)
+            if all(id(p) in ours_ids for p in trained):  # a reference on ours' tensors: and on ours' moments
+                adamw.state = optimizer.state
 
         def step() -> None:
             step_loss(forward, inputs, shapes).backward()
@@ -217,8 +275,15 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) 
     if reference is None:
         row["ratio_vs_released"] = f"n/a:{built}"
     else:
-        row |= {"ref_step_s": round(statistics.median(times[1]), 4)}
-        row["ratio_vs_released"] = round(row["ref_step_s"] / seconds, 2)
+        ref_seconds = statistics.median(times[1])
+        row |= {"ref_step_s": round(ref_seconds, 4)}
+        # the ratio ours would reach if its counted work ran at the probe's peak: above it, only less work helps
+        row["ratio_at_peak"] = round(ref_seconds * peak * 1e9 / flops, 2) if flops else "inf"
+        row["ratio_vs_released"] = round(ref_seconds / seconds, 2)
+    if profile:
+        row["profile"] = {"ours": op_profile(steps[0], profile)}
+        if reference is not None:
+            row["profile"]["reference"] = op_profile(steps[1], profile)
     return row | {
         "step_s": round(seconds, 4),
         "gflop": round(flops / 1e9, 3),
@@ -230,10 +295,14 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048) 
 
 
 def _line(row: dict) -> str:
+    if "not_run" in row:
+        return f"{row['model']} preset={row['preset']} not_run={row['not_run']}"
     if "note" in row:
         return f"{row['model']} preset={row['preset']} params={row['params']:,} {row['note']} rss_gb={row['rss_gb']}"
     reference = "".join(
-        f" {key}={row[key]}" for key in ("reference", "ref_params_diff", "ref_step_s") if key in row
+        f" {key}={row[key]}"
+        for key in ("reference", "ref_params_diff", "ref_step_s", "ratio_at_peak")
+        if key in row
     )
     return (
         f"{row['model']} preset={row['preset']} batch={row['batch']} params={row['params']:,} step_s={row['step_s']} "
@@ -252,6 +321,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="K",
+        help="after each line, the K operators with the most own CPU time in one step of ours and the reference",
+    )  # fmt: skip
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
@@ -260,7 +333,8 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     if args.one:
-        print(json.dumps(measure(args.one, preset, args.batch, rounds, 1024 if args.quick else 2048)))
+        probe = 1024 if args.quick else 2048
+        print(json.dumps(measure(args.one, preset, args.batch, rounds, probe, args.profile)))
         return
     from brainkit.registry import MODELS
 
@@ -271,7 +345,8 @@ def main() -> None:
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
-                   "--batch", str(args.batch)] + (["--threads", str(args.threads)] if args.threads else [])  # fmt: skip
+                   "--batch", str(args.batch), "--profile", str(args.profile)]  # fmt: skip
+        command += ["--threads", str(args.threads)] if args.threads else []
         if args.quick:
             command.append("--quick")
         done = subprocess.run(command, capture_output=True, text=True)
@@ -280,7 +355,10 @@ def main() -> None:
                 f"{name} FAILED: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"
             )
             continue
-        print(_line(json.loads(done.stdout.strip().splitlines()[-1])), flush=True)
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        print(_line(row), flush=True)
+        for side, lines in row.get("profile", {}).items():
+            print("\n".join(f"#   {side}: {line}" for line in lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
 
 # a released-style reference each, and its parameters minus ours at the testing preset: Lite-Mind's stored, unread
 # FreMLP.embeddings (12 + 3); CLIP-MUSED's released blocks (no qkv bias, -36; channel MLP and BN1d, +37)
-RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1}
+RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1, "mindeye_mlp": 0}
 
 
 def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released_style_reference():
@@ -32,6 +32,7 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
         assert 0 <= float(fields["pct_of_peak"]) <= 100
         # a number: the reference's median step / ours, both timed in the same rounds
         assert float(fields["ratio_vs_released"]) > 0 and float(fields["ref_step_s"]) > 0
+        assert float(fields["ratio_at_peak"]) > 0  # the ratio at the machine's fp32 limit
         assert fields["reference"] and int(fields["ref_params_diff"]) == RATIO_MODELS[name]
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
@@ -75,12 +76,49 @@ def test_each_reference_computes_what_ours_computes_with_the_same_weights():
         torch.testing.assert_close(got[key], getattr(expected, key), atol=1e-5, rtol=1e-4)
 
 
+def test_the_vsmae_and_mindeye_references_compute_what_ours_computes():
+    """vsMAE (released=True): the reference carries the released state dict's names, so brainkit's
+    ``vsmae.load_released`` loads its weights and ours gives the same reconstruction; MindEye: the reference runs
+    on ours' own parameter tensors (shared, not copied) and gives ours' output."""
+    import torch
+
+    sys.path.insert(0, str(BENCH.parent))
+    import released_mindeye
+    import released_vsmae
+
+    from brainkit.models import build_model, model_config, vsmae
+
+    torch.manual_seed(0)
+    config = model_config("vsmae", "testing", {})
+    options = {"encoder": {**config.encoder.__dict__, "released": True, "n_patches": 6, "n_patch_vertices": 7,
+                           "positions": "index"}, "released": True}  # fmt: skip
+    ours = build_model("vsmae", model_config("vsmae", "testing", options)).eval()
+    reference, forward, difference, _ = released_vsmae.vsmae_reference(ours, ours.config)
+    assert difference == 0
+    with torch.no_grad():
+        for p in reference.parameters():  # away from the initial values, so that a missed tensor shows
+            p.add_(0.1 * torch.randn_like(p))
+    vsmae.load_released(ours, reference.state_dict(), "reference")
+    x, mask = ours.example(ours.config, 3, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(forward.eval()(x, mask), ours(x, mask), atol=1e-5, rtol=1e-4)
+    assert isinstance(released_vsmae.vsmae_reference(ours, config), str)  # released=False: no counterpart
+
+    ours = build_model(
+        "mindeye_mlp", model_config("mindeye_mlp", "testing", {"n_voxels": 9, "output_shape": (2, 3)})
+    )
+    reference, forward, difference, _ = released_mindeye.mindeye_reference(ours, ours.config)
+    assert difference == 0 and {id(p) for p in reference.parameters()} == {id(p) for p in ours.parameters()}
+    x = torch.randn(4, 9)
+    torch.testing.assert_close((reference.eval(), forward(x))[1], ours.eval()(x))
+
+
 def test_models_without_released_code_say_so():
     sys.path.insert(0, str(BENCH.parent))
     import bench_models
 
     assert bench_models.build_reference("brain_mae", None, None) == "no_released_code"
-    assert bench_models.build_reference("linear_encoding", None, None) == "no_released_style_reference"
+    assert bench_models.build_reference("linear_encoding", None, None) == "no_released_code_(our_baseline)"
+    assert bench_models.build_reference("not_a_model", None, None) == "no_released_style_reference"
 
 
 def test_a_reference_whose_parameter_count_is_not_the_stated_one_fails_the_run(monkeypatch):

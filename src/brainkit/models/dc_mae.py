@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
+from torch.nn import functional as F
 
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
@@ -105,27 +106,59 @@ def pad_voxels(x: np.ndarray, multiple: int = 16, released: bool = False) -> np.
     return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
 
 
-class _Blocks(nn.Module):
-    """``depth`` pre-norm transformer blocks (attention with qkv bias, GELU MLP: the ViT / Mind-Vis layout), each initialised on its own: (batch, n, dim) -> (batch, n, dim).
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameters (``in_proj_weight`` / ``in_proj_bias``,
+    ``out_proj``) and its initialisation, computed batch-first through ``scaled_dot_product_attention``:
+    (batch, n, dim) -> (batch, n, dim). ``nn.MultiheadAttention`` runs sequence-first and splits q / k / v by
+    three ``select``s, whose backward fills a zero (3, n, batch, dim) buffer per call; this splits them by
+    ``unbind`` (a stack in backward)."""
 
-    Not ``nn.TransformerEncoder``: that deep-copies one layer, so every block would start from the same weights.
-    The parameter names (``layers.<i>.self_attn...``) are those of ``nn.TransformerEncoder``, so checkpoints saved
-    before this change still load."""
+    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.n_heads, self.dropout = n_heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)  # drawn before in_proj, as in nn.MultiheadAttention
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.n_heads)
+        p = self.dropout if self.training else 0.0
+        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.out_proj(rearrange(mixed, "b h n d -> b n (h d)"))
+
+
+class _Layer(nn.Module):
+    """A pre-norm transformer block (GELU MLP): ``x + attn(norm1(x))``, then ``x + linear2(gelu(linear1(norm2(x))))``,
+    dropout after the attention, inside and after the MLP. Parameter names, shapes and initial values (the same
+    draws in the same order) are those of ``nn.TransformerEncoderLayer(norm_first=True, activation="gelu")``,
+    which this replaces: (batch, n, dim) -> (batch, n, dim)."""
+
+    def __init__(self, dim: int, n_heads: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.self_attn = _SelfAttention(dim, n_heads, dropout)
+        self.linear1, self.linear2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.dropout, self.dropout1, self.dropout2 = (nn.Dropout(dropout) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout1(self.self_attn(self.norm1(x)))
+        return x + self.dropout2(self.linear2(self.dropout(F.gelu(self.linear1(self.norm2(x))))))
+
+
+class _Blocks(nn.Module):
+    """``depth`` pre-norm transformer blocks (attention with qkv bias, GELU MLP: the ViT / Mind-Vis layout), each
+    initialised on its own: (batch, n, dim) -> (batch, n, dim). The parameter names (``layers.<i>.self_attn...``)
+    are those of ``nn.TransformerEncoder``, so checkpoints saved with it still load."""
 
     def __init__(self, dim: int, depth: int, n_heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
-        self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                dim,
-                n_heads,
-                int(dim * mlp_ratio),
-                dropout,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )
-            for _ in range(depth)
-        )
+        if dim % n_heads:
+            raise ConfigError(f"DC-MAE: width {dim} must be divisible by its {n_heads} heads.")
+        self.layers = nn.ModuleList(_Layer(dim, n_heads, int(dim * mlp_ratio), dropout) for _ in range(depth))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:

@@ -95,7 +95,27 @@ def _optimizer(task: Task, config: TrainingConfig) -> torch.optim.Optimizer:
     if not any(group["params"] for group in groups):
         raise ConfigError(f"{type(task).__name__}: nothing to train (every parameter is frozen).")
     cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=config.lr, betas=tuple(config.betas), weight_decay=config.weight_decay)
+    params = [p for group in groups for p in group["params"]]
+    return cls(
+        groups,
+        lr=config.lr,
+        betas=tuple(config.betas),
+        weight_decay=config.weight_decay,
+        fused=fused_ok(params),
+    )
+
+
+def fused_ok(params: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam / AdamW kernel (one pass over each tensor's value, gradient and moments) can
+    step ``params``: real floating-point tensors, all on the CPU or all on CUDA. On the CPU it is ~3x faster than
+    the default per-tensor loop (docs/benchmarks.md), which matters for the 100 M+ parameter models."""
+    devices = {p.device.type for p in params}
+    return (
+        bool(params)
+        and len(devices) == 1
+        and devices <= {"cpu", "cuda"}
+        and all(p.is_floating_point() and not p.is_complex() for p in params)
+    )
 
 
 def _seed(seed: int, index: int) -> int:
