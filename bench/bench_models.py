@@ -11,9 +11,10 @@ process, rounds interleave a peak probe and the model's step, so both see the sa
   ~165-170 GFLOP/s on 2 threads; the ~1.7x oneDNN advantage reported on another machine did not show);
 - step: the model's example input (``cls.example``, the battery interface of models/base.py) at the preset,
   forward, the model's own loss when its output holds one (else the MSE of each declared output to zeros),
-  backward, AdamW step (ours: fused, as brainkit's trainer builds it; the reference: torch's default AdamW). FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one step (matmuls and
-  convolutions; FFTs and elementwise ops are not counted), so "pct_of_peak" is counted work / median step time /
-  best probe rate of the same process.
+  backward, AdamW step (ours: fused, as brainkit's trainer builds it; the reference: torch's default AdamW).
+  FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one step of ours (matmuls, convolutions and
+  attention, the CPU flash kernel's by :func:`flop_formulas`; FFTs and elementwise ops are not counted), so
+  "pct_of_peak" is counted work / median step time / best probe rate of the same process.
 
 Presets: ``--quick`` = ``testing`` (tiny, for CI), ``cpu_small`` (default; the model's cpu_small preset where it has
 one, else its testing preset), ``paper`` (the paper preset and data sizes, as in tests/test_models.py's counts;
@@ -95,6 +96,7 @@ NO_REFERENCE = {
     "cross_modal": "released_in_vis_dec_neurips_phase2,_reference_not_written",
     "ldm": "released_in_vis_dec_neurips_phase3,_reference_not_written",
     "linear_encoding": "no_released_code_(our_baseline)",
+    "shared_subject": "released_in_MindEyeV2,_reference_not_written_(its_backbone's:_mindeye_mlp)",
 }
 
 
@@ -172,6 +174,27 @@ def step_loss(forward, inputs: list, shapes: dict):
     )
 
 
+def flop_formulas() -> dict:
+    """``FlopCounterMode`` formulas for the CPU flash-attention kernels, which torch.utils.flop_counter does not
+    register (torch 2.13 has the CUDA ones only): without them every ``scaled_dot_product_attention`` on the CPU
+    counts 0 FLOPs and an attention-heavy step (SiT's 1,281 tokens) looks half as busy as it is. torch's own
+    SDPA formulas (the q k^T and attention x v products; backward: four gradient products and q k^T again)."""
+    import torch
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: forward,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+    }
+
+
 def op_profile(step, top: int) -> list[str]:
     """One ``step`` under torch.profiler: the ``top`` operators by own CPU time, each with its share of the step
     and, for matmuls and convolutions (the profiler's FLOP estimate), its GFLOP/s."""
@@ -244,7 +267,7 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048, 
         return step
 
     step = make_step(model, model)
-    with FlopCounterMode(display=False) as counter:
+    with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
         step()
     flops = counter.get_total_flops()
     rss = _rss_gb()  # ours alone: before the reference is built

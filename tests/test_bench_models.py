@@ -47,7 +47,7 @@ def test_each_reference_computes_what_ours_computes_with_the_same_weights():
     import released_dc_mae
     import released_sit
 
-    from brainkit.models import build_model, clip_mused, dc_mae, model_config, sit
+    from brainkit.models import build_model, clip_mused_released, dc_mae, model_config, sit
 
     torch.manual_seed(0)
     sizes = {"n_patches": 5, "n_patch_vertices": 7, "released": True}
@@ -67,7 +67,7 @@ def test_each_reference_computes_what_ours_computes_with_the_same_weights():
     options = {"n_subjects": 3, "n_classes": 11, "released": True}
     ours = build_model("clip_mused", model_config("clip_mused", "testing", options)).eval()
     reference, forward, difference, _ = released_clip_mused.clip_mused_reference(ours, ours.config)
-    clip_mused.load_released(ours, reference.state_dict(), "reference")
+    clip_mused_released.load_released(ours, reference.state_dict(), "reference")
     x, subject = torch.randn(2, 9, 8, 7), torch.tensor([2, 0])
     expected = ours(x, subject)
     got = (reference.eval(), forward(x, subject))[1]
@@ -110,6 +110,22 @@ def test_the_vsmae_and_mindeye_references_compute_what_ours_computes():
     assert difference == 0 and {id(p) for p in reference.parameters()} == {id(p) for p in ours.parameters()}
     x = torch.randn(4, 9)
     torch.testing.assert_close((reference.eval(), forward(x))[1], ours.eval()(x))
+
+
+def test_attention_on_the_cpu_is_counted_with_torchs_sdpa_formulas():
+    """torch's FlopCounterMode has no formula for the CPU flash kernel (0 FLOPs); the bench adds torch's own."""
+    import torch
+    from torch.nn import functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_models
+
+    q, k, v = (torch.randn(2, 3, 10, 4, requires_grad=True) for _ in range(3))
+    with FlopCounterMode(display=False, custom_mapping=bench_models.flop_formulas()) as counter:
+        F.scaled_dot_product_attention(q, k, v).sum().backward()
+    forward = 2 * (2 * 2 * 3 * 10 * 10 * 4)  # q k^T and attention x v, 2 FLOPs per multiply-add
+    assert counter.get_total_flops() == forward + 5 * forward // 2  # backward: four products + q k^T again
 
 
 def test_models_without_released_code_say_so():

@@ -12,7 +12,8 @@ import torch
 from brainkit.cli import main
 from brainkit.errors import CheckpointError, ConfigError
 from brainkit.models import build_model, model_config
-from brainkit.models.clip_mused import CLIPMUSED, TokenAttention, load_released
+from brainkit.models.clip_mused import CLIPMUSED, TokenAttention
+from brainkit.models.clip_mused_released import load_released
 from brainkit.recipes import evaluate_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

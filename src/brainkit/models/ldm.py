@@ -17,18 +17,17 @@ brainkit and a converted CompVis/Stable Diffusion checkpoint go through one path
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from brainkit.checkpoint import atomic_folder
 from brainkit.config import Checked, bounded, choice
-from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.errors import ConfigError, DataError
+from brainkit.models.ldm_folder import load_pretrained_ldm as load_pretrained_ldm  # re-exported
+from brainkit.models.ldm_folder import save_pretrained_ldm as save_pretrained_ldm
 from brainkit.registry import MODELS
 
 N_CONTEXT_TOKENS = 77  # the paper's context length (Mind-Vis/Vis-Dec map fMRI tokens to 77, METHODS.md 4.4)
@@ -180,69 +179,6 @@ def build_scheduler(config: LDMConfig, scheduler_config: dict[str, Any] | None =
         beta_end=config.beta_end,
         **options,
     )
-
-
-# --- a local diffusers folder ----------------------------------------------------------------------------------
-
-_VAE_CLASSES = ("AutoencoderKL", "VQModel")
-
-
-def _subfolder_config(folder: Path, sub: str, file: str = "config.json") -> dict[str, Any]:
-    path = folder / sub / file
-    if not path.is_file():
-        raise CheckpointError(
-            f"Latent diffusion folder {folder} has no {sub}/{file}. Expected a diffusers layout with unet/, vae/ "
-            "and scheduler/ (as written by save_pretrained or the diffusers conversion scripts)."
-        )
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} is truncated or not JSON ({err}).") from None
-
-
-def load_pretrained_ldm(folder: str | Path) -> tuple[nn.Module, nn.Module, dict[str, Any]]:
-    """Load (unet, vae, scheduler_config) from a local diffusers folder; nothing is fetched from a hub.
-
-    Raises :class:`CheckpointError` when the folder or one of ``unet/``, ``vae/``, ``scheduler/`` is missing, or
-    when the UNet has no cross-attention (an unconditional UNet cannot take fMRI context).
-    """
-    from diffusers import AutoencoderKL, UNet2DConditionModel, VQModel
-
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CheckpointError(
-            f"Latent diffusion folder {folder} does not exist. Give a local diffusers folder with unet/, vae/ "
-            "and scheduler/, or leave ldm_dir unset to train a small LDM on the built-in images."
-        )
-    unet_config = _subfolder_config(folder, "unet")
-    vae_config = _subfolder_config(folder, "vae")
-    scheduler_config = _subfolder_config(folder, "scheduler", "scheduler_config.json")
-    if unet_config.get("_class_name", "UNet2DConditionModel") != "UNet2DConditionModel":
-        raise CheckpointError(
-            f"{folder}/unet is a {unet_config['_class_name']}; Vis-Dec needs a UNet2DConditionModel "
-            "(cross-attention to the fMRI context)."
-        )
-    vae_class = vae_config.get("_class_name", "AutoencoderKL")
-    if vae_class not in _VAE_CLASSES:
-        raise CheckpointError(f"{folder}/vae is a {vae_class}; expected one of {_VAE_CLASSES}.")
-    try:
-        unet = UNet2DConditionModel.from_pretrained(
-            folder, subfolder="unet", local_files_only=True, low_cpu_mem_usage=False
-        )
-        vae_cls = AutoencoderKL if vae_class == "AutoencoderKL" else VQModel
-        vae = vae_cls.from_pretrained(folder, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False)
-    except (OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"Could not load the latent diffusion model in {folder}: {err}") from None
-    return unet, vae, scheduler_config
-
-
-def save_pretrained_ldm(folder: str | Path, unet: nn.Module, vae: nn.Module, scheduler) -> Path:
-    """Write ``folder/{unet,vae,scheduler}`` (diffusers layout, safetensors) atomically: whole or absent."""
-    with atomic_folder(folder) as tmp:
-        unet.save_pretrained(tmp / "unet", safe_serialization=True)
-        vae.save_pretrained(tmp / "vae", safe_serialization=True)
-        scheduler.save_pretrained(tmp / "scheduler")
-    return Path(folder)
 
 
 # --- latents ---------------------------------------------------------------------------------------------------

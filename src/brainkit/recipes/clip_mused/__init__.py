@@ -186,7 +186,7 @@ class CLIPMUSEDRecipe:
     ) -> list[str]:
         """The released ``model.pth`` (decoding_HCP_MS.py's ``model.state_dict()`` of ``BrainFormer_MS``) as this
         run's ``clip_mused`` network: its phase (``train/clip_mused``, imported) and ``checkpoints/clip_mused``."""
-        from brainkit.models.clip_mused import load_released
+        from brainkit.models.clip_mused_released import load_released
         from brainkit.training.phase import write_imported_phase
 
         if tuple(config.methods) != ("clip_mused",):
