@@ -18,7 +18,10 @@ process, rounds interleave a peak probe and the model's step, so both see the sa
 
 Presets: ``--quick`` = ``testing`` (tiny, for CI), ``cpu_small`` (default; the model's cpu_small preset where it has
 one, else its testing preset), ``paper`` (the paper preset and data sizes, as in tests/test_models.py's counts;
-several GB for the big ones). Closed-form models (ridge) have no optimiser step and are reported as such.
+several GB for the big ones; plus, after Lite-Mind's paper row, one at ``nsd_subj01_released``: the released
+computation at the paper's sizes, the reference's own work, see PAPER_RELEASED). ``--models NAME@PRESET`` measures a
+model preset at the bench preset's data sizes. Closed-form models (ridge) have no optimiser step and are reported as
+such.
 
 ``ratio_vs_released`` = the released-style reference's median step / ours, timed in the same process and the same
 interleaved rounds (probe, ours, reference), with the same input, the same loss and AdamW. The references are
@@ -61,6 +64,10 @@ PAPER = {
     "brain_mae": ("sg_paper", {"n_rois": 100, "segment_frames": 21}),
     "cross_modal": ("paper", {}),
 }
+# With --preset paper, a second row per model at the preset that runs the released computation at the paper's sizes
+# where the paper preset computes more than the released code does (Lite-Mind: the paper's full d x d complex FreMLP
+# against the released einsum, which reads the weight's diagonal; ours' released preset does the reference's work).
+PAPER_RELEASED = {"lite_mind": "nsd_subj01_released"}
 # Models whose paper setting the bench cannot build, and why.
 PAPER_SKIP = {
     "ldm": "its_paper_networks_are_a_pretrained_256px_LDM_loaded_from_ldm_dir;_built_here_only_the_image_side_is_set",
@@ -128,13 +135,18 @@ def peak_gflops(size: int = 2048) -> float:
     return best
 
 
-def _config(name: str, preset: str):
+def _config(name: str, preset: str, variant: str = ""):
+    """(config, preset label) of ``name`` at the bench preset; ``variant``: that model preset instead, at the
+    bench preset's data sizes (``--models lite_mind@nsd_subj01_released``)."""
     from brainkit.errors import ConfigError
     from brainkit.models import model_config
     from brainkit.models.base import example_config
     from brainkit.registry import MODELS
 
     cls = MODELS.get(name)
+    if variant:
+        sizes = PAPER.get(name, ("", {}))[1] if preset == "paper" else CPU_SMALL.get(name, {})
+        return model_config(name, variant, sizes), variant
     if preset == "paper":
         if name in PAPER_SKIP:
             raise NotRun(PAPER_SKIP[name])
@@ -225,8 +237,9 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048, 
     from brainkit.training.loop import fused_ok
 
     torch.manual_seed(0)
+    name, _, variant = name.partition("@")
     try:
-        config, used = _config(name, preset)
+        config, used = _config(name, preset, variant)
     except NotRun as reason:
         return {"model": name, "preset": preset, "not_run": str(reason)}
     try:
@@ -340,7 +353,11 @@ def main() -> None:
         "--quick", action="store_true", help="testing presets, 2 rounds, 1024^3 probe (CI-sized)"
     )
     parser.add_argument("--preset", default="cpu_small", choices=("testing", "cpu_small", "paper"))
-    parser.add_argument("--models", help="comma-separated model names (default: every registered model)")
+    parser.add_argument(
+        "--models",
+        help="comma-separated model names, NAME@PRESET for a model preset at the bench preset's data sizes "
+        "(default: every registered model; with --preset paper also the PAPER_RELEASED rows)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
@@ -362,6 +379,12 @@ def main() -> None:
     from brainkit.registry import MODELS
 
     names = args.models.split(",") if args.models else list(MODELS)
+    if preset == "paper" and not args.models:  # and each released-computation row after its paper row
+        names = [
+            n
+            for name in names
+            for n in (name, *([f"{name}@{PAPER_RELEASED[name]}"] * (name in PAPER_RELEASED)))
+        ]
     load = os.getloadavg()[0]
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"

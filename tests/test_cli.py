@@ -181,7 +181,7 @@ def test_version_and_did_you_mean_for_commands(capsys):
 
 
 def test_tables_split_into_blocks_that_fit_the_terminal():
-    from brainkit.cli import format_table, metrics_tables
+    from brainkit.report.terminal import format_table, metrics_tables
 
     rows = [
         {"method": f"m{i}", **{f"a_long_metric_name_{j}": 0.5 + i + j for j in range(12)}} for i in range(3)

@@ -56,7 +56,7 @@ def test_efficientnet_real_weights_on_three_images():
 def test_efficientnet_recognises_a_cat():
     from skimage.data import chelsea
 
-    from brainkit.stimuli.encoders import EfficientNetLite0
+    from brainkit.stimuli.efficientnet import EfficientNetLite0
 
     encoder = get_encoder("efficientnet_lite0")
     assert isinstance(encoder, EfficientNetLite0)

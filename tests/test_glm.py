@@ -7,11 +7,11 @@ import pytest
 from brainkit.data.glm import (
     GLMConfig,
     fit_single_trials,
-    frame_times,
     read_masked_run,
     single_trial_betas,
     trial_design,
 )
+from brainkit.data.glm_inputs import frame_times
 from brainkit.errors import ConfigError, DataError
 
 

@@ -11,7 +11,7 @@ from brainkit.data.builtin import nsd_like_realistic as realistic
 from brainkit.data.builtin.nsd_like import build_nsd_like
 from brainkit.data.reliability import noise_ceiling
 from brainkit.errors import ConfigError
-from brainkit.stimuli import encoders
+from brainkit.stimuli import efficientnet, encoders
 
 TINY = {
     "subjects": ("subj01", "subj05"),
@@ -151,7 +151,7 @@ def test_pooled_after_another_blocks_map_reuses_the_forward_pass(monkeypatch):
     pooled = encoders.get_encoder("efficientnet_lite0", image_size=64)
     maps = mid.encode(images)
     monkeypatch.setattr(
-        encoders.EfficientNetLite0, "_model", lambda self: pytest.fail("ran the network again")
+        efficientnet.EfficientNetLite0, "_model", lambda self: pytest.fail("ran the network again")
     )
     assert pooled.encode(images).shape == (3, 1280)
     np.testing.assert_array_equal(mid.encode(images), maps)

@@ -24,8 +24,9 @@ from typing import Any
 from brainkit.checkpoint import atomic_write_text, read_torch_weights, sha256_file
 from brainkit.config import to_dict
 from brainkit.errors import ConfigError
-from brainkit.recipes import LOCK, RecipeResult, _claim, in_folder, recipe_config, register_all
+from brainkit.recipes import RecipeResult, in_folder, recipe_config, register_all
 from brainkit.registry import RECIPES
+from brainkit.training.run_folder import LOCK, _claim
 
 log = logging.getLogger(__name__)
 

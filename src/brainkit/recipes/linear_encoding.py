@@ -32,6 +32,7 @@ import torch
 
 from brainkit.config import Checked, bounded
 from brainkit.data import dataset_accepts, load_dataset
+from brainkit.data.builtin.nsd_like import testing_options
 from brainkit.data.reliability import noise_ceiling, trials_by_stimulus
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import CheckpointError, ConfigError, DataError
@@ -85,12 +86,7 @@ class LinearEncodingRecipeConfig(Checked):
     )  # torch threads (one: the machine is shared)
 
 
-TESTING_DATA = {
-    "subjects": ["subj01", "subj05"], "n_train_stimuli": 40, "n_test_stimuli": 14, "image_size": 64,
-    "features": {"low": ["pixel_projection", {"dim": 24, "grid": 4}], "high": ["pixel_projection", {"dim": 24, "grid": 4}],
-                 "semantic": ["hashed_words", {"dim": 16}]},
-    "n_components": {"low": 4, "high": 6, "semantic": 3}, "n_voxels": {"subj01": 41, "subj05": 29}, "median_snr": 1.5,
-}  # fmt: skip
+TESTING_DATA = testing_options({"subj01": 41, "subj05": 29}, median_snr=1.5)
 PRESETS = {
     # The built-in NSD imitation, its four subjects; the features are the encoder behind its "high" feature space
     # (the responses are not linear in them alone: low-level and semantic spaces and noise also drive them).

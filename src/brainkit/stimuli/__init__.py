@@ -5,6 +5,8 @@ Importing any ``brainkit.stimuli`` module runs this first, so every encoder modu
 """
 
 from brainkit.stimuli import av_encoders as _av_encoders  # noqa: F401  (registers the video/audio encoders)
+from brainkit.stimuli import efficientnet as _efficientnet  # noqa: F401  (registers EfficientNet-Lite0)
+from brainkit.stimuli import hf_encoders as _hf_encoders  # noqa: F401  (registers MiniLM and CLIP)
 from brainkit.stimuli.cache import default_cache_dir, embed_stimuli
 from brainkit.stimuli.encoders import Encoder, get_encoder
 

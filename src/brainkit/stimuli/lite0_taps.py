@@ -2,7 +2,7 @@
 
 The reconstruction metrics (``brainkit.evaluation.reconstruction``) identify images in the feature spaces of a
 real pretrained network, from low-level maps to the pooled features, and classify them with its 1000-way head.
-The encoders in ``brainkit.stimuli.encoders`` give one output each; this module gives them all at once.
+The encoders in ``brainkit.stimuli.efficientnet`` give one output each; this module gives them all at once.
 
 ==============  =============================  =======================================================
 tap             what                           shape per image (image_size 224, grid 14)
@@ -28,12 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from brainkit.errors import ConfigError, DataError
-from brainkit.stimuli.encoders import (
-    LITE0_BLOCK_CHANNELS,
-    LITE0_BLOCK_DOWNSAMPLE,
-    EfficientNetLite0,
-    _resize_batch,
-)
+from brainkit.stimuli.efficientnet import LITE0_BLOCK_CHANNELS, LITE0_BLOCK_DOWNSAMPLE, EfficientNetLite0
+from brainkit.stimuli.encoders import _resize_batch
 
 TAP_BLOCKS = {"lite0_block1": 1, "lite0_block4": 4, "lite0_block10": 10, "lite0_block15": 15}
 TAPS = (*TAP_BLOCKS, "lite0_pooled", "logits")

@@ -65,6 +65,26 @@ GENERATIVE = (
 )  # linear: the model below; realistic: nsd_like_realistic (non-linear maps)
 
 
+def testing_options(n_voxels: dict[str, int], n_test_stimuli: int = 14, **changes: Any) -> dict[str, Any]:
+    """Options of a seconds-long build for the recipes' testing presets: 40 training and ``n_test_stimuli`` test
+    images at 64 px, weight-free features (pixel projections, hashed words), the subjects of ``n_voxels`` with
+    those voxel counts; ``changes`` add or replace options. A fresh dict on every call."""
+    return {
+        "subjects": list(n_voxels),
+        "n_train_stimuli": 40,
+        "n_test_stimuli": n_test_stimuli,
+        "image_size": 64,
+        "features": {
+            "low": ["pixel_projection", {"dim": 24, "grid": 4}],
+            "high": ["pixel_projection", {"dim": 24, "grid": 4}],
+            "semantic": ["hashed_words", {"dim": 16}],
+        },
+        "n_components": {"low": 4, "high": 6, "semantic": 3},
+        "n_voxels": dict(n_voxels),
+        **changes,
+    }
+
+
 def default_features(image_size: int) -> dict[str, tuple[str, dict[str, Any]]]:
     """The encoders behind the three feature spaces (image encoders run at the stimulus size)."""
     return {

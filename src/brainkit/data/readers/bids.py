@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from brainkit.data.glm import GLMConfig, check_confounds, fit_single_trials, read_masked_run
+from brainkit.data.glm import GLMConfig, fit_single_trials, read_masked_run
+from brainkit.data.glm_inputs import check_confounds
 from brainkit.data.readers.bids_runs import SURFACE_SPACES, BIDSRun, find_runs, subject_label
 from brainkit.data.readers.surface_runs import read_surface_run, usable_vertices
 from brainkit.data.readers.volumes import read_volume, voxel_coordinates

@@ -36,10 +36,13 @@ import torch
 
 from brainkit.checkpoint import atomic_write_text
 from brainkit.config import Checked, bounded
+from brainkit.data.builtin.nsd_like import testing_options
 from brainkit.data.paired import DataSpec, open_dataset
 from brainkit.data.transforms import Standardizer
 from brainkit.errors import ConfigError, DataError
 from brainkit.evaluation.retrieval import RetrievalSpec, score_predictions
+from brainkit.models.spec import ModelSpec
+from brainkit.objectives.spec import ObjectiveSpec
 from brainkit.recipes import RecipeOutput
 from brainkit.recipes.adaptation.tasks import (
     AdaptTask,
@@ -70,19 +73,9 @@ class AdaptationData(Checked):
 
 
 @dataclass(frozen=True)
-class DecoderSpec:
+class DecoderSpec(ModelSpec):
     """The decoder behind the shared latent and trained from scratch: a registered model of (batch, n_voxels)
     (``lite_mind``, ``mindeye_mlp``), its preset and option changes."""
-
-    name: str = "lite_mind"
-    preset: str | None = "cpu_small"
-    options: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ObjectiveSpec:
-    name: str = "infonce"
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,20 +128,7 @@ PRESETS = {
     "testing": AdaptationConfig(
         data=AdaptationData(
             target="pixel_projection",
-            options={
-                "subjects": ["subj01", "subj02", "subj05"],
-                "n_train_stimuli": 40,
-                "n_test_stimuli": 14,
-                "features": {
-                    "low": ["pixel_projection", {"dim": 24, "grid": 4}],
-                    "high": ["pixel_projection", {"dim": 24, "grid": 4}],
-                    "semantic": ["hashed_words", {"dim": 16}],
-                },
-                "n_components": {"low": 4, "high": 6, "semantic": 3},
-                "n_voxels": {"subj01": 41, "subj02": 37, "subj05": 29},
-                "image_size": 64,
-                "median_snr": 1.5,
-            },
+            options=testing_options({"subj01": 41, "subj02": 37, "subj05": 29}, median_snr=1.5),
         ),
         model=DecoderSpec("lite_mind", "testing"),
         objective=ObjectiveSpec("infonce", {"temperature": 0.1}),
