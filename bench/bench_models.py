@@ -135,6 +135,11 @@ def peak_gflops(size: int = 2048) -> float:
     return best
 
 
+def with_released_rows(names: list[str]) -> list[str]:
+    """``names`` with ``NAME@PRESET`` after each model of PAPER_RELEASED (its released-computation row)."""
+    return [row for name in names for row in (name, *([f"{name}@{PAPER_RELEASED[name]}"] if name in PAPER_RELEASED else []))]  # fmt: skip
+
+
 def _config(name: str, preset: str, variant: str = ""):
     """(config, preset label) of ``name`` at the bench preset; ``variant``: that model preset instead, at the
     bench preset's data sizes (``--models lite_mind@nsd_subj01_released``)."""
@@ -379,12 +384,8 @@ def main() -> None:
     from brainkit.registry import MODELS
 
     names = args.models.split(",") if args.models else list(MODELS)
-    if preset == "paper" and not args.models:  # and each released-computation row after its paper row
-        names = [
-            n
-            for name in names
-            for n in (name, *([f"{name}@{PAPER_RELEASED[name]}"] * (name in PAPER_RELEASED)))
-        ]
+    if preset == "paper" and not args.models:
+        names = with_released_rows(names)
     load = os.getloadavg()[0]
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"

@@ -137,6 +137,22 @@ def test_models_without_released_code_say_so():
     assert bench_models.build_reference("not_a_model", None, None) == "no_released_style_reference"
 
 
+def test_the_paper_run_adds_lite_minds_released_computation_row_and_name_at_preset_picks_a_model_preset():
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_models
+
+    rows = bench_models.with_released_rows(["brain_mae", "lite_mind", "sit"])
+    assert rows == ["brain_mae", "lite_mind", "lite_mind@nsd_subj01_released", "sit"]
+    paper, label = bench_models._config("lite_mind", "paper")
+    released, released_label = bench_models._config("lite_mind", "paper", "nsd_subj01_released")
+    assert (label, released_label) == ("nsd_subj01", "nsd_subj01_released")
+    assert (paper.fremlp, released.fremlp) == (
+        "full",
+        "diagonal",
+    )  # the reference's einsum reads the diagonal
+    assert released.n_voxels == paper.n_voxels == 15724 and released.output_shape == paper.output_shape
+
+
 def test_a_reference_whose_parameter_count_is_not_the_stated_one_fails_the_run(monkeypatch):
     """The bench refuses a reference whose parameters differ from ours by other than the stated difference."""
     import pytest
