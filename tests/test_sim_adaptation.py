@@ -188,3 +188,30 @@ def test_adaptation_is_off_by_default() -> None:
         config = recipe_config("sim", preset=preset)
         assert config.adaptation.enabled and config.inits == ("scratch",)
         SIMRecipe.check(config)  # the presets pass the checks
+
+
+def test_resumed_after_a_kill_ends_where_the_run_does(run, movie, tmp_path, monkeypatch) -> None:
+    """A kill inside the second cell's scratch phase, then --resume: the finished phases are reloaded, not
+    trained again, the killed one continues from its state, and every score equals the uninterrupted run's."""
+    from brainkit.testing import SimulatedKill, killing_train
+
+    monkeypatch.setattr("brainkit.recipes.sim.load_movie_data", lambda config: movie)
+    killed: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("brainkit.training.phase.train", killing_train("scratch_k8_seed0", 1, killed))
+        with pytest.raises(SimulatedKill):
+            run_recipe("sim", folder=tmp_path / "run", preset="testing_adaptation")
+    assert killed == ["pretrain", "adapt_k4_seed0", "scratch_k4_seed0", "adapt_k4_seed1", "scratch_k4_seed1",
+                      "adapt_k8_seed0", "scratch_k8_seed0"]  # fmt: skip
+    trained: list[str] = []
+    monkeypatch.setattr("brainkit.training.phase.train", killing_train("(none)", 1, trained))
+    resumed = run_recipe("sim", folder=tmp_path / "run", resume=True)
+    assert trained[0] == "scratch_k8_seed0" and not set(trained) & set(killed[:-1])
+
+    def scores(metrics):
+        return {
+            key: {m: v for m, v in cell.items() if m != "train_s"} for key, cell in metrics["cells"].items()
+        }
+
+    assert scores(resumed.metrics) == scores(run.metrics)
+    assert resumed.metrics["zero_shot"] == run.metrics["zero_shot"]
