@@ -48,12 +48,12 @@ from brainkit.training.config import RESUMABLE_CHANGES
 from brainkit.training.run_folder import (
     CHANGES,
     LOCK,
-    _changed_keys,
-    _claim,
-    _copy_tree,
-    _has_state,
-    _lookup,
-    _saved_config,
+    changed_keys,
+    claim,
+    copy_tree,
+    has_state,
+    lookup_key,
+    saved_config,
 )
 
 log = logging.getLogger(__name__)
@@ -214,7 +214,7 @@ def saved_run(folder: str | Path) -> tuple[str, Any, Any]:
         partial = folder.parent / f".{folder.name}.partial"
         hint = f" An unfinished run is at {partial}." if partial.is_dir() else ""
         raise CheckpointError(f"Run folder {folder} does not exist.{hint}")
-    name, data = _saved_config(folder)
+    name, data = saved_config(folder)
     register_all()
     cls = RECIPES.get(name)
     config = from_dict(cls.Config, data, where=f"{folder}/config.json")
@@ -312,7 +312,7 @@ def run_recipe(
         return _secondary_run(
             name, cls, work, config, preset, overrides, config_file, resume, dataset, allow_changes
         )
-    lock = _claim(name, cls, folder, work, resume)
+    lock = claim(name, cls, folder, work, resume)
     start = time.perf_counter()
     try:
         if resume:
@@ -337,7 +337,7 @@ def run_recipe(
         (work / LOCK).unlink()
         os.replace(work, folder)
     except BaseException:
-        if resume or (getattr(cls, "resumable", False) and _has_state(work)):
+        if resume or (getattr(cls, "resumable", False) and has_state(work)):
             log.error(
                 "Run interrupted; continue it with --resume --out %s (partial state kept in %s).",
                 folder,
@@ -365,7 +365,7 @@ def _secondary_run(name: str, cls: Any, work: Path, config: Any, preset: str | N
     scratch = Path(tempfile.mkdtemp(prefix=f"brainkit-{name}-rank{process_rank()}-"))
     try:
         if resume:
-            _copy_tree(work, scratch)
+            copy_tree(work, scratch)
             config = _resumed_config(name, cls, work, config, preset, overrides, config_file, allow_changes,
                                      record=False)  # fmt: skip
         if dataset is not None:
@@ -396,7 +396,7 @@ def _resumed_config(
     """The config to resume with: the saved config of the interrupted run in ``work``, with ``overrides`` (or
     the config given / built from ``preset`` / ``config_file``). A difference from the saved config is refused
     unless ``allow_changes`` names every changed key; allowed ones are appended to ``config_changes.jsonl``."""
-    saved_name, saved = _saved_config(work)
+    saved_name, saved = saved_config(work)
     if saved_name != name:
         raise ConfigError(f"{work} is a run of recipe {saved_name!r}, not {name!r}.")
     original = to_dict(from_dict(cls.Config, saved, where=f"{work}/config.json"))
@@ -408,7 +408,7 @@ def _resumed_config(
     if config is None and (preset is not None or config_file is not None):
         config = recipe_config(name, preset, overrides, config_file)
     resumed = resumed if config is None else config
-    changed = _changed_keys(original, to_dict(resumed))
+    changed = changed_keys(original, to_dict(resumed))
     free = (*RESUMABLE_CHANGES, "cache_dir")  # where and how it runs, not what it computes: never refused
     allowed = (*allow_changes, *free)
     refused = [k for k in changed if not any(k == a or k.startswith(f"{a}.") or k.endswith(f".{a}") for a in allowed)]  # fmt: skip
@@ -421,7 +421,7 @@ def _resumed_config(
     if changed and record:
         new = to_dict(resumed)
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "changes": {k: [_lookup(original, k), _lookup(new, k)] for k in changed}}  # fmt: skip
+                  "changes": {k: [lookup_key(original, k), lookup_key(new, k)] for k in changed}}  # fmt: skip
         log.warning("Resuming %s with changed settings %s, as allowed.", work, record["changes"])
         path = work / CHANGES
         previous = path.read_text() if path.is_file() else ""

@@ -26,7 +26,7 @@ from brainkit.config import to_dict
 from brainkit.errors import ConfigError
 from brainkit.recipes import RecipeResult, in_folder, recipe_config, register_all
 from brainkit.registry import RECIPES
-from brainkit.training.run_folder import LOCK, _claim
+from brainkit.training.run_folder import LOCK, claim
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def import_run(
     weights, source = read_released(cls, method, Path(path))
     folder = Path(folder)
     work = folder.parent / f".{folder.name}.partial"
-    lock = _claim(method, cls, folder, work, resume=False)
+    lock = claim(method, cls, folder, work, resume=False)
     start = time.perf_counter()
     try:
         atomic_write_text(

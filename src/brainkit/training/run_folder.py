@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 LOCK = ".lock"
 
 
-def _saved_config(folder: Path) -> tuple[str, dict[str, Any]]:
+def saved_config(folder: Path) -> tuple[str, dict[str, Any]]:
     """(recipe name, config mapping) of the run folder (or partial folder) ``folder``."""
     path = folder / "config.json"
     if not path.is_file():
@@ -58,7 +58,7 @@ class _Lock:
         self.handle.close()
 
 
-def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock:
+def claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock:
     """Create and lock ``work`` (or, resuming, lock the interrupted one); refuse a folder another run holds."""
     if folder.exists():
         if resume:
@@ -76,12 +76,12 @@ def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock
         except OSError:
             lock.release()
             shutil.rmtree(fresh, ignore_errors=True)
-            return _claim(name, cls, folder, work, resume)
+            return claim(name, cls, folder, work, resume)
         return lock
     lock = _Lock(work)  # raises when another run holds it
     if resume:
         return lock
-    if getattr(cls, "resumable", False) and _has_state(work):
+    if getattr(cls, "resumable", False) and has_state(work):
         lock.release()
         raise ConfigError(
             f"An interrupted run of {name} is at {work}; continue it with --resume, or delete it to start over."
@@ -89,17 +89,17 @@ def _claim(name: str, cls: Any, folder: Path, work: Path, resume: bool) -> _Lock
     log.warning("Removing the leftovers of an interrupted run at %s", work)
     shutil.rmtree(work, ignore_errors=True)
     lock.release()
-    return _claim(name, cls, folder, work, resume)
+    return claim(name, cls, folder, work, resume)
 
 
-def _has_state(work: Path) -> bool:
+def has_state(work: Path) -> bool:
     """Whether ``work`` holds a trainer ``state/`` (or a copy of one that a killed write left beside it: the
     reader puts it back) or a finished phase, at any depth, i.e. can be resumed."""
     states = [p for pattern in ("state", ".state.*") for p in work.rglob(pattern)]
     return any(path.is_dir() for path in states) or any(work.rglob("done.json"))
 
 
-def _copy_tree(source: Path, target: Path, attempts: int = 5) -> None:
+def copy_tree(source: Path, target: Path, attempts: int = 5) -> None:
     """``source`` copied into ``target``, again while rank 0's atomic renames move files under the copy."""
     for attempt in range(attempts):
         try:
@@ -114,15 +114,15 @@ def _copy_tree(source: Path, target: Path, attempts: int = 5) -> None:
 CHANGES = "config_changes.jsonl"  # settings changed on --resume --allow-changes, one record per resumption
 
 
-def _lookup(config: dict[str, Any], dotted: str) -> Any:
+def lookup_key(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return value
 
 
-def _changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
         keys = sorted(set(old) | set(new))
-        return [k for key in keys for k in _changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
+        return [k for key in keys for k in changed_keys(old.get(key), new.get(key), f"{prefix}{key}.")]
     return [] if old == new else [prefix.rstrip(".")]
