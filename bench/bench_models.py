@@ -18,8 +18,9 @@ process, rounds interleave a peak probe and the model's step, so both see the sa
 
 Presets: ``--quick`` = ``testing`` (tiny, for CI), ``cpu_small`` (default; the model's cpu_small preset where it has
 one, else its testing preset), ``paper`` (the paper preset and data sizes, as in tests/test_models.py's counts;
-several GB for the big ones; plus, after Lite-Mind's paper row, one at ``nsd_subj01_released``: the released
-computation at the paper's sizes, the reference's own work, see PAPER_RELEASED). ``--models NAME@PRESET`` measures a
+several GB for the big ones; plus, after Lite-Mind's and the cross-modal model's paper rows, one at
+``nsd_subj01_released`` / ``paper_released``: the released computation at the paper's sizes, the reference's own
+work, see PAPER_RELEASED). ``--models NAME@PRESET`` measures a
 model preset at the bench preset's data sizes. Closed-form models (ridge) have no optimiser step and are reported as
 such.
 
@@ -28,7 +29,8 @@ interleaved rounds (probe, ours, reference), with the same input, the same loss 
 written in the bench files after the released code's layout (none is copied): SiT and SIM's fMRI path on
 vit-pytorch's Transformer (bench/released_sit.py), Vis-Dec's MAE on timm 0.5.4 Blocks (released_dc_mae.py),
 CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py), the released
-vsMAE's tubelet path (released_vsmae.py; vsMAE's paper row is the ``sim_released`` preset) and MindEye v1's
+vsMAE's tubelet path (released_vsmae.py; vsMAE's paper row is the ``sim_released`` preset), Vis-Dec phase 2's
+MAEforFMRICross and cross-layer ViT-MAE (released_cross_modal.py, at ``paper_released``) and MindEye v1's
 BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser). Their parameter
 count is checked against ours (``ref_params_diff``: 0, or the stated difference, else the run fails). "n/a" with
 the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
@@ -66,8 +68,9 @@ PAPER = {
 }
 # With --preset paper, a second row per model at the preset that runs the released computation at the paper's sizes
 # where the paper preset computes more than the released code does (Lite-Mind: the paper's full d x d complex FreMLP
-# against the released einsum, which reads the weight's diagonal; ours' released preset does the reference's work).
-PAPER_RELEASED = {"lite_mind": "nsd_subj01_released"}
+# against the released einsum, which reads the weight's diagonal; ours' released preset does the reference's work)
+# or another layout (the cross-modal model: ours' TransformerDecoderLayer stacks against the released ViT-MAE layers).
+PAPER_RELEASED = {"lite_mind": "nsd_subj01_released", "cross_modal": "paper_released"}
 # Models whose paper setting the bench cannot build, and why.
 PAPER_SKIP = {
     "ldm": "its_paper_networks_are_a_pretrained_256px_LDM_loaded_from_ldm_dir;_built_here_only_the_image_side_is_set",
@@ -95,12 +98,12 @@ REFERENCES = {
     "clip_mused": ("released_clip_mused", "clip_mused_reference"),
     "vsmae": ("released_vsmae", "vsmae_reference"),
     "mindeye_mlp": ("released_mindeye", "mindeye_reference"),
+    "cross_modal": ("released_cross_modal", "cross_modal_reference"),
 }
 NO_REFERENCE = {
     "brain_mae": "no_released_code",
-    # Vis-Dec phases 2 and 3 are released (soinx0629/vis_dec_neurips); their step is mostly what ours runs too:
-    # transformers' ViTMAE (phase 2's image side) and a diffusers-style UNet (phase 3)
-    "cross_modal": "released_in_vis_dec_neurips_phase2,_reference_not_written",
+    # Vis-Dec phase 3 is released (soinx0629/vis_dec_neurips); its step is mostly what ours runs too: a
+    # diffusers-style UNet
     "ldm": "released_in_vis_dec_neurips_phase3,_reference_not_written",
     "linear_encoding": "no_released_code_(our_baseline)",
     "shared_subject": "released_in_MindEyeV2,_reference_not_written_(its_backbone's:_mindeye_mlp)",

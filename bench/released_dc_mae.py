@@ -114,7 +114,8 @@ class MAEforFMRI(nn.Module):
         x_masked = torch.gather(x, dim=1, index=ids_keep.unsqueeze(-1).repeat(1, 1, D))
         return x_masked, ids_restore
 
-    def forward_encoder(self, x, noise, len_keep):
+    def forward_blocks(self, x, noise, len_keep):
+        """``forward_encoder`` up to its final norm (phase 2's cross-attention goes there)."""
         x = self.patch_embed(x)
         x = x + self.pos_embed[:, 1:, :]
         x, ids_restore = self.random_masking(x, noise, len_keep)
@@ -122,6 +123,10 @@ class MAEforFMRI(nn.Module):
         x = torch.cat((cls_token.expand(x.shape[0], -1, -1), x), dim=1)
         for blk in self.blocks:
             x = blk(x)
+        return x, ids_restore
+
+    def forward_encoder(self, x, noise, len_keep):
+        x, ids_restore = self.forward_blocks(x, noise, len_keep)
         return self.norm(x), ids_restore
 
     def forward_decoder(self, x, ids_restore):

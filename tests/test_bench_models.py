@@ -112,6 +112,45 @@ def test_the_vsmae_and_mindeye_references_compute_what_ours_computes():
     torch.testing.assert_close((reference.eval(), forward(x))[1], ours.eval()(x))
 
 
+def test_the_cross_modal_reference_computes_ours_released_step():
+    """Vis-Dec phase 2 (released=True): the reference's fMRI side carries the released phase-2 names, so brainkit's
+    DC-MAE and fMRI-cross imports load it; its image side is transformers' ViT-MAE (eager attention) plus the released
+    ``layer_cross`` / ``cross_map_in``, mapped with the same rules; with those weights the two losses agree."""
+    import torch
+
+    sys.path.insert(0, str(BENCH.parent))
+    import released_cross_modal
+
+    from brainkit.models import build_model, dc_mae, model_config
+    from brainkit.models.cross_modal import CROSS_PRESETS, CrossModalMAE, small_image_mae
+    from brainkit.models.cross_modal_released import FMRI_CROSS_RULES, load_released_fmri_cross
+    from brainkit.models.released import map_state
+
+    torch.manual_seed(0)
+    fmri = build_model("dc_mae", model_config("dc_mae", "testing", {"released": True, "n_voxels": 52}))
+    ours = CrossModalMAE(fmri, small_image_mae("testing"), CROSS_PRESETS["testing_released"]).eval()
+    reference, forward, difference, _ = released_cross_modal.cross_modal_reference(ours, ours.config)
+    assert difference == 0
+    with torch.no_grad():
+        for p in reference.parameters():  # away from the initial values, so that a missed tensor shows
+            p.add_(0.05 * torch.randn_like(p) if p.requires_grad else 0.0)  # the fixed positions stay
+    state = reference.fmri.state_dict()
+    dc_mae.load_released(
+        ours.fmri, {k: v for k, v in state.items() if not k.startswith("cross_")}, "reference"
+    )
+    load_released_fmri_cross(ours.fmri_cross, state, "reference")
+    ours.image.load_state_dict(reference.image.mae.state_dict())
+    image = {k.replace("layer_cross.", "cross_blocks."): v
+             for k, v in reference.image.state_dict().items() if not k.startswith("mae.")}  # fmt: skip
+    ours.image_cross.load_state_dict(map_state(image, FMRI_CROSS_RULES, ours.image_cross.state_dict()))
+    inputs = ours.example(ours.config, 3, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(forward.eval()(*inputs)["loss"], ours(*inputs)["loss"], atol=1e-5, rtol=1e-4)
+    plain = CrossModalMAE(fmri, small_image_mae("testing"), CROSS_PRESETS["testing"])
+    assert isinstance(
+        released_cross_modal.cross_modal_reference(plain, plain.config), str
+    )  # ours' own layout
+
+
 def test_attention_on_the_cpu_is_counted_with_torchs_sdpa_formulas():
     """torch's FlopCounterMode has no formula for the CPU flash kernel (0 FLOPs); the bench adds torch's own."""
     import torch
@@ -141,8 +180,9 @@ def test_the_paper_run_adds_lite_minds_released_computation_row_and_name_at_pres
     sys.path.insert(0, str(BENCH.parent))
     import bench_models
 
-    rows = bench_models.with_released_rows(["brain_mae", "lite_mind", "sit"])
-    assert rows == ["brain_mae", "lite_mind", "lite_mind@nsd_subj01_released", "sit"]
+    rows = bench_models.with_released_rows(["brain_mae", "cross_modal", "lite_mind", "sit"])
+    assert rows == ["brain_mae", "cross_modal", "cross_modal@paper_released", "lite_mind",
+                    "lite_mind@nsd_subj01_released", "sit"]  # fmt: skip
     paper, label = bench_models._config("lite_mind", "paper")
     released, released_label = bench_models._config("lite_mind", "paper", "nsd_subj01_released")
     assert (label, released_label) == ("nsd_subj01", "nsd_subj01_released")
