@@ -1,10 +1,12 @@
 """One training step of every registered model: time, FLOP rate, fraction of the machine's fp32 peak, peak memory.
 
     python bench/bench_models.py [--quick] [--preset cpu_small|paper|testing] [--models a,b] [--rounds 5]
-                                 [--batch N] [--threads N]
+                                 [--min-seconds 10] [--batch N] [--threads N]
 
 Each model runs in a FRESH subprocess (so its peak RSS, ``VmHWM`` from /proc/self/status, is its own). In that
-process, rounds interleave a peak probe and the model's step, so both see the same machine load:
+process, rounds interleave a peak probe and the model's step, so both see the same machine load; at least
+``--rounds`` of them, more (up to 100) until ours' timed steps add up to ``--min-seconds`` (a sub-second step on a
+shared machine varies by 10-30 % from one step to the next; the line's ``rounds=`` says how many were run):
 
 - peak probe: the best of ``torch.mm`` (MKL sgemm) and the same product as a channels-last 1x1 convolution
   (oneDNN), on 2048^3 fp32: the faster kernel stands for the machine's fp32 limit (measured here 2026-12-02: both
@@ -234,8 +236,21 @@ def op_profile(step, top: int) -> list[str]:
     return lines
 
 
-def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048, profile: int = 0) -> dict:
-    """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS."""
+MAX_ROUNDS = 100  # the most rounds --min-seconds adds
+
+
+def measure(
+    name: str,
+    preset: str,
+    batch: int,
+    rounds: int,
+    probe: int = 2048,
+    profile: int = 0,
+    min_seconds: float = 0.0,
+) -> dict:
+    """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS.
+    At least ``rounds`` rounds, more (up to MAX_ROUNDS) until ours' timed steps add up to ``min_seconds``: a
+    short step's median is then taken over enough rounds to damp the machine's noise."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -308,13 +323,14 @@ def measure(name: str, preset: str, batch: int, rounds: int, probe: int = 2048, 
         steps[1]()  # warm-up, as ours' counted step was
         row |= {"reference": note, "ref_params_diff": f"{difference:+d}"}
     times, peaks = [[] for _ in steps], []
-    for _ in range(rounds):
+    while len(peaks) < rounds or (sum(times[0]) < min_seconds and len(peaks) < MAX_ROUNDS):
         peaks.append(peak_gflops(probe))
         for timed, run in zip(times, steps):
             start = time.perf_counter()
             run()
             timed.append(time.perf_counter() - start)
     seconds, peak = statistics.median(times[0]), max(peaks)
+    row["rounds"] = len(peaks)
     rate = flops / seconds / 1e9
     if reference is None:
         row["ratio_vs_released"] = f"n/a:{built}"
@@ -349,7 +365,8 @@ def _line(row: dict) -> str:
         if key in row
     )
     return (
-        f"{row['model']} preset={row['preset']} batch={row['batch']} params={row['params']:,} step_s={row['step_s']} "
+        f"{row['model']} preset={row['preset']} batch={row['batch']} rounds={row['rounds']} params={row['params']:,} "
+        f"step_s={row['step_s']} "
         f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']}{reference} "
         f"ratio_vs_released={row['ratio_vs_released']} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
     )
@@ -366,7 +383,11 @@ def main() -> None:
         help="comma-separated model names, NAME@PRESET for a model preset at the bench preset's data sizes "
         "(default: every registered model; with --preset paper also the PAPER_RELEASED rows)",
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="at least this many rounds")
+    parser.add_argument(
+        "--min-seconds", type=float, default=10.0, metavar="S",
+        help=f"add rounds (up to {MAX_ROUNDS}) until ours' timed steps add up to S seconds; --quick: 0",
+    )  # fmt: skip
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
@@ -376,13 +397,14 @@ def main() -> None:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
+    min_seconds = 0.0 if args.quick else args.min_seconds
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
     if args.one:
         probe = 1024 if args.quick else 2048
-        print(json.dumps(measure(args.one, preset, args.batch, rounds, probe, args.profile)))
+        print(json.dumps(measure(args.one, preset, args.batch, rounds, probe, args.profile, min_seconds)))
         return
     from brainkit.registry import MODELS
 
@@ -392,10 +414,11 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
+        f" or more, until ours' steps add up to {min_seconds:g} s"
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
-                   "--batch", str(args.batch), "--profile", str(args.profile)]  # fmt: skip
+                   "--batch", str(args.batch), "--profile", str(args.profile), "--min-seconds", str(min_seconds)]  # fmt: skip
         command += ["--threads", str(args.threads)] if args.threads else []
         if args.quick:
             command.append("--quick")

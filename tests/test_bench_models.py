@@ -256,3 +256,16 @@ def test_gpu_suite_moves_every_training_config_of_a_recipe_and_knows_the_datashe
     assert len(sim) == 6  # the vsMAE phase and the tri-modal phase, three keys each
     assert gpu_suite.nominal_peak("NVIDIA H200") == 989.0
     assert gpu_suite.nominal_peak("NVIDIA H100 PCIe") == 756.0 and gpu_suite.nominal_peak("Tesla T4") is None
+
+
+def test_min_seconds_adds_rounds_to_a_short_step_up_to_the_cap():
+    sys.path.insert(0, str(BENCH.parent))
+    import bench_models
+
+    assert bench_models.measure("linear_encoding", "testing", 2, 1, probe=128)["rounds"] == 1
+    row = bench_models.measure("linear_encoding", "testing", 2, 1, probe=128, min_seconds=0.02)
+    assert 1 < row["rounds"] <= bench_models.MAX_ROUNDS
+    assert (
+        bench_models.measure("linear_encoding", "testing", 2, 3, probe=128, min_seconds=3600)["rounds"]
+        == bench_models.MAX_ROUNDS
+    )
