@@ -414,7 +414,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
-        f" or more, until ours' steps add up to {min_seconds:g} s"
+        + (f" or more, until ours' steps add up to {min_seconds:g} s" if min_seconds else "")
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
