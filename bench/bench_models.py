@@ -142,7 +142,12 @@ def peak_gflops(size: int = 2048) -> float:
 
 def with_released_rows(names: list[str]) -> list[str]:
     """``names`` with ``NAME@PRESET`` after each model of PAPER_RELEASED (its released-computation row)."""
-    return [row for name in names for row in (name, *([f"{name}@{PAPER_RELEASED[name]}"] if name in PAPER_RELEASED else []))]  # fmt: skip
+    rows = []
+    for name in names:
+        rows.append(name)
+        if name in PAPER_RELEASED:
+            rows.append(f"{name}@{PAPER_RELEASED[name]}")
+    return rows
 
 
 def _config(name: str, preset: str, variant: str = ""):
