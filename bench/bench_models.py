@@ -33,7 +33,9 @@ vit-pytorch's Transformer (bench/released_sit.py), Vis-Dec's MAE on timm 0.5.4 B
 CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py), the released
 vsMAE's tubelet path (released_vsmae.py; vsMAE's paper row is the ``sim_released`` preset), Vis-Dec phase 2's
 MAEforFMRICross and cross-layer ViT-MAE (released_cross_modal.py, at ``paper_released``) and MindEye v1's
-BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser). Their parameter
+BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser) and Vis-Dec
+phase 3's UNetModel with checkpointed SpatialTransformers (released_ldm.py, on ours' leaf modules; the ldm paper
+row is the ``label2img`` architecture, randomly initialised). Their parameter
 count is checked against ours (``ref_params_diff``: 0, or the stated difference, else the run fails). "n/a" with
 the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
 ``ratio_at_peak`` = the reference's step / (ours' counted FLOPs at the probe's peak): the ratio ours would reach
@@ -67,16 +69,21 @@ PAPER = {
     "clip_mused": ("hcp", {"n_subjects": 9, "n_classes": 859}),
     "brain_mae": ("sg_paper", {"n_rois": 100, "segment_frames": 21}),
     "cross_modal": ("paper", {}),
+    # the architecture of the paper's pretrained label2img LDM (random weights: a step's time does not depend on
+    # them), conditioned on the paper DC-MAE's 1 + 291 tokens of 1,024
+    "ldm": ("label2img", {"n_tokens": 292, "fmri_dim": 1024}),
 }
 # With --preset paper, a second row per model at the preset that runs the released computation at the paper's sizes
 # where the paper preset computes more than the released code does (Lite-Mind: the paper's full d x d complex FreMLP
 # against the released einsum, which reads the weight's diagonal; ours' released preset does the reference's work)
 # or another layout (the cross-modal model: ours' TransformerDecoderLayer stacks against the released ViT-MAE layers).
-PAPER_RELEASED = {"lite_mind": "nsd_subj01_released", "cross_modal": "paper_released"}
-# Models whose paper setting the bench cannot build, and why.
-PAPER_SKIP = {
-    "ldm": "its_paper_networks_are_a_pretrained_256px_LDM_loaded_from_ldm_dir;_built_here_only_the_image_side_is_set",
+PAPER_RELEASED = {
+    "lite_mind": "nsd_subj01_released",
+    "cross_modal": "paper_released",
+    "ldm": "label2img_released",  # the released phase 3's trained set: cross-attention and its LayerNorm
 }
+# Models whose paper setting the bench cannot build, and why (none at present).
+PAPER_SKIP: dict[str, str] = {}
 
 
 class NotRun(Exception):
@@ -101,12 +108,10 @@ REFERENCES = {
     "vsmae": ("released_vsmae", "vsmae_reference"),
     "mindeye_mlp": ("released_mindeye", "mindeye_reference"),
     "cross_modal": ("released_cross_modal", "cross_modal_reference"),
+    "ldm": ("released_ldm", "ldm_reference"),
 }
 NO_REFERENCE = {
     "brain_mae": "no_released_code",
-    # Vis-Dec phase 3 is released (soinx0629/vis_dec_neurips); its step is mostly what ours runs too: a
-    # diffusers-style UNet
-    "ldm": "released_in_vis_dec_neurips_phase3,_reference_not_written",
     "linear_encoding": "no_released_code_(our_baseline)",
     "shared_subject": "released_in_MindEyeV2,_reference_not_written_(its_backbone's:_mindeye_mlp)",
 }

@@ -9,7 +9,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
 
 # a released-style reference each, and its parameters minus ours at the testing preset: Lite-Mind's stored, unread
 # FreMLP.embeddings (12 + 3); CLIP-MUSED's released blocks (no qkv bias, -36; channel MLP and BN1d, +37)
-RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1, "mindeye_mlp": 0}
+RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1, "mindeye_mlp": 0, "ldm": 0}
 
 
 def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released_style_reference():
@@ -149,6 +149,59 @@ def test_the_cross_modal_reference_computes_ours_released_step():
     assert isinstance(
         released_cross_modal.cross_modal_reference(plain, plain.config), str
     )  # ours' own layout
+
+
+def test_the_ldm_reference_computes_ours_output_and_gradients_on_ours_modules():
+    """Vis-Dec phase 3: the CompVis-layout UNet (explicit einsum attention, checkpointed transformer blocks, the
+    released skip order) over ours' leaf modules gives ours' predicted noise and parameter gradients, at a UNet
+    with cross-attention on some levels only (as the label2img architecture) and a level without."""
+    import torch
+
+    sys.path.insert(0, str(BENCH.parent))
+    import released_ldm
+
+    from brainkit.config import replace
+    from brainkit.models import build_model
+    from brainkit.models.ldm import PRESETS
+
+    base = replace(PRESETS["testing"], image_size=32, unet_channels=(16, 32, 32), unet_cross_attention=(0, 1, 1),
+                   attention_head_dim=2, n_tokens=6, fmri_dim=5)  # fmt: skip
+    for trained in ("all", "cross_attention"):
+        torch.manual_seed(0)
+        config = replace(base, unet_trained=trained)
+        ours = build_model("ldm", config)
+        with torch.no_grad():
+            for p in ours.unet.parameters():  # diffusers zero-initialises some outputs: every path must count
+                p.normal_(0.0, 0.1)
+        reference, forward, difference, _ = released_ldm.ldm_reference(ours, config)
+        ours_trained = {n for n, p in ours.named_parameters() if p.requires_grad}
+        assert difference == 0 and {id(p) for p in reference.parameters() if p.requires_grad} == {
+            id(p) for p in ours.parameters() if p.requires_grad
+        }
+        inputs = type(ours).example(config, 3, torch.Generator().manual_seed(1))
+        grads = []
+        for run in (ours, forward):
+            out = run(*inputs)
+            out.square().mean().backward()
+            grads.append(
+                (out.detach(), {n: p.grad for n, p in ours.named_parameters() if p.grad is not None})
+            )
+            ours.zero_grad(set_to_none=True)
+        (a, ga), (b, gb) = grads
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+        assert set(ga) == ours_trained  # ours: the trained parameters' gradients alone
+        # the reference: the released step's, every UNet gradient (train_cond_stage_only still computes them all)
+        assert set(gb) == (ours_trained | {f"unet.{n}" for n, _ in ours.unet.named_parameters()})
+        assert {n for n, p in ours.named_parameters() if p.requires_grad} == ours_trained  # flags put back
+        for name in ga:
+            torch.testing.assert_close(gb[name], ga[name], atol=1e-6, rtol=1e-4, msg=name)
+    assert {n.split(".")[-2] for n in ours_trained if n.startswith("unet.")} == {
+        "norm2",
+        "to_q",
+        "to_k",
+        "to_v",
+        "0",
+    }
 
 
 def test_attention_on_the_cpu_is_counted_with_torchs_sdpa_formulas():

@@ -23,6 +23,7 @@ from brainkit.models.ldm import (
     load_pretrained_ldm,
     sample_images,
     save_pretrained_ldm,
+    set_unet_trained,
 )
 from brainkit.recipes.vis_dec.diffusion import batched_moments, finetune_ldm, pretrain_unet, pretrain_vae
 from brainkit.training import TrainingConfig
@@ -238,3 +239,64 @@ def test_bad_configs_raise() -> None:
         build_unet(replace(TINY, image_size=18))
     with pytest.raises(DataError, match="uint8"):
         images_to_tensor(np.zeros((2, 8, 8, 3), np.float32), 8)
+
+
+def test_cross_attention_levels_are_chosen_per_level_and_checked() -> None:
+    unet = build_unet(replace(TINY, unet_cross_attention=(0, 1)))
+    assert [type(b).__name__ for b in unet.down_blocks] == ["DownBlock2D", "CrossAttnDownBlock2D"]
+    assert [type(b).__name__ for b in unet.up_blocks] == ["CrossAttnUpBlock2D", "UpBlock2D"]
+    default = build_unet(TINY)  # None: every level but the last
+    assert [type(b).__name__ for b in default.down_blocks] == ["CrossAttnDownBlock2D", "DownBlock2D"]
+    with pytest.raises(ConfigError, match="one 0 / 1 per UNet level"):
+        replace(TINY, unet_cross_attention=(1,))
+    with pytest.raises(ConfigError, match="at least one 1"):
+        replace(TINY, unet_cross_attention=(0, 0))
+
+
+def test_the_label2img_preset_is_the_papers_pretrained_unet() -> None:
+    """Mind-Vis / Vis-Dec pretrains/ldm/label2img/config.yaml: 192 x (1, 2, 3, 5), 2 res blocks, spatial
+    transformers at downsampling 2, 4 and 8 with one head, context 512, 64 x 64 x 3 latents."""
+    config = PRESETS["label2img"]
+    with torch.device("meta"):
+        unet = build_unet(config)
+    assert sum(p.numel() for p in unet.parameters()) == 400_920_579
+    assert (
+        unet.config.sample_size == 64
+        and unet.config.in_channels == 3
+        and unet.config.cross_attention_dim == 512
+    )
+    assert [type(b).__name__ for b in unet.down_blocks] == ["DownBlock2D"] + ["CrossAttnDownBlock2D"] * 3
+    heads = {
+        a.heads for b in unet.down_blocks[1:] for t in b.attentions for a in (t.transformer_blocks[0].attn1,)
+    }
+    assert heads == {1}
+    scheduler = build_scheduler(config)  # CompVis' "linear" = sqrt-spaced betas = diffusers' scaled_linear
+    betas = torch.linspace(0.0015**0.5, 0.0195**0.5, 1000, dtype=torch.float64) ** 2
+    torch.testing.assert_close(scheduler.betas.double(), betas, atol=1e-7, rtol=1e-5)
+
+
+def test_the_released_phase_3_trains_cross_attention_and_its_layernorm_only() -> None:
+    """unet_trained="cross_attention": Vis-Dec's train_cond_stage_only set (attn2 and the norm2 before it; the
+    ResNet blocks' own norm2 is not in it), the rest frozen, and phase 3's task trains exactly that."""
+    unet = build_unet(TINY)
+    n = set_unet_trained(unet, "cross_attention")
+    trained = [name for name, p in unet.named_parameters() if p.requires_grad]
+    assert n == sum(p.numel() for p in unet.parameters() if p.requires_grad) > 0
+    assert trained and all(".transformer_blocks." in name and (".attn2." in name or ".norm2." in name)
+                           for name in trained)  # fmt: skip
+    assert any(".attn2.to_k." in name for name in trained) and any(".norm2." in name for name in trained)
+    assert not any(".resnets." in name for name in trained)
+    assert set_unet_trained(unet, "all") == sum(p.numel() for p in unet.parameters())
+    with pytest.raises(ConfigError, match="unet_trained must be one of"):
+        set_unet_trained(unet, "attn2")
+    torch.manual_seed(0)
+    vae, scheduler, conditioner = build_vae(TINY), build_scheduler(TINY), _conditioner()
+    moments = batched_moments(vae, torch.rand(4, 3, TINY.image_size, TINY.image_size) * 2 - 1)
+    before = {k: v.clone() for k, v in unet.state_dict().items()}
+    training = TrainingConfig(epochs=1, batch_size=2, lr=1e-2, seed=0)
+    voxels = np.random.default_rng(0).standard_normal((4, N_VOXELS)).astype(np.float32)
+    finetune_ldm(unet, vae, scheduler, conditioner, voxels, moments, np.arange(4), training,
+                 unet_trained="cross_attention")  # fmt: skip
+    changed = {k for k, v in unet.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and changed <= {name for name in before if ".attn2." in name or
+                                   (".transformer_blocks." in name and ".norm2." in name)}  # fmt: skip

@@ -17,6 +17,7 @@ brainkit and a converted CompVis/Stable Diffusion checkpoint go through one path
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from brainkit.registry import MODELS
 
 N_CONTEXT_TOKENS = 77  # the paper's context length (Mind-Vis/Vis-Dec map fMRI tokens to 77, METHODS.md 4.4)
 SCHEDULERS = ("pndm", "ddim")  # pndm = the paper's PLMS sampler (METHODS.md 4.4), ddim its usual alternative
+UNET_TRAINED = ("all", "cross_attention")  # what phase 3 trains of the UNet (set_unet_trained)
 BETA_SCHEDULES = (
     "scaled_linear",
     "linear",
@@ -44,7 +46,10 @@ class LDMConfig(Checked):
     """A latent diffusion model built from scratch (ignored where a pretrained folder gives the networks).
 
     ``vae_channels`` has one entry per VAE block: the latent side is ``image_size / 2 ** (len - 1)``.
-    ``unet_channels`` has one entry per UNet level; every level but the last has cross-attention.
+    ``unet_channels`` has one entry per UNet level; ``unet_cross_attention`` says which levels have
+    cross-attention (1) and which do not (0), one entry per level; None: every level but the last.
+    ``attention_head_dim`` is passed to diffusers under that name, which ``UNet2DConditionModel`` reads as the
+    number of heads per level (its documented legacy naming): 1 = one head as wide as the level.
     """
 
     image_size: int = bounded(64, ge=8, le=4096, fix="pixels per side")
@@ -53,6 +58,15 @@ class LDMConfig(Checked):
     vae_layers_per_block: int = bounded(1, ge=1, le=100)
     unet_channels: tuple[int, ...] = bounded((64, 128), ge=1, le=65_536)
     unet_layers_per_block: int = bounded(1, ge=1, le=100)
+    # what phase 3 trains of the UNet: "all", or "cross_attention", the released phase 3's set (Vis-Dec's
+    # train_cond_stage_only: every transformer block's attn2 and the norm2 before it; the rest frozen)
+    unet_trained: str = choice("all", UNET_TRAINED)
+    unet_cross_attention: tuple[int, ...] | None = bounded(
+        None,
+        ge=0,
+        le=1,
+        fix="one 0 / 1 per UNet level (1 = cross-attention); none = every level but the last",
+    )
     cross_attention_dim: int = bounded(128, ge=1, le=65_536)
     attention_head_dim: int = bounded(16, ge=1, le=65_536)
     norm_groups: int = bounded(16, ge=1, le=1024)
@@ -85,6 +99,12 @@ def _check_config(config: LDMConfig) -> None:
             f"{2 ** (len(config.unet_channels) - 1)}; choose a multiple of "
             f"{factor * 2 ** (len(config.unet_channels) - 1)}."
         )
+    levels = config.unet_cross_attention
+    if levels is not None and (len(levels) != len(config.unet_channels) or not any(levels)):
+        raise ConfigError(
+            f"LDM unet_cross_attention {levels} needs one 0 / 1 per UNet level ({len(config.unet_channels)}: "
+            f"{config.unet_channels}) and at least one 1: the fMRI context enters through cross-attention."
+        )
     for channels in (config.vae_channels, config.unet_channels):
         if any(c % config.norm_groups for c in channels):
             raise ConfigError(
@@ -111,6 +131,45 @@ PRESETS = {
         unet_channels=(32, 64),
         cross_attention_dim=64,
         attention_head_dim=16,
+    ),
+    # The architecture of the paper's pretrained LDM, CompVis's class-conditional ImageNet "label2img"
+    # (Mind-Vis / Vis-Dec pretrains/ldm/label2img/config.yaml: UNet model_channels 192, channel_mult 1, 2, 3, 5,
+    # 2 res blocks, spatial transformers at downsampling 2, 4, 8 with one head, context_dim 512; VQ-f4 latents
+    # 64 x 64 x 3; linear_start 0.0015, linear_end 0.0195 on CompVis's "linear" schedule, which is diffusers'
+    # scaled_linear), randomly initialised: UNet 400,920,579 parameters (tests/test_ldm.py counts them on the
+    # meta device). For a converted checkpoint of that model and for bench/bench_models.py; the VAE here is an
+    # AutoencoderKL of the VQ-f4's block widths and latent shape, not the VQ itself (a real first stage comes from
+    # ldm_dir). Vis-Dec's UNet adds `time_embed_condtion` (the context mapped into the timestep embedding,
+    # use_time_cond), which brainkit's LDM does not build.
+    "label2img": LDMConfig(
+        image_size=256,
+        latent_channels=3,
+        vae_channels=(128, 256, 512),
+        vae_layers_per_block=2,
+        unet_channels=(192, 384, 576, 960),
+        unet_layers_per_block=2,
+        unet_cross_attention=(0, 1, 1, 1),
+        cross_attention_dim=512,
+        attention_head_dim=1,
+        norm_groups=32,
+        beta_start=0.0015,
+        beta_end=0.0195,
+    ),
+    # The same, trained as the released phase 3 trains it: cross-attention and its LayerNorm (unet_trained).
+    "label2img_released": LDMConfig(
+        image_size=256,
+        latent_channels=3,
+        vae_channels=(128, 256, 512),
+        vae_layers_per_block=2,
+        unet_channels=(192, 384, 576, 960),
+        unet_layers_per_block=2,
+        unet_cross_attention=(0, 1, 1, 1),
+        cross_attention_dim=512,
+        attention_head_dim=1,
+        norm_groups=32,
+        beta_start=0.0015,
+        beta_end=0.0195,
+        unet_trained="cross_attention",
     ),
     # The paper fine-tunes a pretrained 256x256 latent diffusion model (CompVis cin256 "label2img", METHODS.md 4.4);
     # its networks come from ldm_dir (a diffusers folder), this config only fixes the image side and the sampler.
@@ -148,18 +207,45 @@ def build_unet(config: LDMConfig) -> nn.Module:
 
     _check_config(config)
     n = len(config.unet_channels)
+    levels = config.unet_cross_attention or (1,) * (n - 1) + (0,)
     return UNet2DConditionModel(
         sample_size=latent_side(config),
         in_channels=config.latent_channels,
         out_channels=config.latent_channels,
-        down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
+        down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in levels),
+        up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(levels)),
         block_out_channels=tuple(config.unet_channels),
         layers_per_block=config.unet_layers_per_block,
         cross_attention_dim=config.cross_attention_dim,
         attention_head_dim=config.attention_head_dim,
         norm_num_groups=config.norm_groups,
     )
+
+
+# diffusers' names of what the released phase 3 optimises (Vis-Dec ddpm.py configure_optimizers with
+# train_cond_stage_only: parameters named "attn2" or "norm2", CompVis names where only the transformer blocks have
+# a norm2; in diffusers the ResNet blocks have one too, hence the transformer_blocks prefix)
+_CROSS_ATTENTION_PARAMETER = re.compile(r"\.transformer_blocks\.\d+\.(attn2|norm2)\.")
+
+
+def set_unet_trained(unet: nn.Module, trained: str) -> int:
+    """Mark what phase 3 trains of ``unet`` (``requires_grad``): ``"all"``, or ``"cross_attention"``: each
+    transformer block's cross-attention (``attn2``: q / k / v and output projections) and the LayerNorm before it
+    (``norm2``), the set Vis-Dec's phase 3 optimises; the rest is frozen, so no gradient is computed for it (the
+    released code computes them all and hands AdamW the set). Returns the number of trained parameters."""
+    if trained not in UNET_TRAINED:
+        raise ConfigError(f"unet_trained must be one of {UNET_TRAINED}, found {trained!r}.")
+    unet.requires_grad_(trained == "all")
+    if trained == "cross_attention":
+        chosen = [p for name, p in unet.named_parameters() if _CROSS_ATTENTION_PARAMETER.search(f".{name}")]
+        if not chosen:
+            raise ConfigError(
+                "unet_trained='cross_attention': this UNet has no transformer blocks with cross-attention "
+                "(attn2); train it whole (unet_trained='all')."
+            )
+        for parameter in chosen:
+            parameter.requires_grad_(True)
+    return sum(p.numel() for p in unet.parameters() if p.requires_grad)
 
 
 def build_scheduler(config: LDMConfig, scheduler_config: dict[str, Any] | None = None):
@@ -310,6 +396,7 @@ class LatentDiffusion(nn.Module):
             raise ConfigError("LDM: n_tokens and fmri_dim must be set (they come from the fMRI encoder).")
         self.config = config
         self.vae, self.unet = build_vae(config).requires_grad_(False), build_unet(config)
+        set_unet_trained(self.unet, config.unet_trained)
         self.mapper = FMRIContextMapper(config.n_tokens, config.fmri_dim, config.cross_attention_dim)
 
     @classmethod

@@ -196,7 +196,7 @@ class VisDecRecipe:
             encoder, arrays.train_voxels.shape[1], ldm.unet.config.cross_attention_dim, config.train_encoder
         )
         histories["phase 3: LDM fine-tuning on fMRI"] = phases.finetune_on_fmri(
-            ldm, conditioner, arrays, config.finetune, folder, resume
+            ldm, conditioner, arrays, config.finetune, folder, resume, ldm_config.unet_trained
         )
         seconds["phase 3: LDM fine-tuning"] = time.perf_counter() - start
         counts |= {"VAE (frozen in phase 3)": count_parameters(ldm.vae, trainable_only=False),

@@ -28,7 +28,13 @@ import torch
 from torch import nn
 
 from brainkit.errors import DataError
-from brainkit.models.ldm import NullConditioner, encode_moments, latent_scale, sample_latents
+from brainkit.models.ldm import (
+    NullConditioner,
+    encode_moments,
+    latent_scale,
+    sample_latents,
+    set_unet_trained,
+)
 from brainkit.recipes.vis_dec.fitting import fit_task
 from brainkit.training import FitResult, Task, TrainingConfig
 
@@ -151,11 +157,13 @@ class LDMTask(Task):
     """
 
     def __init__(self, unet: nn.Module, conditioner: nn.Module, scheduler, scale: float, voxels: np.ndarray,
-                 moments: torch.Tensor, image_index: np.ndarray, val=None, seed: int = 0):  # fmt: skip
+                 moments: torch.Tensor, image_index: np.ndarray, val=None, seed: int = 0,
+                 unet_trained: str = "all"):  # fmt: skip
         super().__init__()
         _check_moments(unet, moments)
         self.x, self.index = self._pairs(voxels, image_index, len(moments))
-        self.unet, self.conditioner = unet.requires_grad_(True), conditioner
+        set_unet_trained(unet, unet_trained)
+        self.unet, self.conditioner = unet, conditioner
         self.scheduler, self.scale, self.moments, self.seed = scheduler, scale, moments, seed
         self.val = None
         if val is not None:
@@ -246,12 +254,14 @@ def finetune_ldm(
     folder: str | Path | None = None,
     resume: bool = False,
     name: str = "LDM fine-tuning",
+    unet_trained: str = "all",
 ) -> FitResult:
     """Phase 3: train UNet + conditioner on (fMRI trial, image) pairs (see :class:`LDMTask`), the VAE frozen
-    (``folder``, ``resume``: as in :func:`pretrain_vae`)."""
+    (``folder``, ``resume``: as in :func:`pretrain_vae`); ``unet_trained``: what of the UNet is trained
+    (:func:`brainkit.models.ldm.set_unet_trained`)."""
     vae.requires_grad_(False)
     task = LDMTask(unet, conditioner, scheduler, latent_scale(vae), voxels, moments, image_index, val,
-                   config.seed)  # fmt: skip
+                   config.seed, unet_trained)  # fmt: skip
     return fit_task(task, config, folder, name, resume)
 
 

@@ -257,9 +257,10 @@ def finetune_on_fmri(
     training: TrainingConfig,
     folder: Path,
     resume: bool = False,
+    unet_trained: str = "all",
 ) -> list[dict]:
-    """Phase 3 on (trial, image) pairs (``resume``: reload or continue it); saves ``folder/ldm_finetuned`` and
-    ``folder/fmri_conditioner``."""
+    """Phase 3 on (trial, image) pairs (``resume``: reload or continue it; ``unet_trained``: the LDM config's,
+    what of the UNet is trained); saves ``folder/ldm_finetuned`` and ``folder/fmri_conditioner``."""
     size = ldm.image_size
     moments = batched_moments(ldm.vae, images_to_tensor(arrays.train_images, size))
     test_moments = batched_moments(ldm.vae, images_to_tensor(arrays.test_images, size))
@@ -285,6 +286,7 @@ def finetune_on_fmri(
         folder=phase_folder(folder, "phase3_ldm"),
         resume=resume,
         name="phase3_ldm",
+        unet_trained=unet_trained,
     )
     save_pretrained_ldm(folder / LDM_FINETUNED, ldm.unet, ldm.vae, ldm.scheduler)
     meta = {
