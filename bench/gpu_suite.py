@@ -54,6 +54,11 @@ E2E_PRESETS = {"lite_mind": "cpu_small", "vis_dec": "paper", "clip_mused": "cpu_
                "vsmae": "paper", "brain_mae": "paper"}  # fmt: skip
 
 
+def _figures(value: float, digits: int = 3) -> float:
+    """``value`` to ``digits`` significant figures: a tiny testing model's utilisation (1e-5 on a CPU) is not 0."""
+    return float(f"{value:.{digits}g}")
+
+
 def nominal_peak(device_name: str) -> float | None:
     """The datasheet bf16 peak (TFLOP/s) of the GPU named ``device_name`` (longest matching key), or None."""
     matches = [key for key in NOMINAL_BF16_TFLOPS if key.lower() in device_name.lower()]
@@ -190,9 +195,9 @@ def measure(name: str, preset: str, mode: str, batch: int, rounds: int, device_n
         "samples_s": round(batch / seconds, 1),
         "compile_s": round(warmup, 2) if mode == "bf16_compile" else None,
         "peak_mem_gb": round(peak_mem, 3),
-        "tflops": round(rate, 2),
-        "mfu_nominal": round(rate / nominal, 4) if nominal else None,
-        "mfu_probe": round(rate / probe, 4),
+        "tflops": _figures(rate),
+        "mfu_nominal": _figures(rate / nominal) if nominal else None,
+        "mfu_probe": _figures(rate / probe),
         "probe_tflops": round(probe, 3),
         "sdpa": sdpa.summary(),
     }
