@@ -1,7 +1,7 @@
 """One training step of every registered model: time, FLOP rate, fraction of the machine's fp32 peak, peak memory.
 
     python bench/bench_models.py [--quick] [--preset cpu_small|paper|testing] [--models a,b] [--rounds 5]
-                                 [--min-seconds 10] [--batch N] [--threads N]
+                                 [--min-seconds 10] [--batch N] [--threads N] [--compile]
 
 Each model runs in a FRESH subprocess (so its peak RSS, ``VmHWM`` from /proc/self/status, is its own). In that
 process, rounds interleave a peak probe and the model's step, so both see the same machine load; at least
@@ -54,6 +54,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_probes import flop_formulas, op_profile, peak_gflops, rss_gb  # noqa: E402
 
 # (preset, data-given sizes) of the paper setting per model: the rows of tests/test_models.py::PAPER_COUNTS.
 PAPER = {
@@ -128,23 +131,6 @@ def build_reference(name: str, model, config):
     return getattr(importlib.import_module(module), function)(model, config)
 
 
-def peak_gflops(size: int = 2048) -> float:
-    """Best fp32 rate (GFLOP/s) of torch.mm and of the same product as a 1x1 convolution, this process."""
-    import torch
-
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    cl = torch.channels_last  # oneDNN's fastest layout for a 1x1 convolution here (NCHW was ~0.7x)
-    image = a.T.reshape(1, size, 64, size // 64).contiguous(memory_format=cl)
-    weight = b.T.reshape(size, size, 1, 1).contiguous(memory_format=cl)
-    best = 0.0
-    for run in (lambda: torch.mm(a, b), lambda: torch.nn.functional.conv2d(image, weight)):
-        run()
-        start = time.perf_counter()
-        run()
-        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return best
-
-
 def with_released_rows(names: list[str]) -> list[str]:
     """``names`` with ``NAME@PRESET`` after each model of PAPER_RELEASED (its released-computation row)."""
     rows = []
@@ -188,13 +174,6 @@ def _config(name: str, preset: str, variant: str = ""):
     return example_config(name), "testing"
 
 
-def _rss_gb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024**2
-    return float("nan")
-
-
 def step_loss(forward, inputs: list, shapes: dict):
     """The model's own loss when its output holds one, else the MSE of each declared output to zeros."""
     from brainkit.models.base import output_tensors
@@ -204,46 +183,6 @@ def step_loss(forward, inputs: list, shapes: dict):
     return (
         loss if loss is not None else sum(tensors[k].float().square().mean() for k in shapes if k in tensors)
     )
-
-
-def flop_formulas() -> dict:
-    """``FlopCounterMode`` formulas for the CPU flash-attention kernels, which torch.utils.flop_counter does not
-    register (torch 2.13 has the CUDA ones only): without them every ``scaled_dot_product_attention`` on the CPU
-    counts 0 FLOPs and an attention-heavy step (SiT's 1,281 tokens) looks half as busy as it is. torch's own
-    SDPA formulas (the q k^T and attention x v products; backward: four gradient products and q k^T again)."""
-    import torch
-    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
-
-    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
-        return sdpa_flop_count(query, key, value)
-
-    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
-        return sdpa_backward_flop_count(grad_out, query, key, value)
-
-    aten = torch.ops.aten
-    return {
-        aten._scaled_dot_product_flash_attention_for_cpu: forward,
-        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
-    }
-
-
-def op_profile(step, top: int) -> list[str]:
-    """One ``step`` under torch.profiler: the ``top`` operators by own CPU time, each with its share of the step
-    and, for matmuls and convolutions (the profiler's FLOP estimate), its GFLOP/s."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
-        step()
-    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
-    total = sum(e.self_cpu_time_total for e in events) or 1.0
-    lines = []
-    for event in events[:top]:
-        rate = f" {event.flops / event.self_cpu_time_total / 1e3:.0f}GFLOP/s" if event.flops else ""
-        lines.append(
-            f"{event.key} {event.self_cpu_time_total / 1e3:.1f}ms {100 * event.self_cpu_time_total / total:.1f}%"
-            f" calls={event.count}{rate}"
-        )
-    return lines
 
 
 MAX_ROUNDS = 100  # the most rounds --min-seconds adds
@@ -257,10 +196,13 @@ def measure(
     probe: int = 2048,
     profile: int = 0,
     min_seconds: float = 0.0,
+    compiled: bool = False,
 ) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS.
     At least ``rounds`` rounds, more (up to MAX_ROUNDS) until ours' timed steps add up to ``min_seconds``: a
-    short step's median is then taken over enough rounds to damp the machine's noise."""
+    short step's median is then taken over enough rounds to damp the machine's noise. ``compiled``: ours' step
+    through ``torch.compile`` (training.compile's path; FLOPs counted on the eager step, the compiling steps
+    untimed and reported as ``compile_s``)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -284,7 +226,7 @@ def measure(
         model = build_model(name, config)
     row = {"model": name, "preset": used, "batch": batch, "params": count_parameters(model)}
     if hasattr(model, "fit_closed_form"):
-        return row | {"note": "closed-form fit, no optimiser step", "rss_gb": round(_rss_gb(), 3)}
+        return row | {"note": "closed-form fit, no optimiser step", "rss_gb": round(rss_gb(), 3)}
     inputs = type(model).example(config, batch, torch.Generator().manual_seed(1))
     shapes = model.output_shape_for(batch)
     shapes = shapes if isinstance(shapes, dict) else {"output": shapes}
@@ -316,7 +258,12 @@ def measure(
     with FlopCounterMode(display=False, custom_mapping=flop_formulas()) as counter:
         step()
     flops = counter.get_total_flops()
-    rss = _rss_gb()  # ours alone: before the reference is built
+    if compiled:
+        step, start = make_step(model, torch.compile(model)), time.perf_counter()
+        step()
+        step()  # a recompilation the second step may need (its gradients now exist) is not timed either
+        row["compile_s"] = round(time.perf_counter() - start, 1)
+    rss = rss_gb()  # ours alone: before the reference is built
     torch.manual_seed(0)
     built = build_reference(name, model, config)
     steps, reference = [step], None
@@ -371,7 +318,7 @@ def _line(row: dict) -> str:
         return f"{row['model']} preset={row['preset']} params={row['params']:,} {row['note']} rss_gb={row['rss_gb']}"
     reference = "".join(
         f" {key}={row[key]}"
-        for key in ("reference", "ref_params_diff", "ref_step_s", "ratio_at_peak")
+        for key in ("compile_s", "reference", "ref_params_diff", "ref_step_s", "ratio_at_peak")
         if key in row
     )
     return (
@@ -404,6 +351,11 @@ def main() -> None:
         "--profile", type=int, default=0, metavar="K",
         help="after each line, the K operators with the most own CPU time in one step of ours and the reference",
     )  # fmt: skip
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="ours through torch.compile (training.compile), compile untimed",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
@@ -414,7 +366,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.one:
         probe = 1024 if args.quick else 2048
-        print(json.dumps(measure(args.one, preset, args.batch, rounds, probe, args.profile, min_seconds)))
+        row = measure(args.one, preset, args.batch, rounds, probe, args.profile, min_seconds, args.compile)
+        print(json.dumps(row))
         return
     from brainkit.registry import MODELS
 
@@ -425,11 +378,13 @@ def main() -> None:
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
         + (f" or more, until ours' steps add up to {min_seconds:g} s" if min_seconds else "")
+        + (", ours through torch.compile" if args.compile else "")
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
                    "--batch", str(args.batch), "--profile", str(args.profile), "--min-seconds", str(min_seconds)]  # fmt: skip
         command += ["--threads", str(args.threads)] if args.threads else []
+        command += ["--compile"] if args.compile else []
         if args.quick:
             command.append("--quick")
         done = subprocess.run(command, capture_output=True, text=True)

@@ -322,3 +322,16 @@ def test_min_seconds_adds_rounds_to_a_short_step_up_to_the_cap():
         bench_models.measure("linear_encoding", "testing", 2, 3, probe=128, min_seconds=3600)["rounds"]
         == bench_models.MAX_ROUNDS
     )
+
+
+def test_quick_bench_compiles_ours_when_asked():
+    """--compile: ours' step through torch.compile (training.compile's path), its compilation timed apart."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--models", "mindeye_mlp", "--compile"],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    assert "ours through torch.compile" in done.stdout.splitlines()[0]
+    (line,) = [line for line in done.stdout.splitlines() if not line.startswith("#")]
+    fields = dict(part.split("=", 1) for part in line.split()[1:])
+    assert float(fields["compile_s"]) > 0 and float(fields["step_s"]) > 0
+    assert float(fields["ratio_vs_released"]) > 0

@@ -622,3 +622,25 @@ def test_a_state_saved_before_a_setting_existed_resumes_with_its_default(tmp_pat
         _check_resume(
             {"training": old}, dataclasses.replace(config, monitor="val_mse", restore_best=True), tmp_path
         )
+
+
+def test_compiled_training_reaches_the_eager_weights_and_checkpoints_alike(tmp_path):
+    """training.compile: the task runs through torch.compile (Inductor); without dropout the steps compute what the
+    eager ones do, and the checkpoint holds the uncompiled task's keys: an eager resume continues it."""
+    train, val = _arrays()
+    config = TrainingConfig(epochs=2, batch_size=40, lr=1e-2, progress=False)
+    eager = _model()
+    fit(eager, InfoNCE(), train, config)
+    compiled = _model()
+    out = tmp_path / "run"
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    fit(compiled, InfoNCE(), train, dataclasses.replace(config, compile=True), out_dir=out, until_epoch=1)
+    assert counters["stats"]["unique_graphs"] >= 1  # the steps went through Dynamo
+    assert not any(p.grad is not None and not torch.isfinite(p.grad).all() for p in compiled.parameters())
+    resumed = _model(seed=99)  # different init: everything comes from the compiled run's checkpoint
+    result = fit(resumed, InfoNCE(), train, config, val=val, out_dir=out, resume=True)  # compile -> eager
+    assert [r["epoch"] for r in result.history] == [1, 2]
+    for a, b in zip(eager.parameters(), resumed.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

@@ -331,7 +331,7 @@ def train(
         loggers = _loggers(config, out, name, history) if rank == 0 else []
         progress = _Progress(name, total, config.progress and rank == 0)
         best_weights: dict[str, torch.Tensor] | None = None
-        module, optimizer = fabric.setup(task, optimizer)
+        module, optimizer = fabric.setup(torch.compile(task) if config.compile else task, optimizer)
         bar = tqdm(total=total, initial=step, desc=name, leave=False,
                    disable=True if (not config.progress or rank) else None)  # fmt: skip
         cache: dict[int, list[Any]] = {0: first}

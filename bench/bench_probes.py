@@ -1,0 +1,72 @@
+"""What bench/bench_models.py measures with: the machine's fp32 peak probe, the FLOP formulas the counter lacks,
+a per-operator profile of one step, this process's peak RSS."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+
+def peak_gflops(size: int = 2048) -> float:
+    """Best fp32 rate (GFLOP/s) of torch.mm and of the same product as a 1x1 convolution, this process."""
+    import torch
+
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    cl = torch.channels_last  # oneDNN's fastest layout for a 1x1 convolution here (NCHW was ~0.7x)
+    image = a.T.reshape(1, size, 64, size // 64).contiguous(memory_format=cl)
+    weight = b.T.reshape(size, size, 1, 1).contiguous(memory_format=cl)
+    best = 0.0
+    for run in (lambda: torch.mm(a, b), lambda: torch.nn.functional.conv2d(image, weight)):
+        run()
+        start = time.perf_counter()
+        run()
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def rss_gb() -> float:
+    """This process's peak resident memory (VmHWM), GB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2
+    return float("nan")
+
+
+def flop_formulas() -> dict:
+    """``FlopCounterMode`` formulas for the CPU flash-attention kernels, which torch.utils.flop_counter does not
+    register (torch 2.13 has the CUDA ones only): without them every ``scaled_dot_product_attention`` on the CPU
+    counts 0 FLOPs and an attention-heavy step (SiT's 1,281 tokens) looks half as busy as it is. torch's own
+    SDPA formulas (the q k^T and attention x v products; backward: four gradient products and q k^T again)."""
+    import torch
+    from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
+
+    def forward(query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_flop_count(query, key, value)
+
+    def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+        return sdpa_backward_flop_count(grad_out, query, key, value)
+
+    aten = torch.ops.aten
+    return {
+        aten._scaled_dot_product_flash_attention_for_cpu: forward,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
+    }
+
+
+def op_profile(step, top: int) -> list[str]:
+    """One ``step`` under torch.profiler: the ``top`` operators by own CPU time, each with its share of the step
+    and, for matmuls and convolutions (the profiler's FLOP estimate), its GFLOP/s."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
+        step()
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    lines = []
+    for event in events[:top]:
+        rate = f" {event.flops / event.self_cpu_time_total / 1e3:.0f}GFLOP/s" if event.flops else ""
+        lines.append(
+            f"{event.key} {event.self_cpu_time_total / 1e3:.1f}ms {100 * event.self_cpu_time_total / total:.1f}%"
+            f" calls={event.count}{rate}"
+        )
+    return lines
