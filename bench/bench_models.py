@@ -33,7 +33,8 @@ vit-pytorch's Transformer (bench/released_sit.py), Vis-Dec's MAE on timm 0.5.4 B
 CLIP-MUSED's ResNet_MS (released_clip_mused.py), Lite-Mind's DFTBackbone (bench_lite_mind.py), the released
 vsMAE's tubelet path (released_vsmae.py; vsMAE's paper row is the ``sim_released`` preset), Vis-Dec phase 2's
 MAEforFMRICross and cross-layer ViT-MAE (released_cross_modal.py, at ``paper_released``) and MindEye v1's
-BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser) and Vis-Dec
+BrainNetwork backbone (released_mindeye.py, on ours' parameter tensors, stepped by ours' optimiser; behind
+MindEye2's RidgeRegression for ``shared_subject``) and Vis-Dec
 phase 3's UNetModel with checkpointed SpatialTransformers (released_ldm.py, on ours' leaf modules; the ldm paper
 row is the ``label2img`` architecture, randomly initialised). Their parameter
 count is checked against ours (``ref_params_diff``: 0, or the stated difference, else the run fails). "n/a" with
@@ -75,6 +76,15 @@ PAPER = {
     # the architecture of the paper's pretrained label2img LDM (random weights: a step's time does not depend on
     # them), conditioned on the paper DC-MAE's 1 + 291 tokens of 1,024
     "ldm": ("label2img", {"n_tokens": 292, "fmri_dim": 1024}),
+    # MindEye2's 4,096-d shared latent for NSD's four 40-session subjects (nsdgeneral voxels), MindEye v1's backbone
+    # at its paper size (a step trains one subject's adapter: one subject per batch)
+    "shared_subject": (
+        "mindeye2_nsd",
+        {
+            "n_voxels": {"subj01": 15724, "subj02": 14278, "subj05": 13039, "subj07": 12682},
+            "output_shape": (257, 768),
+        },
+    ),  # fmt: skip
 }
 # With --preset paper, a second row per model at the preset that runs the released computation at the paper's sizes
 # where the paper preset computes more than the released code does (Lite-Mind: the paper's full d x d complex FreMLP
@@ -112,11 +122,11 @@ REFERENCES = {
     "mindeye_mlp": ("released_mindeye", "mindeye_reference"),
     "cross_modal": ("released_cross_modal", "cross_modal_reference"),
     "ldm": ("released_ldm", "ldm_reference"),
+    "shared_subject": ("released_mindeye", "shared_subject_reference"),
 }
 NO_REFERENCE = {
     "brain_mae": "no_released_code",
     "linear_encoding": "no_released_code_(our_baseline)",
-    "shared_subject": "released_in_MindEyeV2,_reference_not_written_(its_backbone's:_mindeye_mlp)",
 }
 
 

@@ -7,7 +7,14 @@ how it lays it out (not copied): ``lin0 = Sequential(Linear(in, h), LayerNorm(h)
 brainkit's ``mindeye_mlp`` is that backbone without MindEye's CLIP projector (``clip_proj``) and diffusion prior,
 so the reference stops at ``lin1`` as ours does.
 
-The reference **shares ours' parameter tensors** (the same ``nn.Parameter`` objects): at the paper preset the
+``shared_subject_reference``: MindEye2's shared-subject front (MedARC-AI/MindEyeV2, ``Train.py``
+``RidgeRegression``: a ``ModuleList`` of ``Linear(n_voxels[s], hidden)``, its forward
+``cat([linears[subj_idx](x[:, seq]).unsqueeze(1) for seq in range(seq_len)], dim=1)`` on (batch, seq_len=1,
+voxels)), then the BrainNetwork above on its (batch, 1, hidden) output (its LayerNorms and Linears act on the last
+axis and ``reshape(len(x), -1)`` drops the sequence axis): brainkit's ``shared_subject`` with the ``mindeye_mlp``
+backbone. MindEye2's own backbone (an MLP-Mixer to 256 x 1664 CLIP tokens) is not in brainkit.
+
+The references **share ours' parameter tensors** (the same ``nn.Parameter`` objects): at the paper preset the
 model has 940 M parameters, and ours + a copy + two AdamW states (~30 GB) do not fit a 23 GB machine. The bench
 then steps both with ours' optimiser; the work per step is the same as with a copy.
 """
@@ -68,3 +75,36 @@ def mindeye_reference(model, config) -> tuple[nn.Module, object, int, str]:
         return reference(x).reshape(len(x), *shape)
 
     return reference, forward, 0, "MindEyeV1_BrainNetwork_backbone(shared_parameters)"
+
+
+class RidgeRegression(nn.Module):
+    """MindEye2's per-subject linear front, laid out as released (see the module docstring)."""
+
+    def __init__(self, input_sizes: list[int], out_features: int, seq_len: int = 1) -> None:
+        super().__init__()
+        self.linears = nn.ModuleList(nn.Linear(n, out_features) for n in input_sizes)
+        self.seq_len = seq_len
+
+    def forward(self, x, subj_idx: int):
+        return torch.cat(
+            [self.linears[subj_idx](x[:, seq]).unsqueeze(1) for seq in range(self.seq_len)], dim=1
+        )
+
+
+def shared_subject_reference(model, config) -> tuple[nn.Module, object, int, str] | str:
+    """MindEye2's RidgeRegression + MindEye v1's BrainNetwork on ours' tensors, or why there is none (another
+    backbone than mindeye_mlp)."""
+    if config.backbone != "mindeye_mlp":
+        return f"released_with_the_mindeye_mlp_backbone_only_(this_one:_{config.backbone})"
+    with torch.device("meta"):
+        ridge = RidgeRegression(list(config.n_voxels.values()), config.d_shared)
+    for linear, subject in zip(ridge.linears, config.n_voxels):
+        linear.weight, linear.bias = model.adapters[subject].weight, model.adapters[subject].bias
+    backbone, backbone_forward, _, _ = mindeye_reference(model.backbone, model.backbone.config)
+    reference = nn.ModuleDict({"ridge": ridge, "backbone": backbone})
+
+    def forward(x, subject):
+        index = int(subject.flatten()[0]) if torch.is_tensor(subject) else int(subject)
+        return backbone_forward(ridge(x.unsqueeze(1), index))
+
+    return reference, forward, 0, "MindEyeV2_RidgeRegression+MindEyeV1_BrainNetwork(shared_parameters)"

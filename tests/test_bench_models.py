@@ -9,7 +9,8 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
 
 # a released-style reference each, and its parameters minus ours at the testing preset: Lite-Mind's stored, unread
 # FreMLP.embeddings (12 + 3); CLIP-MUSED's released blocks (no qkv bias, -36; channel MLP and BN1d, +37)
-RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1, "mindeye_mlp": 0, "ldm": 0}
+RATIO_MODELS = {"lite_mind": 15, "sit": 0, "sim": 0, "dc_mae": 0, "clip_mused": 1, "mindeye_mlp": 0, "ldm": 0,
+                "shared_subject": 0}  # fmt: skip
 
 
 def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released_style_reference():
@@ -110,6 +111,15 @@ def test_the_vsmae_and_mindeye_references_compute_what_ours_computes():
     assert difference == 0 and {id(p) for p in reference.parameters()} == {id(p) for p in ours.parameters()}
     x = torch.randn(4, 9)
     torch.testing.assert_close((reference.eval(), forward(x))[1], ours.eval()(x))
+
+    sizes = {"n_voxels": {"a": 9, "b": 5}, "output_shape": (2, 3)}
+    ours = build_model("shared_subject", model_config("shared_subject", "testing", sizes)).eval()
+    reference, forward, difference, _ = released_mindeye.shared_subject_reference(ours, ours.config)
+    assert difference == 0 and {id(p) for p in reference.parameters()} == {id(p) for p in ours.parameters()}
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(
+        (reference.eval(), forward(x, torch.ones(4, dtype=torch.long)))[1], ours(x, "b")
+    )
 
 
 def test_the_cross_modal_reference_computes_ours_released_step():

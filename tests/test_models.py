@@ -53,6 +53,17 @@ PAPER_COUNTS = {
     # The same with the released cross layout, 3 + 3 layers at 768: 29,137,920 + 29,925,376
     # (tests/test_cross_modal_released.py, by hand there).
     ("cross_modal", "paper_released", ()): 335_138_576,
+    # MindEye2's 4,096-d shared latent for NSD subjects 1, 2, 5, 7 (15,724 + 14,278 + 13,039 + 12,682 voxels):
+    # (55,723 + 4) x 4,096 = 228,257,792 + the MindEye v1 backbone at 4,096 inputs, 940,225,280 - 11,628 x 4,096
+    # (models/shared_subject.py preset comment).
+    (
+        "shared_subject",
+        "mindeye2_nsd",
+        (
+            ("n_voxels", (("subj01", 15724), ("subj02", 14278), ("subj05", 13039), ("subj07", 12682))),
+            ("output_shape", (257, 768)),
+        ),
+    ): 1_120_854_784,
 }
 
 
@@ -189,7 +200,9 @@ def test_paper_count_rows_or_skip(name: str) -> None:
 @pytest.mark.parametrize(("name", "preset", "sizes"), list(PAPER_COUNTS), ids=lambda v: str(v))
 def test_paper_preset_parameter_count(name: str, preset: str, sizes) -> None:
     with torch.device("meta"):
-        model = build_model(name, model_config(name, preset, dict(sizes)))
+        # per-subject voxel counts are stored as (name, count) pairs (a dict is not hashable)
+        options = {k: dict(v) if isinstance(v, tuple) and k == "n_voxels" else v for k, v in sizes}
+        model = build_model(name, model_config(name, preset, options))
     assert count_parameters(model) == PAPER_COUNTS[(name, preset, sizes)]
 
 

@@ -66,13 +66,16 @@ class SharedSubject(nn.Module):
     PRESETS: dict[str, SharedSubjectConfig] = {
         # Ours: the MLP backbone of the built-in demo behind a 1024-d shared latent (MindEye2: 4096 at 15k voxels).
         "cpu_small": SharedSubjectConfig(d_shared=1024, backbone="mindeye_mlp", backbone_preset="cpu_small"),
+        # MindEye2's 4,096-d shared latent (sec. 2.1) with MindEye v1's backbone at its paper size
+        # (mindeye_mlp@mindeye_nsd_subj01, 892,596,992 parameters at 4,096 inputs) in place of MindEye2's own
+        # MLP-Mixer backbone, which brainkit does not build; + (n_voxels[s] + 1) x 4,096 per subject.
+        "mindeye2_nsd": SharedSubjectConfig(
+            d_shared=4096, backbone="mindeye_mlp", backbone_preset="mindeye_nsd_subj01"
+        ),
         "testing": SharedSubjectConfig(d_shared=11, backbone="mindeye_mlp", backbone_preset="testing"),
     }
     # battery interface (models/base.py): two subjects of unequal widths, the first one's input
     testing_sizes: dict[str, Any] = {"n_voxels": {"subjA": 53, "subjB": 41}, "output_shape": (3, 5)}
-    battery_skips = {
-        "paper_count": "a wrapper: the backbone's count plus (n_voxels[s] + 1) x d_shared per subject"
-    }
 
     def __init__(self, config: SharedSubjectConfig) -> None:
         super().__init__()
