@@ -84,7 +84,7 @@ PAPER = {
             "n_voxels": {"subj01": 15724, "subj02": 14278, "subj05": 13039, "subj07": 12682},
             "output_shape": (257, 768),
         },
-    ),  # fmt: skip
+    ),
 }
 # With --preset paper, a second row per model at the preset that runs the released computation at the paper's sizes
 # where the paper preset computes more than the released code does (Lite-Mind: the paper's full d x d complex FreMLP

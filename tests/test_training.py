@@ -638,7 +638,6 @@ def test_compiled_training_reaches_the_eager_weights_and_checkpoints_alike(tmp_p
     counters.clear()
     fit(compiled, InfoNCE(), train, dataclasses.replace(config, compile=True), out_dir=out, until_epoch=1)
     assert counters["stats"]["unique_graphs"] >= 1  # the steps went through Dynamo
-    assert not any(p.grad is not None and not torch.isfinite(p.grad).all() for p in compiled.parameters())
     resumed = _model(seed=99)  # different init: everything comes from the compiled run's checkpoint
     result = fit(resumed, InfoNCE(), train, config, val=val, out_dir=out, resume=True)  # compile -> eager
     assert [r["epoch"] for r in result.history] == [1, 2]
