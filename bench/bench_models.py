@@ -2,6 +2,7 @@
 
     python bench/bench_models.py [--quick] [--preset cpu_small|paper|testing] [--models a,b] [--rounds 5]
                                  [--min-seconds 10] [--batch N] [--threads N] [--compile]
+                                 [--linear onednn|aten] [--vs-aten]
 
 Each model runs in a FRESH subprocess (so its peak RSS, ``VmHWM`` from /proc/self/status, is its own). In that
 process, rounds interleave a peak probe and the model's step, so both see the same machine load; at least
@@ -41,6 +42,9 @@ count is checked against ours (``ref_params_diff``: 0, or the stated difference,
 the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
 ``ratio_at_peak`` = the reference's step / (ours' counted FLOPs at the probe's peak): the ratio ours would reach
 with its counted work at the machine's fp32 limit, so a target above it needs less work, not a faster kernel.
+Ours' fp32 CPU linears run through oneDNN, as every model brainkit builds does (models/cpu_linear.py; ``--linear
+aten``: through F.linear instead); the reference always runs F.linear, as the released code does. ``--vs-aten`` adds
+ours with F.linear as a third step of each round: ``linear_gain`` = its median step / ours'.
 ``--profile K`` prints, under each line, the K operators with the most own CPU time in one step (ours, then the
 reference), with their share of the step and the GFLOP/s of the matmuls and convolutions among them.
 """
@@ -207,18 +211,25 @@ def measure(
     profile: int = 0,
     min_seconds: float = 0.0,
     compiled: bool = False,
+    linear_backend: str = "onednn",
+    vs_aten: bool = False,
 ) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS.
     At least ``rounds`` rounds, more (up to MAX_ROUNDS) until ours' timed steps add up to ``min_seconds``: a
     short step's median is then taken over enough rounds to damp the machine's noise. ``compiled``: ours' step
     through ``torch.compile`` (training.compile's path; FLOPs counted on the eager step, the compiling steps
-    untimed and reported as ``compile_s``)."""
+    untimed and reported as ``compile_s``). ``linear_backend``: ours' fp32 CPU linears through ``"onednn"``
+    (brainkit's default, models/cpu_linear.py) or ``F.linear`` (``"aten"``); the reference always runs F.linear,
+    as the released code does (also where it reuses ours' leaf modules). ``vs_aten``: one more step per round, ours
+    with F.linear, and ``linear_gain`` = its median / ours' (what the oneDNN linears bring, in the same rounds)."""
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from brainkit.errors import ConfigError
     from brainkit.models import build_model, count_parameters
     from brainkit.models.base import example_config
+    from brainkit.models.cpu_linear import cpu_linear
     from brainkit.training.loop import fused_ok
 
     torch.manual_seed(0)
@@ -234,7 +245,13 @@ def measure(
             raise
         config, used = example_config(name), "testing(cpu_small needs the data's sizes)"
         model = build_model(name, config)
-    row = {"model": name, "preset": used, "batch": batch, "params": count_parameters(model)}
+    row = {
+        "model": name,
+        "preset": used,
+        "batch": batch,
+        "params": count_parameters(model),
+        "linear": linear_backend,
+    }
     if hasattr(model, "fit_closed_form"):
         return row | {"note": "closed-form fit, no optimiser step", "rss_gb": round(rss_gb(), 3)}
     inputs = type(model).example(config, batch, torch.Generator().manual_seed(1))
@@ -248,7 +265,7 @@ def measure(
 
     ours_ids = {id(p) for p in model.parameters()}
 
-    def make_step(module, forward):
+    def make_step(module, forward, backend: str | None = None):
         trained = [p for p in module.parameters() if p.requires_grad]
         if module is model:
             adamw = optimizer
@@ -257,10 +274,14 @@ def measure(
             if all(id(p) in ours_ids for p in trained):  # a reference on ours' tensors: and on ours' moments
                 adamw.state = optimizer.state
 
+        if backend is None:
+            backend = linear_backend if module is model else "aten"  # the released code runs F.linear
+
         def step() -> None:
-            step_loss(forward, inputs, shapes).backward()
-            adamw.step()
-            adamw.zero_grad(set_to_none=True)
+            with cpu_linear(backend):
+                step_loss(forward, inputs, shapes).backward()
+                adamw.step()
+                adamw.zero_grad(set_to_none=True)
 
         return step
 
@@ -289,6 +310,9 @@ def measure(
         steps.append(make_step(reference, forward))
         steps[1]()  # warm-up, as ours' counted step was
         row |= {"reference": note, "ref_params_diff": f"{difference:+d}"}
+    if vs_aten:  # ours with F.linear, last in each round
+        steps.append(make_step(model, model, "aten"))
+        steps[-1]()
     times, peaks = [[] for _ in steps], []
     while len(peaks) < rounds or (sum(times[0]) < min_seconds and len(peaks) < MAX_ROUNDS):
         peaks.append(peak_gflops(probe))
@@ -307,6 +331,9 @@ def measure(
         # the ratio ours would reach if its counted work ran at the probe's peak: above it, only less work helps
         row["ratio_at_peak"] = round(ref_seconds * peak * 1e9 / flops, 2) if flops else "inf"
         row["ratio_vs_released"] = round(ref_seconds / seconds, 2)
+    if vs_aten:
+        row["aten_step_s"] = round(statistics.median(times[-1]), 4)
+        row["linear_gain"] = round(row["aten_step_s"] / seconds, 3)
     if profile:
         row["profile"] = {"ours": op_profile(steps[0], profile)}
         if reference is not None:
@@ -328,12 +355,20 @@ def _line(row: dict) -> str:
         return f"{row['model']} preset={row['preset']} params={row['params']:,} {row['note']} rss_gb={row['rss_gb']}"
     reference = "".join(
         f" {key}={row[key]}"
-        for key in ("compile_s", "reference", "ref_params_diff", "ref_step_s", "ratio_at_peak")
+        for key in (
+            "compile_s",
+            "aten_step_s",
+            "linear_gain",
+            "reference",
+            "ref_params_diff",
+            "ref_step_s",
+            "ratio_at_peak",
+        )
         if key in row
     )
     return (
         f"{row['model']} preset={row['preset']} batch={row['batch']} rounds={row['rounds']} params={row['params']:,} "
-        f"step_s={row['step_s']} "
+        f"linear={row['linear']} step_s={row['step_s']} "
         f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']}{reference} "
         f"ratio_vs_released={row['ratio_vs_released']} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
     )
@@ -366,6 +401,17 @@ def main() -> None:
         action="store_true",
         help="ours through torch.compile (training.compile), compile untimed",
     )
+    parser.add_argument(
+        "--linear",
+        default="onednn",
+        choices=("onednn", "aten"),
+        help="ours' fp32 CPU linears: through oneDNN (brainkit's default) or F.linear (the reference: always F.linear)",
+    )
+    parser.add_argument(
+        "--vs-aten",
+        action="store_true",
+        help="also time ours with F.linear in the same rounds: linear_gain = that step / ours' step",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
@@ -376,7 +422,18 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     if args.one:
         probe = 1024 if args.quick else 2048
-        row = measure(args.one, preset, args.batch, rounds, probe, args.profile, min_seconds, args.compile)
+        row = measure(
+            args.one,
+            preset,
+            args.batch,
+            rounds,
+            probe,
+            args.profile,
+            min_seconds,
+            args.compile,
+            args.linear,
+            args.vs_aten,
+        )
         print(json.dumps(row))
         return
     from brainkit.registry import MODELS
@@ -389,12 +446,14 @@ def main() -> None:
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
         + (f" or more, until ours' steps add up to {min_seconds:g} s" if min_seconds else "")
         + (", ours through torch.compile" if args.compile else "")
+        + f", ours' linears through {args.linear}"
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
                    "--batch", str(args.batch), "--profile", str(args.profile), "--min-seconds", str(min_seconds)]  # fmt: skip
         command += ["--threads", str(args.threads)] if args.threads else []
         command += ["--compile"] if args.compile else []
+        command += ["--linear", args.linear] + (["--vs-aten"] if args.vs_aten else [])
         if args.quick:
             command.append("--quick")
         done = subprocess.run(command, capture_output=True, text=True)

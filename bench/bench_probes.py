@@ -3,6 +3,7 @@ a per-operator profile of one step, this process's peak RSS."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -36,7 +37,9 @@ def flop_formulas() -> dict:
     """``FlopCounterMode`` formulas for the CPU flash-attention kernels, which torch.utils.flop_counter does not
     register (torch 2.13 has the CUDA ones only): without them every ``scaled_dot_product_attention`` on the CPU
     counts 0 FLOPs and an attention-heavy step (SiT's 1,281 tokens) looks half as busy as it is. torch's own
-    SDPA formulas (the q k^T and attention x v products; backward: four gradient products and q k^T again)."""
+    SDPA formulas (the q k^T and attention x v products; backward: four gradient products and q k^T again). And
+    oneDNN's linear (``mkldnn::_linear_pointwise``, which brainkit's CPU linears run: models/cpu_linear.py), counted
+    as ``addmm`` is: 2 x rows x in x out."""
     import torch
     from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 
@@ -46,11 +49,19 @@ def flop_formulas() -> dict:
     def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
+    def onednn_linear(
+        x, weight, *args, out_shape=None, **kwargs
+    ) -> int:  # (..., in) x (out, in)^T, as addmm's
+        return 2 * math.prod(x[:-1]) * x[-1] * weight[0]
+
     aten = torch.ops.aten
-    return {
+    formulas = {
         aten._scaled_dot_product_flash_attention_for_cpu: forward,
         aten._scaled_dot_product_flash_attention_for_cpu_backward: backward,
     }
+    if hasattr(torch.ops.mkldnn, "_linear_pointwise"):  # brainkit's CPU linears (models/cpu_linear.py)
+        formulas[torch.ops.mkldnn._linear_pointwise] = onednn_linear
+    return formulas
 
 
 def op_profile(step, top: int) -> list[str]:

@@ -38,6 +38,19 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
 
+def test_vs_aten_times_ours_with_f_linear_in_the_same_rounds():
+    """--vs-aten: ours (oneDNN linears) and ours through F.linear in the same rounds, and their ratio."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--models", "dc_mae", "--vs-aten"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    (line,) = [line for line in done.stdout.splitlines() if not line.startswith("#")]
+    fields = dict(part.split("=", 1) for part in line.split()[1:])
+    assert fields["linear"] == "onednn" and float(fields["aten_step_s"]) > 0
+    ratio = float(fields["aten_step_s"]) / float(fields["step_s"])
+    assert abs(float(fields["linear_gain"]) - ratio) <= 0.05 * ratio  # both steps rounded to 0.1 ms
+
+
 def test_each_reference_computes_what_ours_computes_with_the_same_weights():
     """The references are other layouts of the same function: ours, built with ``released=True``, loads the
     reference's weights through brainkit's released-weights import and gives the same output."""

@@ -15,6 +15,7 @@ from torch import nn
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.base import VoxelModel, check_input
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import ResidualMLPBlock
 from brainkit.registry import MODELS
 
@@ -189,10 +190,10 @@ class MindEyeMLP(nn.Module, VoxelModel):
         self.output_shape = tuple(config.output_shape)
         h = config.hidden_dim
         self.stem = nn.Sequential(
-            nn.Linear(config.n_voxels, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(config.input_dropout)
+            CPULinear(config.n_voxels, h), nn.LayerNorm(h), nn.GELU(), nn.Dropout(config.input_dropout)
         )
         self.blocks = nn.Sequential(*(ResidualMLPBlock(h, config.dropout) for _ in range(config.n_blocks)))
-        self.head = nn.Linear(h, math.prod(self.output_shape))
+        self.head = CPULinear(h, math.prod(self.output_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, n_voxels) -> (batch, *output_shape)."""

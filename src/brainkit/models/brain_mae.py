@@ -26,6 +26,7 @@ from torch import nn
 
 from brainkit.config import bounded, check_bounds, choice
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
@@ -91,11 +92,11 @@ class RegionAwareAttention(nn.Module):
         self.mode, self.self_loops, self.n_heads = mode, self_loops, n_heads
         self.scale = (dim // n_heads) ** -0.5
         if mode in ("graph", "adaptive"):
-            self.roi_qk = nn.Linear(dim, 2 * dim, bias=False)
+            self.roi_qk = CPULinear(dim, 2 * dim, bias=False)
         if mode in ("adaptive", "content"):
-            self.content_qk = nn.Linear(dim, 2 * dim, bias=False)
-        self.value = nn.Linear(dim, dim)
-        self.out = nn.Linear(dim, dim)
+            self.content_qk = CPULinear(dim, 2 * dim, bias=False)
+        self.value = CPULinear(dim, dim)
+        self.out = CPULinear(dim, dim)
 
     def weights(self, tokens: torch.Tensor, roi_embedding: torch.Tensor) -> torch.Tensor:
         logits = 0.0
@@ -151,7 +152,7 @@ class TransientStateEncoder(nn.Module):
     def __init__(self, config: BrainMAEConfig) -> None:
         super().__init__()
         self.config = config
-        self.embed = nn.Linear(config.segment_frames, config.dim)
+        self.embed = CPULinear(config.segment_frames, config.dim)
         self.mask_token = nn.Parameter(torch.zeros(config.dim))
         if config.roi_embedding == "learned":
             self.roi_embedding = nn.Parameter(torch.randn(config.n_rois, config.dim) * 0.02)
@@ -188,8 +189,8 @@ class Decoder(nn.Module):
 
     def __init__(self, config: BrainMAEConfig) -> None:
         super().__init__()
-        self.project = nn.Linear(config.dim, config.decoder_dim)
-        self.roi_embedding = nn.Linear(
+        self.project = CPULinear(config.dim, config.decoder_dim)
+        self.roi_embedding = CPULinear(
             config.dim, config.decoder_dim, bias=False
         )  # of the encoder's embeddings
         heads = max(1, config.n_heads // 2) if config.decoder_dim % max(1, config.n_heads // 2) == 0 else 1
@@ -198,7 +199,7 @@ class Decoder(nn.Module):
             for _ in range(config.decoder_blocks)
         )
         self.norm = nn.LayerNorm(config.decoder_dim)
-        self.head = nn.Linear(config.decoder_dim, config.segment_frames)
+        self.head = CPULinear(config.decoder_dim, config.segment_frames)
 
     def forward(self, tokens: torch.Tensor, roi_embedding: torch.Tensor) -> torch.Tensor:
         batch = tokens.shape[0]

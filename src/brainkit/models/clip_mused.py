@@ -34,6 +34,7 @@ from torch import nn
 
 from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import Dropout
 from brainkit.registry import MODELS
 
@@ -117,7 +118,7 @@ class ShallowAttention(nn.Module):
     def __init__(self, channels: int, n_positions: int, hidden: int) -> None:
         super().__init__()
         self.norm = nn.BatchNorm3d(channels)
-        self.mix = nn.Sequential(nn.Linear(n_positions, hidden), nn.GELU(), nn.Linear(hidden, n_positions))
+        self.mix = nn.Sequential(CPULinear(n_positions, hidden), nn.GELU(), CPULinear(hidden, n_positions))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mixed = self.mix(self.norm(x).flatten(2))  # (b, c, positions)
@@ -135,7 +136,7 @@ class ReleasedShallowAttention(nn.Module):
         half = channels // 2
         self.channel = nn.Sequential(nn.Conv1d(channels, half, 1), nn.GELU(), nn.Conv1d(half, channels, 1))
         self.norm1 = nn.BatchNorm1d(channels)
-        self.mix = nn.Sequential(nn.Linear(n_positions, hidden), nn.GELU(), nn.Linear(hidden, n_positions))
+        self.mix = nn.Sequential(CPULinear(n_positions, hidden), nn.GELU(), CPULinear(hidden, n_positions))
         self.norm2 = nn.BatchNorm1d(channels)
         nn.init.zeros_(self.norm2.weight)
         nn.init.zeros_(self.norm2.bias)
@@ -161,10 +162,10 @@ class TokenAttention(nn.Module):
     ) -> None:
         super().__init__()
         self.n_heads, self.scale, self.released = n_heads, head_dim**-0.5, released
-        self.qkv = nn.Linear(dim, 3 * n_heads * head_dim, bias=not released)
-        self.out = nn.Linear(n_heads * head_dim, dim)
+        self.qkv = CPULinear(dim, 3 * n_heads * head_dim, bias=not released)
+        self.out = CPULinear(n_heads * head_dim, dim)
         self.norm1, self.norm2 = nn.BatchNorm1d(dim), nn.BatchNorm1d(dim)
-        self.ff = nn.Sequential(nn.Linear(dim, ff_hidden), nn.GELU(), nn.Linear(ff_hidden, dim))
+        self.ff = nn.Sequential(CPULinear(dim, ff_hidden), nn.GELU(), CPULinear(ff_hidden, dim))
         self.drop = Dropout(dropout)
         if released:
             nn.init.zeros_(self.norm2.weight)
@@ -251,7 +252,7 @@ class CLIPMUSED(nn.Module):
             self.tokens = nn.Parameter(
                 torch.randn(n_sets, 2, c.dim) * c.token_init_std
             )  # [high, low] per subject
-        self.classifier = nn.Linear((2 if c.readout == "tokens" else 1) * c.dim, c.n_classes)
+        self.classifier = CPULinear((2 if c.readout == "tokens" else 1) * c.dim, c.n_classes)
 
     def attention_parameters(self) -> list[nn.Parameter]:
         """The token-attention parameters (the released code trains them at 0.1 x the learning rate)."""

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from brainkit.checkpoint import atomic_folder, check_tensors, load_checkpoint, save_checkpoint
 from brainkit.config import Checked, bounded, from_dict, to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear, route_linears
 from brainkit.models.cross_modal_released import (
     RELEASED_DECODER_NORM_EPS,
     FMRICrossReleased,
@@ -200,7 +201,7 @@ class CrossAttention(nn.Module):
         super().__init__()
         if dim % n_heads:
             raise ConfigError(f"cross-attention: width {dim} is not divisible by cross_heads {n_heads}.")
-        self.map_in = nn.Linear(context_dim, dim)
+        self.map_in = CPULinear(context_dim, dim)
         self.layers = nn.ModuleList(
             nn.TransformerDecoderLayer(
                 dim,
@@ -213,6 +214,9 @@ class CrossAttention(nn.Module):
             )  # fmt: skip
             for _ in range(depth)
         )
+        route_linears(
+            self.layers
+        )  # their feed-forward nn.Linear layers (not the attention's own projections)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         memory = self.map_in(context)
@@ -256,6 +260,9 @@ class CrossModalMAE(nn.Module):
         super().__init__()
         c = config or CrossModalConfig()
         self.fmri, self.image = fmri, image
+        route_linears(
+            image
+        )  # ViT-MAE's nn.Linear layers through oneDNN on the CPU, as ours' (models/cpu_linear.py)
         image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
         self.config = c = replace(c, fmri=fmri.config, image=image.config.to_diff_dict())
         fmri_dim, image_dim = fmri.config.dim, image.config.hidden_size

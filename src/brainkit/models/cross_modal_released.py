@@ -31,6 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from brainkit.errors import ConfigError
+from brainkit.models.cpu_linear import CPULinear
 
 # code/sc_mbm/mae_for_image.py ViTMAEDecoder: decoder_norm = nn.LayerNorm(decoder_hidden_size), torch's default eps
 # (transformers' ViTMAEDecoder uses the config's layer_norm_eps, 1e-12): 1e-4 apart in the reconstruction
@@ -46,8 +47,8 @@ class Attention(nn.Module):
         if dim % n_heads:
             raise ConfigError(f"released cross-attention: width {dim} is not divisible by {n_heads} heads.")
         self.n_heads = n_heads
-        self.query, self.key, self.value = (nn.Linear(dim, dim, bias=bias) for _ in range(3))
-        self.out = nn.Linear(dim, dim)
+        self.query, self.key, self.value = (CPULinear(dim, dim, bias=bias) for _ in range(3))
+        self.out = CPULinear(dim, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         q, k, v = (rearrange(f(t), "b n (h d) -> b h n d", h=self.n_heads)
@@ -65,7 +66,7 @@ class ReleasedCrossLayer(nn.Module):
         self.self_attn = Attention(dim, n_heads, bias)
         self.cross_attn = Attention(dim, n_heads, bias)
         self.norm_after = nn.LayerNorm(dim, eps=eps)
-        self.linear1, self.linear2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.linear1, self.linear2 = CPULinear(dim, hidden), CPULinear(hidden, dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         queries = self.norm_before(x)
@@ -92,7 +93,7 @@ class FMRICrossReleased(nn.Module):
     def __init__(self, fmri_dim: int, image: object, depth: int) -> None:
         super().__init__()
         width = image.hidden_size
-        self.map_in, self.map_out = nn.Linear(fmri_dim, width), nn.Linear(width, fmri_dim)
+        self.map_in, self.map_out = CPULinear(fmri_dim, width), CPULinear(width, fmri_dim)
         self.layers = _layers(image, depth)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -108,7 +109,7 @@ class ImageCrossReleased(nn.Module):
 
     def __init__(self, fmri_dim: int, image: object, depth: int) -> None:
         super().__init__()
-        self.map_in = nn.Linear(fmri_dim, image.hidden_size)
+        self.map_in = CPULinear(fmri_dim, image.hidden_size)
         self.layers = _layers(image, depth)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear, linear
 from brainkit.models.layers import sincos_embedding
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.registry import MODELS
@@ -118,13 +119,13 @@ class _SelfAttention(nn.Module):
         self.n_heads, self.dropout = n_heads, dropout
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)  # drawn before in_proj, as in nn.MultiheadAttention
+        self.out_proj = CPULinear(dim, dim)  # drawn before in_proj, as in nn.MultiheadAttention
         nn.init.xavier_uniform_(self.in_proj_weight)
         nn.init.zeros_(self.in_proj_bias)
         nn.init.zeros_(self.out_proj.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        qkv = linear(x, self.in_proj_weight, self.in_proj_bias)  # F.linear, through oneDNN on the CPU
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.n_heads)
         p = self.dropout if self.training else 0.0
         mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
@@ -140,7 +141,7 @@ class _Layer(nn.Module):
     def __init__(self, dim: int, n_heads: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.self_attn = _SelfAttention(dim, n_heads, dropout)
-        self.linear1, self.linear2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.linear1, self.linear2 = CPULinear(dim, hidden), CPULinear(hidden, dim)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.dropout, self.dropout1, self.dropout2 = (nn.Dropout(dropout) for _ in range(3))
 
@@ -242,14 +243,14 @@ class DCMAE(nn.Module):
         self.register_buffer("positions", _positions(self.n_patches, c.dim, c.released), persistent=False)
         self.encoder = _Blocks(c.dim, c.depth, c.n_heads, c.mlp_ratio, c.dropout)
         self.norm = nn.LayerNorm(c.dim)
-        self.decoder_embed = nn.Linear(c.dim, c.decoder_dim)
+        self.decoder_embed = CPULinear(c.dim, c.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, c.decoder_dim))
         self.register_buffer(
             "decoder_positions", _positions(self.n_patches, c.decoder_dim, c.released), persistent=False
         )
         self.decoder = _Blocks(c.decoder_dim, c.decoder_depth, c.decoder_heads, c.mlp_ratio, c.dropout)
         self.decoder_norm = nn.LayerNorm(c.decoder_dim)
-        self.decoder_pred = nn.Linear(c.decoder_dim, c.patch_size)
+        self.decoder_pred = CPULinear(c.decoder_dim, c.patch_size)
         nn.init.normal_(self.cls_token, std=0.02)
         nn.init.normal_(self.mask_token, std=0.02)
 

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from brainkit.errors import ConfigError
+from brainkit.models.cpu_linear import CPULinear
 
 _MASK_BITS = 15  # the mask compares 15 random bits with a threshold: keep-probability resolution 1 / 32768
 
@@ -66,9 +67,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc1 = CPULinear(dim, hidden_dim)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.fc2 = CPULinear(hidden_dim, dim)
         self.drop = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,7 +101,7 @@ class ResidualMLPBlock(nn.Module):
 
     def __init__(self, dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.linear = nn.Linear(dim, dim)
+        self.linear = CPULinear(dim, dim)
         self.norm = nn.LayerNorm(dim)
         self.act = nn.GELU()
         self.drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()

@@ -27,6 +27,7 @@ from torch import nn
 
 from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear, route_linears
 from brainkit.models.ldm_folder import load_pretrained_ldm as load_pretrained_ldm  # re-exported
 from brainkit.models.ldm_folder import save_pretrained_ldm as save_pretrained_ldm
 from brainkit.registry import MODELS
@@ -331,7 +332,7 @@ class FMRIContextMapper(nn.Module):
             nn.Conv1d(n_tokens, n_tokens // 2, kernel_size=1),
             nn.Conv1d(n_tokens // 2, n_context, kernel_size=1),
         )
-        self.dim_mapper = nn.Linear(fmri_dim, cross_attention_dim)
+        self.dim_mapper = CPULinear(fmri_dim, cross_attention_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.ndim != 3 or tokens.shape[1:] != (self.n_tokens, self.fmri_dim):
@@ -398,6 +399,7 @@ class LatentDiffusion(nn.Module):
         self.vae, self.unet = build_vae(config).requires_grad_(False), build_unet(config)
         set_unet_trained(self.unet, config.unet_trained)
         self.mapper = FMRIContextMapper(config.n_tokens, config.fmri_dim, config.cross_attention_dim)
+        route_linears(self)  # diffusers' nn.Linear layers through oneDNN on the CPU (models/cpu_linear.py)
 
     @classmethod
     def example(cls, config: LDMConfig, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:

@@ -11,6 +11,7 @@ from torch import nn
 
 from brainkit.checkpoint import atomic_folder
 from brainkit.errors import CheckpointError
+from brainkit.models.cpu_linear import route_linears
 
 _VAE_CLASSES = ("AutoencoderKL", "VQModel")
 
@@ -61,6 +62,8 @@ def load_pretrained_ldm(folder: str | Path) -> tuple[nn.Module, nn.Module, dict[
         vae = vae_cls.from_pretrained(folder, subfolder="vae", local_files_only=True, low_cpu_mem_usage=False)
     except (OSError, ValueError, RuntimeError) as err:
         raise CheckpointError(f"Could not load the latent diffusion model in {folder}: {err}") from None
+    route_linears(unet)  # diffusers' nn.Linear layers through oneDNN on the CPU, as the LDM model's
+    route_linears(vae)
     return unet, vae, scheduler_config
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.registry import MODELS
 
 
@@ -49,7 +50,7 @@ class LinearEncoding(nn.Module):
                 f"linear_encoding: n_features must be set from the data (>= 1), found {config.n_features}."
             )
         self.config = config
-        self.linear = nn.Linear(config.n_features, config.n_voxels, bias=config.bias)
+        self.linear = CPULinear(config.n_features, config.n_voxels, bias=config.bias)
 
     @classmethod
     def example(

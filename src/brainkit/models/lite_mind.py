@@ -33,6 +33,7 @@ from torch import nn
 from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError
 from brainkit.models.base import VoxelModel, check_input
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import Dropout, DropPath, FeedForward
 from brainkit.registry import MODELS
 
@@ -276,7 +277,7 @@ class LiteMind(nn.Module, VoxelModel):
         self.output_shape = tuple(config.output_shape)
         dims = config.dims
         # Linear on non-overlapping patches: the released Conv1d(1, d, kernel=stride=patch), same parameters.
-        self.patch_embed = nn.Linear(config.patch_size, dims[0])
+        self.patch_embed = CPULinear(config.patch_size, dims[0])
         self.pos_embed = nn.Parameter(torch.zeros(self.n_patches, 1, dims[0]))
         self.pos_drop = Dropout(config.dropout)
         n_blocks = sum(config.depths)  # stochastic depth rate rises linearly over the blocks
@@ -286,10 +287,10 @@ class LiteMind(nn.Module, VoxelModel):
             first = sum(config.depths[:stage])
             blocks = [DFTBlock(dim, self.n_patches, config, rates[first + j]) for j in range(depth)]
             self.stages.append(nn.Sequential(*blocks))
-        self.tokens_down = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.tokens_down = nn.ModuleList(CPULinear(a, b) for a, b in zip(dims[:-1], dims[1:]))
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.cls_only = len(self.output_shape) == 1
-        self.head = nn.Linear(dims[-1] if self.cls_only else self.n_patches, self.output_shape[-1])
+        self.head = CPULinear(dims[-1] if self.cls_only else self.n_patches, self.output_shape[-1])
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -20,6 +20,7 @@ from torch import nn
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
 from brainkit.models.base import build_model, model_config
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.registry import MODELS
 
 
@@ -91,7 +92,7 @@ class SharedSubject(nn.Module):
         self.config = config
         self.subjects = list(config.n_voxels)
         self.output_shape = tuple(config.output_shape)
-        self.adapters = nn.ModuleDict({s: nn.Linear(n, config.d_shared) for s, n in config.n_voxels.items()})
+        self.adapters = nn.ModuleDict({s: CPULinear(n, config.d_shared) for s, n in config.n_voxels.items()})
         self.backbone = build_model(config.backbone, backbone_config(config))
 
     def subject_name(self, subject: str | int | torch.Tensor) -> str:

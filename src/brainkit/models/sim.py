@@ -23,6 +23,7 @@ from torch import nn
 
 from brainkit.config import Checked, bounded, choice
 from brainkit.errors import CheckpointError, ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import SiT, SiTConfig, check_clips, clip_example
 from brainkit.registry import MODELS
@@ -79,9 +80,9 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, dropout: float) -> None:
         super().__init__()
-        self.project = nn.Linear(in_dim, out_dim)
+        self.project = CPULinear(in_dim, out_dim)
         self.act = nn.GELU()
-        self.fc = nn.Linear(out_dim, out_dim)
+        self.fc = CPULinear(out_dim, out_dim)
         self.drop = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(out_dim)
 

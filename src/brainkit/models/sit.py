@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from brainkit.config import Checked, bounded, choice
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import FeedForward, sincos_embedding
 from brainkit.registry import MODELS
 
@@ -99,8 +100,8 @@ class Attention(nn.Module):
         super().__init__()
         self.n_heads, self.dropout = n_heads, dropout
         self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * n_heads * head_dim, bias=False)
-        self.out = nn.Linear(n_heads * head_dim, dim)
+        self.qkv = CPULinear(dim, 3 * n_heads * head_dim, bias=False)
+        self.out = CPULinear(n_heads * head_dim, dim)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         q, k, v = rearrange(
@@ -223,7 +224,7 @@ class SiT(nn.Module):
                 "SiT: n_patches and n_patch_vertices must be set (they come from the patch grid)."
             )
         self.config = config
-        self.patch_embedding = nn.Linear(config.n_frames * config.n_patch_vertices, config.dim)
+        self.patch_embedding = CPULinear(config.n_frames * config.n_patch_vertices, config.dim)
         if config.class_token:
             self.cls_token = nn.Parameter(torch.zeros(1, 1, config.dim))
         layout = "concat" if config.released else "interleaved"

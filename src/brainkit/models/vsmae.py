@@ -32,6 +32,7 @@ from torch import nn
 
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.models.layers import sincos_embedding
 from brainkit.models.sit import PRESETS as SIT_PRESETS
 from brainkit.models.sit import (
@@ -141,7 +142,7 @@ class Decoder(nn.Module):
         super().__init__()
         e = config.encoder
         self.config = config
-        self.project = nn.Linear(e.dim, config.decoder_dim)
+        self.project = CPULinear(e.dim, config.decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(config.decoder_dim))
         table = patch_positions(config.decoder_dim, e.n_patches, e.positions, e.patch_order, e.patches,
                                 e.n_patch_vertices)  # fmt: skip
@@ -151,7 +152,7 @@ class Decoder(nn.Module):
             for _ in range(config.decoder_depth)
         )
         self.norm = nn.LayerNorm(config.decoder_dim)
-        self.head = nn.Linear(config.decoder_dim, e.n_frames * e.n_patch_vertices)
+        self.head = CPULinear(config.decoder_dim, e.n_frames * e.n_patch_vertices)
         nn.init.normal_(self.mask_token, std=0.02)
         bias = torch.zeros(e.n_patches + 1, e.n_patches + 1)
         if config.decoder_distance_bias > 0:  # a locality prior: hidden patches listen to nearby visible ones
@@ -184,7 +185,7 @@ class ReleasedDecoder(nn.Module):
         super().__init__()
         e, width = config.encoder, config.decoder_dim
         self.config = config
-        self.project = nn.Linear(e.dim, width) if e.dim != width else nn.Identity()  # released enc_to_dec
+        self.project = CPULinear(e.dim, width) if e.dim != width else nn.Identity()  # released enc_to_dec
         self.mask_token = nn.Parameter(torch.zeros(width))
         self.register_buffer(
             "positions", sincos_embedding(e.n_frames * e.n_patches, width, "concat"), persistent=False
@@ -195,7 +196,7 @@ class ReleasedDecoder(nn.Module):
         )
         self.norm = nn.LayerNorm(width)
         self.head_norm = nn.LayerNorm(width)
-        self.head = nn.Linear(width, e.n_patch_vertices)
+        self.head = CPULinear(width, e.n_patch_vertices)
         nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, tokens: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from torch import nn
 from brainkit.data.roi_windows import check_windows
 from brainkit.errors import CheckpointError, DataError
 from brainkit.evaluation.downstream import reconstruction_error
+from brainkit.models.cpu_linear import CPULinear
 from brainkit.objectives.masked import MaskingConfig, draw_mask, masked_reconstruction_loss, random_mask
 from brainkit.training import FitResult, Task, TrainingConfig, phase_done, train, train_phase
 from brainkit.training.phase import DONE, FINAL
@@ -76,7 +77,7 @@ class Finetuning(Task):
         with torch.no_grad():
             n_features = getattr(encoder, readout)(x[:1]).shape[1]
         self.norm = nn.LayerNorm(n_features, elementwise_affine=False)
-        self.head = nn.Linear(n_features, n_outputs)
+        self.head = CPULinear(n_features, n_outputs)
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         encoder.requires_grad_(encoder_lr_scale > 0)
