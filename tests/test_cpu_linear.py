@@ -19,6 +19,12 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def route_tiny_products(monkeypatch):
+    """The tests' products are tiny: route them all (the size threshold has its own test)."""
+    monkeypatch.setattr(cpu_linear, "MIN_MACS", 0)
+
+
 def _inputs(shape, out=11, bias=True, seed=0):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape, generator=generator, requires_grad=True)
@@ -93,6 +99,20 @@ def test_fallbacks_run_f_linear_exactly():
         assert cpu_linear.cpu_linear_backend() == "aten"
         assert torch.equal(linear(x, w, b), F.linear(x, w, b))
     assert cpu_linear.cpu_linear_backend() == "onednn"
+
+
+def test_small_products_run_f_linear(monkeypatch):
+    """Below MIN_MACS (rows x in x out) the routed call's fixed cost outweighs the kernel: F.linear, bit for bit."""
+    monkeypatch.setattr(cpu_linear, "MIN_MACS", 6 * 9 * 11)
+    x, w, b = _inputs((5, 9))  # 5 x 9 x 11 multiply-adds: one row short
+    with torch.profiler.profile() as prof:
+        small = linear(x, w, b)
+    assert torch.equal(small, F.linear(x, w, b))
+    assert "mkldnn::_linear_pointwise" not in {e.key for e in prof.key_averages()}
+    x, w, b = _inputs((6, 9))
+    with torch.profiler.profile() as prof:
+        linear(x, w, b)
+    assert "mkldnn::_linear_pointwise" in {e.key for e in prof.key_averages()}
 
 
 def test_unknown_backend_is_refused():

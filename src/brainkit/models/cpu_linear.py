@@ -4,12 +4,15 @@ On the 2-core AMD machine of docs/benchmarks.md, ``torch.ops.mkldnn._linear_poin
 the kernel torch's own Inductor emits for CPU linears) runs the forward products of a transformer's projections at
 ~200-213 GFLOP/s, and the input gradient ``dy W`` (the same kernel on ``W^T``, a view) at ~200-218, where
 ``F.linear`` / ``torch.mm`` (MKL sgemm) reaches ~150-195 on the same shapes; the weight gradient ``dy^T x`` is no
-faster through oneDNN there (measured), so it stays on ``torch.mm``. A whole training step: DC-MAE's paper preset
-1.10x, Vis-Dec phase 2's released computation 1.10x, SiT 1.06x, Lite-Mind 1.01-1.08x, CLIP-MUSED 1.04x
+faster through oneDNN there (measured), so it stays on ``torch.mm``. A whole training step
+(bench/bench_models.py --vs-aten): Vis-Dec phase 2 in ours' layout 1.13x, the LDM 1.09x, DC-MAE 1.04-1.06x, SiT and
+SIM 1.03-1.06x, MindEye 1.16-1.27x, CLIP-MUSED and Lite-Mind ~1.0x
 (docs/benchmarks.md, "Linear layers through oneDNN").
 
-What is routed: fp32 CPU tensors, a contiguous 2-D weight, no autocast, not while ``torch.compile`` traces (Inductor
-picks its own kernels), the op present in this torch build. Everything else runs ``F.linear`` unchanged. Outputs
+What is routed: products of at least :data:`MIN_MACS` multiply-adds (2^25: the routed call's fixed ~0.1 ms per
+forward + backward outweighs the faster kernel below that), fp32 CPU tensors, a contiguous 2-D weight, no autocast,
+not while ``torch.compile`` traces (Inductor picks its own kernels), the op present in this torch build. Everything
+else runs ``F.linear`` unchanged. Outputs
 differ from ``F.linear``'s by float rounding only (another summation order: relative ~1e-7 per product).
 
 - :func:`linear`: the function (``F.linear``'s signature);
@@ -48,6 +51,13 @@ def _checked(backend: str, where: str) -> str:
         )
     return backend
 
+
+# Products below this many multiply-adds (rows x in x out) run F.linear: the routed call costs ~0.1 ms more per
+# forward + backward (the op's own ~11 us a call, the Python autograd Function's ~15 us a direction), more than
+# the faster kernel saves on a small product. Measured, forward + backward, F.linear's time / the routed call's
+# (rows x in x out): 64 x 256 x 256 0.77, 168 x 256 x 256 0.95, 256^3 1.09, 128 x 512 x 512 (2^25) 1.07,
+# 512^3 1.25, 2048 x 768 x 768 1.17, 8 x 4096 x 4096 1.22 (docs/benchmarks.md, "Linear layers through oneDNN").
+MIN_MACS = 1 << 25
 
 _backend = _checked(os.environ.get("BRAINKIT_CPU_LINEAR", "onednn"), "BRAINKIT_CPU_LINEAR")
 _OP = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
@@ -113,6 +123,7 @@ def _routed(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) ->
         and weight.is_contiguous()
         and x.dim() >= 1
         and x.shape[-1] == weight.shape[1]
+        and x.numel() * weight.shape[0] >= MIN_MACS  # rows x in x out
         and (bias is None or (bias.dtype == torch.float32 and bias.dim() == 1))
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
