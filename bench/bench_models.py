@@ -222,7 +222,6 @@ def measure(
     (brainkit's default, models/cpu_linear.py) or ``F.linear`` (``"aten"``); the reference always runs F.linear,
     as the released code does (also where it reuses ours' leaf modules). ``vs_aten``: one more step per round, ours
     with F.linear, and ``linear_gain`` = its median / ours' (what the oneDNN linears bring, in the same rounds)."""
-
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -49,9 +49,8 @@ def flop_formulas() -> dict:
     def backward(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
         return sdpa_backward_flop_count(grad_out, query, key, value)
 
-    def onednn_linear(
-        x, weight, *args, out_shape=None, **kwargs
-    ) -> int:  # (..., in) x (out, in)^T, as addmm's
+    # (..., in) x (out, in)^T, counted as addmm's
+    def onednn_linear(x, weight, *args, out_shape=None, **kwargs) -> int:
         return 2 * math.prod(x[:-1]) * x[-1] * weight[0]
 
     aten = torch.ops.aten

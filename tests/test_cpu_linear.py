@@ -3,6 +3,10 @@ of built models."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -170,10 +174,6 @@ def test_compiled_module_matches_eager():
 
 
 def test_environment_variable_sets_the_starting_backend():
-    import os
-    import subprocess
-    import sys
-
     code = "from brainkit.models.cpu_linear import cpu_linear_backend; print(cpu_linear_backend())"
 
     def run(value: str) -> subprocess.CompletedProcess:

@@ -12,8 +12,8 @@ SIM 1.03-1.06x, MindEye 1.16-1.27x, CLIP-MUSED and Lite-Mind ~1.0x
 What is routed: products of at least :data:`MIN_MACS` multiply-adds (2^25: the routed call's fixed ~0.1 ms per
 forward + backward outweighs the faster kernel below that), fp32 CPU tensors, a contiguous 2-D weight, no autocast,
 not while ``torch.compile`` traces (Inductor picks its own kernels), the op present in this torch build. Everything
-else runs ``F.linear`` unchanged. Outputs
-differ from ``F.linear``'s by float rounding only (another summation order: relative ~1e-7 per product).
+else runs ``F.linear`` unchanged. Outputs differ from ``F.linear``'s by float rounding only (another summation
+order: relative ~1e-7 per product).
 
 - :func:`linear`: the function (``F.linear``'s signature);
 - :class:`CPULinear`: ``nn.Linear`` whose forward calls it (same parameters, state-dict keys and initialisation);
@@ -23,7 +23,7 @@ differ from ``F.linear``'s by float rounding only (another summation order: rela
   library layers a model holds (transformers' ViT-MAE in the cross-modal model, diffusers' UNet and VAE in the LDM,
   ``nn.TransformerDecoderLayer``'s feed-forward), routed in the constructors that hold them;
 - :func:`set_cpu_linear` / :func:`cpu_linear`: ``"onednn"`` (default) or ``"aten"`` (``F.linear`` everywhere, for
-  results bit-identical to plain PyTorch), process-wide; the environment variable ``BRAINKIT_CPU_LINEAR`` sets the
+  linear layers bit-identical to ``F.linear``'s), process-wide; the environment variable ``BRAINKIT_CPU_LINEAR`` sets the
   starting value.
 """
 

@@ -214,9 +214,8 @@ class CrossAttention(nn.Module):
             )  # fmt: skip
             for _ in range(depth)
         )
-        route_linears(
-            self.layers
-        )  # their feed-forward nn.Linear layers (not the attention's own projections)
+        # their feed-forward nn.Linear layers through oneDNN (not the attention's own projections: F.linear in torch)
+        route_linears(self.layers)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         memory = self.map_in(context)
@@ -260,9 +259,8 @@ class CrossModalMAE(nn.Module):
         super().__init__()
         c = config or CrossModalConfig()
         self.fmri, self.image = fmri, image
-        route_linears(
-            image
-        )  # ViT-MAE's nn.Linear layers through oneDNN on the CPU, as ours' (models/cpu_linear.py)
+        # ViT-MAE's nn.Linear layers through oneDNN on the CPU, as ours' (models/cpu_linear.py)
+        route_linears(image)
         image.config.mask_ratio = c.image_mask_ratio  # ViT-MAE reads it at every masking
         self.config = c = replace(c, fmri=fmri.config, image=image.config.to_diff_dict())
         fmri_dim, image_dim = fmri.config.dim, image.config.hidden_size
