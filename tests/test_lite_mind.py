@@ -156,6 +156,40 @@ def test_dropout_mask_is_unbiased_seeded_and_handles_odd_sizes() -> None:
     assert dropout_mask(torch.Size((4, 5)), 0.0, torch.device("cpu"))[0].all()
 
 
+def test_dropout_is_x_times_mask_times_scale_in_every_dtype() -> None:
+    """The same draws as dropout_mask, nn.Dropout's arithmetic (x * mask * scale: NaN stays NaN), float32 with
+    the scale folded in bit-identical to x * scale, bf16 and float64 in their own dtype, gradients likewise."""
+    from brainkit.models.layers import Dropout, dropout_mask
+
+    layer = Dropout(0.3)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        x = torch.randn(37, 41, dtype=dtype)
+        x[0, 0] = float("nan")
+        x.requires_grad_()
+        torch.manual_seed(5)
+        mask, scale = dropout_mask(x.shape, 0.3, x.device)
+        torch.manual_seed(5)
+        out = layer(x)
+        assert out.dtype == dtype
+        kept = mask.bool()
+        assert torch.equal(out[kept], (x * scale)[kept])  # kept elements: exactly x * scale in x's dtype
+        assert torch.equal(out[~kept & ~x.isnan()], torch.zeros_like(out[~kept & ~x.isnan()]))
+        assert out[0, 0].isnan()  # as nn.Dropout: NaN * 0 is NaN, whether dropped or kept
+        grad = torch.randn_like(out)
+        out.backward(grad)
+        assert torch.equal(x.grad[kept], (grad * scale)[kept]) and not x.grad[~kept].any()
+
+
+def test_dropout_mask_is_zero_one_and_all_dropped_near_one() -> None:
+    from brainkit.models.layers import dropout_mask
+
+    torch.manual_seed(2)
+    mask, _ = dropout_mask(torch.Size((64, 64)), 0.5, torch.device("cpu"))
+    assert mask.dtype == torch.float32 and set(mask.unique().tolist()) == {0.0, 1.0}
+    mask, scale = dropout_mask(torch.Size((8,)), 1 - 1e-6, torch.device("cpu"))  # rounds to p = 1
+    assert not mask.any() and scale == 0.0
+
+
 # --- the lite_mind recipe -------------------------------------------------------------------------------------
 
 # The testing preset beside the two baselines at their test sizes (seconds).

@@ -14,36 +14,52 @@ _MASK_BITS = 15  # the mask compares 15 random bits with a threshold: keep-proba
 
 
 def dropout_mask(shape: torch.Size, p: float, device: torch.device) -> tuple[torch.Tensor, float]:
-    """A boolean keep-mask for dropout probability ``p`` and the matching inverted-dropout scale.
+    """A float32 keep-mask (1.0 kept, 0.0 dropped) for dropout probability ``p`` and the matching inverted-dropout
+    scale.
 
     Two 15-bit draws come from each 32-bit integer of ``random_()`` (about 2x cheaper on CPU than one float
     ``uniform_`` per element). ``p`` is rounded to a multiple of 1/32768 and the scale uses the rounded value,
-    so E[mask * scale] = 1 exactly.
+    so E[mask * scale] = 1 exactly. The mask is made without boolean tensors: on the CPU a comparison, a bool
+    to float cast or a ``where`` on a bool mask runs 4-8x slower than float arithmetic on the same elements
+    (e.g. 90-140 us against 16-24 us for 286,720 elements, 2 threads), so the draws become floats and
+    ``clamp(h - (t - 1), 0, 1)`` is 1 exactly where ``h >= t`` (integers held exactly in float32).
     """
     n = math.prod(shape)
     bits = torch.empty((n + 1) // 2, dtype=torch.int32, device=device).random_()  # 31 uniform bits each
     halves = bits.view(torch.int16)[:n].reshape(shape) & ((1 << _MASK_BITS) - 1)
     threshold = round(p * (1 << _MASK_BITS))
-    return halves >= threshold, (1 << _MASK_BITS) / ((1 << _MASK_BITS) - threshold)
+    if threshold >= 1 << _MASK_BITS:  # p within 1/65536 of 1: every element dropped
+        return torch.zeros(shape, device=device), 0.0
+    mask = halves.to(torch.float32).sub_(threshold - 1).clamp_(0.0, 1.0)
+    return mask, (1 << _MASK_BITS) / ((1 << _MASK_BITS) - threshold)
 
 
 class _DropoutFunction(torch.autograd.Function):
-    """Inverted dropout with a boolean mask kept for the backward pass (see :func:`dropout_mask`).
+    """Inverted dropout with the mask kept for the backward pass (see :func:`dropout_mask`).
 
-    The distribution of ``nn.Dropout`` (each element kept with probability 1 - p, p on a 1/32768 grid), cheaper
-    on CPU forward + backward: cheap random bits instead of ``bernoulli_``, and one fused select per direction.
+    The distribution of ``nn.Dropout`` (each element kept with probability 1 - p, p on a 1/32768 grid) and its
+    arithmetic (``x * mask * scale``: a NaN or inf stays one, as there), cheaper on CPU forward + backward: cheap
+    random bits instead of ``bernoulli_``, and one float product per direction. For float32 the scale is folded into
+    the saved mask (``x * fl32(scale)``, what ``x * scale`` computes in float32); other dtypes multiply by the
+    {0, 1} mask in their own dtype, then by the scale, which is again what ``x * scale`` computes.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
-        mask, ctx.scale = dropout_mask(x.shape, p, x.device)
-        ctx.save_for_backward(mask)
-        return torch.where(mask, x * ctx.scale, 0.0)
+        mask, scale = dropout_mask(x.shape, p, x.device)
+        if x.dtype == torch.float32:
+            factor, ctx.scale = mask.mul_(scale), 1.0
+        else:
+            factor, ctx.scale = mask.to(x.dtype), scale
+        ctx.save_for_backward(factor)
+        out = x * factor
+        return out.mul_(ctx.scale) if ctx.scale != 1.0 else out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        (mask,) = ctx.saved_tensors
-        return torch.where(mask, grad * ctx.scale, 0.0), None
+        (factor,) = ctx.saved_tensors
+        out = grad * factor
+        return (out.mul_(ctx.scale) if ctx.scale != 1.0 else out), None
 
 
 class Dropout(nn.Module):

