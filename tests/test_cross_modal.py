@@ -170,3 +170,41 @@ def test_paper_cross_attention_parameter_counts() -> None:
         )
     assert count_parameters(m.image_cross) == 29_142_528
     assert count_parameters(m.fmri_cross) == 17_584_128
+
+
+@pytest.mark.parametrize("routed", [False, True])
+def test_cross_blocks_are_transformer_decoder_layers(monkeypatch, routed: bool) -> None:
+    """The cross stack holds nn.TransformerDecoderLayer's parameters (names, shapes, the same initial draws) and
+    computes its output and gradients, with the attention projections through oneDNN where routed
+    (``routed``: every product, whatever its size)."""
+    from brainkit.models import cpu_linear
+    from brainkit.models.cross_modal import CrossAttention
+
+    monkeypatch.setattr(cpu_linear, "MIN_MACS", 0 if routed else cpu_linear.MIN_MACS)
+    dim, heads, depth = 16, 4, 2
+    torch.manual_seed(3)
+    ours = CrossAttention(dim, 12, depth, heads, mlp_ratio=2.0)
+    torch.manual_seed(3)
+    map_in = torch.nn.Linear(12, dim)
+    layers = torch.nn.ModuleList(
+        torch.nn.TransformerDecoderLayer(
+            dim, heads, 2 * dim, 0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        for _ in range(depth)
+    )
+    reference = {f"layers.{k}": v for k, v in layers.state_dict().items()}
+    reference |= {f"map_in.{k}": v for k, v in map_in.state_dict().items()}
+    state = ours.state_dict()
+    assert set(state) == set(reference)
+    assert all(torch.equal(state[k], reference[k]) for k in state)  # the same draws in the same order
+    x, context = torch.randn(3, 5, dim), torch.randn(3, 7, 12)
+    out = ours(x, context)
+    memory, expected = map_in(context), x
+    for layer in layers:
+        expected = layer(expected, memory)
+    assert torch.allclose(out, expected, atol=1e-5)
+    out.square().sum().backward()
+    expected.square().sum().backward()
+    grads = dict(layers.named_parameters())
+    for name, p in ours.layers.named_parameters():
+        assert torch.allclose(p.grad, grads[name].grad, atol=1e-4, rtol=1e-4), name

@@ -20,8 +20,9 @@ order: relative ~1e-7 per product).
   brainkit's models build theirs as ``CPULinear``, so every way of making a model (the class, ``build_model``,
   ``load_model``, a released-weights import) computes the same numbers;
 - :func:`route_linears`: turns every plain ``nn.Linear`` inside a module into a :class:`CPULinear` in place, for the
-  library layers a model holds (transformers' ViT-MAE in the cross-modal model, diffusers' UNet and VAE in the LDM,
-  ``nn.TransformerDecoderLayer``'s feed-forward), routed in the constructors that hold them;
+  library layers a model holds (transformers' ViT-MAE in the cross-modal model, diffusers' UNet and VAE in the LDM),
+  routed in the constructors that hold them (``nn.MultiheadAttention`` calls ``F.linear`` inside torch: brainkit's
+  models use :class:`~brainkit.models.layers.Attention`, its parameters through :func:`linear`);
 - :func:`set_cpu_linear` / :func:`cpu_linear`: ``"onednn"`` (default) or ``"aten"`` (``F.linear`` everywhere, for
   linear layers bit-identical to ``F.linear``'s), process-wide; the environment variable ``BRAINKIT_CPU_LINEAR`` sets the
   starting value.

@@ -7,8 +7,8 @@ save / load.
 Each side encodes its own masked input, then a stack of cross-attention blocks lets its visible tokens attend to
 the other side's encoded tokens, mapped to its width by a Linear (image -> fMRI: ``image_hidden -> fmri dim``;
 fMRI -> image: ``fmri dim -> image_hidden``, Vis-Dec's ``cross_map_in``), then its own decoder reconstructs its
-input. A cross block is ``torch.nn.TransformerDecoderLayer`` (pre-norm self-attention, cross-attention to the
-other modality, MLP). The loss is ``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image
+input. A cross block is ``torch.nn.TransformerDecoderLayer``'s computation and parameters (pre-norm
+self-attention, cross-attention to the other modality, MLP; computed by :class:`_DecoderLayer`). The loss is ``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image
 patches)`` with fMRI mask 0.75 and image mask 0.5 [Vis-Dec README, phase2_finetune_cross.py; METHODS.md 4.3].
 
 ``released=True`` builds and computes the released layout instead (:mod:`brainkit.models.cross_modal_released`:
@@ -43,6 +43,7 @@ from brainkit.models.cross_modal_released import (
 )
 from brainkit.models.dc_mae import DCMAE, DCMAEConfig
 from brainkit.models.dc_mae import PRESETS as DC_MAE_PRESETS
+from brainkit.models.layers import Attention
 from brainkit.registry import MODELS
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what facebook/vit-mae-base's preprocessor_config.json uses
@@ -193,29 +194,39 @@ PRESETS: dict[str, CrossModalConfig] = {
 }  # fmt: skip
 
 
+class _DecoderLayer(nn.Module):
+    """A pre-norm cross block: ``x + self_attn(norm1(x))``, ``x + multihead_attn(norm2(x), memory)``,
+    ``x + linear2(gelu(linear1(norm3(x))))``. Parameter names, shapes and initial values (the same draws in the same
+    order) are those of ``nn.TransformerDecoderLayer(norm_first=True, activation="gelu", dropout=0,
+    batch_first=True)``, which this replaces so that its attention projections run through oneDNN too
+    (:class:`~brainkit.models.layers.Attention`; torch's layer calls ``F.linear`` inside
+    ``F.multi_head_attention_forward``). (batch, n, dim), memory (batch, m, dim) -> (batch, n, dim)."""
+
+    def __init__(self, dim: int, n_heads: int, hidden: int) -> None:
+        super().__init__()
+        self.self_attn = Attention(dim, n_heads)
+        self.multihead_attn = Attention(dim, n_heads)
+        self.linear1, self.linear2 = CPULinear(dim, hidden), CPULinear(hidden, dim)
+        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.norm1(x))
+        x = x + self.multihead_attn(self.norm2(x), memory)
+        return x + self.linear2(F.gelu(self.linear1(self.norm3(x))))
+
+
 class CrossAttention(nn.Module):
     """Tokens (batch, n, dim) attend to another modality's tokens (batch, m, context_dim), mapped to ``dim``:
-    ``depth`` pre-norm TransformerDecoderLayers -> (batch, n, dim)."""
+    ``depth`` pre-norm cross blocks (:class:`_DecoderLayer`, ``nn.TransformerDecoderLayer``'s parameters) ->
+    (batch, n, dim)."""
 
     def __init__(self, dim: int, context_dim: int, depth: int, n_heads: int, mlp_ratio: float) -> None:
         super().__init__()
         if dim % n_heads:
             raise ConfigError(f"cross-attention: width {dim} is not divisible by cross_heads {n_heads}.")
         self.map_in = CPULinear(context_dim, dim)
-        self.layers = nn.ModuleList(
-            nn.TransformerDecoderLayer(
-                dim,
-                n_heads,
-                max(1, int(dim * mlp_ratio)),
-                0.0,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )  # fmt: skip
-            for _ in range(depth)
-        )
-        # their feed-forward nn.Linear layers through oneDNN (not the attention's own projections: F.linear in torch)
-        route_linears(self.layers)
+        hidden = max(1, int(dim * mlp_ratio))
+        self.layers = nn.ModuleList(_DecoderLayer(dim, n_heads, hidden) for _ in range(depth))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         memory = self.map_in(context)

@@ -32,8 +32,8 @@ from torch.nn import functional as F
 
 from brainkit.config import Checked, bounded
 from brainkit.errors import ConfigError, DataError
-from brainkit.models.cpu_linear import CPULinear, linear
-from brainkit.models.layers import sincos_embedding
+from brainkit.models.cpu_linear import CPULinear
+from brainkit.models.layers import Attention, sincos_embedding
 from brainkit.models.vsmae import random_patch_mask
 from brainkit.registry import MODELS
 
@@ -107,31 +107,6 @@ def pad_voxels(x: np.ndarray, multiple: int = 16, released: bool = False) -> np.
     return np.pad(x, ((0, 0), (0, extra)), mode="wrap") if extra else x
 
 
-class _SelfAttention(nn.Module):
-    """Multi-head self-attention with ``nn.MultiheadAttention``'s parameters (``in_proj_weight`` / ``in_proj_bias``,
-    ``out_proj``) and its initialisation, computed batch-first through ``scaled_dot_product_attention``:
-    (batch, n, dim) -> (batch, n, dim). ``nn.MultiheadAttention`` runs sequence-first and splits q / k / v by
-    three ``select``s, whose backward fills a zero (3, n, batch, dim) buffer per call; this splits them by
-    ``unbind`` (a stack in backward)."""
-
-    def __init__(self, dim: int, n_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.n_heads, self.dropout = n_heads, dropout
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
-        self.out_proj = CPULinear(dim, dim)  # drawn before in_proj, as in nn.MultiheadAttention
-        nn.init.xavier_uniform_(self.in_proj_weight)
-        nn.init.zeros_(self.in_proj_bias)
-        nn.init.zeros_(self.out_proj.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        qkv = linear(x, self.in_proj_weight, self.in_proj_bias)  # F.linear, through oneDNN on the CPU
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.n_heads)
-        p = self.dropout if self.training else 0.0
-        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        return self.out_proj(rearrange(mixed, "b h n d -> b n (h d)"))
-
-
 class _Layer(nn.Module):
     """A pre-norm transformer block (GELU MLP): ``x + attn(norm1(x))``, then ``x + linear2(gelu(linear1(norm2(x))))``,
     dropout after the attention, inside and after the MLP. Parameter names, shapes and initial values (the same
@@ -140,7 +115,7 @@ class _Layer(nn.Module):
 
     def __init__(self, dim: int, n_heads: int, hidden: int, dropout: float) -> None:
         super().__init__()
-        self.self_attn = _SelfAttention(dim, n_heads, dropout)
+        self.self_attn = Attention(dim, n_heads, dropout)
         self.linear1, self.linear2 = CPULinear(dim, hidden), CPULinear(hidden, dim)
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.dropout, self.dropout1, self.dropout2 = (nn.Dropout(dropout) for _ in range(3))

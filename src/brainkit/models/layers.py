@@ -1,14 +1,17 @@
-"""Small blocks shared by several models: a feed-forward MLP, stochastic depth, a residual MLP block."""
+"""Small blocks shared by several models: dropout, a feed-forward MLP, stochastic depth, a residual MLP block,
+``nn.MultiheadAttention``'s parameters computed through ``scaled_dot_product_attention``."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 from brainkit.errors import ConfigError
-from brainkit.models.cpu_linear import CPULinear
+from brainkit.models.cpu_linear import CPULinear, linear
 
 _MASK_BITS = 15  # the mask compares 15 random bits with a threshold: keep-probability resolution 1 / 32768
 
@@ -110,6 +113,45 @@ class DropPath(nn.Module):
         shape[self.batch_dim] = x.shape[self.batch_dim]
         mask = x.new_empty(shape).bernoulli_(keep).div_(keep)  # tiny (one value per sample): scale it, not x
         return x * mask
+
+
+class Attention(nn.Module):
+    """Multi-head attention with ``nn.MultiheadAttention``'s parameters (``in_proj_weight`` / ``in_proj_bias``,
+    ``out_proj``), state-dict keys and initialisation (the same draws in the same order), computed batch-first
+    through ``scaled_dot_product_attention`` with every projection through :func:`~brainkit.models.cpu_linear.linear`
+    (oneDNN on the CPU; ``nn.MultiheadAttention`` calls ``F.linear`` inside torch, where nothing can route it).
+
+    ``forward(x)``: self-attention, (batch, n, dim) -> (batch, n, dim); ``forward(x, context)``: x's queries attend
+    to ``context`` (batch, m, dim), keys and values projected by the last two thirds of ``in_proj_weight`` as
+    ``nn.MultiheadAttention`` does. No masks, no attention weights: where a model needs them it keeps
+    ``nn.MultiheadAttention``. q / k / v are split by ``rearrange`` views (``nn.MultiheadAttention``'s three
+    ``select``s fill a zero (3, n, batch, dim) buffer per call in backward)."""
+
+    def __init__(self, dim: int, n_heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        if dim % n_heads:
+            raise ConfigError(f"attention: width {dim} is not divisible by {n_heads} heads.")
+        self.n_heads, self.dropout = n_heads, dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * dim))
+        self.out_proj = CPULinear(dim, dim)  # drawn before in_proj, as in nn.MultiheadAttention
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.in_proj_bias)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        if context is None:
+            qkv = linear(x, self.in_proj_weight, self.in_proj_bias)
+            q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.n_heads)
+        else:
+            dim = x.shape[-1]
+            q = rearrange(linear(x, self.in_proj_weight[:dim], self.in_proj_bias[:dim]), "b n (h d) -> b h n d",
+                          h=self.n_heads)  # fmt: skip
+            kv = linear(context, self.in_proj_weight[dim:], self.in_proj_bias[dim:])
+            k, v = rearrange(kv, "b m (two h d) -> two b h m d", two=2, h=self.n_heads)
+        p = self.dropout if self.training else 0.0
+        mixed = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
+        return self.out_proj(rearrange(mixed, "b h n d -> b n (h d)"))
 
 
 class ResidualMLPBlock(nn.Module):
