@@ -8,8 +8,9 @@ Each side encodes its own masked input, then a stack of cross-attention blocks l
 the other side's encoded tokens, mapped to its width by a Linear (image -> fMRI: ``image_hidden -> fmri dim``;
 fMRI -> image: ``fmri dim -> image_hidden``, Vis-Dec's ``cross_map_in``), then its own decoder reconstructs its
 input. A cross block is ``torch.nn.TransformerDecoderLayer``'s computation and parameters (pre-norm
-self-attention, cross-attention to the other modality, MLP; computed by :class:`_DecoderLayer`). The loss is ``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image
-patches)`` with fMRI mask 0.75 and image mask 0.5 [Vis-Dec README, phase2_finetune_cross.py; METHODS.md 4.3].
+self-attention, cross-attention to the other modality, MLP; computed by :class:`_DecoderLayer`). The loss is
+``fmri_recon_weight * masked MSE(fMRI) + image_recon_weight * masked MSE(image patches)`` with fMRI mask 0.75 and
+image mask 0.5 [Vis-Dec README, phase2_finetune_cross.py; METHODS.md 4.3].
 
 ``released=True`` builds and computes the released layout instead (:mod:`brainkit.models.cross_modal_released`:
 ViT-MAE cross layers at the image width on both sides, the fMRI side mapped in and out around them, each side

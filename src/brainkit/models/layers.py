@@ -41,7 +41,7 @@ class _DropoutFunction(torch.autograd.Function):
     """Inverted dropout with the mask kept for the backward pass (see :func:`dropout_mask`).
 
     The distribution of ``nn.Dropout`` (each element kept with probability 1 - p, p on a 1/32768 grid) and its
-    arithmetic (``x * mask * scale``: a NaN or inf stays one, as there), cheaper on CPU forward + backward: cheap
+    arithmetic (``x * mask * scale``: a dropped NaN or inf gives NaN, as there), cheaper on CPU forward + backward: cheap
     random bits instead of ``bernoulli_``, and one float product per direction. For float32 the scale is folded into
     the saved mask (``x * fl32(scale)``, what ``x * scale`` computes in float32); other dtypes multiply by the
     {0, 1} mask in their own dtype, then by the scale, which is again what ``x * scale`` computes.
@@ -145,8 +145,8 @@ class Attention(nn.Module):
             q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.n_heads)
         else:
             dim = x.shape[-1]
-            q = rearrange(linear(x, self.in_proj_weight[:dim], self.in_proj_bias[:dim]), "b n (h d) -> b h n d",
-                          h=self.n_heads)  # fmt: skip
+            q = linear(x, self.in_proj_weight[:dim], self.in_proj_bias[:dim])
+            q = rearrange(q, "b n (h d) -> b h n d", h=self.n_heads)
             kv = linear(context, self.in_proj_weight[dim:], self.in_proj_bias[dim:])
             k, v = rearrange(kv, "b m (two h d) -> two b h m d", two=2, h=self.n_heads)
         p = self.dropout if self.training else 0.0
