@@ -42,6 +42,8 @@ count is checked against ours (``ref_params_diff``: 0, or the stated difference,
 the reason where there is no released code or no reference yet. ``rss_gb`` is read before the reference is built.
 ``ratio_at_peak`` = the reference's step / (ours' counted FLOPs at the probe's peak): the ratio ours would reach
 with its counted work at the machine's fp32 limit, so a target above it needs less work, not a faster kernel.
+``ratio_quartiles`` = ``Q1..Q3`` of the per-round ratios (reference / ours, the two steps of one round back to
+back): how far the rounds behind ``ratio_vs_released`` agree.
 Ours' fp32 CPU linears run through oneDNN, as every model brainkit builds does (models/cpu_linear.py; ``--linear
 aten``: through F.linear instead); the reference always runs F.linear, as the released code does. ``--vs-aten`` adds
 ours with F.linear as a third step of each round: ``linear_gain`` = its median step / ours'.
@@ -330,6 +332,7 @@ def measure(
         # the ratio ours would reach if its counted work ran at the probe's peak: above it, only less work helps
         row["ratio_at_peak"] = round(ref_seconds * peak * 1e9 / flops, 2) if flops else "inf"
         row["ratio_vs_released"] = round(ref_seconds / seconds, 2)
+        row["ratio_quartiles"] = paired_quartiles(times[1], times[0])
     if vs_aten:
         row["aten_step_s"] = round(statistics.median(times[-1]), 4)
         row["linear_gain"] = round(row["aten_step_s"] / seconds, 3)
@@ -347,6 +350,15 @@ def measure(
     }
 
 
+def paired_quartiles(reference: list[float], ours: list[float]) -> str:
+    """``"Q1..Q3"``: the lower and upper quartiles of the per-round ratios reference / ours. Both steps of a round
+    run back to back, so a round that the machine slows slows both; the spread of these ratios is what the rounds
+    say about ``ratio_vs_released`` (the ratio of the two medians), which one figure cannot show."""
+    ratios = [r / o for r, o in zip(reference, ours, strict=True)]
+    low, _, high = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+    return f"{low:.2f}..{high:.2f}"
+
+
 def _line(row: dict) -> str:
     if "not_run" in row:
         return f"{row['model']} preset={row['preset']} not_run={row['not_run']}"
@@ -362,6 +374,7 @@ def _line(row: dict) -> str:
             "ref_params_diff",
             "ref_step_s",
             "ratio_at_peak",
+            "ratio_quartiles",
         )
         if key in row
     )

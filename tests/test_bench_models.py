@@ -34,6 +34,8 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
         # a number: the reference's median step / ours, both timed in the same rounds
         assert float(fields["ratio_vs_released"]) > 0 and float(fields["ref_step_s"]) > 0
         assert float(fields["ratio_at_peak"]) > 0  # the ratio at the machine's fp32 limit
+        low, high = map(float, fields["ratio_quartiles"].split(".."))  # the per-round ratios' Q1..Q3
+        assert 0 < low <= high
         assert fields["reference"] and int(fields["ref_params_diff"]) == RATIO_MODELS[name]
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
@@ -358,3 +360,14 @@ def test_quick_bench_compiles_ours_when_asked():
     fields = dict(part.split("=", 1) for part in line.split()[1:])
     assert float(fields["compile_s"]) > 0 and float(fields["step_s"]) > 0
     assert float(fields["ratio_vs_released"]) > 0
+
+
+def test_paired_quartiles_are_the_per_round_ratios_quartiles():
+    """Q1..Q3 of reference / ours round by round, not of either side's times alone."""
+    sys.path.insert(0, str(BENCH.parent))
+    from bench_models import paired_quartiles
+
+    ours = [1.0, 2.0, 1.0, 1.0, 4.0]
+    reference = [1.5, 3.0, 1.2, 2.0, 4.0]  # ratios 1.5, 1.5, 1.2, 2.0, 1.0
+    assert paired_quartiles(reference, ours) == "1.20..1.50"
+    assert paired_quartiles([3.0], [2.0]) == "1.50..1.50"

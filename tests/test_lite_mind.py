@@ -190,6 +190,20 @@ def test_dropout_mask_is_zero_one_and_all_dropped_near_one() -> None:
     assert not mask.any() and scale == 0.0
 
 
+def test_dropout_traces_without_a_graph_break_under_compile() -> None:
+    """Dynamo cannot trace ``random_()``: compiled, the layer is ``F.dropout`` (one graph, not one per dropout);
+    the kept elements are still scaled by 1 / (1 - p) and about p of them dropped."""
+    from brainkit.models.layers import Dropout
+
+    layer = Dropout(0.25).train()
+    explained = torch._dynamo.explain(layer)(torch.randn(4, 8))
+    assert explained.graph_count == 1 and explained.graph_break_count == 0
+    torch.manual_seed(0)
+    out = torch.compile(layer, backend="eager")(torch.ones(200, 200))
+    assert set(out.unique().tolist()) <= {0.0, torch.tensor(1 / 0.75).item()}
+    assert abs((out == 0).float().mean().item() - 0.25) < 0.02
+
+
 # --- the lite_mind recipe -------------------------------------------------------------------------------------
 
 # The testing preset beside the two baselines at their test sizes (seconds).

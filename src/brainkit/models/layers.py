@@ -75,6 +75,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.p == 0.0 or not self.training:
             return x
+        if torch.compiler.is_compiling():  # Dynamo cannot trace random_() (a graph break per call); Inductor
+            return F.dropout(x, self.p, True)  # fuses its own dropout into the neighbouring kernels
         return _DropoutFunction.apply(x, self.p)
 
 
