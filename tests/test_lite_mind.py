@@ -79,6 +79,49 @@ def test_fremlp_diagonal_matches_released_einsum(n: int) -> None:
     torch.testing.assert_close(block(x.transpose(0, 1)).transpose(0, 1), expected, rtol=1e-5, atol=1e-6)
 
 
+def _frequency_blocks(n: int):
+    """Each block whose forward runs a hand-written backward, in float64, with the composition it replaces."""
+    yield GlobalFilter(dim=5, n_patches=n, n_filters=2, spectrum="power").double()
+    yield GlobalFilter(dim=5, n_patches=n, n_filters=2, spectrum="complex_square").double()
+    yield FrequencyMLP(dim=5, n_patches=n, mode="diagonal", threshold=0.01).double()
+
+
+@pytest.mark.parametrize("n", [8, 9])  # even and odd patch counts (Nyquist term)
+def test_frequency_blocks_hand_written_backward_is_the_composition_gradient(n: int) -> None:
+    """GlobalFilter (both spectra) and the diagonal FreMLP: output, input and parameter gradients equal to
+    autograd's on the composition of torch ops, and to finite differences (gradcheck)."""
+    torch.manual_seed(0)
+    for block in _frequency_blocks(n):
+        params = list(block.parameters())
+        with torch.no_grad():  # biases away from zero: ReLU's kink off the sampled points
+            for p in params:
+                p.add_(0.3 * torch.randn_like(p))
+        x = torch.randn(n, 3, 5, dtype=torch.float64, requires_grad=True)
+        grad = torch.randn(n, 3, 5, dtype=torch.float64)
+        results = []
+        for forward in (block, block.composed):
+            out = forward(x)
+            results.append([out, *torch.autograd.grad(out, [x, *params], grad)])
+        for ours, composed in zip(*results):
+            torch.testing.assert_close(ours, composed, rtol=1e-10, atol=1e-12)
+        assert torch.autograd.gradcheck(lambda x, *_, block=block: block(x), (x, *params))
+
+
+def test_frequency_blocks_under_autocast_run_the_composition() -> None:
+    """Under CPU autocast the blocks run their composition (autocast's casts apply to its ops), forward and
+    backward."""
+    torch.manual_seed(0)
+    for block in _frequency_blocks(8):
+        block.float()
+        x = torch.randn(8, 2, 5, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, expected = block(x), block.composed(x)
+        assert out.dtype == expected.dtype == torch.bfloat16
+        torch.testing.assert_close(out, expected)
+        out.float().sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 def test_padding_versus_dropping_voxels() -> None:
     sizes = {"n_voxels": 53, "output_shape": (11,)}
     pad = build_model("lite_mind", model_config("lite_mind", "testing", **sizes))
