@@ -380,7 +380,7 @@ def _line(row: dict) -> str:
     )
     return (
         f"{row['model']} preset={row['preset']} batch={row['batch']} rounds={row['rounds']} params={row['params']:,} "
-        f"linear={row['linear']} step_s={row['step_s']} "
+        f"linear={row['linear']} cpu_memory={row.get('cpu_memory')} step_s={row['step_s']} "
         f"gflop={row['gflop']} gflops={row['gflops']} peak={row['peak_gflops']}{reference} "
         f"ratio_vs_released={row['ratio_vs_released']} pct_of_peak={row['pct_of_peak']} rss_gb={row['rss_gb']}"
     )
@@ -424,6 +424,13 @@ def main() -> None:
         action="store_true",
         help="also time ours with F.linear in the same rounds: linear_gain = that step / ours' step",
     )
+    parser.add_argument(
+        "--cpu-memory",
+        default="reuse",
+        choices=("reuse", "release"),
+        help="the trainer's training.cpu_memory for the process (both sides): reuse (brainkit's default) keeps freed "
+        "memory for the next step, release leaves glibc's allocator as it is",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
@@ -433,19 +440,28 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     if args.one:
+        from brainkit.training.heap import cpu_heap, why_unchanged
+
         probe = 1024 if args.quick else 2048
-        row = measure(
-            args.one,
-            preset,
-            args.batch,
-            rounds,
-            probe,
-            args.profile,
-            min_seconds,
-            args.compile,
-            args.linear,
-            args.vs_aten,
-        )
+        with cpu_heap(
+            args.cpu_memory
+        ) as changed:  # as the trainer runs a CPU step: for ours and the reference
+            row = measure(
+                args.one,
+                preset,
+                args.batch,
+                rounds,
+                probe,
+                args.profile,
+                min_seconds,
+                args.compile,
+                args.linear,
+                args.vs_aten,
+            )
+        if changed or args.cpu_memory == "release":
+            row["cpu_memory"] = args.cpu_memory
+        else:  # reuse asked, the allocator left as it is (not glibc, or the user's MALLOC_* variables)
+            row["cpu_memory"] = "as_is:" + why_unchanged(args.cpu_memory).replace(" ", "_")
         print(json.dumps(row))
         return
     from brainkit.registry import MODELS
@@ -458,7 +474,7 @@ def main() -> None:
         f"# {time.strftime('%Y-%m-%d %H:%M')} {os.cpu_count()} CPUs, load {load:.1f}, preset {preset}, {rounds} rounds"
         + (f" or more, until ours' steps add up to {min_seconds:g} s" if min_seconds else "")
         + (", ours through torch.compile" if args.compile else "")
-        + f", ours' linears through {args.linear}"
+        + f", ours' linears through {args.linear}, cpu_memory {args.cpu_memory}"
     )
     for name in names:
         command = [sys.executable, __file__, "--one", name, "--preset", preset, "--rounds", str(rounds),
@@ -466,6 +482,7 @@ def main() -> None:
         command += ["--threads", str(args.threads)] if args.threads else []
         command += ["--compile"] if args.compile else []
         command += ["--linear", args.linear] + (["--vs-aten"] if args.vs_aten else [])
+        command += ["--cpu-memory", args.cpu_memory]
         if args.quick:
             command.append("--quick")
         done = subprocess.run(command, capture_output=True, text=True)

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from brainkit.training import heap
+
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_models.py"
 
 
@@ -37,6 +39,9 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
         low, high = map(float, fields["ratio_quartiles"].split(".."))  # the per-round ratios' Q1..Q3
         assert 0 < low <= high
         assert fields["reference"] and int(fields["ref_params_diff"]) == RATIO_MODELS[name]
+        # the trainer's default allocator setting, for both sides (training.heap; as is where glibc is not)
+        assert fields["cpu_memory"] == ("reuse" if heap.why_unchanged("reuse") is None else
+                                        "as_is:" + heap.why_unchanged("reuse").replace(" ", "_"))  # fmt: skip
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
 

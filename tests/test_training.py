@@ -182,6 +182,23 @@ def test_steps_count_optimiser_steps_and_validate_every():
     assert result.history[-1]["val_mse"] < result.history[0]["val_mse"]
 
 
+@pytest.mark.parametrize("mode", ["reuse", "release"])
+def test_the_trainer_trains_inside_cpu_heap(monkeypatch, mode):
+    """train() enters training.heap.cpu_heap with training.cpu_memory on a CPU run, and has left it when done."""
+    from brainkit.training import heap, loop
+
+    seen, original = [], loop.cpu_heap
+
+    def spy(asked):
+        seen.append(asked)
+        return original(asked)
+
+    monkeypatch.setattr(loop, "cpu_heap", spy)
+    loop.train(_task(), TrainingConfig(steps=2, batch_size=8, progress=False, cpu_memory=mode))
+    assert seen == [mode]
+    assert heap._depth == 0
+
+
 def test_accumulation_equals_a_big_batch_for_a_mean_loss():
     """2 x 8 rows accumulated == one batch of 16 rows when the loss is a per-row mean (same order, same draws)."""
     from brainkit.training import Task, train

@@ -34,6 +34,7 @@ from brainkit.config import to_dict
 from brainkit.errors import CheckpointError, ConfigError, DataError
 from brainkit.training.batchnorm import synced_batchnorm
 from brainkit.training.config import RESUMABLE_CHANGES, TrainingConfig
+from brainkit.training.heap import cpu_heap
 from brainkit.training.processes import primary_path
 from brainkit.training.schedule import learning_rate, total_steps
 from brainkit.training.state import load_state, load_weights, save_state, save_weights
@@ -283,6 +284,7 @@ def train(
         if fabric is None:
             fabric = make_fabric(config)
             fabric.launch()
+        scope.enter_context(cpu_heap(config.cpu_memory if fabric.device.type == "cpu" else "release"))
         world, rank = fabric.world_size, fabric.global_rank
         if config.batch_size % world:
             raise ConfigError(
