@@ -424,10 +424,12 @@ def main() -> None:
         action="store_true",
         help="also time ours with F.linear in the same rounds: linear_gain = that step / ours' step",
     )
+    from brainkit.training.heap import MODES as HEAP_MODES  # stdlib only: torch is not imported here
+
     parser.add_argument(
         "--cpu-memory",
         default="reuse",
-        choices=("reuse", "release"),
+        choices=HEAP_MODES,
         help="the trainer's training.cpu_memory for the process (both sides): reuse (brainkit's default) keeps freed "
         "memory for the next step, release leaves glibc's allocator as it is",
     )
@@ -443,9 +445,8 @@ def main() -> None:
         from brainkit.training.heap import cpu_heap, why_unchanged
 
         probe = 1024 if args.quick else 2048
-        with cpu_heap(
-            args.cpu_memory
-        ) as changed:  # as the trainer runs a CPU step: for ours and the reference
+        # as the trainer runs a CPU step, for ours and the reference alike
+        with cpu_heap(args.cpu_memory) as changed:
             row = measure(
                 args.one,
                 preset,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from brainkit.config import bounded, check_bounds, choice
 from brainkit.errors import ConfigError
+from brainkit.training.heap import MODES as HEAP_MODES
 
 OPTIMIZERS = ("adamw", "adam")
 SCHEDULES = ("cosine", "step", "constant")
@@ -81,7 +82,7 @@ class TrainingConfig:
     compile: bool = False
     cpu_memory: str = choice(
         "reuse",
-        ("reuse", "release"),
+        HEAP_MODES,
         fix="reuse: freed memory kept for the next step; release: glibc's default",
     )
 
