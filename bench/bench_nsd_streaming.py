@@ -1,6 +1,6 @@
 """An NSD-scale subject trains Lite-Mind streamed from disk: peak RSS of the run, against the in-memory path.
 
-    python bench/bench_nsd_streaming.py --root /scratch/nsd_full [--sessions 40] [--steps 60] [--in-memory]
+    python bench/bench_nsd_streaming.py --root /scratch/nsd_full [--sessions 40] [--steps 60] [--in-memory] [--cpu-memory release]
     python bench/bench_nsd_streaming.py --quick      # 3 sessions, 2,000 voxels: the CI-sized check of the script
 
 What it writes under ``--root`` (once; reused when the files exist): NSD's released layout at full size for subj01,
@@ -45,6 +45,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 from scipy.io import savemat
+
+from brainkit.training.heap import MODES
 
 SHAPE = (81, 104, 83)  # func1pt8mm X, Y, Z
 RUNS, SLOTS = 12, 75
@@ -199,6 +201,7 @@ def run(root: Path, out: Path, store: Path | None, args: argparse.Namespace) -> 
                "--set", "model.preset=nsd_subj01_cls", "--set", "baselines=[]",
                "--set", f"training.steps={args.steps}", "--set", f"training.batch_size={args.batch_size}",
                "--set", "training.warmup_epochs=0", "--set", "training.progress=false",
+               "--set", f"training.cpu_memory={args.cpu_memory}",
                "--set", f"evaluation.n_way={args.n_way}"]  # fmt: skip
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -224,6 +227,10 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="3 sessions of 750 trials, 2,000 voxels, 5 steps"
     )
+    parser.add_argument(
+        "--cpu-memory", choices=MODES, default="reuse",
+        help="the run's training.cpu_memory (reuse: the trainer's default; release: glibc's own behaviour)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.voxels, args.steps, args.batch_size, args.n_way = 3, 2_000, 5, 100, 50
@@ -249,7 +256,7 @@ def main() -> None:
                 f"fmri_to_image/{way}way_top1_mean", metrics.get("fmri_to_image/top1", float("nan"))
             )
             print(f"nsd_streaming mode={mode} sessions={args.sessions} trials={args.sessions * args.trials} "
-                  f"voxels={args.voxels} steps={args.steps} batch={args.batch_size} rss_gb={rss:.2f} "
+                  f"voxels={args.voxels} steps={args.steps} batch={args.batch_size} cpu_memory={args.cpu_memory} rss_gb={rss:.2f} "
                   f"seconds={seconds:.0f} store_gb={store_gb:.2f} test_images={n_test} {way}way_top1={top1:.3f}", flush=True)  # fmt: skip
 
 
