@@ -2,7 +2,7 @@
 
     python bench/bench_models.py [--quick] [--preset cpu_small|paper|testing] [--models a,b] [--rounds 5]
                                  [--min-seconds 10] [--batch N] [--threads N] [--compile]
-                                 [--linear onednn|aten] [--vs-aten]
+                                 [--linear onednn|aten] [--vs-aten] [--vs-bf16]
 
 Each model runs in a FRESH subprocess (so its peak RSS, ``VmHWM`` from /proc/self/status, is its own). In that
 process, rounds interleave a peak probe and the model's step, so both see the same machine load; at least
@@ -46,7 +46,12 @@ with its counted work at the machine's fp32 limit, so a target above it needs le
 back): how far the rounds behind ``ratio_vs_released`` agree.
 Ours' fp32 CPU linears run through oneDNN, as every model brainkit builds does (models/cpu_linear.py; ``--linear
 aten``: through F.linear instead); the reference always runs F.linear, as the released code does. ``--vs-aten`` adds
-ours with F.linear as a third step of each round: ``linear_gain`` = its median step / ours'.
+ours with F.linear as a third step of each round: ``linear_gain`` = its median step / ours'. ``--vs-bf16`` adds ours
+under CPU bf16 autocast (what ``training.precision=bf16-mixed`` runs; weights, gradients and AdamW in fp32) as one
+more step of each round, and a bf16 ``torch.mm`` probe (2048^3) to each round: ``bf16_step_s``, ``bf16_gain`` (ours
+fp32 / ours bf16), ``bf16_vs_released`` (the fp32 reference / ours bf16: another precision, not the identical
+configuration the fp32 ratio compares) and ``bf16_pct_of_peak`` (ours' counted work at the bf16 step against the
+bf16 probe).
 ``--profile K`` prints, under each line, the K operators with the most own CPU time in one step (ours, then the
 reference), with their share of the step and the GFLOP/s of the matmuls and convolutions among them.
 """
@@ -63,7 +68,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_probes import flop_formulas, op_profile, peak_gflops, rss_gb  # noqa: E402
+from bench_probes import bf16_mm_gflops, flop_formulas, op_profile, peak_gflops, rss_gb  # noqa: E402
 
 # (preset, data-given sizes) of the paper setting per model: the rows of tests/test_models.py::PAPER_COUNTS.
 PAPER = {
@@ -215,6 +220,7 @@ def measure(
     compiled: bool = False,
     linear_backend: str = "onednn",
     vs_aten: bool = False,
+    vs_bf16: bool = False,
 ) -> dict:
     """One model in this process: median step seconds, counted GFLOP per step, best probe GFLOP/s, peak RSS.
     At least ``rounds`` rounds, more (up to MAX_ROUNDS) until ours' timed steps add up to ``min_seconds``: a
@@ -223,7 +229,8 @@ def measure(
     untimed and reported as ``compile_s``). ``linear_backend``: ours' fp32 CPU linears through ``"onednn"``
     (brainkit's default, models/cpu_linear.py) or ``F.linear`` (``"aten"``); the reference always runs F.linear,
     as the released code does (also where it reuses ours' leaf modules). ``vs_aten``: one more step per round, ours
-    with F.linear, and ``linear_gain`` = its median / ours' (what the oneDNN linears bring, in the same rounds)."""
+    with F.linear, and ``linear_gain`` = its median / ours' (what the oneDNN linears bring, in the same rounds).
+    ``vs_bf16``: one more step per round, ours under CPU bf16 autocast, and a bf16 matmul probe per round."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -266,7 +273,7 @@ def measure(
 
     ours_ids = {id(p) for p in model.parameters()}
 
-    def make_step(module, forward, backend: str | None = None):
+    def make_step(module, forward, backend: str | None = None, bf16: bool = False):
         trained = [p for p in module.parameters() if p.requires_grad]
         if module is model:
             adamw = optimizer
@@ -279,10 +286,12 @@ def measure(
             backend = linear_backend if module is model else "aten"  # the released code runs F.linear
 
         def step() -> None:
-            with cpu_linear(backend):
-                step_loss(forward, inputs, shapes).backward()
-                adamw.step()
-                adamw.zero_grad(set_to_none=True)
+            # bf16: the forward and the loss under autocast, backward outside it, as Fabric's bf16-mixed runs a step
+            with cpu_linear(backend), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = step_loss(forward, inputs, shapes)
+            loss.backward()
+            adamw.step()
+            adamw.zero_grad(set_to_none=True)
 
         return step
 
@@ -311,12 +320,20 @@ def measure(
         steps.append(make_step(reference, forward))
         steps[1]()  # warm-up, as ours' counted step was
         row |= {"reference": note, "ref_params_diff": f"{difference:+d}"}
-    if vs_aten:  # ours with F.linear, last in each round
+    extra = {}  # index in steps of the --vs-aten and --vs-bf16 steps
+    if vs_aten:  # ours with F.linear
+        extra["aten"] = len(steps)
         steps.append(make_step(model, model, "aten"))
         steps[-1]()
-    times, peaks = [[] for _ in steps], []
+    if vs_bf16:  # ours under bf16 autocast (training.precision=bf16-mixed)
+        extra["bf16"] = len(steps)
+        steps.append(make_step(model, model, bf16=True))
+        steps[-1]()
+    times, peaks, bf16_peaks = [[] for _ in steps], [], []
     while len(peaks) < rounds or (sum(times[0]) < min_seconds and len(peaks) < MAX_ROUNDS):
         peaks.append(peak_gflops(probe))
+        if vs_bf16:
+            bf16_peaks.append(bf16_mm_gflops(probe))
         for timed, run in zip(times, steps):
             start = time.perf_counter()
             run()
@@ -334,8 +351,15 @@ def measure(
         row["ratio_vs_released"] = round(ref_seconds / seconds, 2)
         row["ratio_quartiles"] = paired_quartiles(times[1], times[0])
     if vs_aten:
-        row["aten_step_s"] = round(statistics.median(times[-1]), 4)
+        row["aten_step_s"] = round(statistics.median(times[extra["aten"]]), 4)
         row["linear_gain"] = round(row["aten_step_s"] / seconds, 3)
+    if vs_bf16:
+        bf16_seconds = statistics.median(times[extra["bf16"]])
+        row |= {"bf16_step_s": round(bf16_seconds, 4), "bf16_gain": round(seconds / bf16_seconds, 3)}
+        if reference is not None:
+            row["bf16_vs_released"] = round(statistics.median(times[1]) / bf16_seconds, 2)
+        row["bf16_peak"] = round(max(bf16_peaks), 1)
+        row["bf16_pct_of_peak"] = round(100 * flops / bf16_seconds / 1e9 / max(bf16_peaks), 1)
     if profile:
         row["profile"] = {"ours": op_profile(steps[0], profile)}
         if reference is not None:
@@ -370,6 +394,11 @@ def _line(row: dict) -> str:
             "compile_s",
             "aten_step_s",
             "linear_gain",
+            "bf16_step_s",
+            "bf16_gain",
+            "bf16_vs_released",
+            "bf16_peak",
+            "bf16_pct_of_peak",
             "reference",
             "ref_params_diff",
             "ref_step_s",
@@ -433,6 +462,12 @@ def main() -> None:
         help="the trainer's training.cpu_memory for the process (both sides): reuse (brainkit's default) keeps freed "
         "memory for the next step, release leaves glibc's allocator as it is",
     )
+    parser.add_argument(
+        "--vs-bf16",
+        action="store_true",
+        help="also time ours under CPU bf16 autocast (training.precision=bf16-mixed) in the same rounds, with a "
+        "bf16 matmul probe",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure this model in this process
     args = parser.parse_args()
     preset, rounds = ("testing", 2) if args.quick else (args.preset, args.rounds)
@@ -458,6 +493,7 @@ def main() -> None:
                 args.compile,
                 args.linear,
                 args.vs_aten,
+                args.vs_bf16,
             )
         if changed or args.cpu_memory == "release":
             row["cpu_memory"] = args.cpu_memory
@@ -483,6 +519,7 @@ def main() -> None:
         command += ["--threads", str(args.threads)] if args.threads else []
         command += ["--compile"] if args.compile else []
         command += ["--linear", args.linear] + (["--vs-aten"] if args.vs_aten else [])
+        command += ["--vs-bf16"] if args.vs_bf16 else []
         command += ["--cpu-memory", args.cpu_memory]
         if args.quick:
             command.append("--quick")

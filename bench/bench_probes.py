@@ -25,6 +25,22 @@ def peak_gflops(size: int = 2048) -> float:
     return best
 
 
+def bf16_mm_gflops(size: int = 2048) -> float:
+    """Best bf16 ``torch.mm`` rate (GFLOP/s) of two products of ``size``^3, this process (oneDNN's bf16 kernel
+    where the CPU has bf16 units: ~380-410 GFLOP/s on the 2-core AMD machine of docs/benchmarks.md, 2.2x its fp32
+    ``mm``)."""
+    import torch
+
+    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
 def rss_gb() -> float:
     """This process's peak resident memory (VmHWM), GB."""
     for line in Path("/proc/self/status").read_text().splitlines():

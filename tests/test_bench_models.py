@@ -45,17 +45,33 @@ def test_quick_bench_prints_a_line_per_model_with_the_ratio_against_the_released
     assert "closed-form fit, no optimiser step" in by_model["ridge"]
 
 
-def test_vs_aten_times_ours_with_f_linear_in_the_same_rounds():
-    """--vs-aten: ours (oneDNN linears) and ours through F.linear in the same rounds, and their ratio."""
+def _quick_line(model: str, *flags: str) -> dict[str, str]:
+    """The fields of the one line ``bench_models.py --quick --threads 1 --models MODEL FLAGS`` prints."""
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--models", "dc_mae", "--vs-aten"],
+        [sys.executable, str(BENCH), "--quick", "--threads", "1", "--models", model, *flags],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     (line,) = [line for line in done.stdout.splitlines() if not line.startswith("#")]
-    fields = dict(part.split("=", 1) for part in line.split()[1:])
+    return dict(part.split("=", 1) for part in line.split()[1:])
+
+
+def test_vs_aten_times_ours_with_f_linear_in_the_same_rounds():
+    """--vs-aten: ours (oneDNN linears) and ours through F.linear in the same rounds, and their ratio."""
+    fields = _quick_line("dc_mae", "--vs-aten")
     assert fields["linear"] == "onednn" and float(fields["aten_step_s"]) > 0
     ratio = float(fields["aten_step_s"]) / float(fields["step_s"])
     assert abs(float(fields["linear_gain"]) - ratio) <= 0.05 * ratio  # both steps rounded to 0.1 ms
+
+
+def test_vs_bf16_times_ours_under_bf16_autocast_in_the_same_rounds():
+    """--vs-bf16: ours in fp32 and ours under bf16 autocast in the same rounds, their ratio, the fp32 reference
+    against the bf16 step and the bf16 probe's rate."""
+    fields = _quick_line("sit", "--vs-bf16")
+    bf16, fp32, reference = (float(fields[k]) for k in ("bf16_step_s", "step_s", "ref_step_s"))
+    assert bf16 > 0 and float(fields["bf16_peak"]) > 0 and 0 < float(fields["bf16_pct_of_peak"]) < 100
+    assert abs(float(fields["bf16_gain"]) - fp32 / bf16) <= 0.05 * fp32 / bf16  # steps rounded to 0.1 ms
+    assert abs(float(fields["bf16_vs_released"]) - reference / bf16) <= 0.05 * reference / bf16 + 0.01
+    assert "aten_step_s" not in fields
 
 
 def test_each_reference_computes_what_ours_computes_with_the_same_weights():

@@ -19,7 +19,10 @@ from brainkit.registry import MODELS
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 NAMES = MODELS.names()
 BATCH = 7
-CHECKS = ("output_shape", "gradients", "deterministic", "round_trip", "bad_input", "one_step", "paper_count")
+CHECKS = (
+    "output_shape", "gradients", "bf16_autocast", "deterministic", "round_trip", "bad_input", "one_step",
+    "paper_count",
+)  # fmt: skip
 
 # (model, preset, data-given sizes) -> trainable parameter count, each with its source.
 PAPER_COUNTS = {
@@ -135,6 +138,25 @@ def test_gradients_finite(name: str) -> None:
     grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
     grads += [x.grad for x in inputs if x.is_floating_point() and x.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trains_under_bf16_autocast(name: str) -> None:
+    """``training.precision=bf16-mixed`` (the GPU suite's bf16 mode, and an option on CPUs with bf16 units): the
+    forward under bf16 autocast, as Fabric wraps a step, backward to finite float32 gradients. Catches a module
+    that mixes an autocast output with a float32 table where torch needs one dtype (a scatter, an index_put)."""
+    skip_unless_applies(name, "bf16_autocast")
+    model, inputs = build(name)
+    inputs = [x.clone().requires_grad_(True) if x.is_floating_point() else x for x in inputs]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tensors = output_tensors(model.train()(*inputs))
+        loss = sum(t.float().square().mean() for t in tensors.values())
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad and p.grad is not None]
+    grads += [x.grad for x in inputs if x.is_floating_point() and x.grad is not None]
+    assert grads and torch.isfinite(loss)
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
     assert any(g.abs().sum() > 0 for g in grads)
 
 

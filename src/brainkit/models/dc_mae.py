@@ -288,7 +288,8 @@ class DCMAE(nn.Module):
         cls, visible_tokens = x[:, :1], x[:, 1:]
         n_visible = visible_tokens.shape[1]
         visible = torch.argsort(mask.to(torch.int8), dim=1, stable=True)[:, :n_visible]
-        full = self.mask_token.expand(len(x), self.n_patches, -1).clone()
+        # in the activations' dtype: under autocast the projection gives bf16 / fp16, the table is fp32
+        full = self.mask_token.to(x.dtype).expand(len(x), self.n_patches, -1).clone()
         full = full.scatter(1, visible[..., None].expand(-1, -1, full.shape[-1]), visible_tokens)
         return self.decoder(torch.cat([cls, full], dim=1) + self.decoder_positions)
 

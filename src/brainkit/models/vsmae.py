@@ -165,7 +165,7 @@ class Decoder(nn.Module):
         e = self.config.encoder
         x = self.project(tokens)
         cls, patches = x[:, :1], x[:, 1:]
-        full = self.mask_token.expand(len(x), e.n_patches, -1).clone()
+        full = self.mask_token.to(x.dtype).expand(len(x), e.n_patches, -1).clone()  # autocast: x's dtype
         full = full.scatter(1, visible[..., None].expand(-1, -1, full.shape[-1]), patches)
         x = torch.cat([cls, full + self.positions], dim=1)
         bias = self.bias if self.config.decoder_distance_bias > 0 else None
@@ -202,7 +202,7 @@ class ReleasedDecoder(nn.Module):
     def forward(self, tokens: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         e = self.config.encoder
         x = rearrange(self.project(tokens), "b (t k) d -> b t k d", t=e.n_frames)
-        full = self.mask_token.expand(len(x), e.n_frames, e.n_patches, -1).clone()
+        full = self.mask_token.to(x.dtype).expand(len(x), e.n_frames, e.n_patches, -1).clone()  # x's dtype
         full = full.scatter(2, visible[:, None, :, None].expand(-1, e.n_frames, -1, x.shape[-1]), x)
         x = rearrange(full, "b t n d -> b (t n) d") + self.positions
         for block in self.blocks:

@@ -34,7 +34,9 @@ class TrainingConfig:
     validation periods (early stopping; the learning-rate schedule still spans the planned length).
     ``loggers``: Lightning's ``"csv"`` and/or ``"tensorboard"`` loggers of every history record, written to
     ``OUT/logs`` (TensorBoard needs ``pip install tensorboardX`` or tensorboard: ``pip install brainkit[loggers]``).
-    ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"`` on a GPU, ...). ``sync_batchnorm``: with
+    ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"``, ...): ``"bf16-mixed"`` runs the forward under
+    bf16 autocast with float32 weights, gradients and optimiser, on a GPU or on a CPU with bf16 units (AVX512-BF16,
+    AMX; without them bf16 is emulated and slower; docs/benchmarks.md measures it on 2 AMD cores). ``sync_batchnorm``: with
     several processes, BatchNorm layers normalise by the statistics of the whole global batch (SyncBatchNorm; GPU
     only: on CPU they keep per-process statistics, with a warning). ``compile``: train through ``torch.compile``
     (Inductor fuses the elementwise work between the GEMMs and convolutions; the first steps pay the compilation,
