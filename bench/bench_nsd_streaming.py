@@ -1,6 +1,7 @@
 """An NSD-scale subject trains Lite-Mind streamed from disk: peak RSS of the run, against the in-memory path.
 
-    python bench/bench_nsd_streaming.py --root /scratch/nsd_full [--sessions 40] [--steps 60] [--in-memory] [--cpu-memory release]
+    python bench/bench_nsd_streaming.py --root /scratch/nsd_full [--sessions 40] [--steps 60] [--in-memory]
+                                        [--cpu-memory release]
     python bench/bench_nsd_streaming.py --quick      # 3 sessions, 2,000 voxels: the CI-sized check of the script
 
 What it writes under ``--root`` (once; reused when the files exist): NSD's released layout at full size for subj01,
@@ -256,8 +257,9 @@ def main() -> None:
                 f"fmri_to_image/{way}way_top1_mean", metrics.get("fmri_to_image/top1", float("nan"))
             )
             print(f"nsd_streaming mode={mode} sessions={args.sessions} trials={args.sessions * args.trials} "
-                  f"voxels={args.voxels} steps={args.steps} batch={args.batch_size} cpu_memory={args.cpu_memory} rss_gb={rss:.2f} "
-                  f"seconds={seconds:.0f} store_gb={store_gb:.2f} test_images={n_test} {way}way_top1={top1:.3f}", flush=True)  # fmt: skip
+                  f"voxels={args.voxels} steps={args.steps} batch={args.batch_size} cpu_memory={args.cpu_memory} "
+                  f"rss_gb={rss:.2f} seconds={seconds:.0f} store_gb={store_gb:.2f} test_images={n_test} "
+                  f"{way}way_top1={top1:.3f}", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

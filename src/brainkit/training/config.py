@@ -36,12 +36,12 @@ class TrainingConfig:
     ``OUT/logs`` (TensorBoard needs ``pip install tensorboardX`` or tensorboard: ``pip install brainkit[loggers]``).
     ``precision``: Lightning Fabric's (``"32-true"``, ``"bf16-mixed"``, ...): ``"bf16-mixed"`` runs the forward under
     bf16 autocast with float32 weights, gradients and optimiser, on a GPU or on a CPU with bf16 units (AVX512-BF16,
-    AMX; without them bf16 is emulated and slower; docs/benchmarks.md measures it on 2 AMD cores). ``sync_batchnorm``: with
-    several processes, BatchNorm layers normalise by the statistics of the whole global batch (SyncBatchNorm; GPU
-    only: on CPU they keep per-process statistics, with a warning). ``compile``: train through ``torch.compile``
-    (Inductor fuses the elementwise work between the GEMMs and convolutions; the first steps pay the compilation,
-    minutes for a paper-size model on 2 CPU cores, and a new batch shape recompiles once); weights, checkpoints
-    and validation are those of the uncompiled task. ``cpu_memory``: on a CPU run with glibc, ``"reuse"`` keeps
+    AMX; without them bf16 is emulated and slower; docs/benchmarks.md measures it on 2 AMD cores).
+    ``sync_batchnorm``: with several processes, BatchNorm layers normalise by the statistics of the whole global
+    batch (SyncBatchNorm; GPU only: on CPU they keep per-process statistics, with a warning). ``compile``: train
+    through ``torch.compile`` (Inductor fuses the elementwise work between the GEMMs and convolutions; the first
+    steps pay the compilation, minutes for a paper-size model on 2 CPU cores, and a new batch shape recompiles
+    once); weights, checkpoints and validation are those of the uncompiled task. ``cpu_memory``: on a CPU run with glibc, ``"reuse"`` keeps
     the memory a step frees in the process for the next step (no fresh pages to fault in each step: the LDM's step
     1.3x faster on 2 cores; see :mod:`brainkit.training.heap`), and gives it back when training ends; ``"release"``
     leaves the C library's allocator as it is.
